@@ -1,0 +1,274 @@
+//! The SDK configuration (profile / region / endpoint / credentials) and the one struct that
+//! holds every client. Also: mapping SDK errors to [`AwsError`], the retry classifier that keeps
+//! quota errors from being retried, and the interceptor that counts calls.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_http_client::{Builder as HttpBuilder, tls};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeSerializationInterceptorContextRef, InterceptorContext,
+};
+use aws_smithy_runtime_api::client::orchestrator::{HttpResponse, Metadata};
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::client::retries::classifiers::{ClassifyRetry, RetryAction, RetryClassifierPriority};
+use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use crate::error::{AwsError, Error, ErrorKind, Result, chain, classify};
+
+/// Where the SDK configuration comes from: flags > environment > config file > AWS defaults.
+#[derive(Debug, Clone, Default)]
+pub struct AwsSettings {
+    pub profile: Option<String>,
+    pub region: Option<String>,
+    pub endpoint_url: Option<String>,
+    /// Fixed dummy credentials, for emulators only.
+    pub dummy_credentials: bool,
+}
+
+/// Every client the stack needs, built once from one [`SdkConfig`].
+#[derive(Clone)]
+pub struct Clients {
+    pub region: String,
+    pub ec2: aws_sdk_ec2::Client,
+    pub lambda: aws_sdk_lambda::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub apigateway: aws_sdk_apigateway::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub sts: aws_sdk_sts::Client,
+    pub cloudformation: aws_sdk_cloudformation::Client,
+    pub cloudtrail: aws_sdk_cloudtrail::Client,
+    pub calls: CallCounter,
+}
+
+macro_rules! client {
+    ($krate:ident, $sdk:expr, $calls:expr) => {
+        $krate::Client::from_conf(
+            $krate::config::Builder::from($sdk).retry_classifier(QuotaIsNotRetried).interceptor($calls.clone()).build(),
+        )
+    };
+}
+
+impl Clients {
+    pub async fn new(settings: &AwsSettings) -> Result<Clients> {
+        let http = HttpBuilder::new()
+            .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+            .build_https();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http)
+            // Throttling and 5xx are retried by the SDK a few times; longer waits (IAM
+            // propagation, API Gateway's 1-per-N-seconds limits) are ours, with progress lines.
+            .retry_config(RetryConfig::standard().with_max_attempts(4))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .operation_attempt_timeout(Duration::from_secs(60))
+                    .build(),
+            );
+        if let Some(profile) = &settings.profile {
+            loader = loader.profile_name(profile);
+        }
+        if let Some(region) = &settings.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        if let Some(url) = &settings.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        if settings.dummy_credentials {
+            loader = loader.credentials_provider(aws_sdk_sts::config::Credentials::new(
+                "testing",
+                "testing",
+                None,
+                None,
+                "movies-stack-dummy-credentials",
+            ));
+        }
+        let sdk: SdkConfig = loader.load().await;
+        let region = match sdk.region() {
+            Some(r) => r.to_string(),
+            None => {
+                return Err(Error::input(
+                    "no AWS region: pass --region, set AWS_REGION, set `aws.region` in the config file, or give the profile a region",
+                ));
+            }
+        };
+        validate_region(&region)?;
+        let calls = CallCounter::default();
+        Ok(Clients {
+            region,
+            ec2: client!(aws_sdk_ec2, &sdk, calls),
+            lambda: client!(aws_sdk_lambda, &sdk, calls),
+            dynamodb: client!(aws_sdk_dynamodb, &sdk, calls),
+            apigateway: client!(aws_sdk_apigateway, &sdk, calls),
+            logs: client!(aws_sdk_cloudwatchlogs, &sdk, calls),
+            iam: client!(aws_sdk_iam, &sdk, calls),
+            sts: client!(aws_sdk_sts, &sdk, calls),
+            cloudformation: client!(aws_sdk_cloudformation, &sdk, calls),
+            cloudtrail: client!(aws_sdk_cloudtrail, &sdk, calls),
+            calls,
+        })
+    }
+}
+
+/// `us-east-1`, `eu-west-3`, `us-gov-west-1`, `ap-southeast-4`...
+pub fn validate_region(region: &str) -> Result<()> {
+    let parts: Vec<&str> = region.split('-').collect();
+    let ok = parts.len() >= 3
+        && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+        && parts[0].len() == 2
+        && parts.last().is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::input(format!("region `{region}` is not an AWS region name (expected something like us-east-1)")))
+    }
+}
+
+/// Map an SDK result to ours, naming the service and operation.
+pub trait AwsResultExt<T> {
+    fn aws(self, service: &'static str, operation: &'static str) -> Result<T>;
+}
+
+impl<T, E> AwsResultExt<T> for std::result::Result<T, SdkError<E, HttpResponse>>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    fn aws(self, service: &'static str, operation: &'static str) -> Result<T> {
+        self.map_err(|e| Error::Aws(aws_error(&e, service, operation)))
+    }
+}
+
+pub fn aws_error<E>(e: &SdkError<E, HttpResponse>, service: &'static str, operation: &'static str) -> AwsError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let status = e.raw_response().map(|r| r.status().as_u16());
+    match e {
+        SdkError::ServiceError(se) => {
+            let err = se.err();
+            let code = err.code().map(str::to_string);
+            let message = err.message().map(str::to_string).unwrap_or_default();
+            let kind = classify(code.as_deref(), &message, status);
+            AwsError { service, operation, code, message, kind, status }
+        }
+        other => {
+            let message = chain(other);
+            let kind = if message.contains("credential") || message.contains("profile") {
+                ErrorKind::Auth
+            } else {
+                ErrorKind::Fatal
+            };
+            AwsError { service, operation, code: None, message, kind, status }
+        }
+    }
+}
+
+/// API Gateway and DynamoDB call quota errors `LimitExceededException`, and the SDK's standard
+/// classifier treats that code as throttling. A quota does not go away by retrying: forbid it.
+#[derive(Debug)]
+struct QuotaIsNotRetried;
+
+impl ClassifyRetry for QuotaIsNotRetried {
+    fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
+        let Some(Err(err)) = ctx.output_or_error() else {
+            return RetryAction::NoActionIndicated;
+        };
+        // The operation error is the service's own enum; its Debug output carries the modeled
+        // variant name or the error code. REST services also send the code in a header.
+        let header = ctx
+            .response()
+            .and_then(|r| r.headers().get("x-amzn-errortype"))
+            .map(|v| v.split(':').next().unwrap_or(v).to_string());
+        let text = err.as_operation_error().map(|e| format!("{e:?}")).unwrap_or_default();
+        if header.as_deref() == Some("LimitExceededException") || text.contains("LimitExceededException") {
+            RetryAction::RetryForbidden
+        } else {
+            RetryAction::NoActionIndicated
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "QuotaIsNotRetried"
+    }
+
+    fn priority(&self) -> RetryClassifierPriority {
+        RetryClassifierPriority::run_after(RetryClassifierPriority::transient_error_classifier())
+    }
+}
+
+/// Counts every operation the tool starts, by service and operation (for the run summary).
+#[derive(Debug, Clone, Default)]
+pub struct CallCounter(Arc<Mutex<BTreeMap<(String, String), u32>>>);
+
+impl CallCounter {
+    pub fn snapshot(&self) -> BTreeMap<(String, String), u32> {
+        self.0.lock().expect("counter lock").clone()
+    }
+
+    /// (all calls, mutating calls)
+    pub fn totals(&self) -> (u32, u32) {
+        let snap = self.snapshot();
+        let all = snap.values().sum();
+        let mutating = snap.iter().filter(|((_, op), _)| is_mutating(op)).map(|(_, n)| n).sum();
+        (all, mutating)
+    }
+}
+
+/// Whether an operation name changes anything (read-only operations are named Describe*, Get*,
+/// List*, ...).
+pub fn is_mutating(operation: &str) -> bool {
+    const READS: [&str; 6] = ["Describe", "Get", "List", "BatchGet", "Query", "Scan"];
+    !READS.iter().any(|p| operation.starts_with(p)) && operation != "LookupEvents"
+}
+
+impl Intercept for CallCounter {
+    fn name(&self) -> &'static str {
+        "CallCounter"
+    }
+
+    fn read_before_serialization(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> std::result::Result<(), BoxError> {
+        if let Some(meta) = cfg.load::<Metadata>() {
+            let mut map = self.0.lock().expect("counter lock");
+            *map.entry((meta.service().to_string(), meta.name().to_string())).or_default() += 1;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn region_names() {
+        for ok in ["us-east-1", "eu-west-3", "us-gov-west-1", "ap-southeast-4"] {
+            validate_region(ok).unwrap();
+        }
+        for bad in ["useast1", "us-east", "US-EAST-1", "us-east-1a", "", "moon-base-x"] {
+            assert!(validate_region(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn mutating_operations() {
+        assert!(is_mutating("CreateVpc"));
+        assert!(is_mutating("PutItem"));
+        assert!(is_mutating("UpdateFunctionCode"));
+        assert!(!is_mutating("DescribeVpcs"));
+        assert!(!is_mutating("GetRestApis"));
+        assert!(!is_mutating("ListTagsOfResource"));
+    }
+}

@@ -1,0 +1,122 @@
+//! Command-line definitions only (clap). Doc comments are the help text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Deploy, inspect and tear down the serverless movies API on AWS, directly through the AWS SDK
+/// (no CloudFormation, no CDK).
+#[derive(Debug, Parser)]
+#[command(name = "movies-stack", version, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Environment: reads config/NAME.toml
+    #[arg(long, global = true, default_value = "dev", value_name = "NAME")]
+    pub env: String,
+    /// Config file to read instead of config/<env>.toml
+    #[arg(long, global = true, value_name = "PATH", conflicts_with = "env")]
+    pub config: Option<PathBuf>,
+    /// AWS profile (overrides AWS_PROFILE and the config file)
+    #[arg(long, global = true, env = "AWS_PROFILE", value_name = "NAME")]
+    pub profile: Option<String>,
+    /// AWS region (overrides AWS_REGION and the config file)
+    #[arg(long, global = true, env = "AWS_REGION", value_name = "REGION")]
+    pub region: Option<String>,
+    /// Send every AWS call to this endpoint, e.g. a local emulator (overrides AWS_ENDPOINT_URL)
+    #[arg(long, global = true, env = "AWS_ENDPOINT_URL", value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// Output format of the command's result (stdout); progress always goes to stderr
+    #[arg(long, global = true, value_enum, default_value_t = Output::Human)]
+    pub output: Output,
+    /// More detail on stderr (-v, -vv)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or update every resource of the stack so it matches the config
+    Up(UpArgs),
+    /// Show what `up` would do, resource by resource, without changing anything
+    /// (exit 0: no changes, 2: changes, 1: error)
+    Plan(PlanArgs),
+    /// One row per resource (present / missing / drifted), health and outputs
+    /// (exit 0: in sync, 2: something missing or drifted)
+    Status,
+    /// Print the API key values (the only command that prints them)
+    Keys(KeysArgs),
+    /// Delete everything the stack owns, in reverse dependency order (keeps the table's data
+    /// unless --delete-data)
+    Down(DownArgs),
+    /// Build the handler and write its deterministic deployment zip (no AWS call)
+    Package(PackageArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Compare against this prebuilt zip instead of building handler/
+    #[arg(long, value_name = "ZIP")]
+    pub artifact: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Tier {
+    Standard,
+    Premium,
+}
+
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    /// Only this tier's key
+    #[arg(long, value_enum)]
+    pub tier: Option<Tier>,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Do not ask for confirmation (required when stdin is not a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Also delete the DynamoDB table and all its items (turns deletion protection off first)
+    #[arg(long)]
+    pub delete_data: bool,
+    /// How long to wait for Lambda's VPC network interfaces to be released, in minutes
+    #[arg(long, default_value_t = 45, value_name = "MINUTES", value_parser = clap::value_parser!(u64).range(1..=180))]
+    pub eni_timeout: u64,
+    /// How many resources to work on at once
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Deploy this prebuilt zip (containing `bootstrap`) instead of building handler/
+    #[arg(long, value_name = "ZIP")]
+    pub artifact: Option<PathBuf>,
+    /// Fail, instead of warning, when no CloudTrail trail logs management events
+    #[arg(long)]
+    pub require_cloudtrail: bool,
+    /// How many resources to work on at once
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct PackageArgs {
+    /// Where to write the zip
+    #[arg(long, value_name = "PATH")]
+    pub out: PathBuf,
+}

@@ -1,0 +1,125 @@
+//! Commands: each a thin composition of config, clients, the stack graph and the reporter.
+
+use std::sync::Arc;
+
+use crate::aws::{AwsResultExt, AwsSettings, Clients};
+use crate::cli::Global;
+use crate::config::{self, Config};
+use crate::error::{Error, ErrorKind, Result};
+use crate::resources::{Ctx, Timeouts};
+use crate::ui::Reporter;
+
+pub mod down;
+pub mod keys;
+pub mod package;
+pub mod plan;
+pub mod preflight;
+pub mod status;
+pub mod up;
+
+/// The validated config of `--env` / `--config`. No AWS call.
+pub fn load_config(global: &Global) -> Result<Config> {
+    let path = config::resolve_path(&global.env, global.config.as_deref())?;
+    config::load(&path)
+}
+
+/// Flags (and their environment variables) > config file > AWS defaults. No AWS call.
+pub fn aws_settings(global: &Global, config: &Config) -> Result<AwsSettings> {
+    if let Some(url) = &global.endpoint_url
+        && !config::valid_url(url)
+    {
+        return Err(Error::input(format!("--endpoint-url {url:?}: expected an http:// or https:// URL")));
+    }
+    if let Some(region) = &global.region {
+        crate::aws::validate_region(region).map_err(|_| {
+            Error::input(format!("--region {region:?}: not an AWS region name (expected something like us-east-1)"))
+        })?;
+    }
+    if let Some(p) = &global.profile
+        && p.trim().is_empty()
+    {
+        return Err(Error::input("--profile: expected a profile name, found an empty string"));
+    }
+    let endpoint_url = global.endpoint_url.clone().or_else(|| config.aws.endpoint_url.clone());
+    if config.aws.dummy_credentials && endpoint_url.is_none() {
+        return Err(Error::input(format!(
+            "{}: key `aws.dummy_credentials`: dummy credentials are only for an emulator: set aws.endpoint_url, --endpoint-url or AWS_ENDPOINT_URL too",
+            config.path.display()
+        )));
+    }
+    Ok(AwsSettings {
+        profile: global.profile.clone().or_else(|| config.aws.profile.clone()),
+        region: global.region.clone().or_else(|| config.aws.region.clone()),
+        endpoint_url,
+        dummy_credentials: config.aws.dummy_credentials,
+    })
+}
+
+/// Clients + who we are. The first AWS call of every command is STS GetCallerIdentity: it
+/// proves the credentials, region and endpoint before anything else is attempted.
+pub async fn connect(settings: &AwsSettings, config: &Config, reporter: Arc<dyn Reporter>) -> Result<Arc<Ctx>> {
+    let aws = Clients::new(settings).await?;
+    let identity = aws.sts.get_caller_identity().send().await.aws("STS", "GetCallerIdentity").map_err(|e| {
+        let aws_err = e.aws();
+        let where_ = match &settings.endpoint_url {
+            Some(u) => format!("endpoint {u}"),
+            None => format!("region {}", aws.region),
+        };
+        match aws_err {
+            Some(a) if a.kind == ErrorKind::Auth || a.code.is_none() => {
+                let hint = if a.message.contains("Connection refused") || a.message.contains("dns error") || a.message.contains("timed out") {
+                    " (is the endpoint URL right, and is the server running?)"
+                } else if a.message.contains("profile") {
+                    " (check --profile / AWS_PROFILE / aws.profile and ~/.aws/config)"
+                } else if a.kind == ErrorKind::Auth || a.message.contains("credential") {
+                    " (no valid credentials: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run `aws sso login`)"
+                } else {
+                    ""
+                };
+                Error::input(format!("cannot reach AWS ({where_}): {}{hint}", a.message))
+            }
+            _ => e,
+        }
+    })?;
+    let account_id = identity.account().unwrap_or_default().to_string();
+    reporter.event(crate::ui::Event::Info(format!(
+        "stack {} | account {} | region {}{} | as {}",
+        config.stack,
+        account_id,
+        aws.region,
+        settings.endpoint_url.as_deref().map(|u| format!(" | endpoint {u}")).unwrap_or_default(),
+        identity.arn().unwrap_or("?")
+    )));
+    Ok(Arc::new(Ctx {
+        aws,
+        stack: config.stack.clone(),
+        account_id,
+        reporter,
+        apigw_writes: tokio::sync::Mutex::new(()),
+        timeouts: Timeouts::default(),
+    }))
+}
+
+/// The function code to compare or deploy: `--artifact ZIP`, or handler/ built for the
+/// configured architecture.
+pub async fn artifact(
+    config: &Config,
+    path: Option<&std::path::Path>,
+    reporter: &Arc<dyn Reporter>,
+) -> Result<crate::package::Artifact> {
+    let artifact = match path {
+        Some(path) => crate::package::read_artifact(path)?,
+        None => {
+            reporter.event(crate::ui::Event::Info(format!(
+                "building handler/ for {} (cargo lambda build --release)",
+                config.function.architecture
+            )));
+            crate::package::build(&config.function.architecture).await?
+        }
+    };
+    reporter.event(crate::ui::Event::Info(format!(
+        "function code: {} (CodeSha256 {})",
+        artifact.source, artifact.sha256_b64
+    )));
+    Ok(artifact)
+}

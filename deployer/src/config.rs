@@ -1,0 +1,472 @@
+//! TOML config -> validated [`Config`]. One file per environment in `config/`. Unknown keys,
+//! wrong types and out-of-range values are rejected before any AWS call, with a one-line message
+//! naming the file, the key and what was expected.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// Retention values CloudWatch Logs accepts (PutRetentionPolicy `retentionInDays`).
+pub const RETENTION_DAYS: [i32; 22] =
+    [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Stack name: the value of the `movies-stack:stack` tag and the prefix of derived names.
+    pub stack: String,
+    #[serde(default)]
+    pub aws: AwsSection,
+    #[serde(default)]
+    pub network: Network,
+    #[serde(default)]
+    pub table: TableSection,
+    #[serde(default)]
+    pub function: FunctionSection,
+    #[serde(default)]
+    pub api: ApiSection,
+    #[serde(default)]
+    pub logs: Logs,
+    #[serde(default)]
+    pub usage_plans: UsagePlans,
+    /// Where the file was read from (not a key).
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsSection {
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub endpoint_url: Option<String>,
+    /// Use fixed dummy credentials (emulators only; requires `endpoint_url`).
+    #[serde(default)]
+    pub dummy_credentials: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Network {
+    pub vpc_cidr: String,
+    pub az_count: usize,
+    pub subnet_prefix: u8,
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Network { vpc_cidr: "10.1.0.0/16".into(), az_count: 2, subnet_prefix: 24 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TableSection {
+    pub name: String,
+}
+
+impl Default for TableSection {
+    fn default() -> Self {
+        TableSection { name: "demo_table".into() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FunctionSection {
+    pub name: String,
+    pub architecture: String,
+    pub memory_mb: i32,
+    pub timeout_seconds: i32,
+}
+
+impl Default for FunctionSection {
+    fn default() -> Self {
+        FunctionSection {
+            name: "apigw_handler".into(),
+            architecture: "arm64".into(),
+            memory_mb: 256,
+            timeout_seconds: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiSection {
+    pub stage: String,
+}
+
+impl Default for ApiSection {
+    fn default() -> Self {
+        ApiSection { stage: "prod".into() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Logs {
+    pub retention_days: i32,
+}
+
+impl Default for Logs {
+    fn default() -> Self {
+        Logs { retention_days: 365 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UsagePlans {
+    pub standard: UsagePlan,
+    pub premium: UsagePlan,
+}
+
+impl Default for UsagePlans {
+    fn default() -> Self {
+        UsagePlans {
+            standard: UsagePlan {
+                name: "Standard".into(),
+                rate_limit: 50.0,
+                burst_limit: 100,
+                quota_limit: 10_000,
+                quota_period: "DAY".into(),
+            },
+            premium: UsagePlan {
+                name: "Premium".into(),
+                rate_limit: 100.0,
+                burst_limit: 200,
+                quota_limit: 50_000,
+                quota_period: "DAY".into(),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsagePlan {
+    pub name: String,
+    pub rate_limit: f64,
+    pub burst_limit: i32,
+    pub quota_limit: i32,
+    pub quota_period: String,
+}
+
+impl UsagePlans {
+    /// (tier, plan), in a fixed order.
+    pub fn tiers(&self) -> [(&'static str, &UsagePlan); 2] {
+        [("standard", &self.standard), ("premium", &self.premium)]
+    }
+}
+
+/// `--env NAME` -> `config/NAME.toml`; `--config PATH` wins.
+pub fn resolve_path(env: &str, config: Option<&Path>) -> Result<PathBuf> {
+    if let Some(p) = config {
+        return Ok(p.to_path_buf());
+    }
+    if env.is_empty() || !env.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        return Err(Error::input(format!("--env `{env}`: expected a name made of letters, digits, `-` and `_`")));
+    }
+    Ok(PathBuf::from("config").join(format!("{env}.toml")))
+}
+
+pub fn load(path: &Path) -> Result<Config> {
+    let shown = path.display();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::NotFound {
+            let envs = available_envs(path);
+            if envs.is_empty() { String::new() } else { format!(" (available: {})", envs.join(", ")) }
+        } else {
+            String::new()
+        };
+        Error::input(format!("{shown}: cannot read config file: {e}{hint}"))
+    })?;
+    let mut config = parse(&text).map_err(|(key, msg)| match key {
+        Some(k) => Error::input(format!("{shown}: key `{k}`: {msg}")),
+        None => Error::input(format!("{shown}: {msg}")),
+    })?;
+    config.path = path.to_path_buf();
+    Ok(config)
+}
+
+fn available_envs(path: &Path) -> Vec<String> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut envs: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".toml").map(str::to_string))
+        .collect();
+    envs.sort();
+    envs
+}
+
+/// Parse and validate. On error: (dotted key if known, message with the line).
+pub fn parse(text: &str) -> std::result::Result<Config, (Option<String>, String)> {
+    let de = toml::Deserializer::parse(text).map_err(|e| (None, one_line(&e, text)))?;
+    let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let key = if path == "." || path.is_empty() { None } else { Some(path) };
+        (key, one_line(&inner, text))
+    })?;
+    validate(&config).map_err(|(k, m)| (Some(k.to_string()), m))?;
+    Ok(config)
+}
+
+fn one_line(e: &toml::de::Error, text: &str) -> String {
+    let msg = e.message().trim().replace('\n', " ");
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("{msg} (line {line})")
+        }
+        None => msg,
+    }
+}
+
+type Invalid = (&'static str, String);
+
+fn check(ok: bool, key: &'static str, msg: impl FnOnce() -> String) -> std::result::Result<(), Invalid> {
+    if ok { Ok(()) } else { Err((key, msg())) }
+}
+
+fn validate(c: &Config) -> std::result::Result<(), Invalid> {
+    let s = &c.stack;
+    check(
+        !s.is_empty()
+            && s.len() <= 32
+            && s.starts_with(|ch: char| ch.is_ascii_lowercase())
+            && !s.ends_with('-')
+            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+        "stack",
+        || format!("expected 1-32 characters: lowercase letters, digits and `-`, starting with a letter; found {s:?}"),
+    )?;
+    if let Some(r) = &c.aws.region {
+        check(crate::aws::validate_region(r).is_ok(), "aws.region", || {
+            format!("expected an AWS region like us-east-1, found {r:?}")
+        })?;
+    }
+    if let Some(p) = &c.aws.profile {
+        check(!p.trim().is_empty(), "aws.profile", || "expected a profile name, found an empty string".into())?;
+    }
+    if let Some(u) = &c.aws.endpoint_url {
+        check(valid_url(u), "aws.endpoint_url", || format!("expected an http:// or https:// URL, found {u:?}"))?;
+    }
+
+    let (net, prefix) = parse_cidr(&c.network.vpc_cidr).ok_or_else(|| {
+        ("network.vpc_cidr", format!("expected an IPv4 CIDR block like 10.1.0.0/16, found {:?}", c.network.vpc_cidr))
+    })?;
+    check((16..=24).contains(&prefix), "network.vpc_cidr", || {
+        format!("expected a block between /16 and /24 (AWS VPC limits, and room for subnets), found /{prefix}")
+    })?;
+    let mask = u32::MAX << (32 - prefix);
+    check(u32::from(net) & !mask == 0, "network.vpc_cidr", || {
+        format!(
+            "{:?} has host bits set; did you mean {}/{prefix}?",
+            c.network.vpc_cidr,
+            Ipv4Addr::from(u32::from(net) & mask)
+        )
+    })?;
+    check((1..=6).contains(&c.network.az_count), "network.az_count", || {
+        format!("expected 1 to 6 availability zones, found {}", c.network.az_count)
+    })?;
+    let sp = c.network.subnet_prefix;
+    check(sp > prefix && sp <= 28, "network.subnet_prefix", || {
+        format!("expected a prefix longer than the VPC's /{prefix} and at most /28, found /{sp}")
+    })?;
+    check((1usize << (sp - prefix).min(20)) >= c.network.az_count, "network.subnet_prefix", || {
+        format!(
+            "/{sp} subnets leave room for only {} subnets in /{prefix}, but az_count is {}",
+            1usize << (sp - prefix),
+            c.network.az_count
+        )
+    })?;
+
+    let t = &c.table.name;
+    check(
+        (3..=255).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)),
+        "table.name",
+        || format!("expected 3-255 characters of letters, digits, `_`, `-`, `.` (DynamoDB's rule), found {t:?}"),
+    )?;
+    let f = &c.function;
+    check(
+        (1..=64).contains(&f.name.len()) && f.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b)),
+        "function.name",
+        || format!("expected 1-64 characters of letters, digits, `_` and `-` (Lambda's rule), found {:?}", f.name),
+    )?;
+    check(f.architecture == "arm64" || f.architecture == "x86_64", "function.architecture", || {
+        format!("expected \"arm64\" or \"x86_64\", found {:?}", f.architecture)
+    })?;
+    check((128..=10240).contains(&f.memory_mb), "function.memory_mb", || {
+        format!("expected 128 to 10240 (MB), found {}", f.memory_mb)
+    })?;
+    check((1..=900).contains(&f.timeout_seconds), "function.timeout_seconds", || {
+        format!("expected 1 to 900 (seconds), found {}", f.timeout_seconds)
+    })?;
+    let st = &c.api.stage;
+    check(
+        (1..=128).contains(&st.len()) && st.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b)),
+        "api.stage",
+        || format!("expected 1-128 characters of letters, digits, `_` and `-`, found {st:?}"),
+    )?;
+    check(RETENTION_DAYS.contains(&c.logs.retention_days), "logs.retention_days", || {
+        format!(
+            "expected one of the values CloudWatch Logs accepts ({RETENTION_DAYS:?}), found {}",
+            c.logs.retention_days
+        )
+    })?;
+    for (tier, p) in c.usage_plans.tiers() {
+        let key = |field: &str| -> &'static str {
+            // Static keys for the error tuple: the set is small and fixed.
+            match (tier, field) {
+                ("standard", "name") => "usage_plans.standard.name",
+                ("standard", "rate_limit") => "usage_plans.standard.rate_limit",
+                ("standard", "burst_limit") => "usage_plans.standard.burst_limit",
+                ("standard", "quota_limit") => "usage_plans.standard.quota_limit",
+                ("standard", _) => "usage_plans.standard.quota_period",
+                (_, "name") => "usage_plans.premium.name",
+                (_, "rate_limit") => "usage_plans.premium.rate_limit",
+                (_, "burst_limit") => "usage_plans.premium.burst_limit",
+                (_, "quota_limit") => "usage_plans.premium.quota_limit",
+                _ => "usage_plans.premium.quota_period",
+            }
+        };
+        check(!p.name.trim().is_empty() && p.name.len() <= 64, key("name"), || {
+            format!("expected a name of 1-64 characters, found {:?}", p.name)
+        })?;
+        check(p.rate_limit.is_finite() && p.rate_limit > 0.0 && p.rate_limit <= 10_000.0, key("rate_limit"), || {
+            format!(
+                "expected requests per second above 0 and at most 10000 (the account limit), found {}",
+                p.rate_limit
+            )
+        })?;
+        check(p.burst_limit >= 1 && f64::from(p.burst_limit) >= p.rate_limit, key("burst_limit"), || {
+            format!("expected a burst of at least the rate limit ({}), found {}", p.rate_limit, p.burst_limit)
+        })?;
+        check(p.quota_limit >= 1, key("quota_limit"), || {
+            format!("expected a quota of at least 1 request per period, found {}", p.quota_limit)
+        })?;
+        check(["DAY", "WEEK", "MONTH"].contains(&p.quota_period.as_str()), key("quota_period"), || {
+            format!("expected \"DAY\", \"WEEK\" or \"MONTH\", found {:?}", p.quota_period)
+        })?;
+    }
+    Ok(())
+}
+
+pub fn valid_url(u: &str) -> bool {
+    let rest = u.strip_prefix("http://").or_else(|| u.strip_prefix("https://"));
+    matches!(rest, Some(r) if !r.is_empty() && !r.starts_with('/') && !r.contains(char::is_whitespace))
+}
+
+/// "10.1.0.0/16" -> (10.1.0.0, 16)
+pub fn parse_cidr(s: &str) -> Option<(Ipv4Addr, u8)> {
+    let (ip, prefix) = s.split_once('/')?;
+    let prefix: u8 = prefix.parse().ok()?;
+    (prefix <= 32).then_some(())?;
+    Some((ip.parse().ok()?, prefix))
+}
+
+/// The `n`-th subnet of length `subnet_prefix` in `vpc_cidr` (assumes a validated config).
+pub fn subnet_cidr(vpc_cidr: &str, subnet_prefix: u8, n: usize) -> String {
+    let (net, _) = parse_cidr(vpc_cidr).expect("validated CIDR");
+    let size = 1u32 << (32 - subnet_prefix);
+    format!("{}/{subnet_prefix}", Ipv4Addr::from(u32::from(net) + size * n as u32))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_configs_are_valid() {
+        for env in ["dev", "prod", "local"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config").join(format!("{env}.toml"));
+            load(&path).unwrap_or_else(|e| panic!("{env}: {e}"));
+        }
+    }
+
+    #[test]
+    fn defaults_are_the_seed() {
+        let c = parse("stack = \"movies-dev\"").unwrap();
+        assert_eq!(c.network.vpc_cidr, "10.1.0.0/16");
+        assert_eq!(c.table.name, "demo_table");
+        assert_eq!(c.function.name, "apigw_handler");
+        assert_eq!(c.function.architecture, "arm64");
+        assert_eq!(c.logs.retention_days, 365);
+        assert_eq!(c.usage_plans.standard.burst_limit, 100);
+        assert_eq!(c.usage_plans.premium.quota_limit, 50_000);
+    }
+
+    #[test]
+    fn broken_configs_name_the_key_and_what_was_expected() {
+        let base = "stack = \"s\"\n";
+        let cases: &[(&str, Option<&str>, &str)] = &[
+            ("", Some("stack"), "missing field `stack`"),
+            ("stack = \"s\"\nbogus = 1", Some("bogus"), "unknown field `bogus`"),
+            ("[network]\nvpc_cdr = \"10.0.0.0/16\"", Some("network.vpc_cdr"), "unknown field `vpc_cdr`"),
+            ("[network]\naz_count = \"two\"", Some("network.az_count"), "invalid type"),
+            ("[network]\nvpc_cidr = \"10.0.0.0/8\"", Some("network.vpc_cidr"), "between /16 and /24"),
+            ("[network]\nvpc_cidr = \"10.0.0.0/25\"", Some("network.vpc_cidr"), "between /16 and /24"),
+            ("[network]\nvpc_cidr = \"banana\"", Some("network.vpc_cidr"), "IPv4 CIDR"),
+            ("[network]\nvpc_cidr = \"10.1.2.0/16\"", Some("network.vpc_cidr"), "host bits"),
+            ("[network]\naz_count = 0", Some("network.az_count"), "1 to 6"),
+            ("[network]\nsubnet_prefix = 16", Some("network.subnet_prefix"), "longer than"),
+            ("[logs]\nretention_days = 366", Some("logs.retention_days"), "CloudWatch Logs accepts"),
+            ("[table]\nname = \"\"", Some("table.name"), "3-255"),
+            ("[function]\nname = \"\"", Some("function.name"), "1-64"),
+            ("[function]\narchitecture = \"mips\"", Some("function.architecture"), "arm64"),
+            ("[function]\nmemory_mb = 64", Some("function.memory_mb"), "128 to 10240"),
+            ("[api]\nstage = \"a b\"", Some("api.stage"), "letters"),
+            (
+                "[usage_plans.standard]\nname = \"S\"\nrate_limit = 50.0\nburst_limit = 10\nquota_limit = 1\nquota_period = \"DAY\"",
+                Some("usage_plans.standard.burst_limit"),
+                "at least the rate limit",
+            ),
+            (
+                "[usage_plans.premium]\nname = \"P\"\nrate_limit = 1.0\nburst_limit = 10\nquota_limit = 0\nquota_period = \"DAY\"",
+                Some("usage_plans.premium.quota_limit"),
+                "at least 1",
+            ),
+            (
+                "[usage_plans.premium]\nname = \"P\"\nrate_limit = 1.0\nburst_limit = 10\nquota_limit = 5\nquota_period = \"YEAR\"",
+                Some("usage_plans.premium.quota_period"),
+                "MONTH",
+            ),
+            (
+                "[usage_plans.premium]\nname = \"\"\nrate_limit = 1.0\nburst_limit = 10\nquota_limit = 5\nquota_period = \"DAY\"",
+                Some("usage_plans.premium.name"),
+                "1-64",
+            ),
+            ("[aws]\nregion = \"mars\"", Some("aws.region"), "us-east-1"),
+            ("[aws]\nendpoint_url = \"localhost:5055\"", Some("aws.endpoint_url"), "http://"),
+        ];
+        for (body, key, needle) in cases {
+            let text =
+                if body.starts_with("stack") || body.is_empty() { body.to_string() } else { format!("{base}{body}") };
+            let (k, msg) = parse(&text).expect_err(body);
+            assert_eq!(k.as_deref(), *key, "key for {body:?}: {msg}");
+            assert!(msg.contains(needle), "message for {body:?} should contain {needle:?}: {msg}");
+            assert!(!msg.contains('\n'), "one line: {msg:?}");
+        }
+        let bad_stack = parse("stack = \"My_Stack\"").unwrap_err();
+        assert_eq!(bad_stack.0.as_deref(), Some("stack"));
+    }
+
+    #[test]
+    fn load_names_the_file() {
+        let e = load(Path::new("config/nope.toml")).unwrap_err().to_string();
+        assert!(e.starts_with("config/nope.toml: cannot read config file"), "{e}");
+    }
+
+    #[test]
+    fn subnets_are_carved_in_order() {
+        assert_eq!(subnet_cidr("10.1.0.0/16", 24, 0), "10.1.0.0/24");
+        assert_eq!(subnet_cidr("10.1.0.0/16", 24, 1), "10.1.1.0/24");
+        assert_eq!(subnet_cidr("10.1.0.0/20", 22, 3), "10.1.12.0/22");
+    }
+}

@@ -1,0 +1,298 @@
+//! The error type of the whole tool, its classification (what the retry policy reads) and the
+//! process exit codes.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Documented exit codes (README "Exit codes").
+pub mod exit {
+    pub const OK: i32 = 0;
+    /// A failure while talking to AWS, or any runtime failure.
+    pub const FAILURE: i32 = 1;
+    /// `plan`: changes pending; `status`: something missing or drifted.
+    pub const CHANGES: i32 = 2;
+    /// Invalid input: config file, flags, credentials, region. No AWS call was made for it
+    /// unless the input could only be checked by AWS (credentials).
+    pub const INPUT: i32 = 3;
+    /// Another run holds the stack's lock.
+    pub const LOCKED: i32 = 4;
+    /// Interrupted by Ctrl-C.
+    pub const INTERRUPTED: i32 = 130;
+}
+
+/// What kind of failure an AWS error is. Retry policy reads this, never raw strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    NotFound,
+    AlreadyExists,
+    /// The resource is busy (update in progress, dependency still attached).
+    Conflict,
+    Throttled,
+    /// AWS is eventually consistent here: IAM role not yet assumable, backups being enabled, ...
+    Propagating,
+    /// A quota: never retried.
+    Quota,
+    /// Credentials or permissions.
+    Auth,
+    Fatal,
+}
+
+/// One failed AWS call, with everything a user needs to act on it.
+#[derive(Debug, Clone)]
+pub struct AwsError {
+    pub service: &'static str,
+    pub operation: &'static str,
+    pub code: Option<String>,
+    pub message: String,
+    pub kind: ErrorKind,
+    pub status: Option<u16>,
+}
+
+impl fmt::Display for AwsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} failed", self.service, self.operation)?;
+        if let Some(code) = &self.code {
+            write!(f, ": {code}")?;
+        }
+        if !self.message.is_empty() {
+            write!(f, ": {}", self.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for AwsError {}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad input: config, flags, credentials, region. Exit code 3.
+    #[error("{0}")]
+    Input(String),
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    /// An AWS error while working on one resource of the stack.
+    #[error("{resource}: {source}")]
+    Resource { resource: String, source: Box<Error> },
+    #[error("timed out after {}s waiting for {what}", after.as_secs())]
+    Timeout { what: String, after: Duration },
+    #[error("interrupted")]
+    Interrupted,
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Error {
+    pub fn other(msg: impl Into<String>) -> Self {
+        Error::Other(msg.into())
+    }
+
+    pub fn input(msg: impl Into<String>) -> Self {
+        Error::Input(msg.into())
+    }
+
+    pub fn for_resource(self, resource: &str) -> Self {
+        match self {
+            Error::Resource { .. } | Error::Input(_) | Error::Interrupted => self,
+            other => Error::Resource { resource: resource.to_string(), source: Box::new(other) },
+        }
+    }
+
+    /// The AWS error at the root, if any.
+    pub fn aws(&self) -> Option<&AwsError> {
+        match self {
+            Error::Aws(e) => Some(e),
+            Error::Resource { source, .. } => source.aws(),
+            _ => None,
+        }
+    }
+
+    pub fn kind(&self) -> Option<ErrorKind> {
+        self.aws().map(|e| e.kind)
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.kind() == Some(ErrorKind::NotFound)
+    }
+
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Input(_) => exit::INPUT,
+            Error::Interrupted => exit::INTERRUPTED,
+            Error::Resource { source, .. } => source.exit_code(),
+            Error::Aws(e) if e.kind == ErrorKind::Auth => exit::INPUT,
+            _ => exit::FAILURE,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Classify an AWS error from its code, message and HTTP status.
+pub fn classify(code: Option<&str>, message: &str, status: Option<u16>) -> ErrorKind {
+    let code = code.unwrap_or("");
+    let msg = message.to_ascii_lowercase();
+    // Order matters: the same code (e.g. InvalidParameterValueException) can mean propagation.
+    if msg.contains("cannot be assumed by lambda")
+        || msg.contains("does not have permissions to call createnetworkinterface")
+        || msg.contains("throttled by ec2")
+        || msg.contains("role arn does not have required permissions")
+        || msg.contains("could not successfully write to cloudwatch logs")
+        || code == "ContinuousBackupsUnavailableException"
+        || msg.contains("backups are being enabled")
+    {
+        return ErrorKind::Propagating;
+    }
+    match code {
+        "TooManyRequestsException"
+        | "ThrottlingException"
+        | "Throttling"
+        | "RequestLimitExceeded"
+        | "ProvisionedThroughputExceededException"
+        | "ThrottledException"
+        | "RequestThrottledException"
+        | "EC2ThrottledException"
+        | "SlowDown" => {
+            return ErrorKind::Throttled;
+        }
+        "LimitExceededException"
+        | "ServiceQuotaExceededException"
+        | "VpcLimitExceeded"
+        | "SubnetLimitExceeded"
+        | "RulesPerSecurityGroupLimitExceeded"
+        | "SecurityGroupLimitExceeded"
+        | "CodeStorageExceededException"
+        | "FlowLogsLimitExceeded" => return ErrorKind::Quota,
+        "ResourceAlreadyExistsException"
+        | "EntityAlreadyExists"
+        | "InvalidGroup.Duplicate"
+        | "FlowLogAlreadyExists"
+        | "InvalidPermission.Duplicate"
+        | "RouteAlreadyExists"
+        | "TableAlreadyExistsException" => return ErrorKind::AlreadyExists,
+        "ResourceConflictException"
+        | "DependencyViolation"
+        | "ResourceInUseException"
+        | "DeleteConflict"
+        | "ConcurrentModificationException"
+        | "IncorrectState" => {
+            if msg.contains("already exist") {
+                return ErrorKind::AlreadyExists;
+            }
+            return ErrorKind::Conflict;
+        }
+        "ConflictException" => {
+            return if msg.contains("already exist") { ErrorKind::AlreadyExists } else { ErrorKind::Conflict };
+        }
+        "UnrecognizedClientException"
+        | "InvalidClientTokenId"
+        | "InvalidAccessKeyId"
+        | "SignatureDoesNotMatch"
+        | "AuthFailure"
+        | "ExpiredToken"
+        | "ExpiredTokenException"
+        | "AccessDenied"
+        | "AccessDeniedException"
+        | "UnauthorizedOperation"
+        | "InvalidSignatureException"
+        | "MissingAuthenticationToken" => return ErrorKind::Auth,
+        _ => {}
+    }
+    if code.ends_with("NotFound")
+        || code.ends_with("NotFoundException")
+        || code.ends_with(".NotFound")
+        || code == "NoSuchEntity"
+        || (code == "ValidationError" && msg.contains("does not exist"))
+        || status == Some(404)
+    {
+        return ErrorKind::NotFound;
+    }
+    if status == Some(429) {
+        return ErrorKind::Throttled;
+    }
+    ErrorKind::Fatal
+}
+
+/// `Display` of an error and all its sources, joined with ": " (the SDK's own Display is only
+/// "service error" / "dispatch failure", useless on its own).
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let next = c.to_string();
+        if !s.ends_with(&next) {
+            s.push_str(": ");
+            s.push_str(&next);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_the_errors_the_stack_must_survive() {
+        let cases: &[(&str, &str, Option<u16>, ErrorKind)] = &[
+            (
+                "InvalidParameterValueException",
+                "The role defined for the function cannot be assumed by Lambda.",
+                Some(400),
+                ErrorKind::Propagating,
+            ),
+            (
+                "InvalidParameterValueException",
+                "The provided execution role does not have permissions to call CreateNetworkInterface on EC2",
+                Some(400),
+                ErrorKind::Propagating,
+            ),
+            ("InvalidParameterValueException", "Runtime cobol is not supported", Some(400), ErrorKind::Fatal),
+            (
+                "ContinuousBackupsUnavailableException",
+                "Backups are being enabled for the table: t. Please retry later",
+                Some(400),
+                ErrorKind::Propagating,
+            ),
+            ("TooManyRequestsException", "Too Many Requests", Some(429), ErrorKind::Throttled),
+            ("ThrottlingException", "Rate exceeded", Some(400), ErrorKind::Throttled),
+            ("LimitExceededException", "too many usage plans", Some(429), ErrorKind::Quota),
+            ("DependencyViolation", "resource sg-1 has a dependent object", Some(400), ErrorKind::Conflict),
+            ("ResourceConflictException", "An update is in progress for resource", Some(409), ErrorKind::Conflict),
+            ("ResourceConflictException", "Function already exist: f", Some(409), ErrorKind::AlreadyExists),
+            ("ResourceNotFoundException", "Function not found", Some(404), ErrorKind::NotFound),
+            ("InvalidVpcID.NotFound", "The vpc ID 'vpc-1' does not exist", Some(400), ErrorKind::NotFound),
+            ("NoSuchEntity", "Role x not found", Some(404), ErrorKind::NotFound),
+            ("ValidationError", "Stack for x does not exist", Some(400), ErrorKind::NotFound),
+            (
+                "InvalidClientTokenId",
+                "The security token included in the request is invalid",
+                Some(403),
+                ErrorKind::Auth,
+            ),
+            ("BadRequestException", "Invalid API Stage", Some(400), ErrorKind::Fatal),
+        ];
+        for (code, msg, status, want) in cases {
+            assert_eq!(classify(Some(code), msg, *status), *want, "{code}: {msg}");
+        }
+    }
+
+    #[test]
+    fn input_errors_exit_3_and_aws_errors_exit_1() {
+        assert_eq!(Error::input("bad").exit_code(), exit::INPUT);
+        let aws = AwsError {
+            service: "EC2",
+            operation: "CreateVpc",
+            code: Some("VpcLimitExceeded".into()),
+            message: "The maximum number of VPCs has been reached.".into(),
+            kind: ErrorKind::Quota,
+            status: Some(400),
+        };
+        let e = Error::from(aws).for_resource("vpc");
+        assert_eq!(e.exit_code(), exit::FAILURE);
+        assert_eq!(
+            e.to_string(),
+            "vpc: EC2 CreateVpc failed: VpcLimitExceeded: The maximum number of VPCs has been reached."
+        );
+    }
+}

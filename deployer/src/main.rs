@@ -1,0 +1,76 @@
+//! movies-stack: deploy, inspect and tear down the serverless movies API on AWS, directly
+//! through the AWS SDK for Rust.
+
+mod aws;
+mod cli;
+mod commands;
+mod config;
+mod error;
+mod graph;
+mod package;
+mod resources;
+mod stack;
+mod ui;
+mod wait;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::error::{Error, exit};
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind as K;
+            let code = match e.kind() {
+                K::DisplayHelp | K::DisplayVersion | K::DisplayHelpOnMissingArgumentOrSubcommand => exit::OK,
+                _ => exit::INPUT,
+            };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    init_logging(cli.global.verbose);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let code = match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    };
+    // Don't wait for background tasks (the signal listener).
+    runtime.shutdown_background();
+    std::process::exit(code);
+}
+
+async fn run(cli: Cli) -> Result<i32, Error> {
+    let global = &cli.global;
+    let config = commands::load_config(global)?;
+    let settings = commands::aws_settings(global, &config)?;
+    let reporter = ui::reporter(global.verbose);
+    match &cli.command {
+        Command::Up(args) => commands::up::run(&config, &settings, args, global.output, reporter).await,
+        Command::Plan(args) => commands::plan::run(&config, &settings, args, global.output, reporter).await,
+        Command::Status => commands::status::run(&config, &settings, global.output, reporter).await,
+        Command::Keys(args) => commands::keys::run(&config, &settings, args, global.output, reporter).await,
+        Command::Down(args) => commands::down::run(&config, &settings, args, global.output, reporter).await,
+        Command::Package(args) => commands::package::run(&config, args, global.output).await,
+    }
+}
+
+/// Logs go to stderr. `-v`: our debug lines; `-vv`: also the SDK at info. Never the SDK's
+/// debug/trace levels: they can contain request and response bodies (API key values).
+fn init_logging(verbose: u8) {
+    let filter = match verbose {
+        0 => "warn",
+        1 => "warn,movies_stack=debug",
+        _ => "info,movies_stack=trace,aws_smithy_runtime=info,aws_smithy_http_client=info,hyper=info",
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

@@ -1,0 +1,256 @@
+//! VPC Flow Logs: ALL traffic of the VPC to the stack's CloudWatch log group, delivered through
+//! the flow-log IAM role. Flow logs cannot be modified: any difference means delete + create.
+
+use async_trait::async_trait;
+use aws_sdk_ec2::types::{FlowLog as Ec2FlowLog, FlowLogsResourceType, LogDestinationType, ResourceType, TrafficType};
+
+use super::ec2::{at_most_one, ours, tag_spec};
+use super::{Change, Ctx, Inputs, Observed, Outputs, Resource, outputs};
+use crate::aws::AwsResultExt;
+use crate::error::{Error, Result};
+
+pub const ID: &str = "flow-log";
+/// Seconds; 60 rather than the default 600 so traffic shows up within a minute or so.
+pub const MAX_AGGREGATION_INTERVAL: i32 = 60;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowLog;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredFlowLog {
+    pub vpc_id: String,
+    pub log_group: String,
+    pub role_arn: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveFlowLog {
+    pub id: String,
+    pub resource_id: String,
+    pub log_group: String,
+    pub role_arn: String,
+    pub traffic_type: String,
+    pub destination_type: String,
+    pub max_aggregation_interval: Option<i32>,
+    /// `SUCCESS` / `FAILED`, and AWS's reason when failed ("Access error", "Rate limited").
+    pub deliver_status: Option<String>,
+    pub deliver_error: Option<String>,
+}
+
+/// Every field of a flow log is fixed at creation: each difference is a replacement.
+pub fn diff(desired: &DesiredFlowLog, live: &LiveFlowLog) -> Vec<Change> {
+    let mut changes = Vec::new();
+    let mut field = |name: &str, want: &str, have: &str| {
+        if want != have {
+            changes.push(Change::replace(name, want, have));
+        }
+    };
+    field("resource", &desired.vpc_id, &live.resource_id);
+    field("log_group", &desired.log_group, &live.log_group);
+    field("role", &desired.role_arn, &live.role_arn);
+    field("traffic_type", "ALL", &live.traffic_type);
+    field("destination_type", "cloud-watch-logs", &live.destination_type);
+    let interval = live.max_aggregation_interval.map(|i| i.to_string()).unwrap_or_else(|| "(none)".into());
+    field("max_aggregation_interval", &MAX_AGGREGATION_INTERVAL.to_string(), &interval);
+    changes
+}
+
+fn live_flow_log(f: &Ec2FlowLog) -> LiveFlowLog {
+    LiveFlowLog {
+        id: f.flow_log_id().unwrap_or_default().to_string(),
+        resource_id: f.resource_id().unwrap_or_default().to_string(),
+        log_group: f.log_group_name().unwrap_or_default().to_string(),
+        role_arn: f.deliver_logs_permission_arn().unwrap_or_default().to_string(),
+        traffic_type: f.traffic_type().map(|t| t.as_str().to_string()).unwrap_or_default(),
+        destination_type: f.log_destination_type().map(|t| t.as_str().to_string()).unwrap_or_default(),
+        max_aggregation_interval: f.max_aggregation_interval(),
+        deliver_status: f.deliver_logs_status().map(str::to_string),
+        deliver_error: f.deliver_logs_error_message().map(str::to_string),
+    }
+}
+
+impl FlowLog {
+    fn desired(&self, inputs: &Inputs) -> Result<DesiredFlowLog> {
+        Ok(DesiredFlowLog {
+            vpc_id: inputs.get("vpc", "id")?.to_string(),
+            log_group: inputs.get("flow-log-group", "name")?.to_string(),
+            role_arn: inputs.get("flow-log-role", "arn")?.to_string(),
+        })
+    }
+
+    async fn find(&self, ctx: &Ctx) -> Result<Option<LiveFlowLog>> {
+        let out = ctx
+            .aws
+            .ec2
+            .describe_flow_logs()
+            .set_filter(Some(ours(ctx, ID)))
+            .send()
+            .await
+            .aws("EC2", "DescribeFlowLogs")?;
+        at_most_one(out.flow_logs().iter().map(live_flow_log).collect(), "flow log", ID)
+    }
+
+    async fn delete_by_id(&self, ctx: &Ctx, flow_log_id: &str) -> Result<()> {
+        let out =
+            match ctx.aws.ec2.delete_flow_logs().flow_log_ids(flow_log_id).send().await.aws("EC2", "DeleteFlowLogs") {
+                Ok(out) => out,
+                // InvalidFlowLogId.NotFound: already gone.
+                Err(e) if e.is_not_found() => return Ok(()),
+                Err(e) => return Err(e),
+            };
+        // Per-id failures come back in `Unsuccessful` with HTTP 200.
+        match out
+            .unsuccessful()
+            .iter()
+            .filter_map(|u| u.error())
+            .find(|e| !e.code().unwrap_or_default().ends_with("NotFound"))
+        {
+            Some(err) => Err(Error::other(format!(
+                "EC2 DeleteFlowLogs failed for {flow_log_id}: {}: {}",
+                err.code().unwrap_or("?"),
+                err.message().unwrap_or_default()
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+#[async_trait]
+impl Resource for FlowLog {
+    fn id(&self) -> &str {
+        ID
+    }
+
+    fn kind(&self) -> &'static str {
+        "VPC flow log"
+    }
+
+    fn deps(&self) -> Vec<String> {
+        vec!["vpc".to_string(), "flow-log-group".to_string(), "flow-log-role".to_string()]
+    }
+
+    async fn observe(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Observed> {
+        let Some(live) = self.find(ctx).await? else {
+            return Ok(Observed::Missing);
+        };
+        // Delivery failures are not a difference we can fix by recreating: say so. They are
+        // expected for a minute or two after the role is created (IAM propagation).
+        if live.deliver_status.as_deref() == Some("FAILED") {
+            ctx.warn(format!(
+                "flow log {} cannot deliver to log group `{}`: {} (check role {}; right after creation this clears within minutes)",
+                live.id,
+                live.log_group,
+                live.deliver_error.as_deref().unwrap_or("no reason given"),
+                live.role_arn
+            ));
+        }
+        let changes = diff(&self.desired(inputs)?, &live);
+        Ok(Observed::Present { changes, outputs: outputs([("id", live.id)]) })
+    }
+
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Outputs> {
+        let desired = self.desired(inputs)?;
+        let out = ctx
+            .aws
+            .ec2
+            .create_flow_logs()
+            .resource_type(FlowLogsResourceType::Vpc)
+            .resource_ids(&desired.vpc_id)
+            .traffic_type(TrafficType::All)
+            .log_destination_type(LogDestinationType::CloudWatchLogs)
+            .log_group_name(&desired.log_group)
+            .deliver_logs_permission_arn(&desired.role_arn)
+            .max_aggregation_interval(MAX_AGGREGATION_INTERVAL)
+            .tag_specifications(tag_spec(ctx, ID, ResourceType::VpcFlowLog))
+            .send()
+            .await
+            .aws("EC2", "CreateFlowLogs")?;
+        // CreateFlowLogs answers HTTP 200 even when it created nothing: the reason is in
+        // `Unsuccessful` (AWS docs, CreateFlowLogs response).
+        if let Some(item) = out.unsuccessful().first() {
+            let err = item.error();
+            return Err(Error::other(format!(
+                "EC2 CreateFlowLogs did not create the flow log for {}: {}: {}",
+                item.resource_id().unwrap_or(&desired.vpc_id),
+                err.and_then(|e| e.code()).unwrap_or("?"),
+                err.and_then(|e| e.message()).unwrap_or_default()
+            )));
+        }
+        let id = out
+            .flow_log_ids()
+            .first()
+            .cloned()
+            .ok_or_else(|| Error::other("EC2 CreateFlowLogs returned neither a flow log id nor an error"))?;
+        Ok(outputs([("id", id)]))
+    }
+
+    async fn update(&self, ctx: &Ctx, inputs: &Inputs, live: &Outputs, changes: &[Change]) -> Result<Outputs> {
+        if !changes.iter().any(|c| c.replace) {
+            return Ok(live.clone());
+        }
+        // Immutable: delete then create. A run killed in between finds no flow log and creates
+        // it; creating first would fail with FlowLogAlreadyExists when only the role changed.
+        ctx.progress(ID, format!("replacing flow log {} (flow logs cannot be modified)", live["id"]));
+        self.delete_by_id(ctx, &live["id"]).await?;
+        self.create(ctx, inputs).await
+    }
+
+    async fn delete(&self, ctx: &Ctx, live: &Outputs) -> Result<()> {
+        self.delete_by_id(ctx, &live["id"]).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desired() -> DesiredFlowLog {
+        DesiredFlowLog {
+            vpc_id: "vpc-1".into(),
+            log_group: "/movies-stack/dev/flow-logs".into(),
+            role_arn: "arn:aws:iam::123456789012:role/dev-flow-logs".into(),
+        }
+    }
+
+    fn live() -> LiveFlowLog {
+        LiveFlowLog {
+            id: "fl-1".into(),
+            resource_id: "vpc-1".into(),
+            log_group: "/movies-stack/dev/flow-logs".into(),
+            role_arn: "arn:aws:iam::123456789012:role/dev-flow-logs".into(),
+            traffic_type: "ALL".into(),
+            destination_type: "cloud-watch-logs".into(),
+            max_aggregation_interval: Some(60),
+            deliver_status: Some("SUCCESS".into()),
+            deliver_error: None,
+        }
+    }
+
+    #[test]
+    fn in_sync_flow_log_has_no_changes() {
+        assert_eq!(diff(&desired(), &live()), vec![]);
+        let mut failing = live();
+        failing.deliver_status = Some("FAILED".into());
+        assert_eq!(diff(&desired(), &failing), vec![], "delivery status is reported, not replaced");
+    }
+
+    #[test]
+    fn every_difference_is_a_replacement() {
+        let cases: Vec<(fn(&mut LiveFlowLog), &str)> = vec![
+            (|l| l.resource_id = "vpc-2".into(), "resource"),
+            (|l| l.log_group = "other".into(), "log_group"),
+            (|l| l.role_arn = "arn:aws:iam::123456789012:role/other".into(), "role"),
+            (|l| l.traffic_type = "REJECT".into(), "traffic_type"),
+            (|l| l.destination_type = "s3".into(), "destination_type"),
+            (|l| l.max_aggregation_interval = Some(600), "max_aggregation_interval"),
+        ];
+        for (mutate, field) in cases {
+            let mut l = live();
+            mutate(&mut l);
+            let changes = diff(&desired(), &l);
+            assert_eq!(changes.len(), 1, "{field}");
+            assert_eq!(changes[0].field, field);
+            assert!(changes[0].replace, "{field}");
+        }
+    }
+}

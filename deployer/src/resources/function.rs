@@ -1,0 +1,756 @@
+//! The Lambda function: `provided.al2023` + `bootstrap`, in the VPC's private subnets, X-Ray
+//! active, JSON logs to its pre-created log group. Code is uploaded only when its SHA-256
+//! differs from the live `CodeSha256` (the artifact is built deterministically).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_sdk_lambda::types::{
+    Architecture, Environment, FunctionConfiguration, LastUpdateStatus, LogFormat, LoggingConfig, Runtime, State,
+    TracingConfig, TracingMode, VpcConfig,
+};
+use aws_smithy_types::Blob;
+
+use super::{Change, Ctx, Inputs, Observed, Outputs, Resource, compare, outputs};
+use crate::aws::AwsResultExt;
+use crate::error::{Error, ErrorKind, Result};
+use crate::wait::{Backoff, retry, wait_until};
+
+pub const ID: &str = "function";
+pub const RUNTIME: &str = "provided.al2023";
+pub const HANDLER: &str = "bootstrap";
+const TRACING: &str = "Active";
+const LOG_FORMAT: &str = "JSON";
+
+/// The deployment package (built or read by `package.rs`).
+pub use crate::package::Artifact;
+
+#[derive(Debug, Clone)]
+pub struct Function {
+    pub name: String,
+    /// "arm64" | "x86_64"
+    pub architecture: String,
+    pub memory_mb: i32,
+    pub timeout_seconds: i32,
+    /// How many subnets (`subnet-0` .. `subnet-{n-1}`) the function is attached to.
+    pub subnets: usize,
+    pub artifact: Arc<Artifact>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logging {
+    pub format: String,
+    pub group: String,
+}
+
+/// The configuration part of a function (what UpdateFunctionConfiguration sets), desired or live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionConfig {
+    pub runtime: String,
+    pub handler: String,
+    pub memory_mb: i32,
+    pub timeout_seconds: i32,
+    pub role_arn: String,
+    pub environment: BTreeMap<String, String>,
+    pub tracing: String,
+    pub subnet_ids: BTreeSet<String>,
+    pub security_group_ids: BTreeSet<String>,
+    /// Live: `None` when the service does not report it (see [`diff`]).
+    pub logging: Option<Logging>,
+}
+
+/// The function as the stack wants it, resolved from the config and the dependencies' outputs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionSpec {
+    pub config: FunctionConfig,
+    pub architecture: String,
+    pub code_sha256: String,
+}
+
+/// The live function, as far as we compare it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveFunction {
+    pub arn: String,
+    pub state: String,
+    pub state_reason: String,
+    pub config: FunctionConfig,
+    pub architecture: String,
+    pub code_sha256: String,
+}
+
+/// Changes UpdateFunctionCode applies; every other field is UpdateFunctionConfiguration's.
+const CODE_FIELDS: [&str; 2] = ["code", "architecture"];
+/// The field reporting a function in state Failed, which only delete + create repairs.
+const FAILED_STATE: &str = "state";
+
+fn is_code_change(c: &Change) -> bool {
+    CODE_FIELDS.contains(&c.field.as_str())
+}
+
+pub fn diff(desired: &FunctionSpec, live: &LiveFunction) -> Vec<Change> {
+    let mut changes = Vec::new();
+    if live.state == State::Failed.as_str() {
+        // Lambda's documented remedy for State=Failed is to delete and re-create the function.
+        changes.push(Change::replace(FAILED_STATE, "Active", format!("Failed: {}", live.state_reason)));
+    }
+    // `status` / `down` / `keys` build nothing: the code is not compared then.
+    if desired.code_sha256 != super::UNKNOWN && desired.code_sha256 != live.code_sha256 {
+        changes.push(Change::update("code", &desired.code_sha256, &live.code_sha256));
+    }
+    if desired.architecture != live.architecture {
+        changes.push(Change::update("architecture", &desired.architecture, &live.architecture));
+    }
+    let (d, l) = (&desired.config, &live.config);
+    compare(&mut changes, "runtime", &d.runtime, &l.runtime);
+    compare(&mut changes, "handler", &d.handler, &l.handler);
+    compare(&mut changes, "memory_mb", d.memory_mb, l.memory_mb);
+    compare(&mut changes, "timeout_seconds", d.timeout_seconds, l.timeout_seconds);
+    compare(&mut changes, "role", &d.role_arn, &l.role_arn);
+    compare(&mut changes, "environment", &d.environment, &l.environment);
+    compare(&mut changes, "tracing", &d.tracing, &l.tracing);
+    // Subnets and security groups only (as sets): moto reports a made-up VpcId (`vpc-123abc`),
+    // and the VPC follows from the subnets anyway.
+    compare(&mut changes, "subnets", &d.subnet_ids, &l.subnet_ids);
+    compare(&mut changes, "security_groups", &d.security_group_ids, &l.security_group_ids);
+    // AWS always returns LoggingConfig (default: Text, /aws/lambda/<name>); moto 5.2.5 drops it
+    // on create and ignores it on update. An absent LoggingConfig is therefore "unknown", not
+    // "different": otherwise every `up` against moto would call UpdateFunctionConfiguration.
+    if let (Some(d), Some(l)) = (&d.logging, &l.logging) {
+        compare(&mut changes, "logging", d, l);
+    }
+    changes
+}
+
+fn live_from(c: &FunctionConfiguration) -> LiveFunction {
+    let vpc = c.vpc_config();
+    LiveFunction {
+        arn: c.function_arn().unwrap_or_default().to_string(),
+        state: c.state().map(|s| s.as_str().to_string()).unwrap_or_default(),
+        state_reason: c.state_reason().unwrap_or_default().to_string(),
+        config: FunctionConfig {
+            runtime: c.runtime().map(|r| r.as_str().to_string()).unwrap_or_default(),
+            handler: c.handler().unwrap_or_default().to_string(),
+            memory_mb: c.memory_size().unwrap_or_default(),
+            timeout_seconds: c.timeout().unwrap_or_default(),
+            role_arn: c.role().unwrap_or_default().to_string(),
+            environment: c
+                .environment()
+                .and_then(|e| e.variables())
+                .map(|v| v.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default(),
+            // PassThrough is Lambda's default mode.
+            tracing: c
+                .tracing_config()
+                .and_then(|t| t.mode())
+                .map(|m| m.as_str().to_string())
+                .unwrap_or_else(|| TracingMode::PassThrough.as_str().to_string()),
+            subnet_ids: vpc.map(|v| v.subnet_ids().iter().cloned().collect()).unwrap_or_default(),
+            security_group_ids: vpc.map(|v| v.security_group_ids().iter().cloned().collect()).unwrap_or_default(),
+            logging: c.logging_config().map(|l| Logging {
+                format: l.log_format().map(|f| f.as_str().to_string()).unwrap_or_default(),
+                group: l.log_group().unwrap_or_default().to_string(),
+            }),
+        },
+        // x86_64 is Lambda's default when none is reported.
+        architecture: c
+            .architectures()
+            .first()
+            .map(|a| a.as_str().to_string())
+            .unwrap_or_else(|| Architecture::X8664.as_str().to_string()),
+        code_sha256: c.code_sha256().unwrap_or_default().to_string(),
+    }
+}
+
+impl Function {
+    /// The resource ids this function needs; subnets are `subnet-0` .. `subnet-{n-1}`.
+    fn subnet_ids(&self) -> Vec<String> {
+        (0..self.subnets).map(|i| format!("subnet-{i}")).collect()
+    }
+
+    pub fn spec(&self, inputs: &Inputs) -> Result<FunctionSpec> {
+        let subnet_ids = self
+            .subnet_ids()
+            .iter()
+            .map(|id| inputs.get(id, "id").map(str::to_string))
+            .collect::<Result<BTreeSet<_>>>()?;
+        Ok(FunctionSpec {
+            config: FunctionConfig {
+                runtime: RUNTIME.to_string(),
+                handler: HANDLER.to_string(),
+                memory_mb: self.memory_mb,
+                timeout_seconds: self.timeout_seconds,
+                role_arn: inputs.get("function-role", "arn")?.to_string(),
+                environment: BTreeMap::from([("TABLE_NAME".to_string(), inputs.get("table", "name")?.to_string())]),
+                tracing: TRACING.to_string(),
+                subnet_ids,
+                security_group_ids: BTreeSet::from([inputs.get("function-sg", "id")?.to_string()]),
+                logging: Some(Logging {
+                    format: LOG_FORMAT.to_string(),
+                    group: inputs.get("function-log-group", "name")?.to_string(),
+                }),
+            },
+            architecture: self.architecture.clone(),
+            code_sha256: self.artifact.sha256_b64.clone(),
+        })
+    }
+
+    /// GetFunction: the configuration and the tags; `None` when the function does not exist.
+    async fn get(
+        &self,
+        ctx: &Ctx,
+        name: &str,
+    ) -> Result<Option<(FunctionConfiguration, Option<BTreeMap<String, String>>)>> {
+        match ctx.aws.lambda.get_function().function_name(name).send().await.aws("Lambda", "GetFunction") {
+            Ok(out) => {
+                let config = out
+                    .configuration()
+                    .cloned()
+                    .ok_or_else(|| Error::other(format!("GetFunction returned no configuration for `{name}`")))?;
+                let tags = out.tags().map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
+                Ok(Some((config, tags)))
+            }
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn get_config(&self, ctx: &Ctx, name: &str) -> Result<FunctionConfiguration> {
+        self.get(ctx, name)
+            .await?
+            .map(|(c, _)| c)
+            .ok_or_else(|| Error::other(format!("Lambda function `{name}` disappeared while we waited for it")))
+    }
+
+    async fn check_ours(&self, ctx: &Ctx, arn: &str, tags: Option<BTreeMap<String, String>>) -> Result<()> {
+        // GetFunction leaves Tags out when the caller may not lambda:ListTags; ask directly then,
+        // so the error (if any) names the missing permission.
+        let tags = match tags {
+            Some(t) => t,
+            None => ctx
+                .aws
+                .lambda
+                .list_tags()
+                .resource(arn)
+                .send()
+                .await
+                .aws("Lambda", "ListTags")?
+                .tags()
+                .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default(),
+        };
+        if ctx.owns(ID, tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+            Ok(())
+        } else {
+            Err(ctx.not_ours("Lambda function", &self.name))
+        }
+    }
+
+    /// Pending → Active after create (Lambda sets up the VPC ENIs meanwhile); Failed is final.
+    async fn wait_active(&self, ctx: &Ctx) -> Result<()> {
+        wait_until(
+            ctx,
+            ID,
+            "the function to become Active",
+            ctx.timeouts.resource_ready,
+            Backoff::new(1000, 10000),
+            || async {
+                let c = self.get_config(ctx, &self.name).await?;
+                match c.state() {
+                    Some(State::Pending) => Ok(None),
+                    Some(State::Failed) => Err(Error::other(format!(
+                        "Lambda function `{}` is in state Failed: {} ({})",
+                        self.name,
+                        c.state_reason().unwrap_or("no reason given"),
+                        c.state_reason_code().map(|r| r.as_str()).unwrap_or("no code")
+                    ))),
+                    _ => Ok(Some(())),
+                }
+            },
+        )
+        .await
+    }
+
+    /// Before an update: UpdateFunctionCode / UpdateFunctionConfiguration fail while the function
+    /// is Pending or another update is InProgress (ResourceConflictException).
+    async fn wait_idle(&self, ctx: &Ctx, name: &str) -> Result<()> {
+        wait_until(
+            ctx,
+            ID,
+            "the function's previous update to finish",
+            ctx.timeouts.resource_ready,
+            Backoff::new(1000, 10000),
+            || async {
+                let c = self.get_config(ctx, name).await?;
+                let busy =
+                    c.state() == Some(&State::Pending) || c.last_update_status() == Some(&LastUpdateStatus::InProgress);
+                Ok((!busy).then_some(()))
+            },
+        )
+        .await
+    }
+
+    /// After an update: LastUpdateStatus InProgress → Successful; Failed carries the reason.
+    async fn wait_updated(&self, ctx: &Ctx, name: &str) -> Result<()> {
+        wait_until(
+            ctx,
+            ID,
+            "the function update to be Successful",
+            ctx.timeouts.resource_ready,
+            Backoff::new(1000, 10000),
+            || async {
+                let c = self.get_config(ctx, name).await?;
+                match c.last_update_status() {
+                    Some(LastUpdateStatus::InProgress) => Ok(None),
+                    Some(LastUpdateStatus::Failed) => Err(Error::other(format!(
+                        "updating Lambda function `{name}` failed: {} ({})",
+                        c.last_update_status_reason().unwrap_or("no reason given"),
+                        c.last_update_status_reason_code().map(|r| r.as_str()).unwrap_or("no code")
+                    ))),
+                    _ => Ok(Some(())),
+                }
+            },
+        )
+        .await
+    }
+
+    async fn create_function(&self, ctx: &Ctx, inputs: &Inputs) -> Result<String> {
+        let spec = self.spec(inputs)?;
+        ctx.check_cloudformation_owner("Lambda function", &self.name).await?;
+        let c = &spec.config;
+        // Right after the role is created, Lambda may not see it yet ("The role defined for the
+        // function cannot be assumed by Lambda") or not yet see its ENI permissions ("... does not
+        // have permissions to call CreateNetworkInterface on EC2"): both are ErrorKind::Propagating
+        // (terraform-provider-aws retries the same messages).
+        let out = retry(
+            ctx,
+            ID,
+            "IAM role propagation",
+            &[ErrorKind::Propagating],
+            ctx.timeouts.iam_propagation,
+            Backoff::new(2000, 20000),
+            || async {
+                ctx.aws
+                    .lambda
+                    .create_function()
+                    .function_name(&self.name)
+                    .runtime(Runtime::from(c.runtime.as_str()))
+                    .handler(&c.handler)
+                    .architectures(Architecture::from(spec.architecture.as_str()))
+                    .memory_size(c.memory_mb)
+                    .timeout(c.timeout_seconds)
+                    .role(&c.role_arn)
+                    .environment(environment(c))
+                    .tracing_config(tracing(c))
+                    .vpc_config(vpc_config(c))
+                    .set_logging_config(logging(c))
+                    .set_tags(Some(ctx.tag_map(ID)))
+                    .code(
+                        aws_sdk_lambda::types::FunctionCode::builder()
+                            .zip_file(Blob::new(self.artifact.zip.clone()))
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .aws("Lambda", "CreateFunction")
+            },
+        )
+        .await?;
+        Ok(out.function_arn().unwrap_or_default().to_string())
+    }
+
+    async fn update_configuration(&self, ctx: &Ctx, spec: &FunctionSpec) -> Result<()> {
+        let c = &spec.config;
+        self.wait_idle(ctx, &self.name).await?;
+        // A new role or VPC config meets the same IAM propagation as CreateFunction; a concurrent
+        // update answers ResourceConflictException (Conflict).
+        let deadline = ctx.timeouts.iam_propagation.max(ctx.timeouts.resource_ready);
+        retry(
+            ctx,
+            ID,
+            "the function to accept its configuration",
+            &[ErrorKind::Conflict, ErrorKind::Propagating],
+            deadline,
+            Backoff::new(2000, 20000),
+            || async {
+                ctx.aws
+                    .lambda
+                    .update_function_configuration()
+                    .function_name(&self.name)
+                    .runtime(Runtime::from(c.runtime.as_str()))
+                    .handler(&c.handler)
+                    .memory_size(c.memory_mb)
+                    .timeout(c.timeout_seconds)
+                    .role(&c.role_arn)
+                    .environment(environment(c))
+                    .tracing_config(tracing(c))
+                    .vpc_config(vpc_config(c))
+                    .set_logging_config(logging(c))
+                    .send()
+                    .await
+                    .aws("Lambda", "UpdateFunctionConfiguration")
+            },
+        )
+        .await?;
+        self.wait_updated(ctx, &self.name).await
+    }
+
+    async fn update_code(&self, ctx: &Ctx, spec: &FunctionSpec) -> Result<()> {
+        self.wait_idle(ctx, &self.name).await?;
+        ctx.progress(ID, format!("uploading code {} ({})", spec.code_sha256, self.artifact.source));
+        retry(
+            ctx,
+            ID,
+            "the function's previous update to finish",
+            &[ErrorKind::Conflict],
+            ctx.timeouts.resource_ready,
+            Backoff::new(2000, 20000),
+            || async {
+                ctx.aws
+                    .lambda
+                    .update_function_code()
+                    .function_name(&self.name)
+                    .zip_file(Blob::new(self.artifact.zip.clone()))
+                    .architectures(Architecture::from(spec.architecture.as_str()))
+                    .send()
+                    .await
+                    .aws("Lambda", "UpdateFunctionCode")
+            },
+        )
+        .await?;
+        self.wait_updated(ctx, &self.name).await
+    }
+}
+
+fn environment(c: &FunctionConfig) -> Environment {
+    Environment::builder().set_variables(Some(c.environment.clone().into_iter().collect())).build()
+}
+
+fn tracing(c: &FunctionConfig) -> TracingConfig {
+    TracingConfig::builder().mode(TracingMode::from(c.tracing.as_str())).build()
+}
+
+fn vpc_config(c: &FunctionConfig) -> VpcConfig {
+    VpcConfig::builder()
+        .set_subnet_ids(Some(c.subnet_ids.iter().cloned().collect()))
+        .set_security_group_ids(Some(c.security_group_ids.iter().cloned().collect()))
+        .build()
+}
+
+fn logging(c: &FunctionConfig) -> Option<LoggingConfig> {
+    c.logging
+        .as_ref()
+        .map(|l| LoggingConfig::builder().log_format(LogFormat::from(l.format.as_str())).log_group(&l.group).build())
+}
+
+#[async_trait]
+impl Resource for Function {
+    fn id(&self) -> &str {
+        ID
+    }
+
+    fn kind(&self) -> &'static str {
+        "Lambda function"
+    }
+
+    fn deps(&self) -> Vec<String> {
+        let mut deps: Vec<String> =
+            ["function-role", "function-log-group", "function-sg", "table"].iter().map(|s| s.to_string()).collect();
+        deps.extend(self.subnet_ids());
+        deps
+    }
+
+    async fn observe(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Observed> {
+        let Some((config, tags)) = self.get(ctx, &self.name).await? else {
+            return Ok(Observed::Missing);
+        };
+        let live = live_from(&config);
+        self.check_ours(ctx, &live.arn, tags).await?;
+        let changes = diff(&self.spec(inputs)?, &live);
+        let last_update = config.last_update_status().map(|s| s.as_str().to_string()).unwrap_or_default();
+        Ok(Observed::Present {
+            changes,
+            // `state` and `last_update_status` are health, shown by `status`.
+            outputs: outputs([
+                ("name", self.name.clone()),
+                ("arn", live.arn),
+                ("state", live.state),
+                ("last_update_status", last_update),
+            ]),
+        })
+    }
+
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Outputs> {
+        let arn = self.create_function(ctx, inputs).await?;
+        self.wait_active(ctx).await?;
+        Ok(outputs([("name", self.name.clone()), ("arn", arn)]))
+    }
+
+    async fn update(&self, ctx: &Ctx, inputs: &Inputs, live: &Outputs, changes: &[Change]) -> Result<Outputs> {
+        if changes.iter().any(|c| c.field == FAILED_STATE) {
+            ctx.progress(ID, "the function is in state Failed: deleting and creating it again");
+            self.delete(ctx, live).await?;
+            return self.create(ctx, inputs).await;
+        }
+        let spec = self.spec(inputs)?;
+        // All configuration fields in ONE UpdateFunctionConfiguration, all code fields in ONE
+        // UpdateFunctionCode: each update makes the next one wait for LastUpdateStatus.
+        if changes.iter().any(|c| !is_code_change(c)) {
+            self.update_configuration(ctx, &spec).await?;
+        }
+        if changes.iter().any(is_code_change) {
+            self.update_code(ctx, &spec).await?;
+        }
+        Ok(live.clone())
+    }
+
+    async fn delete(&self, ctx: &Ctx, live: &Outputs) -> Result<()> {
+        let name = live.get("name").unwrap_or(&self.name).clone();
+        let Some((config, _)) = self.get(ctx, &name).await? else {
+            return Ok(());
+        };
+        let live_fn = live_from(&config);
+        let in_vpc = !live_fn.config.subnet_ids.is_empty() || !live_fn.config.security_group_ids.is_empty();
+        if in_vpc && live_fn.state != State::Failed.as_str() {
+            // Detach from the VPC first: Lambda then starts releasing the function's Hyperplane
+            // ENIs, which otherwise block deleting the security group and subnets for up to
+            // ~45 min after DeleteFunction (terraform-provider-aws #10329).
+            ctx.progress(ID, "detaching the function from the VPC so its network interfaces start releasing");
+            self.wait_idle(ctx, &name).await?;
+            let empty = VpcConfig::builder().set_subnet_ids(Some(vec![])).set_security_group_ids(Some(vec![])).build();
+            let res = retry(
+                ctx,
+                ID,
+                "the function's previous update to finish",
+                &[ErrorKind::Conflict],
+                ctx.timeouts.resource_ready,
+                Backoff::new(2000, 20000),
+                || async {
+                    ctx.aws
+                        .lambda
+                        .update_function_configuration()
+                        .function_name(&name)
+                        .vpc_config(empty.clone())
+                        .send()
+                        .await
+                        .aws("Lambda", "UpdateFunctionConfiguration")
+                },
+            )
+            .await;
+            match res {
+                Ok(_) => {}
+                Err(e) if e.is_not_found() => return Ok(()),
+                Err(e) => return Err(e),
+            }
+            match self.wait_updated(ctx, &name).await {
+                Ok(()) => {}
+                // Gone meanwhile: nothing left to delete.
+                Err(_) if self.get(ctx, &name).await?.is_none() => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+        let res = retry(
+            ctx,
+            ID,
+            "the function's previous update to finish",
+            &[ErrorKind::Conflict],
+            ctx.timeouts.resource_ready,
+            Backoff::new(2000, 20000),
+            || async {
+                ctx.aws.lambda.delete_function().function_name(&name).send().await.aws("Lambda", "DeleteFunction")
+            },
+        )
+        .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn inputs() -> Inputs {
+        let mut map = HashMap::new();
+        map.insert("function-role".to_string(), outputs([("arn", "arn:aws:iam::1:role/fn".to_string())]));
+        map.insert("function-log-group".to_string(), outputs([("name", "/aws/lambda/apigw_handler".to_string())]));
+        map.insert("function-sg".to_string(), outputs([("id", "sg-1".to_string())]));
+        map.insert("table".to_string(), outputs([("name", "demo_table".to_string())]));
+        map.insert("subnet-0".to_string(), outputs([("id", "subnet-a".to_string())]));
+        map.insert("subnet-1".to_string(), outputs([("id", "subnet-b".to_string())]));
+        Inputs { map, lenient: false }
+    }
+
+    fn function() -> Function {
+        Function {
+            name: "apigw_handler".into(),
+            architecture: "arm64".into(),
+            memory_mb: 256,
+            timeout_seconds: 10,
+            subnets: 2,
+            artifact: Arc::new(Artifact { zip: vec![1, 2, 3], sha256_b64: "sha-new".into(), source: "test".into() }),
+        }
+    }
+
+    /// What moto answers for the function `create` made: no LoggingConfig.
+    fn live(spec: &FunctionSpec) -> LiveFunction {
+        let mut config = spec.config.clone();
+        config.logging = None;
+        LiveFunction {
+            arn: "arn:aws:lambda:us-east-1:1:function:apigw_handler".into(),
+            state: "Active".into(),
+            state_reason: String::new(),
+            config,
+            architecture: spec.architecture.clone(),
+            code_sha256: spec.code_sha256.clone(),
+        }
+    }
+
+    fn fields(changes: &[Change]) -> Vec<&str> {
+        changes.iter().map(|c| c.field.as_str()).collect()
+    }
+
+    #[test]
+    fn deps_include_every_subnet() {
+        assert_eq!(
+            function().deps(),
+            vec!["function-role", "function-log-group", "function-sg", "table", "subnet-0", "subnet-1"]
+        );
+    }
+
+    #[test]
+    fn spec_is_resolved_from_inputs() {
+        let spec = function().spec(&inputs()).unwrap();
+        assert_eq!(spec.config.environment, BTreeMap::from([("TABLE_NAME".to_string(), "demo_table".to_string())]));
+        assert_eq!(spec.config.subnet_ids, BTreeSet::from(["subnet-a".to_string(), "subnet-b".to_string()]));
+        assert_eq!(
+            spec.config.logging,
+            Some(Logging { format: "JSON".into(), group: "/aws/lambda/apigw_handler".into() })
+        );
+        assert_eq!((spec.config.runtime.as_str(), spec.config.handler.as_str()), ("provided.al2023", "bootstrap"));
+        assert_eq!(spec.config.tracing, "Active");
+    }
+
+    #[test]
+    fn in_sync_function_has_no_changes_even_without_logging_config() {
+        let spec = function().spec(&inputs()).unwrap();
+        assert!(diff(&spec, &live(&spec)).is_empty());
+        let mut l = live(&spec);
+        l.config.logging = spec.config.logging.clone();
+        assert!(diff(&spec, &l).is_empty());
+    }
+
+    #[test]
+    fn a_new_artifact_is_a_code_change_only() {
+        let spec = function().spec(&inputs()).unwrap();
+        let mut l = live(&spec);
+        l.code_sha256 = "sha-old".into();
+        let changes = diff(&spec, &l);
+        assert_eq!(fields(&changes), vec!["code"]);
+        assert!(changes.iter().all(is_code_change));
+    }
+
+    #[test]
+    fn each_configuration_drift_is_reported() {
+        type Mutate = fn(&mut LiveFunction);
+        let cases: &[(Mutate, &str)] = &[
+            (|l| l.architecture = "x86_64".into(), "architecture"),
+            (|l| l.config.runtime = "provided.al2".into(), "runtime"),
+            (|l| l.config.handler = "main".into(), "handler"),
+            (|l| l.config.memory_mb = 128, "memory_mb"),
+            (|l| l.config.timeout_seconds = 3, "timeout_seconds"),
+            (|l| l.config.role_arn = "arn:aws:iam::1:role/other".into(), "role"),
+            (
+                |l| {
+                    l.config.environment.insert("DEBUG".into(), "1".into());
+                },
+                "environment",
+            ),
+            (|l| l.config.environment.clear(), "environment"),
+            (|l| l.config.tracing = "PassThrough".into(), "tracing"),
+            (
+                |l| {
+                    l.config.subnet_ids.remove("subnet-b");
+                },
+                "subnets",
+            ),
+            (|l| l.config.subnet_ids.clear(), "subnets"),
+            (|l| l.config.security_group_ids = BTreeSet::from(["sg-2".to_string()]), "security_groups"),
+            (
+                |l| {
+                    l.config.logging =
+                        Some(Logging { format: "Text".into(), group: "/aws/lambda/apigw_handler".into() })
+                },
+                "logging",
+            ),
+            (|l| l.config.logging = Some(Logging { format: "JSON".into(), group: "/other".into() }), "logging"),
+        ];
+        let spec = function().spec(&inputs()).unwrap();
+        for (mutate, field) in cases {
+            let mut l = live(&spec);
+            mutate(&mut l);
+            let changes = diff(&spec, &l);
+            assert_eq!(fields(&changes), vec![*field]);
+            assert!(!changes[0].replace, "{field}");
+            assert_eq!(is_code_change(&changes[0]), *field == "architecture", "{field}");
+        }
+    }
+
+    #[test]
+    fn subnet_order_does_not_matter() {
+        let spec = function().spec(&inputs()).unwrap();
+        let mut l = live(&spec);
+        l.config.subnet_ids = ["subnet-b", "subnet-a"].iter().map(|s| s.to_string()).collect();
+        assert!(diff(&spec, &l).is_empty());
+    }
+
+    #[test]
+    fn a_failed_function_is_replaced() {
+        let spec = function().spec(&inputs()).unwrap();
+        let mut l = live(&spec);
+        l.state = "Failed".into();
+        l.state_reason = "The function could not be created: SubnetOutOfIPAddresses".into();
+        let changes = diff(&spec, &l);
+        assert_eq!(fields(&changes), vec!["state"]);
+        assert!(changes[0].replace);
+        assert!(changes[0].live.contains("SubnetOutOfIPAddresses"));
+    }
+
+    #[test]
+    fn live_function_is_read_from_get_function() {
+        use aws_sdk_lambda::types::{EnvironmentResponse, TracingConfigResponse, VpcConfigResponse};
+        let c = FunctionConfiguration::builder()
+            .function_arn("arn:f")
+            .runtime(Runtime::from(RUNTIME))
+            .handler("bootstrap")
+            .memory_size(256)
+            .timeout(10)
+            .role("arn:aws:iam::1:role/fn")
+            .environment(EnvironmentResponse::builder().variables("TABLE_NAME", "demo_table").build())
+            .tracing_config(TracingConfigResponse::builder().mode(TracingMode::Active).build())
+            .vpc_config(
+                VpcConfigResponse::builder()
+                    .subnet_ids("subnet-b")
+                    .subnet_ids("subnet-a")
+                    .security_group_ids("sg-1")
+                    .vpc_id("vpc-123abc")
+                    .build(),
+            )
+            .architectures(Architecture::Arm64)
+            .code_sha256("sha-new")
+            .state(State::Active)
+            .build();
+        let spec = function().spec(&inputs()).unwrap();
+        let l = live_from(&c);
+        assert_eq!(l.config.logging, None);
+        assert!(diff(&spec, &l).is_empty(), "{:?}", diff(&spec, &l));
+
+        // Lambda's defaults when fields are absent.
+        let bare = live_from(&FunctionConfiguration::builder().build());
+        assert_eq!((bare.architecture.as_str(), bare.config.tracing.as_str()), ("x86_64", "PassThrough"));
+    }
+}

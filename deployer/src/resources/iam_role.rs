@@ -1,0 +1,728 @@
+//! IAM roles: the function's execution role and the VPC flow-log delivery role. Least privilege:
+//! one inline policy per role, scoped to this stack's table and log groups; no AWS managed
+//! policy (they grant `logs:*` on `*` and more). Any other inline or attached policy found on the
+//! role is reported as a change and removed by `update`.
+
+use async_trait::async_trait;
+use aws_sdk_iam::types::Tag;
+use serde_json::{Value, json};
+
+use super::{Change, Ctx, Inputs, Observed, Outputs, Resource, outputs};
+use crate::aws::AwsResultExt;
+use crate::error::{Error, ErrorKind, Result};
+use crate::wait::{Backoff, retry};
+
+pub const FUNCTION_ROLE: &str = "function-role";
+pub const FLOW_LOG_ROLE: &str = "flow-log-role";
+/// The name of the one inline policy each role carries.
+pub const INLINE_POLICY: &str = "movies-stack";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RolePurpose {
+    /// The function's execution role: `table_resource` and `log_group_resource` are resource ids
+    /// whose `arn` output the policy is scoped to.
+    Function { table_resource: String, log_group_resource: String },
+    /// The role VPC Flow Logs assumes to write into `log_group_resource`.
+    FlowLogs { log_group_resource: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Role {
+    /// [`FUNCTION_ROLE`] or [`FLOW_LOG_ROLE`].
+    pub id: String,
+    pub name: String,
+    pub purpose: RolePurpose,
+}
+
+/// The two policy documents of a role, as JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RolePolicies {
+    pub trust: Value,
+    pub inline: Value,
+}
+
+/// The live role, as far as we compare it. Documents are already decoded and parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveRole {
+    pub arn: String,
+    pub trust: Value,
+    /// Our inline policy ([`INLINE_POLICY`]), `None` when missing.
+    pub inline: Option<Value>,
+    /// Names of other inline policies.
+    pub extra_inline: Vec<String>,
+    /// ARNs of attached managed policies.
+    pub attached: Vec<String>,
+}
+
+/// Trust policy of the function role.
+pub fn function_trust_policy() -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": { "Service": "lambda.amazonaws.com" },
+            "Action": "sts:AssumeRole"
+        }]
+    })
+}
+
+/// Permissions of the function role.
+pub fn function_policy(table_arn: &str, log_group_arn: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "PutMovies",
+                "Effect": "Allow",
+                "Action": "dynamodb:PutItem",
+                "Resource": table_arn
+            },
+            {
+                // `<group arn>:*` covers the group's log streams (PutLogEvents) and is the form
+                // Lambda's own generated execution roles use for CreateLogStream too.
+                "Sid": "WriteOwnLogGroup",
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": format!("{log_group_arn}:*")
+            },
+            {
+                // X-Ray has no resource-level permissions for these actions: `*` is the only
+                // valid resource (Service Authorization Reference, AWS X-Ray).
+                "Sid": "XRayTraces",
+                "Effect": "Allow",
+                "Action": ["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
+                "Resource": "*"
+            },
+            {
+                // Exactly the ENI actions of AWSLambdaVPCAccessExecutionRole v3, which Lambda
+                // uses to manage the function's Hyperplane ENIs. On `*`: Describe* calls only
+                // work on `*`, and the ENIs do not exist (no id to name) before Lambda creates
+                // them (Lambda developer guide, "Giving Lambda functions access to a VPC").
+                "Sid": "VpcNetworkInterfaces",
+                "Effect": "Allow",
+                "Action": [
+                    "ec2:CreateNetworkInterface",
+                    "ec2:DescribeNetworkInterfaces",
+                    "ec2:DescribeSubnets",
+                    "ec2:DeleteNetworkInterface",
+                    "ec2:AssignPrivateIpAddresses",
+                    "ec2:UnassignPrivateIpAddresses"
+                ],
+                "Resource": "*"
+            }
+        ]
+    })
+}
+
+/// Trust policy of the flow-log role. `aws:SourceAccount` keeps another account's flow logs from
+/// using this role (confused deputy; VPC Flow Logs user guide, "IAM role for publishing flow
+/// logs to CloudWatch Logs").
+pub fn flow_logs_trust_policy(account_id: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": { "Service": "vpc-flow-logs.amazonaws.com" },
+            "Action": "sts:AssumeRole",
+            "Condition": { "StringEquals": { "aws:SourceAccount": account_id } }
+        }]
+    })
+}
+
+/// Permissions of the flow-log role: write into its own, pre-created group only (so no
+/// CreateLogGroup / DescribeLogGroups).
+pub fn flow_logs_policy(log_group_arn: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "DeliverFlowLogs",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+            "Resource": [log_group_arn, format!("{log_group_arn}:*")]
+        }]
+    })
+}
+
+impl Role {
+    /// The trust and inline policy documents this role must have, from the outputs of its
+    /// dependencies.
+    pub fn policy_json(&self, account_id: &str, inputs: &Inputs) -> Result<RolePolicies> {
+        Ok(match &self.purpose {
+            RolePurpose::Function { table_resource, log_group_resource } => RolePolicies {
+                trust: function_trust_policy(),
+                inline: function_policy(inputs.get(table_resource, "arn")?, inputs.get(log_group_resource, "arn")?),
+            },
+            RolePurpose::FlowLogs { log_group_resource } => RolePolicies {
+                trust: flow_logs_trust_policy(account_id),
+                inline: flow_logs_policy(inputs.get(log_group_resource, "arn")?),
+            },
+        })
+    }
+}
+
+/// Decode `%XX` escapes (RFC 3986). Invalid escapes are kept as they are; `+` stays `+` (IAM
+/// encodes a space as `%20`).
+pub fn percent_decode(s: &str) -> String {
+    fn hex(b: u8) -> Option<u8> {
+        match b {
+            b'0'..=b'9' => Some(b - b'0'),
+            b'a'..=b'f' => Some(b - b'a' + 10),
+            b'A'..=b'F' => Some(b - b'A' + 10),
+            _ => None,
+        }
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped =
+            if bytes[i] == b'%' && i + 2 < bytes.len() { hex(bytes[i + 1]).zip(hex(bytes[i + 2])) } else { None };
+        match escaped {
+            Some((high, low)) => {
+                out.push(high * 16 + low);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Parse a policy document as IAM returns it: URL-encoded JSON (GetRole, GetRolePolicy). A
+/// document that is not JSON is kept as a string, so it compares unequal and gets rewritten.
+pub fn parse_policy_document(raw: &str) -> Value {
+    serde_json::from_str(raw)
+        .or_else(|_| serde_json::from_str(&percent_decode(raw)))
+        .unwrap_or_else(|_| Value::String(percent_decode(raw)))
+}
+
+/// A canonical form for comparing policies: IAM accepts `"x"` and `["x"]` alike and ignores the
+/// order of actions, resources and statements, so arrays are sorted, deduplicated, and a
+/// one-element array becomes its element.
+pub fn normalize_policy(v: &Value) -> Value {
+    match v {
+        Value::Array(items) => {
+            let mut items: Vec<Value> = items.iter().map(normalize_policy).collect();
+            items.sort_by_cached_key(|i| i.to_string());
+            items.dedup();
+            if items.len() == 1 { items.swap_remove(0) } else { Value::Array(items) }
+        }
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), normalize_policy(v))).collect()),
+        other => other.clone(),
+    }
+}
+
+pub fn same_policy(a: &Value, b: &Value) -> bool {
+    normalize_policy(a) == normalize_policy(b)
+}
+
+pub fn diff(desired: &RolePolicies, live: &LiveRole) -> Vec<Change> {
+    let mut changes = Vec::new();
+    if !same_policy(&desired.trust, &live.trust) {
+        changes.push(Change::update("trust_policy", normalize_policy(&desired.trust), normalize_policy(&live.trust)));
+    }
+    match &live.inline {
+        None => {
+            changes.push(Change::update("inline_policy", normalize_policy(&desired.inline), "inline policy missing"))
+        }
+        Some(inline) if !same_policy(&desired.inline, inline) => {
+            changes.push(Change::update("inline_policy", normalize_policy(&desired.inline), normalize_policy(inline)))
+        }
+        Some(_) => {}
+    }
+    if !live.extra_inline.is_empty() {
+        changes.push(Change::update("extra_inline_policies", "none", live.extra_inline.join(", ")));
+    }
+    if !live.attached.is_empty() {
+        changes.push(Change::update("attached_managed_policies", "none", live.attached.join(", ")));
+    }
+    changes
+}
+
+fn not_found_is_ok<T>(res: Result<T>) -> Result<()> {
+    match res {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+impl Role {
+    /// GetRole; `None` when the role does not exist.
+    async fn get(&self, ctx: &Ctx) -> Result<Option<aws_sdk_iam::types::Role>> {
+        match ctx.aws.iam.get_role().role_name(&self.name).send().await.aws("IAM", "GetRole") {
+            Ok(out) => Ok(out.role().cloned()),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn check_ours(&self, ctx: &Ctx, role: &aws_sdk_iam::types::Role) -> Result<()> {
+        if ctx.owns(&self.id, role.tags().iter().map(|t| (t.key(), t.value()))) {
+            return Ok(());
+        }
+        // GetRole documents Tags, but do not rely on every implementation filling them in.
+        let tags = ctx
+            .aws
+            .iam
+            .list_role_tags()
+            .role_name(&self.name)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .aws("IAM", "ListRoleTags")?;
+        if ctx.owns(&self.id, tags.iter().map(|t| (t.key(), t.value()))) {
+            Ok(())
+        } else {
+            Err(ctx.not_ours("IAM role", &self.name))
+        }
+    }
+
+    async fn inline_policy_names(&self, ctx: &Ctx, role_name: &str) -> Result<Vec<String>> {
+        ctx.aws
+            .iam
+            .list_role_policies()
+            .role_name(role_name)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .aws("IAM", "ListRolePolicies")
+    }
+
+    async fn attached_policy_arns(&self, ctx: &Ctx, role_name: &str) -> Result<Vec<String>> {
+        let attached = ctx
+            .aws
+            .iam
+            .list_attached_role_policies()
+            .role_name(role_name)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .aws("IAM", "ListAttachedRolePolicies")?;
+        Ok(attached.iter().filter_map(|p| p.policy_arn().map(str::to_string)).collect())
+    }
+
+    async fn live(&self, ctx: &Ctx, role: &aws_sdk_iam::types::Role) -> Result<LiveRole> {
+        let names = self.inline_policy_names(ctx, &self.name).await?;
+        let inline = if names.iter().any(|n| n == INLINE_POLICY) {
+            let res = ctx
+                .aws
+                .iam
+                .get_role_policy()
+                .role_name(&self.name)
+                .policy_name(INLINE_POLICY)
+                .send()
+                .await
+                .aws("IAM", "GetRolePolicy");
+            match res {
+                Ok(out) => Some(parse_policy_document(out.policy_document())),
+                Err(e) if e.is_not_found() => None,
+                Err(e) => return Err(e),
+            }
+        } else {
+            None
+        };
+        Ok(LiveRole {
+            arn: role.arn().to_string(),
+            trust: parse_policy_document(role.assume_role_policy_document().unwrap_or_default()),
+            inline,
+            extra_inline: names.into_iter().filter(|n| n != INLINE_POLICY).collect(),
+            attached: self.attached_policy_arns(ctx, &self.name).await?,
+        })
+    }
+
+    async fn put_inline_policy(&self, ctx: &Ctx, policy: &Value) -> Result<()> {
+        let document = policy.to_string();
+        // Right after CreateRole, IAM's eventual consistency can briefly answer NoSuchEntity
+        // for the new role.
+        retry(
+            ctx,
+            &self.id,
+            "the new IAM role to be visible",
+            &[ErrorKind::NotFound],
+            ctx.timeouts.iam_propagation,
+            Backoff::new(1000, 10000),
+            || async {
+                ctx.aws
+                    .iam
+                    .put_role_policy()
+                    .role_name(&self.name)
+                    .policy_name(INLINE_POLICY)
+                    .policy_document(&document)
+                    .send()
+                    .await
+                    .aws("IAM", "PutRolePolicy")
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    fn description(&self, ctx: &Ctx) -> String {
+        let what = match self.purpose {
+            RolePurpose::Function { .. } => "execution role of the function",
+            RolePurpose::FlowLogs { .. } => "role VPC Flow Logs assumes to write the flow-log group",
+        };
+        format!("movies-stack {}: {what}", ctx.stack)
+    }
+}
+
+#[async_trait]
+impl Resource for Role {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn kind(&self) -> &'static str {
+        "IAM role"
+    }
+
+    fn deps(&self) -> Vec<String> {
+        match &self.purpose {
+            RolePurpose::Function { table_resource, log_group_resource } => {
+                vec![table_resource.clone(), log_group_resource.clone()]
+            }
+            RolePurpose::FlowLogs { log_group_resource } => vec![log_group_resource.clone()],
+        }
+    }
+
+    async fn observe(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Observed> {
+        let Some(role) = self.get(ctx).await? else {
+            return Ok(Observed::Missing);
+        };
+        self.check_ours(ctx, &role).await?;
+        let desired = self.policy_json(&ctx.account_id, inputs)?;
+        let live = self.live(ctx, &role).await?;
+        Ok(Observed::Present {
+            changes: diff(&desired, &live),
+            outputs: outputs([("name", self.name.clone()), ("arn", live.arn)]),
+        })
+    }
+
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Outputs> {
+        let policies = self.policy_json(&ctx.account_id, inputs)?;
+        ctx.check_cloudformation_owner("IAM role", &self.name).await?;
+        let tags = ctx
+            .tags(&self.id)
+            .into_iter()
+            .map(|(k, v)| {
+                Tag::builder().key(k).value(v).build().map_err(|e| Error::other(format!("internal: IAM tag: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let out = ctx
+            .aws
+            .iam
+            .create_role()
+            .role_name(&self.name)
+            .assume_role_policy_document(policies.trust.to_string())
+            .description(self.description(ctx))
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .aws("IAM", "CreateRole")?;
+        let arn = out.role().map(|r| r.arn().to_string()).unwrap_or_default();
+        // A crash here leaves the role without its policy: `diff` reports it, `update` puts it.
+        self.put_inline_policy(ctx, &policies.inline).await?;
+        Ok(outputs([("name", self.name.clone()), ("arn", arn)]))
+    }
+
+    async fn update(&self, ctx: &Ctx, inputs: &Inputs, live: &Outputs, changes: &[Change]) -> Result<Outputs> {
+        let policies = self.policy_json(&ctx.account_id, inputs)?;
+        for change in changes {
+            match change.field.as_str() {
+                "trust_policy" => {
+                    ctx.aws
+                        .iam
+                        .update_assume_role_policy()
+                        .role_name(&self.name)
+                        .policy_document(policies.trust.to_string())
+                        .send()
+                        .await
+                        .aws("IAM", "UpdateAssumeRolePolicy")?;
+                }
+                "inline_policy" => self.put_inline_policy(ctx, &policies.inline).await?,
+                "extra_inline_policies" => {
+                    for name in self.inline_policy_names(ctx, &self.name).await? {
+                        if name == INLINE_POLICY {
+                            continue;
+                        }
+                        ctx.progress(
+                            &self.id,
+                            format!("removing inline policy `{name}` (not part of the stack: least privilege)"),
+                        );
+                        let res = ctx
+                            .aws
+                            .iam
+                            .delete_role_policy()
+                            .role_name(&self.name)
+                            .policy_name(&name)
+                            .send()
+                            .await
+                            .aws("IAM", "DeleteRolePolicy");
+                        not_found_is_ok(res)?;
+                    }
+                }
+                "attached_managed_policies" => {
+                    for arn in self.attached_policy_arns(ctx, &self.name).await? {
+                        ctx.progress(
+                            &self.id,
+                            format!("detaching managed policy `{arn}` (not part of the stack: least privilege)"),
+                        );
+                        let res = ctx
+                            .aws
+                            .iam
+                            .detach_role_policy()
+                            .role_name(&self.name)
+                            .policy_arn(&arn)
+                            .send()
+                            .await
+                            .aws("IAM", "DetachRolePolicy");
+                        not_found_is_ok(res)?;
+                    }
+                }
+                other => {
+                    return Err(Error::other(format!("cannot update IAM role field `{other}` in place")));
+                }
+            }
+        }
+        Ok(live.clone())
+    }
+
+    async fn delete(&self, ctx: &Ctx, live: &Outputs) -> Result<()> {
+        let name = live.get("name").unwrap_or(&self.name).clone();
+        // DeleteRole fails with DeleteConflict while policies are attached or inline.
+        let names = match self.inline_policy_names(ctx, &name).await {
+            Ok(names) => names,
+            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for policy in names {
+            let res = ctx
+                .aws
+                .iam
+                .delete_role_policy()
+                .role_name(&name)
+                .policy_name(&policy)
+                .send()
+                .await
+                .aws("IAM", "DeleteRolePolicy");
+            not_found_is_ok(res)?;
+        }
+        let attached = match self.attached_policy_arns(ctx, &name).await {
+            Ok(arns) => arns,
+            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for arn in attached {
+            let res = ctx
+                .aws
+                .iam
+                .detach_role_policy()
+                .role_name(&name)
+                .policy_arn(&arn)
+                .send()
+                .await
+                .aws("IAM", "DetachRolePolicy");
+            not_found_is_ok(res)?;
+        }
+        not_found_is_ok(ctx.aws.iam.delete_role().role_name(&name).send().await.aws("IAM", "DeleteRole"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const TABLE_ARN: &str = "arn:aws:dynamodb:us-east-1:123456789012:table/demo_table";
+    const FN_LOGS: &str = "arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/apigw_handler";
+    const FLOW_LOGS: &str = "arn:aws:logs:us-east-1:123456789012:log-group:/movies/flow";
+
+    fn inputs() -> Inputs {
+        let mut map = HashMap::new();
+        map.insert("table".to_string(), outputs([("arn", TABLE_ARN.to_string())]));
+        map.insert("function-log-group".to_string(), outputs([("arn", FN_LOGS.to_string())]));
+        map.insert("flow-log-group".to_string(), outputs([("arn", FLOW_LOGS.to_string())]));
+        Inputs { map, lenient: false }
+    }
+
+    fn function_role() -> Role {
+        Role {
+            id: FUNCTION_ROLE.into(),
+            name: "movies-fn".into(),
+            purpose: RolePurpose::Function {
+                table_resource: "table".into(),
+                log_group_resource: "function-log-group".into(),
+            },
+        }
+    }
+
+    fn flow_role() -> Role {
+        Role {
+            id: FLOW_LOG_ROLE.into(),
+            name: "movies-flow".into(),
+            purpose: RolePurpose::FlowLogs { log_group_resource: "flow-log-group".into() },
+        }
+    }
+
+    fn in_sync(p: &RolePolicies) -> LiveRole {
+        LiveRole {
+            arn: "arn:aws:iam::123456789012:role/movies-fn".into(),
+            trust: p.trust.clone(),
+            inline: Some(p.inline.clone()),
+            extra_inline: vec![],
+            attached: vec![],
+        }
+    }
+
+    /// Every (action, resource) pair a policy allows.
+    fn grants(policy: &Value) -> Vec<(String, String)> {
+        let as_list = |v: &Value| match v {
+            Value::Array(a) => a.iter().map(|x| x.as_str().unwrap().to_string()).collect::<Vec<_>>(),
+            Value::String(s) => vec![s.clone()],
+            other => panic!("unexpected {other}"),
+        };
+        let mut out = Vec::new();
+        for st in policy["Statement"].as_array().unwrap() {
+            assert_eq!(st["Effect"], "Allow");
+            for a in as_list(&st["Action"]) {
+                for r in as_list(&st["Resource"]) {
+                    out.push((a.clone(), r));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn deps_follow_the_purpose() {
+        assert_eq!(function_role().deps(), vec!["table", "function-log-group"]);
+        assert_eq!(flow_role().deps(), vec!["flow-log-group"]);
+    }
+
+    #[test]
+    fn function_policy_is_least_privilege() {
+        let p = function_role().policy_json("123456789012", &inputs()).unwrap();
+        let logs = format!("{FN_LOGS}:*");
+        let mut want: Vec<(String, String)> = vec![
+            ("dynamodb:PutItem".into(), TABLE_ARN.into()),
+            ("logs:CreateLogStream".into(), logs.clone()),
+            ("logs:PutLogEvents".into(), logs),
+            ("xray:PutTraceSegments".into(), "*".into()),
+            ("xray:PutTelemetryRecords".into(), "*".into()),
+        ];
+        for a in [
+            "ec2:CreateNetworkInterface",
+            "ec2:DescribeNetworkInterfaces",
+            "ec2:DescribeSubnets",
+            "ec2:DeleteNetworkInterface",
+            "ec2:AssignPrivateIpAddresses",
+            "ec2:UnassignPrivateIpAddresses",
+        ] {
+            want.push((a.into(), "*".into()));
+        }
+        want.sort();
+        assert_eq!(grants(&p.inline), want);
+        assert_eq!(p.trust["Statement"][0]["Principal"]["Service"], "lambda.amazonaws.com");
+        assert_eq!(p.trust["Statement"][0]["Action"], "sts:AssumeRole");
+    }
+
+    #[test]
+    fn flow_log_policy_is_scoped_to_its_group_and_account() {
+        let p = flow_role().policy_json("123456789012", &inputs()).unwrap();
+        let mut want = Vec::new();
+        for a in ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"] {
+            want.push((a.to_string(), FLOW_LOGS.to_string()));
+            want.push((a.to_string(), format!("{FLOW_LOGS}:*")));
+        }
+        want.sort();
+        assert_eq!(grants(&p.inline), want);
+        let st = &p.trust["Statement"][0];
+        assert_eq!(st["Principal"]["Service"], "vpc-flow-logs.amazonaws.com");
+        assert_eq!(st["Condition"]["StringEquals"]["aws:SourceAccount"], "123456789012");
+    }
+
+    #[test]
+    fn percent_decoding() {
+        let cases = [
+            ("%7B%22Version%22%3A%222012-10-17%22%7D", "{\"Version\":\"2012-10-17\"}"),
+            ("a%20b", "a b"),
+            ("a+b", "a+b"),
+            ("%2a%2A", "**"),
+            ("100%", "100%"),
+            ("%4", "%4"),
+            ("%zz", "%zz"),
+            ("%C3%A9", "é"),
+            ("plain", "plain"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(percent_decode(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn url_encoded_documents_compare_equal() {
+        let p = flow_role().policy_json("123456789012", &inputs()).unwrap();
+        // What IAM returns: the document we sent, pretty-printed by someone, URL-encoded.
+        let pretty = serde_json::to_string_pretty(&p.trust).unwrap();
+        let encoded: String = pretty
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        let mut live = in_sync(&p);
+        live.trust = parse_policy_document(&encoded);
+        assert!(diff(&p, &live).is_empty());
+        // Plain JSON (as some emulators return it) parses too.
+        live.trust = parse_policy_document(&p.trust.to_string());
+        assert!(diff(&p, &live).is_empty());
+    }
+
+    #[test]
+    fn policies_compare_semantically() {
+        let a = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["b", "a"], "Resource": ["r"]}]});
+        let b = json!({"Statement": {"Resource": "r", "Action": ["a", "b", "a"], "Effect": "Allow"}, "Version": "2012-10-17"});
+        let c = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["a"], "Resource": "r"}]});
+        assert!(same_policy(&a, &b));
+        assert!(!same_policy(&a, &c));
+    }
+
+    #[test]
+    fn drift_is_reported_per_part() {
+        let p = function_role().policy_json("123456789012", &inputs()).unwrap();
+        assert!(diff(&p, &in_sync(&p)).is_empty());
+
+        let mut live = in_sync(&p);
+        live.inline = None;
+        live.trust = parse_policy_document("%7Bnot%20json");
+        live.extra_inline = vec!["admin".into()];
+        live.attached = vec!["arn:aws:iam::aws:policy/AdministratorAccess".into()];
+        let changes = diff(&p, &live);
+        let fields: Vec<&str> = changes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, vec!["trust_policy", "inline_policy", "extra_inline_policies", "attached_managed_policies"]);
+        assert!(changes.iter().all(|c| !c.replace));
+        assert_eq!(changes[1].live, "inline policy missing");
+        assert_eq!(changes[3].live, "arn:aws:iam::aws:policy/AdministratorAccess");
+
+        let mut live = in_sync(&p);
+        live.inline = Some(function_policy("arn:aws:dynamodb:us-east-1:123456789012:table/other", FN_LOGS));
+        let changes = diff(&p, &live);
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].field, "inline_policy");
+    }
+}

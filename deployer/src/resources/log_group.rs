@@ -1,0 +1,241 @@
+//! CloudWatch Logs log groups: the function's own group (created before the function, so Lambda
+//! never auto-creates it untagged and without retention), the API access-log group and the VPC
+//! flow-log group. Each has a fixed name and a retention.
+
+use async_trait::async_trait;
+
+use super::{Change, Ctx, Inputs, Observed, Outputs, Resource, outputs};
+use crate::aws::AwsResultExt;
+use crate::error::{Error, ErrorKind, Result};
+
+/// The resource id of the function's log group: Lambda may have created a group of that name.
+pub const FUNCTION_LOG_GROUP: &str = "function-log-group";
+pub const ACCESS_LOG_GROUP: &str = "access-log-group";
+pub const FLOW_LOG_GROUP: &str = "flow-log-group";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogGroup {
+    /// One of [`FUNCTION_LOG_GROUP`], [`ACCESS_LOG_GROUP`], [`FLOW_LOG_GROUP`].
+    pub id: String,
+    pub name: String,
+    pub retention_days: i32,
+}
+
+/// The live log group, as far as we compare it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveLogGroup {
+    pub name: String,
+    /// Without the trailing `:*` (see [`arn_without_wildcard`]).
+    pub arn: String,
+    /// `None`: never expire (no retention policy).
+    pub retention_days: Option<i32>,
+}
+
+pub fn diff(desired: &LogGroup, live: &LiveLogGroup) -> Vec<Change> {
+    let mut changes = Vec::new();
+    if live.retention_days != Some(desired.retention_days) {
+        let live_retention = match live.retention_days {
+            Some(days) => days.to_string(),
+            None => "never expire".to_string(),
+        };
+        changes.push(Change::update("retention_days", desired.retention_days, live_retention));
+    }
+    changes
+}
+
+/// `DescribeLogGroups` gives `arn` as `arn:...:log-group:NAME:*`. Consumers (API Gateway access
+/// logs, IAM policies, `ListTagsForResource`) want the ARN without `:*`; moto even answers `{}`
+/// to `ListTagsForResource` with the `:*` form.
+pub fn arn_without_wildcard(arn: &str) -> &str {
+    arn.strip_suffix(":*").unwrap_or(arn)
+}
+
+impl LogGroup {
+    async fn find(&self, ctx: &Ctx) -> Result<Option<LiveLogGroup>> {
+        // Names are returned in lexicographic order, and a name sorts before every longer name it
+        // prefixes, so if the group exists it is on the first page. Other filters
+        // (`logGroupIdentifiers`, `logGroupNamePattern`) are ignored by moto: match exactly here.
+        let out = ctx
+            .aws
+            .logs
+            .describe_log_groups()
+            .log_group_name_prefix(&self.name)
+            .send()
+            .await
+            .aws("CloudWatch Logs", "DescribeLogGroups")?;
+        let Some(group) = out.log_groups().iter().find(|g| g.log_group_name() == Some(self.name.as_str())) else {
+            return Ok(None);
+        };
+        // `logGroupArn` is the ARN without `:*`; older responses only carry `arn` (with it).
+        let arn = group
+            .log_group_arn()
+            .or(group.arn())
+            .map(arn_without_wildcard)
+            .ok_or_else(|| {
+                Error::other(format!("DescribeLogGroups returned log group `{}` without an ARN", self.name))
+            })?
+            .to_string();
+        Ok(Some(LiveLogGroup { name: self.name.clone(), arn, retention_days: group.retention_in_days() }))
+    }
+
+    async fn check_ours(&self, ctx: &Ctx, arn: &str) -> Result<()> {
+        let out = ctx
+            .aws
+            .logs
+            .list_tags_for_resource()
+            .resource_arn(arn)
+            .send()
+            .await
+            .aws("CloudWatch Logs", "ListTagsForResource")?;
+        let tags = out.tags().into_iter().flatten().map(|(k, v)| (k.as_str(), v.as_str()));
+        if ctx.owns(&self.id, tags) {
+            return Ok(());
+        }
+        let err = ctx.not_ours("log group", &self.name);
+        if self.id == FUNCTION_LOG_GROUP {
+            // Lambda creates `/aws/lambda/<function>` itself, untagged and without retention, the
+            // first time the function writes a log line and the group does not exist. Still
+            // not adopted: we cannot tell that group from someone else's.
+            return Err(Error::other(format!(
+                "{err}. Note: Lambda creates this group by itself, untagged, when the function logs before the \
+                 group exists (e.g. a function deployed by another tool); if that is what happened and its logs \
+                 are not needed, delete the log group and run again"
+            )));
+        }
+        Err(err)
+    }
+
+    async fn put_retention(&self, ctx: &Ctx) -> Result<()> {
+        ctx.aws
+            .logs
+            .put_retention_policy()
+            .log_group_name(&self.name)
+            .retention_in_days(self.retention_days)
+            .send()
+            .await
+            .aws("CloudWatch Logs", "PutRetentionPolicy")?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Resource for LogGroup {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn kind(&self) -> &'static str {
+        "log group"
+    }
+
+    fn deps(&self) -> Vec<String> {
+        vec![]
+    }
+
+    async fn observe(&self, ctx: &Ctx, _inputs: &Inputs) -> Result<Observed> {
+        let Some(live) = self.find(ctx).await? else {
+            return Ok(Observed::Missing);
+        };
+        self.check_ours(ctx, &live.arn).await?;
+        Ok(Observed::Present { changes: diff(self, &live), outputs: outputs([("name", live.name), ("arn", live.arn)]) })
+    }
+
+    async fn create(&self, ctx: &Ctx, _inputs: &Inputs) -> Result<Outputs> {
+        ctx.check_cloudformation_owner("log group", &self.name).await?;
+        let res = ctx
+            .aws
+            .logs
+            .create_log_group()
+            .log_group_name(&self.name)
+            .set_tags(Some(ctx.tag_map(&self.id)))
+            .send()
+            .await
+            .aws("CloudWatch Logs", "CreateLogGroup");
+        match res {
+            Ok(_) => {}
+            // Created between our observe and now (typically Lambda auto-creating the function's
+            // group): say whose it is rather than a bare "already exists".
+            Err(e) if e.kind() == Some(ErrorKind::AlreadyExists) => {
+                if let Some(live) = self.find(ctx).await? {
+                    self.check_ours(ctx, &live.arn).await?;
+                }
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        }
+        // A crash here leaves the group without retention: `diff` reports it and `update` sets it.
+        self.put_retention(ctx).await?;
+        let live = self.find(ctx).await?.ok_or_else(|| {
+            Error::other(format!("log group `{}` was created but DescribeLogGroups does not show it", self.name))
+        })?;
+        Ok(outputs([("name", live.name), ("arn", live.arn)]))
+    }
+
+    async fn update(&self, ctx: &Ctx, _inputs: &Inputs, live: &Outputs, changes: &[Change]) -> Result<Outputs> {
+        for change in changes {
+            match change.field.as_str() {
+                "retention_days" => self.put_retention(ctx).await?,
+                other => {
+                    return Err(Error::other(format!("cannot update log group field `{other}` in place")));
+                }
+            }
+        }
+        Ok(live.clone())
+    }
+
+    async fn delete(&self, ctx: &Ctx, live: &Outputs) -> Result<()> {
+        let name = live.get("name").unwrap_or(&self.name);
+        let res =
+            ctx.aws.logs.delete_log_group().log_group_name(name).send().await.aws("CloudWatch Logs", "DeleteLogGroup");
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desired() -> LogGroup {
+        LogGroup { id: FLOW_LOG_GROUP.into(), name: "/movies/flow".into(), retention_days: 365 }
+    }
+
+    fn live(retention_days: Option<i32>) -> LiveLogGroup {
+        LiveLogGroup {
+            name: "/movies/flow".into(),
+            arn: "arn:aws:logs:us-east-1:123456789012:log-group:/movies/flow".into(),
+            retention_days,
+        }
+    }
+
+    #[test]
+    fn retention_is_compared() {
+        // (live retention, the change's `live` text when one is expected)
+        let cases: &[(Option<i32>, Option<&str>)] =
+            &[(Some(365), None), (None, Some("never expire")), (Some(30), Some("30"))];
+        for (live_days, want) in cases {
+            let changes = diff(&desired(), &live(*live_days));
+            match want {
+                None => assert!(changes.is_empty(), "{live_days:?}: {changes:?}"),
+                Some(l) => {
+                    assert_eq!(changes, vec![Change::update("retention_days", 365, l)], "{live_days:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn arn_loses_its_wildcard_suffix_only() {
+        assert_eq!(
+            arn_without_wildcard("arn:aws:logs:us-east-1:1:log-group:/aws/lambda/f:*"),
+            "arn:aws:logs:us-east-1:1:log-group:/aws/lambda/f"
+        );
+        assert_eq!(
+            arn_without_wildcard("arn:aws:logs:us-east-1:1:log-group:x"),
+            "arn:aws:logs:us-east-1:1:log-group:x"
+        );
+    }
+}

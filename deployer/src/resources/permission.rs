@@ -1,0 +1,311 @@
+//! The Lambda permission that lets API Gateway invoke the function, scoped to this stack's API.
+//! Permissions are not taggable: ours is the statement with [`STATEMENT_ID`] in the policy of our
+//! (tagged) function.
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::{Change, Ctx, Inputs, Observed, Outputs, Resource, outputs};
+use crate::aws::AwsResultExt;
+use crate::error::{Error, ErrorKind, Result};
+use crate::wait::{Backoff, retry};
+
+pub const ID: &str = "api-permission";
+pub const STATEMENT_ID: &str = "movies-stack-apigateway";
+const PRINCIPAL: &str = "apigateway.amazonaws.com";
+const ACTION: &str = "lambda:InvokeFunction";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiPermission;
+
+/// One statement of a function's resource policy, as far as we compare it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PermissionStatement {
+    pub principal: String,
+    pub action: String,
+    pub source_arn: Option<String>,
+}
+
+/// The partition of an ARN (`aws`, `aws-cn`, `aws-us-gov`).
+pub fn partition(arn: &str) -> &str {
+    arn.split(':').nth(1).filter(|p| !p.is_empty()).unwrap_or("aws")
+}
+
+/// Any stage, method and path of this API only: `arn:aws:execute-api:REGION:ACCOUNT:API_ID/*`.
+pub fn source_arn(partition: &str, region: &str, account_id: &str, api_id: &str) -> String {
+    format!("arn:{partition}:execute-api:{region}:{account_id}:{api_id}/*")
+}
+
+pub fn desired(source_arn: String) -> PermissionStatement {
+    PermissionStatement { principal: PRINCIPAL.to_string(), action: ACTION.to_string(), source_arn: Some(source_arn) }
+}
+
+/// The statements carrying our statement id in a GetPolicy document. AWS refuses a duplicate
+/// statement id, but moto accepts one, so there may be several.
+pub fn our_statements(policy: &str) -> Result<Vec<PermissionStatement>> {
+    let doc: Value = serde_json::from_str(policy)
+        .map_err(|e| Error::other(format!("the function's resource policy is not JSON ({e}): {policy}")))?;
+    let statements = match &doc["Statement"] {
+        Value::Array(items) => items.clone(),
+        Value::Null => vec![],
+        one => vec![one.clone()],
+    };
+    let first_string = |v: &Value| -> String {
+        match v {
+            Value::String(s) => s.clone(),
+            Value::Array(a) => a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","),
+            _ => String::new(),
+        }
+    };
+    Ok(statements
+        .iter()
+        .filter(|s| s["Sid"] == STATEMENT_ID)
+        .map(|s| {
+            // Principal comes back as {"Service": "..."}; a bare string is valid policy syntax too.
+            let principal = match &s["Principal"] {
+                Value::Object(p) => p.get("Service").map(first_string).unwrap_or_default(),
+                other => first_string(other),
+            };
+            // Lambda writes `{"ArnLike": {"AWS:SourceArn": "..."}}`; match the key
+            // case-insensitively (condition keys are case-insensitive).
+            let source_arn = s["Condition"].as_object().and_then(|ops| {
+                ops.values()
+                    .filter_map(Value::as_object)
+                    .flat_map(|keys| keys.iter())
+                    .find(|(k, _)| k.eq_ignore_ascii_case("aws:SourceArn"))
+                    .map(|(_, v)| first_string(v))
+            });
+            PermissionStatement { principal, action: first_string(&s["Action"]), source_arn }
+        })
+        .collect())
+}
+
+/// Every difference is a replacement: a Lambda permission cannot be edited, only removed and
+/// added again. `live` holds at least one statement.
+pub fn diff(desired: &PermissionStatement, live: &[PermissionStatement]) -> Vec<Change> {
+    let mut changes = Vec::new();
+    if live.len() > 1 {
+        changes.push(Change::replace("statements", 1, live.len()));
+    }
+    let Some(l) = live.first() else {
+        return changes;
+    };
+    if l.principal != desired.principal {
+        changes.push(Change::replace("principal", &desired.principal, &l.principal));
+    }
+    if l.action != desired.action {
+        changes.push(Change::replace("action", &desired.action, &l.action));
+    }
+    if l.source_arn != desired.source_arn {
+        let show = |a: &Option<String>| a.clone().unwrap_or_else(|| "none (any source)".to_string());
+        changes.push(Change::replace("source_arn", show(&desired.source_arn), show(&l.source_arn)));
+    }
+    changes
+}
+
+impl ApiPermission {
+    fn desired(&self, ctx: &Ctx, inputs: &Inputs) -> Result<PermissionStatement> {
+        let function_arn = inputs.get("function", "arn")?;
+        let api_id = inputs.get("api", "id")?;
+        Ok(desired(source_arn(partition(function_arn), &ctx.aws.region, &ctx.account_id, api_id)))
+    }
+
+    /// Our statements in the function's policy (empty when the function has no policy).
+    async fn statements(&self, ctx: &Ctx, function: &str) -> Result<Vec<PermissionStatement>> {
+        match ctx.aws.lambda.get_policy().function_name(function).send().await.aws("Lambda", "GetPolicy") {
+            Ok(out) => our_statements(out.policy().unwrap_or("{}")),
+            Err(e) if e.is_not_found() => Ok(vec![]),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn add(&self, ctx: &Ctx, function: &str, statement: &PermissionStatement) -> Result<()> {
+        // Policy changes conflict with an update of the function in progress.
+        retry(
+            ctx,
+            ID,
+            "the function's update to finish",
+            &[ErrorKind::Conflict],
+            ctx.timeouts.resource_ready,
+            Backoff::new(2000, 20000),
+            || async {
+                ctx.aws
+                    .lambda
+                    .add_permission()
+                    .function_name(function)
+                    .statement_id(STATEMENT_ID)
+                    .action(&statement.action)
+                    .principal(&statement.principal)
+                    .set_source_arn(statement.source_arn.clone())
+                    .send()
+                    .await
+                    .aws("Lambda", "AddPermission")
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Remove our statement, `count` times at most (moto may hold duplicates); gone is fine.
+    async fn remove(&self, ctx: &Ctx, function: &str, count: usize) -> Result<()> {
+        for _ in 0..count.max(1) {
+            let res = retry(
+                ctx,
+                ID,
+                "the function's update to finish",
+                &[ErrorKind::Conflict],
+                ctx.timeouts.resource_ready,
+                Backoff::new(2000, 20000),
+                || async {
+                    ctx.aws
+                        .lambda
+                        .remove_permission()
+                        .function_name(function)
+                        .statement_id(STATEMENT_ID)
+                        .send()
+                        .await
+                        .aws("Lambda", "RemovePermission")
+                },
+            )
+            .await;
+            match res {
+                Ok(_) => {}
+                Err(e) if e.is_not_found() => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn permission_outputs(function: &str) -> Outputs {
+    outputs([("statement_id", STATEMENT_ID.to_string()), ("function_name", function.to_string())])
+}
+
+#[async_trait]
+impl Resource for ApiPermission {
+    fn id(&self) -> &str {
+        ID
+    }
+
+    fn kind(&self) -> &'static str {
+        "Lambda permission"
+    }
+
+    fn deps(&self) -> Vec<String> {
+        vec!["function".to_string(), "api".to_string()]
+    }
+
+    async fn observe(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Observed> {
+        let function = inputs.get("function", "name")?;
+        let live = self.statements(ctx, function).await?;
+        if live.is_empty() {
+            return Ok(Observed::Missing);
+        }
+        Ok(Observed::Present {
+            changes: diff(&self.desired(ctx, inputs)?, &live),
+            outputs: permission_outputs(function),
+        })
+    }
+
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Outputs> {
+        let function = inputs.get("function", "name")?;
+        self.add(ctx, function, &self.desired(ctx, inputs)?).await?;
+        Ok(permission_outputs(function))
+    }
+
+    async fn update(&self, ctx: &Ctx, inputs: &Inputs, _live: &Outputs, _changes: &[Change]) -> Result<Outputs> {
+        // Every change is a replacement. A crash between the two calls leaves no statement:
+        // the next run sees it Missing and adds it.
+        let function = inputs.get("function", "name")?;
+        let count = self.statements(ctx, function).await?.len();
+        self.remove(ctx, function, count).await?;
+        self.add(ctx, function, &self.desired(ctx, inputs)?).await?;
+        Ok(permission_outputs(function))
+    }
+
+    async fn delete(&self, ctx: &Ctx, live: &Outputs) -> Result<()> {
+        let Some(function) = live.get("function_name") else {
+            return Err(Error::other("internal: the Lambda permission's outputs lack `function_name`"));
+        };
+        // A function that is gone took its policy with it: RemovePermission says NotFound.
+        let count = self.statements(ctx, function).await?.len();
+        if count == 0 {
+            return Ok(());
+        }
+        self.remove(ctx, function, count).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ARN: &str = "arn:aws:execute-api:us-east-1:123456789012:abc123/*";
+
+    /// A GetPolicy document as Lambda returns it.
+    fn policy(statements: &str) -> String {
+        format!(r#"{{"Version":"2012-10-17","Id":"default","Statement":[{statements}]}}"#)
+    }
+
+    fn ours(source: &str) -> String {
+        format!(
+            r#"{{"Sid":"movies-stack-apigateway","Effect":"Allow","Principal":{{"Service":"apigateway.amazonaws.com"}},"Action":"lambda:InvokeFunction","Resource":"arn:aws:lambda:us-east-1:123456789012:function:f","Condition":{{"ArnLike":{{"AWS:SourceArn":"{source}"}}}}}}"#
+        )
+    }
+
+    const OTHER: &str = r#"{"Sid":"someone-else","Effect":"Allow","Principal":{"Service":"s3.amazonaws.com"},"Action":"lambda:InvokeFunction","Resource":"arn:f"}"#;
+
+    #[test]
+    fn source_arn_is_scoped_to_the_api() {
+        assert_eq!(source_arn("aws", "us-east-1", "123456789012", "abc123"), ARN);
+        assert_eq!(partition("arn:aws-cn:lambda:cn-north-1:1:function:f"), "aws-cn");
+        assert_eq!(partition("arn:aws:lambda:us-east-1:1:function:f"), "aws");
+        assert_eq!(partition(""), "aws");
+    }
+
+    #[test]
+    fn our_statement_is_found_among_others() {
+        let live = our_statements(&policy(&format!("{OTHER},{}", ours(ARN)))).unwrap();
+        assert_eq!(live, vec![desired(ARN.to_string())]);
+        assert!(diff(&desired(ARN.to_string()), &live).is_empty());
+        assert!(our_statements(&policy(OTHER)).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_single_statement_object_and_lowercase_condition_key_parse() {
+        let doc = r#"{"Statement":{"Sid":"movies-stack-apigateway","Principal":"apigateway.amazonaws.com","Action":["lambda:InvokeFunction"],"Condition":{"ArnLike":{"aws:sourcearn":"x"}}}}"#;
+        let live = our_statements(doc).unwrap();
+        assert_eq!(
+            live,
+            vec![PermissionStatement {
+                principal: PRINCIPAL.into(),
+                action: ACTION.into(),
+                source_arn: Some("x".into())
+            }]
+        );
+    }
+
+    #[test]
+    fn differences_are_replacements() {
+        let want = desired(ARN.to_string());
+        let wider = "arn:aws:execute-api:us-east-1:123456789012:*/*";
+        let cases: Vec<(Vec<PermissionStatement>, Vec<&str>)> = vec![
+            (vec![desired(wider.to_string())], vec!["source_arn"]),
+            (vec![PermissionStatement { source_arn: None, ..want.clone() }], vec!["source_arn"]),
+            (vec![PermissionStatement { principal: "s3.amazonaws.com".into(), ..want.clone() }], vec!["principal"]),
+            (vec![PermissionStatement { action: "lambda:*".into(), ..want.clone() }], vec!["action"]),
+            (vec![want.clone(), want.clone()], vec!["statements"]),
+        ];
+        for (live, fields) in cases {
+            let changes = diff(&want, &live);
+            assert_eq!(changes.iter().map(|c| c.field.as_str()).collect::<Vec<_>>(), fields, "{live:?}");
+            assert!(changes.iter().all(|c| c.replace));
+        }
+    }
+
+    #[test]
+    fn a_policy_that_is_not_json_is_an_error() {
+        assert!(our_statements("not json").is_err());
+    }
+}

@@ -1,0 +1,437 @@
+//! A usage plan (one per tier: `standard`, `premium`): per-key throttle and quota, bound to the
+//! stack's stage. API keys join it through usage-plan keys (see `api_key.rs`).
+//!
+//! Throttling and quotas are best effort in AWS (UsagePlan API reference), not hard limits.
+
+use async_trait::async_trait;
+use aws_sdk_apigateway::types::{ApiStage, Op, QuotaPeriodType, QuotaSettings, ThrottleSettings};
+
+use super::apigw::{SERVICE, at_most_one, found, gone_is_ok, pace, patch, tag_pairs};
+use super::{Change, Ctx, Inputs, Observed, Outputs, Resource, outputs};
+use crate::aws::AwsResultExt;
+use crate::error::Result;
+use crate::wait::apigw_write;
+
+/// The resource id of the plan of a tier: `usage-plan-{tier}`.
+pub fn resource_id(tier: &str) -> String {
+    format!("usage-plan-{tier}")
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsagePlan {
+    /// `standard` | `premium`.
+    pub tier: String,
+    pub name: String,
+    /// Steady-state requests per second per key.
+    pub rate_limit: f64,
+    pub burst_limit: i32,
+    pub quota_limit: i32,
+    /// `DAY` | `WEEK` | `MONTH`.
+    pub quota_period: String,
+    id: String,
+}
+
+impl UsagePlan {
+    pub fn new(
+        tier: impl Into<String>,
+        name: impl Into<String>,
+        rate_limit: f64,
+        burst_limit: i32,
+        quota_limit: i32,
+        quota_period: impl Into<String>,
+    ) -> Self {
+        let tier = tier.into();
+        UsagePlan {
+            id: resource_id(&tier),
+            tier,
+            name: name.into(),
+            rate_limit,
+            burst_limit,
+            quota_limit,
+            quota_period: quota_period.into(),
+        }
+    }
+}
+
+/// The live plan, as far as we compare it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LivePlan {
+    pub id: String,
+    pub name: String,
+    /// None: the plan has no throttle at all.
+    pub throttle: Option<(f64, i32)>,
+    /// None: the plan has no quota at all.
+    pub quota: Option<(i32, String)>,
+    /// (apiId, stage) bindings.
+    pub api_stages: Vec<(String, String)>,
+}
+
+/// The UpdateUsagePlan patch operation that fixes one change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanPatch {
+    pub op: &'static str,
+    pub path: String,
+    pub value: String,
+}
+
+fn p(op: &'static str, path: &str, value: impl ToString) -> PlanPatch {
+    PlanPatch { op, path: path.to_string(), value: value.to_string() }
+}
+
+/// A rate as API Gateway (and moto, which parses it with `int()`) reads it: `50`, not `50.0`.
+fn rate_text(rate: f64) -> String {
+    format!("{rate}")
+}
+
+/// Every difference with its patch operation; `binding` is the (apiId, stage) the plan must
+/// be bound to. `add` where the live plan has no throttle / quota at all, `replace` otherwise
+/// (as terraform-provider-aws's `aws_api_gateway_usage_plan` does). Pure.
+pub fn plan(desired: &UsagePlan, binding: (&str, &str), live: &LivePlan) -> Vec<(Change, PlanPatch)> {
+    let mut steps = Vec::new();
+    if live.name != desired.name {
+        steps.push((Change::update("name", &desired.name, &live.name), p("replace", "/name", &desired.name)));
+    }
+    let (rate, burst) = live.throttle.unwrap_or((f64::NAN, i32::MIN));
+    let op = if live.throttle.is_some() { "replace" } else { "add" };
+    if (rate - desired.rate_limit).abs() > 1e-9 || rate.is_nan() {
+        steps.push((
+            Change::update(
+                "throttle.rate_limit",
+                desired.rate_limit,
+                live.throttle.map(|t| t.0.to_string()).unwrap_or("none".into()),
+            ),
+            p(op, "/throttle/rateLimit", rate_text(desired.rate_limit)),
+        ));
+    }
+    if live.throttle.is_none() || burst != desired.burst_limit {
+        steps.push((
+            Change::update(
+                "throttle.burst_limit",
+                desired.burst_limit,
+                live.throttle.map(|t| t.1.to_string()).unwrap_or("none".into()),
+            ),
+            p(op, "/throttle/burstLimit", desired.burst_limit),
+        ));
+    }
+    let op = if live.quota.is_some() { "replace" } else { "add" };
+    let (limit, period) = live.quota.clone().unwrap_or((i32::MIN, String::new()));
+    if live.quota.is_none() || limit != desired.quota_limit {
+        steps.push((
+            Change::update(
+                "quota.limit",
+                desired.quota_limit,
+                live.quota.as_ref().map(|q| q.0.to_string()).unwrap_or("none".into()),
+            ),
+            p(op, "/quota/limit", desired.quota_limit),
+        ));
+    }
+    if live.quota.is_none() || period != desired.quota_period {
+        steps.push((
+            Change::update(
+                "quota.period",
+                &desired.quota_period,
+                if period.is_empty() { "none" } else { period.as_str() },
+            ),
+            p(op, "/quota/period", &desired.quota_period),
+        ));
+    }
+    let (api, stage) = binding;
+    if !live.api_stages.iter().any(|(a, s)| a == api && s == stage) {
+        steps.push((
+            Change::update(format!("api_stage {api}:{stage}"), "bound", "missing"),
+            p("add", "/apiStages", format!("{api}:{stage}")),
+        ));
+    }
+    for (a, s) in &live.api_stages {
+        if !(a == api && s == stage) {
+            steps.push((
+                Change::update(format!("api_stage {a}:{s}"), "absent", "bound"),
+                p("remove", "/apiStages", format!("{a}:{s}")),
+            ));
+        }
+    }
+    steps
+}
+
+pub fn diff(desired: &UsagePlan, binding: (&str, &str), live: &LivePlan) -> Vec<Change> {
+    plan(desired, binding, live).into_iter().map(|(c, _)| c).collect()
+}
+
+fn live_plan(p: &aws_sdk_apigateway::types::UsagePlan) -> LivePlan {
+    LivePlan {
+        id: p.id().unwrap_or_default().to_string(),
+        name: p.name().unwrap_or_default().to_string(),
+        throttle: p.throttle().map(|t| (t.rate_limit(), t.burst_limit())),
+        quota: p.quota().map(|q| (q.limit(), q.period().map(|x| x.as_str().to_string()).unwrap_or_default())),
+        api_stages: p
+            .api_stages()
+            .iter()
+            .map(|s| (s.api_id().unwrap_or_default().to_string(), s.stage().unwrap_or_default().to_string()))
+            .collect(),
+    }
+}
+
+fn op_of(op: &str) -> Op {
+    Op::from(op)
+}
+
+impl UsagePlan {
+    fn binding<'a>(&self, inputs: &'a Inputs) -> Result<(&'a str, &'a str)> {
+        Ok((inputs.get("api", "id")?, inputs.get("stage", "name")?))
+    }
+
+    async fn find(&self, ctx: &Ctx) -> Result<Option<LivePlan>> {
+        let all: Vec<_> = ctx
+            .aws
+            .apigateway
+            .get_usage_plans()
+            .limit(500)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .await
+            .aws(SERVICE, "GetUsagePlans")?;
+        let ours: Vec<_> = all.iter().filter(|p| ctx.owns(&self.id, tag_pairs(p.tags()))).map(live_plan).collect();
+        at_most_one(ours, "usage plan", &self.id)
+    }
+
+    async fn get(&self, ctx: &Ctx, id: &str) -> Result<Option<LivePlan>> {
+        let res = ctx.aws.apigateway.get_usage_plan().usage_plan_id(id).send().await.aws(SERVICE, "GetUsagePlan");
+        Ok(found(res)?.map(|o| {
+            live_plan(
+                &aws_sdk_apigateway::types::UsagePlan::builder()
+                    .set_id(o.id().map(str::to_string))
+                    .set_name(o.name().map(str::to_string))
+                    .set_throttle(o.throttle().cloned())
+                    .set_quota(o.quota().cloned())
+                    .set_api_stages(Some(o.api_stages().to_vec()))
+                    .build(),
+            )
+        }))
+    }
+
+    /// One UpdateUsagePlan (limited to 1 request / 20 s) with every patch operation.
+    async fn patch(&self, ctx: &Ctx, id: &str, patches: Vec<PlanPatch>) -> Result<()> {
+        if patches.is_empty() {
+            return Ok(());
+        }
+        let ops: Vec<_> = patches.into_iter().map(|x| patch(op_of(x.op), x.path, x.value)).collect();
+        apigw_write(ctx, &self.id, "UpdateUsagePlan", pace::UPDATE_USAGE_PLAN, || async {
+            ctx.aws
+                .apigateway
+                .update_usage_plan()
+                .usage_plan_id(id)
+                .set_patch_operations(Some(ops.clone()))
+                .send()
+                .await
+                .aws(SERVICE, "UpdateUsagePlan")
+        })
+        .await?;
+        Ok(())
+    }
+
+    fn outputs(&self, id: &str) -> Outputs {
+        outputs([("id", id.to_string()), ("name", self.name.clone())])
+    }
+}
+
+#[async_trait]
+impl Resource for UsagePlan {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn kind(&self) -> &'static str {
+        "usage plan"
+    }
+
+    fn deps(&self) -> Vec<String> {
+        // The stage must exist first: CreateUsagePlan / UpdateUsagePlan fail with "Invalid API
+        // Stage {api: ..., stage: ...} specified for usageplan" otherwise (aws/aws-cdk#6169).
+        vec!["api".to_string(), "stage".to_string()]
+    }
+
+    async fn observe(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Observed> {
+        let binding = self.binding(inputs)?;
+        Ok(match self.find(ctx).await? {
+            None => Observed::Missing,
+            Some(live) => Observed::Present { outputs: self.outputs(&live.id), changes: diff(self, binding, &live) },
+        })
+    }
+
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Outputs> {
+        let (api, stage) = self.binding(inputs)?;
+        let out = apigw_write(ctx, &self.id, "CreateUsagePlan", pace::WRITE, || async {
+            ctx.aws
+                .apigateway
+                .create_usage_plan()
+                .name(&self.name)
+                .description(format!("{} tier of movies-stack stack {}", self.tier, ctx.stack))
+                .api_stages(ApiStage::builder().api_id(api).stage(stage).build())
+                .throttle(ThrottleSettings::builder().rate_limit(self.rate_limit).burst_limit(self.burst_limit).build())
+                .quota(
+                    QuotaSettings::builder()
+                        .limit(self.quota_limit)
+                        .period(QuotaPeriodType::from(self.quota_period.as_str()))
+                        .build(),
+                )
+                .set_tags(Some(ctx.tag_map(&self.id)))
+                .send()
+                .await
+                .aws(SERVICE, "CreateUsagePlan")
+        })
+        .await?;
+        Ok(self.outputs(out.id().unwrap_or_default()))
+    }
+
+    async fn update(&self, ctx: &Ctx, inputs: &Inputs, live: &Outputs, _changes: &[Change]) -> Result<Outputs> {
+        let binding = self.binding(inputs)?;
+        let id = live.get("id").cloned().unwrap_or_default();
+        // Patch from a fresh read, so the operations match the plan as it is now.
+        let Some(current) = self.get(ctx, &id).await? else {
+            return Err(crate::error::Error::other(format!(
+                "usage plan {id} disappeared while being updated; run again"
+            )));
+        };
+        let patches = plan(self, binding, &current).into_iter().map(|(_, x)| x).collect();
+        self.patch(ctx, &id, patches).await?;
+        Ok(self.outputs(&id))
+    }
+
+    async fn delete(&self, ctx: &Ctx, live: &Outputs) -> Result<()> {
+        let Some(id) = live.get("id") else {
+            return Ok(());
+        };
+        // moto 5.2.5 answers DeleteUsagePlan on a missing plan with a 500 (KeyError): look first.
+        let Some(current) = self.get(ctx, id).await? else {
+            return Ok(());
+        };
+        // Order (AWS): usage-plan keys, then the stage bindings ("Cannot delete Usage Plan ...
+        // because there are API Stages associated with it"), then the plan.
+        let keys: Vec<_> = ctx
+            .aws
+            .apigateway
+            .get_usage_plan_keys()
+            .usage_plan_id(id)
+            .limit(500)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .await
+            .aws(SERVICE, "GetUsagePlanKeys")?;
+        for key in keys {
+            let key_id = key.id().unwrap_or_default().to_string();
+            gone_is_ok(
+                apigw_write(ctx, &self.id, "DeleteUsagePlanKey", pace::WRITE, || async {
+                    ctx.aws
+                        .apigateway
+                        .delete_usage_plan_key()
+                        .usage_plan_id(id)
+                        .key_id(&key_id)
+                        .send()
+                        .await
+                        .aws(SERVICE, "DeleteUsagePlanKey")
+                })
+                .await,
+            )?;
+        }
+        let unbind: Vec<_> =
+            current.api_stages.iter().map(|(a, s)| p("remove", "/apiStages", format!("{a}:{s}"))).collect();
+        self.patch(ctx, id, unbind).await?;
+        gone_is_ok(
+            apigw_write(ctx, &self.id, "DeleteUsagePlan", pace::WRITE, || async {
+                ctx.aws.apigateway.delete_usage_plan().usage_plan_id(id).send().await.aws(SERVICE, "DeleteUsagePlan")
+            })
+            .await,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn standard() -> UsagePlan {
+        UsagePlan::new("standard", "Standard", 50.0, 100, 10_000, "DAY")
+    }
+
+    fn in_sync() -> LivePlan {
+        LivePlan {
+            id: "up1".into(),
+            name: "Standard".into(),
+            throttle: Some((50.0, 100)),
+            quota: Some((10_000, "DAY".into())),
+            api_stages: vec![("api1".into(), "prod".into())],
+        }
+    }
+
+    const BINDING: (&str, &str) = ("api1", "prod");
+
+    fn patches(live: &LivePlan) -> Vec<PlanPatch> {
+        plan(&standard(), BINDING, live).into_iter().map(|(_, x)| x).collect()
+    }
+
+    #[test]
+    fn id_follows_the_tier() {
+        assert_eq!(standard().id(), "usage-plan-standard");
+        assert_eq!(UsagePlan::new("premium", "Premium", 100.0, 200, 50_000, "DAY").id(), "usage-plan-premium");
+    }
+
+    #[test]
+    fn in_sync_plan_has_no_changes() {
+        assert!(diff(&standard(), BINDING, &in_sync()).is_empty());
+    }
+
+    #[test]
+    fn drift_becomes_patch_operations() {
+        let cases: Vec<(&str, Box<dyn Fn(&mut LivePlan)>, Vec<PlanPatch>)> = vec![
+            ("rate", Box::new(|l| l.throttle = Some((10.0, 100))), vec![p("replace", "/throttle/rateLimit", "50")]),
+            ("burst", Box::new(|l| l.throttle = Some((50.0, 5))), vec![p("replace", "/throttle/burstLimit", "100")]),
+            (
+                "no throttle at all",
+                Box::new(|l| l.throttle = None),
+                vec![p("add", "/throttle/rateLimit", "50"), p("add", "/throttle/burstLimit", "100")],
+            ),
+            (
+                "quota limit",
+                Box::new(|l| l.quota = Some((1, "DAY".into()))),
+                vec![p("replace", "/quota/limit", "10000")],
+            ),
+            (
+                "quota period",
+                Box::new(|l| l.quota = Some((10_000, "MONTH".into()))),
+                vec![p("replace", "/quota/period", "DAY")],
+            ),
+            (
+                "no quota at all",
+                Box::new(|l| l.quota = None),
+                vec![p("add", "/quota/limit", "10000"), p("add", "/quota/period", "DAY")],
+            ),
+            ("name", Box::new(|l| l.name = "Old".into()), vec![p("replace", "/name", "Standard")]),
+            ("binding missing", Box::new(|l| l.api_stages.clear()), vec![p("add", "/apiStages", "api1:prod")]),
+            (
+                "stale binding to an old API",
+                Box::new(|l| l.api_stages = vec![("old".into(), "prod".into())]),
+                vec![p("add", "/apiStages", "api1:prod"), p("remove", "/apiStages", "old:prod")],
+            ),
+            (
+                "extra binding",
+                Box::new(|l| l.api_stages.push(("api1".into(), "dev".into()))),
+                vec![p("remove", "/apiStages", "api1:dev")],
+            ),
+        ];
+        for (name, mutate, want) in cases {
+            let mut live = in_sync();
+            mutate(&mut live);
+            assert_eq!(patches(&live), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn fractional_rates_are_kept() {
+        assert_eq!(rate_text(50.0), "50");
+        assert_eq!(rate_text(0.5), "0.5");
+    }
+}

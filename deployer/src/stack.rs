@@ -1,0 +1,136 @@
+//! Config -> the desired resource graph: DESIGN.md section 1 as data. Adding a resource = one
+//! module in `resources/` + one line here.
+
+use std::sync::Arc;
+
+use crate::config::{Config, subnet_cidr};
+use crate::error::Result;
+use crate::graph::Graph;
+use crate::package::Artifact;
+use crate::resources::iam_role::{Role, RolePurpose};
+use crate::resources::*;
+
+/// Names derived from the stack name (the config names only the table, function and stage).
+pub fn function_role_name(c: &Config) -> String {
+    format!("{}-function", c.stack)
+}
+pub fn flow_log_role_name(c: &Config) -> String {
+    format!("{}-flow-logs", c.stack)
+}
+pub fn access_log_group_name(c: &Config) -> String {
+    format!("/movies-stack/{}/api-access", c.stack)
+}
+pub fn flow_log_group_name(c: &Config) -> String {
+    format!("/movies-stack/{}/vpc-flow-logs", c.stack)
+}
+pub fn function_log_group_name(c: &Config) -> String {
+    format!("/aws/lambda/{}", c.function.name)
+}
+/// The account-level API Gateway CloudWatch role, shared by every stack in the account.
+pub const APIGW_CLOUDWATCH_ROLE: &str = "movies-stack-apigateway-cloudwatch";
+
+pub fn resources(c: &Config, artifact: Arc<Artifact>) -> Vec<Arc<dyn Resource>> {
+    let azs = c.network.az_count;
+    let retention = c.logs.retention_days;
+    let mut r: Vec<Arc<dyn Resource>> = Vec::new();
+
+    // Network
+    r.push(Arc::new(vpc::Vpc { cidr: c.network.vpc_cidr.clone() }));
+    for i in 0..azs {
+        r.push(Arc::new(subnet::Subnet {
+            index: i,
+            cidr: subnet_cidr(&c.network.vpc_cidr, c.network.subnet_prefix, i),
+        }));
+        r.push(Arc::new(route_table::RouteTable { index: i }));
+    }
+    r.push(Arc::new(vpc_endpoint::DynamoDbEndpoint { route_tables: azs }));
+    r.push(Arc::new(security_group::FunctionSecurityGroup));
+
+    // Logs
+    r.push(Arc::new(log_group::LogGroup {
+        id: "flow-log-group".into(),
+        name: flow_log_group_name(c),
+        retention_days: retention,
+    }));
+    r.push(Arc::new(log_group::LogGroup {
+        id: "function-log-group".into(),
+        name: function_log_group_name(c),
+        retention_days: retention,
+    }));
+    r.push(Arc::new(log_group::LogGroup {
+        id: "access-log-group".into(),
+        name: access_log_group_name(c),
+        retention_days: retention,
+    }));
+
+    // IAM
+    r.push(Arc::new(Role {
+        id: "flow-log-role".into(),
+        name: flow_log_role_name(c),
+        purpose: RolePurpose::FlowLogs { log_group_resource: "flow-log-group".into() },
+    }));
+    r.push(Arc::new(Role {
+        id: "function-role".into(),
+        name: function_role_name(c),
+        purpose: RolePurpose::Function {
+            table_resource: "table".into(),
+            log_group_resource: "function-log-group".into(),
+        },
+    }));
+    r.push(Arc::new(flow_log::FlowLog));
+
+    // Data and compute
+    r.push(Arc::new(table::Table { name: c.table.name.clone() }));
+    r.push(Arc::new(function::Function {
+        name: c.function.name.clone(),
+        architecture: c.function.architecture.clone(),
+        memory_mb: c.function.memory_mb,
+        timeout_seconds: c.function.timeout_seconds,
+        subnets: azs,
+        artifact,
+    }));
+
+    // API
+    r.push(Arc::new(account_role::ApiGatewayAccount { role_name: APIGW_CLOUDWATCH_ROLE.into() }));
+    r.push(Arc::new(rest_api::RestApi { name: c.stack.clone() }));
+    r.push(Arc::new(permission::ApiPermission));
+    r.push(Arc::new(stage::Stage { stage_name: c.api.stage.clone() }));
+    for (tier, plan) in c.usage_plans.tiers() {
+        r.push(Arc::new(usage_plan::UsagePlan::new(
+            tier,
+            &format!("{}-{}", c.stack, plan.name),
+            plan.rate_limit,
+            plan.burst_limit,
+            plan.quota_limit,
+            &plan.quota_period,
+        )));
+        r.push(Arc::new(api_key::ApiKey::new(tier, &format!("{}-{tier}", c.stack))));
+    }
+    r
+}
+
+pub fn graph(c: &Config, artifact: Arc<Artifact>) -> Result<Graph> {
+    Graph::new(resources(c, artifact))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stack_graph_is_valid_and_ordered() {
+        let c = crate::config::parse("stack = \"t\"").unwrap();
+        let g = graph(&c, Arc::new(Artifact::from_zip(vec![], "test".into()))).unwrap();
+        let order = g.ids_in_order();
+        let at = |id: &str| order.iter().position(|x| *x == id).unwrap_or_else(|| panic!("{id} missing"));
+        assert_eq!(order.len(), 23, "{order:?}");
+        assert!(at("vpc") < at("subnet-0"));
+        assert!(at("subnet-1") < at("function"));
+        assert!(at("function-log-group") < at("function"), "the log group exists before the function");
+        assert!(at("table") < at("dynamodb-endpoint"));
+        assert!(at("function") < at("api"));
+        assert!(at("stage") < at("usage-plan-standard"), "stage before usage plan (Invalid API Stage otherwise)");
+        assert!(at("usage-plan-premium") < at("api-key-premium"));
+        assert!(at("apigw-account") < at("stage"), "access logging needs the account role");
+    }
+}
