@@ -1,0 +1,92 @@
+//! The real [`MovieStore`]: one DynamoDB `PutItem` per request, through a client built once at
+//! start-up.
+
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_smithy_http_client::{Builder, tls};
+
+use crate::{Movie, MovieStore, StoreError, StoreErrorKind};
+
+/// The HTTPS client for the AWS SDK: hyper 1 + rustls 0.23 with the `ring` provider (no aws-lc,
+/// nothing to cross-compile but `ring`). Plain `http://` endpoints (a local moto server through
+/// `AWS_ENDPOINT_URL`) work through it too.
+pub fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    Builder::new().tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring)).build_https()
+}
+
+/// Loads the shared SDK configuration from the environment (region, credentials,
+/// `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_DYNAMODB`), with [`https_client`].
+pub async fn load_sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(https_client()).load().await
+}
+
+/// Writes movies to one DynamoDB table.
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoStore {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+}
+
+impl MovieStore for DynamoStore {
+    async fn put_movie(&self, movie: &Movie) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("id", AttributeValue::S(movie.id.clone()))
+            .item("title", AttributeValue::S(movie.title.clone()))
+            .item("year", AttributeValue::N(movie.year.to_string()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| store_error(&e))
+    }
+}
+
+/// DynamoDB error codes that mean "slow down" (answered with 503).
+pub const THROTTLING_CODES: [&str; 3] =
+    ["ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"];
+
+/// Maps an AWS error code to a [`StoreErrorKind`].
+pub fn classify_code(code: Option<&str>) -> StoreErrorKind {
+    match code {
+        Some(c) if THROTTLING_CODES.contains(&c) => StoreErrorKind::Throttled,
+        _ => StoreErrorKind::Other,
+    }
+}
+
+fn store_error(err: &SdkError<PutItemError>) -> StoreError {
+    let code = err.code().map(str::to_owned);
+    let kind = match err {
+        SdkError::TimeoutError(_) => StoreErrorKind::Timeout,
+        SdkError::DispatchFailure(d) if d.is_timeout() => StoreErrorKind::Timeout,
+        _ => classify_code(code.as_deref()),
+    };
+    StoreError { kind, code, detail: error_chain(err) }
+}
+
+/// `Display` of the error and of each `source()`, joined with `": "`. The SDK's top-level
+/// `Display` alone is just `service error` / `dispatch failure`.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        let s = e.to_string();
+        if !out.ends_with(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cur = e.source();
+    }
+    out
+}
