@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Quick start 2: the whole test suite (what CI runs).
+#   setup -> cargo fmt --check -> build the binaries -> package the real handler zip once
+#   -> cargo test --workspace (unit tests of every crate + the end-to-end suite against moto).
+# Honours CARGO_TARGET_DIR and MOVIES_STACK_VENV. Extra arguments go to `cargo test`.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$MS_ROOT"
+
+PHASES=()
+CURRENT=""
+PHASE_START=0
+SUITE_START=$(date +%s)
+TEST_LOG="$(mktemp "${TMPDIR:-/tmp}/movies-stack-test.XXXXXX")"
+
+phase() {
+    end_phase ok
+    CURRENT="$1"
+    PHASE_START=$(date +%s)
+    printf '\n==> [%s] %s\n' "$CURRENT" "$2" >&2
+}
+end_phase() {
+    if [ -n "$CURRENT" ]; then
+        PHASES+=("$(printf '%-8s %5ss  %s' "$CURRENT" "$(($(date +%s) - PHASE_START))" "$1")")
+        CURRENT=""
+    fi
+}
+summary() {
+    local rc=$?
+    end_phase "$([ "$rc" -eq 0 ] && echo ok || echo FAILED)"
+    printf '\n==> timing (total %ss)\n' "$(($(date +%s) - SUITE_START))" >&2
+    local p
+    for p in "${PHASES[@]}"; do printf '    %s\n' "$p" >&2; done
+    rm -f "$TEST_LOG"
+    exit "$rc"
+}
+trap summary EXIT
+
+phase setup "scripts/setup.sh"
+"$MS_ROOT/scripts/setup.sh"
+ms_use_venv
+TARGET="$(ms_target_dir)"
+BIN="$TARGET/debug/movies-stack"
+ARTIFACT="$TARGET/movies-stack/handler-arm64.zip"
+printf '    target dir: %s\n    venv:       %s\n' "$TARGET" "$MS_VENV" >&2
+
+phase fmt "cargo fmt --all -- --check"
+cargo fmt --all -- --check
+
+phase build "cargo build --workspace --bins"
+cargo build --workspace --bins
+
+phase package "movies-stack --env local package --out $ARTIFACT"
+mkdir -p "$(dirname "$ARTIFACT")"
+"$BIN" --env local package --out "$ARTIFACT"
+[ -s "$ARTIFACT" ] || ms_die "package did not write $ARTIFACT"
+printf '    %s (%s bytes)\n' "$ARTIFACT" "$(wc -c <"$ARTIFACT")" >&2
+
+phase test "cargo test --workspace --no-fail-fast"
+export MOVIES_STACK_ARTIFACT="$ARTIFACT" MOVIES_STACK_BIN="$BIN" MOVIES_STACK_VENV="$MS_VENV"
+set +e
+cargo test --workspace --no-fail-fast "$@" 2>&1 | tee "$TEST_LOG"
+test_rc=${PIPESTATUS[0]}
+set -e
+# Honest totals over every test binary (unit, integration, e2e, doc tests).
+awk '/^test result: /{
+        for (i = 1; i <= NF; i++) {
+            if ($(i) ~ /^passed;?$/)  p += $(i-1)
+            if ($(i) ~ /^failed;?$/)  f += $(i-1)
+            if ($(i) ~ /^ignored;?$/) s += $(i-1)
+        }
+        n++
+     }
+     END { printf "\n==> %d test binaries\ntests: %d passed, %d failed, %d skipped\n", n, p, f, s }' "$TEST_LOG"
+[ "$test_rc" -eq 0 ] || ms_die "cargo test failed (exit $test_rc)"

@@ -1,0 +1,51 @@
+//! SDK clients for reading the deployed state back.
+
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_http_client::{Builder, tls};
+
+/// An [`SdkConfig`] for `endpoint` (moto, or a proxy): region us-east-1, static `testing`
+/// credentials, rustls+ring, and at most `max_attempts` attempts per call.
+pub async fn sdk_config(endpoint: &str, max_attempts: u32) -> SdkConfig {
+    let http = Builder::new().tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring)).build_https();
+    aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http)
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "e2e"))
+        .retry_config(RetryConfig::standard().with_max_attempts(max_attempts))
+        .load()
+        .await
+}
+
+/// The clients the tests read back with.
+#[derive(Clone, Debug)]
+pub struct Aws {
+    pub config: SdkConfig,
+    pub ec2: aws_sdk_ec2::Client,
+    pub lambda: aws_sdk_lambda::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub apigateway: aws_sdk_apigateway::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub iam: aws_sdk_iam::Client,
+}
+
+impl Aws {
+    /// Clients for `endpoint` with the SDK's standard 3 attempts.
+    pub async fn new(endpoint: &str) -> Aws {
+        Aws::with_attempts(endpoint, 3).await
+    }
+
+    pub async fn with_attempts(endpoint: &str, max_attempts: u32) -> Aws {
+        let c = sdk_config(endpoint, max_attempts).await;
+        Aws {
+            ec2: aws_sdk_ec2::Client::new(&c),
+            lambda: aws_sdk_lambda::Client::new(&c),
+            dynamodb: aws_sdk_dynamodb::Client::new(&c),
+            apigateway: aws_sdk_apigateway::Client::new(&c),
+            logs: aws_sdk_cloudwatchlogs::Client::new(&c),
+            iam: aws_sdk_iam::Client::new(&c),
+            config: c,
+        }
+    }
+}

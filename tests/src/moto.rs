@@ -1,0 +1,134 @@
+//! A `moto_server` process on a free loopback port, killed on drop.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{free_port, http_request, unique_suffix, venv_dir};
+
+/// One moto server. Start-up takes about half a second; use one per test.
+pub struct Moto {
+    child: Child,
+    port: u16,
+    url: String,
+    log: PathBuf,
+}
+
+impl Moto {
+    /// Start `moto_server` from the venv with AWS managed policies loaded, wait until it answers,
+    /// and switch Lambda to the Docker-less backend (this must happen before any function is
+    /// created: functions made before the switch become invisible).
+    ///
+    /// Panics (never skips) when the venv is missing: run `scripts/setup.sh`.
+    pub fn start() -> Moto {
+        let venv = venv_dir();
+        let bin = venv.join("bin").join("moto_server");
+        if !bin.is_file() {
+            panic!(
+                "moto_server not found at {}.\nRun scripts/setup.sh first (it creates the venv with the pinned moto); \
+                 set MOVIES_STACK_VENV if your venv lives elsewhere.",
+                bin.display()
+            );
+        }
+        let mut last_err = String::new();
+        for _attempt in 0..3 {
+            let port = free_port();
+            let log = std::env::temp_dir().join(format!("mse2e-moto-{port}-{}.log", unique_suffix()));
+            let out = File::create(&log).expect("create moto log file");
+            let err = out.try_clone().expect("clone log handle");
+            let child = Command::new(&bin)
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+                .env("PYTHONUNBUFFERED", "1")
+                .stdin(Stdio::null())
+                .stdout(Stdio::from(out))
+                .stderr(Stdio::from(err))
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+            let mut moto = Moto { child, port, url: format!("http://127.0.0.1:{port}"), log };
+            match moto.wait_ready(Duration::from_secs(60)) {
+                Ok(()) => {
+                    let (status, body) =
+                        http_request(&moto.url, "POST", "/moto-api/config", Some(r#"{"lambda":{"use_docker":false}}"#))
+                            .unwrap_or_else(|e| panic!("POST /moto-api/config to {}: {e}", moto.url));
+                    let lambda_simple = serde_json::from_str::<serde_json::Value>(&body)
+                        .ok()
+                        .and_then(|v| v["lambda"]["use_docker"].as_bool())
+                        == Some(false);
+                    assert!(
+                        (200..300).contains(&status) && lambda_simple,
+                        "POST /moto-api/config answered {status}: {body}"
+                    );
+                    return moto;
+                }
+                Err(e) => {
+                    // Someone may have taken the port between free_port() and the bind: retry.
+                    last_err = e;
+                    drop(moto);
+                }
+            }
+        }
+        panic!("moto_server did not start after 3 attempts: {last_err}");
+    }
+
+    fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
+        let start = Instant::now();
+        loop {
+            if let Ok((200, _)) = http_request(&self.url, "GET", "/moto-api/", None) {
+                return Ok(());
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!(
+                    "moto_server on port {} exited with {status}; log {}:\n{}",
+                    self.port,
+                    self.log.display(),
+                    self.log_tail(20)
+                ));
+            }
+            if start.elapsed() > timeout {
+                return Err(format!(
+                    "moto_server on port {} did not answer GET /moto-api/ within {timeout:?}; log:\n{}",
+                    self.port,
+                    self.log_tail(20)
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Clear every backend (about 1 s). The Lambda `use_docker:false` setting survives.
+    pub fn reset(&self) {
+        let (status, body) =
+            http_request(&self.url, "POST", "/moto-api/reset", Some("")).expect("POST /moto-api/reset");
+        assert!((200..300).contains(&status), "POST /moto-api/reset answered {status}: {body}");
+    }
+
+    /// The last `n` lines of the server's log (requests and tracebacks).
+    pub fn log_tail(&self, n: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("moto_server log kept at {}", self.log.display());
+        } else {
+            let _ = std::fs::remove_file(&self.log);
+        }
+    }
+}

@@ -1,0 +1,884 @@
+//! A recording, fault-injecting HTTP/1.1 reverse proxy for AWS API calls.
+//!
+//! Every request is classified as a [`Call`] (service from the SigV4 credential scope, operation
+//! from `X-Amz-Target`, the query `Action`, or the REST method + path) and recorded when it
+//! arrives; its status is filled in when the answer goes back. Requests to `/moto-api/...` pass
+//! through unrecorded and are never faulted.
+//!
+//! Faults are [`Rule`]s checked in order for each request: every matching rule in its window adds
+//! its latency, and the first matching rule with a [`Fault`] answers instead of moto, with an error
+//! body in the service's protocol so the SDK sees the error code.
+//!
+//! The proxy runs on its own thread and Tokio runtime, so it works from sync and async tests
+//! alike, and while the test blocks on a child process.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode, Uri};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+/// One AWS API call seen by the proxy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    /// SigV4 signing name: `ec2`, `iam`, `lambda`, `apigateway`, `dynamodb`, `logs`, `sts`, ...
+    pub service: String,
+    /// `CreateVpc`, `PutRetentionPolicy`, `UpdateFunctionCode`, ... For REST operations that are
+    /// not in the proxy's table: `"<METHOD> <path>"`.
+    pub operation: String,
+    /// Whether the call may change something (see [`is_mutating`]).
+    pub mutating: bool,
+    /// HTTP status returned to the client; `None` while in flight (or if the client went away).
+    pub status: Option<u16>,
+    /// The answer was a fault injected by a [`Rule`], not moto's.
+    pub injected: bool,
+}
+
+impl Call {
+    /// `"service Operation"`, handy for assertions and messages.
+    pub fn name(&self) -> String {
+        format!("{} {}", self.service, self.operation)
+    }
+}
+
+impl fmt::Display for Call {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.service, self.operation)?;
+        if self.mutating {
+            write!(f, " (mutating)")?;
+        }
+        match self.status {
+            Some(s) => write!(f, " -> {s}")?,
+            None => write!(f, " -> (no answer)")?,
+        }
+        if self.injected {
+            write!(f, " [injected]")?;
+        }
+        Ok(())
+    }
+}
+
+/// Counts per `"service Operation"`, sorted; for printing.
+pub fn count_by_name(calls: &[Call]) -> std::collections::BTreeMap<String, usize> {
+    let mut map = std::collections::BTreeMap::new();
+    for c in calls {
+        *map.entry(c.name()).or_insert(0) += 1;
+    }
+    map
+}
+
+/// Counts per service, sorted; for printing.
+pub fn count_by_service(calls: &[Call]) -> std::collections::BTreeMap<String, usize> {
+    let mut map = std::collections::BTreeMap::new();
+    for c in calls {
+        *map.entry(c.service.clone()).or_insert(0) += 1;
+    }
+    map
+}
+
+/// An error answer the proxy sends instead of forwarding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    pub status: u16,
+    /// The AWS error code, e.g. `ThrottlingException`, `TooManyRequestsException`,
+    /// `DependencyViolation`, `InvalidParameterValueException`.
+    pub code: String,
+    pub message: String,
+}
+
+/// A fault-injection rule. Build with the methods; all criteria are optional.
+///
+/// ```ignore
+/// Rule::new().service("lambda").operation("CreateFunction")
+///     .fail(400, "InvalidParameterValueException", "The role defined for the function cannot be assumed by Lambda.")
+///     .times(3);
+/// Rule::new().delay(Duration::from_millis(50)); // latency on every call
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Rule {
+    pub service: Option<String>,
+    pub operation: Option<String>,
+    /// Only calls that may change something (or only reads, with `Some(false)`).
+    pub mutating: Option<bool>,
+    pub delay: Option<Duration>,
+    pub fault: Option<Fault>,
+    /// Let the first `skip` matching calls through untouched.
+    pub skip: usize,
+    /// Act on at most this many matching calls (after `skip`).
+    pub times: Option<usize>,
+    /// Act only from this long after the rule was added...
+    pub from: Option<Duration>,
+    /// ... and until this long after it was added.
+    pub until: Option<Duration>,
+}
+
+impl Rule {
+    pub fn new() -> Rule {
+        Rule::default()
+    }
+    pub fn service(mut self, service: &str) -> Rule {
+        self.service = Some(service.to_string());
+        self
+    }
+    pub fn operation(mut self, operation: &str) -> Rule {
+        self.operation = Some(operation.to_string());
+        self
+    }
+    pub fn mutating(mut self, mutating: bool) -> Rule {
+        self.mutating = Some(mutating);
+        self
+    }
+    pub fn delay(mut self, delay: Duration) -> Rule {
+        self.delay = Some(delay);
+        self
+    }
+    pub fn fail(mut self, status: u16, code: &str, message: &str) -> Rule {
+        self.fault = Some(Fault { status, code: code.to_string(), message: message.to_string() });
+        self
+    }
+    pub fn skip(mut self, n: usize) -> Rule {
+        self.skip = n;
+        self
+    }
+    pub fn times(mut self, n: usize) -> Rule {
+        self.times = Some(n);
+        self
+    }
+    /// Act only between `from` and `until` after the rule is added.
+    pub fn during(mut self, from: Duration, until: Duration) -> Rule {
+        self.from = Some(from);
+        self.until = Some(until);
+        self
+    }
+
+    fn matches(&self, call: &Call) -> bool {
+        self.service.as_deref().is_none_or(|s| s == call.service)
+            && self.operation.as_deref().is_none_or(|o| o == call.operation)
+            && self.mutating.is_none_or(|m| m == call.mutating)
+    }
+}
+
+/// A rule with its counters.
+#[derive(Debug)]
+struct ActiveRule {
+    rule: Rule,
+    added: Instant,
+    seen: usize,
+    acted: usize,
+}
+
+impl ActiveRule {
+    /// Whether this rule acts on `call` (it matches and is inside its windows); counts it.
+    fn check(&mut self, call: &Call, now: Instant) -> bool {
+        if !self.rule.matches(call) {
+            return false;
+        }
+        self.seen += 1;
+        if self.seen <= self.rule.skip {
+            return false;
+        }
+        if self.rule.times.is_some_and(|t| self.acted >= t) {
+            return false;
+        }
+        let age = now.saturating_duration_since(self.added);
+        if self.rule.from.is_some_and(|f| age < f) || self.rule.until.is_some_and(|u| age >= u) {
+            return false;
+        }
+        self.acted += 1;
+        true
+    }
+}
+
+/// What the rules decided for one request.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Decision {
+    pub delay: Duration,
+    pub fault: Option<Fault>,
+}
+
+#[derive(Debug, Default)]
+struct Rules(Vec<ActiveRule>);
+
+impl Rules {
+    fn on_request(&mut self, call: &Call, now: Instant) -> Decision {
+        let mut d = Decision::default();
+        for r in &mut self.0 {
+            // Once a fault is chosen, later fault rules are not consumed.
+            if d.fault.is_some() && r.rule.fault.is_some() {
+                continue;
+            }
+            if r.check(call, now) {
+                if let Some(delay) = r.rule.delay {
+                    d.delay += delay;
+                }
+                if d.fault.is_none() {
+                    d.fault = r.rule.fault.clone();
+                }
+            }
+        }
+        d
+    }
+}
+
+struct Entry {
+    seq: u64,
+    call: Call,
+}
+
+struct State {
+    upstream: String,
+    seq: AtomicU64,
+    calls: Mutex<Vec<Entry>>,
+    rules: Mutex<Rules>,
+}
+
+impl State {
+    fn record(&self, call: Call) -> u64 {
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        self.calls.lock().unwrap().push(Entry { seq, call });
+        seq
+    }
+
+    fn finish(&self, seq: u64, status: u16, injected: bool) {
+        let mut calls = self.calls.lock().unwrap();
+        if let Some(e) = calls.iter_mut().rev().find(|e| e.seq == seq) {
+            e.call.status = Some(status);
+            e.call.injected = injected;
+        }
+    }
+}
+
+/// The proxy. Dropping it stops it.
+pub struct Proxy {
+    url: String,
+    state: Arc<State>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Proxy {
+    /// Listen on a free loopback port and forward everything to `upstream` (e.g. moto's URL).
+    pub fn start(upstream: &str) -> Proxy {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("proxy: bind 127.0.0.1:0");
+        listener.set_nonblocking(true).expect("proxy: nonblocking");
+        let addr: SocketAddr = listener.local_addr().expect("proxy: local addr");
+        let state = Arc::new(State {
+            upstream: upstream.trim_end_matches('/').to_string(),
+            seq: AtomicU64::new(0),
+            calls: Mutex::new(Vec::new()),
+            rules: Mutex::new(Rules::default()),
+        });
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let st = state.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("proxy-{}", addr.port()))
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .expect("proxy runtime");
+                rt.block_on(serve(listener, st, rx));
+                rt.shutdown_background();
+            })
+            .expect("spawn proxy thread");
+        Proxy { url: format!("http://{addr}"), state, shutdown: Some(tx), thread: Some(thread) }
+    }
+
+    /// `http://127.0.0.1:PORT`: give this to the deployer as `--endpoint-url`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Every recorded call, in arrival order.
+    pub fn calls(&self) -> Vec<Call> {
+        self.state.calls.lock().unwrap().iter().map(|e| e.call.clone()).collect()
+    }
+
+    /// The recorded calls that may change something.
+    pub fn mutating_calls(&self) -> Vec<Call> {
+        self.calls().into_iter().filter(|c| c.mutating).collect()
+    }
+
+    /// Forget the recorded calls (rules stay).
+    pub fn reset(&self) {
+        self.state.calls.lock().unwrap().clear();
+    }
+
+    /// Add a fault rule; its time window starts now.
+    pub fn add_rule(&self, rule: Rule) {
+        self.state.rules.lock().unwrap().0.push(ActiveRule { rule, added: Instant::now(), seen: 0, acted: 0 });
+    }
+
+    /// Remove every rule.
+    pub fn clear_rules(&self) {
+        self.state.rules.lock().unwrap().0.clear();
+    }
+
+    /// How many calls each rule acted on, in the order the rules were added.
+    pub fn rule_hits(&self) -> Vec<usize> {
+        self.state.rules.lock().unwrap().0.iter().map(|r| r.acted).collect()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+type Upstream = Client<HttpConnector, Full<Bytes>>;
+
+async fn serve(listener: std::net::TcpListener, state: Arc<State>, mut shutdown: tokio::sync::oneshot::Receiver<()>) {
+    let listener = tokio::net::TcpListener::from_std(listener).expect("proxy: tokio listener");
+    let client: Upstream = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(5)).build_http();
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let state = state.clone();
+                let client = client.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| handle(state.clone(), client.clone(), req));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .keep_alive(true)
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        }
+    }
+}
+
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "expect",
+    "content-length",
+];
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    for h in HOP_BY_HOP {
+        headers.remove(h);
+    }
+}
+
+fn plain(status: u16, text: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(text)));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    r.headers_mut().insert("content-type", HeaderValue::from_static("text/plain"));
+    r
+}
+
+async fn handle(
+    state: Arc<State>,
+    client: Upstream,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (parts, body) = req.into_parts();
+    let body = match body.collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return Ok(plain(400, format!("proxy: reading the request body failed: {e}"))),
+    };
+    let moto_api = parts.uri.path().starts_with("/moto-api");
+    let mut seq = None;
+    if !moto_api {
+        let call = classify(&parts.method, &parts.uri, &parts.headers, &body);
+        let decision = state.rules.lock().unwrap().on_request(&call, Instant::now());
+        let protocol = Protocol::of(&call.service, &parts.headers, &body);
+        let s = state.record(call);
+        seq = Some(s);
+        if !decision.delay.is_zero() {
+            tokio::time::sleep(decision.delay).await;
+        }
+        if let Some(fault) = decision.fault {
+            state.finish(s, fault.status, true);
+            return Ok(fault_response(&fault, protocol));
+        }
+    }
+
+    let pq = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let uri: Uri = match format!("{}{}", state.upstream, pq).parse() {
+        Ok(u) => u,
+        Err(e) => return Ok(plain(400, format!("proxy: bad upstream URI: {e}"))),
+    };
+    let mut up =
+        Request::builder().method(parts.method.clone()).uri(uri).body(Full::new(body.clone())).expect("request");
+    *up.headers_mut() = parts.headers.clone();
+    strip_hop_by_hop(up.headers_mut());
+    if !body.is_empty() || !matches!(parts.method, Method::GET | Method::HEAD) {
+        up.headers_mut().insert("content-length", HeaderValue::from(body.len()));
+    }
+
+    let resp = match client.request(up).await {
+        Ok(r) => r,
+        Err(e) => {
+            if let Some(s) = seq {
+                state.finish(s, 502, false);
+            }
+            return Ok(plain(502, format!("proxy: upstream {} failed: {e:?}", state.upstream)));
+        }
+    };
+    let (mut rparts, rbody) = resp.into_parts();
+    let rbytes = match rbody.collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            if let Some(s) = seq {
+                state.finish(s, 502, false);
+            }
+            return Ok(plain(502, format!("proxy: reading the upstream body failed: {e}")));
+        }
+    };
+    strip_hop_by_hop(&mut rparts.headers);
+    if let Some(s) = seq {
+        state.finish(s, rparts.status.as_u16(), false);
+    }
+    Ok(Response::from_parts(rparts, Full::new(rbytes)))
+}
+
+/// How a service encodes its errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// awsJson1_0 / awsJson1_1 (`X-Amz-Target`): DynamoDB, Logs, CloudTrail.
+    Json,
+    /// EC2's query dialect.
+    Ec2Query,
+    /// awsQuery (`Action=` form body): IAM, STS, CloudFormation.
+    Query,
+    /// restJson1: Lambda, API Gateway.
+    RestJson,
+}
+
+impl Protocol {
+    fn of(service: &str, headers: &HeaderMap, body: &[u8]) -> Protocol {
+        if headers.contains_key("x-amz-target") {
+            Protocol::Json
+        } else if service == "ec2" {
+            Protocol::Ec2Query
+        } else if form_value(body, "Action").is_some() {
+            Protocol::Query
+        } else {
+            Protocol::RestJson
+        }
+    }
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// An error answer the SDK parses into `fault.code` / `fault.message`.
+pub fn fault_response(fault: &Fault, protocol: Protocol) -> Response<Full<Bytes>> {
+    const REQUEST_ID: &str = "00000000-0000-0000-0000-00000000fa17";
+    let (content_type, body) = match protocol {
+        Protocol::Json => (
+            "application/x-amz-json-1.1",
+            serde_json::json!({"__type": fault.code, "message": fault.message}).to_string(),
+        ),
+        Protocol::RestJson => (
+            "application/json",
+            serde_json::json!({"Type": "User", "message": fault.message, "code": fault.code}).to_string(),
+        ),
+        Protocol::Ec2Query => (
+            "text/xml",
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{}</Code><Message>{}</Message></Error></Errors><RequestID>{REQUEST_ID}</RequestID></Response>",
+                xml_escape(&fault.code),
+                xml_escape(&fault.message)
+            ),
+        ),
+        Protocol::Query => (
+            "text/xml",
+            format!(
+                "<ErrorResponse><Error><Type>{}</Type><Code>{}</Code><Message>{}</Message></Error><RequestId>{REQUEST_ID}</RequestId></ErrorResponse>",
+                if fault.status >= 500 { "Receiver" } else { "Sender" },
+                xml_escape(&fault.code),
+                xml_escape(&fault.message)
+            ),
+        ),
+    };
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = StatusCode::from_u16(fault.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let h = r.headers_mut();
+    h.insert("content-type", HeaderValue::from_static(content_type));
+    h.insert("x-amzn-requestid", HeaderValue::from_static(REQUEST_ID));
+    if matches!(protocol, Protocol::Json | Protocol::RestJson)
+        && let Ok(v) = HeaderValue::from_str(&fault.code)
+    {
+        h.insert(HeaderName::from_static("x-amzn-errortype"), v);
+    }
+    r
+}
+
+/// Read-only operation name prefixes (JSON and query protocols).
+const READ_PREFIXES: [&str; 7] = ["Describe", "Get", "List", "BatchGet", "Query", "Scan", "LookupEvents"];
+
+/// Whether a JSON/query operation may change something.
+pub fn is_mutating(operation: &str) -> bool {
+    !READ_PREFIXES.iter().any(|p| operation.starts_with(p))
+}
+
+/// Classify one request. Public for unit tests.
+pub fn classify(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Call {
+    let service = service_of(headers, uri).unwrap_or_else(|| "unknown".to_string());
+    let rpc = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .map(|t| t.rsplit('.').next().unwrap_or(t).to_string())
+        .or_else(|| form_value(body, "Action"))
+        .or_else(|| uri.query().and_then(|q| form_value(q.as_bytes(), "Action")))
+        .or_else(|| {
+            // Smithy RPC v2 CBOR: POST /service/<Service>/operation/<Operation>
+            let p = uri.path();
+            p.contains("/service/").then(|| p.rsplit_once("/operation/").map(|(_, op)| op.to_string())).flatten()
+        });
+    match rpc {
+        Some(operation) => {
+            let mutating = is_mutating(&operation);
+            Call { service, operation, mutating, status: None, injected: false }
+        }
+        None => {
+            let mutating = !matches!(*method, Method::GET | Method::HEAD);
+            let operation = rest_operation(&service, method.as_str(), uri.path())
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("{} {}", method, uri.path()));
+            Call { service, operation, mutating, status: None, injected: false }
+        }
+    }
+}
+
+/// The 4th `/`-separated element of the SigV4 credential scope
+/// (`AKID/20261125/us-east-1/ec2/aws4_request`), from the `Authorization` header or a presigned
+/// URL's `X-Amz-Credential`.
+pub fn service_of(headers: &HeaderMap, uri: &Uri) -> Option<String> {
+    let scope = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|a| a.split("Credential=").nth(1))
+        .map(|s| s.split([',', ' ']).next().unwrap_or(s).to_string())
+        .or_else(|| uri.query().and_then(|q| form_value(q.as_bytes(), "X-Amz-Credential")))?;
+    scope.split('/').nth(3).filter(|s| !s.is_empty()).map(str::to_string)
+}
+
+/// A field of an `application/x-www-form-urlencoded` body (or query string), decoded.
+pub fn form_value(body: &[u8], key: &str) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    if text.starts_with('{') || text.starts_with('<') {
+        return None;
+    }
+    text.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (percent_decode(k) == key).then(|| percent_decode(v))
+    })
+}
+
+/// Decode `%XX` escapes and `+` (form encoding).
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// REST operations by (service, method, path pattern). `{}` matches one path segment.
+const REST_OPERATIONS: &[(&str, &str, &str, &str)] = &[
+    // Lambda
+    ("lambda", "GET", "/2015-03-31/functions", "ListFunctions"),
+    ("lambda", "POST", "/2015-03-31/functions", "CreateFunction"),
+    ("lambda", "GET", "/2015-03-31/functions/{}", "GetFunction"),
+    ("lambda", "DELETE", "/2015-03-31/functions/{}", "DeleteFunction"),
+    ("lambda", "GET", "/2015-03-31/functions/{}/configuration", "GetFunctionConfiguration"),
+    ("lambda", "PUT", "/2015-03-31/functions/{}/configuration", "UpdateFunctionConfiguration"),
+    ("lambda", "PUT", "/2015-03-31/functions/{}/code", "UpdateFunctionCode"),
+    ("lambda", "GET", "/2015-03-31/functions/{}/policy", "GetPolicy"),
+    ("lambda", "POST", "/2015-03-31/functions/{}/policy", "AddPermission"),
+    ("lambda", "DELETE", "/2015-03-31/functions/{}/policy/{}", "RemovePermission"),
+    ("lambda", "GET", "/2015-03-31/functions/{}/versions", "ListVersionsByFunction"),
+    ("lambda", "POST", "/2015-03-31/functions/{}/versions", "PublishVersion"),
+    ("lambda", "POST", "/2015-03-31/functions/{}/invocations", "Invoke"),
+    ("lambda", "GET", "/2017-03-31/tags/{}", "ListTags"),
+    ("lambda", "POST", "/2017-03-31/tags/{}", "TagResource"),
+    ("lambda", "DELETE", "/2017-03-31/tags/{}", "UntagResource"),
+    ("lambda", "PUT", "/2017-10-31/functions/{}/concurrency", "PutFunctionConcurrency"),
+    ("lambda", "DELETE", "/2017-10-31/functions/{}/concurrency", "DeleteFunctionConcurrency"),
+    ("lambda", "GET", "/2019-09-30/functions/{}/concurrency", "GetFunctionConcurrency"),
+    // API Gateway (v1)
+    ("apigateway", "GET", "/restapis", "GetRestApis"),
+    ("apigateway", "POST", "/restapis", "CreateRestApi"),
+    ("apigateway", "GET", "/restapis/{}", "GetRestApi"),
+    ("apigateway", "PATCH", "/restapis/{}", "UpdateRestApi"),
+    ("apigateway", "DELETE", "/restapis/{}", "DeleteRestApi"),
+    ("apigateway", "GET", "/restapis/{}/resources", "GetResources"),
+    ("apigateway", "GET", "/restapis/{}/resources/{}", "GetResource"),
+    ("apigateway", "POST", "/restapis/{}/resources/{}", "CreateResource"),
+    ("apigateway", "DELETE", "/restapis/{}/resources/{}", "DeleteResource"),
+    ("apigateway", "GET", "/restapis/{}/resources/{}/methods/{}", "GetMethod"),
+    ("apigateway", "PUT", "/restapis/{}/resources/{}/methods/{}", "PutMethod"),
+    ("apigateway", "PATCH", "/restapis/{}/resources/{}/methods/{}", "UpdateMethod"),
+    ("apigateway", "DELETE", "/restapis/{}/resources/{}/methods/{}", "DeleteMethod"),
+    ("apigateway", "GET", "/restapis/{}/resources/{}/methods/{}/integration", "GetIntegration"),
+    ("apigateway", "PUT", "/restapis/{}/resources/{}/methods/{}/integration", "PutIntegration"),
+    ("apigateway", "PATCH", "/restapis/{}/resources/{}/methods/{}/integration", "UpdateIntegration"),
+    ("apigateway", "DELETE", "/restapis/{}/resources/{}/methods/{}/integration", "DeleteIntegration"),
+    ("apigateway", "PUT", "/restapis/{}/resources/{}/methods/{}/integration/responses/{}", "PutIntegrationResponse"),
+    ("apigateway", "PUT", "/restapis/{}/resources/{}/methods/{}/responses/{}", "PutMethodResponse"),
+    ("apigateway", "GET", "/restapis/{}/deployments", "GetDeployments"),
+    ("apigateway", "POST", "/restapis/{}/deployments", "CreateDeployment"),
+    ("apigateway", "GET", "/restapis/{}/deployments/{}", "GetDeployment"),
+    ("apigateway", "DELETE", "/restapis/{}/deployments/{}", "DeleteDeployment"),
+    ("apigateway", "GET", "/restapis/{}/stages", "GetStages"),
+    ("apigateway", "POST", "/restapis/{}/stages", "CreateStage"),
+    ("apigateway", "GET", "/restapis/{}/stages/{}", "GetStage"),
+    ("apigateway", "PATCH", "/restapis/{}/stages/{}", "UpdateStage"),
+    ("apigateway", "DELETE", "/restapis/{}/stages/{}", "DeleteStage"),
+    ("apigateway", "GET", "/restapis/{}/requestvalidators", "GetRequestValidators"),
+    ("apigateway", "POST", "/restapis/{}/requestvalidators", "CreateRequestValidator"),
+    ("apigateway", "GET", "/restapis/{}/models", "GetModels"),
+    ("apigateway", "POST", "/restapis/{}/models", "CreateModel"),
+    ("apigateway", "GET", "/usageplans", "GetUsagePlans"),
+    ("apigateway", "POST", "/usageplans", "CreateUsagePlan"),
+    ("apigateway", "GET", "/usageplans/{}", "GetUsagePlan"),
+    ("apigateway", "PATCH", "/usageplans/{}", "UpdateUsagePlan"),
+    ("apigateway", "DELETE", "/usageplans/{}", "DeleteUsagePlan"),
+    ("apigateway", "GET", "/usageplans/{}/keys", "GetUsagePlanKeys"),
+    ("apigateway", "POST", "/usageplans/{}/keys", "CreateUsagePlanKey"),
+    ("apigateway", "DELETE", "/usageplans/{}/keys/{}", "DeleteUsagePlanKey"),
+    ("apigateway", "GET", "/apikeys", "GetApiKeys"),
+    ("apigateway", "POST", "/apikeys", "CreateApiKey"),
+    ("apigateway", "GET", "/apikeys/{}", "GetApiKey"),
+    ("apigateway", "PATCH", "/apikeys/{}", "UpdateApiKey"),
+    ("apigateway", "DELETE", "/apikeys/{}", "DeleteApiKey"),
+    ("apigateway", "GET", "/account", "GetAccount"),
+    ("apigateway", "PATCH", "/account", "UpdateAccount"),
+    ("apigateway", "GET", "/tags/{}", "GetTags"),
+    ("apigateway", "PUT", "/tags/{}", "TagResource"),
+    ("apigateway", "DELETE", "/tags/{}", "UntagResource"),
+];
+
+/// The name of a REST operation, if the proxy knows it.
+pub fn rest_operation(service: &str, method: &str, path: &str) -> Option<&'static str> {
+    let path = path.trim_end_matches('/');
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    REST_OPERATIONS.iter().find_map(|(svc, m, pattern, name)| {
+        if *svc != service || *m != method {
+            return None;
+        }
+        let pat: Vec<&str> = pattern.split('/').filter(|s| !s.is_empty()).collect();
+        (pat.len() == segs.len() && pat.iter().zip(&segs).all(|(p, s)| *p == "{}" || p == s)).then_some(*name)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    fn auth(service: &str) -> String {
+        format!(
+            "AWS4-HMAC-SHA256 Credential=testing/20261125/us-east-1/{service}/aws4_request, SignedHeaders=host;x-amz-date, Signature=abc"
+        )
+    }
+
+    #[test]
+    fn classifies_query_json_and_rest_calls() {
+        let post = Method::POST;
+        let uri: Uri = "/".parse().unwrap();
+        let c = classify(
+            &post,
+            &uri,
+            &headers(&[("authorization", &auth("ec2"))]),
+            b"Action=CreateVpc&Version=2016-11-15&CidrBlock=10.0.0.0%2F16",
+        );
+        assert_eq!((c.service.as_str(), c.operation.as_str(), c.mutating), ("ec2", "CreateVpc", true));
+
+        let c = classify(
+            &post,
+            &uri,
+            &headers(&[("authorization", &auth("iam"))]),
+            b"Action=GetRole&RoleName=x&Version=2010-05-08",
+        );
+        assert_eq!((c.service.as_str(), c.operation.as_str(), c.mutating), ("iam", "GetRole", false));
+
+        let c = classify(
+            &post,
+            &uri,
+            &headers(&[("authorization", &auth("dynamodb")), ("x-amz-target", "DynamoDB_20120810.DescribeTable")]),
+            b"{}",
+        );
+        assert_eq!((c.service.as_str(), c.operation.as_str(), c.mutating), ("dynamodb", "DescribeTable", false));
+
+        let c = classify(
+            &post,
+            &uri,
+            &headers(&[
+                ("authorization", &auth("cloudtrail")),
+                ("x-amz-target", "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents"),
+            ]),
+            b"{}",
+        );
+        assert_eq!((c.operation.as_str(), c.mutating), ("LookupEvents", false));
+
+        let c = classify(
+            &post,
+            &uri,
+            &headers(&[("authorization", &auth("logs")), ("x-amz-target", "Logs_20140328.PutRetentionPolicy")]),
+            b"{}",
+        );
+        assert_eq!((c.service.as_str(), c.operation.as_str(), c.mutating), ("logs", "PutRetentionPolicy", true));
+
+        let put = Method::PUT;
+        let code: Uri = "/2015-03-31/functions/apigw_handler/code".parse().unwrap();
+        let c = classify(&put, &code, &headers(&[("authorization", &auth("lambda"))]), b"{\"ZipFile\":\"UEsDBA==\"}");
+        assert_eq!((c.service.as_str(), c.operation.as_str(), c.mutating), ("lambda", "UpdateFunctionCode", true));
+
+        let create: Uri = "/2015-03-31/functions".parse().unwrap();
+        let c = classify(&post, &create, &headers(&[("authorization", &auth("lambda"))]), b"{}");
+        assert_eq!(c.operation, "CreateFunction");
+
+        let conf: Uri = "/2015-03-31/functions/f/configuration".parse().unwrap();
+        let c = classify(&put, &conf, &headers(&[("authorization", &auth("lambda"))]), b"{}");
+        assert_eq!(c.operation, "UpdateFunctionConfiguration");
+
+        let list: Uri = "/2015-03-31/functions/?MaxItems=50".parse().unwrap();
+        let c = classify(&Method::GET, &list, &headers(&[("authorization", &auth("lambda"))]), b"");
+        assert_eq!((c.operation.as_str(), c.mutating), ("ListFunctions", false));
+
+        let unknown: Uri = "/restapis/abc/widgets".parse().unwrap();
+        let c = classify(&Method::PATCH, &unknown, &headers(&[("authorization", &auth("apigateway"))]), b"{}");
+        assert_eq!((c.operation.as_str(), c.mutating), ("PATCH /restapis/abc/widgets", true));
+
+        let method: Uri = "/restapis/abc/resources/r1/methods/ANY".parse().unwrap();
+        let c = classify(&Method::GET, &method, &headers(&[("authorization", &auth("apigateway"))]), b"");
+        assert_eq!((c.operation.as_str(), c.mutating), ("GetMethod", false));
+
+        let c = classify(&Method::GET, &uri, &HeaderMap::new(), b"");
+        assert_eq!(c.service, "unknown");
+    }
+
+    #[test]
+    fn mutating_names() {
+        for read in ["DescribeVpcs", "GetRole", "ListTagsOfResource", "BatchGetItem", "Query", "Scan", "LookupEvents"] {
+            assert!(!is_mutating(read), "{read}");
+        }
+        for write in ["CreateVpc", "PutItem", "TagResource", "UpdateTable", "DeleteRole", "AttachRolePolicy"] {
+            assert!(is_mutating(write), "{write}");
+        }
+    }
+
+    #[test]
+    fn form_decoding() {
+        assert_eq!(
+            form_value(b"Action=CreateVpc&CidrBlock=10.0.0.0%2F16", "CidrBlock").as_deref(),
+            Some("10.0.0.0/16")
+        );
+        assert_eq!(form_value(b"A=a+b&B=%zz", "A").as_deref(), Some("a b"));
+        assert_eq!(form_value(b"A=a+b&B=%zz", "B").as_deref(), Some("%zz"));
+        assert_eq!(form_value(b"A=%4", "A").as_deref(), Some("%4"));
+        assert_eq!(form_value(br#"{"Action":"x"}"#, "Action"), None);
+    }
+
+    fn call(service: &str, op: &str) -> Call {
+        Call { service: service.into(), operation: op.into(), mutating: is_mutating(op), status: None, injected: false }
+    }
+
+    #[test]
+    fn rule_windows() {
+        let t0 = Instant::now();
+        let mut rules = Rules::default();
+        let added = |rule| ActiveRule { rule, added: t0, seen: 0, acted: 0 };
+        rules.0.push(added(
+            Rule::new()
+                .service("lambda")
+                .operation("CreateFunction")
+                .fail(400, "InvalidParameterValueException", "role")
+                .skip(1)
+                .times(2),
+        ));
+        rules.0.push(added(Rule::new().delay(Duration::from_millis(10))));
+        rules.0.push(added(
+            Rule::new()
+                .service("ec2")
+                .fail(503, "Unavailable", "x")
+                .during(Duration::from_secs(1), Duration::from_secs(2)),
+        ));
+
+        let cf = call("lambda", "CreateFunction");
+        let got: Vec<bool> = (0..5).map(|_| rules.on_request(&cf, t0).fault.is_some()).collect();
+        assert_eq!(got, [false, true, true, false, false]);
+        assert_eq!(rules.on_request(&cf, t0).delay, Duration::from_millis(10));
+
+        let vpc = call("ec2", "CreateVpc");
+        assert!(rules.on_request(&vpc, t0).fault.is_none());
+        assert_eq!(rules.on_request(&vpc, t0 + Duration::from_millis(1500)).fault.unwrap().code, "Unavailable");
+        assert!(rules.on_request(&vpc, t0 + Duration::from_secs(2)).fault.is_none());
+        assert_eq!(rules.0[0].acted, 2);
+    }
+
+    #[test]
+    fn first_fault_wins_and_later_fault_rules_are_not_consumed() {
+        let t0 = Instant::now();
+        let mut rules = Rules::default();
+        for code in ["First", "Second"] {
+            rules.0.push(ActiveRule { rule: Rule::new().fail(400, code, "m").times(1), added: t0, seen: 0, acted: 0 });
+        }
+        let c = call("iam", "CreateRole");
+        assert_eq!(rules.on_request(&c, t0).fault.unwrap().code, "First");
+        assert_eq!(rules.on_request(&c, t0).fault.unwrap().code, "Second");
+        assert!(rules.on_request(&c, t0).fault.is_none());
+    }
+
+    #[test]
+    fn fault_bodies_per_protocol() {
+        let f = Fault { status: 400, code: "DependencyViolation".into(), message: "a < b".into() };
+        let r = fault_response(&f, Protocol::Ec2Query);
+        assert_eq!(r.status(), 400);
+        assert!(r.headers().get("x-amzn-errortype").is_none());
+        let r = fault_response(&f, Protocol::Json);
+        assert_eq!(r.headers()["x-amzn-errortype"], "DependencyViolation");
+    }
+}
