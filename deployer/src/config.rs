@@ -211,8 +211,16 @@ pub fn parse(text: &str) -> std::result::Result<Config, (Option<String>, String)
     let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let key = if path == "." || path.is_empty() { None } else { Some(path) };
-        (key, one_line(&inner, text))
+        let msg = one_line(&inner, text);
+        let parent = if path == "." || path.is_empty() { None } else { Some(path) };
+        // For a missing key the path is its table's; name the key itself.
+        let missing = msg.strip_prefix("missing field `").and_then(|m| m.split('`').next());
+        let key = match (parent, missing) {
+            (Some(p), Some(m)) => Some(format!("{p}.{m}")),
+            (None, Some(m)) => Some(m.to_string()),
+            (p, None) => p,
+        };
+        (key, msg)
     })?;
     validate(&config).map_err(|(k, m)| (Some(k.to_string()), m))?;
     Ok(config)

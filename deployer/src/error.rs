@@ -75,8 +75,6 @@ pub enum Error {
     Resource { resource: String, source: Box<Error> },
     #[error("timed out after {}s waiting for {what}", after.as_secs())]
     Timeout { what: String, after: Duration },
-    #[error("interrupted")]
-    Interrupted,
     #[error("{0}")]
     Other(String),
 }
@@ -92,7 +90,7 @@ impl Error {
 
     pub fn for_resource(self, resource: &str) -> Self {
         match self {
-            Error::Resource { .. } | Error::Input(_) | Error::Interrupted => self,
+            Error::Resource { .. } | Error::Input(_) => self,
             other => Error::Resource { resource: resource.to_string(), source: Box::new(other) },
         }
     }
@@ -117,7 +115,6 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Input(_) => exit::INPUT,
-            Error::Interrupted => exit::INTERRUPTED,
             Error::Resource { source, .. } => source.exit_code(),
             Error::Aws(e) if e.kind == ErrorKind::Auth => exit::INPUT,
             _ => exit::FAILURE,

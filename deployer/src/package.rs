@@ -158,7 +158,7 @@ mod tests {
         // echo -n "" | sha256sum | xxd -r -p | base64
         assert_eq!(
             Artifact::from_zip(Vec::new(), String::new()).sha256_b64,
-            "47DEQpj8HBSZ+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
+            "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
         );
     }
 

@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::error::{Error, Result, exit};
 use crate::graph::{Outcome, Report};
 use crate::resources::Inputs;
-use crate::ui::{Event, Reporter};
+use crate::ui::Reporter;
 
 pub async fn run(
     config: &Config,
@@ -48,6 +48,11 @@ pub async fn run(
         report.outcomes.len(),
         started.elapsed().as_secs_f32()
     );
+    if is_hotswap(&report) {
+        eprintln!(
+            "up: hotswap: only the handler's code changed; deployed it with one UpdateFunctionCode, nothing else was touched"
+        );
+    }
     if report.interrupted {
         print_remaining(&report);
         return Ok(exit::INTERRUPTED);
@@ -92,6 +97,13 @@ pub fn stack_outputs(config: &Config, outputs: &Inputs) -> BTreeMap<&'static str
         ("RestApiId", get("api", "id")),
         ("VpcId", get("vpc", "id")),
     ])
+}
+
+/// Only the function's code changed: the hot path of a developer's loop.
+fn is_hotswap(report: &Report) -> bool {
+    let changed: Vec<&(String, Outcome)> = report.outcomes.iter().filter(|(_, o)| o.is_change()).collect();
+    matches!(changed.as_slice(), [(id, Outcome::Updated(changes))]
+        if id == crate::resources::function::ID && changes.iter().all(|c| c.field == "code"))
 }
 
 /// After Ctrl-C: what was done and what was not.

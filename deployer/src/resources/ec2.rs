@@ -37,3 +37,47 @@ pub fn at_most_one<T>(mut found: Vec<T>, what: &str, resource: &str) -> Result<O
         ))),
     }
 }
+
+/// Delete the Lambda Hyperplane ENIs (description `AWS Lambda VPC ENI*`) attached to a security
+/// group or subnet once Lambda has released them (status `available`). Returns how many are
+/// still in use. After the function is detached from the VPC and deleted, AWS releases them in
+/// minutes to ~45 minutes (terraform-provider-aws `deleteLingeringLambdaENIs`, P99 ~35 min); until
+/// then the group and subnets cannot be deleted (DependencyViolation).
+pub async fn release_lambda_enis(ctx: &Ctx, resource: &str, filter_name: &str, filter_value: &str) -> Result<usize> {
+    use crate::aws::AwsResultExt;
+    let out = ctx
+        .aws
+        .ec2
+        .describe_network_interfaces()
+        .filters(filter(filter_name, filter_value))
+        .filters(filter("description", "AWS Lambda VPC ENI*"))
+        .send()
+        .await
+        .aws("EC2", "DescribeNetworkInterfaces")?;
+    let mut in_use = 0;
+    for eni in out.network_interfaces() {
+        let id = eni.network_interface_id().unwrap_or_default();
+        let available = eni.status().is_some_and(|s| s.as_str() == "available");
+        if !available {
+            in_use += 1;
+            continue;
+        }
+        ctx.progress(resource, format!("deleting released Lambda network interface {id}"));
+        match ctx
+            .aws
+            .ec2
+            .delete_network_interface()
+            .network_interface_id(id)
+            .send()
+            .await
+            .aws("EC2", "DeleteNetworkInterface")
+        {
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => {}
+            // Still being released by Lambda: the next round retries.
+            Err(e) if e.kind() == Some(crate::error::ErrorKind::Conflict) => in_use += 1,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(in_use)
+}

@@ -351,6 +351,8 @@ impl Resource for FunctionSecurityGroup {
             ctx.timeouts.eni_release,
             Backoff::new(5000, 30000),
             || async {
+                // Delete the ENIs Lambda has released, then try the group.
+                super::ec2::release_lambda_enis(ctx, ID, "group-id", group_id).await?;
                 ctx.aws.ec2.delete_security_group().group_id(group_id).send().await.aws("EC2", "DeleteSecurityGroup")
             },
         )

@@ -221,7 +221,10 @@ impl Resource for Subnet {
             &[ErrorKind::Conflict],
             ctx.timeouts.eni_release,
             Backoff::new(5000, 30000),
-            || async { ctx.aws.ec2.delete_subnet().subnet_id(subnet_id).send().await.aws("EC2", "DeleteSubnet") },
+            || async {
+                super::ec2::release_lambda_enis(ctx, self.id(), "subnet-id", subnet_id).await?;
+                ctx.aws.ec2.delete_subnet().subnet_id(subnet_id).send().await.aws("EC2", "DeleteSubnet")
+            },
         )
         .await;
         match res {
