@@ -46,7 +46,12 @@ pub struct Clients {
     pub sts: aws_sdk_sts::Client,
     pub cloudformation: aws_sdk_cloudformation::Client,
     pub cloudtrail: aws_sdk_cloudtrail::Client,
+    /// Calls on the stack's resources.
     pub calls: CallCounter,
+    /// DynamoDB for the stack lock only, counted apart: taking and releasing the lock is not a
+    /// change to the stack.
+    pub lock_dynamodb: aws_sdk_dynamodb::Client,
+    pub lock_calls: CallCounter,
 }
 
 macro_rules! client {
@@ -102,7 +107,10 @@ impl Clients {
         };
         validate_region(&region)?;
         let calls = CallCounter::default();
+        let lock_calls = CallCounter::default();
         Ok(Clients {
+            lock_dynamodb: client!(aws_sdk_dynamodb, &sdk, lock_calls),
+            lock_calls,
             region,
             ec2: client!(aws_sdk_ec2, &sdk, calls),
             lambda: client!(aws_sdk_lambda, &sdk, calls),

@@ -63,6 +63,15 @@ pub enum Command {
     Down(DownArgs),
     /// Build the handler and write its deterministic deployment zip (no AWS call)
     Package(PackageArgs),
+    /// Remove the stack's lock left by a run that is gone (shows who held it)
+    Unlock(UnlockArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// Really remove it, whoever holds it
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -99,6 +108,9 @@ pub struct DownArgs {
     /// How many resources to work on at once
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
+    /// How long to wait for another run's lock on this stack, in seconds (0: fail at once)
+    #[arg(long, default_value_t = 0, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub lock_timeout: u64,
 }
 
 #[derive(Debug, Args)]
@@ -112,6 +124,9 @@ pub struct UpArgs {
     /// How many resources to work on at once
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
+    /// How long to wait for another run's lock on this stack, in seconds (0: fail at once)
+    #[arg(long, default_value_t = 0, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub lock_timeout: u64,
 }
 
 #[derive(Debug, Args)]

@@ -45,6 +45,7 @@ pub struct AwsError {
     pub code: Option<String>,
     pub message: String,
     pub kind: ErrorKind,
+    /// HTTP status, when there was a response (kept for `-v` debugging output).
     pub status: Option<u16>,
 }
 
@@ -56,6 +57,9 @@ impl fmt::Display for AwsError {
         }
         if !self.message.is_empty() {
             write!(f, ": {}", self.message)?;
+        }
+        if let (None, Some(status)) = (&self.code, self.status) {
+            write!(f, " (HTTP {status})")?;
         }
         Ok(())
     }
@@ -75,6 +79,9 @@ pub enum Error {
     Resource { resource: String, source: Box<Error> },
     #[error("timed out after {}s waiting for {what}", after.as_secs())]
     Timeout { what: String, after: Duration },
+    /// The stack's lock is held by another run. Exit code 4.
+    #[error("{0}")]
+    Locked(String),
     #[error("{0}")]
     Other(String),
 }
@@ -115,6 +122,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Input(_) => exit::INPUT,
+            Error::Locked(_) => exit::LOCKED,
             Error::Resource { source, .. } => source.exit_code(),
             Error::Aws(e) if e.kind == ErrorKind::Auth => exit::INPUT,
             _ => exit::FAILURE,

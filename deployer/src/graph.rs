@@ -2,7 +2,7 @@
 //! as all its dependencies are done, with bounded concurrency. The executor knows nothing about
 //! AWS: it calls the [`Resource`] trait and reports [`Event`]s.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use tokio::sync::{Semaphore, watch};
@@ -110,6 +110,7 @@ impl Graph {
         Ok(Graph { nodes, index, dependents, order })
     }
 
+    #[cfg(test)]
     pub fn ids_in_order(&self) -> Vec<&str> {
         self.order.iter().map(|&i| self.nodes[i].id()).collect()
     }
@@ -360,11 +361,6 @@ async fn reconcile(node: &dyn Resource, ctx: &Ctx, inputs: &Inputs) -> Result<(O
             Ok((out, Outcome::Updated(changes)))
         }
     }
-}
-
-/// Outputs of the whole stack, by resource then key, for printing and tests.
-pub fn flatten(outputs: &Inputs) -> BTreeMap<String, Outputs> {
-    outputs.map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
 #[cfg(test)]

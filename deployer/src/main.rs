@@ -7,6 +7,7 @@ mod commands;
 mod config;
 mod error;
 mod graph;
+mod lock;
 mod package;
 mod resources;
 mod stack;
@@ -57,6 +58,7 @@ async fn run(cli: Cli) -> Result<i32, Error> {
         Command::Keys(args) => commands::keys::run(&config, &settings, args, global.output, reporter).await,
         Command::Down(args) => commands::down::run(&config, &settings, args, global.output, reporter).await,
         Command::Package(args) => commands::package::run(&config, args, global.output).await,
+        Command::Unlock(args) => commands::unlock::run(&config, &settings, args, reporter).await,
     }
 }
 

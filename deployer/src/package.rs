@@ -29,10 +29,6 @@ impl Artifact {
         Artifact { zip: Vec::new(), sha256_b64: crate::resources::UNKNOWN.to_string(), source: "not built".into() }
     }
 
-    pub fn is_unknown(&self) -> bool {
-        self.sha256_b64 == crate::resources::UNKNOWN
-    }
-
     pub fn from_zip(zip: Vec<u8>, source: String) -> Artifact {
         let sha256_b64 = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&zip));
         Artifact { zip, sha256_b64, source }

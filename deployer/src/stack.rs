@@ -26,8 +26,6 @@ pub fn flow_log_group_name(c: &Config) -> String {
 pub fn function_log_group_name(c: &Config) -> String {
     format!("/aws/lambda/{}", c.function.name)
 }
-/// The account-level API Gateway CloudWatch role, shared by every stack in the account.
-pub const APIGW_CLOUDWATCH_ROLE: &str = "movies-stack-apigateway-cloudwatch";
 
 pub fn resources(c: &Config, artifact: Arc<Artifact>) -> Vec<Arc<dyn Resource>> {
     let azs = c.network.az_count;
@@ -48,33 +46,33 @@ pub fn resources(c: &Config, artifact: Arc<Artifact>) -> Vec<Arc<dyn Resource>> 
 
     // Logs
     r.push(Arc::new(log_group::LogGroup {
-        id: "flow-log-group".into(),
+        id: log_group::FLOW_LOG_GROUP.into(),
         name: flow_log_group_name(c),
         retention_days: retention,
     }));
     r.push(Arc::new(log_group::LogGroup {
-        id: "function-log-group".into(),
+        id: log_group::FUNCTION_LOG_GROUP.into(),
         name: function_log_group_name(c),
         retention_days: retention,
     }));
     r.push(Arc::new(log_group::LogGroup {
-        id: "access-log-group".into(),
+        id: log_group::ACCESS_LOG_GROUP.into(),
         name: access_log_group_name(c),
         retention_days: retention,
     }));
 
     // IAM
     r.push(Arc::new(Role {
-        id: "flow-log-role".into(),
+        id: iam_role::FLOW_LOG_ROLE.into(),
         name: flow_log_role_name(c),
-        purpose: RolePurpose::FlowLogs { log_group_resource: "flow-log-group".into() },
+        purpose: RolePurpose::FlowLogs { log_group_resource: log_group::FLOW_LOG_GROUP.into() },
     }));
     r.push(Arc::new(Role {
-        id: "function-role".into(),
+        id: iam_role::FUNCTION_ROLE.into(),
         name: function_role_name(c),
         purpose: RolePurpose::Function {
             table_resource: "table".into(),
-            log_group_resource: "function-log-group".into(),
+            log_group_resource: log_group::FUNCTION_LOG_GROUP.into(),
         },
     }));
     r.push(Arc::new(flow_log::FlowLog));
@@ -91,7 +89,7 @@ pub fn resources(c: &Config, artifact: Arc<Artifact>) -> Vec<Arc<dyn Resource>> 
     }));
 
     // API
-    r.push(Arc::new(account_role::ApiGatewayAccount { role_name: APIGW_CLOUDWATCH_ROLE.into() }));
+    r.push(Arc::new(account_role::ApiGatewayAccount { role_name: account_role::ROLE_NAME.into() }));
     r.push(Arc::new(rest_api::RestApi { name: c.stack.clone() }));
     r.push(Arc::new(permission::ApiPermission));
     r.push(Arc::new(stage::Stage { stage_name: c.api.stage.clone() }));

@@ -140,9 +140,11 @@ impl Reporter for TtyReporter {
 }
 
 /// A reporter that records events (tests).
+#[cfg(test)]
 #[derive(Default)]
 pub struct Recorder(pub Mutex<Vec<Event>>);
 
+#[cfg(test)]
 impl Reporter for Recorder {
     fn event(&self, event: Event) {
         self.0.lock().expect("recorder lock").push(event);

@@ -43,10 +43,18 @@ pub struct Call {
     pub status: Option<u16>,
     /// The answer was a fault injected by a [`Rule`], not moto's.
     pub injected: bool,
+    /// DynamoDB: the request's `TableName` (to tell the stack lock's bookkeeping apart).
+    pub table: Option<String>,
 }
 
 impl Call {
     /// `"service Operation"`, handy for assertions and messages.
+    /// A call on the stack lock's table (`movies-stack-locks`): the lock's own bookkeeping,
+    /// not a change to the stack.
+    pub fn is_lock(&self) -> bool {
+        self.service == "dynamodb" && self.table.as_deref() == Some(LOCK_TABLE)
+    }
+
     pub fn name(&self) -> String {
         format!("{} {}", self.service, self.operation)
     }
@@ -307,8 +315,16 @@ impl Proxy {
     }
 
     /// The recorded calls that may change something.
+    /// Mutating calls on the stack's resources. The stack lock's own writes (taking and
+    /// releasing the lock item in `movies-stack-locks`) are not changes to the stack: see
+    /// [`Proxy::lock_calls`].
     pub fn mutating_calls(&self) -> Vec<Call> {
-        self.calls().into_iter().filter(|c| c.mutating).collect()
+        self.calls().into_iter().filter(|c| c.mutating && !c.is_lock()).collect()
+    }
+
+    /// Calls on the stack lock's table.
+    pub fn lock_calls(&self) -> Vec<Call> {
+        self.calls().into_iter().filter(Call::is_lock).collect()
     }
 
     /// Forget the recorded calls (rules stay).
@@ -532,6 +548,15 @@ pub fn fault_response(fault: &Fault, protocol: Protocol) -> Response<Full<Bytes>
     r
 }
 
+/// The deployer's lock table (deployer/src/lock.rs).
+pub const LOCK_TABLE: &str = "movies-stack-locks";
+
+/// `TableName` of a DynamoDB JSON request body.
+fn table_name(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    v.get("TableName")?.as_str().map(str::to_string)
+}
+
 /// Read-only operation name prefixes (JSON and query protocols).
 const READ_PREFIXES: [&str; 7] = ["Describe", "Get", "List", "BatchGet", "Query", "Scan", "LookupEvents"];
 
@@ -557,14 +582,15 @@ pub fn classify(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) ->
     match rpc {
         Some(operation) => {
             let mutating = is_mutating(&operation);
-            Call { service, operation, mutating, status: None, injected: false }
+            let table = if service == "dynamodb" { table_name(body) } else { None };
+            Call { service, operation, mutating, status: None, injected: false, table }
         }
         None => {
             let mutating = !matches!(*method, Method::GET | Method::HEAD);
             let operation = rest_operation(&service, method.as_str(), uri.path())
                 .map(str::to_string)
                 .unwrap_or_else(|| format!("{} {}", method, uri.path()));
-            Call { service, operation, mutating, status: None, injected: false }
+            Call { service, operation, mutating, status: None, injected: false, table: None }
         }
     }
 }
@@ -823,7 +849,14 @@ mod tests {
     }
 
     fn call(service: &str, op: &str) -> Call {
-        Call { service: service.into(), operation: op.into(), mutating: is_mutating(op), status: None, injected: false }
+        Call {
+            service: service.into(),
+            operation: op.into(),
+            mutating: is_mutating(op),
+            status: None,
+            injected: false,
+            table: None,
+        }
     }
 
     #[test]

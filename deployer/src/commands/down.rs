@@ -34,8 +34,11 @@ pub async fn run(
     Arc::get_mut(&mut ctx).expect("ctx not shared yet").timeouts.eni_release =
         Duration::from_secs(args.eni_timeout * 60);
 
+    // Lock before looking: what we observe must not change under us.
+    let lock = crate::lock::acquire(ctx.clone(), "down", Duration::from_secs(args.lock_timeout)).await?;
     let (observed, live) = graph.observe_all(ctx.clone(), usize::from(args.concurrency)).await;
     if let Some((id, Err(e))) = observed.iter().find(|(_, r)| r.is_err()) {
+        super::release_lock(&ctx, lock).await;
         return Err(Error::other(format!("cannot tell what exists ({id}): {e}")));
     }
     let present: Vec<&str> =
@@ -46,6 +49,7 @@ pub async fn run(
     }
     let to_delete: Vec<&str> = present.iter().copied().filter(|id| !keep.contains(*id)).collect();
     if to_delete.is_empty() {
+        super::release_lock(&ctx, lock).await;
         reporter.finish();
         eprintln!("down: nothing to delete in stack {}", config.stack);
         print_result(output, config, &[], args.delete_data);
@@ -71,6 +75,7 @@ pub async fn run(
         let mut answer = String::new();
         std::io::stdin().lock().read_line(&mut answer).map_err(|e| Error::other(format!("stdin: {e}")))?;
         if answer.trim() != config.stack {
+            super::release_lock(&ctx, lock).await;
             eprintln!("down: cancelled, nothing was deleted");
             return Ok(exit::FAILURE);
         }
@@ -78,6 +83,7 @@ pub async fn run(
 
     let stop = super::up::interrupt_signal();
     let report = graph.destroy(ctx.clone(), &live, &keep, usize::from(args.concurrency), stop).await;
+    super::release_lock(&ctx, lock).await;
     reporter.finish();
     let (calls, mutating) = ctx.aws.calls.totals();
     let deleted: Vec<&str> = report

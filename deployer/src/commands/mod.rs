@@ -15,6 +15,7 @@ pub mod package;
 pub mod plan;
 pub mod preflight;
 pub mod status;
+pub mod unlock;
 pub mod up;
 
 /// The validated config of `--env` / `--config`. No AWS call.
@@ -122,4 +123,14 @@ pub async fn artifact(
         artifact.source, artifact.sha256_b64
     )));
     Ok(artifact)
+}
+
+/// Release the stack lock at the end of a run; a failure is only a warning (the lease expires).
+pub async fn release_lock(ctx: &Ctx, lock: crate::lock::LockGuard) {
+    if lock.lost() {
+        ctx.warn("this run lost the stack lock while it ran (unlock --force?): check `movies-stack status`");
+    }
+    if let Err(e) = lock.release().await {
+        ctx.warn(format!("could not release the stack lock (it expires by itself within a minute): {e}"));
+    }
 }

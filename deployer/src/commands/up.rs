@@ -28,8 +28,10 @@ pub async fn run(
     let ctx = super::connect(settings, config, reporter.clone()).await?;
     super::preflight::check_cloudtrail(&ctx, args.require_cloudtrail).await?;
 
+    let lock = crate::lock::acquire(ctx.clone(), "up", std::time::Duration::from_secs(args.lock_timeout)).await?;
     let stop = interrupt_signal();
     let report = graph.apply(ctx.clone(), usize::from(args.concurrency), stop).await;
+    super::release_lock(&ctx, lock).await;
     reporter.finish();
 
     let (calls, mutating) = ctx.aws.calls.totals();
@@ -44,8 +46,9 @@ pub async fn run(
         format!("{changes} resource(s) changed")
     };
     eprintln!(
-        "up: {summary}; {} resources, {calls} AWS calls ({mutating} mutating), {:.1}s",
+        "up: {summary}; {} resources, {calls} AWS calls ({mutating} mutating) + {} for the stack lock, {:.1}s",
         report.outcomes.len(),
+        ctx.aws.lock_calls.totals().0,
         started.elapsed().as_secs_f32()
     );
     if is_hotswap(&report) {

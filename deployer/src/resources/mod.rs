@@ -239,11 +239,6 @@ pub trait Resource: Send + Sync {
     async fn delete(&self, ctx: &Ctx, live: &Outputs) -> Result<()>;
 }
 
-/// Start from the live outputs and keep them: the common ending of `update`.
-pub fn unchanged(live: &Outputs) -> Result<Outputs> {
-    Ok(live.clone())
-}
-
 /// Build an [`Outputs`] from pairs.
 pub fn outputs<const N: usize>(pairs: [(&str, String); N]) -> Outputs {
     pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()

@@ -60,6 +60,7 @@ pub struct RulePlan {
 }
 
 impl RulePlan {
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.revoke_egress.is_empty() && self.revoke_ingress.is_empty() && !self.authorize_https
     }
