@@ -91,8 +91,10 @@ pub async fn build(architecture: &str) -> Result<Artifact> {
         .unwrap_or_else(|| root.join("target"))
         .join("lambda-out")
         .join(architecture);
+    let path = toolchain_path(&root)?;
     let mut cmd = tokio::process::Command::new("cargo");
     cmd.current_dir(&root)
+        .env("PATH", path)
         .args(["lambda", "build", "--release", arch_flag, "--bin", "bootstrap", "--lambda-dir"])
         .arg(&lambda_dir)
         // cargo-lambda's output is for people: keep stdout clean for our result (JSON).
@@ -101,7 +103,7 @@ pub async fn build(architecture: &str) -> Result<Artifact> {
     let status = cmd.status().await.map_err(|e| Error::other(format!("cannot run `cargo`: {e}")))?;
     if !status.success() {
         return Err(Error::other(format!(
-            "building the handler for {architecture} failed (cargo lambda build {arch_flag}, exit {status}). \
+            "building the handler for {architecture} failed (cargo lambda build {arch_flag}: {status}). \
              The build needs cargo-lambda and zig (PyPI: cargo-lambda, ziglang; scripts/setup.sh installs both into .venv, \
              then put .venv/bin on PATH) and the Rust target {} (rustup target add). If `no such command: lambda` is shown above, \
              cargo-lambda is not on PATH. Or deploy a prebuilt zip with --artifact",
@@ -115,6 +117,28 @@ pub async fn build(architecture: &str) -> Result<Artifact> {
         .map_err(|e| Error::other(format!("cargo lambda did not produce {}: {e}", binary.display())))?;
     let zip = deterministic_zip(&bytes)?;
     Ok(Artifact::from_zip(zip, format!("handler/ built for {architecture}")))
+}
+
+/// PATH for the build: cargo-lambda (and the `python -m ziglang` it finds zig through) from PATH,
+/// else from the repository's `.venv/bin` (what `scripts/setup.sh` installs).
+fn toolchain_path(root: &Path) -> Result<std::ffi::OsString> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let on_path = std::env::split_paths(&path).any(|d| d.join("cargo-lambda").is_file());
+    if on_path {
+        return Ok(path);
+    }
+    let venv =
+        std::env::var_os("MOVIES_STACK_VENV").map(PathBuf::from).unwrap_or_else(|| root.join(".venv")).join("bin");
+    if venv.join("cargo-lambda").is_file() {
+        let dirs = std::iter::once(venv).chain(std::env::split_paths(&path));
+        return std::env::join_paths(dirs).map_err(|e| Error::other(format!("PATH: {e}")));
+    }
+    Err(Error::input(format!(
+        "cannot build the handler: cargo-lambda is not on PATH nor in {}. It needs the PyPI packages \
+         cargo-lambda and ziglang (scripts/setup.sh installs both into .venv) and the Rust target \
+         aarch64-unknown-linux-gnu (arm64) or x86_64-unknown-linux-gnu; or deploy a prebuilt zip with --artifact",
+        venv.display()
+    )))
 }
 
 fn stderr_stdio() -> Stdio {
