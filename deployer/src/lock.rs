@@ -164,11 +164,14 @@ fn is_condition_failed(e: &Error) -> bool {
     e.aws().is_some_and(|a| a.code.as_deref() == Some("ConditionalCheckFailedException"))
 }
 
-/// Create the lock table if needed (once per account and region).
-async fn ensure_table(ctx: &Ctx) -> Result<()> {
+/// Create the lock table if needed (once per account and region). Returns whether it had to
+/// create or wait for it.
+async fn ensure_table(ctx: &Ctx) -> Result<bool> {
     let ddb = &ctx.aws.lock_dynamodb;
     match ddb.describe_table().table_name(TABLE).send().await.aws("DynamoDB", "DescribeTable") {
-        Ok(out) if out.table().and_then(|t| t.table_status()).is_some_and(|s| s.as_str() == "ACTIVE") => return Ok(()),
+        Ok(out) if out.table().and_then(|t| t.table_status()).is_some_and(|s| s.as_str() == "ACTIVE") => {
+            return Ok(false);
+        }
         Ok(_) => {}
         Err(e) if e.is_not_found() => {
             ctx.progress("lock", format!("creating the lock table {TABLE} (first use in this account and region)"));
@@ -221,12 +224,14 @@ async fn ensure_table(ctx: &Ctx) -> Result<()> {
             Ok(out.table().and_then(|t| t.table_status()).filter(|s| s.as_str() == "ACTIVE").map(|_| ()))
         },
     )
-    .await
+    .await?;
+    Ok(true)
 }
 
 /// Take the stack's lock, waiting up to `wait` for another holder to finish.
 pub async fn acquire(ctx: Arc<Ctx>, command: &str, wait: Duration) -> Result<LockGuard> {
-    ensure_table(&ctx).await?;
+    let created_table = ensure_table(&ctx).await?;
+    let mut waited = false;
     let started = Instant::now();
     let mut me = Holder::me(command);
     loop {
@@ -269,6 +274,7 @@ pub async fn acquire(ctx: Arc<Ctx>, command: &str, wait: Duration) -> Result<Loc
                     )));
                 }
                 ctx.progress("lock", format!("waiting for the lock held by {desc}"));
+                waited = true;
                 tokio::time::sleep(
                     Duration::from_secs(2).min(wait.saturating_sub(started.elapsed()).max(Duration::from_millis(100))),
                 )
@@ -276,6 +282,9 @@ pub async fn acquire(ctx: Arc<Ctx>, command: &str, wait: Duration) -> Result<Loc
             }
             Err(e) => return Err(e),
         }
+    }
+    if waited || created_table {
+        ctx.reporter.event(crate::ui::Event::Finished { id: "lock".into(), summary: "acquired".into() });
     }
     let lost = Arc::new(AtomicBool::new(false));
     let renewer = tokio::spawn(renew(ctx.clone(), me.run_id.clone(), lost.clone()));
