@@ -19,6 +19,7 @@ pub mod artifact;
 mod aws;
 mod config;
 mod deployer;
+pub mod inventory;
 mod moto;
 pub mod proxy;
 

@@ -1,0 +1,209 @@
+//! Issue 4, `down`: confirmation, what goes and what stays, adoption of the kept table, and
+//! idempotence. Every service is checked through the SDK straight against moto
+//! (`e2e::inventory`), never through the deployer's own reads.
+//!
+//! 1. `down` without `--yes`, stdin not a terminal: exit 3 and not one AWS call.
+//! 2. `down --yes`: every resource of the stack is gone except the DynamoDB table, which keeps
+//!    its items; the shared API Gateway CloudWatch role stays (and is still set in GetAccount).
+//! 3. `down --yes` again: exit 0, no mutating call.
+//! 4. `up` adopts the kept table (same ARN and creation time), the stack is in sync.
+//! 5. `down --yes --delete-data`: nothing of the stack is left, the table neither; the account
+//!    role still stays. `down --yes` once more: exit 0, no mutating call.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use e2e::artifact::artifact_path;
+use e2e::inventory::{ACCOUNT_ROLE, account_role_state, leftovers};
+use e2e::{Aws, Checks, Deployer, Moto, Proxy, StackNames, TempDir, write_config};
+use serde_json::Value;
+
+const ITEM_ID: &str = "e2e-kept-item";
+
+async fn table_identity(aws: &Aws, table: &str) -> Option<(String, String)> {
+    let t = aws.dynamodb.describe_table().table_name(table).send().await.ok()?;
+    let t = t.table()?;
+    Some((t.table_arn().unwrap_or_default().to_string(), format!("{:?}", t.creation_date_time())))
+}
+
+async fn item_title(aws: &Aws, table: &str) -> Option<String> {
+    let got = aws
+        .dynamodb
+        .get_item()
+        .table_name(table)
+        .key("id", AttributeValue::S(ITEM_ID.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .ok()?;
+    got.item()?.get("title")?.as_s().ok().cloned()
+}
+
+fn mutating(proxy: &Proxy) -> Vec<String> {
+    proxy.mutating_calls().iter().map(|c| c.to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn down_keeps_the_table_then_deletes_everything() {
+    let artifact = artifact_path();
+    let art = artifact.to_str().unwrap();
+    let moto = Moto::start();
+    let proxy = Proxy::start(moto.url());
+    let dir = TempDir::new("down");
+    let n = StackNames::unique("down");
+    let config = write_config(dir.path(), &n, &[]);
+    let deployer = Deployer::with(&config, proxy.url());
+    let aws = Aws::new(moto.url()).await;
+    let mut c = Checks::new();
+    let started = std::time::Instant::now();
+
+    deployer.up_json(&["--artifact", art]).await;
+    let before = leftovers(&aws, &n).await;
+    println!("after up, {} resources of the stack are visible through the SDK", before.len());
+    // The inventory must see the stack, or "nothing left" proves nothing.
+    for prefix in [
+        "ec2 vpc ",
+        "ec2 subnet ",
+        "ec2 route-table ",
+        "ec2 security-group ",
+        "ec2 vpc-endpoint ",
+        "ec2 flow-log ",
+        "iam role ",
+        "logs log-group ",
+        "lambda function ",
+        "apigateway restapi ",
+        "apigateway usage-plan ",
+        "apigateway api-key ",
+        "dynamodb table ",
+    ] {
+        c.check(
+            before.iter().any(|l| l.starts_with(prefix)),
+            format!("after up, the inventory sees `{prefix}...`: {before:?}"),
+        );
+    }
+    c.eq("after up: resources in the inventory", before.len(), 1 + 2 + 2 + 1 + 1 + 1 + 2 + 3 + 1 + 1 + 2 + 2 + 1);
+    let (role_exists, role_arn) = account_role_state(&aws).await;
+    c.check(
+        role_exists && role_arn.as_deref().is_some_and(|a| a.ends_with(&format!(":role/{ACCOUNT_ROLE}"))),
+        format!("after up: the account CloudWatch role exists and is set: {role_exists} {role_arn:?}"),
+    );
+    aws.dynamodb
+        .put_item()
+        .table_name(&n.table)
+        .item("id", AttributeValue::S(ITEM_ID.into()))
+        .item("title", AttributeValue::S("Kept Movie".into()))
+        .item("year", AttributeValue::S("2023".into()))
+        .send()
+        .await
+        .expect("PutItem");
+    let table_before = table_identity(&aws, &n.table).await;
+    c.check(table_before.is_some(), "the table exists after up");
+
+    // ------------------------------------------------------------------ 1. no --yes, no TTY
+    proxy.reset();
+    let refused = deployer.run(&["down"]).await;
+    c.eq("down without --yes (stdin not a TTY): exit code", refused.code, 3);
+    c.check(refused.stderr.contains("--yes"), format!("down without --yes says to pass --yes:\n{refused}"));
+    let calls: Vec<String> = proxy.calls().iter().map(|c| c.to_string()).collect();
+    c.eq("down without --yes: AWS calls", calls, Vec::<String>::new());
+    c.eq("down without --yes: nothing deleted", leftovers(&aws, &n).await.len(), before.len());
+
+    // ------------------------------------------------------------------ 2. down --yes
+    proxy.reset();
+    let down = deployer.run(&["--output", "json", "down", "--yes"]).await;
+    println!("down --yes: exit {} in {:.1}s, {} calls", down.code, down.elapsed.as_secs_f64(), proxy.calls().len());
+    c.eq("down --yes: exit code", down.code, 0);
+    if down.code != 0 {
+        println!("{down}");
+    }
+    let json: Value = serde_json::from_str(down.stdout.trim()).unwrap_or(Value::Null);
+    c.eq("down --yes: table_kept", json["table_kept"].as_bool(), Some(true));
+    let deleted: Vec<&str> =
+        json["deleted"].as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect()).unwrap_or_default();
+    c.check(
+        !deleted.contains(&"table") && !deleted.contains(&"apigw-account"),
+        format!("down --yes: neither the table nor the account role in `deleted`: {deleted:?}"),
+    );
+    c.check(deleted.len() >= 20, format!("down --yes: lists what it deleted: {deleted:?}"));
+    let proxy_deletes: Vec<String> = proxy
+        .mutating_calls()
+        .iter()
+        .filter(|call| call.service == "dynamodb" || call.operation == "UpdateAccount")
+        .map(|call| call.to_string())
+        .collect();
+    c.eq("down --yes: calls touching the table or the account setting", proxy_deletes, Vec::<String>::new());
+
+    let left = leftovers(&aws, &n).await;
+    c.eq("down --yes: what is left of the stack", left, vec![format!("dynamodb table {}", n.table)]);
+    let (role_exists, role_arn) = account_role_state(&aws).await;
+    c.check(role_exists, format!("down --yes: the IAM role {ACCOUNT_ROLE} is kept"));
+    c.check(
+        role_arn.as_deref().is_some_and(|a| a.ends_with(&format!(":role/{ACCOUNT_ROLE}"))),
+        format!("down --yes: GetAccount still has the CloudWatch role: {role_arn:?}"),
+    );
+    c.eq("down --yes: the table's item is kept", item_title(&aws, &n.table).await.as_deref(), Some("Kept Movie"));
+    c.eq("down --yes: the table is the same", table_identity(&aws, &n.table).await, table_before.clone());
+
+    // ------------------------------------------------------------------ 3. down again
+    proxy.reset();
+    let again = deployer.run(&["down", "--yes"]).await;
+    c.eq("second down --yes: exit code", again.code, 0);
+    c.eq("second down --yes: mutating calls", mutating(&proxy), Vec::<String>::new());
+    c.eq("second down --yes: the item is still there", item_title(&aws, &n.table).await.as_deref(), Some("Kept Movie"));
+
+    // ------------------------------------------------------------------ 4. up adopts the table
+    proxy.reset();
+    let up = deployer.run(&["--output", "json", "up", "--artifact", art]).await;
+    c.eq("up after down: exit code", up.code, 0);
+    if up.code == 0 {
+        let json = up.json();
+        c.eq("up after down: table outcome", json["resources"]["table"].as_str(), Some("no changes"));
+        c.eq("up after down: outputs.TableName", json["outputs"]["TableName"].as_str(), Some(n.table.as_str()));
+    } else {
+        println!("{up}");
+    }
+    let table_calls: Vec<String> =
+        proxy.mutating_calls().iter().filter(|call| call.service == "dynamodb").map(|call| call.to_string()).collect();
+    c.eq("up after down: mutating DynamoDB calls", table_calls, Vec::<String>::new());
+    c.eq(
+        "up after down: the table was not recreated (ARN, creation time)",
+        table_identity(&aws, &n.table).await,
+        table_before.clone(),
+    );
+    c.eq("up after down: the item is still there", item_title(&aws, &n.table).await.as_deref(), Some("Kept Movie"));
+    c.eq("up after down: inventory", leftovers(&aws, &n).await.len(), before.len());
+    let st = deployer.run(&["status"]).await;
+    c.eq("status after the second up: exit code", st.code, 0);
+
+    // ------------------------------------------------------------------ 5. down --delete-data
+    proxy.reset();
+    let purge = deployer.run(&["--output", "json", "down", "--yes", "--delete-data"]).await;
+    c.eq("down --yes --delete-data: exit code", purge.code, 0);
+    if purge.code != 0 {
+        println!("{purge}");
+    }
+    let json: Value = serde_json::from_str(purge.stdout.trim()).unwrap_or(Value::Null);
+    c.eq("down --delete-data: table_kept", json["table_kept"].as_bool(), Some(false));
+    c.check(
+        json["deleted"].as_array().is_some_and(|a| a.iter().any(|v| v == "table")),
+        format!("down --delete-data lists the table as deleted: {json}"),
+    );
+    c.eq("down --delete-data: what is left of the stack", leftovers(&aws, &n).await, Vec::<String>::new());
+    let (role_exists, role_arn) = account_role_state(&aws).await;
+    c.check(role_exists, format!("down --delete-data: the IAM role {ACCOUNT_ROLE} is kept"));
+    c.check(
+        role_arn.as_deref().is_some_and(|a| a.ends_with(&format!(":role/{ACCOUNT_ROLE}"))),
+        format!("down --delete-data: GetAccount still has the CloudWatch role: {role_arn:?}"),
+    );
+    c.eq(
+        "down --delete-data: no UpdateAccount",
+        proxy.mutating_calls().iter().filter(|call| call.operation == "UpdateAccount").count(),
+        0,
+    );
+
+    proxy.reset();
+    let last = deployer.run(&["down", "--yes", "--delete-data"]).await;
+    c.eq("down --yes --delete-data again: exit code", last.code, 0);
+    c.eq("down --yes --delete-data again: mutating calls", mutating(&proxy), Vec::<String>::new());
+
+    println!("down: {:.1}s in all", started.elapsed().as_secs_f64());
+    c.finish("down");
+}
