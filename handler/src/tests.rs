@@ -434,13 +434,57 @@ fn log_levels_parse() {
 // ---------------------------------------------------------------------------------------------
 // logs
 
+thread_local! {
+    /// Where this test thread's log lines go (none: dropped).
+    static CAPTURE: std::cell::RefCell<Option<Capture>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Writes to the current thread's [`CAPTURE`].
+struct Routed;
+
+impl io::Write for Routed {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        CAPTURE.with(|c| {
+            if let Some(cap) = c.borrow_mut().as_mut() {
+                let _ = io::Write::write_all(cap, buf);
+            }
+        });
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+struct CaptureGuard;
+
+impl Drop for CaptureGuard {
+    fn drop(&mut self) {
+        CAPTURE.with(|c| c.borrow_mut().take());
+    }
+}
+
+/// Send this thread's log lines to `cap`, through the real subscriber (`logging::subscriber`).
+/// It is installed once as the GLOBAL default, routed per thread: with per-test scoped
+/// subscribers, tracing's per-call-site "is anyone listening" cache raced between parallel
+/// tests and dropped events (tokio-rs/tracing#2874).
+fn capture_logs(cap: &Capture) -> CaptureGuard {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        tracing::subscriber::set_global_default(logging::subscriber(|| Routed, LevelFilter::TRACE))
+            .expect("no other global subscriber in the unit tests");
+    });
+    CAPTURE.with(|c| *c.borrow_mut() = Some(cap.clone()));
+    CaptureGuard
+}
+
 const LOG_FIELDS: [&str; 7] =
     ["event", "request_id", "lambda_request_id", "xray_trace_id", "source_ip", "user_agent", "table"];
 
 #[tokio::test]
 async fn every_log_line_is_json_with_the_request_fields() {
     let cap = Capture::default();
-    let _guard = tracing::subscriber::set_default(logging::subscriber(cap.clone(), LevelFilter::TRACE));
+    let _guard = capture_logs(&cap);
 
     handle(&FakeStore::default(), TABLE, root("POST", Some(VALID))).await;
     handle(&FakeStore::default(), TABLE, root("POST", Some("{"))).await;
@@ -493,7 +537,7 @@ async fn every_log_line_is_json_with_the_request_fields() {
 async fn logs_never_contain_the_body_or_the_api_key() {
     const MARK: &str = "SECRET-BODY-MARKER-93c1";
     let cap = Capture::default();
-    let _guard = tracing::subscriber::set_default(logging::subscriber(cap.clone(), LevelFilter::TRACE));
+    let _guard = capture_logs(&cap);
 
     let mut bodies: Vec<(String, bool)> = cases().into_iter().filter_map(|c| c.body.map(|b| (b, c.b64))).collect();
     bodies.extend([

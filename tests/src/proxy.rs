@@ -107,7 +107,9 @@ pub struct Fault {
 
 /// A fault-injection rule. Build with the methods; all criteria are optional.
 ///
-/// ```ignore
+/// ```no_run
+/// # use e2e::proxy::Rule;
+/// # use std::time::Duration;
 /// Rule::new().service("lambda").operation("CreateFunction")
 ///     .fail(400, "InvalidParameterValueException", "The role defined for the function cannot be assumed by Lambda.")
 ///     .times(3);
