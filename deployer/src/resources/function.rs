@@ -242,7 +242,7 @@ impl Function {
         if ctx.owns(ID, tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
             Ok(())
         } else {
-            Err(ctx.not_ours("Lambda function", &self.name))
+            Err(ctx.foreign("Lambda function", &self.name).await)
         }
     }
 

@@ -279,7 +279,7 @@ impl Role {
         if ctx.owns(&self.id, tags.iter().map(|t| (t.key(), t.value()))) {
             Ok(())
         } else {
-            Err(ctx.not_ours("IAM role", &self.name))
+            Err(ctx.foreign("IAM role", &self.name).await)
         }
     }
 

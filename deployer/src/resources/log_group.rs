@@ -91,7 +91,7 @@ impl LogGroup {
         if ctx.owns(&self.id, tags) {
             return Ok(());
         }
-        let err = ctx.not_ours("log group", &self.name);
+        let err = ctx.foreign("log group", &self.name).await;
         if self.id == FUNCTION_LOG_GROUP {
             // Lambda creates `/aws/lambda/<function>` itself, untagged and without retention, the
             // first time the function writes a log line and the group does not exist. Still

@@ -176,6 +176,15 @@ impl Ctx {
         ))
     }
 
+    /// A same-named resource that is not ours: if a CloudFormation (e.g. CDK) stack owns it, say
+    /// which; otherwise [`Ctx::not_ours`].
+    pub async fn foreign(&self, what: &str, name: &str) -> Error {
+        match self.check_cloudformation_owner(what, name).await {
+            Err(owned_by_cloudformation) => owned_by_cloudformation,
+            Ok(()) => self.not_ours(what, name),
+        }
+    }
+
     pub fn progress(&self, resource: &str, message: impl Into<String>) {
         self.reporter.event(Event::Progress { id: resource.to_string(), message: message.into() });
     }

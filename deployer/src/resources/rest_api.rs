@@ -361,7 +361,7 @@ impl RestApi {
         let (ours, others): (Vec<_>, Vec<_>) = all.into_iter().partition(|a| ctx.owns(ID, tag_pairs(a.tags())));
         let found = at_most_one(ours, "REST API", ID)?;
         if found.is_none() && others.iter().any(|a| a.name() == Some(self.name.as_str())) {
-            return Err(ctx.not_ours("REST API", &self.name));
+            return Err(ctx.foreign("REST API", &self.name).await);
         }
         Ok(found)
     }

@@ -190,7 +190,7 @@ impl Table {
         if ctx.owns(ID, tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
             Ok(())
         } else {
-            Err(ctx.not_ours("DynamoDB table", &self.name))
+            Err(ctx.foreign("DynamoDB table", &self.name).await)
         }
     }
 
