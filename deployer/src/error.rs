@@ -132,6 +132,16 @@ impl Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Ok(()) for success and for "already gone": the common ending of a delete (deleting
+/// something that does not exist succeeds).
+pub fn gone_is_ok<T>(res: Result<T>) -> Result<()> {
+    match res {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Classify an AWS error from its code, message and HTTP status.
 pub fn classify(code: Option<&str>, message: &str, status: Option<u16>) -> ErrorKind {
     let code = code.unwrap_or("");

@@ -50,14 +50,7 @@ pub fn tag_pairs(tags: Option<&HashMap<String, String>>) -> impl Iterator<Item =
     tags.into_iter().flat_map(|m| m.iter().map(|(k, v)| (k.as_str(), v.as_str())))
 }
 
-/// Ok(()) for success and for "already gone": the common ending of a delete.
-pub fn gone_is_ok<T>(res: Result<T>) -> Result<()> {
-    match res {
-        Ok(_) => Ok(()),
-        Err(e) if e.is_not_found() => Ok(()),
-        Err(e) => Err(e),
-    }
-}
+pub use crate::error::gone_is_ok;
 
 /// Ok(None) for "not found": the common shape of a Get that may miss.
 pub fn found<T>(res: Result<T>) -> Result<Option<T>> {

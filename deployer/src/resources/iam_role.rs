@@ -242,14 +242,6 @@ pub fn diff(desired: &RolePolicies, live: &LiveRole) -> Vec<Change> {
     changes
 }
 
-fn not_found_is_ok<T>(res: Result<T>) -> Result<()> {
-    match res {
-        Ok(_) => Ok(()),
-        Err(e) if e.is_not_found() => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
 impl Role {
     /// GetRole; `None` when the role does not exist.
     async fn get(&self, ctx: &Ctx) -> Result<Option<aws_sdk_iam::types::Role>> {
@@ -468,7 +460,7 @@ impl Resource for Role {
                             .send()
                             .await
                             .aws("IAM", "DeleteRolePolicy");
-                        not_found_is_ok(res)?;
+                        crate::error::gone_is_ok(res)?;
                     }
                 }
                 "attached_managed_policies" => {
@@ -486,7 +478,7 @@ impl Resource for Role {
                             .send()
                             .await
                             .aws("IAM", "DetachRolePolicy");
-                        not_found_is_ok(res)?;
+                        crate::error::gone_is_ok(res)?;
                     }
                 }
                 other => {
@@ -515,7 +507,7 @@ impl Resource for Role {
                 .send()
                 .await
                 .aws("IAM", "DeleteRolePolicy");
-            not_found_is_ok(res)?;
+            crate::error::gone_is_ok(res)?;
         }
         let attached = match self.attached_policy_arns(ctx, &name).await {
             Ok(arns) => arns,
@@ -532,9 +524,9 @@ impl Resource for Role {
                 .send()
                 .await
                 .aws("IAM", "DetachRolePolicy");
-            not_found_is_ok(res)?;
+            crate::error::gone_is_ok(res)?;
         }
-        not_found_is_ok(ctx.aws.iam.delete_role().role_name(&name).send().await.aws("IAM", "DeleteRole"))
+        crate::error::gone_is_ok(ctx.aws.iam.delete_role().role_name(&name).send().await.aws("IAM", "DeleteRole"))
     }
 }
 

@@ -187,11 +187,7 @@ impl Resource for LogGroup {
         let name = live.get("name").unwrap_or(&self.name);
         let res =
             ctx.aws.logs.delete_log_group().log_group_name(name).send().await.aws("CloudWatch Logs", "DeleteLogGroup");
-        match res {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(e),
-        }
+        crate::error::gone_is_ok(res)
     }
 }
 

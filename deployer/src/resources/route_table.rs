@@ -392,11 +392,7 @@ impl Resource for RouteTable {
             },
         )
         .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(e),
-        }
+        crate::error::gone_is_ok(res)
     }
 }
 

@@ -417,11 +417,7 @@ impl Resource for Table {
             || async { ctx.aws.dynamodb.delete_table().table_name(&name).send().await.aws("DynamoDB", "DeleteTable") },
         )
         .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(e),
-        }
+        crate::error::gone_is_ok(res)
     }
 }
 

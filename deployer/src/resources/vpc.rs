@@ -143,11 +143,7 @@ impl Resource for Vpc {
             || async { ctx.aws.ec2.delete_vpc().vpc_id(id).send().await.aws("EC2", "DeleteVpc") },
         )
         .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(e),
-        }
+        crate::error::gone_is_ok(res)
     }
 }
 
