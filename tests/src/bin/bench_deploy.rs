@@ -1,0 +1,130 @@
+//! Deploy benchmark (not a test): `movies-stack up` from nothing (cold) and a second `up` with
+//! nothing to do (no-op), against a fresh moto behind the recording proxy with a fixed latency
+//! added to every AWS call, at each `--concurrency` level. Run through `scripts/bench.sh`.
+//!
+//! ```text
+//! bench_deploy --artifact ZIP [--latency-ms 50] [--concurrency 1,8]
+//! ```
+//!
+//! The deployer is `$MOVIES_STACK_BIN` or `<target>/debug/movies-stack` next to this binary.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use e2e::{Deployer, Moto, Proxy, Rule, StackNames, TempDir, write_config};
+
+struct Args {
+    artifact: PathBuf,
+    latency: Duration,
+    levels: Vec<u16>,
+}
+
+fn usage() -> ! {
+    eprintln!("usage: bench_deploy --artifact ZIP [--latency-ms N] [--concurrency 1,8]");
+    std::process::exit(2)
+}
+
+fn parse_args() -> Args {
+    let mut artifact = None;
+    let mut latency = Duration::from_millis(50);
+    let mut levels = vec![1, 8];
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let mut val = || it.next().unwrap_or_else(|| usage());
+        match a.as_str() {
+            "--artifact" => artifact = Some(PathBuf::from(val())),
+            "--latency-ms" => latency = Duration::from_millis(val().parse().unwrap_or_else(|_| usage())),
+            "--concurrency" => {
+                levels = val().split(',').map(|s| s.trim().parse().unwrap_or_else(|_| usage())).collect();
+            }
+            _ => usage(),
+        }
+    }
+    Args { artifact: artifact.unwrap_or_else(|| usage()), latency, levels }
+}
+
+/// One `up` run's figures.
+struct Run {
+    wall: Duration,
+    calls: usize,
+    mutating: usize,
+    changes: u64,
+}
+
+async fn up(deployer: &Deployer, proxy: &Proxy, artifact: &str, concurrency: u16) -> Run {
+    proxy.reset();
+    let c = concurrency.to_string();
+    let (out, json) = deployer.up_json(&["--artifact", artifact, "--concurrency", &c]).await;
+    Run {
+        wall: out.elapsed,
+        calls: proxy.calls().len(),
+        mutating: proxy.mutating_calls().len(),
+        changes: json["changes"].as_u64().unwrap_or(0),
+    }
+}
+
+fn row(cells: &[String]) {
+    println!("| {} |", cells.join(" | "));
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args = parse_args();
+    let artifact = args.artifact.canonicalize().unwrap_or_else(|e| panic!("{}: {e}", args.artifact.display()));
+    let art = artifact.to_str().expect("UTF-8 path");
+    let mut results: Vec<(u16, Run, Run)> = Vec::new();
+    for &level in &args.levels {
+        // A fresh moto per level: the account-level API Gateway role is created only once per
+        // account, so a second stack in the same moto would do less work.
+        let moto = Moto::start();
+        let proxy = Proxy::start(moto.url());
+        proxy.add_rule(Rule::new().delay(args.latency));
+        let dir = TempDir::new("bench");
+        let names = StackNames::unique("bench");
+        let config = write_config(dir.path(), &names, &[]);
+        let deployer = Deployer::with(&config, proxy.url());
+        let cold = up(&deployer, &proxy, art, level).await;
+        eprintln!("concurrency {level}: cold up {:.1}s, {} calls", cold.wall.as_secs_f64(), cold.calls);
+        let noop = up(&deployer, &proxy, art, level).await;
+        eprintln!("concurrency {level}: no-op up {:.1}s, {} calls", noop.wall.as_secs_f64(), noop.calls);
+        assert_eq!(noop.mutating, 0, "the second up changed something");
+        results.push((level, cold, noop));
+    }
+
+    println!(
+        "\n### Deploy: `movies-stack up` against moto through the proxy, {} ms added to every AWS call\n",
+        args.latency.as_millis()
+    );
+    row(&[
+        "run".into(),
+        "--concurrency".into(),
+        "wall s".into(),
+        "AWS calls".into(),
+        "mutating".into(),
+        "changes".into(),
+        "calls × latency s".into(),
+    ]);
+    row(&["---", "---:", "---:", "---:", "---:", "---:", "---:"].map(String::from));
+    for (level, cold, noop) in &results {
+        for (name, r) in [("cold (from nothing)", cold), ("no-op (second up)", noop)] {
+            row(&[
+                name.into(),
+                level.to_string(),
+                format!("{:.1}", r.wall.as_secs_f64()),
+                r.calls.to_string(),
+                r.mutating.to_string(),
+                r.changes.to_string(),
+                format!("{:.1}", r.calls as f64 * args.latency.as_secs_f64()),
+            ]);
+        }
+    }
+    if let (true, Some(first), Some(last)) = (results.len() > 1, results.first(), results.last()) {
+        println!(
+            "\nSpeed-up of --concurrency {} over {}: cold {:.2}×, no-op {:.2}× (wall-time ratios).",
+            last.0,
+            first.0,
+            first.1.wall.as_secs_f64() / last.1.wall.as_secs_f64(),
+            first.2.wall.as_secs_f64() / last.2.wall.as_secs_f64()
+        );
+    }
+}
