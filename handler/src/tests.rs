@@ -678,3 +678,40 @@ async fn raw_event_logs_carry_the_request_fields_and_no_header_values() {
         assert!(!log.contains(bad), "{bad:?} leaked into the log");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// SDK configuration from the environment
+
+fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+    move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
+}
+
+#[test]
+fn sdk_config_comes_from_lambdas_environment_variables() {
+    let c = store::sdk_config_from(env_of(&[
+        ("AWS_REGION", "eu-west-1"),
+        ("AWS_DEFAULT_REGION", "us-east-2"),
+        ("AWS_ENDPOINT_URL", "http://127.0.0.1:1"),
+        ("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:2"),
+        ("AWS_MAX_ATTEMPTS", "5"),
+    ]));
+    assert_eq!(c.region().map(|r| r.as_ref()), Some("eu-west-1"));
+    assert_eq!(c.endpoint_url(), Some("http://127.0.0.1:2"), "the service-specific endpoint wins");
+    assert_eq!(c.retry_config().map(|r| r.max_attempts()), Some(5));
+    assert!(c.credentials_provider().is_some() && c.http_client().is_some() && c.behavior_version().is_some());
+    assert_eq!(c.timeout_config().and_then(|t| t.connect_timeout()), Some(Duration::from_millis(3100)));
+
+    let c = store::sdk_config_from(env_of(&[
+        ("AWS_DEFAULT_REGION", "us-east-2"),
+        ("AWS_ENDPOINT_URL", "http://127.0.0.1:1"),
+        ("AWS_MAX_ATTEMPTS", "many"),
+    ]));
+    assert_eq!(c.region().map(|r| r.as_ref()), Some("us-east-2"));
+    assert_eq!(c.endpoint_url(), Some("http://127.0.0.1:1"));
+    assert_eq!(c.retry_config().map(|r| r.max_attempts()), Some(3), "unparsable: the default");
+
+    let c = store::sdk_config_from(env_of(&[("AWS_REGION", " "), ("AWS_ENDPOINT_URL", ""), ("AWS_MAX_ATTEMPTS", "0")]));
+    assert_eq!(c.region(), None);
+    assert_eq!(c.endpoint_url(), None, "empty values are unset");
+    assert_eq!(c.retry_config().map(|r| r.max_attempts()), Some(3));
+}
