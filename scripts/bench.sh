@@ -16,7 +16,7 @@
 #     deploy a given zip instead.
 #
 # Knobs: BENCH_INVOCATIONS (2000), BENCH_STARTUP_RUNS (30), BENCH_LATENCY_MS (50),
-#        BENCH_CONCURRENCY (1,8), BENCH_SKIP_DEPLOY=1 to run only the handler part.
+#        BENCH_CONCURRENCY (1,8,1,8,1,8: each level 3 times, interleaved), BENCH_SKIP_DEPLOY=1 to run only the handler part.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -56,5 +56,5 @@ if [ "${BENCH_SKIP_DEPLOY:-0}" != 1 ]; then
     MOVIES_STACK_BIN="$TARGET/debug/movies-stack" "$TARGET/debug/bench_deploy" \
         --artifact "$ARTIFACT" \
         --latency-ms "${BENCH_LATENCY_MS:-50}" \
-        --concurrency "${BENCH_CONCURRENCY:-1,8}"
+        --concurrency "${BENCH_CONCURRENCY:-1,8,1,8,1,8}"
 fi

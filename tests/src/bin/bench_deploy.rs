@@ -3,8 +3,11 @@
 //! added to every AWS call, at each `--concurrency` level. Run through `scripts/bench.sh`.
 //!
 //! ```text
-//! bench_deploy --artifact ZIP [--latency-ms 50] [--concurrency 1,8]
+//! bench_deploy --artifact ZIP [--latency-ms 50] [--concurrency 1,8] [--log-dir DIR]
 //! ```
+//!
+//! `--concurrency 1,8,1,8` runs each level twice (a fresh moto each time). `--log-dir` keeps each
+//! run's deployer output (stdout + stderr: the timestamped progress lines).
 //!
 //! The deployer is `$MOVIES_STACK_BIN` or `<target>/debug/movies-stack` next to this binary.
 
@@ -17,10 +20,11 @@ struct Args {
     artifact: PathBuf,
     latency: Duration,
     levels: Vec<u16>,
+    log_dir: Option<PathBuf>,
 }
 
 fn usage() -> ! {
-    eprintln!("usage: bench_deploy --artifact ZIP [--latency-ms N] [--concurrency 1,8]");
+    eprintln!("usage: bench_deploy --artifact ZIP [--latency-ms N] [--concurrency 1,8] [--log-dir DIR]");
     std::process::exit(2)
 }
 
@@ -28,6 +32,7 @@ fn parse_args() -> Args {
     let mut artifact = None;
     let mut latency = Duration::from_millis(50);
     let mut levels = vec![1, 8];
+    let mut log_dir = None;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut val = || it.next().unwrap_or_else(|| usage());
@@ -37,10 +42,11 @@ fn parse_args() -> Args {
             "--concurrency" => {
                 levels = val().split(',').map(|s| s.trim().parse().unwrap_or_else(|_| usage())).collect();
             }
+            "--log-dir" => log_dir = Some(PathBuf::from(val())),
             _ => usage(),
         }
     }
-    Args { artifact: artifact.unwrap_or_else(|| usage()), latency, levels }
+    Args { artifact: artifact.unwrap_or_else(|| usage()), latency, levels, log_dir }
 }
 
 /// One `up` run's figures.
@@ -51,10 +57,13 @@ struct Run {
     changes: u64,
 }
 
-async fn up(deployer: &Deployer, proxy: &Proxy, artifact: &str, concurrency: u16) -> Run {
+async fn up(deployer: &Deployer, proxy: &Proxy, artifact: &str, concurrency: u16, log: Option<PathBuf>) -> Run {
     proxy.reset();
     let c = concurrency.to_string();
     let (out, json) = deployer.up_json(&["--artifact", artifact, "--concurrency", &c]).await;
+    if let Some(path) = log {
+        std::fs::write(&path, out.to_string()).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    }
     Run {
         wall: out.elapsed,
         calls: proxy.calls().len(),
@@ -73,7 +82,11 @@ async fn main() {
     let artifact = args.artifact.canonicalize().unwrap_or_else(|e| panic!("{}: {e}", args.artifact.display()));
     let art = artifact.to_str().expect("UTF-8 path");
     let mut results: Vec<(u16, Run, Run)> = Vec::new();
-    for &level in &args.levels {
+    if let Some(d) = &args.log_dir {
+        std::fs::create_dir_all(d).unwrap_or_else(|e| panic!("create {}: {e}", d.display()));
+    }
+    for (i, &level) in args.levels.iter().enumerate() {
+        let log = |kind: &str| args.log_dir.as_ref().map(|d| d.join(format!("{i:02}-c{level}-{kind}.log")));
         // A fresh moto per level: the account-level API Gateway role is created only once per
         // account, so a second stack in the same moto would do less work.
         let moto = Moto::start();
@@ -83,9 +96,9 @@ async fn main() {
         let names = StackNames::unique("bench");
         let config = write_config(dir.path(), &names, &[]);
         let deployer = Deployer::with(&config, proxy.url());
-        let cold = up(&deployer, &proxy, art, level).await;
+        let cold = up(&deployer, &proxy, art, level, log("cold")).await;
         eprintln!("concurrency {level}: cold up {:.1}s, {} calls", cold.wall.as_secs_f64(), cold.calls);
-        let noop = up(&deployer, &proxy, art, level).await;
+        let noop = up(&deployer, &proxy, art, level, log("noop")).await;
         eprintln!("concurrency {level}: no-op up {:.1}s, {} calls", noop.wall.as_secs_f64(), noop.calls);
         assert_eq!(noop.mutating, 0, "the second up changed something");
         results.push((level, cold, noop));
@@ -118,13 +131,31 @@ async fn main() {
             ]);
         }
     }
-    if let (true, Some(first), Some(last)) = (results.len() > 1, results.first(), results.last()) {
+    // Medians per level (the runs are interleaved, so slow phases of a shared machine hit both).
+    let mut levels: Vec<u16> = args.levels.clone();
+    levels.sort_unstable();
+    levels.dedup();
+    let median = |level: u16, pick: fn(&(u16, Run, Run)) -> Duration| {
+        let mut v: Vec<Duration> = results.iter().filter(|r| r.0 == level).map(pick).collect();
+        v.sort();
+        v[v.len() / 2]
+    };
+    println!("\nMedian wall time per level:\n");
+    row(&["--concurrency".into(), "runs".into(), "cold s".into(), "no-op s".into()]);
+    row(&["---:", "---:", "---:", "---:"].map(String::from));
+    for &l in &levels {
+        row(&[
+            l.to_string(),
+            results.iter().filter(|r| r.0 == l).count().to_string(),
+            format!("{:.1}", median(l, |r| r.1.wall).as_secs_f64()),
+            format!("{:.1}", median(l, |r| r.2.wall).as_secs_f64()),
+        ]);
+    }
+    if let (true, Some(&lo), Some(&hi)) = (levels.len() > 1, levels.first(), levels.last()) {
         println!(
-            "\nSpeed-up of --concurrency {} over {}: cold {:.2}×, no-op {:.2}× (wall-time ratios).",
-            last.0,
-            first.0,
-            first.1.wall.as_secs_f64() / last.1.wall.as_secs_f64(),
-            first.2.wall.as_secs_f64() / last.2.wall.as_secs_f64()
+            "\nSpeed-up of --concurrency {hi} over {lo} (ratio of median wall times): cold {:.2}×, no-op {:.2}×.",
+            median(lo, |r| r.1.wall).as_secs_f64() / median(hi, |r| r.1.wall).as_secs_f64(),
+            median(lo, |r| r.2.wall).as_secs_f64() / median(hi, |r| r.2.wall).as_secs_f64()
         );
     }
 }

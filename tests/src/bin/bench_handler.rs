@@ -20,7 +20,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use e2e::runtime_api::{Outcome, RuntimeApi};
 use e2e::{Function, repo_root};
