@@ -1,20 +1,22 @@
 //! Deploy benchmark (not a test): `movies-stack up` from nothing (cold) and a second `up` with
 //! nothing to do (no-op), against a fresh moto behind the recording proxy with a fixed latency
-//! added to every AWS call, at each `--concurrency` level. Run through `scripts/bench.sh`.
+//! added to every AWS call, at each `--concurrency` level. Each moto gets one read per service
+//! first, so its lazy backend start-up is not counted. Run through `scripts/bench.sh`.
 //!
 //! ```text
 //! bench_deploy --artifact ZIP [--latency-ms 50] [--concurrency 1,8] [--log-dir DIR]
 //! ```
 //!
 //! `--concurrency 1,8,1,8` runs each level twice (a fresh moto each time). `--log-dir` keeps each
-//! run's deployer output (stdout + stderr: the timestamped progress lines).
+//! run's deployer output (stdout + stderr: the timestamped progress lines) and its AWS calls in
+//! arrival order.
 //!
 //! The deployer is `$MOVIES_STACK_BIN` or `<target>/debug/movies-stack` next to this binary.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use e2e::{Deployer, Moto, Proxy, Rule, StackNames, TempDir, write_config};
+use e2e::{Aws, Deployer, Moto, Proxy, Rule, StackNames, TempDir, write_config};
 
 struct Args {
     artifact: PathBuf,
@@ -54,6 +56,8 @@ struct Run {
     wall: Duration,
     calls: usize,
     mutating: usize,
+    /// API Gateway calls (its writes are serialized by the deployer).
+    apigw: usize,
     changes: u64,
 }
 
@@ -62,14 +66,32 @@ async fn up(deployer: &Deployer, proxy: &Proxy, artifact: &str, concurrency: u16
     let c = concurrency.to_string();
     let (out, json) = deployer.up_json(&["--artifact", artifact, "--concurrency", &c]).await;
     if let Some(path) = log {
-        std::fs::write(&path, out.to_string()).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        let calls: Vec<String> = proxy.calls().iter().enumerate().map(|(i, c)| format!("{i:4} {c}")).collect();
+        let text = format!("{out}\n--- AWS calls in arrival order ---\n{}\n", calls.join("\n"));
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
     }
     Run {
         wall: out.elapsed,
         calls: proxy.calls().len(),
         mutating: proxy.mutating_calls().len(),
+        apigw: proxy.calls().iter().filter(|c| c.service == "apigateway").count(),
         changes: json["changes"].as_u64().unwrap_or(0),
     }
+}
+
+/// One read per service, straight to moto (not through the proxy): moto builds a service's
+/// backend on its first request (EC2's takes about a second), which is emulator start-up and not
+/// the deployer's work.
+async fn warm_up(moto: &Moto) {
+    let aws = Aws::new(moto.url()).await;
+    let started = std::time::Instant::now();
+    let _ = aws.ec2.describe_vpcs().send().await;
+    let _ = aws.iam.list_roles().send().await;
+    let _ = aws.lambda.list_functions().send().await;
+    let _ = aws.dynamodb.list_tables().send().await;
+    let _ = aws.apigateway.get_rest_apis().send().await;
+    let _ = aws.logs.describe_log_groups().send().await;
+    eprintln!("moto warm-up: {:.1}s", started.elapsed().as_secs_f64());
 }
 
 fn row(cells: &[String]) {
@@ -90,6 +112,7 @@ async fn main() {
         // A fresh moto per level: the account-level API Gateway role is created only once per
         // account, so a second stack in the same moto would do less work.
         let moto = Moto::start();
+        warm_up(&moto).await;
         let proxy = Proxy::start(moto.url());
         proxy.add_rule(Rule::new().delay(args.latency));
         let dir = TempDir::new("bench");
@@ -105,7 +128,7 @@ async fn main() {
     }
 
     println!(
-        "\n### Deploy: `movies-stack up` against moto through the proxy, {} ms added to every AWS call\n",
+        "\n### Deploy: `movies-stack up` against moto (warmed up) through the proxy, {} ms added to every AWS call\n",
         args.latency.as_millis()
     );
     row(&[
@@ -114,10 +137,11 @@ async fn main() {
         "wall s".into(),
         "AWS calls".into(),
         "mutating".into(),
+        "API Gateway calls".into(),
         "changes".into(),
         "calls × latency s".into(),
     ]);
-    row(&["---", "---:", "---:", "---:", "---:", "---:", "---:"].map(String::from));
+    row(&["---", "---:", "---:", "---:", "---:", "---:", "---:", "---:"].map(String::from));
     for (level, cold, noop) in &results {
         for (name, r) in [("cold (from nothing)", cold), ("no-op (second up)", noop)] {
             row(&[
@@ -126,6 +150,7 @@ async fn main() {
                 format!("{:.1}", r.wall.as_secs_f64()),
                 r.calls.to_string(),
                 r.mutating.to_string(),
+                r.apigw.to_string(),
                 r.changes.to_string(),
                 format!("{:.1}", r.calls as f64 * args.latency.as_secs_f64()),
             ]);
