@@ -6,6 +6,8 @@
 //! * [`route`] — `ANY /` is the only route; everything under `/{proxy+}` is a 404.
 //! * [`parse_movie`] — body size, base64, JSON and field validation → [`Movie`] or [`Rejection`].
 //! * [`handle`] — the whole request: logs, validation, the store call, the response.
+//! * [`handle_raw`] / [`decode_event`] — what `main` runs: the raw event decoded, with invalid
+//!   header entries dropped instead of failing the invocation, then [`handle`].
 //!
 //! `store` holds the real DynamoDB implementation and `logging` the JSON log setup; `main.rs` only
 //! wires them together. See `docs/handler.md` for the behaviour table and the log format.
@@ -298,6 +300,31 @@ impl LogFields {
     }
 }
 
+impl LogFields {
+    /// The same fields read from an event that did not decode (see [`decode_event`]).
+    pub fn from_value(event: &Value, ctx: &Context, table: &str) -> Self {
+        let text = |v: &Value| v.as_str().map(|s| cut(s, MAX_LOGGED_CHARS)).unwrap_or_else(|| "-".to_owned());
+        let identity = &event["requestContext"]["identity"];
+        let user_agent = identity["userAgent"]
+            .as_str()
+            .or_else(|| {
+                event["headers"]
+                    .as_object()
+                    .and_then(|h| h.iter().find(|(k, _)| k.eq_ignore_ascii_case("user-agent")))
+                    .and_then(|(_, v)| v.as_str())
+            })
+            .map_or_else(|| "-".to_owned(), |ua| cut(ua, MAX_LOGGED_CHARS));
+        Self {
+            request_id: text(&event["requestContext"]["requestId"]),
+            lambda_request_id: if ctx.request_id.is_empty() { "-".to_owned() } else { ctx.request_id.clone() },
+            xray_trace_id: ctx.xray_trace_id.clone().unwrap_or_else(|| "-".to_owned()),
+            source_ip: text(&identity["sourceIp"]),
+            user_agent,
+            table: table.to_owned(),
+        }
+    }
+}
+
 /// Logs one event with the common request fields. Never pass the body, a header map or the
 /// API key in here.
 macro_rules! log_event {
@@ -390,6 +417,146 @@ pub async fn handle<S: MovieStore>(
             );
             json_response(status, err.public_message())
         }
+    }
+}
+
+/// The event exactly as the Lambda runtime hands it over: kept as raw JSON so that an API
+/// Gateway event the typed decoder refuses (e.g. a header value with a control character) can
+/// still be answered instead of failing the invocation. See [`decode_event`].
+pub type RawEvent = Box<serde_json::value::RawValue>;
+
+/// An event turned into a request by [`decode_event`].
+#[derive(Debug)]
+pub struct Decoded {
+    pub req: ApiGatewayProxyRequest,
+    /// `headers` / `multiValueHeaders` entries removed because their name or value is not valid
+    /// HTTP (the typed decoder refuses the whole event otherwise).
+    pub dropped_headers: usize,
+}
+
+/// Why [`decode_event`] gave up.
+#[derive(Debug)]
+pub enum EventError {
+    /// Shaped like an API Gateway event (`httpMethod` and `requestContext`) but still not
+    /// decodable after dropping invalid headers: answered 400. `fields` are for the log.
+    Invalid(Box<LogFields>),
+    /// Not an API Gateway REST proxy event at all (a console test event, another trigger): an
+    /// invocation error, as before. The message names no content of the event.
+    NotApiGateway(String),
+}
+
+/// Decodes one event. The fast path is the typed decoder; only when it fails is the event parsed
+/// into a [`Value`], invalid header entries dropped, and decoded again.
+pub fn decode_event(raw: &str, ctx: &Context, table: &str) -> Result<Decoded, EventError> {
+    let first_error = match serde_json::from_str::<ApiGatewayProxyRequest>(raw) {
+        Ok(req) => return Ok(Decoded { req, dropped_headers: 0 }),
+        Err(e) => e,
+    };
+    let not_api_gateway = || {
+        EventError::NotApiGateway(format!(
+            "the event is not an API Gateway REST proxy (payload v1) event ({:?} error at line {} column {})",
+            first_error.classify(),
+            first_error.line(),
+            first_error.column()
+        ))
+    };
+    let Ok(mut value) = serde_json::from_str::<Value>(raw) else {
+        return Err(not_api_gateway());
+    };
+    if !(value["httpMethod"].is_string() && value["requestContext"].is_object()) {
+        return Err(not_api_gateway());
+    }
+    let fields = LogFields::from_value(&value, ctx, table);
+    let dropped_headers = drop_invalid_headers(&mut value);
+    match serde_json::from_value::<ApiGatewayProxyRequest>(value) {
+        Ok(req) => Ok(Decoded { req, dropped_headers }),
+        Err(_) => Err(EventError::Invalid(Box::new(fields))),
+    }
+}
+
+/// Removes the `headers` / `multiValueHeaders` entries that `http` refuses (a name that is not
+/// an HTTP token, a value with control characters, a value that is not a string) and returns how
+/// many entries went. The handler needs no header but `User-Agent` for the log.
+fn drop_invalid_headers(event: &mut Value) -> usize {
+    let valid_name = |k: &str| header::HeaderName::from_bytes(k.as_bytes()).is_ok();
+    let valid_value = |v: &Value| v.as_str().is_some_and(|s| HeaderValue::from_str(s).is_ok());
+    let mut dropped = 0;
+    if let Some(map) = event.get_mut("headers").and_then(Value::as_object_mut) {
+        let before = map.len();
+        map.retain(|k, v| valid_name(k) && valid_value(v));
+        dropped += before - map.len();
+    }
+    if let Some(map) = event.get_mut("multiValueHeaders").and_then(Value::as_object_mut) {
+        let before = map.len();
+        map.retain(|k, v| valid_name(k) && v.as_array().is_some_and(|vals| vals.iter().all(valid_value)));
+        dropped += before - map.len();
+    }
+    dropped
+}
+
+/// [`handle`] for a [`RawEvent`]: what `main` runs. `Err` only for an event that is not an API
+/// Gateway REST proxy event at all.
+pub async fn handle_raw<S: MovieStore>(
+    store: &S,
+    table: &str,
+    event: LambdaEvent<RawEvent>,
+) -> Result<ApiGatewayProxyResponse, EventError> {
+    let LambdaEvent { payload, context: ctx } = event;
+    match decode_event(payload.get(), &ctx, table) {
+        Ok(Decoded { req, dropped_headers }) => {
+            if dropped_headers > 0 {
+                let f = LogFields::new(&req, &ctx, table);
+                log_event!(
+                    warn,
+                    f,
+                    "headers_dropped",
+                    dropped_headers = dropped_headers,
+                    "invalid request headers dropped"
+                );
+            }
+            Ok(handle(store, table, LambdaEvent::new(req, ctx)).await)
+        }
+        Err(EventError::Invalid(f)) => {
+            log_event!(info, f, "request_received", decodable = false, "request received");
+            let rej = Rejection::new(400, "invalid_event", "Request is not a valid API Gateway proxy request");
+            log_event!(
+                info,
+                f,
+                "request_rejected",
+                status = rej.status,
+                reason = rej.reason,
+                field = "-",
+                "request rejected"
+            );
+            Ok(json_response(rej.status, &rej.message))
+        }
+        Err(EventError::NotApiGateway(msg)) => {
+            tracing::error!(
+                event = "invalid_event",
+                lambda_request_id = ctx.request_id.as_str(),
+                table = table,
+                error = msg.as_str(),
+                "not an API Gateway event"
+            );
+            Err(EventError::NotApiGateway(msg))
+        }
+    }
+}
+
+impl std::fmt::Display for EventError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EventError::Invalid(_) => f.write_str("the API Gateway event cannot be decoded"),
+            EventError::NotApiGateway(msg) => f.write_str(msg),
+        }
+    }
+}
+
+impl std::error::Error for EventError {}
+
+impl From<EventError> for lambda_runtime::Diagnostic {
+    fn from(e: EventError) -> Self {
+        lambda_runtime::Diagnostic { error_type: "InvalidEvent".to_owned(), error_message: e.to_string() }
     }
 }
 

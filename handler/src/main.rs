@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use aws_lambda_events::apigw::ApiGatewayProxyRequest;
+use handler::RawEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 #[tokio::main]
@@ -22,9 +22,11 @@ async fn main() -> Result<(), Error> {
     let store = Arc::new(handler::DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table));
     tracing::info!(event = "init", table = store.table(), "handler ready");
 
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayProxyRequest>| {
+    // The event is taken raw and decoded by the handler, so that an API Gateway event the typed
+    // decoder refuses is still answered (400) instead of failing the invocation (a 502).
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<RawEvent>| {
         let store = Arc::clone(&store);
-        async move { Ok::<_, Error>(handler::handle(&*store, store.table(), event).await) }
+        async move { handler::handle_raw(&*store, store.table(), event).await }
     }))
     .await
 }

@@ -15,10 +15,47 @@ pub fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
     Builder::new().tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring)).build_https()
 }
 
-/// Loads the shared SDK configuration from the environment (region, credentials,
-/// `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_DYNAMODB`), with [`https_client`].
+/// The shared SDK configuration from the environment Lambda gives a function, with
+/// [`https_client`]. See [`sdk_config_from`] for what is read.
 pub async fn load_sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(https_client()).load().await
+    sdk_config_from(|name| std::env::var(name).ok())
+}
+
+/// The SDK configuration from environment variables (`var` looks one up):
+///
+/// - region: `AWS_REGION`, else `AWS_DEFAULT_REGION`;
+/// - credentials: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN` (what Lambda
+///   sets), read by the SDK's environment credentials provider;
+/// - endpoint: `AWS_ENDPOINT_URL_DYNAMODB`, else `AWS_ENDPOINT_URL` (e.g. a local moto server);
+/// - retries: the standard mode with `AWS_MAX_ATTEMPTS` attempts (default 3);
+/// - timeouts: 3.1 s to connect (what `aws-config` sets), the Lambda deadline for the rest (see
+///   `handle`).
+///
+/// Deliberately not `aws_config::defaults(...).load()`: its default chains (profile files, SSO,
+/// `credential_process`, web identity through STS, ECS, IMDS) never apply in Lambda, where the
+/// credentials are in the environment, but they put their code (the STS and SSO clients among it)
+/// into the binary and read `~/.aws/config` at start-up.
+pub fn sdk_config_from(var: impl Fn(&str) -> Option<String>) -> aws_config::SdkConfig {
+    use aws_config::environment::EnvironmentVariableCredentialsProvider;
+    use aws_sdk_dynamodb::config::retry::RetryConfig;
+    use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
+    use aws_sdk_dynamodb::config::{Region, SharedCredentialsProvider};
+
+    let set = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+    let attempts = set("AWS_MAX_ATTEMPTS").and_then(|v| v.trim().parse::<u32>().ok()).filter(|n| *n > 0).unwrap_or(3);
+    let mut builder = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .http_client(https_client())
+        .credentials_provider(SharedCredentialsProvider::new(EnvironmentVariableCredentialsProvider::new()))
+        .retry_config(RetryConfig::standard().with_max_attempts(attempts))
+        .timeout_config(TimeoutConfig::builder().connect_timeout(std::time::Duration::from_millis(3100)).build());
+    if let Some(region) = set("AWS_REGION").or_else(|| set("AWS_DEFAULT_REGION")) {
+        builder = builder.region(Region::new(region));
+    }
+    if let Some(url) = set("AWS_ENDPOINT_URL_DYNAMODB").or_else(|| set("AWS_ENDPOINT_URL")) {
+        builder = builder.endpoint_url(url);
+    }
+    builder.build()
 }
 
 /// Writes movies to one DynamoDB table.

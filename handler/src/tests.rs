@@ -589,3 +589,173 @@ fn error_chain_joins_sources() {
     let e = Outer(io::Error::new(io::ErrorKind::ConnectionRefused, "connection refused"));
     assert_eq!(store::error_chain(&e), "dispatch failure: connection refused");
 }
+
+// ---------------------------------------------------------------------------------------------
+// raw events: what `main` runs (`handle_raw`)
+
+/// The root fixture as a raw event, changed by `mutate`.
+fn raw_event(mutate: impl FnOnce(&mut Value)) -> LambdaEvent<RawEvent> {
+    let mut v: Value = serde_json::from_str(ROOT_EVENT).unwrap();
+    mutate(&mut v);
+    LambdaEvent::new(serde_json::value::to_raw_value(&v).unwrap(), context())
+}
+
+/// Adds a header to both `headers` and `multiValueHeaders`.
+fn with_header(v: &mut Value, name: &str, value: Value) {
+    v["headers"][name] = value.clone();
+    v["multiValueHeaders"][name] = Value::Array(vec![value]);
+}
+
+/// Header entries the `http` crate refuses: they used to fail the whole event in the runtime
+/// (an invocation error, i.e. a 502 from API Gateway, and the value in the runtime's error log).
+fn invalid_headers() -> Vec<(&'static str, Value)> {
+    vec![
+        ("X-Control", Value::from("a\u{1}b")),
+        ("X-Delete", Value::from("a\u{7f}b")),
+        ("Bad Name", Value::from("x")),
+        ("x-a@b", Value::from("x")),
+        ("X-Number", Value::from(5)),
+        ("x-api-key", Value::from(format!("{API_KEY}\u{0}"))),
+    ]
+}
+
+#[tokio::test]
+async fn raw_fixture_event_is_handled_like_the_typed_one() {
+    let store = FakeStore::default();
+    let resp = handle_raw(&store, TABLE, raw_event(|_| {})).await.expect("an answer");
+    assert_eq!(unpack(&resp), (200, SUCCESS_MESSAGE.to_owned()));
+    assert_eq!(store.items.lock().unwrap()["12"], Movie { id: "12".into(), title: "Test Movie".into(), year: 2023 });
+    let d = decode_event(raw_event(|_| {}).payload.get(), &context(), TABLE).unwrap();
+    assert_eq!(d.dropped_headers, 0);
+    // Non-ASCII header values are valid HTTP (obs-text) and decode as they are.
+    let utf8 = raw_event(|v| with_header(v, "X-Title", Value::from("Amélie ☕")));
+    assert_eq!(decode_event(utf8.payload.get(), &context(), TABLE).unwrap().dropped_headers, 0);
+}
+
+#[tokio::test]
+async fn invalid_headers_are_dropped_instead_of_failing_the_invocation() {
+    for (name, value) in invalid_headers() {
+        let ev = raw_event(|v| with_header(v, name, value.clone()));
+        // The typed decoder alone refuses the event: this is what the runtime used to do.
+        assert!(serde_json::from_str::<ApiGatewayProxyRequest>(ev.payload.get()).is_err(), "{name}");
+        let d = decode_event(ev.payload.get(), &context(), TABLE).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(d.dropped_headers, 2, "{name}: dropped from headers and multiValueHeaders");
+        assert!(!d.req.headers.contains_key("x-control") && d.req.headers.contains_key("user-agent"));
+        let store = FakeStore::default();
+        let resp = handle_raw(&store, TABLE, ev).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(unpack(&resp), (200, SUCCESS_MESSAGE.to_owned()), "{name}");
+        assert_eq!(store.calls.load(Ordering::SeqCst), 1, "{name}");
+    }
+    // A bad request stays a 4xx with a bad header too.
+    let ev = raw_event(|v| {
+        with_header(v, "X-Control", Value::from("\u{1}"));
+        v["body"] = Value::from("{");
+    });
+    assert_eq!(unpack(&handle_raw(&FakeStore::default(), TABLE, ev).await.unwrap()).0, 400);
+}
+
+#[tokio::test]
+async fn an_undecodable_api_gateway_event_is_a_400() {
+    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+        ("invalid method", Box::new(|v: &mut Value| v["httpMethod"] = Value::from("G E T"))),
+        ("headers not an object", Box::new(|v: &mut Value| v["headers"] = Value::from("x"))),
+        ("body not a string", Box::new(|v: &mut Value| v["body"] = serde_json::json!({"id": "1"}))),
+        ("isBase64Encoded not a bool", Box::new(|v: &mut Value| v["isBase64Encoded"] = Value::from("yes"))),
+    ];
+    for (name, mutate) in cases {
+        let store = FakeStore::default();
+        let resp = handle_raw(&store, TABLE, raw_event(mutate)).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(unpack(&resp), (400, "Request is not a valid API Gateway proxy request".to_owned()), "{name}");
+        assert_eq!(store.calls.load(Ordering::SeqCst), 0, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn events_that_are_not_from_api_gateway_are_invocation_errors() {
+    for payload in
+        ["{}", r#""SECRET-PAYLOAD""#, "[1, 2]", "null", r#"{"httpMethod": "POST", "body": "SECRET-PAYLOAD"}"#]
+    {
+        let ev = LambdaEvent::new(serde_json::value::RawValue::from_string(payload.to_owned()).unwrap(), context());
+        let store = FakeStore::default();
+        match handle_raw(&store, TABLE, ev).await {
+            Err(e @ EventError::NotApiGateway(_)) => {
+                let msg = e.to_string();
+                assert!(msg.starts_with("the event is not an API Gateway REST proxy"), "{payload}: {msg}");
+                assert!(!msg.contains("SECRET"), "{payload}: the error echoes the event: {msg}");
+                let d = lambda_runtime::Diagnostic::from(e);
+                assert_eq!(d.error_type, "InvalidEvent");
+            }
+            other => panic!("{payload}: expected NotApiGateway, got {other:?}"),
+        }
+        assert_eq!(store.calls.load(Ordering::SeqCst), 0);
+    }
+}
+
+#[tokio::test]
+async fn raw_event_logs_carry_the_request_fields_and_no_header_values() {
+    let cap = Capture::default();
+    let _guard = tracing::subscriber::set_default(logging::subscriber(cap.clone(), LevelFilter::TRACE));
+    for (name, value) in invalid_headers() {
+        handle_raw(&FakeStore::default(), TABLE, raw_event(|v| with_header(v, name, value.clone()))).await.unwrap();
+    }
+    handle_raw(&FakeStore::default(), TABLE, raw_event(|v| v["httpMethod"] = Value::from("G E T"))).await.unwrap();
+    let lines = cap.lines();
+    let events: Vec<&str> = lines.iter().map(|l| l["event"].as_str().unwrap_or("<none>")).collect();
+    let per_header = ["headers_dropped", "request_received", "item_written"];
+    assert_eq!(events.len(), per_header.len() * invalid_headers().len() + 2, "{events:?}");
+    assert!(events.chunks(3).take(invalid_headers().len()).all(|c| c == per_header), "{events:?}");
+    assert_eq!(events[events.len() - 2..], ["request_received", "request_rejected"]);
+    for line in &lines {
+        for field in LOG_FIELDS {
+            assert!(line.get(field).and_then(Value::as_str).is_some(), "`{field}` missing in {line}");
+        }
+        assert_eq!(line["request_id"], "c6af9ac6-7b61-11e6-9a41-93e8deadbeef");
+        assert_eq!(line["lambda_request_id"], "0b9bd1f5-lambda-request");
+        assert_eq!(line["source_ip"], "203.0.113.7");
+        assert_eq!(line["user_agent"], "curl/8.5.0");
+    }
+    assert_eq!(lines[0]["dropped_headers"], 2);
+    assert_eq!(lines.last().unwrap()["reason"], "invalid_event");
+    let log = cap.text();
+    assert!(!log.contains(API_KEY), "API key leaked into the log");
+    for bad in ["a\\u0001b", "G E T", "Bad Name", "x-a@b", "Test Movie"] {
+        assert!(!log.contains(bad), "{bad:?} leaked into the log");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// SDK configuration from the environment
+
+fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+    move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
+}
+
+#[test]
+fn sdk_config_comes_from_lambdas_environment_variables() {
+    let c = store::sdk_config_from(env_of(&[
+        ("AWS_REGION", "eu-west-1"),
+        ("AWS_DEFAULT_REGION", "us-east-2"),
+        ("AWS_ENDPOINT_URL", "http://127.0.0.1:1"),
+        ("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:2"),
+        ("AWS_MAX_ATTEMPTS", "5"),
+    ]));
+    assert_eq!(c.region().map(|r| r.as_ref()), Some("eu-west-1"));
+    assert_eq!(c.endpoint_url(), Some("http://127.0.0.1:2"), "the service-specific endpoint wins");
+    assert_eq!(c.retry_config().map(|r| r.max_attempts()), Some(5));
+    assert!(c.credentials_provider().is_some() && c.http_client().is_some() && c.behavior_version().is_some());
+    assert_eq!(c.timeout_config().and_then(|t| t.connect_timeout()), Some(Duration::from_millis(3100)));
+
+    let c = store::sdk_config_from(env_of(&[
+        ("AWS_DEFAULT_REGION", "us-east-2"),
+        ("AWS_ENDPOINT_URL", "http://127.0.0.1:1"),
+        ("AWS_MAX_ATTEMPTS", "many"),
+    ]));
+    assert_eq!(c.region().map(|r| r.as_ref()), Some("us-east-2"));
+    assert_eq!(c.endpoint_url(), Some("http://127.0.0.1:1"));
+    assert_eq!(c.retry_config().map(|r| r.max_attempts()), Some(3), "unparsable: the default");
+
+    let c = store::sdk_config_from(env_of(&[("AWS_REGION", " "), ("AWS_ENDPOINT_URL", ""), ("AWS_MAX_ATTEMPTS", "0")]));
+    assert_eq!(c.region(), None);
+    assert_eq!(c.endpoint_url(), None, "empty values are unset");
+    assert_eq!(c.retry_config().map(|r| r.max_attempts()), Some(3));
+}

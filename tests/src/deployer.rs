@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use crate::{repo_root, venv_dir};
 
 /// The deployer binary: `$MOVIES_STACK_BIN`, else `<target>/debug/movies-stack` derived from this
-/// test binary's path (`<target>/debug/deps/e2e-xxxx`).
+/// executable's path (a test binary `<target>/debug/deps/e2e-xxxx`, or a bin such as
+/// `<target>/debug/bench_deploy`).
 pub fn deployer_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("MOVIES_STACK_BIN").filter(|p| !p.is_empty()) {
         let p = PathBuf::from(p);
@@ -17,7 +18,10 @@ pub fn deployer_bin() -> PathBuf {
         return p;
     }
     let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("test binary lives in <target>/<profile>/deps");
+    let mut profile_dir = exe.parent().expect("the executable has a parent folder");
+    if profile_dir.file_name().is_some_and(|n| n == "deps") {
+        profile_dir = profile_dir.parent().expect("deps has a parent");
+    }
     let bin = profile_dir.join(format!("movies-stack{}", std::env::consts::EXE_SUFFIX));
     assert!(
         bin.is_file(),

@@ -7,11 +7,14 @@
 //! - [`write_config`]: a TOML config for a unique stack ([`StackNames`]).
 //! - [`Aws`]: SDK clients for reading the deployed state back (straight to moto, not via the proxy).
 //! - [`artifact`]: the handler zip the suite deploys, and variants of it.
+//! - [`RuntimeApi`] / [`Function`]: a Lambda Runtime API server and the real `bootstrap` process
+//!   polling it.
 //!
 //! Environment read by the fixtures:
 //! - `MOVIES_STACK_VENV`: the venv made by `scripts/setup.sh` (default `<repo>/.venv`).
 //! - `MOVIES_STACK_BIN`: the deployer binary (default `<target>/debug/movies-stack`, next to the
 //!   test binary's `deps/` folder).
+//! - `MOVIES_STACK_BOOTSTRAP`: the handler binary (default `<target>/debug/bootstrap`).
 //! - `MOVIES_STACK_ARTIFACT`: the packaged handler zip (`scripts/test.sh` builds it once).
 //! - `MOVIES_STACK_E2E_TIMEOUT`: seconds one deployer run may take (default 600).
 
@@ -22,12 +25,14 @@ mod deployer;
 pub mod inventory;
 mod moto;
 pub mod proxy;
+pub mod runtime_api;
 
 pub use aws::{Aws, sdk_config};
 pub use config::{REMOVE, StackNames, TempDir, base_config, write_config, write_config_file};
 pub use deployer::{Deployer, Output};
 pub use moto::Moto;
 pub use proxy::{Call, Fault, Proxy, Rule};
+pub use runtime_api::{Function, RuntimeApi};
 
 use std::path::PathBuf;
 
