@@ -23,6 +23,7 @@ pub async fn run(
     let started = Instant::now();
     // Inputs first: a bad --artifact or a failed build costs no AWS call.
     let artifact = super::artifact(config, args.artifact.as_deref(), &reporter).await?;
+    let build_time = started.elapsed();
     let graph = crate::stack::graph(config, Arc::new(artifact))?;
 
     let ctx = super::connect(settings, config, reporter.clone()).await?;
@@ -46,10 +47,12 @@ pub async fn run(
         format!("{changes} resource(s) changed")
     };
     eprintln!(
-        "up: {summary}; {} resources, {calls} AWS calls ({mutating} mutating) + {} for the stack lock, {:.1}s",
+        "up: {summary}; {} resources, {calls} AWS calls ({mutating} mutating) + {} for the stack lock, {:.1}s \
+         ({:.1}s of it building/reading the function code)",
         report.outcomes.len(),
         ctx.aws.lock_calls.totals().0,
-        started.elapsed().as_secs_f32()
+        started.elapsed().as_secs_f32(),
+        build_time.as_secs_f32()
     );
     if is_hotswap(&report) {
         eprintln!(
