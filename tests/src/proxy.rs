@@ -105,6 +105,14 @@ pub struct Fault {
     pub message: String,
 }
 
+/// A canned answer the proxy sends instead of forwarding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: String,
+    pub body: String,
+}
+
 /// A fault-injection rule. Build with the methods; all criteria are optional.
 ///
 /// ```no_run
@@ -123,6 +131,8 @@ pub struct Rule {
     pub mutating: Option<bool>,
     pub delay: Option<Duration>,
     pub fault: Option<Fault>,
+    /// A canned success answer instead of moto's: for AWS behaviour moto does not implement.
+    pub reply: Option<Reply>,
     /// Let the first `skip` matching calls through untouched.
     pub skip: usize,
     /// Act on at most this many matching calls (after `skip`).
@@ -155,6 +165,12 @@ impl Rule {
     }
     pub fn fail(mut self, status: u16, code: &str, message: &str) -> Rule {
         self.fault = Some(Fault { status, code: code.to_string(), message: message.to_string() });
+        self
+    }
+    /// Answer with this status, content type and body (AWS's documented response for a call
+    /// that moto does not implement), instead of forwarding.
+    pub fn reply(mut self, status: u16, content_type: &str, body: &str) -> Rule {
+        self.reply = Some(Reply { status, content_type: content_type.to_string(), body: body.to_string() });
         self
     }
     pub fn skip(mut self, n: usize) -> Rule {
@@ -215,6 +231,7 @@ impl ActiveRule {
 pub struct Decision {
     pub delay: Duration,
     pub fault: Option<Fault>,
+    pub reply: Option<Reply>,
 }
 
 #[derive(Debug, Default)]
@@ -234,6 +251,9 @@ impl Rules {
                 }
                 if d.fault.is_none() {
                     d.fault = r.rule.fault.clone();
+                }
+                if d.reply.is_none() {
+                    d.reply = r.rule.reply.clone();
                 }
             }
         }
@@ -434,6 +454,15 @@ async fn handle(
         if let Some(fault) = decision.fault {
             state.finish(s, fault.status, true);
             return Ok(fault_response(&fault, protocol));
+        }
+        if let Some(reply) = decision.reply {
+            state.finish(s, reply.status, true);
+            let mut r = Response::new(Full::new(Bytes::from(reply.body)));
+            *r.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
+            if let Ok(v) = HeaderValue::from_str(&reply.content_type) {
+                r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+            }
+            return Ok(r);
         }
     }
 
