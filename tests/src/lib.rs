@@ -17,8 +17,10 @@
 
 pub mod artifact;
 mod aws;
+pub mod chaos;
 mod config;
 mod deployer;
+pub mod inventory;
 mod moto;
 pub mod proxy;
 
