@@ -426,3 +426,37 @@ async fn dependency_violation_window_during_down() {
     Inventory::scan(&aws).await.check_gone(&mut c, &e.names, "after down");
     c.finish("1e DependencyViolation during down");
 }
+
+/// 1(a') A throttling window longer than the SDK's 4 attempts on an API Gateway READ (the
+/// control plane's "all other operations" bucket throttles GETs too, aws-behaviours.md §4.4;
+/// DESIGN §3 lists TooManyRequestsException among the named waits): `up` should wait it out as
+/// it does for writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_window_on_an_api_gateway_read_is_waited_out() {
+    let e = env("flt-read");
+    let window = Window::arm(
+        &e.proxy,
+        Rule::new().service("apigateway").operation("GetRestApis").fail(
+            429,
+            "TooManyRequestsException",
+            "Too Many Requests",
+        ),
+        DEPLOY_WINDOW,
+    );
+    let run = Running::spawn(&e.deployer, &["up", "--artifact", &e.artifact]);
+    let opened = window.open_when_hit(&e.proxy, &run).await;
+    let out = run.wait().await;
+    let calls = of(&e.proxy.calls(), "apigateway", "GetRestApis");
+    println!(
+        "GetRestApis: {} attempts, {} throttled ({DEPLOY_WINDOW:?} window); up exit {} in {:.1}s: {}",
+        calls.len(),
+        calls.iter().filter(|c| c.injected).count(),
+        out.code,
+        out.elapsed.as_secs_f64(),
+        out.stderr.lines().filter(|l| l.starts_with("error")).collect::<Vec<_>>().join(" | ")
+    );
+    let mut c = Checks::new();
+    c.check(opened, "the GetRestApis window opened");
+    c.check(out.code == 0, format!("up waits out a throttled API Gateway read (exit 0)\n{out}"));
+    c.finish("1a' throttled API Gateway read");
+}
