@@ -411,3 +411,50 @@ async fn sigint_finishes_calls_in_flight_and_the_next_up_the_rest() {
     Inventory::scan(&aws).await.check_converged(&mut c, &names, 2, "after Ctrl-C + up");
     c.finish("2 SIGINT");
 }
+
+/// Ctrl-C while a resource sits in a named wait (here: IAM propagation before CreateFunction,
+/// a wait of up to 5 minutes): "nothing new was started" must hold for retries too, so no
+/// CreateFunction attempt may follow the signal and the run stops promptly with 130.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_during_a_wait_starts_no_new_call() {
+    let artifact = artifact_path().display().to_string();
+    let moto = Moto::start();
+    let proxy = Proxy::start(moto.url());
+    let dir = TempDir::new("sigintw");
+    let names = StackNames::unique("sigint-wait");
+    let config = write_config(dir.path(), &names, &[]);
+    let d = Deployer::with(&config, proxy.url());
+    let mut c = Checks::new();
+    // Lambda does not see the role for 12 s (the deployer retries after 2, 4, 8 s...).
+    proxy.add_rule(
+        Rule::new()
+            .service("lambda")
+            .operation("CreateFunction")
+            .fail(
+                400,
+                "InvalidParameterValueException",
+                "The role defined for the function cannot be assumed by Lambda.",
+            )
+            .during(Duration::ZERO, Duration::from_secs(12)),
+    );
+    let run = Running::spawn(&d, &["up", "--artifact", &artifact]);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while proxy.rule_hits()[0] == 0 && !run.finished() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let at = proxy.calls().len();
+    let signalled = Instant::now();
+    run.signal("INT");
+    let out = run.wait().await;
+    let to_exit = signalled.elapsed();
+    let after: Vec<String> = proxy.calls()[at..].iter().filter(|c| !c.is_lock()).map(|c| c.to_string()).collect();
+    println!(
+        "SIGINT during the IAM wait: exit {} {:.1}s after the signal; stack calls after it: {after:?}",
+        out.code,
+        to_exit.as_secs_f64()
+    );
+    c.eq("exit code", out.code, 130);
+    c.check(after.is_empty(), format!("no AWS call after the signal (a retry is a new call): {after:?}\n{out}"));
+    c.check(to_exit < Duration::from_secs(5), format!("stopped promptly after Ctrl-C: {to_exit:?}"));
+    c.finish("2 SIGINT during a wait");
+}
