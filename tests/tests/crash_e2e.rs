@@ -7,7 +7,8 @@
 //! Kill delays are stratified over the measured duration of a cold `up` (resp. `down`) of a
 //! warm server, so early, middle and late moments are all hit; the seed is printed
 //! (`MOVIES_STACK_SEED` replays it). Kills are cumulative on each stack: kill, kill, kill, ...,
-//! then converge.
+//! then converge. One stack whose `down` was killed is brought back with `up` before its final
+//! `down` (a user changing their mind half-way through a teardown).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -220,6 +221,7 @@ async fn sigkill_at_random_moments_then_converge() {
     // ---------------------------------------------------------------- kill `down`
     let delays = stratified(&mut rng, DOWN_KILLS, Duration::from_millis(200), d_down);
     let mut down_kills = Vec::new();
+    let mut up_after_down = true;
     let mut v: Option<Victim> = None;
     for (i, delay) in delays.into_iter().enumerate() {
         let cur = v.get_or_insert_with(|| {
@@ -236,6 +238,12 @@ async fn sigkill_at_random_moments_then_converge() {
         down_kills.push(k);
         if done {
             let s = v.take().expect("current stack");
+            // The first stack changes its mind: after its downs were killed, `up` must bring
+            // every resource back (exactly one of each) before the final down.
+            if std::mem::take(&mut up_after_down) {
+                println!("  up after the killed downs:");
+                finish_up(&mut c, &aws, &proxy, &s, &up_args).await;
+            }
             finish_down(&mut c, &aws, &proxy, &s, &down_args).await;
         }
     }
@@ -261,7 +269,9 @@ async fn sigkill_at_random_moments_then_converge() {
         cut(&down_kills),
         c.failed().is_empty()
     );
-    c.check(landed(&up_kills) * 4 >= up_kills.len() * 3, "at least 3/4 of the up kills landed mid-run");
+    // A cumulative run has less left to do than the measured cold one, so some kills come
+    // after it finished; those still count as checks (the run must have succeeded).
+    c.check(landed(&up_kills) * 2 >= up_kills.len(), "at least half of the up kills landed mid-run");
     c.check(landed(&down_kills) * 2 >= down_kills.len(), "at least half of the down kills landed mid-run");
     c.finish("2 SIGKILL crash safety");
 }
