@@ -158,6 +158,8 @@ pub struct Running {
     stdout: Arc<Mutex<Vec<u8>>>,
     stderr: Arc<Mutex<Vec<u8>>>,
     readers: Vec<tokio::task::JoinHandle<()>>,
+    /// The empty HOME of an [`Env::Empty`] run, removed when it ends.
+    home: Option<std::path::PathBuf>,
 }
 
 fn reader<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
@@ -203,6 +205,7 @@ impl Running {
         let mut paths = vec![venv_dir().join("bin")];
         paths.extend(std::env::split_paths(&path));
         let path = std::env::join_paths(paths).expect("PATH");
+        let mut home = None;
         match env {
             Env::Testing => {
                 for (k, _) in std::env::vars_os() {
@@ -222,9 +225,10 @@ impl Running {
                     .env("PATH", path);
             }
             Env::Empty => {
-                let home = std::env::temp_dir().join(format!("mse2e-home-{}", crate::unique_suffix()));
-                std::fs::create_dir_all(&home).expect("create empty HOME");
-                cmd.env_clear().env("PATH", path).env("HOME", &home).env("NO_COLOR", "1");
+                let dir = std::env::temp_dir().join(format!("mse2e-home-{}", crate::unique_suffix()));
+                std::fs::create_dir_all(&dir).expect("create empty HOME");
+                cmd.env_clear().env("PATH", path).env("HOME", &dir).env("NO_COLOR", "1");
+                home = Some(dir);
             }
         }
         for (k, v) in &d.env {
@@ -238,7 +242,7 @@ impl Running {
             reader(child.stdout.take().expect("stdout"), stdout.clone()),
             reader(child.stderr.take().expect("stderr"), stderr.clone()),
         ];
-        Running { child, pid, args, started: Instant::now(), timeout: d.timeout, stdout, stderr, readers }
+        Running { child, pid, args, started: Instant::now(), timeout: d.timeout, stdout, stderr, readers, home }
     }
 
     /// stderr so far.
@@ -285,6 +289,9 @@ impl Running {
         let status = self.child.wait().await.expect("wait for the child");
         for r in self.readers.drain(..) {
             let _ = r.await;
+        }
+        if let Some(home) = self.home.take() {
+            let _ = std::fs::remove_dir_all(home);
         }
         Output {
             args: self.args.clone(),

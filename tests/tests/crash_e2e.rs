@@ -149,6 +149,7 @@ struct Victim {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_moments_then_converge() {
+    let t0 = std::time::Instant::now();
     let artifact = artifact_path().display().to_string();
     let moto = Moto::start();
     let proxy = Proxy::start(moto.url());
@@ -273,6 +274,7 @@ async fn sigkill_at_random_moments_then_converge() {
     // after it finished; those still count as checks (the run must have succeeded).
     c.check(landed(&up_kills) * 2 >= up_kills.len(), "at least half of the up kills landed mid-run");
     c.check(landed(&down_kills) * 2 >= down_kills.len(), "at least half of the down kills landed mid-run");
+    println!("runtime: {:.1}s", t0.elapsed().as_secs_f64());
     c.finish("2 SIGKILL crash safety");
 }
 
@@ -324,6 +326,7 @@ fn is_start(text: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_finishes_calls_in_flight_and_the_next_up_the_rest() {
+    let t0 = std::time::Instant::now();
     let artifact = artifact_path().display().to_string();
     let moto = Moto::start();
     let proxy = Proxy::start(moto.url());
@@ -363,6 +366,9 @@ async fn sigint_finishes_calls_in_flight_and_the_next_up_the_rest() {
     ] {
         c.check(out.stderr.contains(want), format!("stderr says {want:?}\n{}", out.stderr));
     }
+    let after: Vec<String> =
+        e2e::proxy::count_by_name(&calls[at_signal..]).into_iter().map(|(name, n)| format!("{n}x {name}")).collect();
+    println!("  calls after the signal (the in-flight resources finishing): {after:?}");
     let unanswered: Vec<String> = calls.iter().filter(|c| c.status.is_none()).map(|c| c.to_string()).collect();
     c.check(unanswered.is_empty(), format!("every call was answered (none cut): {unanswered:?}"));
 
@@ -419,6 +425,7 @@ async fn sigint_finishes_calls_in_flight_and_the_next_up_the_rest() {
         c.eq("what the next up changed = what was reported remaining", created, remaining.clone());
     }
     Inventory::scan(&aws).await.check_converged(&mut c, &names, 2, "after Ctrl-C + up");
+    println!("runtime: {:.1}s", t0.elapsed().as_secs_f64());
     c.finish("2 SIGINT");
 }
 
@@ -427,6 +434,7 @@ async fn sigint_finishes_calls_in_flight_and_the_next_up_the_rest() {
 /// CreateFunction attempt may follow the signal and the run stops promptly with 130.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_during_a_wait_starts_no_new_call() {
+    let t0 = std::time::Instant::now();
     let artifact = artifact_path().display().to_string();
     let moto = Moto::start();
     let proxy = Proxy::start(moto.url());
@@ -466,5 +474,6 @@ async fn sigint_during_a_wait_starts_no_new_call() {
     c.eq("exit code", out.code, 130);
     c.check(after.is_empty(), format!("no AWS call after the signal (a retry is a new call): {after:?}\n{out}"));
     c.check(to_exit < Duration::from_secs(5), format!("stopped promptly after Ctrl-C: {to_exit:?}"));
+    println!("runtime: {:.1}s", t0.elapsed().as_secs_f64());
     c.finish("2 SIGINT during a wait");
 }

@@ -64,6 +64,7 @@ fn pct(part: usize, whole: usize) -> f64 {
 /// changes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttling_and_5xx_with_latency_still_converge() {
+    let t0 = std::time::Instant::now();
     let e = env("flt-throttle");
     let mut rng = Rng::new(seed("1a throttling"));
     let mut c = Checks::new();
@@ -188,6 +189,7 @@ async fn throttling_and_5xx_with_latency_still_converge() {
 
     let aws = Aws::new(e.moto.url()).await;
     Inventory::scan(&aws).await.check_converged(&mut c, &e.names, 2, "after throttled ups");
+    println!("runtime: {:.1}s", t0.elapsed().as_secs_f64());
     c.finish("1a throttling + 5xx + latency");
 }
 
@@ -195,6 +197,7 @@ async fn throttling_and_5xx_with_latency_still_converge() {
 /// function cannot be assumed by Lambda.": `up` waits (saying it waits for IAM) and succeeds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn iam_propagation_window_is_waited_out() {
+    let t0 = std::time::Instant::now();
     let e = env("flt-iam");
     let window = Window::arm(
         &e.proxy,
@@ -231,6 +234,7 @@ async fn iam_propagation_window_is_waited_out() {
     let aws = Aws::new(e.moto.url()).await;
     let f = aws.lambda.get_function().function_name(&e.names.function).send().await;
     c.check(f.is_ok(), format!("the function exists: {f:?}"));
+    println!("runtime: {:.1}s", t0.elapsed().as_secs_f64());
     c.finish("1b IAM propagation window");
 }
 
@@ -238,6 +242,7 @@ async fn iam_propagation_window_is_waited_out() {
 /// ContinuousBackupsUnavailableException: `up` waits and PITR ends ENABLED.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pitr_window_is_waited_out_and_read_back() {
+    let t0 = std::time::Instant::now();
     let e = env("flt-pitr");
     let msg = format!("Backups are being enabled for the table: {}. Please retry later", e.names.table);
     let window = Window::arm(
@@ -280,6 +285,7 @@ async fn pitr_window_is_waited_out_and_read_back() {
         .and_then(|d| d.point_in_time_recovery_description().cloned())
         .and_then(|p| p.point_in_time_recovery_status().map(|s| s.as_str().to_string()));
     c.eq("PITR read back through the SDK", status.as_deref(), Some("ENABLED"));
+    println!("runtime: {:.1}s", t0.elapsed().as_secs_f64());
     c.finish("1c PITR window");
 }
 
@@ -316,6 +322,7 @@ async fn delete_usage_plan(aws: &Aws, name: &str) {
 /// naming the service, operation, code and resource.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quota_error_is_not_retried() {
+    let t0 = std::time::Instant::now();
     let e = env("flt-quota");
     let quota = Rule::new().service("apigateway").operation("CreateUsagePlan").fail(
         429,
@@ -374,6 +381,7 @@ async fn quota_error_is_not_retried() {
         format!("no throttling wait for a quota error\n{}", out.stderr),
     );
     c.check(took < Duration::from_secs(15), format!("failed fast ({took:?}), no backoff"));
+    println!("runtime: {:.1}s", t0.elapsed().as_secs_f64());
     c.finish("1d quota not retried");
 }
 
@@ -382,6 +390,7 @@ async fn quota_error_is_not_retried() {
 /// nothing tagged is left but the kept table.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dependency_violation_window_during_down() {
+    let t0 = std::time::Instant::now();
     let e = env("flt-dep");
     let up = e.deployer.run(&["up", "--artifact", &e.artifact]).await;
     up.assert_ok();
@@ -424,6 +433,7 @@ async fn dependency_violation_window_during_down() {
     c.check(!waits.is_empty(), format!("down says what it waits for\n{}", out.stderr));
     let aws = Aws::new(e.moto.url()).await;
     Inventory::scan(&aws).await.check_gone(&mut c, &e.names, "after down");
+    println!("runtime: {:.1}s", t0.elapsed().as_secs_f64());
     c.finish("1e DependencyViolation during down");
 }
 
@@ -433,6 +443,7 @@ async fn dependency_violation_window_during_down() {
 /// it does for writes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttling_window_on_an_api_gateway_read_is_waited_out() {
+    let t0 = std::time::Instant::now();
     let e = env("flt-read");
     let window = Window::arm(
         &e.proxy,
@@ -458,5 +469,6 @@ async fn throttling_window_on_an_api_gateway_read_is_waited_out() {
     let mut c = Checks::new();
     c.check(opened, "the GetRestApis window opened");
     c.check(out.code == 0, format!("up waits out a throttled API Gateway read (exit 0)\n{out}"));
+    println!("runtime: {:.1}s", t0.elapsed().as_secs_f64());
     c.finish("1a' throttled API Gateway read");
 }

@@ -281,6 +281,7 @@ const CASES: &[Case] = &[
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_corpus_exits_3_names_the_cause_and_calls_nothing() {
+    let t0 = std::time::Instant::now();
     let proxy = Proxy::start(&format!("http://127.0.0.1:{}", free_port()));
     let dir = TempDir::new("inerr");
     let zip = write_fake(&dir.path().join("fake-handler.zip")).display().to_string();
@@ -365,6 +366,7 @@ async fn bad_input_corpus_exits_3_names_the_cause_and_calls_nothing() {
         CASES.len(),
         CASES.len() + 25
     );
+    println!("runtime: {:.1}s", t0.elapsed().as_secs_f64());
     c.finish(&format!("bad input corpus ({} cases)", CASES.len()));
 }
 
@@ -396,6 +398,7 @@ fn rename_entry(zip: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn name_collisions_fail_name_the_resource_and_touch_nothing() {
+    let t0 = std::time::Instant::now();
     let artifact = artifact_path().display().to_string();
     let moto = Moto::start();
     let proxy = Proxy::start(moto.url());
@@ -507,5 +510,6 @@ async fn name_collisions_fail_name_the_resource_and_touch_nothing() {
     c.eq("foreign IAM role: attached policies", attached.attached_policies().len(), 0);
     let tags = aws.iam.list_role_tags().role_name(&role).send().await.expect("ListRoleTags");
     c.eq("foreign IAM role: tags", tags.tags().len(), 0);
+    println!("runtime: {:.1}s", t0.elapsed().as_secs_f64());
     c.finish("name collisions (3 kinds)");
 }

@@ -61,6 +61,7 @@ async fn lock_item(aws: &Aws, stack: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_ups_at_once_never_duplicate() {
+    let t0 = std::time::Instant::now();
     let artifact = artifact_path().display().to_string();
     let moto = Moto::start();
     let (pa, pb) = (Proxy::start(moto.url()), Proxy::start(moto.url()));
@@ -140,11 +141,13 @@ async fn two_ups_at_once_never_duplicate() {
     }
     let inv = Inventory::scan(&aws).await;
     inv.check_converged(&mut c, &n, 2, "after waiting");
+    println!("runtime: {:.1}s", t0.elapsed().as_secs_f64());
     c.finish("3 concurrent ups");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_only_commands_take_no_lock_and_foreign_locks_need_force() {
+    let t0 = std::time::Instant::now();
     let artifact = artifact_path().display().to_string();
     let moto = Moto::start();
     let proxy = Proxy::start(moto.url());
@@ -234,5 +237,6 @@ async fn read_only_commands_take_no_lock_and_foreign_locks_need_force() {
         format!("the dead local holder's lock is taken over, and said so\n{out}"),
     );
     c.check(!lock_item(&aws, &n.stack).await, "the lock is released after that run");
+    println!("runtime: {:.1}s", t0.elapsed().as_secs_f64());
     c.finish("3 lock: read-only commands, foreign and stale holders, unlock");
 }

@@ -22,6 +22,7 @@ use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_key_values_never_leave_the_keys_command() {
+    let t0 = std::time::Instant::now();
     let artifact = artifact_path().display().to_string();
     let moto = Moto::start();
     let proxy = Proxy::start(moto.url());
@@ -138,6 +139,7 @@ async fn api_key_values_never_leave_the_keys_command() {
         runs.len(),
         bytes
     );
+    println!("runtime: {:.1}s", t0.elapsed().as_secs_f64());
     c.finish("5 secrets");
 }
 
@@ -233,6 +235,7 @@ fn check_trust(c: &mut Checks, label: &str, doc: &Value, service: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn policies_are_least_privilege() {
+    let t0 = std::time::Instant::now();
     let artifact = artifact_path().display().to_string();
     let moto = Moto::start();
     let proxy = Proxy::start(moto.url());
@@ -380,5 +383,6 @@ async fn policies_are_least_privilege() {
         "least privilege: 2 roles, {statements_seen} permission statements; `*` resources only for {star:?} (allowlist of {})",
         STAR_RESOURCE_ALLOWED.len()
     );
+    println!("runtime: {:.1}s", t0.elapsed().as_secs_f64());
     c.finish("6 least privilege");
 }
