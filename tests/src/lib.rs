@@ -20,6 +20,8 @@
 
 pub mod artifact;
 mod aws;
+pub mod census;
+pub mod chaos;
 mod config;
 mod deployer;
 pub mod inventory;

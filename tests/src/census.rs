@@ -1,0 +1,442 @@
+//! Everything on a moto server that a stack could have created, read through the SDK (straight
+//! to moto, never through our deployer), grouped by the `movies-stack:stack` tag.
+//!
+//! The tests use one moto server each, so the inventory is the whole account: anything without
+//! our tag that is not one of AWS's own defaults (the default VPC and its contents, the main
+//! route table and `default` security group of a VPC) was left behind by someone, i.e. by us.
+//!
+//! MOTO GAP: the Resource Groups Tagging API misses VPC endpoints, IAM roles and API Gateway
+//! (moto-emulator.md §10), so every kind is listed with its own service's calls.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+
+use aws_sdk_ec2::types::Tag;
+
+use crate::{Aws, Checks, StackNames};
+
+pub const TAG_STACK: &str = "movies-stack:stack";
+pub const TAG_RESOURCE: &str = "movies-stack:resource";
+pub const TAG_SHARED: &str = "movies-stack:shared";
+
+/// One resource on the server.
+#[derive(Debug, Clone)]
+pub struct Item {
+    /// `vpc`, `subnet`, `route-table`, `security-group`, `vpc-endpoint`, `flow-log`, `iam-role`,
+    /// `log-group`, `function`, `table`, `rest-api`, `usage-plan`, `api-key`; implicit ones:
+    /// `main-route-table`, `default-security-group`.
+    pub kind: &'static str,
+    pub id: String,
+    pub name: String,
+    /// The `movies-stack:stack` tag.
+    pub stack: Option<String>,
+    /// The `movies-stack:resource` tag.
+    pub resource: Option<String>,
+    /// Tagged `movies-stack:shared` (the account's API Gateway role, the lock table).
+    pub shared: bool,
+    /// The VPC it lives in (EC2 kinds).
+    pub vpc: Option<String>,
+}
+
+impl fmt::Display for Item {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.kind, self.id)?;
+        if self.name != self.id && !self.name.is_empty() {
+            write!(f, " ({})", self.name)?;
+        }
+        if let Some(r) = &self.resource {
+            write!(f, " [{r}]")?;
+        }
+        Ok(())
+    }
+}
+
+/// The parts of a REST API that cannot be tagged, counted per API.
+#[derive(Debug, Clone, Default)]
+pub struct ApiParts {
+    pub deployments: usize,
+    pub stages: usize,
+    pub resources: usize,
+}
+
+/// A snapshot of the server.
+#[derive(Debug, Default)]
+pub struct Inventory {
+    pub items: Vec<Item>,
+    pub default_vpcs: BTreeSet<String>,
+    /// REST API id -> its untaggable parts.
+    pub apis: BTreeMap<String, ApiParts>,
+    /// Usage plan id -> key ids.
+    pub plan_keys: BTreeMap<String, Vec<String>>,
+    /// Security group id -> (ingress permissions, egress permissions).
+    pub sg_rules: BTreeMap<String, (usize, usize)>,
+    /// Route table id -> associated subnets.
+    pub rt_subnets: BTreeMap<String, Vec<String>>,
+    /// Function name -> statements in its resource policy.
+    pub permissions: BTreeMap<String, usize>,
+}
+
+fn ec2_tags(tags: &[Tag]) -> HashMap<String, String> {
+    tags.iter().filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string()))).collect()
+}
+
+fn item(kind: &'static str, id: &str, name: &str, tags: &HashMap<String, String>, vpc: Option<&str>) -> Item {
+    Item {
+        kind,
+        id: id.to_string(),
+        name: name.to_string(),
+        stack: tags.get(TAG_STACK).cloned(),
+        resource: tags.get(TAG_RESOURCE).cloned(),
+        shared: tags.contains_key(TAG_SHARED),
+        vpc: vpc.map(str::to_string),
+    }
+}
+
+impl Inventory {
+    /// Read the whole server. Panics on an SDK error (the fixture is broken then).
+    pub async fn scan(aws: &Aws) -> Inventory {
+        let mut inv = Inventory::default();
+
+        // ------------------------------------------------------------ EC2
+        let vpcs = aws.ec2.describe_vpcs().send().await.expect("DescribeVpcs");
+        for v in vpcs.vpcs() {
+            let id = v.vpc_id().unwrap_or_default();
+            if v.is_default() == Some(true) {
+                inv.default_vpcs.insert(id.to_string());
+                continue;
+            }
+            inv.items.push(item("vpc", id, v.cidr_block().unwrap_or_default(), &ec2_tags(v.tags()), Some(id)));
+        }
+        let in_default = |vpc: Option<&str>, inv: &Inventory| vpc.is_some_and(|v| inv.default_vpcs.contains(v));
+        let subnets = aws.ec2.describe_subnets().send().await.expect("DescribeSubnets");
+        for s in subnets.subnets() {
+            if in_default(s.vpc_id(), &inv) {
+                continue;
+            }
+            let id = s.subnet_id().unwrap_or_default();
+            inv.items.push(item("subnet", id, s.cidr_block().unwrap_or_default(), &ec2_tags(s.tags()), s.vpc_id()));
+        }
+        let rts = aws.ec2.describe_route_tables().send().await.expect("DescribeRouteTables");
+        for rt in rts.route_tables() {
+            if in_default(rt.vpc_id(), &inv) {
+                continue;
+            }
+            let id = rt.route_table_id().unwrap_or_default();
+            let main = rt.associations().iter().any(|a| a.main() == Some(true));
+            let tags = ec2_tags(rt.tags());
+            let kind = if main && !tags.contains_key(TAG_STACK) { "main-route-table" } else { "route-table" };
+            inv.items.push(item(kind, id, "", &tags, rt.vpc_id()));
+            let subnets: Vec<String> =
+                rt.associations().iter().filter_map(|a| a.subnet_id().map(str::to_string)).collect();
+            inv.rt_subnets.insert(id.to_string(), subnets);
+        }
+        let sgs = aws.ec2.describe_security_groups().send().await.expect("DescribeSecurityGroups");
+        for g in sgs.security_groups() {
+            if in_default(g.vpc_id(), &inv) {
+                continue;
+            }
+            let id = g.group_id().unwrap_or_default();
+            let tags = ec2_tags(g.tags());
+            let kind = if g.group_name() == Some("default") && !tags.contains_key(TAG_STACK) {
+                "default-security-group"
+            } else {
+                "security-group"
+            };
+            inv.items.push(item(kind, id, g.group_name().unwrap_or_default(), &tags, g.vpc_id()));
+            inv.sg_rules.insert(id.to_string(), (g.ip_permissions().len(), g.ip_permissions_egress().len()));
+        }
+        let eps = aws.ec2.describe_vpc_endpoints().send().await.expect("DescribeVpcEndpoints");
+        for e in eps.vpc_endpoints() {
+            // A deleted endpoint stays visible for a while with state `deleted` (AWS and moto).
+            if e.state().is_some_and(|st| matches!(st.as_str().to_ascii_lowercase().as_str(), "deleted" | "deleting")) {
+                continue;
+            }
+            let id = e.vpc_endpoint_id().unwrap_or_default();
+            inv.items.push(item(
+                "vpc-endpoint",
+                id,
+                e.service_name().unwrap_or_default(),
+                &ec2_tags(e.tags()),
+                e.vpc_id(),
+            ));
+        }
+        let fls = aws.ec2.describe_flow_logs().send().await.expect("DescribeFlowLogs");
+        for f in fls.flow_logs() {
+            let id = f.flow_log_id().unwrap_or_default();
+            inv.items.push(item(
+                "flow-log",
+                id,
+                f.resource_id().unwrap_or_default(),
+                &ec2_tags(f.tags()),
+                f.resource_id(),
+            ));
+        }
+
+        // ------------------------------------------------------------ IAM
+        let roles: Vec<_> =
+            aws.iam.list_roles().into_paginator().items().send().try_collect().await.expect("ListRoles");
+        for r in roles {
+            let tags = aws.iam.list_role_tags().role_name(r.role_name()).send().await.expect("ListRoleTags");
+            let tags: HashMap<String, String> =
+                tags.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect();
+            inv.items.push(item("iam-role", r.role_name(), r.role_name(), &tags, None));
+        }
+
+        // ------------------------------------------------------------ CloudWatch Logs
+        let groups: Vec<_> = aws
+            .logs
+            .describe_log_groups()
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .expect("DescribeLogGroups");
+        for g in groups {
+            let name = g.log_group_name().unwrap_or_default();
+            let arn = g
+                .log_group_arn()
+                .map(str::to_string)
+                .unwrap_or_else(|| g.arn().unwrap_or_default().trim_end_matches(":*").to_string());
+            let tags = aws.logs.list_tags_for_resource().resource_arn(&arn).send().await.expect("ListTagsForResource");
+            inv.items.push(item("log-group", name, name, &tags.tags().cloned().unwrap_or_default(), None));
+        }
+
+        // ------------------------------------------------------------ Lambda
+        let fns = aws.lambda.list_functions().send().await.expect("ListFunctions");
+        for f in fns.functions() {
+            let name = f.function_name().unwrap_or_default();
+            let arn = f.function_arn().unwrap_or_default();
+            let tags = aws.lambda.list_tags().resource(arn).send().await.expect("ListTags (lambda)");
+            inv.items.push(item("function", name, name, &tags.tags().cloned().unwrap_or_default(), None));
+            let statements = match aws.lambda.get_policy().function_name(name).send().await {
+                Ok(p) => serde_json::from_str::<serde_json::Value>(p.policy().unwrap_or("{}"))
+                    .ok()
+                    .and_then(|v| v["Statement"].as_array().map(Vec::len))
+                    .unwrap_or(0),
+                Err(_) => 0,
+            };
+            inv.permissions.insert(name.to_string(), statements);
+        }
+
+        // ------------------------------------------------------------ DynamoDB
+        let tables = aws.dynamodb.list_tables().send().await.expect("ListTables");
+        for t in tables.table_names() {
+            let d = aws.dynamodb.describe_table().table_name(t).send().await.expect("DescribeTable");
+            let arn = d.table().and_then(|t| t.table_arn()).unwrap_or_default();
+            let tags = aws.dynamodb.list_tags_of_resource().resource_arn(arn).send().await.expect("ListTagsOfResource");
+            let tags: HashMap<String, String> =
+                tags.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect();
+            inv.items.push(item("table", t, t, &tags, None));
+        }
+
+        // ------------------------------------------------------------ API Gateway
+        let apis = aws.apigateway.get_rest_apis().limit(500).send().await.expect("GetRestApis");
+        for a in apis.items() {
+            let id = a.id().unwrap_or_default();
+            inv.items.push(item(
+                "rest-api",
+                id,
+                a.name().unwrap_or_default(),
+                &a.tags().cloned().unwrap_or_default(),
+                None,
+            ));
+            let deployments = aws.apigateway.get_deployments().rest_api_id(id).limit(500).send().await;
+            let stages = aws.apigateway.get_stages().rest_api_id(id).send().await;
+            let resources = aws.apigateway.get_resources().rest_api_id(id).limit(500).send().await;
+            inv.apis.insert(
+                id.to_string(),
+                ApiParts {
+                    deployments: deployments.expect("GetDeployments").items().len(),
+                    stages: stages.expect("GetStages").item().len(),
+                    resources: resources.expect("GetResources").items().len(),
+                },
+            );
+        }
+        let plans = aws.apigateway.get_usage_plans().limit(500).send().await.expect("GetUsagePlans");
+        for p in plans.items() {
+            let id = p.id().unwrap_or_default();
+            inv.items.push(item(
+                "usage-plan",
+                id,
+                p.name().unwrap_or_default(),
+                &p.tags().cloned().unwrap_or_default(),
+                None,
+            ));
+            let keys = aws.apigateway.get_usage_plan_keys().usage_plan_id(id).limit(500).send().await;
+            let keys =
+                keys.expect("GetUsagePlanKeys").items().iter().filter_map(|k| k.id().map(str::to_string)).collect();
+            inv.plan_keys.insert(id.to_string(), keys);
+        }
+        let keys = aws.apigateway.get_api_keys().include_values(false).limit(500).send().await.expect("GetApiKeys");
+        for k in keys.items() {
+            let id = k.id().unwrap_or_default();
+            inv.items.push(item(
+                "api-key",
+                id,
+                k.name().unwrap_or_default(),
+                &k.tags().cloned().unwrap_or_default(),
+                None,
+            ));
+        }
+        inv
+    }
+
+    /// Items tagged with `stack`, shared ones excluded.
+    pub fn of_stack<'a>(&'a self, stack: &'a str) -> impl Iterator<Item = &'a Item> + 'a {
+        self.items.iter().filter(move |i| i.stack.as_deref() == Some(stack) && !i.shared)
+    }
+
+    pub fn count(&self, kind: &str, stack: &str) -> usize {
+        self.of_stack(stack).filter(|i| i.kind == kind).count()
+    }
+
+    /// Counts per kind for `stack`, for printing.
+    pub fn counts(&self, stack: &str) -> BTreeMap<&'static str, usize> {
+        let mut m = BTreeMap::new();
+        for i in self.of_stack(stack) {
+            *m.entry(i.kind).or_insert(0) += 1;
+        }
+        m
+    }
+
+    /// Resources without a `movies-stack:stack` tag that are not AWS's own defaults: something
+    /// created them and did not tag them. The implicit main route table / default security
+    /// group of a VPC count as left behind when their VPC is gone.
+    pub fn untagged(&self) -> Vec<&Item> {
+        let vpcs: BTreeSet<&str> = self.items.iter().filter(|i| i.kind == "vpc").map(|i| i.id.as_str()).collect();
+        self.items
+            .iter()
+            .filter(|i| i.stack.is_none())
+            .filter(|i| match i.kind {
+                "main-route-table" | "default-security-group" => !i.vpc.as_deref().is_some_and(|v| vpcs.contains(v)),
+                _ => true,
+            })
+            .collect()
+    }
+
+    /// The exact shape of a converged stack: one of every resource, no duplicates of the
+    /// untaggable parts, and nothing untagged anywhere on the server. One check per count.
+    pub fn check_converged(&self, c: &mut Checks, names: &StackNames, az_count: usize, label: &str) {
+        let s = names.stack.as_str();
+        let expected: [(&str, usize); 13] = [
+            ("vpc", 1),
+            ("subnet", az_count),
+            ("route-table", az_count),
+            ("security-group", 1),
+            ("vpc-endpoint", 1),
+            ("flow-log", 1),
+            ("iam-role", 2),
+            ("log-group", 3),
+            ("function", 1),
+            ("table", 1),
+            ("rest-api", 1),
+            ("usage-plan", 2),
+            ("api-key", 2),
+        ];
+        for (kind, n) in expected {
+            let found: Vec<String> = self.of_stack(s).filter(|i| i.kind == kind).map(|i| i.to_string()).collect();
+            c.check(
+                found.len() == n,
+                format!("{label}: {kind}s tagged {s}: {} (expected {n}): {found:?}", found.len()),
+            );
+        }
+        // Tagged items beyond the kinds above would be something new we do not count.
+        let other: Vec<String> =
+            self.of_stack(s).filter(|i| !expected.iter().any(|(k, _)| *k == i.kind)).map(|i| i.to_string()).collect();
+        c.check(other.is_empty(), format!("{label}: unexpected kinds tagged {s}: {other:?}"));
+        // Each logical resource once.
+        let mut seen: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+        for i in self.of_stack(s) {
+            *seen.entry((i.kind, i.resource.as_deref().unwrap_or("<none>"))).or_insert(0) += 1;
+        }
+        let dup: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+        c.check(dup.is_empty(), format!("{label}: resource tags used twice: {dup:?}"));
+        // Names by which a duplicate could hide without our tag.
+        let named = |kind: &str, name: &str| self.items.iter().filter(|i| i.kind == kind && i.name == name).count();
+        c.eq(&format!("{label}: REST APIs named {s}"), named("rest-api", s), 1);
+        for key in [format!("{s}-standard"), format!("{s}-premium")] {
+            c.eq(&format!("{label}: API keys named {key}"), named("api-key", &key), 1);
+        }
+        for plan in [format!("{s}-Standard"), format!("{s}-Premium")] {
+            c.eq(&format!("{label}: usage plans named {plan}"), named("usage-plan", &plan), 1);
+        }
+
+        // Untaggable parts.
+        for api in self.of_stack(s).filter(|i| i.kind == "rest-api") {
+            let parts = self.apis.get(&api.id).cloned().unwrap_or_default();
+            c.check(
+                (1..=2).contains(&parts.deployments),
+                format!("{label}: deployments of API {}: {} (expected 1, at most 2)", api.id, parts.deployments),
+            );
+            c.eq(&format!("{label}: stages of API {}", api.id), parts.stages, 1);
+            c.eq(&format!("{label}: resources (/ and /{{proxy+}}) of API {}", api.id), parts.resources, 2);
+        }
+        for plan in self.of_stack(s).filter(|i| i.kind == "usage-plan") {
+            let keys = self.plan_keys.get(&plan.id).cloned().unwrap_or_default();
+            c.check(
+                keys.len() == 1,
+                format!("{label}: keys in usage plan {}: {keys:?} (expected exactly 1)", plan.name),
+            );
+            let key_ids: BTreeSet<&str> =
+                self.of_stack(s).filter(|i| i.kind == "api-key").map(|i| i.id.as_str()).collect();
+            c.check(
+                keys.iter().all(|k| key_ids.contains(k.as_str())),
+                format!("{label}: usage plan {} holds only the stack's keys: {keys:?}", plan.name),
+            );
+        }
+        c.eq(
+            &format!("{label}: statements in the function's resource policy"),
+            self.permissions.get(&names.function).copied(),
+            Some(1),
+        );
+        for sg in self.of_stack(s).filter(|i| i.kind == "security-group") {
+            c.eq(
+                &format!("{label}: (ingress, egress) rules of {}", sg.id),
+                self.sg_rules.get(&sg.id).copied(),
+                Some((0, 1)),
+            );
+        }
+        for rt in self.of_stack(s).filter(|i| i.kind == "route-table") {
+            let n = self.rt_subnets.get(&rt.id).map(Vec::len).unwrap_or(0);
+            c.eq(&format!("{label}: subnet associations of {}", rt.id), n, 1);
+        }
+        // In our VPC: only the implicit main route table and default SG besides our own.
+        for vpc in self.of_stack(s).filter(|i| i.kind == "vpc") {
+            for implicit in ["main-route-table", "default-security-group"] {
+                let n = self.items.iter().filter(|i| i.kind == implicit && i.vpc.as_deref() == Some(&vpc.id)).count();
+                c.eq(&format!("{label}: {implicit}s in {}", vpc.id), n, 1);
+            }
+            let strangers: Vec<String> = self
+                .items
+                .iter()
+                .filter(|i| i.vpc.as_deref() == Some(&vpc.id) && i.kind != "vpc")
+                .filter(|i| {
+                    i.stack.as_deref() != Some(s) && !matches!(i.kind, "main-route-table" | "default-security-group")
+                })
+                .map(|i| i.to_string())
+                .collect();
+            c.check(strangers.is_empty(), format!("{label}: things in VPC {} not tagged {s}: {strangers:?}", vpc.id));
+        }
+        self.check_nothing_untagged(c, label);
+    }
+
+    /// After `down`: nothing tagged with the stack but the kept table (shared resources, the
+    /// account's API Gateway role, are never the stack's to delete), nothing untagged.
+    pub fn check_gone(&self, c: &mut Checks, names: &StackNames, label: &str) {
+        let s = names.stack.as_str();
+        let left: Vec<String> =
+            self.of_stack(s).filter(|i| !(i.kind == "table" && i.name == names.table)).map(|i| i.to_string()).collect();
+        c.check(left.is_empty(), format!("{label}: still tagged {s} after down: {left:?}"));
+        c.eq(&format!("{label}: the kept table {}", names.table), self.count("table", s), 1);
+        self.check_nothing_untagged(c, label);
+    }
+
+    pub fn check_nothing_untagged(&self, c: &mut Checks, label: &str) {
+        let untagged: Vec<String> = self.untagged().iter().map(|i| i.to_string()).collect();
+        c.check(untagged.is_empty(), format!("{label}: resources without a {TAG_STACK} tag: {untagged:?}"));
+        let vpcs = self.items.iter().filter(|i| i.kind == "vpc").count();
+        let tagged_vpcs = self.items.iter().filter(|i| i.kind == "vpc" && i.stack.is_some()).count();
+        c.eq(&format!("{label}: VPCs besides the default one that are not ours"), vpcs - tagged_vpcs, 0);
+    }
+}
