@@ -55,15 +55,23 @@ pub struct Clients {
 }
 
 macro_rules! client {
-    ($krate:ident, $sdk:expr, $calls:expr) => {
+    ($krate:ident, $sdk:expr, $calls:expr, $retries:expr) => {
         $krate::Client::from_conf(
-            $krate::config::Builder::from($sdk).retry_classifier(QuotaIsNotRetried).interceptor($calls.clone()).build(),
+            $krate::config::Builder::from($sdk)
+                .retry_classifier(QuotaIsNotRetried)
+                .interceptor($calls.clone())
+                .interceptor($retries.clone())
+                .build(),
         )
     };
 }
 
 impl Clients {
-    pub async fn new(settings: &AwsSettings) -> Result<Clients> {
+    /// `reporter`: where the SDK's own retries are announced (a progress line each).
+    pub async fn new(
+        settings: &AwsSettings,
+        reporter: Option<std::sync::Arc<dyn crate::ui::Reporter>>,
+    ) -> Result<Clients> {
         let http = HttpBuilder::new()
             .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
             .build_https();
@@ -108,22 +116,55 @@ impl Clients {
         validate_region(&region)?;
         let calls = CallCounter::default();
         let lock_calls = CallCounter::default();
+        let retries = RetryAnnouncer(reporter);
+        // API Gateway's control plane throttles every call, reads included (10 rps account-wide,
+        // some operations 1 per 5-30 s): give its SDK retries a longer runway (exponential backoff
+        // with jitter, capped at 20 s: about a minute in all). Writes add our own longer retry.
+        let apigw_sdk = sdk
+            .to_builder()
+            .retry_config(RetryConfig::standard().with_max_attempts(10).with_max_backoff(Duration::from_secs(20)))
+            .build();
         Ok(Clients {
-            lock_dynamodb: client!(aws_sdk_dynamodb, &sdk, lock_calls),
+            lock_dynamodb: client!(aws_sdk_dynamodb, &sdk, lock_calls, retries),
             lock_calls,
             region,
-            ec2: client!(aws_sdk_ec2, &sdk, calls),
-            lambda: client!(aws_sdk_lambda, &sdk, calls),
-            dynamodb: client!(aws_sdk_dynamodb, &sdk, calls),
-            apigateway: client!(aws_sdk_apigateway, &sdk, calls),
-            logs: client!(aws_sdk_cloudwatchlogs, &sdk, calls),
-            iam: client!(aws_sdk_iam, &sdk, calls),
-            sts: client!(aws_sdk_sts, &sdk, calls),
-            cloudformation: client!(aws_sdk_cloudformation, &sdk, calls),
-            cloudtrail: client!(aws_sdk_cloudtrail, &sdk, calls),
+            ec2: client!(aws_sdk_ec2, &sdk, calls, retries),
+            lambda: client!(aws_sdk_lambda, &sdk, calls, retries),
+            dynamodb: client!(aws_sdk_dynamodb, &sdk, calls, retries),
+            apigateway: client!(aws_sdk_apigateway, &apigw_sdk, calls, retries),
+            logs: client!(aws_sdk_cloudwatchlogs, &sdk, calls, retries),
+            iam: client!(aws_sdk_iam, &sdk, calls, retries),
+            sts: client!(aws_sdk_sts, &sdk, calls, retries),
+            cloudformation: client!(aws_sdk_cloudformation, &sdk, calls, retries),
+            cloudtrail: client!(aws_sdk_cloudtrail, &sdk, calls, retries),
             calls,
         })
     }
+}
+
+/// Whether a named profile exists in the shared config or credentials file (the files
+/// `AWS_CONFIG_FILE` / `AWS_SHARED_CREDENTIALS_FILE` name, else `~/.aws/config` and
+/// `~/.aws/credentials`). Err: the files looked at, for the message. Checked before any call:
+/// the SDK itself only reports "no credentials found in chain" for a misspelt profile.
+pub fn check_profile_exists(name: &str) -> std::result::Result<(), String> {
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from).unwrap_or_default();
+    let config =
+        std::env::var_os("AWS_CONFIG_FILE").map(std::path::PathBuf::from).unwrap_or_else(|| home.join(".aws/config"));
+    let creds = std::env::var_os("AWS_SHARED_CREDENTIALS_FILE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| home.join(".aws/credentials"));
+    let sections = |path: &std::path::Path| -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix('[')?.strip_suffix(']').map(|s| s.trim().to_string()))
+            .collect()
+    };
+    let in_config = sections(&config)
+        .iter()
+        .any(|s| s.strip_prefix("profile").map(str::trim) == Some(name) || (name == "default" && s == "default"));
+    let in_creds = sections(&creds).iter().any(|s| s == name);
+    if in_config || in_creds { Ok(()) } else { Err(format!("{} or {}", config.display(), creds.display())) }
 }
 
 /// `us-east-1`, `eu-west-3`, `us-gov-west-1`, `ap-southeast-4`...
@@ -209,6 +250,41 @@ impl ClassifyRetry for QuotaIsNotRetried {
 
     fn priority(&self) -> RetryClassifierPriority {
         RetryClassifierPriority::run_after(RetryClassifierPriority::transient_error_classifier())
+    }
+}
+
+/// Says on the progress output when the SDK retries a call (throttling, 5xx), so a slow run
+/// shows why it is slow.
+#[derive(Clone)]
+struct RetryAnnouncer(Option<std::sync::Arc<dyn crate::ui::Reporter>>);
+
+impl std::fmt::Debug for RetryAnnouncer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RetryAnnouncer")
+    }
+}
+
+impl Intercept for RetryAnnouncer {
+    fn name(&self) -> &'static str {
+        "RetryAnnouncer"
+    }
+
+    fn read_before_attempt(
+        &self,
+        _context: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> std::result::Result<(), BoxError> {
+        let attempt =
+            cfg.load::<aws_smithy_runtime_api::client::retries::RequestAttempts>().map(|a| a.attempts()).unwrap_or(1);
+        if let (Some(reporter), true) = (&self.0, attempt > 1) {
+            let op = cfg.load::<Metadata>().map(|m| format!("{} {}", m.service(), m.name())).unwrap_or_default();
+            reporter.event(crate::ui::Event::Progress {
+                id: "aws".into(),
+                message: format!("retrying {op} (attempt {attempt}): throttled or a transient error"),
+            });
+        }
+        Ok(())
     }
 }
 

@@ -38,6 +38,44 @@ pub struct Global {
     /// More detail on stderr (-v, -vv)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Where `--profile`, `--region` and `--endpoint-url` came from, for error messages.
+    #[arg(skip)]
+    pub sources: Sources,
+}
+
+/// How to name a setting in an error: the flag, or the environment variable it came from.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    pub profile: &'static str,
+    pub region: &'static str,
+    pub endpoint_url: &'static str,
+}
+
+impl Default for Sources {
+    fn default() -> Self {
+        Sources { profile: "--profile", region: "--region", endpoint_url: "--endpoint-url" }
+    }
+}
+
+impl Sources {
+    /// Read from clap's matches (global flags may be recorded on the subcommand's matches).
+    pub fn from_matches(matches: &clap::ArgMatches) -> Sources {
+        let from_env = |id: &str| {
+            let mut m = Some(matches);
+            while let Some(cur) = m {
+                if let Ok(Some(src)) = cur.try_get_raw(id).map(|v| v.map(|_| cur.value_source(id))) {
+                    return src == Some(clap::parser::ValueSource::EnvVariable);
+                }
+                m = cur.subcommand().map(|(_, sub)| sub);
+            }
+            false
+        };
+        Sources {
+            profile: if from_env("profile") { "AWS_PROFILE" } else { "--profile" },
+            region: if from_env("region") { "AWS_REGION" } else { "--region" },
+            endpoint_url: if from_env("endpoint_url") { "AWS_ENDPOINT_URL" } else { "--endpoint-url" },
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

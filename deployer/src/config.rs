@@ -207,7 +207,16 @@ fn available_envs(path: &Path) -> Vec<String> {
 
 /// Parse and validate. On error: (dotted key if known, message with the line).
 pub fn parse(text: &str) -> std::result::Result<Config, (Option<String>, String)> {
-    let de = toml::Deserializer::parse(text).map_err(|e| (None, one_line(&e, text)))?;
+    let de = toml::Deserializer::parse(text).map_err(|e| {
+        // A duplicate key's span is the key itself: name it.
+        let key = e
+            .span()
+            .filter(|_| e.message().contains("duplicate key"))
+            .and_then(|span| text.get(span))
+            .map(|k| k.trim().trim_matches('"').to_string())
+            .filter(|k| !k.is_empty() && !k.contains('\n'));
+        (key, one_line(&e, text))
+    })?;
     let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
@@ -461,6 +470,8 @@ mod tests {
             assert!(msg.contains(needle), "message for {body:?} should contain {needle:?}: {msg}");
             assert!(!msg.contains('\n'), "one line: {msg:?}");
         }
+        let (key, msg) = parse("stack = \"a\"\nstack = \"b\"\n").unwrap_err();
+        assert_eq!(key.as_deref(), Some("stack"), "{msg}");
         let bad_stack = parse("stack = \"My_Stack\"").unwrap_err();
         assert_eq!(bad_stack.0.as_deref(), Some("stack"));
     }

@@ -79,6 +79,9 @@ pub enum Error {
     Resource { resource: String, source: Box<Error> },
     #[error("timed out after {}s waiting for {what}", after.as_secs())]
     Timeout { what: String, after: Duration },
+    /// Ctrl-C arrived while waiting. Exit code 130.
+    #[error("interrupted while waiting for {0}")]
+    Interrupted(String),
     /// The stack's lock is held by another run. Exit code 4.
     #[error("{0}")]
     Locked(String),
@@ -97,7 +100,7 @@ impl Error {
 
     pub fn for_resource(self, resource: &str) -> Self {
         match self {
-            Error::Resource { .. } | Error::Input(_) => self,
+            Error::Resource { .. } | Error::Input(_) | Error::Interrupted(_) => self,
             other => Error::Resource { resource: resource.to_string(), source: Box::new(other) },
         }
     }
@@ -115,6 +118,10 @@ impl Error {
         self.aws().map(|e| e.kind)
     }
 
+    pub fn is_interrupted(&self) -> bool {
+        matches!(self, Error::Interrupted(_))
+    }
+
     pub fn is_not_found(&self) -> bool {
         self.kind() == Some(ErrorKind::NotFound)
     }
@@ -123,6 +130,7 @@ impl Error {
         match self {
             Error::Input(_) => exit::INPUT,
             Error::Locked(_) => exit::LOCKED,
+            Error::Interrupted(_) => exit::INTERRUPTED,
             Error::Resource { source, .. } => source.exit_code(),
             Error::Aws(e) if e.kind == ErrorKind::Auth => exit::INPUT,
             _ => exit::FAILURE,

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::error::{Error, Result};
@@ -121,7 +121,8 @@ impl Graph {
 
     /// Make every resource match its desired state: observe, then create / update / nothing.
     /// `stop` turns true on Ctrl-C: calls in flight finish, nothing new starts.
-    pub async fn apply(&self, ctx: Arc<Ctx>, concurrency: usize, stop: watch::Receiver<bool>) -> Report {
+    pub async fn apply(&self, ctx: Arc<Ctx>, concurrency: usize) -> Report {
+        let stop = ctx.stop.clone();
         let n = self.nodes.len();
         let mut waiting: Vec<usize> = (0..n).map(|i| self.nodes[i].deps().len()).collect();
         let mut ready: VecDeque<usize> = self.order.iter().copied().filter(|&i| waiting[i] == 0).collect();
@@ -160,6 +161,11 @@ impl Graph {
                             ready.push_back(j);
                         }
                     }
+                }
+                Err(e) if e.is_interrupted() => {
+                    interrupted = true;
+                    ctx.reporter.event(Event::Finished { id: id.clone(), summary: e.to_string() });
+                    outcomes[i] = Some(Outcome::Skipped(e.to_string()));
                 }
                 Err(e) => {
                     let e = e.for_resource(&id);
@@ -233,8 +239,8 @@ impl Graph {
         live: &Inputs,
         keep: &std::collections::HashSet<String>,
         concurrency: usize,
-        stop: watch::Receiver<bool>,
     ) -> Report {
+        let stop = ctx.stop.clone();
         let n = self.nodes.len();
         // What a kept resource depends on is kept too: it is still in use.
         let mut kept_all = keep.clone();
@@ -290,6 +296,11 @@ impl Graph {
                             ready.push_back(j);
                         }
                     }
+                }
+                Err(e) if e.is_interrupted() => {
+                    interrupted = true;
+                    ctx.reporter.event(Event::Finished { id: id.clone(), summary: e.to_string() });
+                    outcomes[i] = Some(Outcome::Skipped(e.to_string()));
                 }
                 Err(e) => {
                     let e = e.for_resource(&id);
@@ -371,6 +382,7 @@ mod tests {
     use async_trait::async_trait;
     use std::sync::Mutex;
     use std::time::Duration;
+    use tokio::sync::watch;
 
     /// A fake resource: records start/end times in a shared log; can fail; can be present.
     struct Fake {
@@ -430,6 +442,12 @@ mod tests {
     }
 
     async fn ctx() -> Arc<Ctx> {
+        ctx_with_stop(false).await
+    }
+
+    async fn ctx_with_stop(stopped: bool) -> Arc<Ctx> {
+        let (tx, stop) = watch::channel(stopped);
+        std::mem::forget(tx); // keep the channel open for the whole test
         let settings = crate::aws::AwsSettings {
             region: Some("us-east-1".into()),
             endpoint_url: Some("http://127.0.0.1:9".into()),
@@ -437,12 +455,13 @@ mod tests {
             ..Default::default()
         };
         Arc::new(Ctx {
-            aws: crate::aws::Clients::new(&settings).await.unwrap(),
+            aws: crate::aws::Clients::new(&settings, None).await.unwrap(),
             stack: "t".into(),
             account_id: "123456789012".into(),
             reporter: Arc::new(Recorder::default()),
             apigw_writes: tokio::sync::Mutex::new(()),
             timeouts: Default::default(),
+            stop,
         })
     }
 
@@ -460,8 +479,7 @@ mod tests {
         ];
         let g = Graph::new(nodes).unwrap();
         assert_eq!(g.ids_in_order(), vec!["a", "b", "c"]);
-        let (_tx, rx) = watch::channel(false);
-        let report = g.apply(ctx().await, 4, rx).await;
+        let report = g.apply(ctx().await, 4).await;
         assert!(report.errors.is_empty());
         assert_eq!(report.changes(), 3);
         let log = log.lock().unwrap().clone();
@@ -475,8 +493,7 @@ mod tests {
     async fn concurrency_one_runs_one_at_a_time() {
         let log = Arc::new(Mutex::new(Vec::new()));
         let nodes: Vec<Arc<dyn Resource>> = vec![Arc::new(fake("a", &[], &log)), Arc::new(fake("b", &[], &log))];
-        let (_tx, rx) = watch::channel(false);
-        Graph::new(nodes).unwrap().apply(ctx().await, 1, rx).await;
+        Graph::new(nodes).unwrap().apply(ctx().await, 1).await;
         let log = log.lock().unwrap().clone();
         assert_eq!(log, vec!["start a", "end a", "start b", "end b"]);
     }
@@ -494,8 +511,7 @@ mod tests {
             Arc::new(fake("c", &["b"], &log)),
             Arc::new(present),
         ];
-        let (_tx, rx) = watch::channel(false);
-        let report = Graph::new(nodes).unwrap().apply(ctx().await, 2, rx).await;
+        let report = Graph::new(nodes).unwrap().apply(ctx().await, 2).await;
         assert_eq!(report.errors.len(), 1);
         assert_eq!(report.errors[0].to_string(), "a: boom");
         let by_id: HashMap<_, _> = report.outcomes.iter().cloned().collect();
@@ -508,8 +524,7 @@ mod tests {
     async fn a_stop_request_starts_nothing_new() {
         let log = Arc::new(Mutex::new(Vec::new()));
         let nodes: Vec<Arc<dyn Resource>> = vec![Arc::new(fake("a", &[], &log))];
-        let (_tx, rx) = watch::channel(true);
-        let report = Graph::new(nodes).unwrap().apply(ctx().await, 2, rx).await;
+        let report = Graph::new(nodes).unwrap().apply(ctx_with_stop(true).await, 2).await;
         assert!(report.interrupted);
         assert!(log.lock().unwrap().is_empty());
         assert!(matches!(report.outcomes[0].1, Outcome::Skipped(_)));

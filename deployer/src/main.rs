@@ -14,18 +14,24 @@ mod stack;
 mod ui;
 mod wait;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 use crate::cli::{Cli, Command};
 use crate::error::{Error, exit};
 
 fn main() {
-    let cli = match Cli::try_parse() {
+    let parsed = Cli::command().try_get_matches().and_then(|m| {
+        let mut cli = Cli::from_arg_matches(&m)?;
+        cli.global.sources = cli::Sources::from_matches(&m);
+        Ok(cli)
+    });
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             use clap::error::ErrorKind as K;
             let code = match e.kind() {
-                K::DisplayHelp | K::DisplayVersion | K::DisplayHelpOnMissingArgumentOrSubcommand => exit::OK,
+                K::DisplayHelp | K::DisplayVersion => exit::OK,
+                // `movies-stack` alone: the help, but as a usage error.
                 _ => exit::INPUT,
             };
             let _ = e.print();

@@ -25,6 +25,21 @@ impl Backoff {
     }
 }
 
+/// Sleep for `delay`, or fail at once when Ctrl-C arrives (`ctx.stop`).
+async fn pause(ctx: &Ctx, what: &str, delay: Duration) -> Result<()> {
+    let mut stop = ctx.stop.clone();
+    if *stop.borrow() {
+        return Err(Error::Interrupted(what.to_string()));
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => Ok(()),
+        // A closed channel (no Ctrl-C handling in this command) never stops the wait.
+        _ = async { if stop.wait_for(|s| *s).await.is_err() { std::future::pending::<()>().await } } => {
+            Err(Error::Interrupted(what.to_string()))
+        }
+    }
+}
+
 /// Run `op` until it succeeds, retrying errors of the given kinds until `deadline`.
 /// `what` names the wait on the progress line: "IAM role propagation", "API Gateway throttling".
 pub async fn retry<T, F, Fut>(
@@ -65,7 +80,7 @@ where
                         deadline.as_secs()
                     ),
                 );
-                tokio::time::sleep(delay).await;
+                pause(ctx, what, delay).await?;
                 attempt += 1;
             }
         }
@@ -98,7 +113,7 @@ where
         }
         let delay = backoff.delay(attempt).min(deadline - elapsed);
         ctx.progress(resource, format!("waiting for {what} ({}s of {}s)", elapsed.as_secs(), deadline.as_secs()));
-        tokio::time::sleep(delay).await;
+        pause(ctx, what, delay).await?;
         attempt += 1;
     }
 }

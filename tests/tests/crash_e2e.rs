@@ -361,7 +361,7 @@ async fn sigint_finishes_calls_in_flight_and_the_next_up_the_rest() {
     c.eq("exit code after Ctrl-C", out.code, 130);
     for want in [
         "stopping: finishing the calls in flight",
-        "interrupted: calls in flight were finished, nothing new was started",
+        "interrupted: calls in flight were finished, waits were abandoned, nothing new was started",
         "run `movies-stack up` again to finish",
     ] {
         c.check(out.stderr.contains(want), format!("stderr says {want:?}\n{}", out.stderr));

@@ -30,7 +30,7 @@ pub async fn run(
     }
     let started = Instant::now();
     let graph = crate::stack::graph(config, Arc::new(Artifact::unknown()))?;
-    let mut ctx = super::connect(settings, config, reporter.clone()).await?;
+    let mut ctx = super::connect(settings, config, reporter.clone(), true).await?;
     Arc::get_mut(&mut ctx).expect("ctx not shared yet").timeouts.eni_release =
         Duration::from_secs(args.eni_timeout * 60);
 
@@ -81,8 +81,7 @@ pub async fn run(
         }
     }
 
-    let stop = super::up::interrupt_signal();
-    let report = graph.destroy(ctx.clone(), &live, &keep, usize::from(args.concurrency), stop).await;
+    let report = graph.destroy(ctx.clone(), &live, &keep, usize::from(args.concurrency)).await;
     super::release_lock(&ctx, lock).await;
     reporter.finish();
     let (calls, mutating) = ctx.aws.calls.totals();

@@ -17,7 +17,7 @@ pub async fn run(
     reporter: Arc<dyn Reporter>,
 ) -> Result<i32> {
     let graph = crate::stack::graph(config, Arc::new(Artifact::unknown()))?;
-    let ctx = super::connect(settings, config, reporter.clone()).await?;
+    let ctx = super::connect(settings, config, reporter.clone(), false).await?;
     let tiers: Vec<&str> = match args.tier {
         Some(Tier::Standard) => vec!["standard"],
         Some(Tier::Premium) => vec!["premium"],

@@ -26,20 +26,36 @@ pub fn load_config(global: &Global) -> Result<Config> {
 
 /// Flags (and their environment variables) > config file > AWS defaults. No AWS call.
 pub fn aws_settings(global: &Global, config: &Config) -> Result<AwsSettings> {
+    let src = &global.sources;
     if let Some(url) = &global.endpoint_url
         && !config::valid_url(url)
     {
-        return Err(Error::input(format!("--endpoint-url {url:?}: expected an http:// or https:// URL")));
+        return Err(Error::input(format!("{} {url:?}: expected an http:// or https:// URL", src.endpoint_url)));
     }
     if let Some(region) = &global.region {
         crate::aws::validate_region(region).map_err(|_| {
-            Error::input(format!("--region {region:?}: not an AWS region name (expected something like us-east-1)"))
+            Error::input(format!(
+                "{} {region:?}: not an AWS region name (expected something like us-east-1)",
+                src.region
+            ))
         })?;
     }
     if let Some(p) = &global.profile
         && p.trim().is_empty()
     {
-        return Err(Error::input("--profile: expected a profile name, found an empty string"));
+        return Err(Error::input(format!("{}: expected a profile name, found an empty string", src.profile)));
+    }
+    let profile = match (&global.profile, &config.aws.profile) {
+        (Some(p), _) => Some((p.clone(), src.profile.to_string())),
+        (None, Some(p)) => Some((p.clone(), format!("{}: key `aws.profile`", config.path.display()))),
+        (None, None) => None,
+    };
+    if let Some((name, source)) = &profile {
+        crate::aws::check_profile_exists(name).map_err(|files| {
+            Error::input(format!(
+                "{source} `{name}`: no such profile in {files} (aws configure --profile {name}, or aws configure sso)"
+            ))
+        })?;
     }
     let endpoint_url = global.endpoint_url.clone().or_else(|| config.aws.endpoint_url.clone());
     if config.aws.dummy_credentials && endpoint_url.is_none() {
@@ -58,8 +74,15 @@ pub fn aws_settings(global: &Global, config: &Config) -> Result<AwsSettings> {
 
 /// Clients + who we are. The first AWS call of every command is STS GetCallerIdentity: it
 /// proves the credentials, region and endpoint before anything else is attempted.
-pub async fn connect(settings: &AwsSettings, config: &Config, reporter: Arc<dyn Reporter>) -> Result<Arc<Ctx>> {
-    let aws = Clients::new(settings).await?;
+/// `interruptible`: Ctrl-C stops the run gracefully (`up`, `down`); otherwise it ends the process
+/// as usual (read-only commands have nothing to finish).
+pub async fn connect(
+    settings: &AwsSettings,
+    config: &Config,
+    reporter: Arc<dyn Reporter>,
+    interruptible: bool,
+) -> Result<Arc<Ctx>> {
+    let aws = Clients::new(settings, Some(reporter.clone())).await?;
     let identity = aws.sts.get_caller_identity().send().await.aws("STS", "GetCallerIdentity").map_err(|e| {
         let aws_err = e.aws();
         let where_ = match &settings.endpoint_url {
@@ -98,6 +121,7 @@ pub async fn connect(settings: &AwsSettings, config: &Config, reporter: Arc<dyn 
         reporter,
         apigw_writes: tokio::sync::Mutex::new(()),
         timeouts: Timeouts::default(),
+        stop: if interruptible { up::interrupt_signal() } else { tokio::sync::watch::channel(false).1 },
     }))
 }
 

@@ -50,7 +50,7 @@ pub async fn run(
 ) -> Result<i32> {
     let artifact = super::artifact(config, args.artifact.as_deref(), &reporter).await?;
     let graph = crate::stack::graph(config, Arc::new(artifact))?;
-    let ctx = super::connect(settings, config, reporter.clone()).await?;
+    let ctx = super::connect(settings, config, reporter.clone(), false).await?;
     let (observed, _) = graph.observe_all(ctx.clone(), 8).await;
     reporter.finish();
     let rows = rows(&graph, &observed);

@@ -37,7 +37,7 @@ pub async fn run(
 ) -> Result<i32> {
     // The code is not compared (status builds nothing): only configuration drift.
     let graph = crate::stack::graph(config, Arc::new(Artifact::unknown()))?;
-    let ctx = super::connect(settings, config, reporter.clone()).await?;
+    let ctx = super::connect(settings, config, reporter.clone(), false).await?;
     let (observed, inputs) = graph.observe_all(ctx.clone(), 8).await;
     reporter.finish();
     let rows: Vec<Row> = observed

@@ -14,7 +14,7 @@ pub async fn run(
     args: &UnlockArgs,
     reporter: Arc<dyn Reporter>,
 ) -> Result<i32> {
-    let ctx = super::connect(settings, config, reporter.clone()).await?;
+    let ctx = super::connect(settings, config, reporter.clone(), false).await?;
     if !args.force {
         let holder = crate::lock::read(&ctx).await.unwrap_or(None);
         reporter.finish();

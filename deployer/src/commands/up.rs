@@ -26,12 +26,11 @@ pub async fn run(
     let build_time = started.elapsed();
     let graph = crate::stack::graph(config, Arc::new(artifact))?;
 
-    let ctx = super::connect(settings, config, reporter.clone()).await?;
+    let ctx = super::connect(settings, config, reporter.clone(), true).await?;
     super::preflight::check_cloudtrail(&ctx, args.require_cloudtrail).await?;
 
     let lock = crate::lock::acquire(ctx.clone(), "up", std::time::Duration::from_secs(args.lock_timeout)).await?;
-    let stop = interrupt_signal();
-    let report = graph.apply(ctx.clone(), usize::from(args.concurrency), stop).await;
+    let report = graph.apply(ctx.clone(), usize::from(args.concurrency)).await;
     super::release_lock(&ctx, lock).await;
     reporter.finish();
 
@@ -114,7 +113,7 @@ fn is_hotswap(report: &Report) -> bool {
 
 /// After Ctrl-C: what was done and what was not.
 fn print_remaining(report: &Report) {
-    eprintln!("interrupted: calls in flight were finished, nothing new was started.");
+    eprintln!("interrupted: calls in flight were finished, waits were abandoned, nothing new was started.");
     for (id, o) in &report.outcomes {
         let mark = match o {
             Outcome::Skipped(_) => "remaining",

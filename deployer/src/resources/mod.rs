@@ -121,6 +121,8 @@ pub struct Ctx {
     /// 1/20 s, all others 10 rps total): every API Gateway write holds this lock.
     pub apigw_writes: tokio::sync::Mutex<()>,
     pub timeouts: Timeouts,
+    /// Turns true on Ctrl-C (`up`, `down`): nothing new starts, and waits stop waiting.
+    pub stop: tokio::sync::watch::Receiver<bool>,
 }
 
 #[derive(Debug, Clone)]
