@@ -273,10 +273,10 @@ impl Graph {
                 let outputs = live.map.get(&id).cloned();
                 let (ctx, permits) = (ctx.clone(), permits.clone());
                 running.spawn(async move {
+                    let Some(outputs) = outputs else { return (i, Ok(Outcome::Deleted(false))) };
                     if kept {
                         return (i, Ok(Outcome::Kept));
                     }
-                    let Some(outputs) = outputs else { return (i, Ok(Outcome::Deleted(false))) };
                     let _permit = permits.acquire_owned().await.expect("semaphore open");
                     ctx.reporter.event(Event::Started { id: id.clone(), action: format!("deleting {}", node.kind()) });
                     (i, node.delete(&ctx, &outputs).await.map(|_| Outcome::Deleted(true)))
@@ -427,6 +427,8 @@ mod tests {
             Ok(live.clone())
         }
         async fn delete(&self, _: &Ctx, _: &Outputs) -> Result<()> {
+            self.log.lock().unwrap().push(format!("delete {}", self.id));
+            tokio::time::sleep(Duration::from_millis(10)).await;
             Ok(())
         }
     }
@@ -528,6 +530,37 @@ mod tests {
         assert!(report.interrupted);
         assert!(log.lock().unwrap().is_empty());
         assert!(matches!(report.outcomes[0].1, Outcome::Skipped(_)));
+    }
+
+    #[tokio::test]
+    async fn destroy_goes_in_reverse_and_keeps_what_kept_resources_need() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        // vpc <- subnet <- function -> table; endpoint -> table, vpc. Keep the table.
+        let nodes: Vec<Arc<dyn Resource>> = vec![
+            Arc::new(fake("vpc", &[], &log)),
+            Arc::new(fake("subnet", &["vpc"], &log)),
+            Arc::new(fake("table", &[], &log)),
+            Arc::new(fake("function", &["subnet", "table"], &log)),
+            Arc::new(fake("endpoint", &["vpc", "table"], &log)),
+            Arc::new(fake("gone", &["vpc"], &log)),
+        ];
+        let g = Graph::new(nodes).unwrap();
+        let mut live = Inputs::default();
+        for id in ["vpc", "subnet", "table", "function", "endpoint"] {
+            live.insert(id, outputs([("id", id.to_string())]));
+        }
+        let keep = std::collections::HashSet::from(["table".to_string()]);
+        let report = g.destroy(ctx().await, &live, &keep, 4).await;
+        assert!(report.errors.is_empty());
+        let by_id: HashMap<_, _> = report.outcomes.iter().cloned().collect();
+        assert!(matches!(by_id["table"], Outcome::Kept));
+        assert!(matches!(by_id["gone"], Outcome::Deleted(false)), "absent: already gone");
+        assert!(matches!(by_id["vpc"], Outcome::Deleted(true)));
+        let log = log.lock().unwrap().clone();
+        assert!(!log.contains(&"delete table".to_string()));
+        assert!(pos(&log, "delete function") < pos(&log, "delete subnet"));
+        assert!(pos(&log, "delete subnet") < pos(&log, "delete vpc"));
+        assert!(pos(&log, "delete endpoint") < pos(&log, "delete vpc"));
     }
 
     #[test]
