@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::AsyncReadExt;
 
-use crate::{Deployer, Output, Proxy, Rule, venv_dir};
+use crate::{Deployer, Output, Proxy, Rule};
 
 /// SplitMix64: small, seedable, good enough to pick delays and fault positions.
 #[derive(Debug, Clone)]
@@ -201,33 +201,13 @@ impl Running {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        let mut paths = vec![venv_dir().join("bin")];
-        paths.extend(std::env::split_paths(&path));
-        let path = std::env::join_paths(paths).expect("PATH");
         let mut home = None;
         match env {
-            Env::Testing => {
-                for (k, _) in std::env::vars_os() {
-                    let k = k.to_string_lossy();
-                    if k.starts_with("AWS_ENDPOINT_URL")
-                        || ["AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION"]
-                            .contains(&k.as_ref())
-                    {
-                        cmd.env_remove(k.as_ref());
-                    }
-                }
-                cmd.env("AWS_ACCESS_KEY_ID", "testing")
-                    .env("AWS_SECRET_ACCESS_KEY", "testing")
-                    .env("AWS_REGION", "us-east-1")
-                    .env("AWS_EC2_METADATA_DISABLED", "true")
-                    .env("NO_COLOR", "1")
-                    .env("PATH", path);
-            }
+            Env::Testing => crate::deployer::testing_env(&mut cmd),
             Env::Empty => {
                 let dir = std::env::temp_dir().join(format!("mse2e-home-{}", crate::unique_suffix()));
                 std::fs::create_dir_all(&dir).expect("create empty HOME");
-                cmd.env_clear().env("PATH", path).env("HOME", &dir).env("NO_COLOR", "1");
+                cmd.env_clear().env("PATH", crate::deployer::venv_path()).env("HOME", &dir).env("NO_COLOR", "1");
                 home = Some(dir);
             }
         }

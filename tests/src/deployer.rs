@@ -66,6 +66,34 @@ impl fmt::Display for Output {
     }
 }
 
+/// PATH with the venv first: cargo-lambda (and the python that finds zig) for runs that build
+/// the handler.
+pub fn venv_path() -> std::ffi::OsString {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut paths = vec![venv_dir().join("bin")];
+    paths.extend(std::env::split_paths(&path));
+    std::env::join_paths(paths).expect("PATH")
+}
+
+/// The environment every test run of the binary gets: dummy credentials, us-east-1, nothing
+/// from the developer's own AWS setup (profile, endpoint, session), no colours, the venv on PATH.
+pub fn testing_env(cmd: &mut tokio::process::Command) {
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        if k.starts_with("AWS_ENDPOINT_URL")
+            || ["AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION"].contains(&k.as_ref())
+        {
+            cmd.env_remove(k.as_ref());
+        }
+    }
+    cmd.env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("NO_COLOR", "1")
+        .env("PATH", venv_path());
+}
+
 /// Runs `movies-stack` with a config and an endpoint (usually a [`crate::Proxy`]).
 #[derive(Debug, Clone)]
 pub struct Deployer {
@@ -135,25 +163,7 @@ impl Deployer {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        for (k, _) in std::env::vars_os() {
-            let k = k.to_string_lossy();
-            if k.starts_with("AWS_ENDPOINT_URL")
-                || ["AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION"]
-                    .contains(&k.as_ref())
-            {
-                cmd.env_remove(k.as_ref());
-            }
-        }
-        cmd.env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("NO_COLOR", "1");
-        // cargo-lambda (and the python that finds zig) for runs that build the handler.
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        let mut paths = vec![venv_dir().join("bin")];
-        paths.extend(std::env::split_paths(&path));
-        cmd.env("PATH", std::env::join_paths(paths).expect("PATH"));
+        testing_env(&mut cmd);
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
