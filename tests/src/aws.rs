@@ -36,6 +36,22 @@ impl Aws {
         Aws::with_attempts(endpoint, 3).await
     }
 
+    /// The table's point-in-time-recovery status (`ENABLED`, `DISABLED`), read with
+    /// DescribeContinuousBackups; panics on an SDK error.
+    pub async fn pitr_status(&self, table: &str) -> Option<String> {
+        let out = self
+            .dynamodb
+            .describe_continuous_backups()
+            .table_name(table)
+            .send()
+            .await
+            .expect("DescribeContinuousBackups");
+        out.continuous_backups_description()
+            .and_then(|d| d.point_in_time_recovery_description())
+            .and_then(|p| p.point_in_time_recovery_status())
+            .map(|s| s.as_str().to_string())
+    }
+
     pub async fn with_attempts(endpoint: &str, max_attempts: u32) -> Aws {
         let c = sdk_config(endpoint, max_attempts).await;
         Aws {

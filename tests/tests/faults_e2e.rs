@@ -285,12 +285,7 @@ async fn pitr_window_is_waited_out_and_read_back() {
     println!("  progress: {lines:?}");
     c.check(!lines.is_empty(), format!("stderr shows the wait\n{}", out.stderr));
     let aws = Aws::new(e.moto.url()).await;
-    let pitr = aws.dynamodb.describe_continuous_backups().table_name(&e.names.table).send().await;
-    let status = pitr
-        .ok()
-        .and_then(|p| p.continuous_backups_description().cloned())
-        .and_then(|d| d.point_in_time_recovery_description().cloned())
-        .and_then(|p| p.point_in_time_recovery_status().map(|s| s.as_str().to_string()));
+    let status = aws.pitr_status(&e.names.table).await;
     c.eq("PITR read back through the SDK", status.as_deref(), Some("ENABLED"));
     println!("runtime: {:.1}s", t0.elapsed().as_secs_f64());
     c.finish("1c PITR window");

@@ -453,18 +453,7 @@ async fn name_collisions_fail_name_the_resource_and_touch_nothing() {
     c.check(t.stream_specification().is_none_or(|s| !s.stream_enabled()), "foreign table: no stream added");
     let tags = aws.dynamodb.list_tags_of_resource().resource_arn(t.table_arn().unwrap_or_default()).send().await;
     c.eq("foreign table: tags", tags.map(|t| t.tags().len()).ok(), Some(0));
-    let pitr = aws
-        .dynamodb
-        .describe_continuous_backups()
-        .table_name(&n.table)
-        .send()
-        .await
-        .expect("DescribeContinuousBackups");
-    let pitr = pitr
-        .continuous_backups_description()
-        .and_then(|d| d.point_in_time_recovery_description())
-        .and_then(|p| p.point_in_time_recovery_status())
-        .map(|s| s.as_str().to_string());
+    let pitr = aws.pitr_status(&n.table).await;
     c.eq("foreign table: PITR unchanged", pitr.as_deref(), Some("DISABLED"));
 
     // ------------------------------------------------ a log group with our access-log group's name

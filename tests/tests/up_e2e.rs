@@ -349,18 +349,7 @@ async fn up_creates_the_whole_stack() {
             // README: the table has deletion protection (kept on `down` unless asked).
             c.eq("table deletion protection", t.deletion_protection_enabled(), Some(true));
             c.eq("table SSE", t.sse_description().and_then(|d| d.status()).map(|st| st.as_str()), Some("ENABLED"));
-            let pitr = aws
-                .dynamodb
-                .describe_continuous_backups()
-                .table_name(&n.table)
-                .send()
-                .await
-                .expect("DescribeContinuousBackups");
-            let status = pitr
-                .continuous_backups_description()
-                .and_then(|d| d.point_in_time_recovery_description())
-                .and_then(|p| p.point_in_time_recovery_status())
-                .map(|st| st.as_str().to_string());
+            let status = aws.pitr_status(&n.table).await;
             c.eq("table PITR", status.as_deref(), Some("ENABLED"));
             let arn = t.table_arn().unwrap_or_default();
             let tags = aws.dynamodb.list_tags_of_resource().resource_arn(arn).send().await.expect("ListTagsOfResource");
