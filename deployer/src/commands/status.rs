@@ -27,7 +27,8 @@ struct Row {
 }
 
 /// Output keys that describe health, shown per resource.
-const HEALTH_KEYS: [&str; 5] = ["state", "last_update_status", "status", "pitr", "deployment_id"];
+const HEALTH_KEYS: [&str; 6] =
+    ["state", "last_update_status", "status", "pitr", "deployment_id", "serves_current_definition"];
 
 pub async fn run(
     config: &Config,

@@ -282,10 +282,14 @@ impl Resource for Stage {
         let api_id = inputs.get("api", "id")?;
         Ok(match self.read(ctx, api_id).await? {
             None => Observed::Missing,
-            Some(live) => Observed::Present {
-                outputs: self.outputs(ctx, api_id, &live.deployment_id),
-                changes: diff(&desired, &live),
-            },
+            Some(live) => {
+                let mut outputs = self.outputs(ctx, api_id, &live.deployment_id);
+                // Health, shown by `status`: is the stage serving the API as it is defined now?
+                let current = live.deployment_description.as_deref()
+                    == Some(deployment_description(&desired.definition_hash).as_str());
+                outputs.insert("serves_current_definition".into(), current.to_string());
+                Observed::Present { outputs, changes: diff(&desired, &live) }
+            }
         })
     }
 

@@ -298,7 +298,11 @@ impl Resource for Table {
         };
         self.check_ours(ctx, table.table_arn().unwrap_or_default()).await?;
         let live = self.live(ctx, &table).await?;
-        Ok(Observed::Present { changes: diff(self, &live), outputs: table_outputs(&self.name, &live) })
+        let mut outputs = table_outputs(&self.name, &live);
+        // Health, shown by `status`.
+        outputs.insert("status".into(), table.table_status().map(|s| s.as_str().to_string()).unwrap_or_default());
+        outputs.insert("pitr".into(), if live.point_in_time_recovery { "ENABLED" } else { "DISABLED" }.into());
+        Ok(Observed::Present { changes: diff(self, &live), outputs })
     }
 
     async fn create(&self, ctx: &Ctx, _inputs: &Inputs) -> Result<Outputs> {
