@@ -96,13 +96,13 @@ pub fn resources(c: &Config, artifact: Arc<Artifact>) -> Vec<Arc<dyn Resource>> 
     for (tier, plan) in c.usage_plans.tiers() {
         r.push(Arc::new(usage_plan::UsagePlan::new(
             tier,
-            &format!("{}-{}", c.stack, plan.name),
+            format!("{}-{}", c.stack, plan.name),
             plan.rate_limit,
             plan.burst_limit,
             plan.quota_limit,
             &plan.quota_period,
         )));
-        r.push(Arc::new(api_key::ApiKey::new(tier, &format!("{}-{tier}", c.stack))));
+        r.push(Arc::new(api_key::ApiKey::new(tier, format!("{}-{tier}", c.stack))));
     }
     r
 }
