@@ -167,6 +167,17 @@ pub fn check_profile_exists(name: &str) -> std::result::Result<(), String> {
     if in_config || in_creds { Ok(()) } else { Err(format!("{} or {}", config.display(), creds.display())) }
 }
 
+/// The partition of a region: `aws`, `aws-cn` (China) or `aws-us-gov` (GovCloud).
+pub fn partition(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}
+
 /// `us-east-1`, `eu-west-3`, `us-gov-west-1`, `ap-southeast-4`...
 pub fn validate_region(region: &str) -> Result<()> {
     let parts: Vec<&str> = region.split('-').collect();

@@ -103,6 +103,24 @@ pub enum Command {
     Package(PackageArgs),
     /// Remove the stack's lock left by a run that is gone (shows who held it)
     Unlock(UnlockArgs),
+    /// Print the least-privilege IAM policy for running movies-stack on this stack (JSON)
+    IamPolicy(IamPolicyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IamPolicyArgs {
+    /// The AWS account the policy is for (default: the caller's, from STS GetCallerIdentity)
+    #[arg(long, value_name = "ID", value_parser = account_id)]
+    pub account: Option<String>,
+}
+
+/// A 12-digit AWS account id.
+fn account_id(s: &str) -> Result<String, String> {
+    if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(s.to_string())
+    } else {
+        Err(format!("expected a 12-digit AWS account id, found {s:?}"))
+    }
 }
 
 #[derive(Debug, Args)]

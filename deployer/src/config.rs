@@ -52,13 +52,45 @@ pub struct AwsSection {
 #[serde(deny_unknown_fields, default)]
 pub struct Network {
     pub vpc_cidr: String,
-    pub az_count: usize,
+    /// How many AZs (one subnet each); default: as many as `availability_zones` lists, else 2.
+    az_count: Option<usize>,
     pub subnet_prefix: u8,
+    /// The zones to use, by name (`us-east-1a`) or zone ID (`use1-az1`), in subnet order.
+    /// Empty: chosen by zone ID among the available ones (see `resources/zones.rs`).
+    pub availability_zones: Vec<String>,
 }
 
 impl Default for Network {
     fn default() -> Self {
-        Network { vpc_cidr: "10.1.0.0/16".into(), az_count: 2, subnet_prefix: 24 }
+        Network { vpc_cidr: "10.1.0.0/16".into(), az_count: None, subnet_prefix: 24, availability_zones: Vec::new() }
+    }
+}
+
+impl Network {
+    /// The number of AZs, hence of subnets.
+    pub fn az_count(&self) -> usize {
+        match (self.az_count, self.availability_zones.len()) {
+            (Some(n), _) => n,
+            (None, 0) => 2,
+            (None, listed) => listed,
+        }
+    }
+}
+
+/// A zone ID as EC2 names them: `use1-az1`, `apne1-az4`, `usw2-lax1-az1` (Local Zones).
+pub fn is_zone_id(s: &str) -> bool {
+    let Some((prefix, n)) = s.rsplit_once("-az") else { return false };
+    !prefix.is_empty()
+        && prefix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !n.is_empty()
+        && n.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A zone name: the region's name and a letter, `us-east-1a`.
+pub fn is_zone_name(s: &str) -> bool {
+    match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_lowercase() => crate::aws::validate_region(&s[..i]).is_ok(),
+        _ => false,
     }
 }
 
@@ -263,6 +295,13 @@ fn validate(c: &Config) -> std::result::Result<(), Invalid> {
         "stack",
         || format!("expected 1-32 characters: lowercase letters, digits and `-`, starting with a letter; found {s:?}"),
     )?;
+    // The function's security group is named `<stack>-function`, and EC2 refuses group names
+    // that start with `sg-` (CreateSecurityGroup reference).
+    check(!s.starts_with("sg-"), "stack", || {
+        format!(
+            "{s:?} starts with `sg-`, which AWS refuses at the start of a security group name (ours is `{s}-function`)"
+        )
+    })?;
     if let Some(r) = &c.aws.region {
         check(crate::aws::validate_region(r).is_ok(), "aws.region", || {
             format!("expected an AWS region like us-east-1, found {r:?}")
@@ -289,18 +328,30 @@ fn validate(c: &Config) -> std::result::Result<(), Invalid> {
             Ipv4Addr::from(u32::from(net) & mask)
         )
     })?;
-    check((1..=6).contains(&c.network.az_count), "network.az_count", || {
-        format!("expected 1 to 6 availability zones, found {}", c.network.az_count)
+    let zones = &c.network.availability_zones;
+    for z in zones {
+        check(is_zone_name(z) || is_zone_id(z), "network.availability_zones", || {
+            format!("expected zone names like \"us-east-1a\" or zone IDs like \"use1-az1\", found {z:?}")
+        })?;
+    }
+    if let Some(dup) = zones.iter().enumerate().find_map(|(i, z)| zones[..i].contains(z).then_some(z)) {
+        return Err(("network.availability_zones", format!("{dup:?} is listed twice (one subnet per zone)")));
+    }
+    let az_count = c.network.az_count();
+    check(zones.is_empty() || zones.len() == az_count, "network.availability_zones", || {
+        format!("lists {} zone(s) but network.az_count is {az_count}: make them agree, or drop az_count", zones.len())
+    })?;
+    check((1..=6).contains(&az_count), "network.az_count", || {
+        format!("expected 1 to 6 availability zones, found {az_count}")
     })?;
     let sp = c.network.subnet_prefix;
     check(sp > prefix && sp <= 28, "network.subnet_prefix", || {
         format!("expected a prefix longer than the VPC's /{prefix} and at most /28, found /{sp}")
     })?;
-    check((1usize << (sp - prefix).min(20)) >= c.network.az_count, "network.subnet_prefix", || {
+    check((1usize << (sp - prefix).min(20)) >= az_count, "network.subnet_prefix", || {
         format!(
-            "/{sp} subnets leave room for only {} subnets in /{prefix}, but az_count is {}",
-            1usize << (sp - prefix),
-            c.network.az_count
+            "/{sp} subnets leave room for only {} subnets in /{prefix}, but az_count is {az_count}",
+            1usize << (sp - prefix)
         )
     })?;
 
@@ -461,6 +512,18 @@ mod tests {
             ),
             ("[aws]\nregion = \"mars\"", Some("aws.region"), "us-east-1"),
             ("[aws]\nendpoint_url = \"localhost:5055\"", Some("aws.endpoint_url"), "http://"),
+            ("stack = \"sg-app\"", Some("stack"), "security group"),
+            ("[network]\navailability_zones = [\"east\"]", Some("network.availability_zones"), "use1-az1"),
+            (
+                "[network]\navailability_zones = [\"use1-az1\", \"use1-az1\"]",
+                Some("network.availability_zones"),
+                "listed twice",
+            ),
+            (
+                "[network]\naz_count = 3\navailability_zones = [\"use1-az1\", \"us-east-1b\"]",
+                Some("network.availability_zones"),
+                "make them agree",
+            ),
         ];
         for (body, key, needle) in cases {
             let text =
@@ -474,6 +537,23 @@ mod tests {
         assert_eq!(key.as_deref(), Some("stack"), "{msg}");
         let bad_stack = parse("stack = \"My_Stack\"").unwrap_err();
         assert_eq!(bad_stack.0.as_deref(), Some("stack"));
+    }
+
+    #[test]
+    fn zones_are_named_or_identified() {
+        for id in ["use1-az1", "apne1-az4", "usw2-lax1-az1"] {
+            assert!(is_zone_id(id) && !is_zone_name(id), "{id}");
+        }
+        for name in ["us-east-1a", "eu-west-3c", "us-gov-west-1b"] {
+            assert!(is_zone_name(name) && !is_zone_id(name), "{name}");
+        }
+        for bad in ["", "east", "us-east-1", "use1-az", "-az1", "US-EAST-1A"] {
+            assert!(!is_zone_name(bad) && !is_zone_id(bad), "{bad}");
+        }
+        let c =
+            parse("stack = \"s\"\n[network]\navailability_zones = [\"use1-az1\", \"use1-az2\", \"use1-az4\"]").unwrap();
+        assert_eq!(c.network.az_count(), 3, "the listed zones set the count");
+        assert_eq!(parse("stack = \"s\"").unwrap().network.az_count(), 2);
     }
 
     #[test]

@@ -82,6 +82,10 @@ pub enum Error {
     /// Ctrl-C arrived while waiting. Exit code 130.
     #[error("interrupted while waiting for {0}")]
     Interrupted(String),
+    /// Lenient observation (`plan`, `status`, `down`): a value needed for a call belongs to a
+    /// dependency that does not exist, so the dependent cannot exist either.
+    #[error("`{resource}` does not exist")]
+    MissingDependency { resource: String },
     /// The stack's lock is held by another run. Exit code 4.
     #[error("{0}")]
     Locked(String),
@@ -100,7 +104,7 @@ impl Error {
 
     pub fn for_resource(self, resource: &str) -> Self {
         match self {
-            Error::Resource { .. } | Error::Input(_) | Error::Interrupted(_) => self,
+            Error::Resource { .. } | Error::Input(_) | Error::Interrupted(_) | Error::MissingDependency { .. } => self,
             other => Error::Resource { resource: resource.to_string(), source: Box::new(other) },
         }
     }
@@ -150,19 +154,35 @@ pub fn gone_is_ok<T>(res: Result<T>) -> Result<()> {
     }
 }
 
+/// Messages (lower case) of errors that clear by themselves once AWS has propagated a change
+/// made a moment ago: a new IAM role or policy, new backups, EC2 capacity for ENIs.
+const PROPAGATING_MESSAGES: [&str; 8] = [
+    // Lambda CreateFunction / UpdateFunctionConfiguration with a fresh role. terraform-provider-aws
+    // `retryFunctionOp` (internal/service/lambda/function.go) retries this whole family: the
+    // "does not have permissions" prefix covers "...to call CreateNetworkInterface on EC2" (VPC)
+    // and "...to call PutTraceSegments on XRAY" (TracingConfig Active).
+    "cannot be assumed by lambda",
+    "the provided execution role does not have permissions",
+    "throttled by ec2",
+    // Environment variables are encrypted with a grant made for the role (KMS CreateGrant).
+    "kms key is invalid for creategrant",
+    // EC2 CreateFlowLogs with a fresh delivery role: 400 InvalidParameter "Unable to assume given
+    // IAM role: 'arn:...'" (hashicorp/terraform-provider-aws#29323).
+    "unable to assume given iam role",
+    // API Gateway UpdateAccount with a fresh CloudWatch role (terraform's aws_api_gateway_account
+    // retries both for 2 minutes).
+    "role arn does not have required permissions",
+    "could not successfully write to cloudwatch logs",
+    // DynamoDB UpdateContinuousBackups right after CreateTable (terraform `updatePITR`).
+    "backups are being enabled",
+];
+
 /// Classify an AWS error from its code, message and HTTP status.
 pub fn classify(code: Option<&str>, message: &str, status: Option<u16>) -> ErrorKind {
     let code = code.unwrap_or("");
     let msg = message.to_ascii_lowercase();
     // Order matters: the same code (e.g. InvalidParameterValueException) can mean propagation.
-    if msg.contains("cannot be assumed by lambda")
-        || msg.contains("does not have permissions to call createnetworkinterface")
-        || msg.contains("throttled by ec2")
-        || msg.contains("role arn does not have required permissions")
-        || msg.contains("could not successfully write to cloudwatch logs")
-        || code == "ContinuousBackupsUnavailableException"
-        || msg.contains("backups are being enabled")
-    {
+    if PROPAGATING_MESSAGES.iter().any(|m| msg.contains(m)) || code == "ContinuousBackupsUnavailableException" {
         return ErrorKind::Propagating;
     }
     match code {
@@ -267,6 +287,37 @@ mod tests {
             (
                 "InvalidParameterValueException",
                 "The provided execution role does not have permissions to call CreateNetworkInterface on EC2",
+                Some(400),
+                ErrorKind::Propagating,
+            ),
+            (
+                "InvalidParameterValueException",
+                "The provided execution role does not have permissions to call PutTraceSegments on XRAY",
+                Some(400),
+                ErrorKind::Propagating,
+            ),
+            (
+                "InvalidParameterValueException",
+                "Lambda was unable to configure access to your environment variables because the KMS key is invalid \
+                 for CreateGrant. Please check your KMS key settings.",
+                Some(400),
+                ErrorKind::Propagating,
+            ),
+            (
+                "InvalidParameterValueException",
+                "Lambda was unable to configure your environment: ENI creation was throttled by EC2",
+                Some(400),
+                ErrorKind::Propagating,
+            ),
+            (
+                "InvalidParameter",
+                "Unable to assume given IAM role: 'arn:aws:iam::123456789012:role/s-flow-logs'",
+                Some(400),
+                ErrorKind::Propagating,
+            ),
+            (
+                "BadRequestException",
+                "The role ARN does not have required permissions set to API Gateway",
                 Some(400),
                 ErrorKind::Propagating,
             ),

@@ -189,7 +189,7 @@ impl Graph {
 
     /// Observe every resource, in dependency order, without changing anything (`plan`,
     /// `status`, and the first half of `down`). A dependency that does not exist yet reads as
-    /// "(known after apply)" to its dependents.
+    /// "(known after apply)" in its dependents' diffs, and what lives in it is missing.
     pub async fn observe_all(&self, ctx: Arc<Ctx>, concurrency: usize) -> (Vec<(String, Result<Observed>)>, Inputs) {
         let n = self.nodes.len();
         let mut waiting: Vec<usize> = (0..n).map(|i| self.nodes[i].deps().len()).collect();
@@ -210,6 +210,12 @@ impl Graph {
             }
             let Some(joined) = running.join_next().await else { break };
             let (i, result) = joined.expect("observe task panicked");
+            // What lives in a dependency that does not exist does not exist either: no call
+            // was made for it (see `Inputs::get`).
+            let result = match result {
+                Err(Error::MissingDependency { .. }) => Ok(Observed::Missing),
+                other => other,
+            };
             if let Ok(Observed::Present { outputs, .. }) = &result {
                 inputs.insert(self.nodes[i].id(), outputs.clone());
             }

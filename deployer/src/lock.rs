@@ -15,7 +15,7 @@ use aws_sdk_dynamodb::types::{
 
 use crate::aws::AwsResultExt;
 use crate::error::{Error, ErrorKind, Result};
-use crate::resources::{Ctx, TAG_STACK};
+use crate::resources::Ctx;
 use crate::wait::{Backoff, wait_until};
 
 pub const TABLE: &str = "movies-stack-locks";
@@ -193,7 +193,9 @@ async fn ensure_table(ctx: &Ctx) -> Result<bool> {
                         .build()
                         .map_err(|e| Error::other(e.to_string()))?,
                 )
-                .tags(Tag::builder().key(TAG_STACK).value("*shared*").build().map_err(|e| Error::other(e.to_string()))?)
+                // No stack tag: the table belongs to every stack of the account and region. (Tag
+                // values allow only letters, digits, whitespace and `_ . : / = + - @`: DynamoDB
+                // refuses anything else with "The Tag Value provided is invalid".)
                 .tags(
                     Tag::builder()
                         .key("movies-stack:shared")

@@ -7,6 +7,7 @@ mod commands;
 mod config;
 mod error;
 mod graph;
+mod iam_policy;
 mod lock;
 mod package;
 mod resources;
@@ -65,6 +66,7 @@ async fn run(cli: Cli) -> Result<i32, Error> {
         Command::Down(args) => commands::down::run(&config, &settings, args, global.output, reporter).await,
         Command::Package(args) => commands::package::run(&config, args, global.output).await,
         Command::Unlock(args) => commands::unlock::run(&config, &settings, args, reporter).await,
+        Command::IamPolicy(args) => commands::iam_policy::run(&config, &settings, args, reporter).await,
     }
 }
 

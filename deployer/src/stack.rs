@@ -28,16 +28,18 @@ pub fn function_log_group_name(c: &Config) -> String {
 }
 
 pub fn resources(c: &Config, artifact: Arc<Artifact>) -> Vec<Arc<dyn Resource>> {
-    let azs = c.network.az_count;
+    let azs = c.network.az_count();
     let retention = c.logs.retention_days;
     let mut r: Vec<Arc<dyn Resource>> = Vec::new();
 
     // Network
     r.push(Arc::new(vpc::Vpc { cidr: c.network.vpc_cidr.clone() }));
+    let zones = Arc::new(zones::Zones::new(c.network.availability_zones.clone(), azs));
     for i in 0..azs {
         r.push(Arc::new(subnet::Subnet {
             index: i,
             cidr: subnet_cidr(&c.network.vpc_cidr, c.network.subnet_prefix, i),
+            zones: zones.clone(),
         }));
         r.push(Arc::new(route_table::RouteTable { index: i }));
     }
@@ -90,7 +92,7 @@ pub fn resources(c: &Config, artifact: Arc<Artifact>) -> Vec<Arc<dyn Resource>> 
 
     // API
     r.push(Arc::new(account_role::ApiGatewayAccount { role_name: account_role::ROLE_NAME.into() }));
-    r.push(Arc::new(rest_api::RestApi { name: c.stack.clone() }));
+    r.push(Arc::new(rest_api::RestApi { name: c.stack.clone(), function_name: c.function.name.clone() }));
     r.push(Arc::new(permission::ApiPermission));
     r.push(Arc::new(stage::Stage { stage_name: c.api.stage.clone() }));
     for (tier, plan) in c.usage_plans.tiers() {

@@ -189,6 +189,14 @@ fn parse(raw: &str) -> Value {
 /// One permissions policy: every statement Allow-only, explicit actions, resources either the
 /// stack's own ARNs (`own`: exact ARNs, or a log group ARN followed by `:*` for its streams) or
 /// `*` for allowlisted actions only.
+/// Actions granted on every log group of the account and region (`arn:...:log-group:*`) rather
+/// than on the stack's own, with the reason.
+const ANY_LOG_GROUP_ALLOWED: &[(&str, &str)] = &[
+    // AWS's documented flow-log delivery role policy includes it (VPC user guide, "IAM role for
+    // publishing flow logs to CloudWatch Logs"); it lists groups, so no one group's ARN fits.
+    ("logs:DescribeLogGroups", "lists log groups"),
+];
+
 fn check_permissions(c: &mut Checks, label: &str, doc: &Value, own: &BTreeSet<String>) {
     let stmts = statements(doc);
     c.check(!stmts.is_empty(), format!("{label}: has statements: {doc}"));
@@ -208,6 +216,15 @@ fn check_permissions(c: &mut Checks, label: &str, doc: &Value, own: &BTreeSet<St
                 let not_allowed: Vec<&String> =
                     actions.iter().filter(|a| !STAR_RESOURCE_ALLOWED.iter().any(|(x, _)| x == a)).collect();
                 c.check(not_allowed.is_empty(), format!("{at}: `*` resource for {not_allowed:?}, which AWS can scope"));
+            } else if r.ends_with(":log-group:*") {
+                let not_allowed: Vec<&String> =
+                    actions.iter().filter(|a| !ANY_LOG_GROUP_ALLOWED.iter().any(|(x, _)| x == a)).collect();
+                c.check(not_allowed.is_empty(), format!("{at}: every log group ({r}) for {not_allowed:?}"));
+                let account_wide = own
+                    .iter()
+                    .filter_map(|o| o.split_once(":log-group:"))
+                    .any(|(p, _)| r == &format!("{p}:log-group:*"));
+                c.check(account_wide, format!("{at}: {r:?} is not the log groups of the stack's account and region"));
             } else {
                 let base = r.strip_suffix(":*").unwrap_or(&r);
                 c.check(!base.contains('*'), format!("{at}: wildcard inside resource {r:?}"));

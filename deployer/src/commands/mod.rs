@@ -10,6 +10,7 @@ use crate::resources::{Ctx, Timeouts};
 use crate::ui::Reporter;
 
 pub mod down;
+pub mod iam_policy;
 pub mod keys;
 pub mod package;
 pub mod plan;

@@ -151,14 +151,27 @@ impl ApiGatewayAccount {
             .await
             .aws("IAM", "ListAttachedRolePolicies")?;
         if !attached.iter().any(|p| p.policy_arn() == Some(policy_arn.as_str())) {
-            ctx.aws
-                .iam
-                .attach_role_policy()
-                .role_name(name)
-                .policy_arn(&policy_arn)
-                .send()
-                .await
-                .aws("IAM", "AttachRolePolicy")?;
+            // Right after CreateRole, IAM's eventual consistency can answer NoSuchEntity for the
+            // new role (as for PutRolePolicy in iam_role.rs).
+            retry(
+                ctx,
+                ID,
+                "the new IAM role to be visible",
+                &[ErrorKind::NotFound],
+                ctx.timeouts.iam_propagation,
+                Backoff::new(1000, 10000),
+                || async {
+                    ctx.aws
+                        .iam
+                        .attach_role_policy()
+                        .role_name(name)
+                        .policy_arn(&policy_arn)
+                        .send()
+                        .await
+                        .aws("IAM", "AttachRolePolicy")
+                },
+            )
+            .await?;
         }
         Ok(arn)
     }

@@ -68,10 +68,6 @@ pub async fn key_value(ctx: &Ctx, id: &str) -> Result<String> {
 }
 
 impl ApiKey {
-    fn plan_id<'a>(&self, inputs: &'a Inputs) -> Result<&'a str> {
-        inputs.get(&self.plan, "id")
-    }
-
     fn outputs(&self, id: &str, plan_id: &str) -> Outputs {
         // `usage_plan_id` lets `delete` remove the usage-plan key from the outputs alone.
         outputs([("id", id.to_string()), ("name", self.name.clone()), ("usage_plan_id", plan_id.to_string())])
@@ -174,22 +170,26 @@ impl Resource for ApiKey {
     }
 
     async fn observe(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Observed> {
-        let plan_id = self.plan_id(inputs)?;
+        // `None` only while observing a stack whose plan does not exist: then the key is in no
+        // plan of ours, and nothing is asked of AWS about it.
+        let plan_id = inputs.try_get(&self.plan, "id");
         let Some(key) = self.find(ctx).await? else {
             return Ok(Observed::Missing);
         };
         let id = key.id().unwrap_or_default().to_string();
-        let live = LiveKey {
-            name: key.name().unwrap_or_default().to_string(),
-            enabled: key.enabled(),
-            in_plan: self.in_plan(ctx, plan_id, &id).await?,
-            id,
+        let in_plan = match plan_id {
+            Some(plan_id) => self.in_plan(ctx, plan_id, &id).await?,
+            None => false,
         };
-        Ok(Observed::Present { outputs: self.outputs(&live.id, plan_id), changes: diff(self, &live) })
+        let live = LiveKey { name: key.name().unwrap_or_default().to_string(), enabled: key.enabled(), in_plan, id };
+        Ok(Observed::Present {
+            outputs: self.outputs(&live.id, plan_id.unwrap_or_default()),
+            changes: diff(self, &live),
+        })
     }
 
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Outputs> {
-        let plan_id = self.plan_id(inputs)?;
+        let plan_id = inputs.get(&self.plan, "id")?;
         // The answer carries the generated value: only the id is kept.
         let id = apigw_write(ctx, &self.id, "CreateApiKey", pace::WRITE, || async {
             ctx.aws
@@ -212,7 +212,7 @@ impl Resource for ApiKey {
     }
 
     async fn update(&self, ctx: &Ctx, inputs: &Inputs, live: &Outputs, changes: &[Change]) -> Result<Outputs> {
-        let plan_id = self.plan_id(inputs)?;
+        let plan_id = inputs.get(&self.plan, "id")?;
         let id = live.get("id").cloned().unwrap_or_default();
         for change in changes {
             match change.field.as_str() {

@@ -7,7 +7,8 @@ use aws_sdk_ec2::types::{FlowLog as Ec2FlowLog, FlowLogsResourceType, LogDestina
 use super::ec2::{at_most_one, ours, tag_spec};
 use super::{Change, Ctx, Inputs, Observed, Outputs, Resource, outputs};
 use crate::aws::AwsResultExt;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
+use crate::wait::{Backoff, retry};
 
 pub const ID: &str = "flow-log";
 /// Seconds; 60 rather than the default 600 so traffic shows up within a minute or so.
@@ -72,9 +73,9 @@ fn live_flow_log(f: &Ec2FlowLog) -> LiveFlowLog {
 impl FlowLog {
     fn desired(&self, inputs: &Inputs) -> Result<DesiredFlowLog> {
         Ok(DesiredFlowLog {
-            vpc_id: inputs.get("vpc", "id")?.to_string(),
-            log_group: inputs.get("flow-log-group", "name")?.to_string(),
-            role_arn: inputs.get("flow-log-role", "arn")?.to_string(),
+            vpc_id: inputs.desired("vpc", "id")?.to_string(),
+            log_group: inputs.desired("flow-log-group", "name")?.to_string(),
+            role_arn: inputs.desired("flow-log-role", "arn")?.to_string(),
         })
     }
 
@@ -150,21 +151,34 @@ impl Resource for FlowLog {
 
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Outputs> {
         let desired = self.desired(inputs)?;
-        let out = ctx
-            .aws
-            .ec2
-            .create_flow_logs()
-            .resource_type(FlowLogsResourceType::Vpc)
-            .resource_ids(&desired.vpc_id)
-            .traffic_type(TrafficType::All)
-            .log_destination_type(LogDestinationType::CloudWatchLogs)
-            .log_group_name(&desired.log_group)
-            .deliver_logs_permission_arn(&desired.role_arn)
-            .max_aggregation_interval(MAX_AGGREGATION_INTERVAL)
-            .tag_specifications(tag_spec(ctx, ID, ResourceType::VpcFlowLog))
-            .send()
-            .await
-            .aws("EC2", "CreateFlowLogs")?;
+        // With a delivery role created a moment ago, EC2 answers 400 InvalidParameter "Unable to
+        // assume given IAM role" until IAM has propagated it (ErrorKind::Propagating;
+        // hashicorp/terraform-provider-aws#29323).
+        let out = retry(
+            ctx,
+            ID,
+            "the flow-log role to be assumable (IAM propagation)",
+            &[ErrorKind::Propagating],
+            ctx.timeouts.iam_propagation,
+            Backoff::new(2000, 20000),
+            || async {
+                ctx.aws
+                    .ec2
+                    .create_flow_logs()
+                    .resource_type(FlowLogsResourceType::Vpc)
+                    .resource_ids(&desired.vpc_id)
+                    .traffic_type(TrafficType::All)
+                    .log_destination_type(LogDestinationType::CloudWatchLogs)
+                    .log_group_name(&desired.log_group)
+                    .deliver_logs_permission_arn(&desired.role_arn)
+                    .max_aggregation_interval(MAX_AGGREGATION_INTERVAL)
+                    .tag_specifications(tag_spec(ctx, ID, ResourceType::VpcFlowLog))
+                    .send()
+                    .await
+                    .aws("EC2", "CreateFlowLogs")
+            },
+        )
+        .await?;
         // CreateFlowLogs answers HTTP 200 even when it created nothing: the reason is in
         // `Unsuccessful` (AWS docs, CreateFlowLogs response).
         if let Some(item) = out.unsuccessful().first() {

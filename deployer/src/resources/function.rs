@@ -168,11 +168,12 @@ impl Function {
         (0..self.subnets).map(|i| format!("subnet-{i}")).collect()
     }
 
+    /// Compared by `observe`, sent by `create` / `update` (where every dependency exists).
     pub fn spec(&self, inputs: &Inputs) -> Result<FunctionSpec> {
         let subnet_ids = self
             .subnet_ids()
             .iter()
-            .map(|id| inputs.get(id, "id").map(str::to_string))
+            .map(|id| inputs.desired(id, "id").map(str::to_string))
             .collect::<Result<BTreeSet<_>>>()?;
         Ok(FunctionSpec {
             config: FunctionConfig {
@@ -180,14 +181,14 @@ impl Function {
                 handler: HANDLER.to_string(),
                 memory_mb: self.memory_mb,
                 timeout_seconds: self.timeout_seconds,
-                role_arn: inputs.get("function-role", "arn")?.to_string(),
-                environment: BTreeMap::from([("TABLE_NAME".to_string(), inputs.get("table", "name")?.to_string())]),
+                role_arn: inputs.desired("function-role", "arn")?.to_string(),
+                environment: BTreeMap::from([("TABLE_NAME".to_string(), inputs.desired("table", "name")?.to_string())]),
                 tracing: TRACING.to_string(),
                 subnet_ids,
-                security_group_ids: BTreeSet::from([inputs.get("function-sg", "id")?.to_string()]),
+                security_group_ids: BTreeSet::from([inputs.desired("function-sg", "id")?.to_string()]),
                 logging: Some(Logging {
                     format: LOG_FORMAT.to_string(),
-                    group: inputs.get("function-log-group", "name")?.to_string(),
+                    group: inputs.desired("function-log-group", "name")?.to_string(),
                 }),
             },
             architecture: self.architecture.clone(),
@@ -355,8 +356,35 @@ impl Function {
                     .aws("Lambda", "CreateFunction")
             },
         )
-        .await?;
+        .await
+        .map_err(|e| self.explain_zone_refusal(e, inputs))?;
         Ok(out.function_arn().unwrap_or_default().to_string())
+    }
+
+    /// Lambda refuses subnets in some zones ("The provided subnets contain availability zone
+    /// Lambda doesn't support"); `zones.rs` skips the ones reported publicly. For any other,
+    /// name the subnets and their zones, and the way out.
+    fn explain_zone_refusal(&self, e: Error, inputs: &Inputs) -> Error {
+        let refused = e
+            .aws()
+            .is_some_and(|a| a.message.to_ascii_lowercase().contains("availability zone lambda doesn't support"));
+        if !refused {
+            return e;
+        }
+        let subnets: Vec<String> = self
+            .subnet_ids()
+            .iter()
+            .map(|id| {
+                let get = |key| inputs.try_get(id, key).unwrap_or("?");
+                format!("{id} ({}) in {} ({})", get("id"), get("az"), get("az_id"))
+            })
+            .collect();
+        Error::other(format!(
+            "{e}. The function's subnets: {}. Choose zones that Lambda supports with `network.availability_zones` \
+             in the config (zone names or IDs, e.g. [\"use1-az1\", \"use1-az2\"]), then run `movies-stack down` and \
+             `up` (a subnet cannot move to another zone)",
+            subnets.join(", ")
+        ))
     }
 
     async fn update_configuration(&self, ctx: &Ctx, spec: &FunctionSpec) -> Result<()> {

@@ -129,17 +129,32 @@ pub fn flow_logs_trust_policy(account_id: &str) -> Value {
     })
 }
 
-/// Permissions of the flow-log role: write into its own, pre-created group only (so no
-/// CreateLogGroup / DescribeLogGroups).
+/// Permissions of the flow-log role: AWS's documented policy (VPC user guide, "IAM role for
+/// publishing flow logs to CloudWatch Logs") without `logs:CreateLogGroup` (the group is
+/// pre-created with its retention and tags), writing into its own group only.
 pub fn flow_logs_policy(log_group_arn: &str) -> Value {
+    // `arn:...:log-group:NAME` → `arn:...:log-group:*`: DescribeLogGroups lists groups, so it
+    // cannot be narrowed to one group's ARN; this keeps it to the account and region.
+    let any_group = match log_group_arn.split_once(":log-group:") {
+        Some((prefix, _)) => format!("{prefix}:log-group:*"),
+        None => "*".to_string(),
+    };
     json!({
         "Version": "2012-10-17",
-        "Statement": [{
-            "Sid": "DeliverFlowLogs",
-            "Effect": "Allow",
-            "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-            "Resource": [log_group_arn, format!("{log_group_arn}:*")]
-        }]
+        "Statement": [
+            {
+                "Sid": "DeliverFlowLogs",
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                "Resource": [log_group_arn, format!("{log_group_arn}:*")]
+            },
+            {
+                "Sid": "FindFlowLogGroup",
+                "Effect": "Allow",
+                "Action": "logs:DescribeLogGroups",
+                "Resource": any_group
+            }
+        ]
     })
 }
 
@@ -150,11 +165,14 @@ impl Role {
         Ok(match &self.purpose {
             RolePurpose::Function { table_resource, log_group_resource } => RolePolicies {
                 trust: function_trust_policy(),
-                inline: function_policy(inputs.get(table_resource, "arn")?, inputs.get(log_group_resource, "arn")?),
+                inline: function_policy(
+                    inputs.desired(table_resource, "arn")?,
+                    inputs.desired(log_group_resource, "arn")?,
+                ),
             },
             RolePurpose::FlowLogs { log_group_resource } => RolePolicies {
                 trust: flow_logs_trust_policy(account_id),
-                inline: flow_logs_policy(inputs.get(log_group_resource, "arn")?),
+                inline: flow_logs_policy(inputs.desired(log_group_resource, "arn")?),
             },
         })
     }
@@ -637,6 +655,12 @@ mod tests {
             want.push((a.to_string(), FLOW_LOGS.to_string()));
             want.push((a.to_string(), format!("{FLOW_LOGS}:*")));
         }
+        // AWS's documented flow-log role policy lists DescribeLogGroups too (any group of the
+        // account and region: it lists groups).
+        want.push((
+            "logs:DescribeLogGroups".to_string(),
+            "arn:aws:logs:us-east-1:123456789012:log-group:*".to_string(),
+        ));
         want.sort();
         assert_eq!(grants(&p.inline), want);
         let st = &p.trust["Statement"][0];

@@ -30,6 +30,7 @@ pub mod table;
 pub mod usage_plan;
 pub mod vpc;
 pub mod vpc_endpoint;
+pub mod zones;
 
 /// Tag keys every resource carries, set in the create call itself.
 pub const TAG_STACK: &str = "movies-stack:stack";
@@ -42,12 +43,14 @@ pub type Outputs = BTreeMap<String, String>;
 #[derive(Debug, Default, Clone)]
 pub struct Inputs {
     pub map: HashMap<String, Outputs>,
-    /// For `plan` / `status` / `down`: a dependency that does not exist yet reads as
-    /// [`UNKNOWN`] instead of an error, like Terraform's "(known after apply)".
+    /// For `plan` / `status` / `down`: a dependency may not exist. A value sent to AWS is then
+    /// never made up: [`Inputs::get`] answers [`Error::MissingDependency`] (the dependent lives
+    /// in what does not exist, so it is missing too). Only a value that is merely compared may
+    /// read as "(known after apply)" ([`Inputs::desired`]), like Terraform's.
     pub lenient: bool,
 }
 
-/// The value of an output that will only be known once its resource is created.
+/// How a desired value that depends on a resource still to be created reads in a diff.
 pub const UNKNOWN: &str = "(known after apply)";
 
 impl Inputs {
@@ -55,15 +58,25 @@ impl Inputs {
         Inputs { map: HashMap::new(), lenient: true }
     }
 
-    /// The output `key` of resource `resource`; the executor guarantees dependencies are done,
-    /// so a missing value is a bug in `deps()` (or, in lenient mode, a resource to be created).
+    /// The output `key` of resource `resource`, for a call to AWS. The executor runs a resource
+    /// after its dependencies, so a missing value is a bug in `deps()`, or, in lenient mode, a
+    /// dependency that does not exist: [`Error::MissingDependency`], never a placeholder.
     pub fn get(&self, resource: &str, key: &str) -> Result<&str> {
         match self.try_get(resource, key) {
             Some(v) => Ok(v),
-            None if self.lenient => Ok(UNKNOWN),
+            None if self.lenient => Err(Error::MissingDependency { resource: resource.to_string() }),
             None => Err(Error::other(format!(
                 "internal: output `{key}` of `{resource}` is not available (missing dependency?)"
             ))),
+        }
+    }
+
+    /// The output `key` of `resource`, for a desired value that is only compared with the live
+    /// one (never sent to AWS): in lenient mode, [`UNKNOWN`] when the dependency does not exist.
+    pub fn desired(&self, resource: &str, key: &str) -> Result<&str> {
+        match self.get(resource, key) {
+            Err(Error::MissingDependency { .. }) => Ok(UNKNOWN),
+            other => other,
         }
     }
 
@@ -149,6 +162,17 @@ impl Default for Timeouts {
 }
 
 impl Ctx {
+    /// An ARN of this account and region, `arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE`: AWS
+    /// defines it from the resource's name, so it is known before the resource exists.
+    pub fn arn(&self, service: &str, resource: &str) -> String {
+        format!(
+            "arn:{}:{service}:{}:{}:{resource}",
+            crate::aws::partition(&self.aws.region),
+            self.aws.region,
+            self.account_id
+        )
+    }
+
     /// The two ownership tags for `resource`, as (key, value) pairs.
     pub fn tags(&self, resource: &str) -> Vec<(String, String)> {
         vec![(TAG_STACK.to_string(), self.stack.clone()), (TAG_RESOURCE.to_string(), resource.to_string())]
@@ -208,7 +232,7 @@ impl Ctx {
             .await
             .aws("CloudFormation", "DescribeStackResources");
         match res {
-            Ok(out) => match out.stack_resources().first() {
+            Ok(out) => match cloudformation_owner(out.stack_resources(), physical_name) {
                 Some(r) => Err(Error::other(format!(
                     "{what} `{physical_name}` is owned by CloudFormation stack `{}` (logical id `{}`); \
                      delete that stack or choose another name in the config",
@@ -228,6 +252,21 @@ impl Ctx {
             }
         }
     }
+}
+
+/// The CloudFormation resource that owns `physical_name`, among the DescribeStackResources answer
+/// for it. That answer lists EVERY resource of the owning stack, and keeps deleted stacks for 90
+/// days (CloudFormation API reference): match the physical id, and skip what is deleted
+/// (`DELETE_COMPLETE`) or was left behind by a delete (`DELETE_SKIPPED`, no longer managed).
+pub fn cloudformation_owner<'a>(
+    resources: &'a [aws_sdk_cloudformation::types::StackResource],
+    physical_name: &str,
+) -> Option<&'a aws_sdk_cloudformation::types::StackResource> {
+    use aws_sdk_cloudformation::types::ResourceStatus;
+    resources.iter().find(|r| {
+        r.physical_resource_id() == Some(physical_name)
+            && !matches!(r.resource_status(), Some(ResourceStatus::DeleteComplete | ResourceStatus::DeleteSkipped))
+    })
 }
 
 /// One resource of the stack. `observe` reads only; `create`, `update` and `delete` are the only
@@ -253,4 +292,50 @@ pub trait Resource: Send + Sync {
 /// Build an [`Outputs`] from pairs.
 pub fn outputs<const N: usize>(pairs: [(&str, String); N]) -> Outputs {
     pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_cloudformation::types::{ResourceStatus, StackResource};
+
+    fn resource(stack: &str, logical: &str, physical: &str, status: ResourceStatus) -> StackResource {
+        StackResource::builder()
+            .stack_name(stack)
+            .logical_resource_id(logical)
+            .physical_resource_id(physical)
+            .resource_type("AWS::Test::Thing")
+            .resource_status(status)
+            .timestamp(aws_smithy_types::DateTime::from_secs(0))
+            .build()
+    }
+
+    #[test]
+    fn the_owner_is_the_clashing_resource_of_a_live_stack() {
+        // DescribeStackResources by physical id answers every resource of the owning stack.
+        let live = [
+            resource("cdk", "Vpc", "vpc-1", ResourceStatus::CreateComplete),
+            resource("cdk", "Table", "demo_table", ResourceStatus::UpdateComplete),
+        ];
+        assert_eq!(cloudformation_owner(&live, "demo_table").and_then(|r| r.logical_resource_id()), Some("Table"));
+        assert!(cloudformation_owner(&live, "other_table").is_none());
+        // A deleted stack is kept for 90 days; a retained resource is no longer managed.
+        let gone = [
+            resource("old", "Table", "demo_table", ResourceStatus::DeleteComplete),
+            resource("older", "Table", "demo_table", ResourceStatus::DeleteSkipped),
+        ];
+        assert!(cloudformation_owner(&gone, "demo_table").is_none());
+    }
+
+    #[test]
+    fn lenient_inputs_never_make_up_a_value_for_a_call() {
+        let mut inputs = Inputs::lenient();
+        assert!(matches!(inputs.get("function", "name"), Err(Error::MissingDependency { .. })));
+        assert_eq!(inputs.desired("function", "arn").unwrap(), UNKNOWN);
+        inputs.insert("function", outputs([("name", "f".to_string())]));
+        assert_eq!(inputs.get("function", "name").unwrap(), "f");
+        let strict = Inputs::default();
+        assert!(strict.get("function", "name").unwrap_err().to_string().starts_with("internal:"));
+        assert!(strict.desired("function", "arn").is_err(), "outside lenient mode a missing value is a bug");
+    }
 }

@@ -105,8 +105,8 @@ pub fn diff(desired: &PermissionStatement, live: &[PermissionStatement]) -> Vec<
 
 impl ApiPermission {
     fn desired(&self, ctx: &Ctx, inputs: &Inputs) -> Result<PermissionStatement> {
-        let function_arn = inputs.get("function", "arn")?;
-        let api_id = inputs.get("api", "id")?;
+        let function_arn = inputs.desired("function", "arn")?;
+        let api_id = inputs.desired("api", "id")?;
         Ok(desired(source_arn(partition(function_arn), &ctx.aws.region, &ctx.account_id, api_id)))
     }
 

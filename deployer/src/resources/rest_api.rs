@@ -26,6 +26,8 @@ pub const ID: &str = "api";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RestApi {
     pub name: String,
+    /// The function the integrations invoke.
+    pub function_name: String,
 }
 
 /// The desired API, as data: what `create`/`update` converge to and what the hash covers.
@@ -341,8 +343,11 @@ pub fn diff(def: &Definition, live: &LiveApi) -> Vec<Change> {
 }
 
 impl RestApi {
-    fn definition(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Definition> {
-        Ok(definition(&self.name, &ctx.aws.region, inputs.get("function", "arn")?))
+    /// The function's ARN follows from its name (Lambda's ARN format), so the API's definition
+    /// is known whether or not the function exists yet.
+    fn definition(&self, ctx: &Ctx, _inputs: &Inputs) -> Result<Definition> {
+        let function_arn = ctx.arn("lambda", &format!("function:{}", self.function_name));
+        Ok(definition(&self.name, &ctx.aws.region, &function_arn))
     }
 
     /// Our API (by tags), or None. A same-named API without our tags is an error.

@@ -9,7 +9,7 @@ use aws_sdk_ec2::types::{ResourceType, Route};
 
 use super::ec2::{at_most_one, filter, ours, tag_spec};
 use super::subnet::indexed_id;
-use super::{Change, Ctx, Inputs, Observed, Outputs, Resource, outputs};
+use super::{Change, Ctx, Inputs, Observed, Outputs, Resource, UNKNOWN, outputs};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, ErrorKind, Result};
 use crate::wait::{Backoff, retry};
@@ -138,11 +138,13 @@ impl RouteTable {
 
     fn desired(&self, inputs: &Inputs) -> Result<DesiredRouteTable> {
         Ok(DesiredRouteTable {
-            vpc_id: inputs.get("vpc", "id")?.to_string(),
-            subnet_id: inputs.get(self.subnet_resource(), "id")?.to_string(),
+            vpc_id: inputs.desired("vpc", "id")?.to_string(),
+            subnet_id: inputs.desired(self.subnet_resource(), "id")?.to_string(),
         })
     }
 
+    /// Our route table and its association with `subnet_id`. While observing a stack whose
+    /// subnet does not exist ([`UNKNOWN`]), there is no association to look for.
     async fn find(&self, ctx: &Ctx, subnet_id: &str) -> Result<Option<LiveRouteTable>> {
         let id = self.resource_id();
         let out = ctx
@@ -165,6 +167,7 @@ impl RouteTable {
         let rt_id = rt.route_table_id().unwrap_or_default().to_string();
         let other_association = match association_id {
             Some(_) => None,
+            None if subnet_id == UNKNOWN => None,
             None => self.subnet_association(ctx, subnet_id).await?.filter(|o| o.route_table_id != rt_id),
         };
         Ok(Some(LiveRouteTable {

@@ -146,7 +146,7 @@ impl FunctionSecurityGroup {
         Ok(DesiredGroup {
             name: format!("{}-function", ctx.stack),
             description: DESCRIPTION.to_string(),
-            vpc_id: inputs.get("vpc", "id")?.to_string(),
+            vpc_id: inputs.desired("vpc", "id")?.to_string(),
             prefix_list_id: dynamodb_prefix_list_id(ctx).await?,
         })
     }

@@ -134,8 +134,8 @@ pub fn stage_patches(changes: &[Change], desired: &DesiredStage, deployment_id: 
 impl Stage {
     fn desired(&self, inputs: &Inputs) -> Result<DesiredStage> {
         Ok(DesiredStage {
-            definition_hash: inputs.get("api", "definition_hash")?.to_string(),
-            access_log_destination: log_group_arn(inputs.get("access-log-group", "arn")?).to_string(),
+            definition_hash: inputs.desired("api", "definition_hash")?.to_string(),
+            access_log_destination: log_group_arn(inputs.desired("access-log-group", "arn")?).to_string(),
         })
     }
 

@@ -1,27 +1,31 @@
-//! The private isolated subnets: one per AZ, `subnet-{index}` in the `index`-th AZ of the region
-//! (sorted by name). No public IPs on launch; their route tables (route_table.rs) have no route to
-//! the internet.
+//! The private isolated subnets: one per AZ, `subnet-{index}` in the zone `zones.rs` chose for it.
+//! No public IPs on launch; their route tables (route_table.rs) have no route to the internet.
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType};
 
-use super::ec2::{at_most_one, filter, ours, tag_spec};
+use super::ec2::{at_most_one, ours, tag_spec};
+use super::zones::{Zone, Zones};
 use super::{Change, Ctx, Inputs, Observed, Outputs, Resource, outputs};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, ErrorKind, Result};
 use crate::wait::{Backoff, retry};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Subnet {
     pub index: usize,
     pub cidr: String,
+    /// The stack's zone choice, shared by its subnets.
+    pub zones: Arc<Zones>,
 }
 
 /// What the subnet must be once the AZ and the VPC are known.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DesiredSubnet {
     pub cidr: String,
-    pub az: String,
+    pub az: Zone,
     pub vpc_id: String,
 }
 
@@ -30,7 +34,7 @@ pub struct DesiredSubnet {
 pub struct LiveSubnet {
     pub id: String,
     pub cidr: String,
-    pub az: String,
+    pub az: Zone,
     pub vpc_id: String,
     pub map_public_ip_on_launch: bool,
 }
@@ -41,7 +45,8 @@ pub fn diff(desired: &DesiredSubnet, live: &LiveSubnet) -> Vec<Change> {
     if desired.cidr != live.cidr {
         changes.push(Change::replace("cidr", &desired.cidr, &live.cidr));
     }
-    if desired.az != live.az {
+    // By zone ID: the same name may be another physical zone in another account.
+    if desired.az.id != live.az.id {
         changes.push(Change::replace("availability_zone", &desired.az, &live.az));
     }
     if desired.vpc_id != live.vpc_id {
@@ -64,48 +69,16 @@ pub fn indexed_id(prefix: &'static str, index: usize) -> &'static str {
     ids.entry((prefix, index)).or_insert_with(|| Box::leak(format!("{prefix}-{index}").into_boxed_str()))
 }
 
-/// The `index`-th of the region's AZs (already sorted), or an error saying how many there are.
-pub fn pick_az(zones: &[String], index: usize, region: &str) -> Result<String> {
-    zones.get(index).cloned().ok_or_else(|| {
-        Error::input(format!(
-            "subnet-{index} needs {} availability zones, but region {region} has only {} available ({}): \
-             configure fewer subnets",
-            index + 1,
-            zones.len(),
-            zones.join(", ")
-        ))
-    })
-}
-
-/// The region's available, standard AZs (no Local Zones / Wavelength), sorted by name, so that
-/// `subnet-i` always lands in the same AZ.
-pub async fn availability_zones(ctx: &Ctx) -> Result<Vec<String>> {
-    let out = ctx
-        .aws
-        .ec2
-        .describe_availability_zones()
-        .filters(filter("state", "available"))
-        .filters(filter("zone-type", "availability-zone"))
-        .send()
-        .await
-        .aws("EC2", "DescribeAvailabilityZones")?;
-    let mut names: Vec<String> =
-        out.availability_zones().iter().filter_map(|z| z.zone_name()).map(str::to_string).collect();
-    names.sort();
-    Ok(names)
-}
-
 impl Subnet {
     fn resource_id(&self) -> &'static str {
         indexed_id("subnet", self.index)
     }
 
     async fn desired(&self, ctx: &Ctx, inputs: &Inputs) -> Result<DesiredSubnet> {
-        let zones = availability_zones(ctx).await?;
         Ok(DesiredSubnet {
             cidr: self.cidr.clone(),
-            az: pick_az(&zones, self.index, &ctx.aws.region)?,
-            vpc_id: inputs.get("vpc", "id")?.to_string(),
+            az: self.zones.of(ctx, self.index).await?,
+            vpc_id: inputs.desired("vpc", "id")?.to_string(),
         })
     }
 
@@ -125,7 +98,10 @@ impl Subnet {
         Ok(Some(LiveSubnet {
             id: s.subnet_id().unwrap_or_default().to_string(),
             cidr: s.cidr_block().unwrap_or_default().to_string(),
-            az: s.availability_zone().unwrap_or_default().to_string(),
+            az: Zone {
+                name: s.availability_zone().unwrap_or_default().to_string(),
+                id: s.availability_zone_id().unwrap_or_default().to_string(),
+            },
             vpc_id: s.vpc_id().unwrap_or_default().to_string(),
             map_public_ip_on_launch: s.map_public_ip_on_launch().unwrap_or(false),
         }))
@@ -144,8 +120,8 @@ impl Subnet {
     }
 }
 
-fn live_outputs(live: &LiveSubnet) -> Outputs {
-    outputs([("id", live.id.clone()), ("az", live.az.clone()), ("cidr", live.cidr.clone())])
+fn subnet_outputs(id: String, az: &Zone, cidr: String) -> Outputs {
+    outputs([("id", id), ("az", az.name.clone()), ("az_id", az.id.clone()), ("cidr", cidr)])
 }
 
 #[async_trait]
@@ -167,7 +143,10 @@ impl Resource for Subnet {
             return Ok(Observed::Missing);
         };
         let desired = self.desired(ctx, inputs).await?;
-        Ok(Observed::Present { changes: diff(&desired, &live), outputs: live_outputs(&live) })
+        Ok(Observed::Present {
+            changes: diff(&desired, &live),
+            outputs: subnet_outputs(live.id.clone(), &live.az, live.cidr.clone()),
+        })
     }
 
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Outputs> {
@@ -179,7 +158,7 @@ impl Resource for Subnet {
             .create_subnet()
             .vpc_id(&desired.vpc_id)
             .cidr_block(&desired.cidr)
-            .availability_zone(&desired.az)
+            .availability_zone(&desired.az.name)
             .tag_specifications(tag_spec(ctx, id, ResourceType::Subnet))
             .send()
             .await
@@ -191,7 +170,7 @@ impl Resource for Subnet {
         if subnet.map_public_ip_on_launch().unwrap_or(false) {
             self.disable_public_ips(ctx, &subnet_id).await?;
         }
-        Ok(outputs([("id", subnet_id), ("az", desired.az), ("cidr", desired.cidr)]))
+        Ok(subnet_outputs(subnet_id, &desired.az, desired.cidr))
     }
 
     async fn update(&self, ctx: &Ctx, _inputs: &Inputs, live: &Outputs, changes: &[Change]) -> Result<Outputs> {
@@ -235,15 +214,19 @@ impl Resource for Subnet {
 mod tests {
     use super::*;
 
+    fn zone(name: &str, id: &str) -> Zone {
+        Zone { name: name.into(), id: id.into() }
+    }
+
     fn desired() -> DesiredSubnet {
-        DesiredSubnet { cidr: "10.1.0.0/24".into(), az: "us-east-1a".into(), vpc_id: "vpc-1".into() }
+        DesiredSubnet { cidr: "10.1.0.0/24".into(), az: zone("us-east-1a", "use1-az6"), vpc_id: "vpc-1".into() }
     }
 
     fn live() -> LiveSubnet {
         LiveSubnet {
             id: "subnet-1".into(),
             cidr: "10.1.0.0/24".into(),
-            az: "us-east-1a".into(),
+            az: zone("us-east-1a", "use1-az6"),
             vpc_id: "vpc-1".into(),
             map_public_ip_on_launch: false,
         }
@@ -258,7 +241,7 @@ mod tests {
     fn immutable_fields_are_replacements_and_public_ips_an_update() {
         let cases: Vec<(fn(&mut LiveSubnet), &str, bool)> = vec![
             (|l| l.cidr = "10.1.9.0/24".into(), "cidr", true),
-            (|l| l.az = "us-east-1b".into(), "availability_zone", true),
+            (|l| l.az = zone("us-east-1a", "use1-az1"), "availability_zone", true),
             (|l| l.vpc_id = "vpc-2".into(), "vpc", true),
             (|l| l.map_public_ip_on_launch = true, "map_public_ip_on_launch", false),
         ];
@@ -276,14 +259,5 @@ mod tests {
     fn indexed_ids_are_stable() {
         assert_eq!(indexed_id("subnet", 1), "subnet-1");
         assert!(std::ptr::eq(indexed_id("subnet", 1), indexed_id("subnet", 1)));
-    }
-
-    #[test]
-    fn az_is_picked_by_index_and_missing_ones_are_explained() {
-        let zones = vec!["us-east-1a".to_string(), "us-east-1b".to_string()];
-        assert_eq!(pick_az(&zones, 1, "us-east-1").unwrap(), "us-east-1b");
-        let err = pick_az(&zones, 2, "us-east-1").unwrap_err().to_string();
-        assert!(err.contains("needs 3 availability zones"), "{err}");
-        assert!(err.contains("only 2 available (us-east-1a, us-east-1b)"), "{err}");
     }
 }

@@ -177,7 +177,8 @@ fn op_of(op: &str) -> Op {
 
 impl UsagePlan {
     fn binding<'a>(&self, inputs: &'a Inputs) -> Result<(&'a str, &'a str)> {
-        Ok((inputs.get("api", "id")?, inputs.get("stage", "name")?))
+        // Only compared by `observe`; sent by `create` / `update`, where both exist.
+        Ok((inputs.desired("api", "id")?, inputs.desired("stage", "name")?))
     }
 
     async fn find(&self, ctx: &Ctx) -> Result<Option<LivePlan>> {

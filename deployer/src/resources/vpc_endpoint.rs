@@ -189,13 +189,13 @@ impl DynamoDbEndpoint {
         let route_table_ids = self
             .route_table_resources()
             .into_iter()
-            .map(|r| inputs.get(r, "id").map(str::to_string))
+            .map(|r| inputs.desired(r, "id").map(str::to_string))
             .collect::<Result<_>>()?;
         Ok(DesiredEndpoint {
-            vpc_id: inputs.get("vpc", "id")?.to_string(),
+            vpc_id: inputs.desired("vpc", "id")?.to_string(),
             service_name: service_name(&ctx.aws.region),
             route_table_ids,
-            policy: policy(inputs.get("table", "arn")?),
+            policy: policy(inputs.desired("table", "arn")?),
         })
     }
 

@@ -1,0 +1,31 @@
+//! `movies-stack iam-policy`: the least-privilege IAM policy for running movies-stack on this
+//! stack (see `iam_policy.rs`). Needs no permission itself: only STS GetCallerIdentity (which
+//! IAM cannot deny) when `--account` is not given.
+
+use std::sync::Arc;
+
+use crate::aws::{AwsResultExt, AwsSettings, Clients};
+use crate::cli::IamPolicyArgs;
+use crate::config::Config;
+use crate::error::{Result, exit};
+use crate::iam_policy::{Scope, policy};
+use crate::ui::Reporter;
+
+pub async fn run(
+    config: &Config,
+    settings: &AwsSettings,
+    args: &IamPolicyArgs,
+    reporter: Arc<dyn Reporter>,
+) -> Result<i32> {
+    let aws = Clients::new(settings, Some(reporter)).await?;
+    let account = match &args.account {
+        Some(a) => a.clone(),
+        None => {
+            let id = aws.sts.get_caller_identity().send().await.aws("STS", "GetCallerIdentity")?;
+            id.account().unwrap_or_default().to_string()
+        }
+    };
+    let doc = policy(&Scope { config, region: &aws.region, account: &account });
+    println!("{}", serde_json::to_string_pretty(&doc).expect("a JSON value serializes"));
+    Ok(exit::OK)
+}

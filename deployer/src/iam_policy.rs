@@ -1,0 +1,307 @@
+//! The least-privilege IAM policy a user (or CI role) needs to run movies-stack on one stack:
+//! `up`, `down`, `status`, `plan`, `keys`, `unlock`. Resources are scoped by name where AWS
+//! allows it, by the stack tag where names are generated (EC2), and `*` only where the action
+//! supports no resource (Service Authorization Reference, per service).
+//!
+//! The e2e suite checks it against reality: every operation the proxy saw the deployer make is
+//! allowed here, and every action here was needed by some test (`tests/src/bin/suite_report.rs`).
+
+use serde_json::{Value, json};
+
+use crate::config::Config;
+use crate::resources::{TAG_STACK, account_role};
+use crate::{lock, stack};
+
+/// Who and where: the policy's resources are in this account and region.
+#[derive(Debug, Clone)]
+pub struct Scope<'a> {
+    pub config: &'a Config,
+    pub region: &'a str,
+    pub account: &'a str,
+}
+
+impl Scope<'_> {
+    fn arn(&self, service: &str, resource: &str) -> String {
+        format!("arn:{}:{service}:{}:{}:{resource}", crate::aws::partition(self.region), self.region, self.account)
+    }
+
+    fn ec2(&self, types: &[&str]) -> Vec<String> {
+        types.iter().map(|t| self.arn("ec2", &format!("{t}/*"))).collect()
+    }
+
+    fn role(&self, name: &str) -> String {
+        format!("arn:{}:iam::{}:role/{name}", crate::aws::partition(self.region), self.account)
+    }
+
+    fn apigateway(&self, path: &str) -> String {
+        format!("arn:{}:apigateway:{}::{path}", crate::aws::partition(self.region), self.region)
+    }
+
+    fn log_group(&self, name: &str) -> [String; 2] {
+        let arn = self.arn("logs", &format!("log-group:{name}"));
+        [arn.clone(), format!("{arn}:*")]
+    }
+}
+
+/// The EC2 resource types the stack creates (each tagged `movies-stack:stack` in its create call).
+const EC2_OWNED: [&str; 6] = ["vpc", "subnet", "route-table", "security-group", "vpc-endpoint", "vpc-flow-log"];
+/// EC2 creates, each with `TagSpecifications`.
+const EC2_CREATES: [&str; 6] = [
+    "ec2:CreateVpc",
+    "ec2:CreateSubnet",
+    "ec2:CreateRouteTable",
+    "ec2:CreateSecurityGroup",
+    "ec2:CreateVpcEndpoint",
+    "ec2:CreateFlowLogs",
+];
+
+/// The policy document.
+pub fn policy(s: &Scope) -> Value {
+    let c = s.config;
+    let stack_tag = json!({ "StringEquals": { format!("aws:ResourceTag/{TAG_STACK}"): c.stack } });
+    let request_tag = json!({ "StringEquals": { format!("aws:RequestTag/{TAG_STACK}"): c.stack } });
+    let function_arn = s.arn("lambda", &format!("function:{}", c.function.name));
+    let table_arn = s.arn("dynamodb", &format!("table/{}", c.table.name));
+    let lock_table_arn = s.arn("dynamodb", &format!("table/{}", lock::TABLE));
+    let log_groups: Vec<String> =
+        [stack::flow_log_group_name(c), stack::function_log_group_name(c), stack::access_log_group_name(c)]
+            .iter()
+            .flat_map(|g| s.log_group(g))
+            .collect();
+    let stack_roles = [s.role(&stack::function_role_name(c)), s.role(&stack::flow_log_role_name(c))];
+    let account_role = s.role(account_role::ROLE_NAME);
+    let statements = vec![
+        json!({
+            // Describe* and the account-wide checks support no resource-level permissions.
+            "Sid": "ReadWithoutResourceScope",
+            "Effect": "Allow",
+            "Action": [
+                "ec2:DescribeAvailabilityZones", "ec2:DescribeVpcs", "ec2:DescribeVpcAttribute",
+                "ec2:DescribeSubnets", "ec2:DescribeRouteTables", "ec2:DescribeSecurityGroups",
+                "ec2:DescribeSecurityGroupRules", "ec2:DescribePrefixLists", "ec2:DescribeVpcEndpoints",
+                "ec2:DescribeFlowLogs", "ec2:DescribeNetworkInterfaces",
+                // The CloudTrail preflight reads every trail, organization trails included.
+                "cloudtrail:DescribeTrails", "cloudtrail:GetTrailStatus", "cloudtrail:GetEventSelectors",
+                // "Is this name owned by a CloudFormation stack?": any stack may own it.
+                "cloudformation:DescribeStackResources"
+            ],
+            "Resource": "*"
+        }),
+        json!({
+            "Sid": "Ec2CreateTaggedAsTheStack",
+            "Effect": "Allow",
+            "Action": EC2_CREATES,
+            "Resource": s.ec2(&EC2_OWNED),
+            "Condition": request_tag
+        }),
+        json!({
+            // The tags ride on the create calls above and nowhere else.
+            "Sid": "Ec2TagOnCreateOnly",
+            "Effect": "Allow",
+            "Action": "ec2:CreateTags",
+            "Resource": s.ec2(&EC2_OWNED),
+            "Condition": { "StringEquals": { "ec2:CreateAction": EC2_CREATES.map(|a| a.trim_start_matches("ec2:")) } }
+        }),
+        json!({
+            // Creating a subnet, route table, group, endpoint or flow log also acts on the VPC
+            // (and an endpoint on the route tables): the stack's own, by tag.
+            "Sid": "Ec2ChangeTheStacksOwn",
+            "Effect": "Allow",
+            "Action": [
+                "ec2:CreateSubnet", "ec2:CreateRouteTable", "ec2:CreateSecurityGroup", "ec2:CreateVpcEndpoint",
+                "ec2:CreateFlowLogs", "ec2:ModifyVpcAttribute", "ec2:ModifySubnetAttribute",
+                "ec2:AssociateRouteTable", "ec2:DisassociateRouteTable", "ec2:ReplaceRouteTableAssociation",
+                "ec2:DeleteRoute", "ec2:AuthorizeSecurityGroupEgress", "ec2:RevokeSecurityGroupEgress",
+                "ec2:RevokeSecurityGroupIngress", "ec2:ModifyVpcEndpoint", "ec2:DeleteVpcEndpoints",
+                "ec2:DeleteFlowLogs", "ec2:DeleteRouteTable", "ec2:DeleteSecurityGroup", "ec2:DeleteSubnet",
+                "ec2:DeleteVpc"
+            ],
+            "Resource": s.ec2(&EC2_OWNED),
+            "Condition": stack_tag
+        }),
+        json!({
+            // A rule of the (tag-scoped) group, to DynamoDB's AWS-owned prefix list.
+            "Sid": "Ec2RulesOfTheStacksGroup",
+            "Effect": "Allow",
+            "Action": ["ec2:AuthorizeSecurityGroupEgress", "ec2:RevokeSecurityGroupEgress", "ec2:RevokeSecurityGroupIngress"],
+            "Resource": [
+                s.arn("ec2", "security-group-rule/*"),
+                format!("arn:{}:ec2:{}:aws:prefix-list/*", crate::aws::partition(s.region), s.region)
+            ]
+        }),
+        json!({
+            // `down` deletes the function's Hyperplane ENIs once Lambda releases them. Lambda
+            // owns and names them: they carry no tag of ours and no id known in advance.
+            "Sid": "Ec2ReleasedLambdaNetworkInterfaces",
+            "Effect": "Allow",
+            "Action": "ec2:DeleteNetworkInterface",
+            "Resource": s.arn("ec2", "network-interface/*")
+        }),
+        json!({
+            "Sid": "TheStacksRoles",
+            "Effect": "Allow",
+            "Action": [
+                "iam:GetRole", "iam:CreateRole", "iam:TagRole", "iam:DeleteRole", "iam:UpdateAssumeRolePolicy",
+                "iam:GetRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:ListRolePolicies",
+                "iam:ListAttachedRolePolicies", "iam:DetachRolePolicy"
+            ],
+            "Resource": stack_roles
+        }),
+        json!({
+            // The account's API Gateway CloudWatch role: created if the account has none, never
+            // changed or deleted afterwards.
+            "Sid": "ApiGatewayCloudWatchRole",
+            "Effect": "Allow",
+            "Action": ["iam:GetRole", "iam:CreateRole", "iam:TagRole", "iam:ListRoleTags", "iam:ListAttachedRolePolicies"],
+            "Resource": account_role
+        }),
+        json!({
+            // API Gateway may point at any role of the account: `up` checks it still exists
+            // (read only).
+            "Sid": "CheckTheAccountsCloudWatchRole",
+            "Effect": "Allow",
+            "Action": "iam:GetRole",
+            "Resource": s.role("*")
+        }),
+        json!({
+            "Sid": "ApiGatewayCloudWatchRolePolicy",
+            "Effect": "Allow",
+            "Action": "iam:AttachRolePolicy",
+            "Resource": account_role,
+            "Condition": { "ArnEquals": { "iam:PolicyARN": format!(
+                "arn:{}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs",
+                crate::aws::partition(s.region)
+            ) } }
+        }),
+        json!({
+            "Sid": "PassTheFunctionRoleToLambda",
+            "Effect": "Allow",
+            "Action": "iam:PassRole",
+            "Resource": s.role(&stack::function_role_name(c)),
+            "Condition": { "StringEquals": { "iam:PassedToService": "lambda.amazonaws.com" } }
+        }),
+        json!({
+            "Sid": "PassTheFlowLogRoleToVpcFlowLogs",
+            "Effect": "Allow",
+            "Action": "iam:PassRole",
+            "Resource": s.role(&stack::flow_log_role_name(c)),
+            "Condition": { "StringEquals": { "iam:PassedToService": "vpc-flow-logs.amazonaws.com" } }
+        }),
+        json!({
+            "Sid": "PassTheCloudWatchRoleToApiGateway",
+            "Effect": "Allow",
+            "Action": "iam:PassRole",
+            "Resource": account_role,
+            "Condition": { "StringEquals": { "iam:PassedToService": "apigateway.amazonaws.com" } }
+        }),
+        json!({
+            "Sid": "TheFunction",
+            "Effect": "Allow",
+            "Action": [
+                "lambda:GetFunction", "lambda:CreateFunction", "lambda:TagResource", "lambda:ListTags",
+                "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration", "lambda:DeleteFunction",
+                "lambda:GetPolicy", "lambda:AddPermission", "lambda:RemovePermission"
+            ],
+            "Resource": function_arn
+        }),
+        json!({
+            "Sid": "TheTable",
+            "Effect": "Allow",
+            "Action": [
+                "dynamodb:DescribeTable", "dynamodb:CreateTable", "dynamodb:TagResource",
+                "dynamodb:ListTagsOfResource", "dynamodb:DescribeContinuousBackups",
+                "dynamodb:UpdateContinuousBackups", "dynamodb:UpdateTable", "dynamodb:DeleteTable"
+            ],
+            "Resource": table_arn
+        }),
+        json!({
+            // The per-stack lock (`lock.rs`): one table per account and region, one item per stack.
+            "Sid": "TheStackLock",
+            "Effect": "Allow",
+            "Action": [
+                "dynamodb:DescribeTable", "dynamodb:CreateTable", "dynamodb:TagResource",
+                "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"
+            ],
+            "Resource": lock_table_arn
+        }),
+        json!({
+            "Sid": "TheLogGroups",
+            "Effect": "Allow",
+            "Action": [
+                "logs:CreateLogGroup", "logs:TagResource", "logs:ListTagsForResource", "logs:PutRetentionPolicy",
+                "logs:DeleteLogGroup"
+            ],
+            "Resource": log_groups
+        }),
+        json!({
+            // Lists groups: no one group's ARN fits; this keeps it to the account and region.
+            "Sid": "FindLogGroups",
+            "Effect": "Allow",
+            "Action": "logs:DescribeLogGroups",
+            "Resource": s.arn("logs", "log-group:*")
+        }),
+        json!({
+            // API Gateway's actions are HTTP verbs on resource paths. REST API, usage plan and
+            // key ids are generated, so the paths end in `*`; the account setting is one path.
+            "Sid": "ApiGateway",
+            "Effect": "Allow",
+            "Action": ["apigateway:GET", "apigateway:POST", "apigateway:PUT", "apigateway:PATCH", "apigateway:DELETE"],
+            "Resource": [
+                s.apigateway("/restapis"), s.apigateway("/restapis/*"),
+                s.apigateway("/usageplans"), s.apigateway("/usageplans/*"),
+                s.apigateway("/apikeys"), s.apigateway("/apikeys/*")
+            ]
+        }),
+        json!({
+            "Sid": "ApiGatewayAccountSettings",
+            "Effect": "Allow",
+            "Action": ["apigateway:GET", "apigateway:PATCH"],
+            "Resource": s.apigateway("/account")
+        }),
+    ];
+    json!({ "Version": "2012-10-17", "Statement": statements })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope_policy() -> Value {
+        let c = crate::config::parse("stack = \"movies-dev\"").unwrap();
+        policy(&Scope { config: &c, region: "us-east-1", account: "123456789012" })
+    }
+
+    #[test]
+    fn every_statement_is_scoped_or_says_why_not() {
+        let p = scope_policy();
+        let statements = p["Statement"].as_array().unwrap();
+        let mut sids = std::collections::BTreeSet::new();
+        for st in statements {
+            let sid = st["Sid"].as_str().unwrap();
+            assert!(sids.insert(sid), "Sid {sid} twice");
+            assert_eq!(st["Effect"], "Allow", "{sid}");
+            let actions: Vec<&str> = match &st["Action"] {
+                Value::String(a) => vec![a.as_str()],
+                Value::Array(a) => a.iter().map(|v| v.as_str().unwrap()).collect(),
+                other => panic!("{sid}: Action {other}"),
+            };
+            assert!(actions.iter().all(|a| !a.contains('*')), "{sid}: no wildcard action: {actions:?}");
+            if st["Resource"] == "*" {
+                assert_eq!(sid, "ReadWithoutResourceScope", "only reads that support no resource use `*`");
+            }
+        }
+        let text = p.to_string();
+        assert!(text.contains("arn:aws:lambda:us-east-1:123456789012:function:apigw_handler"));
+        assert!(text.contains("arn:aws:dynamodb:us-east-1:123456789012:table/demo_table"));
+        assert!(text.contains("arn:aws:iam::123456789012:role/movies-dev-function"));
+        assert!(text.contains("\"aws:RequestTag/movies-stack:stack\":\"movies-dev\""));
+    }
+
+    #[test]
+    fn partitions_follow_the_region() {
+        let c = crate::config::parse("stack = \"s\"").unwrap();
+        let p = policy(&Scope { config: &c, region: "cn-north-1", account: "123456789012" }).to_string();
+        assert!(p.contains("arn:aws-cn:lambda:cn-north-1:123456789012:function:apigw_handler"), "{p}");
+        assert!(!p.contains("arn:aws:"), "{p}");
+    }
+}
