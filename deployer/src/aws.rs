@@ -70,7 +70,7 @@ impl Clients {
     /// `reporter`: where the SDK's own retries are announced (a progress line each).
     pub async fn new(
         settings: &AwsSettings,
-        reporter: Option<std::sync::Arc<dyn crate::ui::Reporter>>,
+        reporter: Option<std::sync::Arc<dyn crate::ui::Printer>>,
     ) -> Result<Clients> {
         let http = HttpBuilder::new()
             .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
@@ -267,7 +267,7 @@ impl ClassifyRetry for QuotaIsNotRetried {
 /// Says on the progress output when the SDK retries a call (throttling, 5xx), so a slow run
 /// shows why it is slow.
 #[derive(Clone)]
-struct RetryAnnouncer(Option<std::sync::Arc<dyn crate::ui::Reporter>>);
+struct RetryAnnouncer(Option<std::sync::Arc<dyn crate::ui::Printer>>);
 
 impl std::fmt::Debug for RetryAnnouncer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -290,10 +290,7 @@ impl Intercept for RetryAnnouncer {
             cfg.load::<aws_smithy_runtime_api::client::retries::RequestAttempts>().map(|a| a.attempts()).unwrap_or(1);
         if let (Some(reporter), true) = (&self.0, attempt > 1) {
             let op = cfg.load::<Metadata>().map(|m| format!("{} {}", m.service(), m.name())).unwrap_or_default();
-            reporter.event(crate::ui::Event::Progress {
-                id: "aws".into(),
-                message: format!("retrying {op} (attempt {attempt}): throttled or a transient error"),
-            });
+            reporter.event(crate::ui::Event::SdkRetry { operation: op, attempt });
         }
         Ok(())
     }

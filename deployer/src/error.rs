@@ -102,7 +102,7 @@ impl Error {
         Error::Input(msg.into())
     }
 
-    pub fn for_resource(self, resource: &str) -> Self {
+    pub fn for_resource(self, resource: impl fmt::Display) -> Self {
         match self {
             Error::Resource { .. } | Error::Input(_) | Error::Interrupted(_) | Error::MissingDependency { .. } => self,
             other => Error::Resource { resource: resource.to_string(), source: Box::new(other) },

@@ -1,24 +1,106 @@
-//! The dependency graph of a stack and the executor that runs it: each resource starts as soon
-//! as all its dependencies are done, with bounded concurrency. The executor knows nothing about
-//! AWS: it calls the [`Resource`] trait and reports [`Event`]s.
+//! The dependency graph of a stack and the one scheduler that runs it. The executor knows
+//! nothing about AWS: it calls the (erased) [`Resource`] trait and reports [`Event`]s.
+//!
+//! A run has two halves:
+//! - **observe**: every resource looks for itself at once (reads only; reads several resources
+//!   need are made once, `Ctx::once`): the discovery sweep, one or two round trips in all;
+//! - **apply** (dependencies first) or **destroy** (dependents first): one scheduler, given a
+//!   direction and the work per node. A node starts as soon as what it needs of its neighbours
+//!   is there: a dependency's identifiers (it exists) or, where declared, its readiness.
 
-use std::collections::{HashMap, VecDeque};
+use std::any::Any;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
+use futures::future::BoxFuture;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::ctx::Ctx;
 use crate::error::{Error, Result};
-use crate::resources::{Change, Ctx, Inputs, Observed, Outputs, Resource};
-use crate::ui::Event;
+use crate::resources::{Change, Dep, Drift, Inputs, Name, Need, Resource};
+use crate::ui::{Action, Event};
 
-pub struct Graph {
-    nodes: Vec<Arc<dyn Resource>>,
-    index: HashMap<String, usize>,
-    /// For each node, the nodes that depend on it.
-    dependents: Vec<Vec<usize>>,
-    /// Node indexes in a dependency order (dependencies first).
-    order: Vec<usize>,
+/// A resource's live state, erased.
+pub type Live = Arc<dyn Any + Send + Sync>;
+
+/// A resource's typed changes, erased, with how they read.
+pub struct Diff {
+    typed: Box<dyn Any + Send + Sync>,
+    pub shown: Vec<Change>,
+}
+
+/// The erased resource the executor holds; every [`Resource`] is one.
+#[async_trait]
+pub trait Node: Send + Sync {
+    fn name(&self) -> Name;
+    fn kind(&self) -> &'static str;
+    fn deps(&self) -> Vec<Dep>;
+    fn create_rounds(&self) -> u32;
+    fn replaces_itself(&self) -> bool;
+    async fn observe(&self, ctx: &Ctx) -> Result<Option<Live>>;
+    fn diff(&self, ctx: &Ctx, inputs: &Inputs, live: &Live) -> Result<Diff>;
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Live>;
+    async fn update(&self, ctx: &Ctx, inputs: &Inputs, live: &Live, diff: &Diff) -> Result<Live>;
+    async fn delete(&self, ctx: &Ctx, live: &Live) -> Result<()>;
+    async fn wait_ready(&self, ctx: &Ctx, live: &Live) -> Result<()>;
+    fn health(&self, live: &Live) -> Vec<(&'static str, String)>;
+    fn outputs(&self, ctx: &Ctx, live: &Live) -> Vec<(&'static str, String)>;
+}
+
+fn typed<R: Resource>(live: &Live) -> Result<&R::Live> {
+    live.downcast_ref::<R::Live>().ok_or_else(|| Error::other("internal: a resource's state has another type"))
+}
+
+#[async_trait]
+impl<R: Resource> Node for R {
+    fn name(&self) -> Name {
+        self.id().name()
+    }
+    fn kind(&self) -> &'static str {
+        Resource::kind(self)
+    }
+    fn deps(&self) -> Vec<Dep> {
+        Resource::deps(self)
+    }
+    fn create_rounds(&self) -> u32 {
+        Resource::create_rounds(self)
+    }
+    fn replaces_itself(&self) -> bool {
+        Resource::replaces_itself(self)
+    }
+    async fn observe(&self, ctx: &Ctx) -> Result<Option<Live>> {
+        Ok(Resource::observe(self, ctx).await?.map(|l| Arc::new(l) as Live))
+    }
+    fn diff(&self, ctx: &Ctx, inputs: &Inputs, live: &Live) -> Result<Diff> {
+        let changes = Resource::diff(self, ctx, inputs, typed::<R>(live)?)?;
+        let shown = changes.iter().map(Drift::show).collect();
+        Ok(Diff { typed: Box::new(changes), shown })
+    }
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Live> {
+        Ok(Arc::new(Resource::create(self, ctx, inputs).await?))
+    }
+    async fn update(&self, ctx: &Ctx, inputs: &Inputs, live: &Live, diff: &Diff) -> Result<Live> {
+        let changes = diff
+            .typed
+            .downcast_ref::<Vec<R::Change>>()
+            .ok_or_else(|| Error::other("internal: a resource's changes have another type"))?;
+        Ok(Arc::new(Resource::update(self, ctx, inputs, typed::<R>(live)?, changes).await?))
+    }
+    async fn delete(&self, ctx: &Ctx, live: &Live) -> Result<()> {
+        Resource::delete(self, ctx, typed::<R>(live)?).await
+    }
+    async fn wait_ready(&self, ctx: &Ctx, live: &Live) -> Result<()> {
+        Resource::wait_ready(self, ctx, typed::<R>(live)?).await
+    }
+    fn health(&self, live: &Live) -> Vec<(&'static str, String)> {
+        typed::<R>(live).map(|l| Resource::health(self, l)).unwrap_or_default()
+    }
+    fn outputs(&self, ctx: &Ctx, live: &Live) -> Vec<(&'static str, String)> {
+        typed::<R>(live).map(|l| Resource::outputs(self, ctx, l)).unwrap_or_default()
+    }
 }
 
 /// What happened to one resource.
@@ -58,12 +140,24 @@ impl Outcome {
     }
 }
 
+/// One step of the critical path the scheduler actually followed: the node, when it started and
+/// when it was done (relative to the start of the phase).
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub name: Name,
+    pub start: Duration,
+    pub end: Duration,
+}
+
 pub struct Report {
-    /// In dependency order.
-    pub outcomes: Vec<(String, Outcome)>,
-    pub outputs: Inputs,
+    /// In dependency order (reverse dependency order for `destroy`).
+    pub outcomes: Vec<(Name, Outcome)>,
+    /// The live state of every resource that exists at the end.
+    pub state: Inputs,
     pub errors: Vec<Error>,
     pub interrupted: bool,
+    /// The chain of nodes, each released by the previous one, that ended last.
+    pub critical_path: Vec<Step>,
 }
 
 impl Report {
@@ -72,32 +166,75 @@ impl Report {
     }
 }
 
+/// What the observation found for one resource.
+pub type Found = std::result::Result<Option<Live>, String>;
+
+/// A present resource compared with its desired state (`plan`, `status`).
+pub enum Compared {
+    Missing,
+    Present { live: Live, changes: Vec<Change> },
+    Error(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    /// Dependencies first (apply).
+    Forward,
+    /// Dependents first (destroy).
+    Reverse,
+}
+
+/// What one node's work leaves.
+struct Done {
+    outcome: Outcome,
+    live: Option<Live>,
+    /// The wait for readiness, when a dependent needs this node ready.
+    ready: Option<BoxFuture<'static, Result<()>>>,
+}
+
+enum Msg {
+    Done(usize, Result<Done>),
+    Ready(usize, Result<()>),
+}
+
+pub struct Graph {
+    nodes: Vec<Arc<dyn Node>>,
+    index: HashMap<Name, usize>,
+    /// For each node: what it depends on, and how.
+    deps: Vec<Vec<(usize, Need)>>,
+    /// For each node: what depends on it, and how.
+    dependents: Vec<Vec<(usize, Need)>>,
+    /// Node indexes in a dependency order (dependencies first), stable in registry order.
+    order: Vec<usize>,
+}
+
 impl Graph {
-    /// Check ids are unique, every dependency exists, and there is no cycle.
-    pub fn new(nodes: Vec<Arc<dyn Resource>>) -> Result<Graph> {
+    /// Check names are unique, every dependency exists, and there is no cycle.
+    pub fn new(nodes: Vec<Arc<dyn Node>>) -> Result<Graph> {
         let mut index = HashMap::new();
         for (i, n) in nodes.iter().enumerate() {
-            if index.insert(n.id().to_string(), i).is_some() {
-                return Err(Error::other(format!("internal: resource id `{}` is used twice", n.id())));
+            if index.insert(n.name(), i).is_some() {
+                return Err(Error::other(format!("internal: resource `{}` is registered twice", n.name())));
             }
         }
+        let mut deps = vec![Vec::new(); nodes.len()];
         let mut dependents = vec![Vec::new(); nodes.len()];
-        let mut indegree = vec![0usize; nodes.len()];
         for (i, n) in nodes.iter().enumerate() {
             for d in n.deps() {
-                let j = *index
-                    .get(&d)
-                    .ok_or_else(|| Error::other(format!("internal: `{}` depends on unknown resource `{d}`", n.id())))?;
-                dependents[j].push(i);
-                indegree[i] += 1;
+                let j = *index.get(&d.on).ok_or_else(|| {
+                    Error::other(format!("internal: `{}` depends on unknown resource `{}`", n.name(), d.on))
+                })?;
+                deps[i].push((j, d.need));
+                dependents[j].push((i, d.need));
             }
         }
-        // Kahn's algorithm, stable in declaration order.
+        // Kahn's algorithm, stable in registry order.
+        let mut indegree: Vec<usize> = deps.iter().map(Vec::len).collect();
         let mut queue: VecDeque<usize> = (0..nodes.len()).filter(|&i| indegree[i] == 0).collect();
         let mut order = Vec::with_capacity(nodes.len());
         while let Some(i) = queue.pop_front() {
             order.push(i);
-            for &j in &dependents[i] {
+            for &(j, _) in &dependents[i] {
                 indegree[j] -= 1;
                 if indegree[j] == 0 {
                     queue.push_back(j);
@@ -107,401 +244,505 @@ impl Graph {
         if order.len() != nodes.len() {
             return Err(Error::other("internal: the resource graph has a cycle"));
         }
-        Ok(Graph { nodes, index, dependents, order })
+        Ok(Graph { nodes, index, deps, dependents, order })
     }
 
-    #[cfg(test)]
-    pub fn ids_in_order(&self) -> Vec<&str> {
-        self.order.iter().map(|&i| self.nodes[i].id()).collect()
+    /// Names and kinds, in dependency order.
+    pub fn names(&self) -> Vec<(Name, &'static str)> {
+        self.order.iter().map(|&i| (self.nodes[i].name(), self.nodes[i].kind())).collect()
     }
 
-    pub fn get(&self, id: &str) -> Option<&Arc<dyn Resource>> {
-        self.index.get(id).map(|&i| &self.nodes[i])
+    pub fn node(&self, name: Name) -> Option<&Arc<dyn Node>> {
+        self.index.get(&name).map(|&i| &self.nodes[i])
     }
 
-    /// Make every resource match its desired state: observe, then create / update / nothing.
-    /// `stop` turns true on Ctrl-C: calls in flight finish, nothing new starts.
-    pub async fn apply(&self, ctx: Arc<Ctx>, concurrency: usize) -> Report {
-        let stop = ctx.stop.clone();
+    /// The stack's outputs (`ApiUrl`, `StandardApiKeyId`, ...) from the resources in `state`.
+    pub fn outputs(&self, ctx: &Ctx, state: &Inputs) -> std::collections::BTreeMap<&'static str, String> {
+        self.nodes.iter().filter_map(|n| state.get_any(n.name()).map(|live| n.outputs(ctx, live))).flatten().collect()
+    }
+
+    /// The lower bound of a cold `up`: the longest chain of create calls that must happen one
+    /// after another (each node's `create_rounds`, along dependencies), and that chain.
+    pub fn bound(&self) -> (u32, Vec<Name>) {
+        let mut best: Vec<(u32, Option<usize>)> = vec![(0, None); self.nodes.len()];
+        for &i in &self.order {
+            let (before, via) =
+                self.deps[i].iter().map(|&(d, _)| (best[d].0, Some(d))).max_by_key(|(r, _)| *r).unwrap_or((0, None));
+            best[i] = (before + self.nodes[i].create_rounds(), via);
+        }
+        let Some(mut at) = (0..self.nodes.len()).max_by_key(|&i| best[i].0) else { return (0, Vec::new()) };
+        let total = best[at].0;
+        let mut chain = vec![self.nodes[at].name()];
+        while let Some(prev) = best[at].1 {
+            chain.push(self.nodes[prev].name());
+            at = prev;
+        }
+        chain.reverse();
+        (total, chain)
+    }
+
+    /// Every resource looks for itself, all at once (reads only). Indexed like the registry.
+    pub async fn observe(&self, ctx: &Arc<Ctx>) -> Vec<Found> {
+        let mut set = JoinSet::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            let (node, ctx) = (node.clone(), ctx.clone());
+            set.spawn(
+                async move { (i, node.observe(&ctx).await.map_err(|e| e.for_resource(node.name()).to_string())) },
+            );
+        }
+        let mut found: Vec<Option<Found>> = (0..self.nodes.len()).map(|_| None).collect();
+        while let Some(joined) = set.join_next().await {
+            let (i, result) = joined.expect("observe task panicked");
+            found[i] = Some(result);
+        }
+        found.into_iter().map(|f| f.expect("every node observed")).collect()
+    }
+
+    /// The present resources' states, as lenient inputs.
+    pub fn present(&self, found: &[Found]) -> Inputs {
+        let mut inputs = Inputs::lenient();
+        for (i, f) in found.iter().enumerate() {
+            if let Ok(Some(live)) = f {
+                inputs.insert_any(self.nodes[i].name(), live.clone());
+            }
+        }
+        inputs
+    }
+
+    /// Compare every present resource with its desired state, without changing anything
+    /// (`plan`, `status`). In dependency order.
+    pub fn compare(&self, ctx: &Ctx, found: &[Found]) -> Vec<(Name, Compared)> {
+        let inputs = self.present(found);
+        self.order
+            .iter()
+            .map(|&i| {
+                let node = &self.nodes[i];
+                let compared = match &found[i] {
+                    Err(e) => Compared::Error(e.clone()),
+                    Ok(None) => Compared::Missing,
+                    Ok(Some(live)) => match node.diff(ctx, &inputs, live) {
+                        Ok(diff) => Compared::Present { live: live.clone(), changes: diff.shown },
+                        // Compared once what it needs exists.
+                        Err(Error::MissingDependency { resource }) => Compared::Present {
+                            live: live.clone(),
+                            changes: vec![Change::update(
+                                "depends on",
+                                format!("{resource} (to be created)"),
+                                "missing",
+                            )],
+                        },
+                        Err(e) => Compared::Error(e.for_resource(node.name()).to_string()),
+                    },
+                };
+                (node.name(), compared)
+            })
+            .collect()
+    }
+
+    /// Make every resource match its desired state: create what is missing, update what
+    /// differs, in dependency order, `concurrency` at a time. Ctrl-C (`ctx.stop`): calls in
+    /// flight finish, nothing new starts.
+    pub async fn apply(&self, ctx: Arc<Ctx>, found: &[Found], concurrency: usize) -> Report {
+        // Ready is waited for only where a dependent needs it.
+        let needs_ready: Vec<bool> =
+            (0..self.nodes.len()).map(|i| self.dependents[i].iter().any(|&(_, n)| n == Need::Ready)).collect();
+        let found: Vec<Found> = found.to_vec();
+        let nodes = self.nodes.clone();
+        let work_ctx = ctx.clone();
+        let work = move |i: usize, inputs: Inputs| -> BoxFuture<'static, Result<Done>> {
+            let (node, ctx, found, ready) = (nodes[i].clone(), work_ctx.clone(), found[i].clone(), needs_ready[i]);
+            Box::pin(async move {
+                let id = node.name().to_string();
+                let (outcome, live) = match found.map_err(Error::other)? {
+                    None => {
+                        ctx.printer.event(Event::Started { id, action: Action::Creating(node.kind()) });
+                        (Outcome::Created, node.create(&ctx, &inputs).await?)
+                    }
+                    Some(live) => {
+                        let diff = node.diff(&ctx, &inputs, &live)?;
+                        if diff.shown.is_empty() {
+                            (Outcome::Unchanged, live)
+                        } else if let Some(c) = diff.shown.iter().find(|c| c.replace && !node.replaces_itself()) {
+                            return Err(Error::other(format!(
+                                "{} must be replaced to change `{}` (live {}, desired {}); movies-stack does not replace it \
+                                 in place: run `movies-stack down` for this stack and `up` again, or put the config back",
+                                node.kind(),
+                                c.field,
+                                c.live,
+                                c.desired
+                            )));
+                        } else {
+                            let fields =
+                                diff.shown.iter().map(|c| format!("{} ({} -> {})", c.field, c.live, c.desired));
+                            ctx.printer.event(Event::Started { id, action: Action::Updating(fields.collect()) });
+                            let live = node.update(&ctx, &inputs, &live, &diff).await?;
+                            (Outcome::Updated(diff.shown), live)
+                        }
+                    }
+                };
+                let ready = ready.then(|| {
+                    let (node, ctx, live) = (node.clone(), ctx.clone(), live.clone());
+                    Box::pin(async move {
+                        ctx.printer.event(Event::Started { id: node.name().to_string(), action: Action::Readying });
+                        node.wait_ready(&ctx, &live).await
+                    }) as BoxFuture<'static, Result<()>>
+                });
+                Ok(Done { outcome, live: Some(live), ready })
+            })
+        };
+        self.schedule(ctx, Direction::Forward, concurrency, Inputs::default(), work).await
+    }
+
+    /// Delete the present resources in reverse dependency order: a resource goes once everything
+    /// that depends on it is gone, every independent deletion at once (`concurrency` at most).
+    /// `keep` is left in place, and so is what it depends on.
+    pub async fn destroy(&self, ctx: Arc<Ctx>, found: &[Found], keep: &HashSet<Name>, concurrency: usize) -> Report {
+        let mut kept: HashSet<usize> = keep.iter().filter_map(|n| self.index.get(n).copied()).collect();
+        let mut stack: Vec<usize> = kept.iter().copied().collect();
+        while let Some(i) = stack.pop() {
+            for &(d, _) in &self.deps[i] {
+                if kept.insert(d) {
+                    stack.push(d);
+                }
+            }
+        }
+        let state = self.present(found);
+        let found: Vec<Found> = found.to_vec();
+        let nodes = self.nodes.clone();
+        let work_ctx = ctx.clone();
+        let work = move |i: usize, _inputs: Inputs| -> BoxFuture<'static, Result<Done>> {
+            let (node, ctx, found, kept) = (nodes[i].clone(), work_ctx.clone(), found[i].clone(), kept.contains(&i));
+            Box::pin(async move {
+                let outcome = match found.map_err(Error::other)? {
+                    None => Outcome::Deleted(false),
+                    Some(live) if kept => return Ok(Done { outcome: Outcome::Kept, live: Some(live), ready: None }),
+                    Some(live) => {
+                        ctx.printer.event(Event::Started {
+                            id: node.name().to_string(),
+                            action: Action::Deleting(node.kind()),
+                        });
+                        node.delete(&ctx, &live).await?;
+                        Outcome::Deleted(true)
+                    }
+                };
+                Ok(Done { outcome, live: None, ready: None })
+            })
+        };
+        let mut report = self.schedule(ctx, Direction::Reverse, concurrency, state, work).await;
+        for (name, outcome) in &report.outcomes {
+            if matches!(outcome, Outcome::Deleted(_)) {
+                report.state.remove(*name);
+            }
+        }
+        report
+    }
+
+    /// The one scheduler. Forward: a node starts when each dependency has reached what it needs
+    /// of it (exists, or ready); a failure skips the node's dependents. Reverse: a node starts
+    /// when everything depending on it is done; a failure keeps the node's dependencies (still
+    /// in use). At most `concurrency` works at once (waits for readiness hold no permit).
+    async fn schedule<F>(&self, ctx: Arc<Ctx>, dir: Direction, concurrency: usize, inputs: Inputs, work: F) -> Report
+    where
+        F: Fn(usize, Inputs) -> BoxFuture<'static, Result<Done>>,
+    {
         let n = self.nodes.len();
-        let mut waiting: Vec<usize> = (0..n).map(|i| self.nodes[i].deps().len()).collect();
-        let mut ready: VecDeque<usize> = self.order.iter().copied().filter(|&i| waiting[i] == 0).collect();
+        let t0 = Instant::now();
+        // What each node waits for: (dependency, need) forward, dependents reverse.
+        let blockers = |i: usize| -> &Vec<(usize, Need)> {
+            match dir {
+                Direction::Forward => &self.deps[i],
+                Direction::Reverse => &self.dependents[i],
+            }
+        };
+        let unblocks = |i: usize| -> &Vec<(usize, Need)> {
+            match dir {
+                Direction::Forward => &self.dependents[i],
+                Direction::Reverse => &self.deps[i],
+            }
+        };
+        let mut waiting: Vec<usize> = (0..n).map(|i| blockers(i).len()).collect();
+        let order: Vec<usize> = match dir {
+            Direction::Forward => self.order.clone(),
+            Direction::Reverse => self.order.iter().rev().copied().collect(),
+        };
+        let mut ready_queue: VecDeque<usize> = order.iter().copied().filter(|&i| waiting[i] == 0).collect();
         let mut outcomes: Vec<Option<Outcome>> = vec![None; n];
-        let mut inputs = Inputs::default();
+        let mut started: Vec<Option<Duration>> = vec![None; n];
+        let mut ended: Vec<Option<Duration>> = vec![None; n];
+        let mut released_by: Vec<Option<usize>> = vec![None; n];
+        let mut inputs = inputs;
         let mut errors = Vec::new();
-        let permits = Arc::new(Semaphore::new(concurrency.max(1)));
-        let mut running: JoinSet<(usize, Result<(Outputs, Outcome)>)> = JoinSet::new();
         let mut interrupted = false;
+        let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+        let mut running: JoinSet<Msg> = JoinSet::new();
+        let stop = ctx.stop.clone();
+
+        // Release what waited on `i` for `need` (reverse: any need).
+        let release = |i: usize,
+                       need: Need,
+                       waiting: &mut Vec<usize>,
+                       released_by: &mut Vec<Option<usize>>,
+                       queue: &mut VecDeque<usize>,
+                       outcomes: &[Option<Outcome>]| {
+            for &(j, n) in unblocks(i) {
+                if dir == Direction::Forward && n != need {
+                    continue;
+                }
+                waiting[j] -= 1;
+                released_by[j] = Some(i);
+                if waiting[j] == 0 && outcomes[j].is_none() {
+                    queue.push_back(j);
+                }
+            }
+        };
 
         loop {
             if *stop.borrow() {
                 interrupted = true;
             }
-            while !interrupted && let Some(i) = ready.pop_front() {
-                let node = self.nodes[i].clone();
-                let ctx = ctx.clone();
-                let snapshot = inputs.clone();
+            while !interrupted && let Some(i) = ready_queue.pop_front() {
+                started[i] = Some(t0.elapsed());
+                let fut = work(i, inputs.clone());
                 let permits = permits.clone();
                 running.spawn(async move {
                     let _permit = permits.acquire_owned().await.expect("semaphore open");
-                    (i, reconcile(node.as_ref(), &ctx, &snapshot).await)
+                    Msg::Done(i, fut.await)
                 });
             }
             let Some(joined) = running.join_next().await else { break };
-            let (i, result) = joined.expect("resource task panicked");
-            let id = self.nodes[i].id().to_string();
-            match result {
-                Ok((out, outcome)) => {
-                    ctx.reporter.event(Event::Finished { id: id.clone(), summary: outcome.summary() });
-                    inputs.insert(&id, out);
-                    outcomes[i] = Some(outcome);
-                    for &j in &self.dependents[i] {
-                        waiting[j] -= 1;
-                        if waiting[j] == 0 && outcomes[j].is_none() {
-                            ready.push_back(j);
+            match joined.expect("a resource task panicked") {
+                Msg::Done(i, Ok(done)) => {
+                    let name = self.nodes[i].name();
+                    ended[i] = Some(t0.elapsed());
+                    ctx.printer.event(Event::Finished { id: name.to_string(), outcome: done.outcome.clone() });
+                    if let Some(live) = done.live {
+                        inputs.insert_any(name, live);
+                    }
+                    outcomes[i] = Some(done.outcome);
+                    release(i, Need::Exists, &mut waiting, &mut released_by, &mut ready_queue, &outcomes);
+                    match done.ready {
+                        Some(ready) => {
+                            running.spawn(async move { Msg::Ready(i, ready.await) });
+                        }
+                        None if dir == Direction::Forward => {
+                            release(i, Need::Ready, &mut waiting, &mut released_by, &mut ready_queue, &outcomes);
+                        }
+                        None => {}
+                    }
+                }
+                Msg::Ready(i, Ok(())) => {
+                    ended[i] = Some(t0.elapsed());
+                    release(i, Need::Ready, &mut waiting, &mut released_by, &mut ready_queue, &outcomes);
+                }
+                Msg::Done(i, Err(e)) | Msg::Ready(i, Err(e)) => {
+                    let name = self.nodes[i].name();
+                    ended[i] = Some(t0.elapsed());
+                    if e.is_interrupted() {
+                        interrupted = true;
+                        outcomes[i] = Some(Outcome::Skipped(e.to_string()));
+                        ctx.printer
+                            .event(Event::Finished { id: name.to_string(), outcome: Outcome::Skipped(e.to_string()) });
+                        continue;
+                    }
+                    let e = e.for_resource(name);
+                    ctx.printer
+                        .event(Event::Finished { id: name.to_string(), outcome: Outcome::Failed(e.to_string()) });
+                    outcomes[i] = Some(Outcome::Failed(e.to_string()));
+                    errors.push(e);
+                    // Forward: its dependents cannot be done. Reverse: its dependencies are
+                    // still in use.
+                    let why = match dir {
+                        Direction::Forward => format!("depends on `{name}`, which failed"),
+                        Direction::Reverse => format!("`{name}` (which uses it) could not be deleted"),
+                    };
+                    let mut stack: Vec<usize> = unblocks(i).iter().map(|&(j, _)| j).collect();
+                    while let Some(j) = stack.pop() {
+                        if outcomes[j].is_none() && started[j].is_none() {
+                            outcomes[j] = Some(Outcome::Skipped(why.clone()));
+                            stack.extend(unblocks(j).iter().map(|&(k, _)| k));
                         }
                     }
                 }
-                Err(e) if e.is_interrupted() => {
-                    interrupted = true;
-                    ctx.reporter.event(Event::Finished { id: id.clone(), summary: e.to_string() });
-                    outcomes[i] = Some(Outcome::Skipped(e.to_string()));
-                }
-                Err(e) => {
-                    let e = e.for_resource(&id);
-                    ctx.reporter.event(Event::Failed { id: id.clone(), error: e.to_string() });
-                    outcomes[i] = Some(Outcome::Failed(e.to_string()));
-                    errors.push(e);
-                    self.skip_dependents(i, &id, &mut outcomes);
-                }
             }
         }
-        let outcomes = self
-            .order
+        let outcomes: Vec<(Name, Outcome)> = order
             .iter()
             .map(|&i| {
                 let o = outcomes[i].clone().unwrap_or_else(|| Outcome::Skipped("interrupted before it started".into()));
-                (self.nodes[i].id().to_string(), o)
+                (self.nodes[i].name(), o)
             })
             .collect();
-        Report { outcomes, outputs: inputs, errors, interrupted }
-    }
-
-    /// Observe every resource, in dependency order, without changing anything (`plan`,
-    /// `status`, and the first half of `down`). A dependency that does not exist yet reads as
-    /// "(known after apply)" in its dependents' diffs, and what lives in it is missing.
-    pub async fn observe_all(&self, ctx: Arc<Ctx>, concurrency: usize) -> (Vec<(String, Result<Observed>)>, Inputs) {
-        let n = self.nodes.len();
-        let mut waiting: Vec<usize> = (0..n).map(|i| self.nodes[i].deps().len()).collect();
-        let mut ready: VecDeque<usize> = self.order.iter().copied().filter(|&i| waiting[i] == 0).collect();
-        let mut results: Vec<Option<Result<Observed>>> = (0..n).map(|_| None).collect();
-        let mut inputs = Inputs::lenient();
-        let permits = Arc::new(Semaphore::new(concurrency.max(1)));
-        let mut running: JoinSet<(usize, Result<Observed>)> = JoinSet::new();
-        loop {
-            while let Some(i) = ready.pop_front() {
-                let (node, ctx, snapshot, permits) =
-                    (self.nodes[i].clone(), ctx.clone(), inputs.clone(), permits.clone());
-                running.spawn(async move {
-                    let _permit = permits.acquire_owned().await.expect("semaphore open");
-                    ctx.reporter.event(Event::Started { id: node.id().to_string(), action: "observing".into() });
-                    (i, node.observe(&ctx, &snapshot).await)
-                });
-            }
-            let Some(joined) = running.join_next().await else { break };
-            let (i, result) = joined.expect("observe task panicked");
-            // What lives in a dependency that does not exist does not exist either: no call
-            // was made for it (see `Inputs::get`).
-            let result = match result {
-                Err(Error::MissingDependency { .. }) => Ok(Observed::Missing),
-                other => other,
-            };
-            if let Ok(Observed::Present { outputs, .. }) = &result {
-                inputs.insert(self.nodes[i].id(), outputs.clone());
-            }
-            results[i] = Some(result.map_err(|e| e.for_resource(self.nodes[i].id())));
-            // Dependents are observed even when this one failed or is missing (lenient inputs).
-            for &j in &self.dependents[i] {
-                waiting[j] -= 1;
-                if waiting[j] == 0 {
-                    ready.push_back(j);
-                }
-            }
-        }
-        let observed = self
-            .order
-            .iter()
-            .map(|&i| (self.nodes[i].id().to_string(), results[i].take().expect("every node observed")))
-            .collect();
-        (observed, inputs)
-    }
-
-    /// Delete the present resources (`live` holds their outputs) in reverse dependency order:
-    /// a resource goes once everything that depends on it is gone. Ids in `keep` are left in
-    /// place (and so are their dependencies).
-    pub async fn destroy(
-        &self,
-        ctx: Arc<Ctx>,
-        live: &Inputs,
-        keep: &std::collections::HashSet<String>,
-        concurrency: usize,
-    ) -> Report {
-        let stop = ctx.stop.clone();
-        let n = self.nodes.len();
-        // What a kept resource depends on is kept too: it is still in use.
-        let mut kept_all = keep.clone();
-        let mut stack: Vec<String> = keep.iter().cloned().collect();
-        while let Some(id) = stack.pop() {
-            if let Some(node) = self.get(&id) {
-                for d in node.deps() {
-                    if kept_all.insert(d.clone()) {
-                        stack.push(d);
-                    }
-                }
-            }
-        }
-        // Count the dependents each node waits for.
-        let mut waiting: Vec<usize> = (0..n).map(|i| self.dependents[i].len()).collect();
-        let mut ready: VecDeque<usize> = self.order.iter().rev().copied().filter(|&i| waiting[i] == 0).collect();
-        let mut outcomes: Vec<Option<Outcome>> = vec![None; n];
-        let mut errors = Vec::new();
-        let permits = Arc::new(Semaphore::new(concurrency.max(1)));
-        let mut running: JoinSet<(usize, Result<Outcome>)> = JoinSet::new();
-        let mut interrupted = false;
-        loop {
-            if *stop.borrow() {
-                interrupted = true;
-            }
-            while !interrupted && let Some(i) = ready.pop_front() {
-                let node = self.nodes[i].clone();
-                let id = node.id().to_string();
-                let kept = kept_all.contains(&id);
-                let outputs = live.map.get(&id).cloned();
-                let (ctx, permits) = (ctx.clone(), permits.clone());
-                running.spawn(async move {
-                    let Some(outputs) = outputs else { return (i, Ok(Outcome::Deleted(false))) };
-                    if kept {
-                        return (i, Ok(Outcome::Kept));
-                    }
-                    let _permit = permits.acquire_owned().await.expect("semaphore open");
-                    ctx.reporter.event(Event::Started { id: id.clone(), action: format!("deleting {}", node.kind()) });
-                    (i, node.delete(&ctx, &outputs).await.map(|_| Outcome::Deleted(true)))
-                });
-            }
-            let Some(joined) = running.join_next().await else { break };
-            let (i, result) = joined.expect("delete task panicked");
-            let id = self.nodes[i].id().to_string();
-            match result {
-                Ok(outcome) => {
-                    ctx.reporter.event(Event::Finished { id: id.clone(), summary: outcome.summary() });
-                    outcomes[i] = Some(outcome);
-                    for d in self.nodes[i].deps() {
-                        let j = self.index[&d];
-                        waiting[j] -= 1;
-                        if waiting[j] == 0 && outcomes[j].is_none() {
-                            ready.push_back(j);
-                        }
-                    }
-                }
-                Err(e) if e.is_interrupted() => {
-                    interrupted = true;
-                    ctx.reporter.event(Event::Finished { id: id.clone(), summary: e.to_string() });
-                    outcomes[i] = Some(Outcome::Skipped(e.to_string()));
-                }
-                Err(e) => {
-                    let e = e.for_resource(&id);
-                    ctx.reporter.event(Event::Failed { id: id.clone(), error: e.to_string() });
-                    outcomes[i] = Some(Outcome::Failed(e.to_string()));
-                    errors.push(e);
-                    // Its dependencies stay: they are still in use.
-                    let mut stack = self.nodes[i].deps();
-                    while let Some(d) = stack.pop() {
-                        let j = self.index[&d];
-                        if outcomes[j].is_none() {
-                            outcomes[j] =
-                                Some(Outcome::Skipped(format!("`{id}` (which uses it) could not be deleted")));
-                            stack.extend(self.nodes[j].deps());
-                        }
-                    }
-                }
-            }
-        }
-        let outcomes = self
-            .order
-            .iter()
-            .rev()
-            .map(|&i| {
-                let o = outcomes[i].clone().unwrap_or_else(|| Outcome::Skipped("interrupted before it started".into()));
-                (self.nodes[i].id().to_string(), o)
-            })
-            .collect();
-        Report { outcomes, outputs: live.clone(), errors, interrupted }
-    }
-
-    fn skip_dependents(&self, failed: usize, failed_id: &str, outcomes: &mut [Option<Outcome>]) {
-        let mut stack = self.dependents[failed].clone();
-        while let Some(j) = stack.pop() {
-            if outcomes[j].is_none() {
-                outcomes[j] = Some(Outcome::Skipped(format!("depends on `{failed_id}`, which failed")));
-                stack.extend(self.dependents[j].iter().copied());
-            }
-        }
+        let critical_path = critical_path(&self.nodes, &started, &ended, &released_by);
+        Report { outcomes, state: inputs, errors, interrupted, critical_path }
     }
 }
 
-/// One resource: observe, then create or update.
-async fn reconcile(node: &dyn Resource, ctx: &Ctx, inputs: &Inputs) -> Result<(Outputs, Outcome)> {
-    let id = node.id().to_string();
-    ctx.reporter.event(Event::Started { id: id.clone(), action: "observing".into() });
-    match node.observe(ctx, inputs).await? {
-        Observed::Missing => {
-            ctx.reporter.event(Event::Started { id, action: format!("creating {}", node.kind()) });
-            let out = node.create(ctx, inputs).await?;
-            Ok((out, Outcome::Created))
-        }
-        Observed::Present { outputs, changes } if changes.is_empty() => Ok((outputs, Outcome::Unchanged)),
-        Observed::Present { outputs, changes } => {
-            if let Some(c) = changes.iter().find(|c| c.replace) {
-                return Err(Error::other(format!(
-                    "{} must be replaced to change `{}` (live {}, desired {}); movies-stack does not replace it in place: \
-                     run `movies-stack down` for this stack and `up` again, or put the config back",
-                    node.kind(),
-                    c.field,
-                    c.live,
-                    c.desired
-                )));
-            }
-            let fields: Vec<String> =
-                changes.iter().map(|c| format!("{} ({} -> {})", c.field, c.live, c.desired)).collect();
-            ctx.reporter.event(Event::Started { id, action: format!("updating {}", fields.join(", ")) });
-            let out = node.update(ctx, inputs, &outputs, &changes).await?;
-            Ok((out, Outcome::Updated(changes)))
+/// Back from the node that ended last, through the node that released each one.
+fn critical_path(
+    nodes: &[Arc<dyn Node>],
+    started: &[Option<Duration>],
+    ended: &[Option<Duration>],
+    released_by: &[Option<usize>],
+) -> Vec<Step> {
+    let Some(mut at) = (0..nodes.len()).filter(|&i| ended[i].is_some()).max_by_key(|&i| ended[i]) else {
+        return Vec::new();
+    };
+    let mut path = Vec::new();
+    loop {
+        path.push(Step {
+            name: nodes[at].name(),
+            start: started[at].unwrap_or_default(),
+            end: ended[at].unwrap_or_default(),
+        });
+        match released_by[at] {
+            Some(prev) if !path.iter().any(|s| s.name == nodes[prev].name()) => at = prev,
+            _ => break,
         }
     }
+    path.reverse();
+    path
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resources::outputs;
-    use crate::ui::Recorder;
-    use async_trait::async_trait;
+    use crate::resources::Id;
     use std::sync::Mutex;
-    use std::time::Duration;
-    use tokio::sync::watch;
 
-    /// A fake resource: records start/end times in a shared log; can fail; can be present.
+    /// A fake resource: records start/end in a shared log; can fail; can be present.
     struct Fake {
-        id: String,
-        deps: Vec<String>,
+        id: Id<String>,
+        deps: Vec<Id<String>>,
+        /// Dependencies needed ready (not only existing).
+        ready_deps: Vec<Id<String>>,
         present: bool,
         fail: bool,
+        /// `wait_ready` takes this long.
+        ready_after: Duration,
         log: Arc<Mutex<Vec<String>>>,
     }
 
     #[async_trait]
     impl Resource for Fake {
-        fn id(&self) -> &str {
-            &self.id
+        type Live = String;
+        type Change = Change;
+        fn id(&self) -> Id<String> {
+            self.id
         }
         fn kind(&self) -> &'static str {
             "fake"
         }
-        fn deps(&self) -> Vec<String> {
-            self.deps.clone()
+        fn deps(&self) -> Vec<Dep> {
+            self.deps.iter().map(|d| Dep::on(*d)).chain(self.ready_deps.iter().map(|d| Dep::ready(*d))).collect()
         }
-        async fn observe(&self, _ctx: &Ctx, inputs: &Inputs) -> Result<Observed> {
+        fn create_rounds(&self) -> u32 {
+            2
+        }
+        async fn observe(&self, _ctx: &Ctx) -> Result<Option<String>> {
+            Ok(self.present.then(|| self.id.to_string()))
+        }
+        fn diff(&self, _ctx: &Ctx, inputs: &Inputs, _live: &String) -> Result<Vec<Change>> {
             for d in &self.deps {
-                inputs.get(d, "id")?; // dependencies' outputs are visible
+                // Dependencies' states are visible (typed).
+                inputs.get(*d)?;
             }
-            Ok(if self.present {
-                Observed::Present { outputs: outputs([("id", self.id.clone())]), changes: vec![] }
-            } else {
-                Observed::Missing
-            })
+            Ok(vec![])
         }
-        async fn create(&self, _ctx: &Ctx, _inputs: &Inputs) -> Result<Outputs> {
+        async fn create(&self, _ctx: &Ctx, inputs: &Inputs) -> Result<String> {
+            for d in &self.deps {
+                inputs.get(*d)?;
+            }
             self.log.lock().unwrap().push(format!("start {}", self.id));
             tokio::time::sleep(Duration::from_millis(30)).await;
             self.log.lock().unwrap().push(format!("end {}", self.id));
             if self.fail {
                 return Err(Error::other("boom"));
             }
-            Ok(outputs([("id", self.id.clone())]))
+            Ok(self.id.to_string())
         }
-        async fn update(&self, _: &Ctx, _: &Inputs, live: &Outputs, _: &[Change]) -> Result<Outputs> {
+        async fn update(&self, _: &Ctx, _: &Inputs, live: &String, _: &[Change]) -> Result<String> {
             Ok(live.clone())
         }
-        async fn delete(&self, _: &Ctx, _: &Outputs) -> Result<()> {
+        async fn delete(&self, _: &Ctx, _: &String) -> Result<()> {
             self.log.lock().unwrap().push(format!("delete {}", self.id));
             tokio::time::sleep(Duration::from_millis(10)).await;
             Ok(())
         }
-    }
-
-    fn fake(id: &str, deps: &[&str], log: &Arc<Mutex<Vec<String>>>) -> Fake {
-        Fake {
-            id: id.into(),
-            deps: deps.iter().map(|s| s.to_string()).collect(),
-            present: false,
-            fail: false,
-            log: log.clone(),
+        async fn wait_ready(&self, _: &Ctx, _: &String) -> Result<()> {
+            tokio::time::sleep(self.ready_after).await;
+            self.log.lock().unwrap().push(format!("ready {}", self.id));
+            Ok(())
         }
     }
 
-    async fn ctx() -> Arc<Ctx> {
-        ctx_with_stop(false).await
-    }
-
-    async fn ctx_with_stop(stopped: bool) -> Arc<Ctx> {
-        let (tx, stop) = watch::channel(stopped);
-        std::mem::forget(tx); // keep the channel open for the whole test
-        let settings = crate::aws::AwsSettings {
-            region: Some("us-east-1".into()),
-            endpoint_url: Some("http://127.0.0.1:9".into()),
-            dummy_credentials: true,
-            ..Default::default()
-        };
-        Arc::new(Ctx {
-            aws: crate::aws::Clients::new(&settings, None).await.unwrap(),
-            stack: "t".into(),
-            account_id: "123456789012".into(),
-            reporter: Arc::new(Recorder::default()),
-            apigw_writes: tokio::sync::Mutex::new(()),
-            timeouts: Default::default(),
-            stop,
-        })
+    fn fake(id: &'static str, deps: &[&'static str], log: &Arc<Mutex<Vec<String>>>) -> Fake {
+        Fake {
+            id: Id::new(id),
+            deps: deps.iter().map(|d| Id::new(d)).collect(),
+            ready_deps: Vec::new(),
+            present: false,
+            fail: false,
+            ready_after: Duration::ZERO,
+            log: log.clone(),
+        }
     }
 
     fn pos(log: &[String], what: &str) -> usize {
         log.iter().position(|l| l == what).unwrap_or_else(|| panic!("{what} not in {log:?}"))
     }
 
+    fn names(g: &Graph) -> Vec<String> {
+        g.names().iter().map(|(n, _)| n.to_string()).collect()
+    }
+
+    async fn run(g: &Graph, ctx: Arc<Ctx>, concurrency: usize) -> Report {
+        let found = g.observe(&ctx).await;
+        g.apply(ctx, &found, concurrency).await
+    }
+
     #[tokio::test]
     async fn dependencies_finish_before_dependents_start_and_independents_overlap() {
         let log = Arc::new(Mutex::new(Vec::new()));
-        let nodes: Vec<Arc<dyn Resource>> = vec![
+        let nodes: Vec<Arc<dyn Node>> = vec![
             Arc::new(fake("c", &["a", "b"], &log)),
             Arc::new(fake("a", &[], &log)),
             Arc::new(fake("b", &[], &log)),
         ];
         let g = Graph::new(nodes).unwrap();
-        assert_eq!(g.ids_in_order(), vec!["a", "b", "c"]);
-        let report = g.apply(ctx().await, 4).await;
-        assert!(report.errors.is_empty());
+        assert_eq!(names(&g), vec!["a", "b", "c"]);
+        let report = run(&g, Ctx::for_tests(false).await, 4).await;
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
         assert_eq!(report.changes(), 3);
         let log = log.lock().unwrap().clone();
         assert!(pos(&log, "end a") < pos(&log, "start c"));
         assert!(pos(&log, "end b") < pos(&log, "start c"));
-        // a and b ran at the same time.
-        assert!(pos(&log, "start b") < pos(&log, "end a"), "{log:?}");
+        assert!(pos(&log, "start b") < pos(&log, "end a"), "a and b ran at the same time: {log:?}");
+        let path: Vec<String> = report.critical_path.iter().map(|s| s.name.to_string()).collect();
+        assert_eq!(path.last().map(String::as_str), Some("c"), "{path:?}");
+        assert_eq!(path.len(), 2, "{path:?}");
+    }
+
+    #[tokio::test]
+    async fn existence_is_enough_unless_readiness_is_declared() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut slow = fake("f", &[], &log);
+        slow.ready_after = Duration::from_millis(200);
+        let mut needs_ready = fake("smoke", &[], &log);
+        needs_ready.ready_deps = vec![Id::new("f")];
+        let nodes: Vec<Arc<dyn Node>> =
+            vec![Arc::new(slow), Arc::new(fake("api", &["f"], &log)), Arc::new(needs_ready)];
+        let report = run(&Graph::new(nodes).unwrap(), Ctx::for_tests(false).await, 4).await;
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        let log = log.lock().unwrap().clone();
+        assert!(pos(&log, "end api") < pos(&log, "ready f"), "api needs only f's identifiers: {log:?}");
+        assert!(pos(&log, "ready f") < pos(&log, "start smoke"), "smoke needs f ready: {log:?}");
     }
 
     #[tokio::test]
     async fn concurrency_one_runs_one_at_a_time() {
         let log = Arc::new(Mutex::new(Vec::new()));
-        let nodes: Vec<Arc<dyn Resource>> = vec![Arc::new(fake("a", &[], &log)), Arc::new(fake("b", &[], &log))];
-        Graph::new(nodes).unwrap().apply(ctx().await, 1).await;
+        let nodes: Vec<Arc<dyn Node>> = vec![Arc::new(fake("a", &[], &log)), Arc::new(fake("b", &[], &log))];
+        run(&Graph::new(nodes).unwrap(), Ctx::for_tests(false).await, 1).await;
         let log = log.lock().unwrap().clone();
         assert_eq!(log, vec!["start a", "end a", "start b", "end b"]);
     }
@@ -513,26 +754,26 @@ mod tests {
         bad.fail = true;
         let mut present = fake("x", &[], &log);
         present.present = true;
-        let nodes: Vec<Arc<dyn Resource>> = vec![
+        let nodes: Vec<Arc<dyn Node>> = vec![
             Arc::new(bad),
             Arc::new(fake("b", &["a"], &log)),
             Arc::new(fake("c", &["b"], &log)),
             Arc::new(present),
         ];
-        let report = Graph::new(nodes).unwrap().apply(ctx().await, 2).await;
+        let report = run(&Graph::new(nodes).unwrap(), Ctx::for_tests(false).await, 2).await;
         assert_eq!(report.errors.len(), 1);
         assert_eq!(report.errors[0].to_string(), "a: boom");
-        let by_id: HashMap<_, _> = report.outcomes.iter().cloned().collect();
-        assert!(matches!(by_id["b"], Outcome::Skipped(_)));
-        assert!(matches!(by_id["c"], Outcome::Skipped(_)));
-        assert!(matches!(by_id["x"], Outcome::Unchanged));
+        let by: HashMap<String, Outcome> = report.outcomes.iter().map(|(n, o)| (n.to_string(), o.clone())).collect();
+        assert!(matches!(by["b"], Outcome::Skipped(_)));
+        assert!(matches!(by["c"], Outcome::Skipped(_)));
+        assert!(matches!(by["x"], Outcome::Unchanged));
     }
 
     #[tokio::test]
     async fn a_stop_request_starts_nothing_new() {
         let log = Arc::new(Mutex::new(Vec::new()));
-        let nodes: Vec<Arc<dyn Resource>> = vec![Arc::new(fake("a", &[], &log))];
-        let report = Graph::new(nodes).unwrap().apply(ctx_with_stop(true).await, 2).await;
+        let nodes: Vec<Arc<dyn Node>> = vec![Arc::new(fake("a", &[], &log))];
+        let report = run(&Graph::new(nodes).unwrap(), Ctx::for_tests(true).await, 2).await;
         assert!(report.interrupted);
         assert!(log.lock().unwrap().is_empty());
         assert!(matches!(report.outcomes[0].1, Outcome::Skipped(_)));
@@ -542,39 +783,56 @@ mod tests {
     async fn destroy_goes_in_reverse_and_keeps_what_kept_resources_need() {
         let log = Arc::new(Mutex::new(Vec::new()));
         // vpc <- subnet <- function -> table; endpoint -> table, vpc. Keep the table.
-        let nodes: Vec<Arc<dyn Resource>> = vec![
-            Arc::new(fake("vpc", &[], &log)),
-            Arc::new(fake("subnet", &["vpc"], &log)),
-            Arc::new(fake("table", &[], &log)),
-            Arc::new(fake("function", &["subnet", "table"], &log)),
-            Arc::new(fake("endpoint", &["vpc", "table"], &log)),
-            Arc::new(fake("gone", &["vpc"], &log)),
+        let mut nodes: Vec<Fake> = vec![
+            fake("vpc", &[], &log),
+            fake("subnet", &["vpc"], &log),
+            fake("table", &[], &log),
+            fake("function", &["subnet", "table"], &log),
+            fake("endpoint", &["vpc", "table"], &log),
+            fake("gone", &["vpc"], &log),
         ];
-        let g = Graph::new(nodes).unwrap();
-        let mut live = Inputs::default();
-        for id in ["vpc", "subnet", "table", "function", "endpoint"] {
-            live.insert(id, outputs([("id", id.to_string())]));
+        for n in &mut nodes {
+            n.present = n.id.to_string() != "gone";
         }
-        let keep = std::collections::HashSet::from(["table".to_string()]);
-        let report = g.destroy(ctx().await, &live, &keep, 4).await;
+        let g = Graph::new(nodes.into_iter().map(|n| Arc::new(n) as Arc<dyn Node>).collect()).unwrap();
+        let ctx = Ctx::for_tests(false).await;
+        let found = g.observe(&ctx).await;
+        let keep = HashSet::from([Id::<String>::new("table").name()]);
+        let report = g.destroy(ctx, &found, &keep, 4).await;
         assert!(report.errors.is_empty());
-        let by_id: HashMap<_, _> = report.outcomes.iter().cloned().collect();
-        assert!(matches!(by_id["table"], Outcome::Kept));
-        assert!(matches!(by_id["gone"], Outcome::Deleted(false)), "absent: already gone");
-        assert!(matches!(by_id["vpc"], Outcome::Deleted(true)));
+        let by: HashMap<String, Outcome> = report.outcomes.iter().map(|(n, o)| (n.to_string(), o.clone())).collect();
+        assert!(matches!(by["table"], Outcome::Kept));
+        assert!(matches!(by["gone"], Outcome::Deleted(false)), "absent: already gone");
+        assert!(matches!(by["vpc"], Outcome::Deleted(true)));
         let log = log.lock().unwrap().clone();
         assert!(!log.contains(&"delete table".to_string()));
         assert!(pos(&log, "delete function") < pos(&log, "delete subnet"));
         assert!(pos(&log, "delete subnet") < pos(&log, "delete vpc"));
         assert!(pos(&log, "delete endpoint") < pos(&log, "delete vpc"));
+        assert!(report.state.contains(Id::<String>::new("table").name()), "the kept table is still there");
+        assert!(!report.state.contains(Id::<String>::new("vpc").name()));
+    }
+
+    #[test]
+    fn the_bound_is_the_longest_chain_of_create_rounds() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let nodes: Vec<Arc<dyn Node>> = vec![
+            Arc::new(fake("a", &[], &log)),
+            Arc::new(fake("b", &["a"], &log)),
+            Arc::new(fake("c", &["b"], &log)),
+            Arc::new(fake("d", &["a"], &log)),
+        ];
+        let (rounds, chain) = Graph::new(nodes).unwrap().bound();
+        assert_eq!(rounds, 6);
+        assert_eq!(chain.iter().map(Name::to_string).collect::<Vec<_>>(), ["a", "b", "c"]);
     }
 
     #[test]
     fn unknown_dependencies_and_cycles_are_rejected() {
         let log = Arc::new(Mutex::new(Vec::new()));
-        let unknown: Vec<Arc<dyn Resource>> = vec![Arc::new(fake("a", &["nope"], &log))];
+        let unknown: Vec<Arc<dyn Node>> = vec![Arc::new(fake("a", &["nope"], &log))];
         assert!(Graph::new(unknown).is_err());
-        let cycle: Vec<Arc<dyn Resource>> = vec![Arc::new(fake("a", &["b"], &log)), Arc::new(fake("b", &["a"], &log))];
+        let cycle: Vec<Arc<dyn Node>> = vec![Arc::new(fake("a", &["b"], &log)), Arc::new(fake("b", &["a"], &log))];
         assert!(Graph::new(cycle).is_err());
     }
 }

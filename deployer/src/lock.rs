@@ -164,13 +164,12 @@ fn is_condition_failed(e: &Error) -> bool {
     e.aws().is_some_and(|a| a.code.as_deref() == Some("ConditionalCheckFailedException"))
 }
 
-/// Create the lock table if needed (once per account and region). Returns whether it had to
-/// create or wait for it.
-async fn ensure_table(ctx: &Ctx) -> Result<bool> {
+/// Create the lock table if needed (once per account and region), and wait until it is ACTIVE.
+async fn ensure_table(ctx: &Ctx) -> Result<()> {
     let ddb = &ctx.aws.lock_dynamodb;
     match ddb.describe_table().table_name(TABLE).send().await.aws("DynamoDB", "DescribeTable") {
         Ok(out) if out.table().and_then(|t| t.table_status()).is_some_and(|s| s.as_str() == "ACTIVE") => {
-            return Ok(false);
+            return Ok(());
         }
         Ok(_) => {}
         Err(e) if e.is_not_found() => {
@@ -227,45 +226,49 @@ async fn ensure_table(ctx: &Ctx) -> Result<bool> {
         },
     )
     .await?;
-    Ok(true)
+    Ok(())
 }
 
-/// Take the stack's lock, waiting up to `wait` for another holder to finish.
+/// Take the stack's lock, waiting up to `wait` for another holder to finish. Usually one call
+/// (a conditional PutItem): the table is created only when that call says it does not exist, and
+/// the holder is read only when it says the lock is taken.
 pub async fn acquire(ctx: Arc<Ctx>, command: &str, wait: Duration) -> Result<LockGuard> {
-    let created_table = ensure_table(&ctx).await?;
-    let mut waited = false;
+    let mut noted = false;
     let started = Instant::now();
     let mut me = Holder::me(command);
+    // Set when the holder is a killed run of this machine: take over exactly that run's lock.
+    let mut stale_run: Option<Holder> = None;
     loop {
         me.expires_at = now() + LEASE.as_secs();
-        let current = read(&ctx).await?;
-        // Take it if free, expired, or held by a dead process on this machine (a killed run).
-        let (condition, stale_run) = match &current {
-            Some(h) if h.is_dead_local_process(&me.host) => ("run_id = :stale", Some(h.run_id.clone())),
-            _ => ("attribute_not_exists(#s) OR expires_at < :now", None),
-        };
-        let mut put = ctx
-            .aws
-            .lock_dynamodb
-            .put_item()
-            .table_name(TABLE)
-            .set_item(Some(me.item(&ctx.stack)))
-            .condition_expression(condition);
+        let mut put = ctx.aws.lock_dynamodb.put_item().table_name(TABLE).set_item(Some(me.item(&ctx.stack)));
         put = match &stale_run {
-            Some(run) => put.expression_attribute_values(":stale", AttributeValue::S(run.clone())),
+            Some(h) => put
+                .condition_expression("run_id = :stale")
+                .expression_attribute_values(":stale", AttributeValue::S(h.run_id.clone())),
             None => put
+                .condition_expression("attribute_not_exists(#s) OR expires_at < :now")
                 .expression_attribute_names("#s", "stack")
                 .expression_attribute_values(":now", AttributeValue::N(now().to_string())),
         };
         match put.send().await.aws("DynamoDB", "PutItem") {
             Ok(_) => {
-                if let Some(h) = current.filter(|_| stale_run.is_some()) {
+                if let Some(h) = stale_run {
                     ctx.warn(format!("took over the lock of a run that is no longer running: {}", h.describe()));
                 }
                 break;
             }
+            // No lock table in this account and region yet (or still being created).
+            Err(e) if e.is_not_found() => {
+                ensure_table(&ctx).await?;
+                noted = true;
+            }
             Err(e) if is_condition_failed(&e) => {
                 let holder = read(&ctx).await?;
+                if let Some(h) = holder.as_ref().filter(|h| h.is_dead_local_process(&me.host)) {
+                    stale_run = Some(h.clone());
+                    continue;
+                }
+                stale_run = None;
                 let desc = holder.as_ref().map(Holder::describe).unwrap_or_else(|| "another run".into());
                 if started.elapsed() >= wait {
                     let expires = holder.map(|h| h.expires_at.saturating_sub(now())).unwrap_or(0);
@@ -276,7 +279,7 @@ pub async fn acquire(ctx: Arc<Ctx>, command: &str, wait: Duration) -> Result<Loc
                     )));
                 }
                 ctx.progress("lock", format!("waiting for the lock held by {desc}"));
-                waited = true;
+                noted = true;
                 tokio::time::sleep(
                     Duration::from_secs(2).min(wait.saturating_sub(started.elapsed()).max(Duration::from_millis(100))),
                 )
@@ -285,8 +288,8 @@ pub async fn acquire(ctx: Arc<Ctx>, command: &str, wait: Duration) -> Result<Loc
             Err(e) => return Err(e),
         }
     }
-    if waited || created_table {
-        ctx.reporter.event(crate::ui::Event::Finished { id: "lock".into(), summary: "acquired".into() });
+    if noted {
+        ctx.progress("lock", "acquired");
     }
     let lost = Arc::new(AtomicBool::new(false));
     let renewer = tokio::spawn(renew(ctx.clone(), me.run_id.clone(), lost.clone()));

@@ -5,6 +5,7 @@ mod aws;
 mod cli;
 mod commands;
 mod config;
+mod ctx;
 mod error;
 mod graph;
 mod iam_policy;
@@ -57,16 +58,16 @@ async fn run(cli: Cli) -> Result<i32, Error> {
     let global = &cli.global;
     let config = commands::load_config(global)?;
     let settings = commands::aws_settings(global, &config)?;
-    let reporter = ui::reporter(global.verbose);
+    let printer = ui::printer(global.verbose);
     match &cli.command {
-        Command::Up(args) => commands::up::run(&config, &settings, args, global.output, reporter).await,
-        Command::Plan(args) => commands::plan::run(&config, &settings, args, global.output, reporter).await,
-        Command::Status => commands::status::run(&config, &settings, global.output, reporter).await,
-        Command::Keys(args) => commands::keys::run(&config, &settings, args, global.output, reporter).await,
-        Command::Down(args) => commands::down::run(&config, &settings, args, global.output, reporter).await,
+        Command::Up(args) => commands::up::run(&config, &settings, args, global.output, global.verbose, printer).await,
+        Command::Plan(args) => commands::plan::run(&config, &settings, args, global.output, printer).await,
+        Command::Status => commands::status::run(&config, &settings, global.output, printer).await,
+        Command::Keys(args) => commands::keys::run(&config, &settings, args, global.output, printer).await,
+        Command::Down(args) => commands::down::run(&config, &settings, args, global.output, printer).await,
         Command::Package(args) => commands::package::run(&config, args, global.output).await,
-        Command::Unlock(args) => commands::unlock::run(&config, &settings, args, reporter).await,
-        Command::IamPolicy(args) => commands::iam_policy::run(&config, &settings, args, reporter).await,
+        Command::Unlock(args) => commands::unlock::run(&config, &settings, args, printer).await,
+        Command::IamPolicy(args) => commands::iam_policy::run(&config, &settings, args, printer).await,
     }
 }
 

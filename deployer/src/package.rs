@@ -24,9 +24,9 @@ pub struct Artifact {
 
 impl Artifact {
     /// For commands that compare configuration only (`status`, `keys`, `down`): the function's
-    /// code is not compared. Its `sha256_b64` is [`crate::resources::UNKNOWN`].
+    /// code is not compared. Its `sha256_b64` is empty.
     pub fn unknown() -> Artifact {
-        Artifact { zip: Vec::new(), sha256_b64: crate::resources::UNKNOWN.to_string(), source: "not built".into() }
+        Artifact { zip: Vec::new(), sha256_b64: String::new(), source: "not built".into() }
     }
 
     pub fn from_zip(zip: Vec<u8>, source: String) -> Artifact {

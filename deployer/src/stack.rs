@@ -1,11 +1,13 @@
-//! Config -> the desired resource graph: DESIGN.md section 1 as data. Adding a resource = one
-//! module in `resources/` + one line here.
+//! The registry: Config -> the stack's resources (DESIGN.md section 1 as data). Everything that
+//! lists the stack's resources derives from here: the graph, `status` and `plan` rows, the
+//! counts in messages, the tests' expected inventory. Adding a resource = one module in
+//! `resources/` + one line here.
 
 use std::sync::Arc;
 
 use crate::config::{Config, subnet_cidr};
 use crate::error::Result;
-use crate::graph::Graph;
+use crate::graph::{Graph, Node};
 use crate::package::Artifact;
 use crate::resources::iam_role::{Role, RolePurpose};
 use crate::resources::*;
@@ -27,57 +29,43 @@ pub fn function_log_group_name(c: &Config) -> String {
     format!("/aws/lambda/{}", c.function.name)
 }
 
-pub fn resources(c: &Config, artifact: Arc<Artifact>) -> Vec<Arc<dyn Resource>> {
-    let azs = c.network.az_count();
+pub fn resources(c: &Config, artifact: Arc<Artifact>) -> Vec<Arc<dyn Node>> {
+    let azs = u8::try_from(c.network.az_count()).expect("the config allows at most 6 zones");
     let retention = c.logs.retention_days;
-    let mut r: Vec<Arc<dyn Resource>> = Vec::new();
+    let mut r: Vec<Arc<dyn Node>> = Vec::new();
 
     // Network
     r.push(Arc::new(vpc::Vpc { cidr: c.network.vpc_cidr.clone() }));
-    let zones = Arc::new(zones::Zones::new(c.network.availability_zones.clone(), azs));
+    let zones = Arc::new(zones::Zones::new(c.network.availability_zones.clone(), usize::from(azs)));
     for i in 0..azs {
-        r.push(Arc::new(subnet::Subnet {
-            index: i,
-            cidr: subnet_cidr(&c.network.vpc_cidr, c.network.subnet_prefix, i),
-            zones: zones.clone(),
-        }));
+        let cidr = subnet_cidr(&c.network.vpc_cidr, c.network.subnet_prefix, usize::from(i));
+        r.push(Arc::new(subnet::Subnet { index: i, cidr, zones: zones.clone() }));
         r.push(Arc::new(route_table::RouteTable { index: i }));
     }
-    r.push(Arc::new(vpc_endpoint::DynamoDbEndpoint { route_tables: azs }));
+    r.push(Arc::new(vpc_endpoint::DynamoDbEndpoint { route_tables: azs, table_name: c.table.name.clone() }));
     r.push(Arc::new(security_group::FunctionSecurityGroup));
 
     // Logs
-    r.push(Arc::new(log_group::LogGroup {
-        id: log_group::FLOW_LOG_GROUP.into(),
-        name: flow_log_group_name(c),
-        retention_days: retention,
-    }));
-    r.push(Arc::new(log_group::LogGroup {
-        id: log_group::FUNCTION_LOG_GROUP.into(),
-        name: function_log_group_name(c),
-        retention_days: retention,
-    }));
-    r.push(Arc::new(log_group::LogGroup {
-        id: log_group::ACCESS_LOG_GROUP.into(),
-        name: access_log_group_name(c),
-        retention_days: retention,
-    }));
+    for (id, name) in [
+        (log_group::FLOW, flow_log_group_name(c)),
+        (log_group::FUNCTION, function_log_group_name(c)),
+        (log_group::ACCESS, access_log_group_name(c)),
+    ] {
+        r.push(Arc::new(log_group::LogGroup { id, name, retention_days: retention }));
+    }
 
     // IAM
     r.push(Arc::new(Role {
-        id: iam_role::FLOW_LOG_ROLE.into(),
+        id: iam_role::FLOW_LOGS,
         name: flow_log_role_name(c),
-        purpose: RolePurpose::FlowLogs { log_group_resource: log_group::FLOW_LOG_GROUP.into() },
+        purpose: RolePurpose::FlowLogs { log_group: flow_log_group_name(c) },
     }));
     r.push(Arc::new(Role {
-        id: iam_role::FUNCTION_ROLE.into(),
+        id: iam_role::FUNCTION,
         name: function_role_name(c),
-        purpose: RolePurpose::Function {
-            table_resource: "table".into(),
-            log_group_resource: log_group::FUNCTION_LOG_GROUP.into(),
-        },
+        purpose: RolePurpose::Function { table: c.table.name.clone(), log_group: function_log_group_name(c) },
     }));
-    r.push(Arc::new(flow_log::FlowLog));
+    r.push(Arc::new(flow_log::FlowLog { log_group: flow_log_group_name(c) }));
 
     // Data and compute
     r.push(Arc::new(table::Table { name: c.table.name.clone() }));
@@ -87,14 +75,16 @@ pub fn resources(c: &Config, artifact: Arc<Artifact>) -> Vec<Arc<dyn Resource>> 
         memory_mb: c.function.memory_mb,
         timeout_seconds: c.function.timeout_seconds,
         subnets: azs,
+        table_name: c.table.name.clone(),
+        log_group: function_log_group_name(c),
         artifact,
     }));
 
     // API
     r.push(Arc::new(account_role::ApiGatewayAccount { role_name: account_role::ROLE_NAME.into() }));
     r.push(Arc::new(rest_api::RestApi { name: c.stack.clone(), function_name: c.function.name.clone() }));
-    r.push(Arc::new(permission::ApiPermission));
-    r.push(Arc::new(stage::Stage { stage_name: c.api.stage.clone() }));
+    r.push(Arc::new(permission::ApiPermission { function_name: c.function.name.clone() }));
+    r.push(Arc::new(stage::Stage { stage_name: c.api.stage.clone(), access_log_group: access_log_group_name(c) }));
     for (tier, plan) in c.usage_plans.tiers() {
         r.push(Arc::new(usage_plan::UsagePlan::new(
             tier,
@@ -121,16 +111,29 @@ mod tests {
     fn the_stack_graph_is_valid_and_ordered() {
         let c = crate::config::parse("stack = \"t\"").unwrap();
         let g = graph(&c, Arc::new(Artifact::from_zip(vec![], "test".into()))).unwrap();
-        let order = g.ids_in_order();
-        let at = |id: &str| order.iter().position(|x| *x == id).unwrap_or_else(|| panic!("{id} missing"));
+        let order: Vec<String> = g.names().iter().map(|(n, _)| n.to_string()).collect();
+        let at = |id: &str| order.iter().position(|x| x == id).unwrap_or_else(|| panic!("{id} missing"));
         assert_eq!(order.len(), 23, "{order:?}");
         assert!(at("vpc") < at("subnet-0"));
         assert!(at("subnet-1") < at("function"));
         assert!(at("function-log-group") < at("function"), "the log group exists before the function");
-        assert!(at("table") < at("dynamodb-endpoint"));
-        assert!(at("function") < at("api"));
+        assert!(at("route-table-1") < at("dynamodb-endpoint"));
+        assert!(at("function") < at("api-permission"));
         assert!(at("stage") < at("usage-plan-standard"), "stage before usage plan (Invalid API Stage otherwise)");
         assert!(at("usage-plan-premium") < at("api-key-premium"));
         assert!(at("apigw-account") < at("stage"), "access logging needs the account role");
+    }
+
+    #[test]
+    fn the_api_does_not_wait_for_the_function_nor_the_role_for_the_table() {
+        let c = crate::config::parse("stack = \"t\"").unwrap();
+        let g = graph(&c, Arc::new(Artifact::unknown())).unwrap();
+        let deps = |id: Name| -> Vec<String> { g.node(id).unwrap().deps().iter().map(|d| d.on.to_string()).collect() };
+        assert!(deps(rest_api::ID.name()).is_empty(), "the API needs only the function's ARN, known from its name");
+        assert!(deps(iam_role::FUNCTION.name()).is_empty(), "the role needs only the table's ARN");
+        assert!(!deps(function::ID.name()).contains(&"table".to_string()));
+        // The bound of a cold up: the longest chain of create calls.
+        let (rounds, chain) = g.bound();
+        assert!(rounds > 0 && !chain.is_empty());
     }
 }

@@ -1,92 +1,160 @@
-//! Progress and output. The engine emits [`Event`]s; a reporter renders them: a live line per
-//! resource on a TTY (indicatif), plain timestamped lines otherwise. Everything goes to stderr;
-//! stdout is only for the command's result (outputs, JSON).
+//! Progress and output. The engine emits typed [`Event`]s; one [`Printer`] renders them (a live
+//! line per resource on a TTY, plain timestamped lines otherwise) and owns stdout: a command's
+//! result goes through [`Printer::out`], which first stops live rendering, so progress and results
+//! never interleave and no command has to remember to stop the bars.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
+use crate::graph::Outcome;
+
+/// What the engine is doing as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// The sweep that finds what the stack owns (and the lock, and who we are).
+    Discovering,
+    Applying,
+    Destroying,
+}
+
+/// What is being done to one resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Creating(&'static str),
+    /// The fields that change.
+    Updating(Vec<String>),
+    Deleting(&'static str),
+    /// Waiting for it to be ready (a function `Active`).
+    Readying,
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::Creating(kind) => write!(f, "creating {kind}"),
+            Action::Updating(fields) => write!(f, "updating {}", fields.join(", ")),
+            Action::Deleting(kind) => write!(f, "deleting {kind}"),
+            Action::Readying => f.write_str("waiting until ready"),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum Event {
-    /// Work on a resource started; `action` is "observing", "creating", "updating", ...
+    Phase(Phase),
+    /// Work on a resource started.
     Started {
         id: String,
-        action: String,
+        action: Action,
     },
+    /// A step of that work, in the resource's words ("uploading code ...").
     Progress {
         id: String,
         message: String,
     },
-    /// Finished; `summary` is "created", "no changes", "updated: retention_days", ...
+    /// A named wait polls: `what` is not yet true.
+    Waiting {
+        id: String,
+        what: String,
+        elapsed: Duration,
+        deadline: Duration,
+    },
+    /// A call failed with an error that clears by itself (throttling, propagation, conflict):
+    /// retried after `delay`.
+    Retrying {
+        id: String,
+        what: String,
+        code: String,
+        delay: Duration,
+        elapsed: Duration,
+        deadline: Duration,
+    },
+    /// The SDK retries a call by itself (throttling, 5xx).
+    SdkRetry {
+        operation: String,
+        attempt: u32,
+    },
+    /// Done with a resource.
     Finished {
         id: String,
-        summary: String,
-    },
-    Failed {
-        id: String,
-        error: String,
+        outcome: Outcome,
     },
     Warning(String),
     Info(String),
 }
 
-pub trait Reporter: Send + Sync {
+/// Renders events (stderr) and owns stdout.
+pub trait Printer: Send + Sync {
     fn event(&self, event: Event);
-    /// Stop live rendering (before printing results).
-    fn finish(&self) {}
+    /// Print the command's result on stdout (after stopping any live rendering).
+    fn out(&self, text: &str);
 }
 
-pub fn reporter(verbose: u8) -> std::sync::Arc<dyn Reporter> {
+pub fn printer(verbose: u8) -> Arc<dyn Printer> {
     if std::io::stderr().is_terminal() && std::env::var_os("CI").is_none() {
-        std::sync::Arc::new(TtyReporter::new())
+        Arc::new(TtyPrinter::new())
     } else {
-        std::sync::Arc::new(PlainReporter { start: Instant::now(), verbose })
+        Arc::new(PlainPrinter { start: Instant::now(), verbose })
     }
 }
 
+/// One line of text for an event, or None when it is only shown with `-v`.
+fn line(event: &Event, verbose: u8) -> Option<String> {
+    Some(match event {
+        Event::Phase(phase) if verbose > 0 => format!("phase: {phase:?}"),
+        Event::Phase(_) => return None,
+        Event::Started { id, action } => format!("{id}: {action}"),
+        Event::Progress { id, message } => format!("{id}: {message}"),
+        Event::Waiting { id, what, elapsed, deadline } => {
+            format!("{id}: waiting for {what} ({}s of {}s)", elapsed.as_secs(), deadline.as_secs())
+        }
+        Event::Retrying { id, what, code, delay, elapsed, deadline } => format!(
+            "{id}: waiting for {what}: {code}; retry in {delay:.0?} ({}s of {}s)",
+            elapsed.as_secs(),
+            deadline.as_secs()
+        ),
+        Event::SdkRetry { operation, attempt } => {
+            format!("aws: retrying {operation} (attempt {attempt}): throttled or a transient error")
+        }
+        Event::Finished { outcome: Outcome::Unchanged, .. } if verbose == 0 => return None,
+        Event::Finished { id, outcome: Outcome::Failed(e) } => format!("{id}: FAILED: {e}"),
+        Event::Finished { id, outcome } => format!("{id}: {}", outcome.summary()),
+        Event::Warning(m) => format!("warning: {m}"),
+        Event::Info(m) => m.clone(),
+    })
+}
+
 /// Timestamped lines: for logs, CI and pipes.
-pub struct PlainReporter {
+pub struct PlainPrinter {
     start: Instant,
     verbose: u8,
 }
 
-impl Reporter for PlainReporter {
+impl Printer for PlainPrinter {
     fn event(&self, event: Event) {
-        let t = self.start.elapsed().as_secs_f32();
-        let line = match event {
-            Event::Started { id, action } => {
-                if self.verbose == 0 && action == "observing" {
-                    return;
-                }
-                format!("{id}: {action}")
-            }
-            Event::Progress { id, message } => format!("{id}: {message}"),
-            Event::Finished { id, summary } => {
-                if self.verbose == 0 && summary == "no changes" {
-                    return;
-                }
-                format!("{id}: {summary}")
-            }
-            Event::Failed { id, error } => format!("{id}: FAILED: {error}"),
-            Event::Warning(m) => format!("warning: {m}"),
-            Event::Info(m) => m,
-        };
-        eprintln!("[{t:>7.1}s] {line}");
+        if let Some(line) = line(&event, self.verbose) {
+            eprintln!("[{:>7.1}s] {line}", self.start.elapsed().as_secs_f32());
+        }
+    }
+
+    fn out(&self, text: &str) {
+        println!("{text}");
     }
 }
 
 /// A live line per resource.
-pub struct TtyReporter {
+pub struct TtyPrinter {
     multi: MultiProgress,
     bars: Mutex<HashMap<String, ProgressBar>>,
 }
 
-impl TtyReporter {
+impl TtyPrinter {
     fn new() -> Self {
-        TtyReporter { multi: MultiProgress::new(), bars: Mutex::new(HashMap::new()) }
+        TtyPrinter { multi: MultiProgress::new(), bars: Mutex::new(HashMap::new()) }
     }
 
     fn bar(&self, id: &str) -> ProgressBar {
@@ -106,47 +174,58 @@ impl TtyReporter {
     }
 }
 
-impl Reporter for TtyReporter {
+impl Printer for TtyPrinter {
     fn event(&self, event: Event) {
-        match event {
-            Event::Started { id, action } => self.bar(&id).set_message(action),
-            Event::Progress { id, message } => self.bar(&id).set_message(message),
-            Event::Finished { id, summary } => {
-                let bar = self.bar(&id);
-                bar.set_style(ProgressStyle::with_template("  {prefix:<22.bold} {wide_msg}").expect("template"));
-                bar.finish_with_message(summary);
+        match &event {
+            Event::Phase(_) => {}
+            Event::Started { id, .. }
+            | Event::Progress { id, .. }
+            | Event::Waiting { id, .. }
+            | Event::Retrying { id, .. } => {
+                let text = line(&event, 1).unwrap_or_default();
+                let message = text.strip_prefix(&format!("{id}: ")).unwrap_or(&text).to_string();
+                self.bar(id).set_message(message);
             }
-            Event::Failed { id, error } => {
-                let bar = self.bar(&id);
-                bar.set_style(ProgressStyle::with_template("✗ {prefix:<22.bold.red} {wide_msg}").expect("template"));
-                bar.finish_with_message(error);
+            Event::Finished { id, outcome } => {
+                let bar = self.bar(id);
+                let (template, message) = match outcome {
+                    Outcome::Failed(e) => ("✗ {prefix:<22.bold.red} {wide_msg}", e.clone()),
+                    other => ("  {prefix:<22.bold} {wide_msg}", other.summary()),
+                };
+                bar.set_style(ProgressStyle::with_template(template).expect("template"));
+                bar.finish_with_message(message);
             }
-            Event::Warning(m) => {
-                let _ = self.multi.println(format!("warning: {m}"));
-            }
-            Event::Info(m) => {
-                let _ = self.multi.println(m);
+            Event::SdkRetry { .. } | Event::Warning(_) | Event::Info(_) => {
+                let _ = self.multi.println(line(&event, 1).unwrap_or_default());
             }
         }
     }
 
-    fn finish(&self) {
+    fn out(&self, text: &str) {
         for bar in self.bars.lock().expect("bars lock").values() {
             if !bar.is_finished() {
                 bar.finish();
             }
         }
+        println!("{text}");
     }
 }
 
-/// A reporter that records events (tests).
+/// A printer that records events and output (tests).
 #[cfg(test)]
 #[derive(Default)]
-pub struct Recorder(pub Mutex<Vec<Event>>);
+pub struct Recorder {
+    pub events: Mutex<Vec<Event>>,
+    pub out: Mutex<Vec<String>>,
+}
 
 #[cfg(test)]
-impl Reporter for Recorder {
+impl Printer for Recorder {
     fn event(&self, event: Event) {
-        self.0.lock().expect("recorder lock").push(event);
+        self.events.lock().expect("recorder lock").push(event);
+    }
+
+    fn out(&self, text: &str) {
+        self.out.lock().expect("recorder lock").push(text.to_string());
     }
 }

@@ -1,11 +1,13 @@
-//! Named waiters and retries: each has a deadline and says on the progress line what it is
-//! waiting for. Retries match an [`ErrorKind`], never raw strings.
+//! Named waiters and retries: each has a deadline and reports what it waits for (typed events:
+//! [`Event::Waiting`], [`Event::Retrying`]). Retries match an [`ErrorKind`], never raw strings.
 
+use std::fmt::Display;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use crate::ctx::Ctx;
 use crate::error::{Error, ErrorKind, Result};
-use crate::resources::Ctx;
+use crate::ui::Event;
 
 /// Exponential backoff between `initial` and `max`.
 #[derive(Debug, Clone, Copy)]
@@ -26,7 +28,7 @@ impl Backoff {
 }
 
 /// Sleep for `delay`, or fail at once when Ctrl-C arrives (`ctx.stop`).
-async fn pause(ctx: &Ctx, what: &str, delay: Duration) -> Result<()> {
+pub async fn pause(ctx: &Ctx, what: &str, delay: Duration) -> Result<()> {
     let mut stop = ctx.stop.clone();
     if *stop.borrow() {
         return Err(Error::Interrupted(what.to_string()));
@@ -41,10 +43,10 @@ async fn pause(ctx: &Ctx, what: &str, delay: Duration) -> Result<()> {
 }
 
 /// Run `op` until it succeeds, retrying errors of the given kinds until `deadline`.
-/// `what` names the wait on the progress line: "IAM role propagation", "API Gateway throttling".
+/// `what` names the wait: "IAM role propagation", "the function's previous update to finish".
 pub async fn retry<T, F, Fut>(
     ctx: &Ctx,
-    resource: &str,
+    id: impl Display,
     what: &str,
     kinds: &[ErrorKind],
     deadline: Duration,
@@ -70,16 +72,14 @@ where
                     return Err(Error::Timeout { what: format!("{what} ({e})"), after: elapsed });
                 }
                 let delay = backoff.delay(attempt).min(deadline - elapsed);
-                ctx.progress(
-                    resource,
-                    format!(
-                        "waiting for {what}: {}; retry in {:.0?} ({}s of {}s)",
-                        e.aws().map(|a| a.code.clone().unwrap_or_default()).unwrap_or_default(),
-                        delay,
-                        elapsed.as_secs(),
-                        deadline.as_secs()
-                    ),
-                );
+                ctx.printer.event(Event::Retrying {
+                    id: id.to_string(),
+                    what: what.to_string(),
+                    code: e.aws().and_then(|a| a.code.clone()).unwrap_or_default(),
+                    delay,
+                    elapsed,
+                    deadline,
+                });
                 pause(ctx, what, delay).await?;
                 attempt += 1;
             }
@@ -87,11 +87,10 @@ where
     }
 }
 
-/// Poll `check` until it returns `Some`, or fail after `deadline`. `check` returns the current
-/// state for the progress line on `Err(state)`... kept simple: `Ok(None)` means "not yet".
+/// Poll `check` until it returns `Some`, or fail after `deadline`.
 pub async fn wait_until<T, F, Fut>(
     ctx: &Ctx,
-    resource: &str,
+    id: impl Display,
     what: &str,
     deadline: Duration,
     backoff: Backoff,
@@ -112,37 +111,10 @@ where
             return Err(Error::Timeout { what: what.to_string(), after: elapsed });
         }
         let delay = backoff.delay(attempt).min(deadline - elapsed);
-        ctx.progress(resource, format!("waiting for {what} ({}s of {}s)", elapsed.as_secs(), deadline.as_secs()));
+        ctx.printer.event(Event::Waiting { id: id.to_string(), what: what.to_string(), elapsed, deadline });
         pause(ctx, what, delay).await?;
         attempt += 1;
     }
-}
-
-/// Retry policy for API Gateway writes: throttling (429) is retried for a long time, starting at
-/// `first_delay` (the operation's documented rate: CreateDeployment 5 s, UpdateUsagePlan 20 s).
-pub async fn apigw_write<T, F, Fut>(
-    ctx: &Ctx,
-    resource: &str,
-    operation: &str,
-    first_delay: Duration,
-    op: F,
-) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T>>,
-{
-    let _serialized = ctx.apigw_writes.lock().await;
-    let backoff = Backoff { initial: first_delay, max: Duration::from_secs(30) };
-    retry(
-        ctx,
-        resource,
-        &format!("API Gateway throttling of {operation}"),
-        &[ErrorKind::Throttled],
-        ctx.timeouts.throttling,
-        backoff,
-        op,
-    )
-    .await
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
-//! `movies-stack down`: delete everything the stack owns, in reverse dependency order. Keeps the
-//! DynamoDB table (and its items) unless `--delete-data`; never touches the account's API Gateway
-//! CloudWatch role. Idempotent and resumable: what is already gone is skipped.
+//! `movies-stack down`: delete everything the stack owns. One sweep finds it (with the lock),
+//! then it goes in reverse dependency order, every independent deletion at once. Keeps the
+//! DynamoDB table (and its items) unless `--delete-data`; never touches the account's API
+//! Gateway CloudWatch role. Idempotent and resumable: what is already gone is skipped.
 
 use std::collections::HashSet;
 use std::io::{BufRead, IsTerminal, Write};
@@ -12,15 +13,15 @@ use crate::config::Config;
 use crate::error::{Error, Result, exit};
 use crate::graph::Outcome;
 use crate::package::Artifact;
-use crate::resources::Observed;
-use crate::ui::Reporter;
+use crate::resources::{account_role, table};
+use crate::ui::{Event, Phase, Printer};
 
 pub async fn run(
     config: &Config,
     settings: &crate::aws::AwsSettings,
     args: &DownArgs,
     output: Output,
-    reporter: Arc<dyn Reporter>,
+    printer: Arc<dyn Printer>,
 ) -> Result<i32> {
     let interactive = std::io::stdin().is_terminal();
     if !args.yes && !interactive {
@@ -30,46 +31,46 @@ pub async fn run(
     }
     let started = Instant::now();
     let graph = crate::stack::graph(config, Arc::new(Artifact::unknown()))?;
-    let mut ctx = super::connect(settings, config, reporter.clone(), true).await?;
+    let mut ctx = super::connect(settings, config, printer.clone(), true).await?;
     Arc::get_mut(&mut ctx).expect("ctx not shared yet").timeouts.eni_release =
         Duration::from_secs(args.eni_timeout * 60);
 
-    // Lock before looking: what we observe must not change under us.
-    let lock = crate::lock::acquire(ctx.clone(), "down", Duration::from_secs(args.lock_timeout)).await?;
-    let (observed, live) = graph.observe_all(ctx.clone(), usize::from(args.concurrency)).await;
-    if let Some((id, Err(e))) = observed.iter().find(|(_, r)| r.is_err()) {
+    // Locked while we look: what we observe must not change under us.
+    let lock = Some(("down", Duration::from_secs(args.lock_timeout)));
+    let (found, lock) = super::sweep(&ctx, settings, &graph, lock).await?;
+    let lock = lock.expect("down takes the lock");
+    let names = graph.names();
+    if let Some(((name, _), Err(e))) = names.iter().zip(&found).find(|(_, f)| f.is_err()) {
         super::release_lock(&ctx, lock).await;
-        return Err(Error::other(format!("cannot tell what exists ({id}): {e}")));
+        return Err(Error::other(format!("cannot tell what exists ({name}): {e}")));
     }
-    let present: Vec<&str> =
-        observed.iter().filter(|(_, r)| matches!(r, Ok(Observed::Present { .. }))).map(|(id, _)| id.as_str()).collect();
-    let mut keep: HashSet<String> = HashSet::from(["apigw-account".to_string()]);
+    let mut keep = HashSet::from([account_role::ID.name()]);
     if !args.delete_data {
-        keep.insert("table".to_string());
+        keep.insert(table::ID.name());
     }
-    let to_delete: Vec<&str> = present.iter().copied().filter(|id| !keep.contains(*id)).collect();
+    let present = graph.present(&found);
+    let to_delete: Vec<String> =
+        names.iter().filter(|(n, _)| present.contains(*n) && !keep.contains(n)).map(|(n, _)| n.to_string()).collect();
     if to_delete.is_empty() {
         super::release_lock(&ctx, lock).await;
-        reporter.finish();
-        eprintln!("down: nothing to delete in stack {}", config.stack);
-        print_result(output, config, &[], args.delete_data);
+        ctx.info(format!("down: nothing to delete in stack {}", config.stack));
+        print_result(&printer, output, config, &[], args.delete_data);
         return Ok(exit::OK);
     }
     if !args.yes {
-        reporter.finish();
-        eprintln!(
-            "About to delete {} resources of stack {} in account {} ({}): {}.",
+        ctx.info(format!(
+            "About to delete {} resources of stack {} in account {} ({}): {}.\n{}",
             to_delete.len(),
             config.stack,
-            ctx.account_id,
+            ctx.account_id(),
             ctx.aws.region,
-            to_delete.join(", ")
-        );
-        if args.delete_data {
-            eprintln!("--delete-data: the table {} and ALL its items will be deleted.", config.table.name);
-        } else {
-            eprintln!("The table {} and its items are kept (--delete-data to delete them).", config.table.name);
-        }
+            to_delete.join(", "),
+            if args.delete_data {
+                format!("--delete-data: the table {} and ALL its items will be deleted.", config.table.name)
+            } else {
+                format!("The table {} and its items are kept (--delete-data to delete them).", config.table.name)
+            }
+        ));
         eprint!("Type the stack name ({}) to confirm: ", config.stack);
         let _ = std::io::stderr().flush();
         let mut answer = String::new();
@@ -81,44 +82,44 @@ pub async fn run(
         }
     }
 
-    let report = graph.destroy(ctx.clone(), &live, &keep, usize::from(args.concurrency)).await;
+    printer.event(Event::Phase(Phase::Destroying));
+    let report = graph.destroy(ctx.clone(), &found, &keep, usize::from(args.concurrency)).await;
     super::release_lock(&ctx, lock).await;
-    reporter.finish();
     let (calls, mutating) = ctx.aws.calls.totals();
-    let deleted: Vec<&str> = report
+    let deleted: Vec<String> = report
         .outcomes
         .iter()
         .filter(|(_, o)| matches!(o, Outcome::Deleted(true)))
-        .map(|(id, _)| id.as_str())
+        .map(|(id, _)| id.to_string())
         .collect();
-    eprintln!(
+    ctx.info(format!(
         "down: {} deleted, {} kept; {calls} AWS calls ({mutating} mutating), {:.1}s",
         deleted.len(),
         report.outcomes.iter().filter(|(_, o)| matches!(o, Outcome::Kept)).count(),
         started.elapsed().as_secs_f32()
-    );
+    ));
     if report.interrupted {
-        eprintln!("interrupted: run `movies-stack down` again to finish.");
+        ctx.info("interrupted: run `movies-stack down` again to finish.");
         return Ok(exit::INTERRUPTED);
     }
     if let Some(first) = report.errors.first() {
         for e in &report.errors[1..] {
-            eprintln!("error: {e}");
+            ctx.warn(format!("error: {e}"));
         }
         return Err(Error::other(format!("{first} (run `movies-stack down` again to retry what is left)")));
     }
-    print_result(output, config, &deleted, args.delete_data);
+    print_result(&printer, output, config, &deleted, args.delete_data);
     Ok(exit::OK)
 }
 
-fn print_result(output: Output, config: &Config, deleted: &[&str], delete_data: bool) {
+fn print_result(printer: &Arc<dyn Printer>, output: Output, config: &Config, deleted: &[String], delete_data: bool) {
     match output {
-        Output::Json => {
-            println!("{}", serde_json::json!({"stack": config.stack, "deleted": deleted, "table_kept": !delete_data}))
-        }
+        Output::Json => printer.out(
+            &serde_json::json!({"stack": config.stack, "deleted": deleted, "table_kept": !delete_data}).to_string(),
+        ),
         Output::Human => {
             if !delete_data {
-                println!("Kept the table {} and its items (a later `up` adopts it).", config.table.name);
+                printer.out(&format!("Kept the table {} and its items (a later `up` adopts it).", config.table.name));
             }
         }
     }

@@ -9,15 +9,15 @@ use crate::cli::IamPolicyArgs;
 use crate::config::Config;
 use crate::error::{Result, exit};
 use crate::iam_policy::{Scope, policy};
-use crate::ui::Reporter;
+use crate::ui::Printer;
 
 pub async fn run(
     config: &Config,
     settings: &AwsSettings,
     args: &IamPolicyArgs,
-    reporter: Arc<dyn Reporter>,
+    printer: Arc<dyn Printer>,
 ) -> Result<i32> {
-    let aws = Clients::new(settings, Some(reporter)).await?;
+    let aws = Clients::new(settings, Some(printer.clone())).await?;
     let account = match &args.account {
         Some(a) => a.clone(),
         None => {
@@ -26,6 +26,6 @@ pub async fn run(
         }
     };
     let doc = policy(&Scope { config, region: &aws.region, account: &account });
-    println!("{}", serde_json::to_string_pretty(&doc).expect("a JSON value serializes"));
+    printer.out(&serde_json::to_string_pretty(&doc).expect("a JSON value serializes"));
     Ok(exit::OK)
 }

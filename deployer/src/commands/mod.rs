@@ -1,13 +1,15 @@
-//! Commands: each a thin composition of config, clients, the stack graph and the reporter.
+//! Commands: each a thin composition of config, clients, the stack graph and the printer.
 
 use std::sync::Arc;
 
-use crate::aws::{AwsResultExt, AwsSettings, Clients};
+use crate::aws::{AwsSettings, Clients};
 use crate::cli::Global;
 use crate::config::{self, Config};
+use crate::ctx::Ctx;
 use crate::error::{Error, ErrorKind, Result};
-use crate::resources::{Ctx, Timeouts};
-use crate::ui::Reporter;
+use crate::graph::{Found, Graph};
+use crate::lock::LockGuard;
+use crate::ui::Printer;
 
 pub mod down;
 pub mod iam_policy;
@@ -73,24 +75,30 @@ pub fn aws_settings(global: &Global, config: &Config) -> Result<AwsSettings> {
     })
 }
 
-/// Clients + who we are. The first AWS call of every command is STS GetCallerIdentity: it
-/// proves the credentials, region and endpoint before anything else is attempted.
-/// `interruptible`: Ctrl-C stops the run gracefully (`up`, `down`); otherwise it ends the process
-/// as usual (read-only commands have nothing to finish).
+/// The clients and the context, without a call: who we are is asked in the sweep
+/// ([`sweep`]), at the same time as everything else. `interruptible`: Ctrl-C stops the run
+/// gracefully (`up`, `down`); otherwise it ends the process as usual (read-only commands have
+/// nothing to finish).
 pub async fn connect(
     settings: &AwsSettings,
     config: &Config,
-    reporter: Arc<dyn Reporter>,
+    printer: Arc<dyn Printer>,
     interruptible: bool,
 ) -> Result<Arc<Ctx>> {
-    let aws = Clients::new(settings, Some(reporter.clone())).await?;
-    let identity = aws.sts.get_caller_identity().send().await.aws("STS", "GetCallerIdentity").map_err(|e| {
-        let aws_err = e.aws();
+    let aws = Clients::new(settings, Some(printer.clone())).await?;
+    let stop = if interruptible { up::interrupt_signal() } else { tokio::sync::watch::channel(false).1 };
+    Ok(Arc::new(Ctx::new(aws, config.stack.clone(), printer, stop)))
+}
+
+/// STS GetCallerIdentity, with what a failure means: it needs no permission, so it fails for
+/// the credentials, the region or the endpoint (an input error, exit code 3).
+pub async fn who_am_i(ctx: &Ctx, settings: &AwsSettings) -> Result<()> {
+    let identity = ctx.identity().await.map_err(|e| {
         let where_ = match &settings.endpoint_url {
             Some(u) => format!("endpoint {u}"),
-            None => format!("region {}", aws.region),
+            None => format!("region {}", ctx.aws.region),
         };
-        match aws_err {
+        match e.aws() {
             Some(a) if a.kind == ErrorKind::Auth || a.code.is_none() => {
                 let hint = if a.message.contains("Connection refused") || a.message.contains("dns error") || a.message.contains("timed out") {
                     " (is the endpoint URL right, and is the server running?)"
@@ -106,24 +114,42 @@ pub async fn connect(
             _ => e,
         }
     })?;
-    let account_id = identity.account().unwrap_or_default().to_string();
-    reporter.event(crate::ui::Event::Info(format!(
+    ctx.info(format!(
         "stack {} | account {} | region {}{} | as {}",
-        config.stack,
-        account_id,
-        aws.region,
+        ctx.stack,
+        identity.account,
+        ctx.aws.region,
         settings.endpoint_url.as_deref().map(|u| format!(" | endpoint {u}")).unwrap_or_default(),
-        identity.arn().unwrap_or("?")
-    )));
-    Ok(Arc::new(Ctx {
-        aws,
-        stack: config.stack.clone(),
-        account_id,
-        reporter,
-        apigw_writes: tokio::sync::Mutex::new(()),
-        timeouts: Timeouts::default(),
-        stop: if interruptible { up::interrupt_signal() } else { tokio::sync::watch::channel(false).1 },
-    }))
+        identity.arn
+    ));
+    Ok(())
+}
+
+/// The discovery sweep, all at once: who we are, the stack's lock when the command changes
+/// anything (`lock`: the command's name and how long to wait), and what the stack owns. A
+/// failure to say who we are wins (it explains every other failure); a lock taken is released
+/// when something else failed.
+pub async fn sweep(
+    ctx: &Arc<Ctx>,
+    settings: &AwsSettings,
+    graph: &Graph,
+    lock: Option<(&str, std::time::Duration)>,
+) -> Result<(Vec<Found>, Option<LockGuard>)> {
+    ctx.printer.event(crate::ui::Event::Phase(crate::ui::Phase::Discovering));
+    let take_lock = async {
+        match lock {
+            Some((command, wait)) => crate::lock::acquire(ctx.clone(), command, wait).await.map(Some),
+            None => Ok(None),
+        }
+    };
+    let (identity, lock, found) = tokio::join!(who_am_i(ctx, settings), take_lock, graph.observe(ctx));
+    if let Err(e) = identity {
+        if let Ok(Some(lock)) = lock {
+            release_lock(ctx, lock).await;
+        }
+        return Err(e);
+    }
+    Ok((found, lock?))
 }
 
 /// The function code to compare or deploy: `--artifact ZIP`, or handler/ built for the
@@ -131,19 +157,19 @@ pub async fn connect(
 pub async fn artifact(
     config: &Config,
     path: Option<&std::path::Path>,
-    reporter: &Arc<dyn Reporter>,
+    printer: &Arc<dyn Printer>,
 ) -> Result<crate::package::Artifact> {
     let artifact = match path {
         Some(path) => crate::package::read_artifact(path)?,
         None => {
-            reporter.event(crate::ui::Event::Info(format!(
+            printer.event(crate::ui::Event::Info(format!(
                 "building handler/ for {} (cargo lambda build --release)",
                 config.function.architecture
             )));
             crate::package::build(&config.function.architecture).await?
         }
     };
-    reporter.event(crate::ui::Event::Info(format!(
+    printer.event(crate::ui::Event::Info(format!(
         "function code: {} (CodeSha256 {})",
         artifact.source, artifact.sha256_b64
     )));
@@ -151,7 +177,7 @@ pub async fn artifact(
 }
 
 /// Release the stack lock at the end of a run; a failure is only a warning (the lease expires).
-pub async fn release_lock(ctx: &Ctx, lock: crate::lock::LockGuard) {
+pub async fn release_lock(ctx: &Ctx, lock: LockGuard) {
     if lock.lost() {
         ctx.warn("this run lost the stack lock while it ran (unlock --force?): check `movies-stack status`");
     }

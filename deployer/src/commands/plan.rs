@@ -8,8 +8,9 @@ use serde::Serialize;
 use crate::cli::{Output, PlanArgs};
 use crate::config::Config;
 use crate::error::{Result, exit};
-use crate::resources::{Change, Observed};
-use crate::ui::Reporter;
+use crate::graph::{Compared, Graph};
+use crate::resources::{Change, Name};
+use crate::ui::Printer;
 
 #[derive(Debug, Serialize)]
 pub struct Row {
@@ -22,21 +23,22 @@ pub struct Row {
     pub error: Option<String>,
 }
 
-pub fn rows(graph: &crate::graph::Graph, observed: &[(String, Result<Observed>)]) -> Vec<Row> {
-    observed
-        .iter()
-        .map(|(id, res)| {
-            let kind = graph.get(id).map(|n| n.kind()).unwrap_or("?");
-            let (action, changes, error) = match res {
-                Ok(Observed::Missing) => ("create", vec![], None),
-                Ok(Observed::Present { changes, .. }) if changes.is_empty() => ("none", vec![], None),
-                Ok(Observed::Present { changes, .. }) if changes.iter().any(|c| c.replace) => {
-                    ("replace", changes.clone(), None)
+pub fn rows(graph: &Graph, compared: Vec<(Name, Compared)>) -> Vec<Row> {
+    compared
+        .into_iter()
+        .map(|(name, c)| {
+            let kind = graph.node(name).map(|n| n.kind()).unwrap_or("?");
+            let replaces_itself = graph.node(name).is_some_and(|n| n.replaces_itself());
+            let (action, changes, error) = match c {
+                Compared::Missing => ("create", vec![], None),
+                Compared::Present { changes, .. } if changes.is_empty() => ("none", vec![], None),
+                Compared::Present { changes, .. } if changes.iter().any(|c| c.replace) && !replaces_itself => {
+                    ("replace", changes, None)
                 }
-                Ok(Observed::Present { changes, .. }) => ("update", changes.clone(), None),
-                Err(e) => ("error", vec![], Some(e.to_string())),
+                Compared::Present { changes, .. } => ("update", changes, None),
+                Compared::Error(e) => ("error", vec![], Some(e)),
             };
-            Row { id: id.clone(), kind, action, changes, error }
+            Row { id: name.to_string(), kind, action, changes, error }
         })
         .collect()
 }
@@ -46,34 +48,34 @@ pub async fn run(
     settings: &crate::aws::AwsSettings,
     args: &PlanArgs,
     output: Output,
-    reporter: Arc<dyn Reporter>,
+    printer: Arc<dyn Printer>,
 ) -> Result<i32> {
-    let artifact = super::artifact(config, args.artifact.as_deref(), &reporter).await?;
+    let artifact = super::artifact(config, args.artifact.as_deref(), &printer).await?;
     let graph = crate::stack::graph(config, Arc::new(artifact))?;
-    let ctx = super::connect(settings, config, reporter.clone(), false).await?;
-    let (observed, _) = graph.observe_all(ctx.clone(), 8).await;
-    reporter.finish();
-    let rows = rows(&graph, &observed);
+    let ctx = super::connect(settings, config, printer.clone(), false).await?;
+    let (found, _) = super::sweep(&ctx, settings, &graph, None).await?;
+    let rows = rows(&graph, graph.compare(&ctx, &found));
     let count = |a: &str| rows.iter().filter(|r| r.action == a).count();
     let (create, update, replace, errors) = (count("create"), count("update"), count("replace"), count("error"));
     match output {
-        Output::Json => println!(
-            "{}",
-            serde_json::json!({
+        Output::Json => printer.out(
+            &serde_json::json!({
                 "stack": config.stack,
                 "resources": rows,
                 "summary": {"create": create, "update": update, "replace": replace, "unchanged": count("none"), "errors": errors},
             })
+            .to_string(),
         ),
         Output::Human => {
-            println!("Plan for stack {}:", config.stack);
+            let mut text = format!("Plan for stack {}:", config.stack);
             for r in &rows {
-                print_row(r);
+                text.push_str(&row_text(r));
             }
-            println!(
-                "Plan: {create} to create, {update} to update, {replace} to replace, {} unchanged.",
+            text.push_str(&format!(
+                "\nPlan: {create} to create, {update} to update, {replace} to replace, {} unchanged.",
                 count("none")
-            );
+            ));
+            printer.out(&text);
         }
     }
     Ok(if errors > 0 {
@@ -85,7 +87,7 @@ pub async fn run(
     })
 }
 
-fn print_row(r: &Row) {
+fn row_text(r: &Row) -> String {
     let (mark, what) = match r.action {
         "create" => ("+", format!("create {}", r.kind)),
         "update" => ("~", format!("update {}", r.kind)),
@@ -93,14 +95,15 @@ fn print_row(r: &Row) {
         "error" => ("?", format!("error: {}", r.error.as_deref().unwrap_or(""))),
         _ => (" ", "no change".to_string()),
     };
-    println!("  {mark} {:<22} {what}", r.id);
+    let mut text = format!("\n  {mark} {:<22} {what}", r.id);
     for c in &r.changes {
-        println!(
-            "      {}: {} -> {}{}",
+        text.push_str(&format!(
+            "\n      {}: {} -> {}{}",
             c.field,
             c.live,
             c.desired,
             if c.replace { " (forces replacement)" } else { "" }
-        );
+        ));
     }
+    text
 }

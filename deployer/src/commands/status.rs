@@ -10,9 +10,10 @@ use serde::Serialize;
 use crate::cli::Output;
 use crate::config::Config;
 use crate::error::{Result, exit};
+use crate::graph::Compared;
 use crate::package::Artifact;
-use crate::resources::{Change, Observed};
-use crate::ui::Reporter;
+use crate::resources::Change;
+use crate::ui::Printer;
 
 #[derive(Debug, Serialize)]
 struct Row {
@@ -26,44 +27,36 @@ struct Row {
     error: Option<String>,
 }
 
-/// Output keys that describe health, shown per resource.
-const HEALTH_KEYS: [&str; 6] =
-    ["state", "last_update_status", "status", "pitr", "deployment_id", "serves_current_definition"];
-
 pub async fn run(
     config: &Config,
     settings: &crate::aws::AwsSettings,
     output: Output,
-    reporter: Arc<dyn Reporter>,
+    printer: Arc<dyn Printer>,
 ) -> Result<i32> {
     // The code is not compared (status builds nothing): only configuration drift.
     let graph = crate::stack::graph(config, Arc::new(Artifact::unknown()))?;
-    let ctx = super::connect(settings, config, reporter.clone(), false).await?;
-    let (observed, inputs) = graph.observe_all(ctx.clone(), 8).await;
-    reporter.finish();
-    let rows: Vec<Row> = observed
-        .iter()
-        .map(|(id, res)| {
-            let kind = graph.get(id).map(|n| n.kind()).unwrap_or("?");
-            let (state, drift, error) = match res {
-                Ok(Observed::Missing) => ("missing", vec![], None),
-                Ok(Observed::Present { changes, .. }) if changes.is_empty() => ("present", vec![], None),
-                Ok(Observed::Present { changes, .. }) => ("drifted", changes.clone(), None),
-                Err(e) => ("error", vec![], Some(e.to_string())),
-            };
-            Row { id: id.clone(), kind, state, drift, error }
-        })
-        .collect();
-    let health: BTreeMap<String, BTreeMap<&str, String>> = rows
-        .iter()
-        .filter_map(|r| {
-            let outs = inputs.map.get(&r.id)?;
-            let h: BTreeMap<&str, String> =
-                HEALTH_KEYS.iter().filter_map(|k| outs.get(*k).map(|v| (*k, v.clone()))).collect();
-            (!h.is_empty()).then(|| (r.id.clone(), h))
-        })
-        .collect();
-    let outputs = super::up::stack_outputs(config, &inputs);
+    let ctx = super::connect(settings, config, printer.clone(), false).await?;
+    let (found, _) = super::sweep(&ctx, settings, &graph, None).await?;
+    let mut rows = Vec::new();
+    // Health: what each resource reports about itself (`Resource::health`).
+    let mut health: BTreeMap<String, BTreeMap<&str, String>> = BTreeMap::new();
+    for (name, compared) in graph.compare(&ctx, &found) {
+        let kind = graph.node(name).map(|n| n.kind()).unwrap_or("?");
+        let (state, drift, error) = match compared {
+            Compared::Missing => ("missing", vec![], None),
+            Compared::Present { live, changes } => {
+                let h: BTreeMap<&str, String> =
+                    graph.node(name).map(|n| n.health(&live)).unwrap_or_default().into_iter().collect();
+                if !h.is_empty() {
+                    health.insert(name.to_string(), h);
+                }
+                (if changes.is_empty() { "present" } else { "drifted" }, changes, None)
+            }
+            Compared::Error(e) => ("error", vec![], Some(e)),
+        };
+        rows.push(Row { id: name.to_string(), kind, state, drift, error });
+    }
+    let outputs = graph.outputs(&ctx, &graph.present(&found));
     let plans: BTreeMap<&str, String> = config
         .usage_plans
         .tiers()
@@ -76,9 +69,8 @@ pub async fn run(
     let (missing, drifted, errors) = (count("missing"), count("drifted"), count("error"));
     let in_sync = missing + drifted + errors == 0;
     match output {
-        Output::Json => println!(
-            "{}",
-            serde_json::json!({
+        Output::Json => printer.out(
+            &serde_json::json!({
                 "stack": config.stack,
                 "in_sync": in_sync,
                 "resources": rows,
@@ -86,33 +78,35 @@ pub async fn run(
                 "usage_plans": plans,
                 "outputs": outputs,
             })
+            .to_string(),
         ),
         Output::Human => {
-            println!("Stack {} ({} resources):", config.stack, rows.len());
+            let mut text = format!("Stack {} ({} resources):", config.stack, rows.len());
             for r in &rows {
                 let extra =
                     health.get(&r.id).map(|h| h.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "));
-                println!("  {:<8} {:<22} {}", r.state, r.id, extra.unwrap_or_default());
+                text.push_str(&format!("\n  {:<8} {:<22} {}", r.state, r.id, extra.unwrap_or_default()));
                 for c in &r.drift {
-                    println!("           {}: live {}, desired {}", c.field, c.live, c.desired);
+                    text.push_str(&format!("\n           {}: live {}, desired {}", c.field, c.live, c.desired));
                 }
                 if let Some(e) = &r.error {
-                    println!("           {e}");
+                    text.push_str(&format!("\n           {e}"));
                 }
             }
-            println!("Usage plans (desired): standard {}; premium {}", plans["standard"], plans["premium"]);
-            println!("Outputs:");
-            for (k, v) in &outputs {
-                println!("  {k:<18} {v}");
-            }
-            println!(
-                "{}",
+            text.push_str(&format!(
+                "\nUsage plans (desired): standard {}; premium {}",
+                plans["standard"], plans["premium"]
+            ));
+            text.push_str(&format!("\n{}", super::up::outputs_text("Outputs:", &outputs)));
+            text.push_str(&format!(
+                "\n{}",
                 if in_sync {
                     "In sync.".to_string()
                 } else {
                     format!("{missing} missing, {drifted} drifted, {errors} errors: run `movies-stack plan` / `up`.")
                 }
-            );
+            ));
+            printer.out(&text);
         }
     }
     Ok(if errors > 0 {

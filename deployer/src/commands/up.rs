@@ -1,6 +1,6 @@
-//! `movies-stack up`: make the stack match the config. Observes everything, changes only what
-//! differs, in dependency order, independent resources in parallel. A second run makes no
-//! mutating call.
+//! `movies-stack up`: make the stack match the config. One sweep finds what exists (with the
+//! lock and the CloudTrail check at the same time), then only what differs changes, in
+//! dependency order, independent resources in parallel. A second run makes no mutating call.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,29 +10,37 @@ use crate::cli::{Output, UpArgs};
 use crate::config::Config;
 use crate::error::{Error, Result, exit};
 use crate::graph::{Outcome, Report};
-use crate::resources::Inputs;
-use crate::ui::Reporter;
+use crate::ui::{Event, Phase, Printer};
 
 pub async fn run(
     config: &Config,
     settings: &crate::aws::AwsSettings,
     args: &UpArgs,
     output: Output,
-    reporter: Arc<dyn Reporter>,
+    verbose: u8,
+    printer: Arc<dyn Printer>,
 ) -> Result<i32> {
     let started = Instant::now();
     // Inputs first: a bad --artifact or a failed build costs no AWS call.
-    let artifact = super::artifact(config, args.artifact.as_deref(), &reporter).await?;
+    let artifact = super::artifact(config, args.artifact.as_deref(), &printer).await?;
     let build_time = started.elapsed();
     let graph = crate::stack::graph(config, Arc::new(artifact))?;
 
-    let ctx = super::connect(settings, config, reporter.clone(), true).await?;
-    super::preflight::check_cloudtrail(&ctx, args.require_cloudtrail).await?;
-
-    let lock = crate::lock::acquire(ctx.clone(), "up", std::time::Duration::from_secs(args.lock_timeout)).await?;
-    let report = graph.apply(ctx.clone(), usize::from(args.concurrency)).await;
+    let ctx = super::connect(settings, config, printer.clone(), true).await?;
+    let lock = Some(("up", std::time::Duration::from_secs(args.lock_timeout)));
+    let (swept, trail) = tokio::join!(
+        super::sweep(&ctx, settings, &graph, lock),
+        super::preflight::check_cloudtrail(&ctx, args.require_cloudtrail)
+    );
+    let (found, lock) = swept?;
+    let lock = lock.expect("up takes the lock");
+    if let Err(e) = trail {
+        super::release_lock(&ctx, lock).await;
+        return Err(e);
+    }
+    printer.event(Event::Phase(Phase::Applying));
+    let report = graph.apply(ctx.clone(), &found, usize::from(args.concurrency)).await;
     super::release_lock(&ctx, lock).await;
-    reporter.finish();
 
     let (calls, mutating) = ctx.aws.calls.totals();
     let changes = report.changes();
@@ -45,84 +53,104 @@ pub async fn run(
     } else {
         format!("{changes} resource(s) changed")
     };
-    eprintln!(
+    ctx.info(format!(
         "up: {summary}; {} resources, {calls} AWS calls ({mutating} mutating) + {} for the stack lock, {:.1}s \
          ({:.1}s of it building/reading the function code)",
         report.outcomes.len(),
         ctx.aws.lock_calls.totals().0,
         started.elapsed().as_secs_f32(),
         build_time.as_secs_f32()
-    );
+    ));
     if is_hotswap(&report) {
-        eprintln!(
-            "up: hotswap: only the handler's code changed; deployed it with one UpdateFunctionCode, nothing else was touched"
-        );
+        ctx.info("up: hotswap: only the handler's code changed; deployed it with one UpdateFunctionCode, nothing else was touched");
+    }
+    if let Some(state) = function_state(&report).filter(|s| s != "Active") {
+        ctx.info(format!(
+            "up: the function is {state} (Lambda is setting up its network interfaces, usually under a minute); it \
+             serves requests once Active: `movies-stack status` shows it"
+        ));
     }
     if report.interrupted {
-        print_remaining(&report);
+        print_remaining(&ctx, &report);
         return Ok(exit::INTERRUPTED);
     }
     if let Some(first) = report.errors.first() {
         for e in &report.errors[1..] {
-            eprintln!("error: {e}");
+            ctx.warn(format!("error: {e}"));
         }
         return Err(Error::other(first.to_string()));
     }
-    let outs = stack_outputs(config, &report.outputs);
+    let outs = graph.outputs(&ctx, &report.state);
+    // How the run went against what the graph allows (for `-v` and the benchmark).
+    let (bound, chain) = graph.bound();
+    let path: Vec<serde_json::Value> = report
+        .critical_path
+        .iter()
+        .map(|s| serde_json::json!({"resource": s.name.to_string(), "start_ms": s.start.as_millis(), "end_ms": s.end.as_millis()}))
+        .collect();
+    if verbose > 0 {
+        let names: Vec<String> = chain.iter().map(|n| n.to_string()).collect();
+        ctx.info(format!("up: the longest chain of create calls: {bound} ({})", names.join(" -> ")));
+        let steps: Vec<String> = report
+            .critical_path
+            .iter()
+            .map(|s| format!("{} ({:.1}s-{:.1}s)", s.name, s.start.as_secs_f32(), s.end.as_secs_f32()))
+            .collect();
+        ctx.info(format!("up: critical path: {}", steps.join(" -> ")));
+    }
     match output {
         Output::Json => {
             let json = serde_json::json!({
                 "stack": config.stack,
                 "outputs": outs,
                 "changes": changes,
-                "resources": report.outcomes.iter().map(|(id, o)| (id.clone(), o.summary())).collect::<BTreeMap<_, _>>(),
+                "resources": report.outcomes.iter().map(|(id, o)| (id.to_string(), o.summary())).collect::<BTreeMap<_, _>>(),
                 "calls": {"total": calls, "mutating": mutating},
+                "critical_path": path,
+                "bound": {"create_rounds": bound, "chain": chain.iter().map(|n| n.to_string()).collect::<Vec<_>>()},
             });
-            println!("{json}");
+            printer.out(&json.to_string());
         }
-        Output::Human => {
-            println!("Outputs of stack {}:", config.stack);
-            for (k, v) in &outs {
-                println!("  {k:<18} {v}");
-            }
-        }
+        Output::Human => printer.out(&outputs_text(&format!("Outputs of stack {}:", config.stack), &outs)),
     }
     Ok(exit::OK)
 }
 
-/// The stack's outputs (never an API key value).
-pub fn stack_outputs(config: &Config, outputs: &Inputs) -> BTreeMap<&'static str, String> {
-    let get = |res: &str, key: &str| outputs.try_get(res, key).unwrap_or_default().to_string();
-    BTreeMap::from([
-        ("ApiUrl", get("stage", "url")),
-        ("StandardApiKeyId", get("api-key-standard", "id")),
-        ("PremiumApiKeyId", get("api-key-premium", "id")),
-        ("TableName", config.table.name.clone()),
-        ("FunctionName", config.function.name.clone()),
-        ("RestApiId", get("api", "id")),
-        ("VpcId", get("vpc", "id")),
-    ])
+/// A title and one line per output.
+pub fn outputs_text(title: &str, outs: &BTreeMap<&'static str, String>) -> String {
+    let mut text = title.to_string();
+    for (k, v) in outs {
+        text.push_str(&format!("\n  {k:<18} {v}"));
+    }
+    text
+}
+
+/// The function's state at the end of the run, when it was created or changed.
+fn function_state(report: &Report) -> Option<String> {
+    let live = report.state.get(crate::resources::function::ID).ok()?;
+    Some(live.state.clone())
 }
 
 /// Only the function's code changed: the hot path of a developer's loop.
 fn is_hotswap(report: &Report) -> bool {
-    let changed: Vec<&(String, Outcome)> = report.outcomes.iter().filter(|(_, o)| o.is_change()).collect();
+    let changed: Vec<&(crate::resources::Name, Outcome)> =
+        report.outcomes.iter().filter(|(_, o)| o.is_change()).collect();
     matches!(changed.as_slice(), [(id, Outcome::Updated(changes))]
-        if id == crate::resources::function::ID && changes.iter().all(|c| c.field == "code"))
+        if *id == crate::resources::function::ID.name() && changes.iter().all(|c| c.field == "code"))
 }
 
 /// After Ctrl-C: what was done and what was not.
-fn print_remaining(report: &Report) {
-    eprintln!("interrupted: calls in flight were finished, waits were abandoned, nothing new was started.");
+fn print_remaining(ctx: &crate::ctx::Ctx, report: &Report) {
+    ctx.info("interrupted: calls in flight were finished, waits were abandoned, nothing new was started.");
     for (id, o) in &report.outcomes {
         let mark = match o {
             Outcome::Skipped(_) => "remaining",
             Outcome::Failed(_) => "failed",
             _ => "done",
         };
-        eprintln!("  {mark:<9} {id}: {}", o.summary());
+        ctx.info(format!("  {mark:<9} {id}: {}", o.summary()));
     }
-    eprintln!("run `movies-stack up` again to finish.");
+    ctx.info("run `movies-stack up` again to finish.");
 }
 
 /// Turns true on the first Ctrl-C (SIGINT) or SIGTERM.

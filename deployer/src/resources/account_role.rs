@@ -13,13 +13,13 @@
 use async_trait::async_trait;
 use aws_sdk_iam::types::Tag;
 
-use super::apigw::{self, SERVICE, found, pace, replace};
-use super::{Change, Ctx, Inputs, Observed, Outputs, Resource, outputs};
+use super::apigw::{self, SERVICE, found, replace};
+use super::{Change, Ctx, Id, Inputs, Resource};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, ErrorKind, Result};
-use crate::wait::{Backoff, apigw_write, retry};
+use crate::wait::{Backoff, retry};
 
-pub const ID: &str = "apigw-account";
+pub const ID: Id<LiveAccount> = Id::new("apigw-account");
 pub const ROLE_NAME: &str = "movies-stack-apigateway-cloudwatch";
 /// Marks a resource shared by every stack of the account: reused, never deleted by `down`.
 pub const TAG_SHARED: &str = "movies-stack:shared";
@@ -69,7 +69,7 @@ fn role_of(arn: &str) -> Option<(&str, &str)> {
 }
 
 fn shared_tags(ctx: &Ctx) -> Result<Vec<Tag>> {
-    let mut pairs = ctx.tags(ID);
+    let mut pairs = ctx.tags(ID.name());
     pairs.push((TAG_SHARED.to_string(), "true".to_string()));
     pairs
         .into_iter()
@@ -83,7 +83,7 @@ impl ApiGatewayAccount {
     /// Best effort: is the role the account points at still there?
     async fn role_exists(&self, ctx: &Ctx, arn: &str) -> Option<bool> {
         let (account, name) = role_of(arn)?;
-        if account != ctx.account_id {
+        if account != ctx.identity().await.ok()?.account {
             return None; // another account's role: we cannot look
         }
         match ctx.aws.iam.get_role().role_name(name).send().await.aws("IAM", "GetRole") {
@@ -176,7 +176,7 @@ impl ApiGatewayAccount {
         Ok(arn)
     }
 
-    async fn set_account_role(&self, ctx: &Ctx) -> Result<Outputs> {
+    async fn set_account_role(&self, ctx: &Ctx) -> Result<LiveAccount> {
         let arn = self.ensure_role(ctx).await?;
         // Right after CreateRole / AttachRolePolicy, UpdateAccount answers "The role ARN does
         // not have required permissions set to API Gateway" for a while (terraform's
@@ -190,7 +190,7 @@ impl ApiGatewayAccount {
             ctx.timeouts.iam_propagation,
             Backoff::new(5_000, 20_000),
             || async {
-                apigw_write(ctx, ID, "UpdateAccount", pace::UPDATE_ACCOUNT, || async {
+                apigw::call(ctx, ID, "UpdateAccount", || async {
                     ctx.aws
                         .apigateway
                         .update_account()
@@ -203,13 +203,16 @@ impl ApiGatewayAccount {
             },
         )
         .await?;
-        Ok(outputs([("role_arn", arn)]))
+        Ok(LiveAccount { role_arn: arn, role_exists: Some(true) })
     }
 }
 
 #[async_trait]
 impl Resource for ApiGatewayAccount {
-    fn id(&self) -> &str {
+    type Live = LiveAccount;
+    type Change = Change;
+
+    fn id(&self) -> Id<LiveAccount> {
         ID
     }
 
@@ -217,32 +220,44 @@ impl Resource for ApiGatewayAccount {
         "API Gateway account CloudWatch role"
     }
 
-    fn deps(&self) -> Vec<String> {
-        vec![]
+    fn create_rounds(&self) -> u32 {
+        5 // GetRole, CreateRole, ListAttachedRolePolicies, AttachRolePolicy, UpdateAccount
     }
 
-    async fn observe(&self, ctx: &Ctx, _inputs: &Inputs) -> Result<Observed> {
-        let account = ctx.aws.apigateway.get_account().send().await.aws(SERVICE, "GetAccount")?;
+    async fn observe(&self, ctx: &Ctx) -> Result<Option<LiveAccount>> {
+        let account = apigw::call(ctx, ID, "GetAccount", || async {
+            ctx.aws.apigateway.get_account().send().await.aws(SERVICE, "GetAccount")
+        })
+        .await?;
         let Some(arn) = account.cloudwatch_role_arn().filter(|a| !a.is_empty()) else {
-            return Ok(Observed::Missing);
+            return Ok(None);
         };
-        let live = LiveAccount { role_arn: arn.to_string(), role_exists: self.role_exists(ctx, arn).await };
-        Ok(Observed::Present { changes: diff(self, &live), outputs: outputs([("role_arn", live.role_arn)]) })
+        Ok(Some(LiveAccount { role_arn: arn.to_string(), role_exists: self.role_exists(ctx, arn).await }))
     }
 
-    async fn create(&self, ctx: &Ctx, _inputs: &Inputs) -> Result<Outputs> {
+    fn diff(&self, _ctx: &Ctx, _inputs: &Inputs, live: &LiveAccount) -> Result<Vec<Change>> {
+        Ok(diff(self, live))
+    }
+
+    async fn create(&self, ctx: &Ctx, _inputs: &Inputs) -> Result<LiveAccount> {
         self.set_account_role(ctx).await
     }
 
     /// Only reached when the account points at a deleted role: repoint it at ours.
-    async fn update(&self, ctx: &Ctx, _inputs: &Inputs, _live: &Outputs, _changes: &[Change]) -> Result<Outputs> {
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        _inputs: &Inputs,
+        _live: &LiveAccount,
+        _changes: &[Change],
+    ) -> Result<LiveAccount> {
         self.set_account_role(ctx).await
     }
 
     /// Does NOTHING, on purpose: the account setting and the shared role serve every API of the
     /// account and region (other stacks, other tools). Resetting or deleting them on `down`
     /// would break their access logging (aws/aws-cdk#10878, #6194).
-    async fn delete(&self, _ctx: &Ctx, _live: &Outputs) -> Result<()> {
+    async fn delete(&self, _ctx: &Ctx, _live: &LiveAccount) -> Result<()> {
         Ok(())
     }
 }

@@ -5,16 +5,18 @@
 
 use async_trait::async_trait;
 
-use super::apigw::{SERVICE, at_most_one, found, gone_is_ok, pace, replace, tag_pairs};
-use super::usage_plan;
-use super::{Change, Ctx, Inputs, Observed, Outputs, Resource, outputs};
+use super::apigw::{self, SERVICE, call, found, gone_is_ok, replace, tag_pairs};
+use super::usage_plan::{self, LivePlan};
+use super::{Change, Ctx, Dep, Drift, Id, Inputs, Resource, at_most_one};
 use crate::aws::AwsResultExt;
-use crate::error::{Error, Result};
-use crate::wait::apigw_write;
+use crate::error::{Error, ErrorKind, Result};
 
-/// The resource id of the key of a tier: `api-key-{tier}`.
-pub fn resource_id(tier: &str) -> String {
-    format!("api-key-{tier}")
+pub const STANDARD: Id<LiveKey> = Id::new("api-key-standard");
+pub const PREMIUM: Id<LiveKey> = Id::new("api-key-premium");
+
+/// The key of a tier: `api-key-{tier}`.
+pub fn id(tier: &str) -> Id<LiveKey> {
+    if tier == "premium" { PREMIUM } else { STANDARD }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,99 +24,110 @@ pub struct ApiKey {
     /// `standard` | `premium`: the key joins the usage plan of the same tier.
     pub tier: String,
     pub name: String,
-    id: String,
-    plan: String,
+    id: Id<LiveKey>,
+    plan: Id<LivePlan>,
 }
 
 impl ApiKey {
     pub fn new(tier: impl Into<String>, name: impl Into<String>) -> Self {
         let tier = tier.into();
-        ApiKey { id: resource_id(&tier), plan: usage_plan::resource_id(&tier), tier, name: name.into() }
+        ApiKey { id: id(&tier), plan: usage_plan::id(&tier), tier, name: name.into() }
     }
 }
 
-/// The live key, as far as we compare it.
+/// The live key, as far as we compare it (never its value).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LiveKey {
     pub id: String,
     pub name: String,
     pub enabled: bool,
-    /// Whether a usage-plan key binds it to its tier's plan.
-    pub in_plan: bool,
+    /// The plan of its tier, when a usage-plan key binds it to it.
+    pub plan_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyChange {
+    Name {
+        live: String,
+    },
+    Enable,
+    /// No usage-plan key binds it to its tier's plan: it cannot call the stage.
+    JoinPlan,
 }
 
 /// Pure. Membership of other plans is not ours to judge and is ignored.
-pub fn diff(desired: &ApiKey, live: &LiveKey) -> Vec<Change> {
+pub fn diff(desired: &ApiKey, live: &LiveKey) -> Vec<KeyChange> {
     let mut changes = Vec::new();
     if live.name != desired.name {
-        changes.push(Change::update("name", &desired.name, &live.name));
+        changes.push(KeyChange::Name { live: live.name.clone() });
     }
     if !live.enabled {
-        changes.push(Change::update("enabled", true, false));
+        changes.push(KeyChange::Enable);
     }
-    if !live.in_plan {
-        changes.push(Change::update("usage_plan_key", format!("in {}", desired.plan), "missing"));
+    if live.plan_id.is_none() {
+        changes.push(KeyChange::JoinPlan);
     }
     changes
 }
 
+impl ApiKey {
+    fn show(&self, change: &KeyChange) -> Change {
+        match change {
+            KeyChange::Name { live } => Change::update("name", &self.name, live),
+            KeyChange::Enable => Change::update("enabled", true, false),
+            KeyChange::JoinPlan => Change::update("usage_plan_key", format!("in {}", self.plan), "missing"),
+        }
+    }
+}
+
+/// A key change as people read it (the plan named by the key's tier).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyDrift {
+    pub change: KeyChange,
+    shown: Change,
+}
+
+impl Drift for KeyDrift {
+    fn show(&self) -> Change {
+        self.shown.clone()
+    }
+}
+
 /// The key's value, for the `keys` command only. Never log it.
 pub async fn key_value(ctx: &Ctx, id: &str) -> Result<String> {
-    let out =
-        ctx.aws.apigateway.get_api_key().api_key(id).include_value(true).send().await.aws(SERVICE, "GetApiKey")?;
+    let out = call(ctx, "keys", "GetApiKey", || async {
+        ctx.aws.apigateway.get_api_key().api_key(id).include_value(true).send().await.aws(SERVICE, "GetApiKey")
+    })
+    .await?;
     out.value()
         .map(str::to_string)
         .ok_or_else(|| Error::other(format!("API key {id} has no value in the GetApiKey answer")))
 }
 
 impl ApiKey {
-    fn outputs(&self, id: &str, plan_id: &str) -> Outputs {
-        // `usage_plan_id` lets `delete` remove the usage-plan key from the outputs alone.
-        outputs([("id", id.to_string()), ("name", self.name.clone()), ("usage_plan_id", plan_id.to_string())])
+    /// The ids of the keys in a plan. GetUsagePlanKeys answers ids (and values: not kept).
+    async fn plan_keys(&self, ctx: &Ctx, plan_id: &str) -> Result<Vec<String>> {
+        let keys = call(ctx, self.id, "GetUsagePlanKeys", || async {
+            ctx.aws
+                .apigateway
+                .get_usage_plan_keys()
+                .usage_plan_id(plan_id)
+                .limit(500)
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .await
+                .aws(SERVICE, "GetUsagePlanKeys")
+        })
+        .await;
+        Ok(found(keys)?.unwrap_or_default().iter().filter_map(|k| k.id().map(str::to_string)).collect())
     }
 
-    async fn find(&self, ctx: &Ctx) -> Result<Option<aws_sdk_apigateway::types::ApiKey>> {
-        let all: Vec<_> = ctx
-            .aws
-            .apigateway
-            .get_api_keys()
-            .include_values(false)
-            .limit(500)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .await
-            .aws(SERVICE, "GetApiKeys")?;
-        let ours: Vec<_> = all.into_iter().filter(|k| ctx.owns(&self.id, tag_pairs(k.tags()))).collect();
-        at_most_one(ours, "API key", &self.id)
-    }
-
-    /// Whether the key is in the plan. GetUsagePlanKeys answers ids (and values: not kept).
-    /// A plan that does not exist (yet) has no keys.
-    async fn in_plan(&self, ctx: &Ctx, plan_id: &str, key_id: &str) -> Result<bool> {
-        let keys = ctx
-            .aws
-            .apigateway
-            .get_usage_plan_keys()
-            .usage_plan_id(plan_id)
-            .limit(500)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .await
-            .aws(SERVICE, "GetUsagePlanKeys");
-        Ok(found(keys)?.unwrap_or_default().iter().any(|k| k.id() == Some(key_id)))
-    }
-
-    /// CreateUsagePlanKey unless it exists: a second one is a ConflictException in AWS (moto
-    /// accepts duplicates silently), so look first.
+    /// CreateUsagePlanKey: a second one is a ConflictException in AWS (moto accepts duplicates
+    /// silently); `live` says it is not there.
     async fn join_plan(&self, ctx: &Ctx, plan_id: &str, key_id: &str) -> Result<()> {
-        if self.in_plan(ctx, plan_id, key_id).await? {
-            return Ok(());
-        }
-        let res = apigw_write(ctx, &self.id, "CreateUsagePlanKey", pace::WRITE, || async {
+        let res = call(ctx, self.id, "CreateUsagePlanKey", || async {
             ctx.aws
                 .apigateway
                 .create_usage_plan_key()
@@ -129,18 +142,13 @@ impl ApiKey {
         match res {
             Ok(_) => Ok(()),
             // Joined in the meantime: what we wanted.
-            Err(e)
-                if e.kind() == Some(crate::error::ErrorKind::AlreadyExists)
-                    || e.kind() == Some(crate::error::ErrorKind::Conflict) =>
-            {
-                Ok(())
-            }
+            Err(e) if e.kind() == Some(ErrorKind::AlreadyExists) || e.kind() == Some(ErrorKind::Conflict) => Ok(()),
             Err(e) => Err(e),
         }
     }
 
     async fn patch_key(&self, ctx: &Ctx, key_id: &str, path: &str, value: &str) -> Result<()> {
-        apigw_write(ctx, &self.id, "UpdateApiKey", pace::WRITE, || async {
+        call(ctx, self.id, "UpdateApiKey", || async {
             ctx.aws
                 .apigateway
                 .update_api_key()
@@ -157,48 +165,54 @@ impl ApiKey {
 
 #[async_trait]
 impl Resource for ApiKey {
-    fn id(&self) -> &str {
-        &self.id
+    type Live = LiveKey;
+    type Change = KeyDrift;
+
+    fn id(&self) -> Id<LiveKey> {
+        self.id
     }
 
     fn kind(&self) -> &'static str {
         "API key"
     }
 
-    fn deps(&self) -> Vec<String> {
-        vec![self.plan.clone()]
+    fn deps(&self) -> Vec<Dep> {
+        vec![Dep::on(self.plan)]
     }
 
-    async fn observe(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Observed> {
-        // `None` only while observing a stack whose plan does not exist: then the key is in no
-        // plan of ours, and nothing is asked of AWS about it.
-        let plan_id = inputs.try_get(&self.plan, "id");
-        let Some(key) = self.find(ctx).await? else {
-            return Ok(Observed::Missing);
-        };
+    fn create_rounds(&self) -> u32 {
+        2 // CreateApiKey, CreateUsagePlanKey
+    }
+
+    async fn observe(&self, ctx: &Ctx) -> Result<Option<LiveKey>> {
+        let (keys, plans) = tokio::try_join!(apigw::api_keys(ctx), apigw::usage_plans(ctx))?;
+        let ours: Vec<_> = keys.iter().filter(|k| ctx.owns(self.id.name(), tag_pairs(k.tags()))).collect();
+        let Some(key) = at_most_one(ours, "API key", self.id.name())? else { return Ok(None) };
         let id = key.id().unwrap_or_default().to_string();
-        let in_plan = match plan_id {
-            Some(plan_id) => self.in_plan(ctx, plan_id, &id).await?,
-            None => false,
+        // Its plan, if ours exists: does a usage-plan key bind them?
+        let plans: Vec<_> = plans.iter().filter(|p| ctx.owns(self.plan.name(), tag_pairs(p.tags()))).collect();
+        let plan_id = match at_most_one(plans, "usage plan", self.plan.name())?.and_then(|p| p.id()) {
+            Some(plan_id) if self.plan_keys(ctx, plan_id).await?.contains(&id) => Some(plan_id.to_string()),
+            _ => None,
         };
-        let live = LiveKey { name: key.name().unwrap_or_default().to_string(), enabled: key.enabled(), in_plan, id };
-        Ok(Observed::Present {
-            outputs: self.outputs(&live.id, plan_id.unwrap_or_default()),
-            changes: diff(self, &live),
-        })
+        Ok(Some(LiveKey { id, name: key.name().unwrap_or_default().to_string(), enabled: key.enabled(), plan_id }))
     }
 
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Outputs> {
-        let plan_id = inputs.get(&self.plan, "id")?;
+    fn diff(&self, _ctx: &Ctx, _inputs: &Inputs, live: &LiveKey) -> Result<Vec<KeyDrift>> {
+        Ok(diff(self, live).into_iter().map(|change| KeyDrift { shown: self.show(&change), change }).collect())
+    }
+
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<LiveKey> {
+        let plan_id = inputs.get(self.plan)?.id.clone();
         // The answer carries the generated value: only the id is kept.
-        let id = apigw_write(ctx, &self.id, "CreateApiKey", pace::WRITE, || async {
+        let id = call(ctx, self.id, "CreateApiKey", || async {
             ctx.aws
                 .apigateway
                 .create_api_key()
                 .name(&self.name)
                 .description(format!("{} tier key of movies-stack stack {}", self.tier, ctx.stack))
                 .enabled(true)
-                .set_tags(Some(ctx.tag_map(&self.id)))
+                .set_tags(Some(ctx.tag_map(self.id.name())))
                 .send()
                 .await
                 .aws(SERVICE, "CreateApiKey")
@@ -207,65 +221,53 @@ impl Resource for ApiKey {
         .await?;
         // A run killed here leaves a key outside its plan: `diff` shows `usage_plan_key` and
         // the next run's `update` joins it.
-        self.join_plan(ctx, plan_id, &id).await?;
-        Ok(self.outputs(&id, plan_id))
+        self.join_plan(ctx, &plan_id, &id).await?;
+        Ok(LiveKey { id, name: self.name.clone(), enabled: true, plan_id: Some(plan_id) })
     }
 
-    async fn update(&self, ctx: &Ctx, inputs: &Inputs, live: &Outputs, changes: &[Change]) -> Result<Outputs> {
-        let plan_id = inputs.get(&self.plan, "id")?;
-        let id = live.get("id").cloned().unwrap_or_default();
-        for change in changes {
-            match change.field.as_str() {
-                "name" => self.patch_key(ctx, &id, "/name", &self.name).await?,
-                "enabled" => self.patch_key(ctx, &id, "/enabled", "true").await?,
-                "usage_plan_key" => self.join_plan(ctx, plan_id, &id).await?,
-                other => {
-                    return Err(Error::other(format!("cannot update API key field `{other}` in place")));
+    async fn update(&self, ctx: &Ctx, inputs: &Inputs, live: &LiveKey, changes: &[KeyDrift]) -> Result<LiveKey> {
+        let mut live = live.clone();
+        for drift in changes {
+            match &drift.change {
+                KeyChange::Name { .. } => self.patch_key(ctx, &live.id, "/name", &self.name).await?,
+                KeyChange::Enable => self.patch_key(ctx, &live.id, "/enabled", "true").await?,
+                KeyChange::JoinPlan => {
+                    let plan_id = inputs.get(self.plan)?.id.clone();
+                    self.join_plan(ctx, &plan_id, &live.id).await?;
+                    live.plan_id = Some(plan_id);
                 }
             }
         }
-        Ok(self.outputs(&id, plan_id))
+        Ok(LiveKey { name: self.name.clone(), enabled: true, ..live })
     }
 
-    async fn delete(&self, ctx: &Ctx, live: &Outputs) -> Result<()> {
-        let Some(id) = live.get("id") else {
-            return Ok(());
-        };
-        if let Some(plan_id) = live.get("usage_plan_id").filter(|p| !p.is_empty()) {
-            // Look first: moto 5.2.5 fails DeleteUsagePlanKey with a 500 when the plan has no
-            // keys at all. GetUsagePlanKey answers NotFound for a missing plan or membership.
-            let member = ctx
-                .aws
-                .apigateway
-                .get_usage_plan_key()
-                .usage_plan_id(plan_id)
-                .key_id(id)
-                .send()
-                .await
-                .aws(SERVICE, "GetUsagePlanKey")
-                .map(|_| ());
-            if found(member)?.is_some() {
-                gone_is_ok(
-                    apigw_write(ctx, &self.id, "DeleteUsagePlanKey", pace::WRITE, || async {
-                        ctx.aws
-                            .apigateway
-                            .delete_usage_plan_key()
-                            .usage_plan_id(plan_id)
-                            .key_id(id)
-                            .send()
-                            .await
-                            .aws(SERVICE, "DeleteUsagePlanKey")
-                    })
-                    .await,
-                )?;
-            }
+    async fn delete(&self, ctx: &Ctx, live: &LiveKey) -> Result<()> {
+        if let Some(plan_id) = &live.plan_id {
+            gone_is_ok(
+                call(ctx, self.id, "DeleteUsagePlanKey", || async {
+                    ctx.aws
+                        .apigateway
+                        .delete_usage_plan_key()
+                        .usage_plan_id(plan_id)
+                        .key_id(&live.id)
+                        .send()
+                        .await
+                        .aws(SERVICE, "DeleteUsagePlanKey")
+                })
+                .await,
+            )?;
         }
         gone_is_ok(
-            apigw_write(ctx, &self.id, "DeleteApiKey", pace::WRITE, || async {
-                ctx.aws.apigateway.delete_api_key().api_key(id).send().await.aws(SERVICE, "DeleteApiKey")
+            call(ctx, self.id, "DeleteApiKey", || async {
+                ctx.aws.apigateway.delete_api_key().api_key(&live.id).send().await.aws(SERVICE, "DeleteApiKey")
             })
             .await,
         )
+    }
+
+    fn outputs(&self, _ctx: &Ctx, live: &LiveKey) -> Vec<(&'static str, String)> {
+        let name = if self.id == PREMIUM { "PremiumApiKeyId" } else { "StandardApiKeyId" };
+        vec![(name, live.id.clone())]
     }
 }
 
@@ -278,13 +280,13 @@ mod tests {
     }
 
     fn in_sync() -> LiveKey {
-        LiveKey { id: "k1".into(), name: "movies-premium".into(), enabled: true, in_plan: true }
+        LiveKey { id: "k1".into(), name: "movies-premium".into(), enabled: true, plan_id: Some("p1".into()) }
     }
 
     #[test]
     fn ids_follow_the_tier() {
-        assert_eq!(key().id(), "api-key-premium");
-        assert_eq!(key().deps(), vec!["usage-plan-premium".to_string()]);
+        assert_eq!(Resource::id(&key()), PREMIUM);
+        assert_eq!(Resource::deps(&key()), vec![Dep::on(usage_plan::PREMIUM)]);
     }
 
     #[test]
@@ -296,7 +298,7 @@ mod tests {
     fn each_drift_is_one_change() {
         let cases: [(&str, fn(&mut LiveKey)); 3] = [
             ("enabled", |l| l.enabled = false),
-            ("usage_plan_key", |l| l.in_plan = false),
+            ("usage_plan_key", |l| l.plan_id = None),
             ("name", |l| l.name = "renamed".into()),
         ];
         for (field, mutate) in cases {
@@ -304,7 +306,7 @@ mod tests {
             mutate(&mut live);
             let changes = diff(&key(), &live);
             assert_eq!(changes.len(), 1, "{field}");
-            assert_eq!(changes[0].field, field);
+            assert_eq!(key().show(&changes[0]).field, field);
         }
     }
 }

@@ -1,33 +1,126 @@
 //! Helpers shared by the API Gateway resources (REST API, stage, usage plans, API keys, the
-//! account's CloudWatch role): write pacing, patch operations, ownership by tags.
+//! account's CloudWatch role): pacing by the control-plane quotas, patch operations, ownership by
+//! tags, and the account-wide lists every one of them reads (one each per run).
 
 use std::collections::HashMap;
+use std::fmt::Display;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use aws_sdk_apigateway::types::{Op, PatchOperation};
+use aws_sdk_apigateway::types::{ApiKey, Op, PatchOperation, RestApi, UsagePlan};
 
-use crate::error::{Error, Result};
+use crate::aws::AwsResultExt;
+use crate::ctx::Ctx;
+use crate::error::{ErrorKind, Result};
+use crate::ui::Event;
+use crate::wait::pause;
 
 /// The service name in our error messages.
 pub const SERVICE: &str = "API Gateway";
 
-/// First retry delay after a `TooManyRequestsException`, per operation: the documented
-/// control-plane rates (https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html,
-/// "API Gateway quotas for creating, deploying and managing an API"; fixed, not raisable).
-pub mod pace {
-    use std::time::Duration;
+/// API Gateway's control-plane quotas (https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html,
+/// "API Gateway quotas for creating, deploying and managing an API"; per account, not raisable):
+/// (operation, requests, per seconds, burst). Regional CreateRestApi (ours) is 1 per 3 s.
+const QUOTAS: &[(&str, f64, f64, f64)] = &[
+    ("CreateRestApi", 1.0, 3.0, 1.0),
+    ("DeleteRestApi", 1.0, 30.0, 1.0),
+    ("CreateDeployment", 1.0, 5.0, 1.0),
+    ("UpdateAccount", 1.0, 20.0, 1.0),
+    ("UpdateUsagePlan", 1.0, 20.0, 1.0),
+    ("CreateApiKey", 5.0, 1.0, 5.0),
+    ("DeleteApiKey", 5.0, 1.0, 5.0),
+    ("CreateResource", 5.0, 1.0, 5.0),
+    ("DeleteResource", 5.0, 1.0, 5.0),
+    ("GetResources", 5.0, 2.0, 5.0),
+];
+/// Every other operation, together: 10 requests per second, burst 40.
+const OTHERS: (f64, f64, f64) = (10.0, 1.0, 40.0);
+const OTHERS_KEY: &str = "(all other operations)";
 
-    /// Everything not listed below: 10 rps account-wide (burst 40).
-    pub const WRITE: Duration = Duration::from_secs(1);
-    /// CreateRestApi, regional or private: 1 request / 3 s (edge-optimized: 1 / 30 s).
-    pub const CREATE_REST_API: Duration = Duration::from_secs(3);
-    /// DeleteRestApi: 1 request / 30 s.
-    pub const DELETE_REST_API: Duration = Duration::from_secs(30);
-    /// CreateDeployment: 1 request / 5 s.
-    pub const CREATE_DEPLOYMENT: Duration = Duration::from_secs(5);
-    /// UpdateUsagePlan: 1 request / 20 s.
-    pub const UPDATE_USAGE_PLAN: Duration = Duration::from_secs(20);
-    /// UpdateAccount: 1 request / 20 s.
-    pub const UPDATE_ACCOUNT: Duration = Duration::from_secs(20);
+fn quota(operation: &str) -> (&'static str, f64, f64, f64) {
+    QUOTAS
+        .iter()
+        .find(|(op, ..)| *op == operation)
+        .map(|&(op, n, per, burst)| (op, n, per, burst))
+        .unwrap_or((OTHERS_KEY, OTHERS.0, OTHERS.1, OTHERS.2))
+}
+
+/// A token bucket: `capacity` tokens, refilled at `rate` per second.
+#[derive(Debug, Clone)]
+struct Bucket {
+    tokens: f64,
+    capacity: f64,
+    rate: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    fn new(capacity: f64, rate: f64, now: Instant) -> Bucket {
+        Bucket { tokens: capacity, capacity, rate, last: now }
+    }
+
+    /// Take a token; how long to wait before using it (tokens may go negative: a queue).
+    fn reserve(&mut self, now: Instant) -> Duration {
+        let refill = now.saturating_duration_since(self.last).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + refill).min(self.capacity);
+        self.last = now;
+        self.tokens -= 1.0;
+        if self.tokens >= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(-self.tokens / self.rate) }
+    }
+}
+
+/// Spends API Gateway's quotas as fast as they allow: every call takes a token of its bucket
+/// first. Independent calls go out at once while tokens last; a 1-per-30-s call waits its turn.
+#[derive(Debug, Default)]
+pub struct Pacer {
+    buckets: Mutex<HashMap<&'static str, Bucket>>,
+}
+
+impl Pacer {
+    fn reserve(&self, operation: &str, now: Instant) -> Duration {
+        let (key, n, per, burst) = quota(operation);
+        let mut buckets = self.buckets.lock().expect("pacer lock");
+        buckets.entry(key).or_insert_with(|| Bucket::new(burst, n / per, now)).reserve(now)
+    }
+}
+
+/// One API Gateway call, paced by its quota. A 429 anyway (another client spent the quota) is
+/// retried after the quota's interval, doubling, for `ctx.timeouts.throttling`: never hammered.
+pub async fn call<T, F, Fut>(ctx: &Ctx, id: impl Display, operation: &'static str, mut op: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let (_, n, per, _) = quota(operation);
+    let interval = Duration::from_secs_f64(per / n);
+    let start = Instant::now();
+    let mut attempt = 0u32;
+    loop {
+        let wait = ctx.apigw.reserve(operation, Instant::now());
+        if !wait.is_zero() {
+            if wait >= Duration::from_secs(1) {
+                ctx.progress(&id, format!("{operation}: waiting {wait:.0?} for API Gateway's rate limit"));
+            }
+            pause(ctx, &format!("API Gateway's rate limit for {operation}"), wait).await?;
+        }
+        match op().await {
+            Err(e) if e.kind() == Some(ErrorKind::Throttled) && start.elapsed() < ctx.timeouts.throttling => {
+                let delay = interval.saturating_mul(2u32.saturating_pow(attempt.min(5))).min(Duration::from_secs(60));
+                ctx.printer.event(Event::Retrying {
+                    id: id.to_string(),
+                    what: format!("API Gateway throttling of {operation}"),
+                    code: e.aws().and_then(|a| a.code.clone()).unwrap_or_default(),
+                    delay,
+                    elapsed: start.elapsed(),
+                    deadline: ctx.timeouts.throttling,
+                });
+                pause(ctx, operation, delay).await?;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// One JSON-Patch operation of an Update* call.
@@ -74,16 +167,62 @@ pub fn dns_suffix(region: &str) -> &'static str {
     if region.starts_with("cn-") { "amazonaws.com.cn" } else { "amazonaws.com" }
 }
 
-/// At most one item may carry our resource tag; more is something we did not do.
-pub fn at_most_one<T>(mut found: Vec<T>, what: &str, resource: &str) -> Result<Option<T>> {
-    match found.len() {
-        0 => Ok(None),
-        1 => Ok(found.pop()),
-        n => Err(Error::other(format!(
-            "found {n} {what}s tagged {}={resource} in this stack; expected one. Delete the extra ones",
-            super::TAG_RESOURCE
-        ))),
-    }
+/// Every REST API of the account and region (one paginated read per run).
+pub async fn rest_apis(ctx: &Ctx) -> Result<Arc<Vec<RestApi>>> {
+    ctx.once("apigateway:GetRestApis", || {
+        call(ctx, "api", "GetRestApis", || async {
+            ctx.aws
+                .apigateway
+                .get_rest_apis()
+                .limit(500)
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .await
+                .aws(SERVICE, "GetRestApis")
+        })
+    })
+    .await
+}
+
+/// Every usage plan of the account and region (one paginated read per run).
+pub async fn usage_plans(ctx: &Ctx) -> Result<Arc<Vec<UsagePlan>>> {
+    ctx.once("apigateway:GetUsagePlans", || {
+        call(ctx, "usage-plans", "GetUsagePlans", || async {
+            ctx.aws
+                .apigateway
+                .get_usage_plans()
+                .limit(500)
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .await
+                .aws(SERVICE, "GetUsagePlans")
+        })
+    })
+    .await
+}
+
+/// Every API key of the account and region, without values (one paginated read per run).
+pub async fn api_keys(ctx: &Ctx) -> Result<Arc<Vec<ApiKey>>> {
+    ctx.once("apigateway:GetApiKeys", || {
+        call(ctx, "api-keys", "GetApiKeys", || async {
+            ctx.aws
+                .apigateway
+                .get_api_keys()
+                .include_values(false)
+                .limit(500)
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .await
+                .aws(SERVICE, "GetApiKeys")
+        })
+    })
+    .await
 }
 
 #[cfg(test)]
@@ -104,5 +243,26 @@ mod tests {
         assert_eq!(tag_pairs(None).count(), 0);
         let m: HashMap<String, String> = [("a".to_string(), "b".to_string())].into();
         assert_eq!(tag_pairs(Some(&m)).collect::<Vec<_>>(), vec![("a", "b")]);
+    }
+
+    #[test]
+    fn buckets_spend_the_burst_then_pace_at_the_rate() {
+        let t0 = Instant::now();
+        let pacer = Pacer::default();
+        // DeleteRestApi: 1 per 30 s, no burst: the second waits 30 s, the third 60 s.
+        let waits: Vec<u64> = (0..3).map(|_| pacer.reserve("DeleteRestApi", t0).as_secs()).collect();
+        assert_eq!(waits, [0, 30, 60]);
+        // Everything else shares 10 rps with a burst of 40: 40 at once, then 0.1 s apart.
+        let others: Vec<Duration> =
+            (0..42).map(|i| pacer.reserve(if i % 2 == 0 { "GetStage" } else { "PutMethod" }, t0)).collect();
+        assert!(others[..40].iter().all(|w| w.is_zero()));
+        assert_eq!(others[40], Duration::from_millis(100));
+        assert_eq!(others[41], Duration::from_millis(200));
+        // Time refills: a second later the shared bucket has 10 tokens again (minus the queue).
+        let later = pacer.reserve("GetStage", t0 + Duration::from_secs(3));
+        assert!(later.is_zero(), "{later:?}");
+        // CreateDeployment has its own bucket, untouched by the others.
+        assert!(pacer.reserve("CreateDeployment", t0).is_zero());
+        assert_eq!(pacer.reserve("CreateDeployment", t0), Duration::from_secs(5));
     }
 }

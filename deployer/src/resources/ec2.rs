@@ -3,39 +3,43 @@
 
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 
-use super::{Ctx, TAG_RESOURCE, TAG_STACK};
-use crate::error::{Error, Result};
+use super::{Ctx, Name, TAG_STACK, at_most_one};
+use crate::error::Result;
 
 /// Tags for a create call: ours plus a `Name` for the console.
-pub fn tag_spec(ctx: &Ctx, resource: &str, kind: ResourceType) -> TagSpecification {
+pub fn tag_spec(ctx: &Ctx, resource: Name, kind: ResourceType) -> TagSpecification {
     let mut tags: Vec<Tag> =
         ctx.tags(resource).into_iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect();
     tags.push(Tag::builder().key("Name").value(format!("{}-{resource}", ctx.stack)).build());
     TagSpecification::builder().resource_type(kind).set_tags(Some(tags)).build()
 }
 
-/// Filters that find exactly the resource `resource` of this stack.
-pub fn ours(ctx: &Ctx, resource: &str) -> Vec<Filter> {
-    vec![
-        Filter::builder().name(format!("tag:{TAG_STACK}")).values(&ctx.stack).build(),
-        Filter::builder().name(format!("tag:{TAG_RESOURCE}")).values(resource).build(),
-    ]
+/// The filter that finds everything of this stack: one describe per EC2 type finds them all (the
+/// discovery sweep), and each resource picks its own by its resource tag ([`pick`]).
+pub fn stack_filter(ctx: &Ctx) -> Filter {
+    filter(&format!("tag:{TAG_STACK}"), ctx.stack.clone())
 }
 
 pub fn filter(name: &str, value: impl Into<String>) -> Filter {
     Filter::builder().name(name).values(value).build()
 }
 
-/// At most one live resource may carry a resource tag; more is a leftover of something we did
-/// not do (a copy made by hand?) and is reported, never guessed at.
-pub fn at_most_one<T>(mut found: Vec<T>, what: &str, resource: &str) -> Result<Option<T>> {
-    match found.len() {
-        0 => Ok(None),
-        1 => Ok(found.pop()),
-        n => Err(Error::other(format!(
-            "found {n} {what}s tagged {TAG_RESOURCE}={resource} in this stack; expected one. Delete the extra ones"
-        ))),
-    }
+/// Of the stack's `items` of one EC2 type, the one tagged as `resource` (at most one).
+pub fn pick<T: Clone>(
+    ctx: &Ctx,
+    items: &[T],
+    tags: impl Fn(&T) -> &[Tag],
+    what: &str,
+    resource: Name,
+) -> Result<Option<T>> {
+    let ours: Vec<T> = items
+        .iter()
+        .filter(|item| {
+            ctx.owns(resource, tags(item).iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default())))
+        })
+        .cloned()
+        .collect();
+    at_most_one(ours, what, resource)
 }
 
 /// Delete the Lambda Hyperplane ENIs (description `AWS Lambda VPC ENI*`) attached to a security
@@ -43,7 +47,7 @@ pub fn at_most_one<T>(mut found: Vec<T>, what: &str, resource: &str) -> Result<O
 /// still in use. After the function is detached from the VPC and deleted, AWS releases them in
 /// minutes to ~45 minutes (terraform-provider-aws `deleteLingeringLambdaENIs`, P99 ~35 min); until
 /// then the group and subnets cannot be deleted (DependencyViolation).
-pub async fn release_lambda_enis(ctx: &Ctx, resource: &str, filter_name: &str, filter_value: &str) -> Result<usize> {
+pub async fn release_lambda_enis(ctx: &Ctx, resource: Name, filter_name: &str, filter_value: &str) -> Result<usize> {
     use crate::aws::AwsResultExt;
     let out = ctx
         .aws

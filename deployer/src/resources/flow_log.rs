@@ -4,18 +4,21 @@
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{FlowLog as Ec2FlowLog, FlowLogsResourceType, LogDestinationType, ResourceType, TrafficType};
 
-use super::ec2::{at_most_one, ours, tag_spec};
-use super::{Change, Ctx, Inputs, Observed, Outputs, Resource, outputs};
+use super::ec2::{pick, stack_filter, tag_spec};
+use super::{Change, Ctx, Dep, Id, Inputs, Resource, iam_role, log_group, vpc};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, ErrorKind, Result};
 use crate::wait::{Backoff, retry};
 
-pub const ID: &str = "flow-log";
+pub const ID: Id<LiveFlowLog> = Id::new("flow-log");
 /// Seconds; 60 rather than the default 600 so traffic shows up within a minute or so.
 pub const MAX_AGGREGATION_INTERVAL: i32 = 60;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FlowLog;
+pub struct FlowLog {
+    /// The flow-log group's name.
+    pub log_group: String,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DesiredFlowLog {
@@ -73,22 +76,10 @@ fn live_flow_log(f: &Ec2FlowLog) -> LiveFlowLog {
 impl FlowLog {
     fn desired(&self, inputs: &Inputs) -> Result<DesiredFlowLog> {
         Ok(DesiredFlowLog {
-            vpc_id: inputs.desired("vpc", "id")?.to_string(),
-            log_group: inputs.desired("flow-log-group", "name")?.to_string(),
-            role_arn: inputs.desired("flow-log-role", "arn")?.to_string(),
+            vpc_id: inputs.get(vpc::ID)?.id.clone(),
+            log_group: self.log_group.clone(),
+            role_arn: inputs.get(iam_role::FLOW_LOGS)?.arn.clone(),
         })
-    }
-
-    async fn find(&self, ctx: &Ctx) -> Result<Option<LiveFlowLog>> {
-        let out = ctx
-            .aws
-            .ec2
-            .describe_flow_logs()
-            .set_filter(Some(ours(ctx, ID)))
-            .send()
-            .await
-            .aws("EC2", "DescribeFlowLogs")?;
-        at_most_one(out.flow_logs().iter().map(live_flow_log).collect(), "flow log", ID)
     }
 
     async fn delete_by_id(&self, ctx: &Ctx, flow_log_id: &str) -> Result<()> {
@@ -118,7 +109,10 @@ impl FlowLog {
 
 #[async_trait]
 impl Resource for FlowLog {
-    fn id(&self) -> &str {
+    type Live = LiveFlowLog;
+    type Change = Change;
+
+    fn id(&self) -> Id<LiveFlowLog> {
         ID
     }
 
@@ -126,13 +120,35 @@ impl Resource for FlowLog {
         "VPC flow log"
     }
 
-    fn deps(&self) -> Vec<String> {
-        vec!["vpc".to_string(), "flow-log-group".to_string(), "flow-log-role".to_string()]
+    fn deps(&self) -> Vec<Dep> {
+        vec![Dep::on(vpc::ID), Dep::on(log_group::FLOW), Dep::on(iam_role::FLOW_LOGS)]
     }
 
-    async fn observe(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Observed> {
-        let Some(live) = self.find(ctx).await? else {
-            return Ok(Observed::Missing);
+    fn create_rounds(&self) -> u32 {
+        1
+    }
+
+    /// Nothing holds on to a flow log: a changed one is deleted and created again.
+    fn replaces_itself(&self) -> bool {
+        true
+    }
+
+    async fn observe(&self, ctx: &Ctx) -> Result<Option<LiveFlowLog>> {
+        let all = ctx
+            .once("ec2:DescribeFlowLogs", || async {
+                let out = ctx
+                    .aws
+                    .ec2
+                    .describe_flow_logs()
+                    .filter(stack_filter(ctx))
+                    .send()
+                    .await
+                    .aws("EC2", "DescribeFlowLogs")?;
+                Ok(out.flow_logs().to_vec())
+            })
+            .await?;
+        let Some(live) = pick(ctx, &all, |f| f.tags(), "flow log", ID.name())?.as_ref().map(live_flow_log) else {
+            return Ok(None);
         };
         // Delivery failures are not a difference we can fix by recreating: say so. They are
         // expected for a minute or two after the role is created (IAM propagation).
@@ -145,11 +161,14 @@ impl Resource for FlowLog {
                 live.role_arn
             ));
         }
-        let changes = diff(&self.desired(inputs)?, &live);
-        Ok(Observed::Present { changes, outputs: outputs([("id", live.id)]) })
+        Ok(Some(live))
     }
 
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Outputs> {
+    fn diff(&self, _ctx: &Ctx, inputs: &Inputs, live: &LiveFlowLog) -> Result<Vec<Change>> {
+        Ok(diff(&self.desired(inputs)?, live))
+    }
+
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<LiveFlowLog> {
         let desired = self.desired(inputs)?;
         // With a delivery role created a moment ago, EC2 answers 400 InvalidParameter "Unable to
         // assume given IAM role" until IAM has propagated it (ErrorKind::Propagating;
@@ -172,7 +191,7 @@ impl Resource for FlowLog {
                     .log_group_name(&desired.log_group)
                     .deliver_logs_permission_arn(&desired.role_arn)
                     .max_aggregation_interval(MAX_AGGREGATION_INTERVAL)
-                    .tag_specifications(tag_spec(ctx, ID, ResourceType::VpcFlowLog))
+                    .tag_specifications(tag_spec(ctx, ID.name(), ResourceType::VpcFlowLog))
                     .send()
                     .await
                     .aws("EC2", "CreateFlowLogs")
@@ -195,22 +214,29 @@ impl Resource for FlowLog {
             .first()
             .cloned()
             .ok_or_else(|| Error::other("EC2 CreateFlowLogs returned neither a flow log id nor an error"))?;
-        Ok(outputs([("id", id)]))
+        Ok(LiveFlowLog {
+            id,
+            resource_id: desired.vpc_id,
+            log_group: desired.log_group,
+            role_arn: desired.role_arn,
+            traffic_type: "ALL".into(),
+            destination_type: "cloud-watch-logs".into(),
+            max_aggregation_interval: Some(MAX_AGGREGATION_INTERVAL),
+            deliver_status: None,
+            deliver_error: None,
+        })
     }
 
-    async fn update(&self, ctx: &Ctx, inputs: &Inputs, live: &Outputs, changes: &[Change]) -> Result<Outputs> {
-        if !changes.iter().any(|c| c.replace) {
-            return Ok(live.clone());
-        }
+    async fn update(&self, ctx: &Ctx, inputs: &Inputs, live: &LiveFlowLog, _changes: &[Change]) -> Result<LiveFlowLog> {
         // Immutable: delete then create. A run killed in between finds no flow log and creates
         // it; creating first would fail with FlowLogAlreadyExists when only the role changed.
-        ctx.progress(ID, format!("replacing flow log {} (flow logs cannot be modified)", live["id"]));
-        self.delete_by_id(ctx, &live["id"]).await?;
+        ctx.progress(ID, format!("replacing flow log {} (flow logs cannot be modified)", live.id));
+        self.delete_by_id(ctx, &live.id).await?;
         self.create(ctx, inputs).await
     }
 
-    async fn delete(&self, ctx: &Ctx, live: &Outputs) -> Result<()> {
-        self.delete_by_id(ctx, &live["id"]).await
+    async fn delete(&self, ctx: &Ctx, live: &LiveFlowLog) -> Result<()> {
+        self.delete_by_id(ctx, &live.id).await
     }
 }
 

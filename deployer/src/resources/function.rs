@@ -12,12 +12,12 @@ use aws_sdk_lambda::types::{
 };
 use aws_smithy_types::Blob;
 
-use super::{Change, Ctx, Inputs, Observed, Outputs, Resource, compare, outputs};
+use super::{Change, Ctx, Dep, Drift, Id, Inputs, Resource, compare, iam_role, security_group, subnet};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, ErrorKind, Result};
 use crate::wait::{Backoff, retry, wait_until};
 
-pub const ID: &str = "function";
+pub const ID: Id<LiveFunction> = Id::new("function");
 pub const RUNTIME: &str = "provided.al2023";
 pub const HANDLER: &str = "bootstrap";
 const TRACING: &str = "Active";
@@ -34,7 +34,10 @@ pub struct Function {
     pub memory_mb: i32,
     pub timeout_seconds: i32,
     /// How many subnets (`subnet-0` .. `subnet-{n-1}`) the function is attached to.
-    pub subnets: usize,
+    pub subnets: u8,
+    /// The table it writes to (`TABLE_NAME`), and its log group: by name.
+    pub table_name: String,
+    pub log_group: String,
     pub artifact: Arc<Artifact>,
 }
 
@@ -71,63 +74,88 @@ pub struct FunctionSpec {
 /// The live function, as far as we compare it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LiveFunction {
+    pub name: String,
     pub arn: String,
+    /// `Pending`, `Active`, `Failed`, `Inactive`.
     pub state: String,
     pub state_reason: String,
+    /// `InProgress`, `Successful`, `Failed` (empty when not reported).
+    pub last_update_status: String,
     pub config: FunctionConfig,
     pub architecture: String,
     pub code_sha256: String,
 }
 
-/// Changes UpdateFunctionCode applies; every other field is UpdateFunctionConfiguration's.
-const CODE_FIELDS: [&str; 2] = ["code", "architecture"];
-/// The field reporting a function in state Failed, which only delete + create repairs.
-const FAILED_STATE: &str = "state";
-
-fn is_code_change(c: &Change) -> bool {
-    CODE_FIELDS.contains(&c.field.as_str())
+/// One difference of the function, by the call that fixes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FunctionChange {
+    /// State `Failed`: Lambda's documented remedy is to delete and re-create the function.
+    Failed { reason: String },
+    /// UpdateFunctionCode: the code or the architecture (they travel together).
+    Code(Change),
+    /// UpdateFunctionConfiguration: everything else, in one call.
+    Configuration(Change),
 }
 
-pub fn diff(desired: &FunctionSpec, live: &LiveFunction) -> Vec<Change> {
+impl FunctionChange {
+    fn is_code(&self) -> bool {
+        matches!(self, FunctionChange::Code(_))
+    }
+}
+
+impl Drift for FunctionChange {
+    fn show(&self) -> Change {
+        match self {
+            FunctionChange::Failed { reason } => Change::replace("state", "Active", format!("Failed: {reason}")),
+            FunctionChange::Code(c) | FunctionChange::Configuration(c) => c.clone(),
+        }
+    }
+}
+
+pub fn diff(desired: &FunctionSpec, live: &LiveFunction) -> Vec<FunctionChange> {
     let mut changes = Vec::new();
     if live.state == State::Failed.as_str() {
-        // Lambda's documented remedy for State=Failed is to delete and re-create the function.
-        changes.push(Change::replace(FAILED_STATE, "Active", format!("Failed: {}", live.state_reason)));
+        changes.push(FunctionChange::Failed { reason: live.state_reason.clone() });
     }
     // `status` / `down` / `keys` build nothing: the code is not compared then.
-    if desired.code_sha256 != super::UNKNOWN && desired.code_sha256 != live.code_sha256 {
-        changes.push(Change::update("code", &desired.code_sha256, &live.code_sha256));
+    if !desired.code_sha256.is_empty() && desired.code_sha256 != live.code_sha256 {
+        changes.push(FunctionChange::Code(Change::update("code", &desired.code_sha256, &live.code_sha256)));
     }
     if desired.architecture != live.architecture {
-        changes.push(Change::update("architecture", &desired.architecture, &live.architecture));
+        changes.push(FunctionChange::Code(Change::update("architecture", &desired.architecture, &live.architecture)));
     }
+    let mut config = Vec::new();
+    let changes_of_config = &mut config;
     let (d, l) = (&desired.config, &live.config);
-    compare(&mut changes, "runtime", &d.runtime, &l.runtime);
-    compare(&mut changes, "handler", &d.handler, &l.handler);
-    compare(&mut changes, "memory_mb", d.memory_mb, l.memory_mb);
-    compare(&mut changes, "timeout_seconds", d.timeout_seconds, l.timeout_seconds);
-    compare(&mut changes, "role", &d.role_arn, &l.role_arn);
-    compare(&mut changes, "environment", &d.environment, &l.environment);
-    compare(&mut changes, "tracing", &d.tracing, &l.tracing);
+    compare(changes_of_config, "runtime", &d.runtime, &l.runtime);
+    compare(changes_of_config, "handler", &d.handler, &l.handler);
+    compare(changes_of_config, "memory_mb", d.memory_mb, l.memory_mb);
+    compare(changes_of_config, "timeout_seconds", d.timeout_seconds, l.timeout_seconds);
+    compare(changes_of_config, "role", &d.role_arn, &l.role_arn);
+    compare(changes_of_config, "environment", &d.environment, &l.environment);
+    compare(changes_of_config, "tracing", &d.tracing, &l.tracing);
     // Subnets and security groups only (as sets): moto reports a made-up VpcId (`vpc-123abc`),
     // and the VPC follows from the subnets anyway.
-    compare(&mut changes, "subnets", &d.subnet_ids, &l.subnet_ids);
-    compare(&mut changes, "security_groups", &d.security_group_ids, &l.security_group_ids);
+    compare(changes_of_config, "subnets", &d.subnet_ids, &l.subnet_ids);
+    compare(changes_of_config, "security_groups", &d.security_group_ids, &l.security_group_ids);
     // AWS always returns LoggingConfig (default: Text, /aws/lambda/<name>); moto 5.2.5 drops it
     // on create and ignores it on update. An absent LoggingConfig is therefore "unknown", not
     // "different": otherwise every `up` against moto would call UpdateFunctionConfiguration.
     if let (Some(d), Some(l)) = (&d.logging, &l.logging) {
-        compare(&mut changes, "logging", d, l);
+        compare(changes_of_config, "logging", d, l);
     }
+    changes.extend(config.into_iter().map(FunctionChange::Configuration));
     changes
 }
 
 fn live_from(c: &FunctionConfiguration) -> LiveFunction {
     let vpc = c.vpc_config();
     LiveFunction {
+        name: c.function_name().unwrap_or_default().to_string(),
         arn: c.function_arn().unwrap_or_default().to_string(),
         state: c.state().map(|s| s.as_str().to_string()).unwrap_or_default(),
         state_reason: c.state_reason().unwrap_or_default().to_string(),
+        last_update_status: c.last_update_status().map(|s| s.as_str().to_string()).unwrap_or_default(),
         config: FunctionConfig {
             runtime: c.runtime().map(|r| r.as_str().to_string()).unwrap_or_default(),
             handler: c.handler().unwrap_or_default().to_string(),
@@ -163,17 +191,10 @@ fn live_from(c: &FunctionConfiguration) -> LiveFunction {
 }
 
 impl Function {
-    /// The resource ids this function needs; subnets are `subnet-0` .. `subnet-{n-1}`.
-    fn subnet_ids(&self) -> Vec<String> {
-        (0..self.subnets).map(|i| format!("subnet-{i}")).collect()
-    }
-
-    /// Compared by `observe`, sent by `create` / `update` (where every dependency exists).
+    /// The function as the stack wants it, from its dependencies' states.
     pub fn spec(&self, inputs: &Inputs) -> Result<FunctionSpec> {
-        let subnet_ids = self
-            .subnet_ids()
-            .iter()
-            .map(|id| inputs.desired(id, "id").map(str::to_string))
+        let subnet_ids = (0..self.subnets)
+            .map(|i| inputs.get(subnet::id(i)).map(|s| s.id.clone()))
             .collect::<Result<BTreeSet<_>>>()?;
         Ok(FunctionSpec {
             config: FunctionConfig {
@@ -181,15 +202,12 @@ impl Function {
                 handler: HANDLER.to_string(),
                 memory_mb: self.memory_mb,
                 timeout_seconds: self.timeout_seconds,
-                role_arn: inputs.desired("function-role", "arn")?.to_string(),
-                environment: BTreeMap::from([("TABLE_NAME".to_string(), inputs.desired("table", "name")?.to_string())]),
+                role_arn: inputs.get(iam_role::FUNCTION)?.arn.clone(),
+                environment: BTreeMap::from([("TABLE_NAME".to_string(), self.table_name.clone())]),
                 tracing: TRACING.to_string(),
                 subnet_ids,
-                security_group_ids: BTreeSet::from([inputs.desired("function-sg", "id")?.to_string()]),
-                logging: Some(Logging {
-                    format: LOG_FORMAT.to_string(),
-                    group: inputs.desired("function-log-group", "name")?.to_string(),
-                }),
+                security_group_ids: BTreeSet::from([inputs.get(security_group::ID)?.id.clone()]),
+                logging: Some(Logging { format: LOG_FORMAT.to_string(), group: self.log_group.clone() }),
             },
             architecture: self.architecture.clone(),
             code_sha256: self.artifact.sha256_b64.clone(),
@@ -240,7 +258,7 @@ impl Function {
                 .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
                 .unwrap_or_default(),
         };
-        if ctx.owns(ID, tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+        if ctx.owns(ID.name(), tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
             Ok(())
         } else {
             Err(ctx.foreign("Lambda function", &self.name).await)
@@ -273,8 +291,15 @@ impl Function {
     }
 
     /// Before an update: UpdateFunctionCode / UpdateFunctionConfiguration fail while the function
-    /// is Pending or another update is InProgress (ResourceConflictException).
-    async fn wait_idle(&self, ctx: &Ctx, name: &str) -> Result<()> {
+    /// is Pending or another update is InProgress (ResourceConflictException). `live` says how it
+    /// was: no call when it was idle.
+    async fn wait_idle(&self, ctx: &Ctx, live: &LiveFunction) -> Result<()> {
+        let busy = |state: &str, update: &str| {
+            state == State::Pending.as_str() || update == LastUpdateStatus::InProgress.as_str()
+        };
+        if !busy(&live.state, &live.last_update_status) {
+            return Ok(());
+        }
         wait_until(
             ctx,
             ID,
@@ -282,17 +307,16 @@ impl Function {
             ctx.timeouts.resource_ready,
             Backoff::new(1000, 10000),
             || async {
-                let c = self.get_config(ctx, name).await?;
-                let busy =
-                    c.state() == Some(&State::Pending) || c.last_update_status() == Some(&LastUpdateStatus::InProgress);
-                Ok((!busy).then_some(()))
+                let c = self.get_config(ctx, &live.name).await?;
+                let now = live_from(&c);
+                Ok((!busy(&now.state, &now.last_update_status)).then_some(()))
             },
         )
         .await
     }
 
     /// After an update: LastUpdateStatus InProgress → Successful; Failed carries the reason.
-    async fn wait_updated(&self, ctx: &Ctx, name: &str) -> Result<()> {
+    async fn wait_updated(&self, ctx: &Ctx, name: &str) -> Result<LiveFunction> {
         wait_until(
             ctx,
             ID,
@@ -308,21 +332,21 @@ impl Function {
                         c.last_update_status_reason().unwrap_or("no reason given"),
                         c.last_update_status_reason_code().map(|r| r.as_str()).unwrap_or("no code")
                     ))),
-                    _ => Ok(Some(())),
+                    _ => Ok(Some(live_from(&c))),
                 }
             },
         )
         .await
     }
 
-    async fn create_function(&self, ctx: &Ctx, inputs: &Inputs) -> Result<String> {
+    async fn create_function(&self, ctx: &Ctx, inputs: &Inputs) -> Result<LiveFunction> {
         let spec = self.spec(inputs)?;
-        ctx.check_cloudformation_owner("Lambda function", &self.name).await?;
         let c = &spec.config;
         // Right after the role is created, Lambda may not see it yet ("The role defined for the
-        // function cannot be assumed by Lambda") or not yet see its ENI permissions ("... does not
-        // have permissions to call CreateNetworkInterface on EC2"): both are ErrorKind::Propagating
-        // (terraform-provider-aws retries the same messages).
+        // function cannot be assumed by Lambda") or not yet its permissions ("The provided
+        // execution role does not have permissions to call CreateNetworkInterface on EC2 /
+        // PutTraceSegments on XRAY"...): ErrorKind::Propagating, the family terraform-provider-aws
+        // `retryFunctionOp` retries.
         let out = retry(
             ctx,
             ID,
@@ -345,7 +369,7 @@ impl Function {
                     .tracing_config(tracing(c))
                     .vpc_config(vpc_config(c))
                     .set_logging_config(logging(c))
-                    .set_tags(Some(ctx.tag_map(ID)))
+                    .set_tags(Some(ctx.tag_map(ID.name())))
                     .code(
                         aws_sdk_lambda::types::FunctionCode::builder()
                             .zip_file(Blob::new(self.artifact.zip.clone()))
@@ -358,7 +382,23 @@ impl Function {
         )
         .await
         .map_err(|e| self.explain_zone_refusal(e, inputs))?;
-        Ok(out.function_arn().unwrap_or_default().to_string())
+        let mut live = live_from(
+            &FunctionConfiguration::builder()
+                .set_function_name(out.function_name().map(str::to_string))
+                .set_function_arn(out.function_arn().map(str::to_string))
+                .set_state(out.state().cloned())
+                .set_state_reason(out.state_reason().map(str::to_string))
+                .set_last_update_status(out.last_update_status().cloned())
+                .set_code_sha256(out.code_sha256().map(str::to_string))
+                .build(),
+        );
+        // What the function is now is what we asked for (the create answer carries no more).
+        live.config = spec.config;
+        live.architecture = spec.architecture;
+        if live.name.is_empty() {
+            live.name = self.name.clone();
+        }
+        Ok(live)
     }
 
     /// Lambda refuses subnets in some zones ("The provided subnets contain availability zone
@@ -371,13 +411,8 @@ impl Function {
         if !refused {
             return e;
         }
-        let subnets: Vec<String> = self
-            .subnet_ids()
-            .iter()
-            .map(|id| {
-                let get = |key| inputs.try_get(id, key).unwrap_or("?");
-                format!("{id} ({}) in {} ({})", get("id"), get("az"), get("az_id"))
-            })
+        let subnets: Vec<String> = (0..self.subnets)
+            .filter_map(|i| inputs.get(subnet::id(i)).ok().map(|s| format!("{} ({}) in {}", subnet::id(i), s.id, s.az)))
             .collect();
         Error::other(format!(
             "{e}. The function's subnets: {}. Choose zones that Lambda supports with `network.availability_zones` \
@@ -387,9 +422,9 @@ impl Function {
         ))
     }
 
-    async fn update_configuration(&self, ctx: &Ctx, spec: &FunctionSpec) -> Result<()> {
+    async fn update_configuration(&self, ctx: &Ctx, spec: &FunctionSpec, live: &LiveFunction) -> Result<LiveFunction> {
         let c = &spec.config;
-        self.wait_idle(ctx, &self.name).await?;
+        self.wait_idle(ctx, live).await?;
         // A new role or VPC config meets the same IAM propagation as CreateFunction; a concurrent
         // update answers ResourceConflictException (Conflict).
         let deadline = ctx.timeouts.iam_propagation.max(ctx.timeouts.resource_ready);
@@ -423,8 +458,8 @@ impl Function {
         self.wait_updated(ctx, &self.name).await
     }
 
-    async fn update_code(&self, ctx: &Ctx, spec: &FunctionSpec) -> Result<()> {
-        self.wait_idle(ctx, &self.name).await?;
+    async fn update_code(&self, ctx: &Ctx, spec: &FunctionSpec, live: &LiveFunction) -> Result<LiveFunction> {
+        self.wait_idle(ctx, live).await?;
         ctx.progress(ID, format!("uploading code {} ({})", spec.code_sha256, self.artifact.source));
         retry(
             ctx,
@@ -473,7 +508,10 @@ fn logging(c: &FunctionConfig) -> Option<LoggingConfig> {
 
 #[async_trait]
 impl Resource for Function {
-    fn id(&self) -> &str {
+    type Live = LiveFunction;
+    type Change = FunctionChange;
+
+    fn id(&self) -> Id<LiveFunction> {
         ID
     }
 
@@ -481,41 +519,52 @@ impl Resource for Function {
         "Lambda function"
     }
 
-    fn deps(&self) -> Vec<String> {
-        let mut deps: Vec<String> =
-            ["function-role", "function-log-group", "function-sg", "table"].iter().map(|s| s.to_string()).collect();
-        deps.extend(self.subnet_ids());
+    /// Not the table: the function names it (`TABLE_NAME`), and its role's policy names its ARN.
+    fn deps(&self) -> Vec<Dep> {
+        let mut deps =
+            vec![Dep::on(iam_role::FUNCTION), Dep::on(super::log_group::FUNCTION), Dep::on(security_group::ID)];
+        deps.extend((0..self.subnets).map(|i| Dep::on(subnet::id(i))));
         deps
     }
 
-    async fn observe(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Observed> {
+    fn create_rounds(&self) -> u32 {
+        1
+    }
+
+    /// Its only replacement is a function in state Failed: deleted and created again.
+    fn replaces_itself(&self) -> bool {
+        true
+    }
+
+    async fn observe(&self, ctx: &Ctx) -> Result<Option<LiveFunction>> {
         let Some((config, tags)) = self.get(ctx, &self.name).await? else {
-            return Ok(Observed::Missing);
+            // A name a CloudFormation (e.g. CDK) stack owns would be fought over.
+            ctx.check_cloudformation_owner("Lambda function", &self.name).await?;
+            return Ok(None);
         };
         let live = live_from(&config);
         self.check_ours(ctx, &live.arn, tags).await?;
-        let changes = diff(&self.spec(inputs)?, &live);
-        let last_update = config.last_update_status().map(|s| s.as_str().to_string()).unwrap_or_default();
-        Ok(Observed::Present {
-            changes,
-            // `state` and `last_update_status` are health, shown by `status`.
-            outputs: outputs([
-                ("name", self.name.clone()),
-                ("arn", live.arn),
-                ("state", live.state),
-                ("last_update_status", last_update),
-            ]),
-        })
+        Ok(Some(live))
     }
 
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Outputs> {
-        let arn = self.create_function(ctx, inputs).await?;
-        self.wait_active(ctx).await?;
-        Ok(outputs([("name", self.name.clone()), ("arn", arn)]))
+    fn diff(&self, _ctx: &Ctx, inputs: &Inputs, live: &LiveFunction) -> Result<Vec<FunctionChange>> {
+        Ok(diff(&self.spec(inputs)?, live))
     }
 
-    async fn update(&self, ctx: &Ctx, inputs: &Inputs, live: &Outputs, changes: &[Change]) -> Result<Outputs> {
-        if changes.iter().any(|c| c.field == FAILED_STATE) {
+    /// Returns as soon as Lambda has the function (`Pending` while it sets up the network
+    /// interfaces): what depends on it needs only its ARN. `wait_ready` waits for `Active`.
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<LiveFunction> {
+        self.create_function(ctx, inputs).await
+    }
+
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        inputs: &Inputs,
+        live: &LiveFunction,
+        changes: &[FunctionChange],
+    ) -> Result<LiveFunction> {
+        if changes.iter().any(|c| matches!(c, FunctionChange::Failed { .. })) {
             ctx.progress(ID, "the function is in state Failed: deleting and creating it again");
             self.delete(ctx, live).await?;
             return self.create(ctx, inputs).await;
@@ -523,28 +572,25 @@ impl Resource for Function {
         let spec = self.spec(inputs)?;
         // All configuration fields in ONE UpdateFunctionConfiguration, all code fields in ONE
         // UpdateFunctionCode: each update makes the next one wait for LastUpdateStatus.
-        if changes.iter().any(|c| !is_code_change(c)) {
-            self.update_configuration(ctx, &spec).await?;
+        let mut live = live.clone();
+        if changes.iter().any(|c| !c.is_code()) {
+            live = self.update_configuration(ctx, &spec, &live).await?;
         }
-        if changes.iter().any(is_code_change) {
-            self.update_code(ctx, &spec).await?;
+        if changes.iter().any(FunctionChange::is_code) {
+            live = self.update_code(ctx, &spec, &live).await?;
         }
-        Ok(live.clone())
+        Ok(live)
     }
 
-    async fn delete(&self, ctx: &Ctx, live: &Outputs) -> Result<()> {
-        let name = live.get("name").unwrap_or(&self.name).clone();
-        let Some((config, _)) = self.get(ctx, &name).await? else {
-            return Ok(());
-        };
-        let live_fn = live_from(&config);
-        let in_vpc = !live_fn.config.subnet_ids.is_empty() || !live_fn.config.security_group_ids.is_empty();
-        if in_vpc && live_fn.state != State::Failed.as_str() {
+    async fn delete(&self, ctx: &Ctx, live: &LiveFunction) -> Result<()> {
+        let name = &live.name;
+        let in_vpc = !live.config.subnet_ids.is_empty() || !live.config.security_group_ids.is_empty();
+        if in_vpc && live.state != State::Failed.as_str() {
             // Detach from the VPC first: Lambda then starts releasing the function's Hyperplane
             // ENIs, which otherwise block deleting the security group and subnets for up to
             // ~45 min after DeleteFunction (terraform-provider-aws #10329).
             ctx.progress(ID, "detaching the function from the VPC so its network interfaces start releasing");
-            self.wait_idle(ctx, &name).await?;
+            self.wait_idle(ctx, live).await?;
             let empty = VpcConfig::builder().set_subnet_ids(Some(vec![])).set_security_group_ids(Some(vec![])).build();
             let res = retry(
                 ctx,
@@ -557,7 +603,7 @@ impl Resource for Function {
                     ctx.aws
                         .lambda
                         .update_function_configuration()
-                        .function_name(&name)
+                        .function_name(name)
                         .vpc_config(empty.clone())
                         .send()
                         .await
@@ -570,10 +616,10 @@ impl Resource for Function {
                 Err(e) if e.is_not_found() => return Ok(()),
                 Err(e) => return Err(e),
             }
-            match self.wait_updated(ctx, &name).await {
-                Ok(()) => {}
+            match self.wait_updated(ctx, name).await {
+                Ok(_) => {}
                 // Gone meanwhile: nothing left to delete.
-                Err(_) if self.get(ctx, &name).await?.is_none() => return Ok(()),
+                Err(_) if self.get(ctx, name).await?.is_none() => return Ok(()),
                 Err(e) => return Err(e),
             }
         }
@@ -585,28 +631,73 @@ impl Resource for Function {
             ctx.timeouts.resource_ready,
             Backoff::new(2000, 20000),
             || async {
-                ctx.aws.lambda.delete_function().function_name(&name).send().await.aws("Lambda", "DeleteFunction")
+                ctx.aws.lambda.delete_function().function_name(name).send().await.aws("Lambda", "DeleteFunction")
             },
         )
         .await;
         crate::error::gone_is_ok(res)
+    }
+
+    /// Pending → Active (Lambda sets up the VPC network interfaces meanwhile); Failed is final.
+    async fn wait_ready(&self, ctx: &Ctx, live: &LiveFunction) -> Result<()> {
+        if live.state == State::Active.as_str() {
+            return Ok(());
+        }
+        self.wait_active(ctx).await
+    }
+
+    fn health(&self, live: &LiveFunction) -> Vec<(&'static str, String)> {
+        vec![("state", live.state.clone()), ("last_update_status", live.last_update_status.clone())]
+    }
+
+    fn outputs(&self, _ctx: &Ctx, live: &LiveFunction) -> Vec<(&'static str, String)> {
+        vec![("FunctionName", live.name.clone())]
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
+    use crate::resources::security_group::LiveGroup;
+    use crate::resources::subnet::LiveSubnet;
+    use crate::resources::zones::Zone;
 
     fn inputs() -> Inputs {
-        let mut map = HashMap::new();
-        map.insert("function-role".to_string(), outputs([("arn", "arn:aws:iam::1:role/fn".to_string())]));
-        map.insert("function-log-group".to_string(), outputs([("name", "/aws/lambda/apigw_handler".to_string())]));
-        map.insert("function-sg".to_string(), outputs([("id", "sg-1".to_string())]));
-        map.insert("table".to_string(), outputs([("name", "demo_table".to_string())]));
-        map.insert("subnet-0".to_string(), outputs([("id", "subnet-a".to_string())]));
-        map.insert("subnet-1".to_string(), outputs([("id", "subnet-b".to_string())]));
-        Inputs { map, lenient: false }
+        let mut inputs = Inputs::default();
+        inputs.insert(
+            iam_role::FUNCTION,
+            iam_role::LiveRole {
+                name: "fn".into(),
+                arn: "arn:aws:iam::1:role/fn".into(),
+                trust: serde_json::Value::Null,
+                inline: None,
+                extra_inline: vec![],
+                attached: vec![],
+            },
+        );
+        inputs.insert(
+            security_group::ID,
+            LiveGroup {
+                id: "sg-1".into(),
+                name: "g".into(),
+                description: "d".into(),
+                vpc_id: "vpc-1".into(),
+                rules: vec![],
+            },
+        );
+        for (i, id) in [(0, "subnet-a"), (1, "subnet-b")] {
+            inputs.insert(
+                subnet::id(i),
+                LiveSubnet {
+                    id: id.into(),
+                    cidr: "10.1.0.0/24".into(),
+                    az: Zone { name: "us-east-1a".into(), id: "use1-az1".into() },
+                    vpc_id: "vpc-1".into(),
+                    map_public_ip_on_launch: false,
+                },
+            );
+        }
+        inputs
     }
 
     fn function() -> Function {
@@ -616,6 +707,8 @@ mod tests {
             memory_mb: 256,
             timeout_seconds: 10,
             subnets: 2,
+            table_name: "demo_table".into(),
+            log_group: "/aws/lambda/apigw_handler".into(),
             artifact: Arc::new(Artifact { zip: vec![1, 2, 3], sha256_b64: "sha-new".into(), source: "test".into() }),
         }
     }
@@ -625,25 +718,25 @@ mod tests {
         let mut config = spec.config.clone();
         config.logging = None;
         LiveFunction {
+            name: "apigw_handler".into(),
             arn: "arn:aws:lambda:us-east-1:1:function:apigw_handler".into(),
             state: "Active".into(),
             state_reason: String::new(),
+            last_update_status: "Successful".into(),
             config,
             architecture: spec.architecture.clone(),
             code_sha256: spec.code_sha256.clone(),
         }
     }
 
-    fn fields(changes: &[Change]) -> Vec<&str> {
-        changes.iter().map(|c| c.field.as_str()).collect()
+    fn fields(changes: &[FunctionChange]) -> Vec<String> {
+        changes.iter().map(|c| c.show().field).collect()
     }
 
     #[test]
-    fn deps_include_every_subnet() {
-        assert_eq!(
-            function().deps(),
-            vec!["function-role", "function-log-group", "function-sg", "table", "subnet-0", "subnet-1"]
-        );
+    fn deps_include_every_subnet_but_not_the_table() {
+        let deps: Vec<String> = Resource::deps(&function()).iter().map(|d| d.on.to_string()).collect();
+        assert_eq!(deps, vec!["function-role", "function-log-group", "function-sg", "subnet-0", "subnet-1"]);
     }
 
     #[test]
@@ -675,7 +768,7 @@ mod tests {
         l.code_sha256 = "sha-old".into();
         let changes = diff(&spec, &l);
         assert_eq!(fields(&changes), vec!["code"]);
-        assert!(changes.iter().all(is_code_change));
+        assert!(changes.iter().all(FunctionChange::is_code));
     }
 
     #[test]
@@ -719,8 +812,8 @@ mod tests {
             mutate(&mut l);
             let changes = diff(&spec, &l);
             assert_eq!(fields(&changes), vec![*field]);
-            assert!(!changes[0].replace, "{field}");
-            assert_eq!(is_code_change(&changes[0]), *field == "architecture", "{field}");
+            assert!(!changes[0].show().replace, "{field}");
+            assert_eq!(changes[0].is_code(), *field == "architecture", "{field}");
         }
     }
 
@@ -740,8 +833,8 @@ mod tests {
         l.state_reason = "The function could not be created: SubnetOutOfIPAddresses".into();
         let changes = diff(&spec, &l);
         assert_eq!(fields(&changes), vec!["state"]);
-        assert!(changes[0].replace);
-        assert!(changes[0].live.contains("SubnetOutOfIPAddresses"));
+        assert!(changes[0].show().replace);
+        assert!(changes[0].show().live.contains("SubnetOutOfIPAddresses"));
     }
 
     #[test]

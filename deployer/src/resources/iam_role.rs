@@ -7,29 +7,30 @@ use async_trait::async_trait;
 use aws_sdk_iam::types::Tag;
 use serde_json::{Value, json};
 
-use super::{Change, Ctx, Inputs, Observed, Outputs, Resource, outputs};
+use super::{Change, Ctx, Drift, Id, Inputs, Resource};
 use crate::aws::AwsResultExt;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{ErrorKind, Result};
 use crate::wait::{Backoff, retry};
 
-pub const FUNCTION_ROLE: &str = "function-role";
-pub const FLOW_LOG_ROLE: &str = "flow-log-role";
+pub const FUNCTION: Id<LiveRole> = Id::new("function-role");
+pub const FLOW_LOGS: Id<LiveRole> = Id::new("flow-log-role");
 /// The name of the one inline policy each role carries.
 pub const INLINE_POLICY: &str = "movies-stack";
 
+/// What the role is for. The policies name the stack's table and log groups by ARN, which AWS
+/// defines from their names: a role needs nothing else to exist first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RolePurpose {
-    /// The function's execution role: `table_resource` and `log_group_resource` are resource ids
-    /// whose `arn` output the policy is scoped to.
-    Function { table_resource: String, log_group_resource: String },
-    /// The role VPC Flow Logs assumes to write into `log_group_resource`.
-    FlowLogs { log_group_resource: String },
+    /// The function's execution role, writing to `table` and logging to `log_group`.
+    Function { table: String, log_group: String },
+    /// The role VPC Flow Logs assumes to write into `log_group`.
+    FlowLogs { log_group: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Role {
-    /// [`FUNCTION_ROLE`] or [`FLOW_LOG_ROLE`].
-    pub id: String,
+    /// [`FUNCTION`] or [`FLOW_LOGS`].
+    pub id: Id<LiveRole>,
     pub name: String,
     pub purpose: RolePurpose,
 }
@@ -44,6 +45,7 @@ pub struct RolePolicies {
 /// The live role, as far as we compare it. Documents are already decoded and parsed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LiveRole {
+    pub name: String,
     pub arn: String,
     pub trust: Value,
     /// Our inline policy ([`INLINE_POLICY`]), `None` when missing.
@@ -159,22 +161,24 @@ pub fn flow_logs_policy(log_group_arn: &str) -> Value {
 }
 
 impl Role {
-    /// The trust and inline policy documents this role must have, from the outputs of its
-    /// dependencies.
-    pub fn policy_json(&self, account_id: &str, inputs: &Inputs) -> Result<RolePolicies> {
-        Ok(match &self.purpose {
-            RolePurpose::Function { table_resource, log_group_resource } => RolePolicies {
+    /// The trust and inline policy documents this role must have in `region` of `account_id`.
+    pub fn policy_json(&self, region: &str, account_id: &str) -> RolePolicies {
+        let arn = |service: &str, resource: String| {
+            format!("arn:{}:{service}:{region}:{account_id}:{resource}", crate::aws::partition(region))
+        };
+        match &self.purpose {
+            RolePurpose::Function { table, log_group } => RolePolicies {
                 trust: function_trust_policy(),
                 inline: function_policy(
-                    inputs.desired(table_resource, "arn")?,
-                    inputs.desired(log_group_resource, "arn")?,
+                    &arn("dynamodb", format!("table/{table}")),
+                    &arn("logs", format!("log-group:{log_group}")),
                 ),
             },
-            RolePurpose::FlowLogs { log_group_resource } => RolePolicies {
+            RolePurpose::FlowLogs { log_group } => RolePolicies {
                 trust: flow_logs_trust_policy(account_id),
-                inline: flow_logs_policy(inputs.desired(log_group_resource, "arn")?),
+                inline: flow_logs_policy(&arn("logs", format!("log-group:{log_group}"))),
             },
-        })
+        }
     }
 }
 
@@ -237,41 +241,70 @@ pub fn same_policy(a: &Value, b: &Value) -> bool {
     normalize_policy(a) == normalize_policy(b)
 }
 
-pub fn diff(desired: &RolePolicies, live: &LiveRole) -> Vec<Change> {
+/// One difference of a role, with the part of the role it is about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RoleChange {
+    Trust(Change),
+    Inline(Change),
+    /// Inline policies that are not ours, by name: removed (least privilege).
+    ExtraInline(Vec<String>),
+    /// Attached managed policies, by ARN: detached (least privilege).
+    Attached(Vec<String>),
+}
+
+impl Drift for RoleChange {
+    fn show(&self) -> Change {
+        match self {
+            RoleChange::Trust(c) | RoleChange::Inline(c) => c.clone(),
+            RoleChange::ExtraInline(names) => Change::update("extra_inline_policies", "none", names.join(", ")),
+            RoleChange::Attached(arns) => Change::update("attached_managed_policies", "none", arns.join(", ")),
+        }
+    }
+}
+
+pub fn diff(desired: &RolePolicies, live: &LiveRole) -> Vec<RoleChange> {
     let mut changes = Vec::new();
     if !same_policy(&desired.trust, &live.trust) {
-        changes.push(Change::update("trust_policy", normalize_policy(&desired.trust), normalize_policy(&live.trust)));
+        changes.push(RoleChange::Trust(Change::update(
+            "trust_policy",
+            normalize_policy(&desired.trust),
+            normalize_policy(&live.trust),
+        )));
     }
     match &live.inline {
-        None => {
-            changes.push(Change::update("inline_policy", normalize_policy(&desired.inline), "inline policy missing"))
-        }
-        Some(inline) if !same_policy(&desired.inline, inline) => {
-            changes.push(Change::update("inline_policy", normalize_policy(&desired.inline), normalize_policy(inline)))
-        }
+        None => changes.push(RoleChange::Inline(Change::update(
+            "inline_policy",
+            normalize_policy(&desired.inline),
+            "inline policy missing",
+        ))),
+        Some(inline) if !same_policy(&desired.inline, inline) => changes.push(RoleChange::Inline(Change::update(
+            "inline_policy",
+            normalize_policy(&desired.inline),
+            normalize_policy(inline),
+        ))),
         Some(_) => {}
     }
     if !live.extra_inline.is_empty() {
-        changes.push(Change::update("extra_inline_policies", "none", live.extra_inline.join(", ")));
+        changes.push(RoleChange::ExtraInline(live.extra_inline.clone()));
     }
     if !live.attached.is_empty() {
-        changes.push(Change::update("attached_managed_policies", "none", live.attached.join(", ")));
+        changes.push(RoleChange::Attached(live.attached.clone()));
     }
     changes
 }
 
-impl Role {
-    /// GetRole; `None` when the role does not exist.
-    async fn get(&self, ctx: &Ctx) -> Result<Option<aws_sdk_iam::types::Role>> {
-        match ctx.aws.iam.get_role().role_name(&self.name).send().await.aws("IAM", "GetRole") {
-            Ok(out) => Ok(out.role().cloned()),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
+/// `None` for IAM's NoSuchEntity: the role does not exist (or is being created).
+fn unless_missing<T>(res: Result<T>) -> Result<Option<T>> {
+    match res {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
     }
+}
 
+impl Role {
     async fn check_ours(&self, ctx: &Ctx, role: &aws_sdk_iam::types::Role) -> Result<()> {
-        if ctx.owns(&self.id, role.tags().iter().map(|t| (t.key(), t.value()))) {
+        if ctx.owns(self.id.name(), role.tags().iter().map(|t| (t.key(), t.value()))) {
             return Ok(());
         }
         // GetRole documents Tags, but do not rely on every implementation filling them in.
@@ -286,7 +319,7 @@ impl Role {
             .try_collect()
             .await
             .aws("IAM", "ListRoleTags")?;
-        if ctx.owns(&self.id, tags.iter().map(|t| (t.key(), t.value()))) {
+        if ctx.owns(self.id.name(), tags.iter().map(|t| (t.key(), t.value()))) {
             Ok(())
         } else {
             Err(ctx.foreign("IAM role", &self.name).await)
@@ -321,33 +354,17 @@ impl Role {
         Ok(attached.iter().filter_map(|p| p.policy_arn().map(str::to_string)).collect())
     }
 
-    async fn live(&self, ctx: &Ctx, role: &aws_sdk_iam::types::Role) -> Result<LiveRole> {
-        let names = self.inline_policy_names(ctx, &self.name).await?;
-        let inline = if names.iter().any(|n| n == INLINE_POLICY) {
-            let res = ctx
-                .aws
-                .iam
-                .get_role_policy()
-                .role_name(&self.name)
-                .policy_name(INLINE_POLICY)
-                .send()
-                .await
-                .aws("IAM", "GetRolePolicy");
-            match res {
-                Ok(out) => Some(parse_policy_document(out.policy_document())),
-                Err(e) if e.is_not_found() => None,
-                Err(e) => return Err(e),
-            }
-        } else {
-            None
-        };
-        Ok(LiveRole {
-            arn: role.arn().to_string(),
-            trust: parse_policy_document(role.assume_role_policy_document().unwrap_or_default()),
-            inline,
-            extra_inline: names.into_iter().filter(|n| n != INLINE_POLICY).collect(),
-            attached: self.attached_policy_arns(ctx, &self.name).await?,
-        })
+    async fn our_inline_policy(&self, ctx: &Ctx) -> Result<Option<Value>> {
+        let res = ctx
+            .aws
+            .iam
+            .get_role_policy()
+            .role_name(&self.name)
+            .policy_name(INLINE_POLICY)
+            .send()
+            .await
+            .aws("IAM", "GetRolePolicy");
+        Ok(unless_missing(res)?.map(|out| parse_policy_document(out.policy_document())))
     }
 
     async fn put_inline_policy(&self, ctx: &Ctx, policy: &Value) -> Result<()> {
@@ -356,7 +373,7 @@ impl Role {
         // for the new role.
         retry(
             ctx,
-            &self.id,
+            self.id,
             "the new IAM role to be visible",
             &[ErrorKind::NotFound],
             ctx.timeouts.iam_propagation,
@@ -384,48 +401,68 @@ impl Role {
         };
         format!("movies-stack {}: {what}", ctx.stack)
     }
+
+    fn policies(&self, ctx: &Ctx) -> RolePolicies {
+        self.policy_json(&ctx.aws.region, ctx.account_id())
+    }
 }
 
 #[async_trait]
 impl Resource for Role {
-    fn id(&self) -> &str {
-        &self.id
+    type Live = LiveRole;
+    type Change = RoleChange;
+
+    fn id(&self) -> Id<LiveRole> {
+        self.id
     }
 
     fn kind(&self) -> &'static str {
         "IAM role"
     }
 
-    fn deps(&self) -> Vec<String> {
-        match &self.purpose {
-            RolePurpose::Function { table_resource, log_group_resource } => {
-                vec![table_resource.clone(), log_group_resource.clone()]
-            }
-            RolePurpose::FlowLogs { log_group_resource } => vec![log_group_resource.clone()],
-        }
+    fn create_rounds(&self) -> u32 {
+        2 // CreateRole, PutRolePolicy
     }
 
-    async fn observe(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Observed> {
-        let Some(role) = self.get(ctx).await? else {
-            return Ok(Observed::Missing);
+    async fn observe(&self, ctx: &Ctx) -> Result<Option<LiveRole>> {
+        // Everything about the role is read by its name, all at once.
+        let (role, names, inline, attached) = tokio::try_join!(
+            async { unless_missing(ctx.aws.iam.get_role().role_name(&self.name).send().await.aws("IAM", "GetRole")) },
+            async { unless_missing(self.inline_policy_names(ctx, &self.name).await) },
+            self.our_inline_policy(ctx),
+            async { unless_missing(self.attached_policy_arns(ctx, &self.name).await) },
+        )?;
+        let Some(role) = role.and_then(|out| out.role().cloned()) else {
+            // A name a CloudFormation (e.g. CDK) stack owns would be fought over.
+            ctx.check_cloudformation_owner("IAM role", &self.name).await?;
+            return Ok(None);
         };
         self.check_ours(ctx, &role).await?;
-        let desired = self.policy_json(&ctx.account_id, inputs)?;
-        let live = self.live(ctx, &role).await?;
-        Ok(Observed::Present {
-            changes: diff(&desired, &live),
-            outputs: outputs([("name", self.name.clone()), ("arn", live.arn)]),
-        })
+        Ok(Some(LiveRole {
+            name: self.name.clone(),
+            arn: role.arn().to_string(),
+            trust: parse_policy_document(role.assume_role_policy_document().unwrap_or_default()),
+            inline,
+            extra_inline: names.unwrap_or_default().into_iter().filter(|n| n != INLINE_POLICY).collect(),
+            attached: attached.unwrap_or_default(),
+        }))
     }
 
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Outputs> {
-        let policies = self.policy_json(&ctx.account_id, inputs)?;
-        ctx.check_cloudformation_owner("IAM role", &self.name).await?;
+    fn diff(&self, ctx: &Ctx, _inputs: &Inputs, live: &LiveRole) -> Result<Vec<RoleChange>> {
+        Ok(diff(&self.policies(ctx), live))
+    }
+
+    async fn create(&self, ctx: &Ctx, _inputs: &Inputs) -> Result<LiveRole> {
+        let policies = self.policies(ctx);
         let tags = ctx
-            .tags(&self.id)
+            .tags(self.id.name())
             .into_iter()
             .map(|(k, v)| {
-                Tag::builder().key(k).value(v).build().map_err(|e| Error::other(format!("internal: IAM tag: {e}")))
+                Tag::builder()
+                    .key(k)
+                    .value(v)
+                    .build()
+                    .map_err(|e| crate::error::Error::other(format!("internal: IAM tag: {e}")))
             })
             .collect::<Result<Vec<_>>>()?;
         let out = ctx
@@ -442,14 +479,21 @@ impl Resource for Role {
         let arn = out.role().map(|r| r.arn().to_string()).unwrap_or_default();
         // A crash here leaves the role without its policy: `diff` reports it, `update` puts it.
         self.put_inline_policy(ctx, &policies.inline).await?;
-        Ok(outputs([("name", self.name.clone()), ("arn", arn)]))
+        Ok(LiveRole {
+            name: self.name.clone(),
+            arn,
+            trust: policies.trust,
+            inline: Some(policies.inline),
+            extra_inline: Vec::new(),
+            attached: Vec::new(),
+        })
     }
 
-    async fn update(&self, ctx: &Ctx, inputs: &Inputs, live: &Outputs, changes: &[Change]) -> Result<Outputs> {
-        let policies = self.policy_json(&ctx.account_id, inputs)?;
+    async fn update(&self, ctx: &Ctx, _inputs: &Inputs, live: &LiveRole, changes: &[RoleChange]) -> Result<LiveRole> {
+        let policies = self.policies(ctx);
         for change in changes {
-            match change.field.as_str() {
-                "trust_policy" => {
+            match change {
+                RoleChange::Trust(_) => {
                     ctx.aws
                         .iam
                         .update_assume_role_policy()
@@ -459,14 +503,11 @@ impl Resource for Role {
                         .await
                         .aws("IAM", "UpdateAssumeRolePolicy")?;
                 }
-                "inline_policy" => self.put_inline_policy(ctx, &policies.inline).await?,
-                "extra_inline_policies" => {
-                    for name in self.inline_policy_names(ctx, &self.name).await? {
-                        if name == INLINE_POLICY {
-                            continue;
-                        }
+                RoleChange::Inline(_) => self.put_inline_policy(ctx, &policies.inline).await?,
+                RoleChange::ExtraInline(names) => {
+                    for name in names {
                         ctx.progress(
-                            &self.id,
+                            self.id,
                             format!("removing inline policy `{name}` (not part of the stack: least privilege)"),
                         );
                         let res = ctx
@@ -474,17 +515,17 @@ impl Resource for Role {
                             .iam
                             .delete_role_policy()
                             .role_name(&self.name)
-                            .policy_name(&name)
+                            .policy_name(name)
                             .send()
                             .await
                             .aws("IAM", "DeleteRolePolicy");
                         crate::error::gone_is_ok(res)?;
                     }
                 }
-                "attached_managed_policies" => {
-                    for arn in self.attached_policy_arns(ctx, &self.name).await? {
+                RoleChange::Attached(arns) => {
+                    for arn in arns {
                         ctx.progress(
-                            &self.id,
+                            self.id,
                             format!("detaching managed policy `{arn}` (not part of the stack: least privilege)"),
                         );
                         let res = ctx
@@ -492,100 +533,90 @@ impl Resource for Role {
                             .iam
                             .detach_role_policy()
                             .role_name(&self.name)
-                            .policy_arn(&arn)
+                            .policy_arn(arn)
                             .send()
                             .await
                             .aws("IAM", "DetachRolePolicy");
                         crate::error::gone_is_ok(res)?;
                     }
                 }
-                other => {
-                    return Err(Error::other(format!("cannot update IAM role field `{other}` in place")));
-                }
             }
         }
-        Ok(live.clone())
+        Ok(LiveRole {
+            trust: policies.trust,
+            inline: Some(policies.inline),
+            extra_inline: Vec::new(),
+            attached: Vec::new(),
+            ..live.clone()
+        })
     }
 
-    async fn delete(&self, ctx: &Ctx, live: &Outputs) -> Result<()> {
-        let name = live.get("name").unwrap_or(&self.name).clone();
-        // DeleteRole fails with DeleteConflict while policies are attached or inline.
-        let names = match self.inline_policy_names(ctx, &name).await {
-            Ok(names) => names,
-            Err(e) if e.is_not_found() => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        for policy in names {
+    async fn delete(&self, ctx: &Ctx, live: &LiveRole) -> Result<()> {
+        // DeleteRole fails with DeleteConflict while policies are attached or inline: the
+        // observed ones go first (ours included).
+        let inline = live.inline.iter().map(|_| INLINE_POLICY.to_string()).chain(live.extra_inline.iter().cloned());
+        for policy in inline {
             let res = ctx
                 .aws
                 .iam
                 .delete_role_policy()
-                .role_name(&name)
+                .role_name(&live.name)
                 .policy_name(&policy)
                 .send()
                 .await
                 .aws("IAM", "DeleteRolePolicy");
             crate::error::gone_is_ok(res)?;
         }
-        let attached = match self.attached_policy_arns(ctx, &name).await {
-            Ok(arns) => arns,
-            Err(e) if e.is_not_found() => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        for arn in attached {
+        for arn in &live.attached {
             let res = ctx
                 .aws
                 .iam
                 .detach_role_policy()
-                .role_name(&name)
-                .policy_arn(&arn)
+                .role_name(&live.name)
+                .policy_arn(arn)
                 .send()
                 .await
                 .aws("IAM", "DetachRolePolicy");
             crate::error::gone_is_ok(res)?;
         }
-        crate::error::gone_is_ok(ctx.aws.iam.delete_role().role_name(&name).send().await.aws("IAM", "DeleteRole"))
+        crate::error::gone_is_ok(ctx.aws.iam.delete_role().role_name(&live.name).send().await.aws("IAM", "DeleteRole"))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     const TABLE_ARN: &str = "arn:aws:dynamodb:us-east-1:123456789012:table/demo_table";
     const FN_LOGS: &str = "arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/apigw_handler";
-    const FLOW_LOGS: &str = "arn:aws:logs:us-east-1:123456789012:log-group:/movies/flow";
-
-    fn inputs() -> Inputs {
-        let mut map = HashMap::new();
-        map.insert("table".to_string(), outputs([("arn", TABLE_ARN.to_string())]));
-        map.insert("function-log-group".to_string(), outputs([("arn", FN_LOGS.to_string())]));
-        map.insert("flow-log-group".to_string(), outputs([("arn", FLOW_LOGS.to_string())]));
-        Inputs { map, lenient: false }
-    }
+    const FLOW_LOGS_GROUP: &str = "arn:aws:logs:us-east-1:123456789012:log-group:/movies/flow";
 
     fn function_role() -> Role {
         Role {
-            id: FUNCTION_ROLE.into(),
+            id: FUNCTION,
             name: "movies-fn".into(),
             purpose: RolePurpose::Function {
-                table_resource: "table".into(),
-                log_group_resource: "function-log-group".into(),
+                table: "demo_table".into(),
+                log_group: "/aws/lambda/apigw_handler".into(),
             },
         }
     }
 
     fn flow_role() -> Role {
         Role {
-            id: FLOW_LOG_ROLE.into(),
+            id: FLOW_LOGS,
             name: "movies-flow".into(),
-            purpose: RolePurpose::FlowLogs { log_group_resource: "flow-log-group".into() },
+            purpose: RolePurpose::FlowLogs { log_group: "/movies/flow".into() },
         }
+    }
+
+    fn policies(role: &Role) -> RolePolicies {
+        role.policy_json("us-east-1", "123456789012")
     }
 
     fn in_sync(p: &RolePolicies) -> LiveRole {
         LiveRole {
+            name: "movies-fn".into(),
             arn: "arn:aws:iam::123456789012:role/movies-fn".into(),
             trust: p.trust.clone(),
             inline: Some(p.inline.clone()),
@@ -615,14 +646,15 @@ mod tests {
     }
 
     #[test]
-    fn deps_follow_the_purpose() {
-        assert_eq!(function_role().deps(), vec!["table", "function-log-group"]);
-        assert_eq!(flow_role().deps(), vec!["flow-log-group"]);
+    fn roles_need_nothing_to_exist_first() {
+        // The policies name the table and log groups by ARN, which follows from their names.
+        assert!(Resource::deps(&function_role()).is_empty());
+        assert!(Resource::deps(&flow_role()).is_empty());
     }
 
     #[test]
     fn function_policy_is_least_privilege() {
-        let p = function_role().policy_json("123456789012", &inputs()).unwrap();
+        let p = policies(&function_role());
         let logs = format!("{FN_LOGS}:*");
         let mut want: Vec<(String, String)> = vec![
             ("dynamodb:PutItem".into(), TABLE_ARN.into()),
@@ -649,11 +681,11 @@ mod tests {
 
     #[test]
     fn flow_log_policy_is_scoped_to_its_group_and_account() {
-        let p = flow_role().policy_json("123456789012", &inputs()).unwrap();
+        let p = policies(&flow_role());
         let mut want = Vec::new();
         for a in ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"] {
-            want.push((a.to_string(), FLOW_LOGS.to_string()));
-            want.push((a.to_string(), format!("{FLOW_LOGS}:*")));
+            want.push((a.to_string(), FLOW_LOGS_GROUP.to_string()));
+            want.push((a.to_string(), format!("{FLOW_LOGS_GROUP}:*")));
         }
         // AWS's documented flow-log role policy lists DescribeLogGroups too (any group of the
         // account and region: it lists groups).
@@ -688,7 +720,7 @@ mod tests {
 
     #[test]
     fn url_encoded_documents_compare_equal() {
-        let p = flow_role().policy_json("123456789012", &inputs()).unwrap();
+        let p = policies(&flow_role());
         // What IAM returns: the document we sent, pretty-printed by someone, URL-encoded.
         let pretty = serde_json::to_string_pretty(&p.trust).unwrap();
         let encoded: String = pretty
@@ -720,7 +752,7 @@ mod tests {
 
     #[test]
     fn drift_is_reported_per_part() {
-        let p = function_role().policy_json("123456789012", &inputs()).unwrap();
+        let p = policies(&function_role());
         assert!(diff(&p, &in_sync(&p)).is_empty());
 
         let mut live = in_sync(&p);
@@ -728,7 +760,7 @@ mod tests {
         live.trust = parse_policy_document("%7Bnot%20json");
         live.extra_inline = vec!["admin".into()];
         live.attached = vec!["arn:aws:iam::aws:policy/AdministratorAccess".into()];
-        let changes = diff(&p, &live);
+        let changes: Vec<Change> = diff(&p, &live).iter().map(Drift::show).collect();
         let fields: Vec<&str> = changes.iter().map(|c| c.field.as_str()).collect();
         assert_eq!(fields, vec!["trust_policy", "inline_policy", "extra_inline_policies", "attached_managed_policies"]);
         assert!(changes.iter().all(|c| !c.replace));
@@ -739,6 +771,6 @@ mod tests {
         live.inline = Some(function_policy("arn:aws:dynamodb:us-east-1:123456789012:table/other", FN_LOGS));
         let changes = diff(&p, &live);
         assert_eq!(changes.len(), 1);
-        assert_eq!(changes[0].field, "inline_policy");
+        assert!(matches!(changes[0], RoleChange::Inline(_)));
     }
 }

@@ -4,19 +4,19 @@
 
 use async_trait::async_trait;
 
-use super::{Change, Ctx, Inputs, Observed, Outputs, Resource, outputs};
+use super::{Change, Ctx, Id, Inputs, Name, Resource};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, ErrorKind, Result};
 
-/// The resource id of the function's log group: Lambda may have created a group of that name.
-pub const FUNCTION_LOG_GROUP: &str = "function-log-group";
-pub const ACCESS_LOG_GROUP: &str = "access-log-group";
-pub const FLOW_LOG_GROUP: &str = "flow-log-group";
+/// The function's own group: Lambda may have created a group of that name.
+pub const FUNCTION: Id<LiveLogGroup> = Id::new("function-log-group");
+pub const ACCESS: Id<LiveLogGroup> = Id::new("access-log-group");
+pub const FLOW: Id<LiveLogGroup> = Id::new("flow-log-group");
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogGroup {
-    /// One of [`FUNCTION_LOG_GROUP`], [`ACCESS_LOG_GROUP`], [`FLOW_LOG_GROUP`].
-    pub id: String,
+    /// One of [`FUNCTION`], [`ACCESS`], [`FLOW`].
+    pub id: Id<LiveLogGroup>,
     pub name: String,
     pub retention_days: i32,
 }
@@ -31,6 +31,7 @@ pub struct LiveLogGroup {
     pub retention_days: Option<i32>,
 }
 
+/// The one thing of a log group that can drift: its retention.
 pub fn diff(desired: &LogGroup, live: &LiveLogGroup) -> Vec<Change> {
     let mut changes = Vec::new();
     if live.retention_days != Some(desired.retention_days) {
@@ -50,7 +51,16 @@ pub fn arn_without_wildcard(arn: &str) -> &str {
     arn.strip_suffix(":*").unwrap_or(arn)
 }
 
+/// A log group's ARN (without `:*`), from its name.
+pub fn arn(ctx: &Ctx, name: &str) -> String {
+    ctx.arn("logs", &format!("log-group:{name}"))
+}
+
 impl LogGroup {
+    fn name(&self) -> Name {
+        self.id.name()
+    }
+
     async fn find(&self, ctx: &Ctx) -> Result<Option<LiveLogGroup>> {
         // Names are returned in lexicographic order, and a name sorts before every longer name it
         // prefixes, so if the group exists it is on the first page. Other filters
@@ -88,11 +98,11 @@ impl LogGroup {
             .await
             .aws("CloudWatch Logs", "ListTagsForResource")?;
         let tags = out.tags().into_iter().flatten().map(|(k, v)| (k.as_str(), v.as_str()));
-        if ctx.owns(&self.id, tags) {
+        if ctx.owns(self.name(), tags) {
             return Ok(());
         }
         let err = ctx.foreign("log group", &self.name).await;
-        if self.id == FUNCTION_LOG_GROUP {
+        if self.id == FUNCTION {
             // Lambda creates `/aws/lambda/<function>` itself, untagged and without retention, the
             // first time the function writes a log line and the group does not exist. Still
             // not adopted: we cannot tell that group from someone else's.
@@ -120,34 +130,47 @@ impl LogGroup {
 
 #[async_trait]
 impl Resource for LogGroup {
-    fn id(&self) -> &str {
-        &self.id
+    type Live = LiveLogGroup;
+    type Change = Change;
+
+    fn id(&self) -> Id<LiveLogGroup> {
+        self.id
     }
 
     fn kind(&self) -> &'static str {
         "log group"
     }
 
-    fn deps(&self) -> Vec<String> {
-        vec![]
+    fn create_rounds(&self) -> u32 {
+        2 // CreateLogGroup, PutRetentionPolicy
     }
 
-    async fn observe(&self, ctx: &Ctx, _inputs: &Inputs) -> Result<Observed> {
-        let Some(live) = self.find(ctx).await? else {
-            return Ok(Observed::Missing);
-        };
-        self.check_ours(ctx, &live.arn).await?;
-        Ok(Observed::Present { changes: diff(self, &live), outputs: outputs([("name", live.name), ("arn", live.arn)]) })
+    async fn observe(&self, ctx: &Ctx) -> Result<Option<LiveLogGroup>> {
+        match self.find(ctx).await? {
+            Some(live) => {
+                self.check_ours(ctx, &live.arn).await?;
+                Ok(Some(live))
+            }
+            None => {
+                // A name a CloudFormation (e.g. CDK) stack owns would be fought over: asked in
+                // the sweep, so that creating costs no extra round trip.
+                ctx.check_cloudformation_owner("log group", &self.name).await?;
+                Ok(None)
+            }
+        }
     }
 
-    async fn create(&self, ctx: &Ctx, _inputs: &Inputs) -> Result<Outputs> {
-        ctx.check_cloudformation_owner("log group", &self.name).await?;
+    fn diff(&self, _ctx: &Ctx, _inputs: &Inputs, live: &LiveLogGroup) -> Result<Vec<Change>> {
+        Ok(diff(self, live))
+    }
+
+    async fn create(&self, ctx: &Ctx, _inputs: &Inputs) -> Result<LiveLogGroup> {
         let res = ctx
             .aws
             .logs
             .create_log_group()
             .log_group_name(&self.name)
-            .set_tags(Some(ctx.tag_map(&self.id)))
+            .set_tags(Some(ctx.tag_map(self.name())))
             .send()
             .await
             .aws("CloudWatch Logs", "CreateLogGroup");
@@ -165,28 +188,34 @@ impl Resource for LogGroup {
         }
         // A crash here leaves the group without retention: `diff` reports it and `update` sets it.
         self.put_retention(ctx).await?;
-        let live = self.find(ctx).await?.ok_or_else(|| {
-            Error::other(format!("log group `{}` was created but DescribeLogGroups does not show it", self.name))
-        })?;
-        Ok(outputs([("name", live.name), ("arn", live.arn)]))
+        Ok(LiveLogGroup {
+            name: self.name.clone(),
+            arn: arn(ctx, &self.name),
+            retention_days: Some(self.retention_days),
+        })
     }
 
-    async fn update(&self, ctx: &Ctx, _inputs: &Inputs, live: &Outputs, changes: &[Change]) -> Result<Outputs> {
-        for change in changes {
-            match change.field.as_str() {
-                "retention_days" => self.put_retention(ctx).await?,
-                other => {
-                    return Err(Error::other(format!("cannot update log group field `{other}` in place")));
-                }
-            }
-        }
-        Ok(live.clone())
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        _inputs: &Inputs,
+        live: &LiveLogGroup,
+        _changes: &[Change],
+    ) -> Result<LiveLogGroup> {
+        // Retention is the only change.
+        self.put_retention(ctx).await?;
+        Ok(LiveLogGroup { retention_days: Some(self.retention_days), ..live.clone() })
     }
 
-    async fn delete(&self, ctx: &Ctx, live: &Outputs) -> Result<()> {
-        let name = live.get("name").unwrap_or(&self.name);
-        let res =
-            ctx.aws.logs.delete_log_group().log_group_name(name).send().await.aws("CloudWatch Logs", "DeleteLogGroup");
+    async fn delete(&self, ctx: &Ctx, live: &LiveLogGroup) -> Result<()> {
+        let res = ctx
+            .aws
+            .logs
+            .delete_log_group()
+            .log_group_name(&live.name)
+            .send()
+            .await
+            .aws("CloudWatch Logs", "DeleteLogGroup");
         crate::error::gone_is_ok(res)
     }
 }
@@ -196,7 +225,7 @@ mod tests {
     use super::*;
 
     fn desired() -> LogGroup {
-        LogGroup { id: FLOW_LOG_GROUP.into(), name: "/movies/flow".into(), retention_days: 365 }
+        LogGroup { id: FLOW, name: "/movies/flow".into(), retention_days: 365 }
     }
 
     fn live(retention_days: Option<i32>) -> LiveLogGroup {

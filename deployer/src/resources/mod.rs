@@ -1,16 +1,21 @@
-//! One module per AWS resource kind, each implementing [`Resource`]. The executor
-//! (`graph.rs`) decides what to do from what `observe` says; resources never decide whether to
-//! create. `stack.rs` lists the resources of a stack.
+//! One module per AWS resource kind, each implementing [`Resource`]. The executor (`graph.rs`)
+//! decides what to do from what `observe` finds; resources never decide whether to create.
+//! `stack.rs` is the registry: the resources of a stack, in one list.
+//!
+//! Typed from end to end: a resource's id ([`Id`]) carries the type of what it hands to its
+//! dependents (its `Live` state), so `inputs.get(function::ID)` is a `&LiveFunction` checked by
+//! the compiler, and a resource's `update` receives its own typed changes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::any::Any;
+use std::collections::HashMap;
+use std::fmt;
+use std::marker::PhantomData;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::aws::Clients;
+pub use crate::ctx::Ctx;
 use crate::error::{Error, Result};
-use crate::ui::{Event, Reporter};
 
 pub mod account_role;
 pub mod api_key;
@@ -36,60 +41,155 @@ pub mod zones;
 pub const TAG_STACK: &str = "movies-stack:stack";
 pub const TAG_RESOURCE: &str = "movies-stack:resource";
 
-/// What a resource hands to its dependents and to the stack outputs: `id`, `arn`, `name`, ...
-pub type Outputs = BTreeMap<String, String>;
-
-/// The outputs of every resource finished so far, keyed by resource id.
-#[derive(Debug, Default, Clone)]
-pub struct Inputs {
-    pub map: HashMap<String, Outputs>,
-    /// For `plan` / `status` / `down`: a dependency may not exist. A value sent to AWS is then
-    /// never made up: [`Inputs::get`] answers [`Error::MissingDependency`] (the dependent lives
-    /// in what does not exist, so it is missing too). Only a value that is merely compared may
-    /// read as "(known after apply)" ([`Inputs::desired`]), like Terraform's.
-    pub lenient: bool,
+/// The logical name of a resource in the stack (`vpc`, `subnet-1`, `usage-plan-standard`): also
+/// the value of its `movies-stack:resource` tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Name {
+    base: &'static str,
+    index: Option<u8>,
 }
 
-/// How a desired value that depends on a resource still to be created reads in a diff.
-pub const UNKNOWN: &str = "(known after apply)";
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.index {
+            Some(i) => write!(f, "{}-{i}", self.base),
+            None => f.write_str(self.base),
+        }
+    }
+}
+
+/// A resource id whose type says what the resource hands to its dependents: `Id<LiveVpc>`.
+pub struct Id<T> {
+    name: Name,
+    out: PhantomData<fn() -> T>,
+}
+
+impl<T> Id<T> {
+    pub const fn new(base: &'static str) -> Self {
+        Id { name: Name { base, index: None }, out: PhantomData }
+    }
+
+    /// `subnet-0`, `subnet-1`...
+    pub const fn indexed(base: &'static str, index: u8) -> Self {
+        Id { name: Name { base, index: Some(index) }, out: PhantomData }
+    }
+
+    pub const fn name(&self) -> Name {
+        self.name
+    }
+}
+
+impl<T> Clone for Id<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Id<T> {}
+impl<T> PartialEq for Id<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+impl<T> Eq for Id<T> {}
+impl<T> fmt::Debug for Id<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Id({})", self.name)
+    }
+}
+impl<T> fmt::Display for Id<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.name.fmt(f)
+    }
+}
+
+/// What a dependency needs of the resource it depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Its identifiers (ids, ARNs): known right after its create call returns.
+    Exists,
+    /// That it is ready to serve (a function `Active`, not `Pending`).
+    Ready,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dep {
+    pub on: Name,
+    pub need: Need,
+}
+
+impl Dep {
+    /// Needs `id`'s identifiers.
+    pub fn on<T>(id: Id<T>) -> Dep {
+        Dep { on: id.name(), need: Need::Exists }
+    }
+
+    /// Needs `id` ready. No resource of this stack needs another one ready (the API needs only
+    /// the function's ARN), so only the executor's tests use it today.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn ready<T>(id: Id<T>) -> Dep {
+        Dep { on: id.name(), need: Need::Ready }
+    }
+}
+
+/// The live state of every resource known so far, by name: what dependents read.
+#[derive(Clone, Default)]
+pub struct Inputs {
+    map: HashMap<Name, Arc<dyn Any + Send + Sync>>,
+    /// For `plan` / `status` / `down`: a dependency may not exist. [`Inputs::get`] then answers
+    /// [`Error::MissingDependency`]: never a made-up value, never a call.
+    lenient: bool,
+}
+
+impl fmt::Debug for Inputs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut names: Vec<String> = self.map.keys().map(Name::to_string).collect();
+        names.sort();
+        f.debug_struct("Inputs").field("present", &names).field("lenient", &self.lenient).finish()
+    }
+}
 
 impl Inputs {
     pub fn lenient() -> Self {
         Inputs { map: HashMap::new(), lenient: true }
     }
 
-    /// The output `key` of resource `resource`, for a call to AWS. The executor runs a resource
-    /// after its dependencies, so a missing value is a bug in `deps()`, or, in lenient mode, a
-    /// dependency that does not exist: [`Error::MissingDependency`], never a placeholder.
-    pub fn get(&self, resource: &str, key: &str) -> Result<&str> {
-        match self.try_get(resource, key) {
-            Some(v) => Ok(v),
-            None if self.lenient => Err(Error::MissingDependency { resource: resource.to_string() }),
-            None => Err(Error::other(format!(
-                "internal: output `{key}` of `{resource}` is not available (missing dependency?)"
-            ))),
+    /// The live state of `id`. The executor runs a resource after its dependencies, so a missing
+    /// one is a bug in `deps()`, or (lenient) a dependency that does not exist.
+    pub fn get<T: Any + Send + Sync>(&self, id: Id<T>) -> Result<&T> {
+        match self.map.get(&id.name()) {
+            Some(v) => v
+                .downcast_ref::<T>()
+                .ok_or_else(|| Error::other(format!("internal: the state of `{id}` has another type"))),
+            None if self.lenient => Err(Error::MissingDependency { resource: id.to_string() }),
+            None => Err(Error::other(format!("internal: `{id}` is not available (missing dependency?)"))),
         }
     }
 
-    /// The output `key` of `resource`, for a desired value that is only compared with the live
-    /// one (never sent to AWS): in lenient mode, [`UNKNOWN`] when the dependency does not exist.
-    pub fn desired(&self, resource: &str, key: &str) -> Result<&str> {
-        match self.get(resource, key) {
-            Err(Error::MissingDependency { .. }) => Ok(UNKNOWN),
-            other => other,
-        }
+    #[cfg(test)]
+    pub fn insert<T: Any + Send + Sync>(&mut self, id: Id<T>, live: T) {
+        self.map.insert(id.name(), Arc::new(live));
     }
 
-    pub fn try_get(&self, resource: &str, key: &str) -> Option<&str> {
-        self.map.get(resource).and_then(|o| o.get(key)).map(String::as_str)
+    pub fn insert_any(&mut self, name: Name, live: Arc<dyn Any + Send + Sync>) {
+        self.map.insert(name, live);
     }
 
-    pub fn insert(&mut self, resource: &str, outputs: Outputs) {
-        self.map.insert(resource.to_string(), outputs);
+    /// The state of `name`, erased (for the executor and the commands' outputs).
+    pub fn get_any(&self, name: Name) -> Option<&Arc<dyn Any + Send + Sync>> {
+        self.map.get(&name)
+    }
+
+    pub fn remove(&mut self, name: Name) {
+        self.map.remove(&name);
+    }
+
+    pub fn contains(&self, name: Name) -> bool {
+        self.map.contains_key(&name)
     }
 }
 
-/// One field that differs between the desired and the live resource.
+/// One field that differs between the desired and the live resource, as people read it
+/// (`plan`, `status`, progress lines, JSON).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Change {
     pub field: String,
@@ -109,148 +209,76 @@ impl Change {
     }
 }
 
-/// Compare one field; push a change when it differs.
-pub fn compare<T: PartialEq + std::fmt::Debug>(changes: &mut Vec<Change>, field: &str, desired: T, live: T) {
-    if desired != live {
-        changes.push(Change::update(field, format!("{desired:?}"), format!("{live:?}")));
+/// A resource's typed change: what its `update` matches on, and how it reads.
+pub trait Drift: fmt::Debug + Clone + Send + Sync + 'static {
+    fn show(&self) -> Change;
+}
+
+/// The generic change of resources whose every change is handled the same way (or that have
+/// none): the displayed [`Change`] itself.
+impl Drift for Change {
+    fn show(&self) -> Change {
+        self.clone()
     }
 }
 
-/// What `observe` found.
-#[derive(Debug, Clone)]
-pub enum Observed {
-    Missing,
-    Present { outputs: Outputs, changes: Vec<Change> },
-}
+/// One resource of the stack. `observe` reads only; `create`, `update` and `delete` are the only
+/// functions that mutate. What a resource hands to its dependents is its `Live` state.
+#[async_trait]
+pub trait Resource: Send + Sync + 'static {
+    /// The live resource as far as the stack cares: found by `observe`, returned by `create` and
+    /// `update`, read by dependents through [`Inputs::get`].
+    type Live: fmt::Debug + Clone + Send + Sync + 'static;
+    /// One difference between desired and live.
+    type Change: Drift;
 
-/// Everything resources need: the clients, the stack's identity, progress, and the API Gateway
-/// write lock.
-pub struct Ctx {
-    pub aws: Clients,
-    pub stack: String,
-    pub account_id: String,
-    pub reporter: Arc<dyn Reporter>,
-    /// API Gateway's control plane throttles hard (CreateDeployment 1/5 s, UpdateUsagePlan
-    /// 1/20 s, all others 10 rps total): every API Gateway write holds this lock.
-    pub apigw_writes: tokio::sync::Mutex<()>,
-    pub timeouts: Timeouts,
-    /// Turns true on Ctrl-C (`up`, `down`): nothing new starts, and waits stop waiting.
-    pub stop: tokio::sync::watch::Receiver<bool>,
-}
-
-#[derive(Debug, Clone)]
-pub struct Timeouts {
-    /// IAM role trust/permissions becoming visible to Lambda / API Gateway.
-    pub iam_propagation: Duration,
-    /// Lambda State / LastUpdateStatus, DynamoDB ACTIVE, PITR enabling.
-    pub resource_ready: Duration,
-    /// API Gateway TooManyRequestsException.
-    pub throttling: Duration,
-    /// Lambda VPC ENIs releasing (down).
-    pub eni_release: Duration,
-}
-
-impl Default for Timeouts {
-    fn default() -> Self {
-        Timeouts {
-            iam_propagation: Duration::from_secs(300),
-            resource_ready: Duration::from_secs(600),
-            throttling: Duration::from_secs(300),
-            eni_release: Duration::from_secs(45 * 60),
-        }
+    /// The typed id, unique in the stack.
+    fn id(&self) -> Id<Self::Live>;
+    /// The kind, for people: "VPC", "usage plan", ...
+    fn kind(&self) -> &'static str;
+    /// The resources whose state this one needs, and how much of it.
+    fn deps(&self) -> Vec<Dep> {
+        Vec::new()
     }
-}
-
-impl Ctx {
-    /// An ARN of this account and region, `arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE`: AWS
-    /// defines it from the resource's name, so it is known before the resource exists.
-    pub fn arn(&self, service: &str, resource: &str) -> String {
-        format!(
-            "arn:{}:{service}:{}:{}:{resource}",
-            crate::aws::partition(&self.aws.region),
-            self.aws.region,
-            self.account_id
-        )
+    /// How many AWS calls `create` makes one after another at the least (no waits counted): the
+    /// benchmark's lower bound of a cold `up` follows from it and the graph.
+    fn create_rounds(&self) -> u32;
+    /// Find the live resource by its own identity (tags, fixed name). Reads only, shared reads
+    /// through `ctx.once` (one sweep per run); never needs another resource's state.
+    async fn observe(&self, ctx: &Ctx) -> Result<Option<Self::Live>>;
+    /// What differs, given the dependencies' states. Pure. In lenient mode, a missing dependency
+    /// is [`Error::MissingDependency`] (the comparison waits for it to exist).
+    fn diff(&self, ctx: &Ctx, inputs: &Inputs, live: &Self::Live) -> Result<Vec<Self::Change>>;
+    /// Create it, with its tags in the create call.
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Self::Live>;
+    /// Bring the live resource to the desired state for the given changes.
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        inputs: &Inputs,
+        live: &Self::Live,
+        changes: &[Self::Change],
+    ) -> Result<Self::Live>;
+    /// Delete it. Deleting something already gone succeeds.
+    async fn delete(&self, ctx: &Ctx, live: &Self::Live) -> Result<()>;
+    /// Whether `update` replaces it by itself when a change needs a replacement (delete, then
+    /// create: for what nothing else holds on to, like a flow log). Otherwise the executor refuses
+    /// a replacement and says how to do it.
+    fn replaces_itself(&self) -> bool {
+        false
     }
-
-    /// The two ownership tags for `resource`, as (key, value) pairs.
-    pub fn tags(&self, resource: &str) -> Vec<(String, String)> {
-        vec![(TAG_STACK.to_string(), self.stack.clone()), (TAG_RESOURCE.to_string(), resource.to_string())]
+    /// Wait until it is ready to serve, after `create` / `update` (only run when a dependent
+    /// needs it ready).
+    async fn wait_ready(&self, _ctx: &Ctx, _live: &Self::Live) -> Result<()> {
+        Ok(())
     }
-
-    pub fn tag_map(&self, resource: &str) -> HashMap<String, String> {
-        self.tags(resource).into_iter().collect()
+    /// Health, shown by `status`: (what, value).
+    fn health(&self, _live: &Self::Live) -> Vec<(&'static str, String)> {
+        Vec::new()
     }
-
-    /// Whether a tag set marks the resource as ours: (stack tag matches, resource tag matches).
-    pub fn owns<'a>(&self, resource: &str, tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> bool {
-        let mut stack = false;
-        let mut id = false;
-        for (k, v) in tags {
-            stack |= k == TAG_STACK && v == self.stack;
-            id |= k == TAG_RESOURCE && v == resource;
-        }
-        stack && id
-    }
-
-    /// The error for a same-named resource that is not ours: never adopted, never touched.
-    pub fn not_ours(&self, what: &str, name: &str) -> Error {
-        Error::other(format!(
-            "{what} `{name}` already exists but is not tagged {TAG_STACK}={}: it belongs to something else. \
-             Rename ours in the config, or tag it {TAG_STACK}={} only if it really is part of this stack",
-            self.stack, self.stack
-        ))
-    }
-
-    /// A same-named resource that is not ours: if a CloudFormation (e.g. CDK) stack owns it, say
-    /// which; otherwise [`Ctx::not_ours`].
-    pub async fn foreign(&self, what: &str, name: &str) -> Error {
-        match self.check_cloudformation_owner(what, name).await {
-            Err(owned_by_cloudformation) => owned_by_cloudformation,
-            Ok(()) => self.not_ours(what, name),
-        }
-    }
-
-    pub fn progress(&self, resource: &str, message: impl Into<String>) {
-        self.reporter.event(Event::Progress { id: resource.to_string(), message: message.into() });
-    }
-
-    pub fn warn(&self, message: impl Into<String>) {
-        self.reporter.event(Event::Warning(message.into()));
-    }
-
-    /// Before creating a resource with a fixed name: is that name already owned by a
-    /// CloudFormation (e.g. CDK) stack? Then creating ours would fight it: say which stack.
-    pub async fn check_cloudformation_owner(&self, what: &str, physical_name: &str) -> Result<()> {
-        use crate::aws::AwsResultExt;
-        let res = self
-            .aws
-            .cloudformation
-            .describe_stack_resources()
-            .physical_resource_id(physical_name)
-            .send()
-            .await
-            .aws("CloudFormation", "DescribeStackResources");
-        match res {
-            Ok(out) => match cloudformation_owner(out.stack_resources(), physical_name) {
-                Some(r) => Err(Error::other(format!(
-                    "{what} `{physical_name}` is owned by CloudFormation stack `{}` (logical id `{}`); \
-                     delete that stack or choose another name in the config",
-                    r.stack_name().unwrap_or("?"),
-                    r.logical_resource_id().unwrap_or("?")
-                ))),
-                None => Ok(()),
-            },
-            // "Stack for <name> does not exist": nobody owns it.
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) if e.aws().is_some_and(|a| a.code.as_deref() == Some("ValidationError")) => Ok(()),
-            Err(e) => {
-                // The check is advisory: without cloudformation:DescribeStackResources we say so
-                // and go on rather than block the deploy.
-                self.warn(format!("could not check CloudFormation ownership of {what} `{physical_name}`: {e}"));
-                Ok(())
-            }
-        }
+    /// The stack outputs this resource provides: (name, value). Never a secret.
+    fn outputs(&self, _ctx: &Ctx, _live: &Self::Live) -> Vec<(&'static str, String)> {
+        Vec::new()
     }
 }
 
@@ -269,29 +297,23 @@ pub fn cloudformation_owner<'a>(
     })
 }
 
-/// One resource of the stack. `observe` reads only; `create`, `update` and `delete` are the only
-/// functions that mutate. Outputs (ids, ARNs) flow to dependents through the executor.
-#[async_trait]
-pub trait Resource: Send + Sync {
-    /// The logical id, unique in the stack, also the value of the `movies-stack:resource` tag.
-    fn id(&self) -> &str;
-    /// The kind, for people: "VPC", "usage plan", ...
-    fn kind(&self) -> &'static str;
-    /// Ids of the resources whose outputs this one needs.
-    fn deps(&self) -> Vec<String>;
-    /// Find the live resource and compare it with the desired one. Pure reads.
-    async fn observe(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Observed>;
-    /// Create it, with its tags in the create call. Ends by returning its outputs.
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Outputs>;
-    /// Bring the live resource to the desired state for the given changes.
-    async fn update(&self, ctx: &Ctx, inputs: &Inputs, live: &Outputs, changes: &[Change]) -> Result<Outputs>;
-    /// Delete it. Deleting something already gone succeeds.
-    async fn delete(&self, ctx: &Ctx, live: &Outputs) -> Result<()>;
+/// At most one live resource may carry a resource tag; more is a leftover of something we did
+/// not do (a copy made by hand?) and is reported, never guessed at.
+pub fn at_most_one<T>(mut found: Vec<T>, what: &str, resource: Name) -> Result<Option<T>> {
+    match found.len() {
+        0 => Ok(None),
+        1 => Ok(found.pop()),
+        n => Err(Error::other(format!(
+            "found {n} {what}s tagged {TAG_RESOURCE}={resource} in this stack; expected one. Delete the extra ones"
+        ))),
+    }
 }
 
-/// Build an [`Outputs`] from pairs.
-pub fn outputs<const N: usize>(pairs: [(&str, String); N]) -> Outputs {
-    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+/// Compare one field; push a generic change when it differs.
+pub fn compare<T: PartialEq + fmt::Debug>(changes: &mut Vec<Change>, field: &str, desired: T, live: T) {
+    if desired != live {
+        changes.push(Change::update(field, format!("{desired:?}"), format!("{live:?}")));
+    }
 }
 
 #[cfg(test)]
@@ -327,15 +349,19 @@ mod tests {
         assert!(cloudformation_owner(&gone, "demo_table").is_none());
     }
 
+    #[derive(Debug, PartialEq)]
+    struct LiveThing(u32);
+    const THING: Id<LiveThing> = Id::new("thing");
+    const OTHER: Id<u32> = Id::indexed("other", 1);
+
     #[test]
-    fn lenient_inputs_never_make_up_a_value_for_a_call() {
+    fn inputs_are_typed_and_lenient_ones_never_make_up_a_value() {
         let mut inputs = Inputs::lenient();
-        assert!(matches!(inputs.get("function", "name"), Err(Error::MissingDependency { .. })));
-        assert_eq!(inputs.desired("function", "arn").unwrap(), UNKNOWN);
-        inputs.insert("function", outputs([("name", "f".to_string())]));
-        assert_eq!(inputs.get("function", "name").unwrap(), "f");
+        assert!(matches!(inputs.get(THING), Err(Error::MissingDependency { .. })));
+        inputs.insert_any(THING.name(), Arc::new(LiveThing(7)));
+        assert_eq!(inputs.get(THING).unwrap(), &LiveThing(7));
         let strict = Inputs::default();
-        assert!(strict.get("function", "name").unwrap_err().to_string().starts_with("internal:"));
-        assert!(strict.desired("function", "arn").is_err(), "outside lenient mode a missing value is a bug");
+        assert!(strict.get(OTHER).unwrap_err().to_string().starts_with("internal:"));
+        assert_eq!(OTHER.to_string(), "other-1");
     }
 }

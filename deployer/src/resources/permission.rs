@@ -5,18 +5,28 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::{Change, Ctx, Inputs, Observed, Outputs, Resource, outputs};
+use super::{Change, Ctx, Dep, Id, Inputs, Resource, function, rest_api};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, ErrorKind, Result};
 use crate::wait::{Backoff, retry};
 
-pub const ID: &str = "api-permission";
+pub const ID: Id<LivePermission> = Id::new("api-permission");
 pub const STATEMENT_ID: &str = "movies-stack-apigateway";
 const PRINCIPAL: &str = "apigateway.amazonaws.com";
 const ACTION: &str = "lambda:InvokeFunction";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ApiPermission;
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiPermission {
+    /// The function whose resource policy holds the statement.
+    pub function_name: String,
+}
+
+/// Our statement(s) in the function's policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LivePermission {
+    pub function_name: String,
+    pub statements: Vec<PermissionStatement>,
+}
 
 /// One statement of a function's resource policy, as far as we compare it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,11 +34,6 @@ pub struct PermissionStatement {
     pub principal: String,
     pub action: String,
     pub source_arn: Option<String>,
-}
-
-/// The partition of an ARN (`aws`, `aws-cn`, `aws-us-gov`).
-pub fn partition(arn: &str) -> &str {
-    arn.split(':').nth(1).filter(|p| !p.is_empty()).unwrap_or("aws")
 }
 
 /// Any stage, method and path of this API only: `arn:aws:execute-api:REGION:ACCOUNT:API_ID/*`.
@@ -105,12 +110,12 @@ pub fn diff(desired: &PermissionStatement, live: &[PermissionStatement]) -> Vec<
 
 impl ApiPermission {
     fn desired(&self, ctx: &Ctx, inputs: &Inputs) -> Result<PermissionStatement> {
-        let function_arn = inputs.desired("function", "arn")?;
-        let api_id = inputs.desired("api", "id")?;
-        Ok(desired(source_arn(partition(function_arn), &ctx.aws.region, &ctx.account_id, api_id)))
+        let api_id = &inputs.get(rest_api::ID)?.id;
+        Ok(desired(source_arn(crate::aws::partition(&ctx.aws.region), &ctx.aws.region, ctx.account_id(), api_id)))
     }
 
-    /// Our statements in the function's policy (empty when the function has no policy).
+    /// Our statements in the function's policy (empty when the function has no policy, or does
+    /// not exist).
     async fn statements(&self, ctx: &Ctx, function: &str) -> Result<Vec<PermissionStatement>> {
         match ctx.aws.lambda.get_policy().function_name(function).send().await.aws("Lambda", "GetPolicy") {
             Ok(out) => our_statements(out.policy().unwrap_or("{}")),
@@ -119,7 +124,7 @@ impl ApiPermission {
         }
     }
 
-    async fn add(&self, ctx: &Ctx, function: &str, statement: &PermissionStatement) -> Result<()> {
+    async fn add(&self, ctx: &Ctx, statement: &PermissionStatement) -> Result<()> {
         // Policy changes conflict with an update of the function in progress.
         retry(
             ctx,
@@ -132,7 +137,7 @@ impl ApiPermission {
                 ctx.aws
                     .lambda
                     .add_permission()
-                    .function_name(function)
+                    .function_name(&self.function_name)
                     .statement_id(STATEMENT_ID)
                     .action(&statement.action)
                     .principal(&statement.principal)
@@ -178,13 +183,12 @@ impl ApiPermission {
     }
 }
 
-fn permission_outputs(function: &str) -> Outputs {
-    outputs([("statement_id", STATEMENT_ID.to_string()), ("function_name", function.to_string())])
-}
-
 #[async_trait]
 impl Resource for ApiPermission {
-    fn id(&self) -> &str {
+    type Live = LivePermission;
+    type Change = Change;
+
+    fn id(&self) -> Id<LivePermission> {
         ID
     }
 
@@ -192,48 +196,52 @@ impl Resource for ApiPermission {
         "Lambda permission"
     }
 
-    fn deps(&self) -> Vec<String> {
-        vec!["function".to_string(), "api".to_string()]
+    /// It lives in the function's policy (the function must exist, not be Active: AddPermission
+    /// works on a Pending function) and names the API.
+    fn deps(&self) -> Vec<Dep> {
+        vec![Dep::on(function::ID), Dep::on(rest_api::ID)]
     }
 
-    async fn observe(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Observed> {
-        let function = inputs.get("function", "name")?;
-        let live = self.statements(ctx, function).await?;
-        if live.is_empty() {
-            return Ok(Observed::Missing);
-        }
-        Ok(Observed::Present {
-            changes: diff(&self.desired(ctx, inputs)?, &live),
-            outputs: permission_outputs(function),
-        })
+    fn create_rounds(&self) -> u32 {
+        1
     }
 
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Outputs> {
-        let function = inputs.get("function", "name")?;
-        self.add(ctx, function, &self.desired(ctx, inputs)?).await?;
-        Ok(permission_outputs(function))
+    /// A Lambda permission cannot be edited: a different one is removed and added again.
+    fn replaces_itself(&self) -> bool {
+        true
     }
 
-    async fn update(&self, ctx: &Ctx, inputs: &Inputs, _live: &Outputs, _changes: &[Change]) -> Result<Outputs> {
+    async fn observe(&self, ctx: &Ctx) -> Result<Option<LivePermission>> {
+        let statements = self.statements(ctx, &self.function_name).await?;
+        Ok((!statements.is_empty()).then(|| LivePermission { function_name: self.function_name.clone(), statements }))
+    }
+
+    fn diff(&self, ctx: &Ctx, inputs: &Inputs, live: &LivePermission) -> Result<Vec<Change>> {
+        Ok(diff(&self.desired(ctx, inputs)?, &live.statements))
+    }
+
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<LivePermission> {
+        let statement = self.desired(ctx, inputs)?;
+        self.add(ctx, &statement).await?;
+        Ok(LivePermission { function_name: self.function_name.clone(), statements: vec![statement] })
+    }
+
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        inputs: &Inputs,
+        live: &LivePermission,
+        _changes: &[Change],
+    ) -> Result<LivePermission> {
         // Every change is a replacement. A crash between the two calls leaves no statement:
-        // the next run sees it Missing and adds it.
-        let function = inputs.get("function", "name")?;
-        let count = self.statements(ctx, function).await?.len();
-        self.remove(ctx, function, count).await?;
-        self.add(ctx, function, &self.desired(ctx, inputs)?).await?;
-        Ok(permission_outputs(function))
+        // the next run sees it missing and adds it.
+        self.remove(ctx, &live.function_name, live.statements.len()).await?;
+        self.create(ctx, inputs).await
     }
 
-    async fn delete(&self, ctx: &Ctx, live: &Outputs) -> Result<()> {
-        let Some(function) = live.get("function_name") else {
-            return Err(Error::other("internal: the Lambda permission's outputs lack `function_name`"));
-        };
+    async fn delete(&self, ctx: &Ctx, live: &LivePermission) -> Result<()> {
         // A function that is gone took its policy with it: RemovePermission says NotFound.
-        let count = self.statements(ctx, function).await?.len();
-        if count == 0 {
-            return Ok(());
-        }
-        self.remove(ctx, function, count).await
+        self.remove(ctx, &live.function_name, live.statements.len()).await
     }
 }
 
@@ -259,9 +267,6 @@ mod tests {
     #[test]
     fn source_arn_is_scoped_to_the_api() {
         assert_eq!(source_arn("aws", "us-east-1", "123456789012", "abc123"), ARN);
-        assert_eq!(partition("arn:aws-cn:lambda:cn-north-1:1:function:f"), "aws-cn");
-        assert_eq!(partition("arn:aws:lambda:us-east-1:1:function:f"), "aws");
-        assert_eq!(partition(""), "aws");
     }
 
     #[test]

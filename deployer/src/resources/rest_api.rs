@@ -14,13 +14,12 @@ use async_trait::async_trait;
 use aws_sdk_apigateway::types::{ApiKeySourceType, EndpointConfiguration, EndpointType, IntegrationType};
 use sha2::{Digest, Sha256};
 
-use super::apigw::{self, SERVICE, at_most_one, found, gone_is_ok, pace, replace, tag_pairs};
-use super::{Change, Ctx, Inputs, Observed, Outputs, Resource, outputs};
+use super::apigw::{self, SERVICE, call, found, gone_is_ok, replace, tag_pairs};
+use super::{Change, Ctx, Drift, Id, Inputs, Resource, at_most_one};
 use crate::aws::AwsResultExt;
-use crate::error::Result;
-use crate::wait::apigw_write;
+use crate::error::{Error, Result};
 
-pub const ID: &str = "api";
+pub const ID: Id<LiveApi> = Id::new("api");
 
 /// Desired: the API of the stack, named after the stack.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +124,9 @@ pub fn definition_hash(def: &Definition) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LiveApi {
     pub id: String,
+    /// The hash of the definition the API is reconciled to: the stage redeploys when it is not
+    /// the one its deployment was made from.
+    pub definition_hash: String,
     pub name: String,
     pub root_id: String,
     pub api_key_source: Option<String>,
@@ -337,58 +339,52 @@ pub fn plan(def: &Definition, live: &LiveApi) -> Vec<(Change, Fix)> {
     steps
 }
 
+/// One difference, with the step that fixes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiChange {
+    pub change: Change,
+    pub fix: Fix,
+}
+
+impl Drift for ApiChange {
+    fn show(&self) -> Change {
+        self.change.clone()
+    }
+}
+
 /// The changes between the definition and the live API. Pure.
-pub fn diff(def: &Definition, live: &LiveApi) -> Vec<Change> {
-    plan(def, live).into_iter().map(|(c, _)| c).collect()
+pub fn diff(def: &Definition, live: &LiveApi) -> Vec<ApiChange> {
+    plan(def, live).into_iter().map(|(change, fix)| ApiChange { change, fix }).collect()
 }
 
 impl RestApi {
     /// The function's ARN follows from its name (Lambda's ARN format), so the API's definition
     /// is known whether or not the function exists yet.
-    fn definition(&self, ctx: &Ctx, _inputs: &Inputs) -> Result<Definition> {
+    fn definition(&self, ctx: &Ctx) -> Definition {
         let function_arn = ctx.arn("lambda", &format!("function:{}", self.function_name));
-        Ok(definition(&self.name, &ctx.aws.region, &function_arn))
+        definition(&self.name, &ctx.aws.region, &function_arn)
     }
 
-    /// Our API (by tags), or None. A same-named API without our tags is an error.
-    async fn find(&self, ctx: &Ctx) -> Result<Option<aws_sdk_apigateway::types::RestApi>> {
-        let all: Vec<_> = ctx
-            .aws
-            .apigateway
-            .get_rest_apis()
-            .limit(500)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .await
-            .aws(SERVICE, "GetRestApis")?;
-        let (ours, others): (Vec<_>, Vec<_>) = all.into_iter().partition(|a| ctx.owns(ID, tag_pairs(a.tags())));
-        let found = at_most_one(ours, "REST API", ID)?;
-        if found.is_none() && others.iter().any(|a| a.name() == Some(self.name.as_str())) {
-            return Err(ctx.foreign("REST API", &self.name).await);
-        }
-        Ok(found)
-    }
-
-    /// Read the API's resources, methods and integrations.
+    /// Read the API's resources, methods and integrations: `embed=methods` returns each method
+    /// with its integration in the one paginated call; GetMethod / GetIntegration are only
+    /// called where the embedding lacks them.
     async fn read(&self, ctx: &Ctx, api: &aws_sdk_apigateway::types::RestApi) -> Result<LiveApi> {
         let id = api.id().unwrap_or_default().to_string();
-        // `embed=methods` returns each method with its integration in the one paginated call;
-        // GetMethod / GetIntegration are only called where the embedding lacks them.
-        let items: Vec<_> = ctx
-            .aws
-            .apigateway
-            .get_resources()
-            .rest_api_id(&id)
-            .embed("methods")
-            .limit(500)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .await
-            .aws(SERVICE, "GetResources")?;
+        let items: Vec<_> = call(ctx, ID, "GetResources", || async {
+            ctx.aws
+                .apigateway
+                .get_resources()
+                .rest_api_id(&id)
+                .embed("methods")
+                .limit(500)
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .await
+                .aws(SERVICE, "GetResources")
+        })
+        .await?;
         let mut resources = BTreeMap::new();
         for r in items {
             let rid = r.id().unwrap_or_default().to_string();
@@ -397,16 +393,18 @@ impl RestApi {
                 let method = if m.http_method().is_some() {
                     m.clone()
                 } else {
-                    let out = ctx
-                        .aws
-                        .apigateway
-                        .get_method()
-                        .rest_api_id(&id)
-                        .resource_id(&rid)
-                        .http_method(verb)
-                        .send()
-                        .await
-                        .aws(SERVICE, "GetMethod")?;
+                    let out = call(ctx, ID, "GetMethod", || async {
+                        ctx.aws
+                            .apigateway
+                            .get_method()
+                            .rest_api_id(&id)
+                            .resource_id(&rid)
+                            .http_method(verb)
+                            .send()
+                            .await
+                            .aws(SERVICE, "GetMethod")
+                    })
+                    .await?;
                     let mut b = aws_sdk_apigateway::types::Method::builder()
                         .set_authorization_type(out.authorization_type().map(str::to_string))
                         .set_api_key_required(out.api_key_required());
@@ -422,16 +420,18 @@ impl RestApi {
                         uri: i.uri().map(str::to_string),
                     }),
                     None => {
-                        let res = ctx
-                            .aws
-                            .apigateway
-                            .get_integration()
-                            .rest_api_id(&id)
-                            .resource_id(&rid)
-                            .http_method(verb)
-                            .send()
-                            .await
-                            .aws(SERVICE, "GetIntegration");
+                        let res = call(ctx, ID, "GetIntegration", || async {
+                            ctx.aws
+                                .apigateway
+                                .get_integration()
+                                .rest_api_id(&id)
+                                .resource_id(&rid)
+                                .http_method(verb)
+                                .send()
+                                .await
+                                .aws(SERVICE, "GetIntegration")
+                        })
+                        .await;
                         // AWS answers NotFoundException; moto answers `{}`.
                         found(res)?.filter(|i| i.r#type().is_some()).map(|i| LiveIntegration {
                             kind: i.r#type().map(|t| t.as_str().to_string()),
@@ -457,6 +457,7 @@ impl RestApi {
         };
         Ok(LiveApi {
             id,
+            definition_hash: String::new(),
             name: api.name().unwrap_or_default().to_string(),
             root_id,
             api_key_source: api.api_key_source().map(|s| s.as_str().to_string()),
@@ -468,43 +469,24 @@ impl RestApi {
         })
     }
 
-    fn outputs(&self, ctx: &Ctx, live: &LiveApi, def: &Definition) -> Outputs {
-        let partition = apigw::partition_of(&def.methods[0].integration.uri).to_string();
-        outputs([
-            ("id", live.id.clone()),
-            ("root_id", live.root_id.clone()),
-            ("definition_hash", definition_hash(def)),
-            // For the Lambda permission's SourceArn (`{execution_arn}/*/*/*`).
-            ("execution_arn", format!("arn:{partition}:execute-api:{}:{}:{}", ctx.aws.region, ctx.account_id, live.id)),
-        ])
-    }
-
-    /// Read the API again and apply every step of the plan.
-    async fn reconcile(&self, ctx: &Ctx, def: &Definition, api_id: &str) -> Result<LiveApi> {
-        let api = ctx.aws.apigateway.get_rest_api().rest_api_id(api_id).send().await.aws(SERVICE, "GetRestApi")?;
-        let api = aws_sdk_apigateway::types::RestApi::builder()
-            .set_id(api.id().map(str::to_string))
-            .set_name(api.name().map(str::to_string))
-            .set_root_resource_id(api.root_resource_id().map(str::to_string))
-            .set_api_key_source(api.api_key_source().cloned())
-            .set_endpoint_configuration(api.endpoint_configuration().cloned())
-            .build();
-        let mut live = self.read(ctx, &api).await?;
-        let steps = plan(def, &live);
+    /// Apply the fixes: the API's settings, what must go, then each path (its resource, then its
+    /// methods with their integrations) at once.
+    async fn reconcile(&self, ctx: &Ctx, def: &Definition, mut live: LiveApi, steps: &[ApiChange]) -> Result<LiveApi> {
+        let api_id = live.id.clone();
         let patches: Vec<_> = steps
             .iter()
-            .filter_map(|(_, f)| match f {
+            .filter_map(|s| match &s.fix {
                 Fix::PatchApi { path, value } => Some(replace(path, value)),
                 _ => None,
             })
             .collect();
         if !patches.is_empty() {
             ctx.progress(ID, "updating the API's settings");
-            apigw_write(ctx, ID, "UpdateRestApi", pace::WRITE, || async {
+            call(ctx, ID, "UpdateRestApi", || async {
                 ctx.aws
                     .apigateway
                     .update_rest_api()
-                    .rest_api_id(api_id)
+                    .rest_api_id(&api_id)
                     .set_patch_operations(Some(patches.clone()))
                     .send()
                     .await
@@ -512,16 +494,26 @@ impl RestApi {
             })
             .await?;
         }
-        let method_of =
-            |path: &str, verb: &str| def.methods.iter().find(|m| m.path == path && m.http_method == verb).cloned();
-        for (change, fix) in &steps {
-            match fix {
-                Fix::PatchApi { .. } => {}
-                Fix::DeleteResource { path } => {
-                    ctx.progress(ID, format!("deleting extra resource {path}"));
-                    let rid = live.resources.get(path).map(|r| r.id.clone()).unwrap_or_default();
-                    gone_is_ok(
-                        apigw_write(ctx, ID, "DeleteResource", pace::WRITE, || async {
+        // Removals first (an extra method or resource), all at once.
+        let removals = steps.iter().filter_map(|s| match &s.fix {
+            Fix::DeleteResource { path } => {
+                let rid = live.resources.get(path).map(|r| r.id.clone()).unwrap_or_default();
+                Some((format!("deleting extra resource {path}"), rid, None))
+            }
+            Fix::DeleteMethod { path, http_method } => {
+                let rid = live.resources.get(path).map(|r| r.id.clone()).unwrap_or_default();
+                Some((format!("deleting extra method {http_method} {path}"), rid, Some(http_method.clone())))
+            }
+            _ => None,
+        });
+        futures::future::try_join_all(removals.map(|(what, rid, verb)| {
+            let api_id = &api_id;
+            async move {
+                ctx.progress(ID, what);
+                match verb {
+                    Some(verb) => self.delete_method(ctx, api_id, &rid, &verb).await,
+                    None => gone_is_ok(
+                        call(ctx, ID, "DeleteResource", || async {
                             ctx.aws
                                 .apigateway
                                 .delete_resource()
@@ -532,15 +524,37 @@ impl RestApi {
                                 .aws(SERVICE, "DeleteResource")
                         })
                         .await,
-                    )?;
-                    live.resources.remove(path);
+                    ),
                 }
-                Fix::CreateResource { path } => {
+            }
+        }))
+        .await?;
+        for s in steps {
+            if let Fix::DeleteResource { path } = &s.fix {
+                live.resources.remove(path);
+            }
+        }
+        // Then every path at once: its resource if missing, then its methods.
+        let paths: BTreeSet<&str> = steps
+            .iter()
+            .filter_map(|s| match &s.fix {
+                Fix::CreateResource { path }
+                | Fix::PutMethod { path, .. }
+                | Fix::ReplaceMethod { path, .. }
+                | Fix::PutIntegration { path, .. } => Some(path.as_str()),
+                _ => None,
+            })
+            .collect();
+        let created = futures::future::try_join_all(paths.iter().map(|path| {
+            let (live, api_id) = (&live, &api_id);
+            async move {
+                let mut rid = live.resources.get(*path).map(|r| r.id.clone());
+                if steps.iter().any(|s| s.fix == Fix::CreateResource { path: path.to_string() }) {
                     ctx.progress(ID, format!("creating resource {path}"));
                     let (parent, part) = split_path(path);
                     let parent_id =
                         live.resources.get(parent).map(|r| r.id.clone()).unwrap_or_else(|| live.root_id.clone());
-                    let out = apigw_write(ctx, ID, "CreateResource", pace::WRITE, || async {
+                    let out = call(ctx, ID, "CreateResource", || async {
                         ctx.aws
                             .apigateway
                             .create_resource()
@@ -552,24 +566,28 @@ impl RestApi {
                             .aws(SERVICE, "CreateResource")
                     })
                     .await?;
-                    live.resources.insert(
-                        path.clone(),
-                        LiveResource { id: out.id().unwrap_or_default().to_string(), methods: BTreeMap::new() },
-                    );
+                    rid = Some(out.id().unwrap_or_default().to_string());
                 }
-                Fix::PutMethod { path, http_method }
-                | Fix::ReplaceMethod { path, http_method }
-                | Fix::PutIntegration { path, http_method } => {
-                    let Some(m) = method_of(path, http_method) else {
+                let rid = rid.ok_or_else(|| Error::other(format!("internal: no resource id for path {path}")))?;
+                for s in steps {
+                    let (Fix::PutMethod { path: p, http_method }
+                    | Fix::ReplaceMethod { path: p, http_method }
+                    | Fix::PutIntegration { path: p, http_method }) = &s.fix
+                    else {
                         continue;
                     };
-                    let rid = live.resources.get(path).map(|r| r.id.clone()).unwrap_or_default();
-                    ctx.progress(ID, format!("{}: {}", change.field, change.desired));
-                    if matches!(fix, Fix::ReplaceMethod { .. }) {
+                    if p != path {
+                        continue;
+                    }
+                    let Some(m) = def.methods.iter().find(|m| m.path == *p && &m.http_method == http_method) else {
+                        continue;
+                    };
+                    ctx.progress(ID, format!("{}: {}", s.change.field, s.change.desired));
+                    if matches!(s.fix, Fix::ReplaceMethod { .. }) {
                         self.delete_method(ctx, api_id, &rid, http_method).await?;
                     }
-                    if !matches!(fix, Fix::PutIntegration { .. }) {
-                        apigw_write(ctx, ID, "PutMethod", pace::WRITE, || async {
+                    if !matches!(s.fix, Fix::PutIntegration { .. }) {
+                        call(ctx, ID, "PutMethod", || async {
                             ctx.aws
                                 .apigateway
                                 .put_method()
@@ -584,7 +602,7 @@ impl RestApi {
                         })
                         .await?;
                     }
-                    apigw_write(ctx, ID, "PutIntegration", pace::WRITE, || async {
+                    call(ctx, ID, "PutIntegration", || async {
                         ctx.aws
                             .apigateway
                             .put_integration()
@@ -600,19 +618,41 @@ impl RestApi {
                     })
                     .await?;
                 }
-                Fix::DeleteMethod { path, http_method } => {
-                    ctx.progress(ID, format!("deleting extra method {http_method} {path}"));
-                    let rid = live.resources.get(path).map(|r| r.id.clone()).unwrap_or_default();
-                    self.delete_method(ctx, api_id, &rid, http_method).await?;
-                }
+                Ok::<_, Error>((path.to_string(), rid))
             }
+        }))
+        .await?;
+        // The API is the definition now.
+        for (path, rid) in created {
+            let methods = def
+                .methods
+                .iter()
+                .filter(|m| m.path == path)
+                .map(|m| {
+                    let live_method = LiveMethod {
+                        authorization_type: Some(m.authorization_type.clone()),
+                        api_key_required: m.api_key_required,
+                        integration: Some(LiveIntegration {
+                            kind: Some(m.integration.kind.clone()),
+                            http_method: Some(m.integration.http_method.clone()),
+                            uri: Some(m.integration.uri.clone()),
+                        }),
+                    };
+                    (m.http_method.clone(), live_method)
+                })
+                .collect();
+            live.resources.insert(path, LiveResource { id: rid, methods });
         }
+        live.name = def.name.clone();
+        live.api_key_source = Some(def.api_key_source.clone());
+        live.endpoint_types = vec![def.endpoint_type.clone()];
+        live.definition_hash = definition_hash(def);
         Ok(live)
     }
 
     async fn delete_method(&self, ctx: &Ctx, api_id: &str, resource_id: &str, http_method: &str) -> Result<()> {
         gone_is_ok(
-            apigw_write(ctx, ID, "DeleteMethod", pace::WRITE, || async {
+            call(ctx, ID, "DeleteMethod", || async {
                 ctx.aws
                     .apigateway
                     .delete_method()
@@ -630,7 +670,10 @@ impl RestApi {
 
 #[async_trait]
 impl Resource for RestApi {
-    fn id(&self) -> &str {
+    type Live = LiveApi;
+    type Change = ApiChange;
+
+    fn id(&self) -> Id<LiveApi> {
         ID
     }
 
@@ -638,23 +681,34 @@ impl Resource for RestApi {
         "REST API"
     }
 
-    fn deps(&self) -> Vec<String> {
-        vec!["function".to_string()]
+    /// None: the integrations name the function by its ARN, known from its name.
+    fn create_rounds(&self) -> u32 {
+        4 // CreateRestApi; then at once per path: CreateResource, PutMethod, PutIntegration
     }
 
-    async fn observe(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Observed> {
-        let def = self.definition(ctx, inputs)?;
-        let Some(api) = self.find(ctx).await? else {
-            return Ok(Observed::Missing);
+    async fn observe(&self, ctx: &Ctx) -> Result<Option<LiveApi>> {
+        let all = apigw::rest_apis(ctx).await?;
+        let (ours, others): (Vec<_>, Vec<_>) = all.iter().partition(|a| ctx.owns(ID.name(), tag_pairs(a.tags())));
+        let Some(api) = at_most_one(ours, "REST API", ID.name())? else {
+            // A same-named API that is not ours: never adopted. (No CloudFormation check: an
+            // API's physical id is generated, not its name.)
+            if others.iter().any(|a| a.name() == Some(self.name.as_str())) {
+                return Err(ctx.foreign("REST API", &self.name).await);
+            }
+            return Ok(None);
         };
-        let live = self.read(ctx, &api).await?;
-        Ok(Observed::Present { outputs: self.outputs(ctx, &live, &def), changes: diff(&def, &live) })
+        let (mut live, _) = tokio::try_join!(self.read(ctx, api), ctx.identity())?;
+        live.definition_hash = definition_hash(&self.definition(ctx));
+        Ok(Some(live))
     }
 
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Outputs> {
-        let def = self.definition(ctx, inputs)?;
-        // No CloudFormation ownership check: an API's physical id is generated, not its name.
-        let out = apigw_write(ctx, ID, "CreateRestApi", pace::CREATE_REST_API, || async {
+    fn diff(&self, ctx: &Ctx, _inputs: &Inputs, live: &LiveApi) -> Result<Vec<ApiChange>> {
+        Ok(diff(&self.definition(ctx), live))
+    }
+
+    async fn create(&self, ctx: &Ctx, _inputs: &Inputs) -> Result<LiveApi> {
+        let def = self.definition(ctx);
+        let out = call(ctx, ID, "CreateRestApi", || async {
             ctx.aws
                 .apigateway
                 .create_rest_api()
@@ -664,43 +718,52 @@ impl Resource for RestApi {
                 .endpoint_configuration(
                     EndpointConfiguration::builder().types(EndpointType::from(def.endpoint_type.as_str())).build(),
                 )
-                .set_tags(Some(ctx.tag_map(ID)))
+                .set_tags(Some(ctx.tag_map(ID.name())))
                 .send()
                 .await
                 .aws(SERVICE, "CreateRestApi")
         })
         .await?;
-        let id = out.id().unwrap_or_default().to_string();
+        let mut live = LiveApi {
+            id: out.id().unwrap_or_default().to_string(),
+            name: out.name().unwrap_or_default().to_string(),
+            root_id: out.root_resource_id().unwrap_or_default().to_string(),
+            api_key_source: out.api_key_source().map(|s| s.as_str().to_string()),
+            endpoint_types: out
+                .endpoint_configuration()
+                .map(|e| e.types().iter().map(|t| t.as_str().to_string()).collect())
+                .unwrap_or_default(),
+            ..LiveApi::default()
+        };
+        if live.root_id.is_empty() {
+            // Not in every answer: the root resource is the API's only one.
+            live = self.read(ctx, &aws_sdk_apigateway::types::RestApi::builder().id(&live.id).build()).await?;
+        } else {
+            live.resources.insert("/".into(), LiveResource { id: live.root_id.clone(), methods: BTreeMap::new() });
+        }
         // Resources, methods and integrations: the same steps `update` takes, so a run killed
         // half-way is finished by the next one's `update`.
-        let live = self.reconcile(ctx, &def, &id).await?;
-        Ok(self.outputs(ctx, &live, &def))
+        let steps = diff(&def, &live);
+        self.reconcile(ctx, &def, live, &steps).await
     }
 
-    async fn update(&self, ctx: &Ctx, inputs: &Inputs, live: &Outputs, _changes: &[Change]) -> Result<Outputs> {
-        let def = self.definition(ctx, inputs)?;
-        let id = live.get("id").cloned().unwrap_or_default();
-        let live = self.reconcile(ctx, &def, &id).await?;
-        Ok(self.outputs(ctx, &live, &def))
+    async fn update(&self, ctx: &Ctx, _inputs: &Inputs, live: &LiveApi, changes: &[ApiChange]) -> Result<LiveApi> {
+        self.reconcile(ctx, &self.definition(ctx), live.clone(), changes).await
     }
 
-    async fn delete(&self, ctx: &Ctx, live: &Outputs) -> Result<()> {
-        let Some(id) = live.get("id") else {
-            return Ok(());
-        };
-        // moto 5.2.5 answers DeleteRestApi on a missing API with a 500 (KeyError), not a 404:
-        // look first.
-        let exists = found(ctx.aws.apigateway.get_rest_api().rest_api_id(id).send().await.aws(SERVICE, "GetRestApi"))?;
-        if exists.is_none() {
-            return Ok(());
-        }
-        // Deployments, resources, methods and integrations go with the API.
+    async fn delete(&self, ctx: &Ctx, live: &LiveApi) -> Result<()> {
+        // Deployments, resources, methods and integrations go with the API. DeleteRestApi is
+        // limited to 1 request per 30 s: the pacer spaces them.
         gone_is_ok(
-            apigw_write(ctx, ID, "DeleteRestApi", pace::DELETE_REST_API, || async {
-                ctx.aws.apigateway.delete_rest_api().rest_api_id(id).send().await.aws(SERVICE, "DeleteRestApi")
+            call(ctx, ID, "DeleteRestApi", || async {
+                ctx.aws.apigateway.delete_rest_api().rest_api_id(&live.id).send().await.aws(SERVICE, "DeleteRestApi")
             })
             .await,
         )
+    }
+
+    fn outputs(&self, _ctx: &Ctx, live: &LiveApi) -> Vec<(&'static str, String)> {
+        vec![("RestApiId", live.id.clone())]
     }
 }
 
@@ -733,6 +796,7 @@ mod tests {
             |id: &str| LiveResource { id: id.into(), methods: BTreeMap::from([("ANY".to_string(), good_method(&d))]) };
         LiveApi {
             id: "abc".into(),
+            definition_hash: definition_hash(&d),
             name: "movies".into(),
             root_id: "r0".into(),
             api_key_source: Some("HEADER".into()),

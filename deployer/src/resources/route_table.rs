@@ -2,21 +2,26 @@
 //! route the DynamoDB gateway endpoint adds: no internet gateway, no NAT. Any other route is
 //! drift and is removed.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{ResourceType, Route};
 
-use super::ec2::{at_most_one, filter, ours, tag_spec};
-use super::subnet::indexed_id;
-use super::{Change, Ctx, Inputs, Observed, Outputs, Resource, UNKNOWN, outputs};
+use super::ec2::{filter, pick, stack_filter, tag_spec};
+use super::{Change, Ctx, Dep, Drift, Id, Inputs, Resource, subnet, vpc};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, ErrorKind, Result};
 use crate::wait::{Backoff, retry};
 
+/// `route-table-{index}`: the table of `subnet-{index}`.
+pub const fn id(index: u8) -> Id<LiveRouteTable> {
+    Id::indexed("route-table", index)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteTable {
-    pub index: usize,
+    pub index: u8,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,10 +65,40 @@ pub struct LiveRouteTable {
     pub id: String,
     pub vpc_id: String,
     pub routes: Vec<LiveRoute>,
-    /// The association id of our subnet with this table, if associated.
-    pub association_id: Option<String>,
-    /// The subnet's association with another table (only looked up when ours is missing).
+    /// The table's explicit associations: (subnet id, association id).
+    pub associations: Vec<(String, String)>,
+    /// Our subnet's association with another table (looked up only when ours is missing).
     pub other_association: Option<OtherAssociation>,
+}
+
+impl LiveRouteTable {
+    fn association_with(&self, subnet_id: &str) -> Option<&str> {
+        self.associations.iter().find(|(s, _)| s == subnet_id).map(|(_, a)| a.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteTableChange {
+    /// Immutable: a new table.
+    Vpc { desired: String, live: String },
+    /// A route an isolated subnet must not have.
+    ExtraRoute(LiveRoute),
+    /// The subnet is not associated with the table.
+    Association { subnet_id: String, now: String },
+}
+
+impl Drift for RouteTableChange {
+    fn show(&self) -> Change {
+        match self {
+            RouteTableChange::Vpc { desired, live } => Change::replace("vpc", desired, live),
+            RouteTableChange::ExtraRoute(r) => {
+                Change::update(format!("route {}", r.destination), "absent", format!("→ {}", r.target))
+            }
+            RouteTableChange::Association { subnet_id, now } => {
+                Change::update("association", format!("associated with {subnet_id}"), now)
+            }
+        }
+    }
 }
 
 /// The routes an isolated subnet may have: the VPC's own `local` route(s), and gateway-endpoint
@@ -73,20 +108,20 @@ pub fn route_allowed(route: &LiveRoute) -> bool {
         || (matches!(route.destination, Destination::PrefixList(_)) && route.target.starts_with("vpce-"))
 }
 
-pub fn diff(desired: &DesiredRouteTable, live: &LiveRouteTable) -> Vec<Change> {
+pub fn diff(desired: &DesiredRouteTable, live: &LiveRouteTable) -> Vec<RouteTableChange> {
     let mut changes = Vec::new();
     if desired.vpc_id != live.vpc_id {
-        changes.push(Change::replace("vpc", &desired.vpc_id, &live.vpc_id));
+        changes.push(RouteTableChange::Vpc { desired: desired.vpc_id.clone(), live: live.vpc_id.clone() });
     }
     for route in live.routes.iter().filter(|r| !route_allowed(r)) {
-        changes.push(Change::update(format!("route {}", route.destination), "absent", format!("→ {}", route.target)));
+        changes.push(RouteTableChange::ExtraRoute(route.clone()));
     }
-    if live.association_id.is_none() {
+    if live.association_with(&desired.subnet_id).is_none() {
         let now = match &live.other_association {
             Some(other) => format!("associated with {}", other.route_table_id),
             None => "not associated".to_string(),
         };
-        changes.push(Change::update("association", format!("associated with {}", desired.subnet_id), now));
+        changes.push(RouteTableChange::Association { subnet_id: desired.subnet_id.clone(), now });
     }
     changes
 }
@@ -127,56 +162,47 @@ fn live_route(r: &Route) -> Option<LiveRoute> {
 /// InvalidRouteTableID.NotFound for a moment.
 const JUST_CREATED: Duration = Duration::from_secs(60);
 
-impl RouteTable {
-    fn resource_id(&self) -> &'static str {
-        indexed_id("route-table", self.index)
-    }
-
-    fn subnet_resource(&self) -> &'static str {
-        indexed_id("subnet", self.index)
-    }
-
-    fn desired(&self, inputs: &Inputs) -> Result<DesiredRouteTable> {
-        Ok(DesiredRouteTable {
-            vpc_id: inputs.desired("vpc", "id")?.to_string(),
-            subnet_id: inputs.desired(self.subnet_resource(), "id")?.to_string(),
-        })
-    }
-
-    /// Our route table and its association with `subnet_id`. While observing a stack whose
-    /// subnet does not exist ([`UNKNOWN`]), there is no association to look for.
-    async fn find(&self, ctx: &Ctx, subnet_id: &str) -> Result<Option<LiveRouteTable>> {
-        let id = self.resource_id();
+/// The stack's route tables, with their routes and associations (one read per run).
+async fn stack_route_tables(ctx: &Ctx) -> Result<Arc<Vec<aws_sdk_ec2::types::RouteTable>>> {
+    ctx.once("ec2:DescribeRouteTables", || async {
         let out = ctx
             .aws
             .ec2
             .describe_route_tables()
-            .set_filters(Some(ours(ctx, id)))
+            .filters(stack_filter(ctx))
             .send()
             .await
             .aws("EC2", "DescribeRouteTables")?;
-        let Some(rt) = at_most_one(out.route_tables().to_vec(), "route table", id)? else {
-            return Ok(None);
-        };
-        let association_id = rt
+        Ok(out.route_tables().to_vec())
+    })
+    .await
+}
+
+fn live_table(rt: &aws_sdk_ec2::types::RouteTable) -> LiveRouteTable {
+    LiveRouteTable {
+        id: rt.route_table_id().unwrap_or_default().to_string(),
+        vpc_id: rt.vpc_id().unwrap_or_default().to_string(),
+        routes: rt.routes().iter().filter_map(live_route).collect(),
+        associations: rt
             .associations()
             .iter()
-            .find(|a| a.subnet_id() == Some(subnet_id))
-            .and_then(|a| a.route_table_association_id())
-            .map(str::to_string);
-        let rt_id = rt.route_table_id().unwrap_or_default().to_string();
-        let other_association = match association_id {
-            Some(_) => None,
-            None if subnet_id == UNKNOWN => None,
-            None => self.subnet_association(ctx, subnet_id).await?.filter(|o| o.route_table_id != rt_id),
-        };
-        Ok(Some(LiveRouteTable {
-            id: rt_id,
-            vpc_id: rt.vpc_id().unwrap_or_default().to_string(),
-            routes: rt.routes().iter().filter_map(live_route).collect(),
-            association_id,
-            other_association,
-        }))
+            .filter(|a| !a.main().unwrap_or(false))
+            .filter_map(|a| Some((a.subnet_id()?.to_string(), a.route_table_association_id()?.to_string())))
+            .collect(),
+        other_association: None,
+    }
+}
+
+impl RouteTable {
+    fn name(&self) -> super::Name {
+        id(self.index).name()
+    }
+
+    fn desired(&self, inputs: &Inputs) -> Result<DesiredRouteTable> {
+        Ok(DesiredRouteTable {
+            vpc_id: inputs.get(vpc::ID)?.id.clone(),
+            subnet_id: inputs.get(subnet::id(self.index))?.id.clone(),
+        })
     }
 
     /// The subnet's explicit association, whatever table it is with.
@@ -200,64 +226,44 @@ impl RouteTable {
 
     /// Associate the subnet with our table: a subnet has at most one explicit association, so
     /// if it is with another table, move it (ReplaceRouteTableAssociation).
-    async fn associate(
-        &self,
-        ctx: &Ctx,
-        rt_id: &str,
-        subnet_id: &str,
-        other: Option<&OtherAssociation>,
-    ) -> Result<String> {
+    async fn associate(&self, ctx: &Ctx, rt_id: &str, subnet_id: &str) -> Result<String> {
+        let other = self.subnet_association(ctx, subnet_id).await?.filter(|o| o.route_table_id != rt_id);
         let deadline = JUST_CREATED.min(ctx.timeouts.resource_ready);
         let what = format!("route table {rt_id} to be visible");
+        let backoff = Backoff::new(1000, 5000);
         match other {
             Some(other) => {
                 ctx.progress(
-                    self.resource_id(),
+                    self.name(),
                     format!(
                         "subnet {subnet_id} is associated with route table {}: moving it to {rt_id}",
                         other.route_table_id
                     ),
                 );
-                let out = retry(
-                    ctx,
-                    self.resource_id(),
-                    &what,
-                    &[ErrorKind::NotFound],
-                    deadline,
-                    Backoff::new(1000, 5000),
-                    || async {
-                        ctx.aws
-                            .ec2
-                            .replace_route_table_association()
-                            .association_id(&other.association_id)
-                            .route_table_id(rt_id)
-                            .send()
-                            .await
-                            .aws("EC2", "ReplaceRouteTableAssociation")
-                    },
-                )
+                let out = retry(ctx, self.name(), &what, &[ErrorKind::NotFound], deadline, backoff, || async {
+                    ctx.aws
+                        .ec2
+                        .replace_route_table_association()
+                        .association_id(&other.association_id)
+                        .route_table_id(rt_id)
+                        .send()
+                        .await
+                        .aws("EC2", "ReplaceRouteTableAssociation")
+                })
                 .await?;
                 Ok(out.new_association_id().unwrap_or_default().to_string())
             }
             None => {
-                let out = retry(
-                    ctx,
-                    self.resource_id(),
-                    &what,
-                    &[ErrorKind::NotFound],
-                    deadline,
-                    Backoff::new(1000, 5000),
-                    || async {
-                        ctx.aws
-                            .ec2
-                            .associate_route_table()
-                            .route_table_id(rt_id)
-                            .subnet_id(subnet_id)
-                            .send()
-                            .await
-                            .aws("EC2", "AssociateRouteTable")
-                    },
-                )
+                let out = retry(ctx, self.name(), &what, &[ErrorKind::NotFound], deadline, backoff, || async {
+                    ctx.aws
+                        .ec2
+                        .associate_route_table()
+                        .route_table_id(rt_id)
+                        .subnet_id(subnet_id)
+                        .send()
+                        .await
+                        .aws("EC2", "AssociateRouteTable")
+                })
                 .await?;
                 Ok(out.association_id().unwrap_or_default().to_string())
             }
@@ -271,127 +277,119 @@ impl RouteTable {
             Destination::Ipv6Cidr(c) => req.destination_ipv6_cidr_block(c),
             Destination::PrefixList(p) => req.destination_prefix_list_id(p),
         };
-        match req.send().await.aws("EC2", "DeleteRoute") {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(e),
-        }
+        crate::error::gone_is_ok(req.send().await.aws("EC2", "DeleteRoute"))
     }
 }
 
 #[async_trait]
 impl Resource for RouteTable {
-    fn id(&self) -> &str {
-        self.resource_id()
+    type Live = LiveRouteTable;
+    type Change = RouteTableChange;
+
+    fn id(&self) -> Id<LiveRouteTable> {
+        id(self.index)
     }
 
     fn kind(&self) -> &'static str {
         "route table"
     }
 
-    fn deps(&self) -> Vec<String> {
-        vec!["vpc".to_string(), self.subnet_resource().to_string()]
+    fn deps(&self) -> Vec<Dep> {
+        vec![Dep::on(vpc::ID), Dep::on(subnet::id(self.index))]
     }
 
-    async fn observe(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Observed> {
-        let desired = self.desired(inputs)?;
-        Ok(match self.find(ctx, &desired.subnet_id).await? {
-            None => Observed::Missing,
-            Some(live) => Observed::Present {
-                changes: diff(&desired, &live),
-                outputs: outputs([("id", live.id), ("association_id", live.association_id.unwrap_or_default())]),
-            },
-        })
+    fn create_rounds(&self) -> u32 {
+        3 // CreateRouteTable, the subnet's current association, AssociateRouteTable
     }
 
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Outputs> {
+    async fn observe(&self, ctx: &Ctx) -> Result<Option<LiveRouteTable>> {
+        let (tables, subnets) = tokio::try_join!(stack_route_tables(ctx), subnet::stack_subnets(ctx))?;
+        let Some(rt) = pick(ctx, &tables, |t| t.tags(), "route table", self.name())? else { return Ok(None) };
+        let mut live = live_table(&rt);
+        // Our subnet not associated with it: with which table is it, then? (drift only)
+        let subnet = pick(ctx, &subnets, |s| s.tags(), "subnet", subnet::id(self.index).name())?;
+        if let Some(subnet_id) = subnet.as_ref().and_then(|s| s.subnet_id())
+            && live.association_with(subnet_id).is_none()
+        {
+            live.other_association =
+                self.subnet_association(ctx, subnet_id).await?.filter(|o| o.route_table_id != live.id);
+        }
+        Ok(Some(live))
+    }
+
+    fn diff(&self, _ctx: &Ctx, inputs: &Inputs, live: &LiveRouteTable) -> Result<Vec<RouteTableChange>> {
+        Ok(diff(&self.desired(inputs)?, live))
+    }
+
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<LiveRouteTable> {
         let desired = self.desired(inputs)?;
         let out = ctx
             .aws
             .ec2
             .create_route_table()
             .vpc_id(&desired.vpc_id)
-            .tag_specifications(tag_spec(ctx, self.resource_id(), ResourceType::RouteTable))
+            .tag_specifications(tag_spec(ctx, self.name(), ResourceType::RouteTable))
             .send()
             .await
             .aws("EC2", "CreateRouteTable")?;
-        let rt_id = out.route_table().and_then(|r| r.route_table_id()).unwrap_or_default().to_string();
+        let rt = out.route_table().ok_or_else(|| Error::other("EC2 CreateRouteTable returned no route table"))?;
+        let mut live = live_table(rt);
         // A fresh subnet has no explicit association, but one made by hand (or by an earlier
         // table of ours that was replaced) must be moved, not duplicated.
-        let other = self.subnet_association(ctx, &desired.subnet_id).await?;
-        let association_id = self.associate(ctx, &rt_id, &desired.subnet_id, other.as_ref()).await?;
-        Ok(outputs([("id", rt_id), ("association_id", association_id)]))
+        let association_id = self.associate(ctx, &live.id, &desired.subnet_id).await?;
+        live.associations.push((desired.subnet_id, association_id));
+        Ok(live)
     }
 
-    async fn update(&self, ctx: &Ctx, inputs: &Inputs, live: &Outputs, changes: &[Change]) -> Result<Outputs> {
-        if let Some(c) = changes.iter().find(|c| c.replace) {
-            return Err(Error::other(format!("cannot update route table field `{}` in place", c.field)));
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        _inputs: &Inputs,
+        live: &LiveRouteTable,
+        changes: &[RouteTableChange],
+    ) -> Result<LiveRouteTable> {
+        let mut live = live.clone();
+        for change in changes {
+            match change {
+                RouteTableChange::ExtraRoute(route) => {
+                    ctx.progress(self.name(), format!("removing route {} → {}", route.destination, route.target));
+                    self.delete_route(ctx, &live.id, route).await?;
+                    live.routes.retain(|r| r != route);
+                }
+                RouteTableChange::Association { subnet_id, .. } => {
+                    let association_id = self.associate(ctx, &live.id, subnet_id).await?;
+                    live.associations.push((subnet_id.clone(), association_id));
+                    live.other_association = None;
+                }
+                // The executor refuses replacements before calling update.
+                RouteTableChange::Vpc { .. } => {}
+            }
         }
-        // Act on a fresh read rather than on the change texts: the routes and associations to
-        // fix are whatever is there now.
-        let desired = self.desired(inputs)?;
-        let Some(current) = self.find(ctx, &desired.subnet_id).await? else {
-            return Err(Error::other(format!("route table {} disappeared during the update", live["id"])));
-        };
-        for route in current.routes.iter().filter(|r| !route_allowed(r)) {
-            ctx.progress(self.resource_id(), format!("removing route {} → {}", route.destination, route.target));
-            self.delete_route(ctx, &current.id, route).await?;
-        }
-        let association_id = match current.association_id {
-            Some(a) => a,
-            None => self.associate(ctx, &current.id, &desired.subnet_id, current.other_association.as_ref()).await?,
-        };
-        Ok(outputs([("id", current.id), ("association_id", association_id)]))
+        Ok(live)
     }
 
-    async fn delete(&self, ctx: &Ctx, live: &Outputs) -> Result<()> {
-        let rt_id = &live["id"];
-        // Disassociate whatever is associated now (the association id in `live` may be stale).
-        let out = match ctx
-            .aws
-            .ec2
-            .describe_route_tables()
-            .route_table_ids(rt_id)
-            .send()
-            .await
-            .aws("EC2", "DescribeRouteTables")
-        {
-            Ok(out) => out,
-            Err(e) if e.is_not_found() => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        let associations: Vec<String> = out
-            .route_tables()
-            .iter()
-            .flat_map(|rt| rt.associations())
-            .filter(|a| !a.main().unwrap_or(false))
-            .filter_map(|a| a.route_table_association_id().map(str::to_string))
-            .collect();
-        for association_id in associations {
-            match ctx
+    async fn delete(&self, ctx: &Ctx, live: &LiveRouteTable) -> Result<()> {
+        for (_, association_id) in &live.associations {
+            let res = ctx
                 .aws
                 .ec2
                 .disassociate_route_table()
-                .association_id(&association_id)
+                .association_id(association_id)
                 .send()
                 .await
-                .aws("EC2", "DisassociateRouteTable")
-            {
-                Ok(_) => {}
-                Err(e) if e.is_not_found() => {}
-                Err(e) => return Err(e),
-            }
+                .aws("EC2", "DisassociateRouteTable");
+            crate::error::gone_is_ok(res)?;
         }
         // A disassociation can take a moment to be seen by DeleteRouteTable (DependencyViolation).
         let res = retry(
             ctx,
-            self.resource_id(),
+            self.name(),
             "the route table's associations to go",
             &[ErrorKind::Conflict],
             ctx.timeouts.resource_ready,
             Backoff::new(1000, 10000),
             || async {
-                ctx.aws.ec2.delete_route_table().route_table_id(rt_id).send().await.aws("EC2", "DeleteRouteTable")
+                ctx.aws.ec2.delete_route_table().route_table_id(&live.id).send().await.aws("EC2", "DeleteRouteTable")
             },
         )
         .await;
@@ -419,7 +417,7 @@ mod tests {
                 route(Destination::Cidr("10.1.0.0/16".into()), "local"),
                 route(Destination::PrefixList("pl-1".into()), "vpce-1"),
             ],
-            association_id: Some("rtbassoc-1".into()),
+            associations: vec![("subnet-1".into(), "rtbassoc-1".into())],
             other_association: None,
         }
     }
@@ -445,7 +443,7 @@ mod tests {
         for r in extra {
             let mut l = live();
             l.routes.push(r.clone());
-            let changes = diff(&desired(), &l);
+            let changes: Vec<Change> = diff(&desired(), &l).iter().map(Drift::show).collect();
             assert_eq!(changes.len(), 1, "{r:?}");
             assert_eq!(changes[0].field, format!("route {}", r.destination));
             assert!(!changes[0].replace);
@@ -455,11 +453,14 @@ mod tests {
     #[test]
     fn missing_association_is_an_update_and_names_the_other_table() {
         let mut l = live();
-        l.association_id = None;
-        let changes = diff(&desired(), &l);
+        l.associations.clear();
+        let changes: Vec<Change> = diff(&desired(), &l).iter().map(Drift::show).collect();
         assert_eq!(changes, vec![Change::update("association", "associated with subnet-1", "not associated")]);
         l.other_association = Some(OtherAssociation { route_table_id: "rtb-9".into(), association_id: "a-9".into() });
-        assert_eq!(diff(&desired(), &l)[0].live, "associated with rtb-9");
+        assert_eq!(diff(&desired(), &l)[0].show().live, "associated with rtb-9");
+        // Associated with another subnet only: still not ours.
+        l.associations = vec![("subnet-2".into(), "rtbassoc-2".into())];
+        assert!(matches!(diff(&desired(), &l)[0], RouteTableChange::Association { .. }));
     }
 
     #[test]
@@ -468,6 +469,6 @@ mod tests {
         l.vpc_id = "vpc-2".into();
         let changes = diff(&desired(), &l);
         assert_eq!(changes.len(), 1);
-        assert!(changes[0].replace);
+        assert!(changes[0].show().replace);
     }
 }

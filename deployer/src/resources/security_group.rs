@@ -7,14 +7,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{IpPermission, PrefixListId, ResourceType, SecurityGroupRule};
 
-use super::ec2::{at_most_one, filter, ours, tag_spec};
-use super::vpc_endpoint::dynamodb_prefix_list_id;
-use super::{Change, Ctx, Inputs, Observed, Outputs, Resource, outputs};
+use super::ec2::{filter, pick, stack_filter, tag_spec};
+use super::vpc_endpoint::{dynamodb_prefix_list_id, known_prefix_list_id};
+use super::{Change, Ctx, Dep, Id, Inputs, Resource, vpc};
 use crate::aws::AwsResultExt;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{ErrorKind, Result};
 use crate::wait::{Backoff, retry};
 
-pub const ID: &str = "function-sg";
+pub const ID: Id<LiveGroup> = Id::new("function-sg");
 pub const DESCRIPTION: &str = "movies-stack: Lambda function (egress 443 to DynamoDB only)";
 const HTTPS: i32 = 443;
 
@@ -141,42 +141,35 @@ fn live_rule(r: &SecurityGroupRule) -> LiveRule {
 /// Right after CreateSecurityGroup, EC2's eventual consistency can answer InvalidGroup.NotFound.
 const JUST_CREATED: Duration = Duration::from_secs(60);
 
-impl FunctionSecurityGroup {
-    async fn desired(&self, ctx: &Ctx, inputs: &Inputs) -> Result<DesiredGroup> {
-        Ok(DesiredGroup {
-            name: format!("{}-function", ctx.stack),
-            description: DESCRIPTION.to_string(),
-            vpc_id: inputs.desired("vpc", "id")?.to_string(),
-            prefix_list_id: dynamodb_prefix_list_id(ctx).await?,
-        })
-    }
-
-    async fn find(&self, ctx: &Ctx) -> Result<Option<LiveGroup>> {
+/// The stack's security groups (one read per run).
+async fn stack_groups(ctx: &Ctx) -> Result<std::sync::Arc<Vec<aws_sdk_ec2::types::SecurityGroup>>> {
+    ctx.once("ec2:DescribeSecurityGroups", || async {
         let out = ctx
             .aws
             .ec2
             .describe_security_groups()
-            .set_filters(Some(ours(ctx, ID)))
+            .filters(stack_filter(ctx))
             .send()
             .await
             .aws("EC2", "DescribeSecurityGroups")?;
-        let Some(g) = at_most_one(out.security_groups().to_vec(), "security group", ID)? else {
-            return Ok(None);
-        };
-        let id = g.group_id().unwrap_or_default().to_string();
-        Ok(Some(LiveGroup {
-            rules: rules(ctx, &id).await?,
-            id,
-            name: g.group_name().unwrap_or_default().to_string(),
-            description: g.description().unwrap_or_default().to_string(),
-            vpc_id: g.vpc_id().unwrap_or_default().to_string(),
-        }))
+        Ok(out.security_groups().to_vec())
+    })
+    .await
+}
+
+impl FunctionSecurityGroup {
+    fn desired(&self, ctx: &Ctx, inputs: &Inputs, prefix_list_id: &str) -> Result<DesiredGroup> {
+        Ok(DesiredGroup {
+            name: format!("{}-function", ctx.stack),
+            description: DESCRIPTION.to_string(),
+            vpc_id: inputs.get(vpc::ID)?.id.clone(),
+            prefix_list_id: prefix_list_id.to_string(),
+        })
     }
 
     /// Make the rules exactly ours: authorize first (so the function never loses its way to
     /// DynamoDB), then revoke the rest by rule id.
-    async fn reconcile_rules(&self, ctx: &Ctx, group_id: &str, desired: &DesiredGroup) -> Result<()> {
-        let plan = plan_rules(desired, &rules(ctx, group_id).await?);
+    async fn apply_rules(&self, ctx: &Ctx, group_id: &str, desired: &DesiredGroup, plan: &RulePlan) -> Result<()> {
         if plan.authorize_https {
             let permission = IpPermission::builder()
                 .ip_protocol("tcp")
@@ -263,7 +256,10 @@ async fn rules(ctx: &Ctx, group_id: &str) -> Result<Vec<LiveRule>> {
 
 #[async_trait]
 impl Resource for FunctionSecurityGroup {
-    fn id(&self) -> &str {
+    type Live = LiveGroup;
+    type Change = Change;
+
+    fn id(&self) -> Id<LiveGroup> {
         ID
     }
 
@@ -271,20 +267,34 @@ impl Resource for FunctionSecurityGroup {
         "security group"
     }
 
-    fn deps(&self) -> Vec<String> {
-        vec!["vpc".to_string()]
+    fn deps(&self) -> Vec<Dep> {
+        vec![Dep::on(vpc::ID)]
     }
 
-    async fn observe(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Observed> {
-        let Some(live) = self.find(ctx).await? else {
-            return Ok(Observed::Missing);
-        };
-        let desired = self.desired(ctx, inputs).await?;
-        Ok(Observed::Present { changes: diff(&desired, &live), outputs: outputs([("id", live.id)]) })
+    fn create_rounds(&self) -> u32 {
+        4 // the same-name check, CreateSecurityGroup, its rules, then authorize and revoke
     }
 
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Outputs> {
-        let desired = self.desired(ctx, inputs).await?;
+    async fn observe(&self, ctx: &Ctx) -> Result<Option<LiveGroup>> {
+        // The prefix list is read now too, in the sweep: `diff` needs it.
+        let (groups, _) = tokio::try_join!(stack_groups(ctx), dynamodb_prefix_list_id(ctx))?;
+        let Some(g) = pick(ctx, &groups, |g| g.tags(), "security group", ID.name())? else { return Ok(None) };
+        let id = g.group_id().unwrap_or_default().to_string();
+        Ok(Some(LiveGroup {
+            rules: rules(ctx, &id).await?,
+            id,
+            name: g.group_name().unwrap_or_default().to_string(),
+            description: g.description().unwrap_or_default().to_string(),
+            vpc_id: g.vpc_id().unwrap_or_default().to_string(),
+        }))
+    }
+
+    fn diff(&self, ctx: &Ctx, inputs: &Inputs, live: &LiveGroup) -> Result<Vec<Change>> {
+        Ok(diff(&self.desired(ctx, inputs, &known_prefix_list_id(ctx)?)?, live))
+    }
+
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<LiveGroup> {
+        let desired = self.desired(ctx, inputs, &dynamodb_prefix_list_id(ctx).await?)?;
         // Names are unique per VPC. Observe found no group with our tags, so a group with our
         // name belongs to someone else: never adopt it.
         let same_name = ctx
@@ -306,7 +316,7 @@ impl Resource for FunctionSecurityGroup {
             .group_name(&desired.name)
             .description(&desired.description)
             .vpc_id(&desired.vpc_id)
-            .tag_specifications(tag_spec(ctx, ID, ResourceType::SecurityGroup))
+            .tag_specifications(tag_spec(ctx, ID.name(), ResourceType::SecurityGroup))
             .send()
             .await
             .aws("EC2", "CreateSecurityGroup")?;
@@ -321,24 +331,30 @@ impl Resource for FunctionSecurityGroup {
             &[ErrorKind::NotFound],
             deadline,
             Backoff::new(1000, 5000),
-            || self.reconcile_rules(ctx, &group_id, &desired),
+            || async {
+                let plan = plan_rules(&desired, &rules(ctx, &group_id).await?);
+                self.apply_rules(ctx, &group_id, &desired, &plan).await
+            },
         )
         .await?;
-        Ok(outputs([("id", group_id)]))
+        Ok(LiveGroup {
+            id: group_id,
+            name: desired.name,
+            description: desired.description,
+            vpc_id: desired.vpc_id,
+            rules: Vec::new(),
+        })
     }
 
-    async fn update(&self, ctx: &Ctx, inputs: &Inputs, live: &Outputs, changes: &[Change]) -> Result<Outputs> {
-        if let Some(c) = changes.iter().find(|c| c.replace) {
-            return Err(Error::other(format!("cannot update security group field `{}` in place", c.field)));
-        }
-        // Rules are re-read: act on what is there now, by rule id.
-        let desired = self.desired(ctx, inputs).await?;
-        self.reconcile_rules(ctx, &live["id"], &desired).await?;
+    async fn update(&self, ctx: &Ctx, inputs: &Inputs, live: &LiveGroup, _changes: &[Change]) -> Result<LiveGroup> {
+        // The rules to revoke and to add follow from the live rules, by rule id.
+        let desired = self.desired(ctx, inputs, &known_prefix_list_id(ctx)?)?;
+        self.apply_rules(ctx, &live.id, &desired, &plan_rules(&desired, &live.rules)).await?;
         Ok(live.clone())
     }
 
-    async fn delete(&self, ctx: &Ctx, live: &Outputs) -> Result<()> {
-        let group_id = &live["id"];
+    async fn delete(&self, ctx: &Ctx, live: &LiveGroup) -> Result<()> {
+        let group_id = &live.id;
         // The function's Hyperplane ENIs keep using the group long after DeleteFunction (P99
         // ~35 min, 40-60 min reported: hashicorp/terraform-provider-aws#10329, #32130); until
         // they are released DeleteSecurityGroup answers DependencyViolation.
@@ -353,7 +369,7 @@ impl Resource for FunctionSecurityGroup {
             Backoff::new(5000, 30000),
             || async {
                 // Delete the ENIs Lambda has released, then try the group.
-                super::ec2::release_lambda_enis(ctx, ID, "group-id", group_id).await?;
+                super::ec2::release_lambda_enis(ctx, ID.name(), "group-id", group_id).await?;
                 ctx.aws.ec2.delete_security_group().group_id(group_id).send().await.aws("EC2", "DeleteSecurityGroup")
             },
         )

@@ -9,15 +9,16 @@
 //! hashicorp/terraform#6613).
 
 use async_trait::async_trait;
-use aws_sdk_apigateway::types::PatchOperation;
+use aws_sdk_apigateway::types::{Deployment, PatchOperation};
 
-use super::apigw::{SERVICE, dns_suffix, found, gone_is_ok, pace, replace};
-use super::{Change, Ctx, Inputs, Observed, Outputs, Resource, outputs};
+use super::apigw::{self, SERVICE, call, dns_suffix, found, gone_is_ok, replace, tag_pairs};
+use super::{
+    Change, Ctx, Dep, Drift, Id, Inputs, Resource, account_role, at_most_one, log_group, permission, rest_api,
+};
 use crate::aws::AwsResultExt;
 use crate::error::Result;
-use crate::wait::apigw_write;
 
-pub const ID: &str = "stage";
+pub const ID: Id<LiveStage> = Id::new("stage");
 
 /// One JSON object per request, on one line (CloudWatch Logs Insights parses it as JSON).
 /// Values are strings so that an empty context variable (`-`) never makes the line invalid JSON.
@@ -41,6 +42,8 @@ const DESCRIPTION_PREFIX: &str = "movies-stack definition ";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stage {
     pub stage_name: String,
+    /// The access-log group's name.
+    pub access_log_group: String,
 }
 
 /// What the stage must look like, from the stage's config and its dependencies' outputs.
@@ -54,6 +57,10 @@ pub struct DesiredStage {
 /// The live stage, as far as we compare it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LiveStage {
+    pub api_id: String,
+    pub name: String,
+    /// `https://{api}.execute-api.{region}.amazonaws.com/{stage}/`
+    pub url: String,
     pub deployment_id: String,
     /// The description of the deployment the stage points at (None: deployment not found).
     pub deployment_description: Option<String>,
@@ -73,129 +80,114 @@ pub fn log_group_arn(arn: &str) -> &str {
     arn.strip_suffix(":*").unwrap_or(arn)
 }
 
-pub fn diff(desired: &DesiredStage, live: &LiveStage) -> Vec<Change> {
+/// One difference of the stage; all but `Deployment` are one patch of one UpdateStage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StageChange {
+    /// The stage serves another definition than the API's: redeploy.
+    Deployment(Change),
+    Tracing,
+    AccessLogDestination(Change),
+    AccessLogFormat(Change),
+    Metrics,
+}
+
+impl Drift for StageChange {
+    fn show(&self) -> Change {
+        match self {
+            StageChange::Deployment(c) | StageChange::AccessLogDestination(c) | StageChange::AccessLogFormat(c) => {
+                c.clone()
+            }
+            StageChange::Tracing => Change::update("tracing_enabled", true, false),
+            StageChange::Metrics => Change::update("metrics_enabled", true, false),
+        }
+    }
+}
+
+pub fn diff(desired: &DesiredStage, live: &LiveStage) -> Vec<StageChange> {
     let mut changes = Vec::new();
     let live_hash = live.deployment_description.as_deref().and_then(|d| d.strip_prefix(DESCRIPTION_PREFIX));
     if live_hash != Some(desired.definition_hash.as_str()) {
-        changes.push(Change::update(
+        changes.push(StageChange::Deployment(Change::update(
             "deployment",
             &desired.definition_hash,
             live_hash.map(str::to_string).unwrap_or_else(|| format!("{} (not ours)", live.deployment_id)),
-        ));
+        )));
     }
     if !live.tracing_enabled {
-        changes.push(Change::update("tracing_enabled", true, false));
+        changes.push(StageChange::Tracing);
     }
     let live_dest = live.access_log_destination.as_deref().map(log_group_arn);
     if live_dest != Some(log_group_arn(&desired.access_log_destination)) {
-        changes.push(Change::update(
+        changes.push(StageChange::AccessLogDestination(Change::update(
             "access_log_destination",
             log_group_arn(&desired.access_log_destination),
             live_dest.unwrap_or("none"),
-        ));
+        )));
     }
     if live.access_log_format.as_deref() != Some(ACCESS_LOG_FORMAT) {
-        changes.push(Change::update(
+        changes.push(StageChange::AccessLogFormat(Change::update(
             "access_log_format",
             ACCESS_LOG_FORMAT,
             live.access_log_format.as_deref().unwrap_or("none"),
-        ));
+        )));
     }
     if !live.metrics_enabled {
-        changes.push(Change::update("metrics_enabled", true, false));
+        changes.push(StageChange::Metrics);
     }
     changes
 }
 
 /// The UpdateStage patch operations (path, value) for the given changes; `deployment_id` is
 /// the deployment to point at when the `deployment` change is among them. Pure.
-pub fn stage_patches(changes: &[Change], desired: &DesiredStage, deployment_id: Option<&str>) -> Vec<(String, String)> {
-    let mut ops = Vec::new();
-    for change in changes {
-        match change.field.as_str() {
-            "deployment" => {
-                if let Some(id) = deployment_id {
-                    ops.push(("/deploymentId".to_string(), id.to_string()));
-                }
-            }
-            "tracing_enabled" => ops.push(("/tracingEnabled".to_string(), "true".to_string())),
-            "access_log_destination" => ops.push((
+pub fn stage_patches(
+    changes: &[StageChange],
+    desired: &DesiredStage,
+    deployment_id: Option<&str>,
+) -> Vec<(String, String)> {
+    changes
+        .iter()
+        .filter_map(|change| match change {
+            StageChange::Deployment(_) => deployment_id.map(|id| ("/deploymentId".to_string(), id.to_string())),
+            StageChange::Tracing => Some(("/tracingEnabled".to_string(), "true".to_string())),
+            StageChange::AccessLogDestination(_) => Some((
                 "/accessLogSettings/destinationArn".to_string(),
                 log_group_arn(&desired.access_log_destination).to_string(),
             )),
-            "access_log_format" => ops.push(("/accessLogSettings/format".to_string(), ACCESS_LOG_FORMAT.to_string())),
-            "metrics_enabled" => ops.push((format!("/{ALL_METHODS}/metrics/enabled"), "true".to_string())),
-            _ => {}
-        }
-    }
-    ops
+            StageChange::AccessLogFormat(_) => {
+                Some(("/accessLogSettings/format".to_string(), ACCESS_LOG_FORMAT.to_string()))
+            }
+            StageChange::Metrics => Some((format!("/{ALL_METHODS}/metrics/enabled"), "true".to_string())),
+        })
+        .collect()
 }
 
 impl Stage {
-    fn desired(&self, inputs: &Inputs) -> Result<DesiredStage> {
+    fn desired(&self, ctx: &Ctx, inputs: &Inputs) -> Result<DesiredStage> {
         Ok(DesiredStage {
-            definition_hash: inputs.desired("api", "definition_hash")?.to_string(),
-            access_log_destination: log_group_arn(inputs.desired("access-log-group", "arn")?).to_string(),
+            definition_hash: inputs.get(rest_api::ID)?.definition_hash.clone(),
+            access_log_destination: log_group::arn(ctx, &self.access_log_group),
         })
     }
 
-    fn outputs(&self, ctx: &Ctx, api_id: &str, deployment_id: &str) -> Outputs {
-        outputs([
-            ("name", self.stage_name.clone()),
-            ("api_id", api_id.to_string()),
-            ("deployment_id", deployment_id.to_string()),
-            (
-                "url",
-                format!(
-                    "https://{api_id}.execute-api.{}.{}/{}/",
-                    ctx.aws.region,
-                    dns_suffix(&ctx.aws.region),
-                    self.stage_name
-                ),
-            ),
-        ])
+    fn url(&self, ctx: &Ctx, api_id: &str) -> String {
+        format!("https://{api_id}.execute-api.{}.{}/{}/", ctx.aws.region, dns_suffix(&ctx.aws.region), self.stage_name)
     }
 
-    async fn read(&self, ctx: &Ctx, api_id: &str) -> Result<Option<LiveStage>> {
-        let res = ctx
-            .aws
-            .apigateway
-            .get_stage()
-            .rest_api_id(api_id)
-            .stage_name(&self.stage_name)
-            .send()
-            .await
-            .aws(SERVICE, "GetStage");
-        let Some(stage) = found(res)? else {
-            return Ok(None);
-        };
-        let deployment_id = stage.deployment_id().unwrap_or_default().to_string();
-        let deployment_description = if deployment_id.is_empty() {
-            None
-        } else {
-            let res = ctx
-                .aws
+    async fn deployments(&self, ctx: &Ctx, api_id: &str) -> Result<Vec<Deployment>> {
+        call(ctx, ID, "GetDeployments", || async {
+            ctx.aws
                 .apigateway
-                .get_deployment()
+                .get_deployments()
                 .rest_api_id(api_id)
-                .deployment_id(&deployment_id)
+                .limit(500)
+                .into_paginator()
+                .items()
                 .send()
+                .collect::<std::result::Result<Vec<_>, _>>()
                 .await
-                .aws(SERVICE, "GetDeployment");
-            found(res)?.map(|d| d.description().unwrap_or_default().to_string())
-        };
-        let logs = stage.access_log_settings();
-        Ok(Some(LiveStage {
-            deployment_id,
-            deployment_description,
-            tracing_enabled: stage.tracing_enabled(),
-            access_log_destination: logs.and_then(|l| l.destination_arn()).map(str::to_string),
-            access_log_format: logs.and_then(|l| l.format()).map(str::to_string),
-            metrics_enabled: stage
-                .method_settings()
-                .and_then(|m| m.get(ALL_METHODS))
-                .is_some_and(|s| s.metrics_enabled()),
-        }))
+                .aws(SERVICE, "GetDeployments")
+        })
+        .await
     }
 
     /// The deployment of this definition: an existing one with its description (left by a run
@@ -203,18 +195,7 @@ impl Stage {
     /// snapshots; one made from the same definition hash is as good as a new one.
     async fn deployment_for(&self, ctx: &Ctx, api_id: &str, definition_hash: &str) -> Result<String> {
         let description = deployment_description(definition_hash);
-        let existing: Vec<_> = ctx
-            .aws
-            .apigateway
-            .get_deployments()
-            .rest_api_id(api_id)
-            .limit(500)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .await
-            .aws(SERVICE, "GetDeployments")?;
+        let existing = self.deployments(ctx, api_id).await?;
         if let Some(d) = existing
             .iter()
             .filter(|d| d.description() == Some(description.as_str()))
@@ -224,8 +205,8 @@ impl Stage {
         }
         ctx.progress(ID, "deploying the API");
         // Without a stage name: CreateDeployment(stageName) would create the stage implicitly,
-        // untagged.
-        let out = apigw_write(ctx, ID, "CreateDeployment", pace::CREATE_DEPLOYMENT, || async {
+        // untagged. Limited to 1 request per 5 s: paced.
+        let out = call(ctx, ID, "CreateDeployment", || async {
             ctx.aws
                 .apigateway
                 .create_deployment()
@@ -244,7 +225,7 @@ impl Stage {
             return Ok(());
         }
         let ops: Vec<PatchOperation> = ops.into_iter().map(|(p, v)| replace(p, v)).collect();
-        apigw_write(ctx, ID, "UpdateStage", pace::WRITE, || async {
+        call(ctx, ID, "UpdateStage", || async {
             ctx.aws
                 .apigateway
                 .update_stage()
@@ -262,7 +243,10 @@ impl Stage {
 
 #[async_trait]
 impl Resource for Stage {
-    fn id(&self) -> &str {
+    type Live = LiveStage;
+    type Change = StageChange;
+
+    fn id(&self) -> Id<LiveStage> {
         ID
     }
 
@@ -270,42 +254,79 @@ impl Resource for Stage {
         "API stage"
     }
 
-    fn deps(&self) -> Vec<String> {
+    fn deps(&self) -> Vec<Dep> {
         // The account's CloudWatch role first: without it, access log settings fail with
         // "CloudWatch Logs role ARN must be set in account settings to enable logging".
         // The Lambda permission first: the stage serves traffic as soon as it exists.
-        ["api", "access-log-group", "apigw-account", "api-permission"].map(String::from).to_vec()
+        vec![Dep::on(rest_api::ID), Dep::on(log_group::ACCESS), Dep::on(account_role::ID), Dep::on(permission::ID)]
     }
 
-    async fn observe(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Observed> {
-        let desired = self.desired(inputs)?;
-        let api_id = inputs.get("api", "id")?;
-        Ok(match self.read(ctx, api_id).await? {
-            None => Observed::Missing,
-            Some(live) => {
-                let mut outputs = self.outputs(ctx, api_id, &live.deployment_id);
-                // Health, shown by `status`: is the stage serving the API as it is defined now?
-                let current = live.deployment_description.as_deref()
-                    == Some(deployment_description(&desired.definition_hash).as_str());
-                outputs.insert("serves_current_definition".into(), current.to_string());
-                Observed::Present { outputs, changes: diff(&desired, &live) }
-            }
-        })
+    fn create_rounds(&self) -> u32 {
+        4 // GetDeployments, CreateDeployment, CreateStage, UpdateStage
     }
 
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Outputs> {
-        let desired = self.desired(inputs)?;
-        let api_id = inputs.get("api", "id")?;
-        let deployment_id = self.deployment_for(ctx, api_id, &desired.definition_hash).await?;
-        apigw_write(ctx, ID, "CreateStage", pace::WRITE, || async {
+    async fn observe(&self, ctx: &Ctx) -> Result<Option<LiveStage>> {
+        // The stage lives in our API: no API, no stage (and no call).
+        let apis = apigw::rest_apis(ctx).await?;
+        let ours: Vec<_> = apis.iter().filter(|a| ctx.owns(rest_api::ID.name(), tag_pairs(a.tags()))).collect();
+        let Some(api) = at_most_one(ours, "REST API", rest_api::ID.name())? else { return Ok(None) };
+        let api_id = api.id().unwrap_or_default();
+        let stage = async {
+            found(
+                call(ctx, ID, "GetStage", || async {
+                    ctx.aws
+                        .apigateway
+                        .get_stage()
+                        .rest_api_id(api_id)
+                        .stage_name(&self.stage_name)
+                        .send()
+                        .await
+                        .aws(SERVICE, "GetStage")
+                })
+                .await,
+            )
+        };
+        let (stage, deployments) = tokio::try_join!(stage, self.deployments(ctx, api_id))?;
+        let Some(stage) = stage else { return Ok(None) };
+        let deployment_id = stage.deployment_id().unwrap_or_default().to_string();
+        let deployment_description = deployments
+            .iter()
+            .find(|d| d.id() == Some(deployment_id.as_str()))
+            .map(|d| d.description().unwrap_or_default().to_string());
+        let logs = stage.access_log_settings();
+        Ok(Some(LiveStage {
+            api_id: api_id.to_string(),
+            name: self.stage_name.clone(),
+            url: self.url(ctx, api_id),
+            deployment_id,
+            deployment_description,
+            tracing_enabled: stage.tracing_enabled(),
+            access_log_destination: logs.and_then(|l| l.destination_arn()).map(str::to_string),
+            access_log_format: logs.and_then(|l| l.format()).map(str::to_string),
+            metrics_enabled: stage
+                .method_settings()
+                .and_then(|m| m.get(ALL_METHODS))
+                .is_some_and(|s| s.metrics_enabled()),
+        }))
+    }
+
+    fn diff(&self, ctx: &Ctx, inputs: &Inputs, live: &LiveStage) -> Result<Vec<StageChange>> {
+        Ok(diff(&self.desired(ctx, inputs)?, live))
+    }
+
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<LiveStage> {
+        let desired = self.desired(ctx, inputs)?;
+        let api_id = inputs.get(rest_api::ID)?.id.clone();
+        let deployment_id = self.deployment_for(ctx, &api_id, &desired.definition_hash).await?;
+        call(ctx, ID, "CreateStage", || async {
             ctx.aws
                 .apigateway
                 .create_stage()
-                .rest_api_id(api_id)
+                .rest_api_id(&api_id)
                 .stage_name(&self.stage_name)
                 .deployment_id(&deployment_id)
                 .tracing_enabled(true)
-                .set_tags(Some(ctx.tag_map(ID)))
+                .set_tags(Some(ctx.tag_map(ID.name())))
                 .send()
                 .await
                 .aws(SERVICE, "CreateStage")
@@ -314,41 +335,52 @@ impl Resource for Stage {
         // Access logs and metrics cannot be set by CreateStage. A run killed before this call
         // leaves a stage whose `diff` shows them, and the next run's `update` sets them.
         let live = LiveStage {
+            api_id: api_id.clone(),
+            name: self.stage_name.clone(),
+            url: self.url(ctx, &api_id),
             deployment_id: deployment_id.clone(),
             deployment_description: Some(deployment_description(&desired.definition_hash)),
             tracing_enabled: true,
             ..LiveStage::default()
         };
         let ops = stage_patches(&diff(&desired, &live), &desired, None);
-        self.update_stage(ctx, api_id, ops).await?;
-        Ok(self.outputs(ctx, api_id, &deployment_id))
+        self.update_stage(ctx, &api_id, ops).await?;
+        Ok(LiveStage {
+            access_log_destination: Some(desired.access_log_destination),
+            access_log_format: Some(ACCESS_LOG_FORMAT.to_string()),
+            metrics_enabled: true,
+            ..live
+        })
     }
 
-    async fn update(&self, ctx: &Ctx, inputs: &Inputs, live: &Outputs, changes: &[Change]) -> Result<Outputs> {
-        let desired = self.desired(inputs)?;
-        let api_id = inputs.get("api", "id")?;
-        let mut deployment_id = live.get("deployment_id").cloned().unwrap_or_default();
-        let redeploy = changes.iter().any(|c| c.field == "deployment");
+    async fn update(&self, ctx: &Ctx, inputs: &Inputs, live: &LiveStage, changes: &[StageChange]) -> Result<LiveStage> {
+        let desired = self.desired(ctx, inputs)?;
+        let mut live = live.clone();
+        let redeploy = changes.iter().any(|c| matches!(c, StageChange::Deployment(_)));
         if redeploy {
-            deployment_id = self.deployment_for(ctx, api_id, &desired.definition_hash).await?;
+            live.deployment_id = self.deployment_for(ctx, &live.api_id, &desired.definition_hash).await?;
+            live.deployment_description = Some(deployment_description(&desired.definition_hash));
         }
         // One UpdateStage with every patch operation.
-        let ops = stage_patches(changes, &desired, redeploy.then_some(deployment_id.as_str()));
-        self.update_stage(ctx, api_id, ops).await?;
-        Ok(self.outputs(ctx, api_id, &deployment_id))
+        let ops = stage_patches(changes, &desired, redeploy.then_some(live.deployment_id.as_str()));
+        self.update_stage(ctx, &live.api_id, ops).await?;
+        Ok(LiveStage {
+            tracing_enabled: true,
+            access_log_destination: Some(desired.access_log_destination),
+            access_log_format: Some(ACCESS_LOG_FORMAT.to_string()),
+            metrics_enabled: true,
+            ..live
+        })
     }
 
-    async fn delete(&self, ctx: &Ctx, live: &Outputs) -> Result<()> {
-        let Some(api_id) = live.get("api_id") else {
-            return Ok(());
-        };
+    async fn delete(&self, ctx: &Ctx, live: &LiveStage) -> Result<()> {
         // Deployments go with the API.
         gone_is_ok(
-            apigw_write(ctx, ID, "DeleteStage", pace::WRITE, || async {
+            call(ctx, ID, "DeleteStage", || async {
                 ctx.aws
                     .apigateway
                     .delete_stage()
-                    .rest_api_id(api_id)
+                    .rest_api_id(&live.api_id)
                     .stage_name(&self.stage_name)
                     .send()
                     .await
@@ -356,6 +388,14 @@ impl Resource for Stage {
             })
             .await,
         )
+    }
+
+    fn health(&self, live: &LiveStage) -> Vec<(&'static str, String)> {
+        vec![("deployment_id", live.deployment_id.clone())]
+    }
+
+    fn outputs(&self, _ctx: &Ctx, live: &LiveStage) -> Vec<(&'static str, String)> {
+        vec![("ApiUrl", live.url.clone())]
     }
 }
 
@@ -371,6 +411,9 @@ mod tests {
 
     fn in_sync() -> LiveStage {
         LiveStage {
+            api_id: "a1".into(),
+            name: "prod".into(),
+            url: "https://a1.execute-api.us-east-1.amazonaws.com/prod/".into(),
             deployment_id: "d1".into(),
             deployment_description: Some(deployment_description("h1")),
             tracing_enabled: true,
@@ -380,8 +423,8 @@ mod tests {
         }
     }
 
-    fn fields(changes: &[Change]) -> Vec<&str> {
-        changes.iter().map(|c| c.field.as_str()).collect()
+    fn fields(changes: &[StageChange]) -> Vec<String> {
+        changes.iter().map(|c| c.show().field).collect()
     }
 
     #[test]

@@ -6,16 +6,22 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType};
 
-use super::ec2::{at_most_one, ours, tag_spec};
+use super::ec2::{pick, stack_filter, tag_spec};
+use super::vpc;
 use super::zones::{Zone, Zones};
-use super::{Change, Ctx, Inputs, Observed, Outputs, Resource, outputs};
+use super::{Change, Ctx, Dep, Drift, Id, Inputs, Resource};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, ErrorKind, Result};
 use crate::wait::{Backoff, retry};
 
+/// `subnet-{index}`.
+pub const fn id(index: u8) -> Id<LiveSubnet> {
+    Id::indexed("subnet", index)
+}
+
 #[derive(Debug, Clone)]
 pub struct Subnet {
-    pub index: usize,
+    pub index: u8,
     pub cidr: String,
     /// The stack's zone choice, shared by its subnets.
     pub zones: Arc<Zones>,
@@ -39,72 +45,67 @@ pub struct LiveSubnet {
     pub map_public_ip_on_launch: bool,
 }
 
-/// CIDR, AZ and VPC of a subnet are immutable in EC2: a difference means a new subnet.
-pub fn diff(desired: &DesiredSubnet, live: &LiveSubnet) -> Vec<Change> {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubnetChange {
+    /// CIDR, zone and VPC of a subnet are immutable in EC2: a difference means a new subnet.
+    Immutable(Change),
+    /// No public IPs on launch.
+    PublicIps,
+}
+
+impl Drift for SubnetChange {
+    fn show(&self) -> Change {
+        match self {
+            SubnetChange::Immutable(c) => c.clone(),
+            SubnetChange::PublicIps => Change::update("map_public_ip_on_launch", false, true),
+        }
+    }
+}
+
+pub fn diff(desired: &DesiredSubnet, live: &LiveSubnet) -> Vec<SubnetChange> {
     let mut changes = Vec::new();
     if desired.cidr != live.cidr {
-        changes.push(Change::replace("cidr", &desired.cidr, &live.cidr));
+        changes.push(SubnetChange::Immutable(Change::replace("cidr", &desired.cidr, &live.cidr)));
     }
     // By zone ID: the same name may be another physical zone in another account.
     if desired.az.id != live.az.id {
-        changes.push(Change::replace("availability_zone", &desired.az, &live.az));
+        changes.push(SubnetChange::Immutable(Change::replace("availability_zone", &desired.az, &live.az)));
     }
     if desired.vpc_id != live.vpc_id {
-        changes.push(Change::replace("vpc", &desired.vpc_id, &live.vpc_id));
+        changes.push(SubnetChange::Immutable(Change::replace("vpc", &desired.vpc_id, &live.vpc_id)));
     }
     if live.map_public_ip_on_launch {
-        changes.push(Change::update("map_public_ip_on_launch", false, true));
+        changes.push(SubnetChange::PublicIps);
     }
     changes
 }
 
-/// `"{prefix}-{index}"` as a `&'static str`: the ids of the indexed resources (subnets, route
-/// tables) are derived from their index, and `Resource::id` returns `&str`. Each distinct id is
-/// allocated once for the whole process.
-pub fn indexed_id(prefix: &'static str, index: usize) -> &'static str {
-    use std::collections::HashMap;
-    use std::sync::{Mutex, OnceLock};
-    static IDS: OnceLock<Mutex<HashMap<(&'static str, usize), &'static str>>> = OnceLock::new();
-    let mut ids = IDS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
-    ids.entry((prefix, index)).or_insert_with(|| Box::leak(format!("{prefix}-{index}").into_boxed_str()))
+/// The stack's subnets (one read per run; `zones.rs` reads it too).
+pub async fn stack_subnets(ctx: &Ctx) -> Result<Arc<Vec<aws_sdk_ec2::types::Subnet>>> {
+    ctx.once("ec2:DescribeSubnets", || async {
+        let out =
+            ctx.aws.ec2.describe_subnets().filters(stack_filter(ctx)).send().await.aws("EC2", "DescribeSubnets")?;
+        Ok(out.subnets().to_vec())
+    })
+    .await
+}
+
+fn live_subnet(s: &aws_sdk_ec2::types::Subnet) -> LiveSubnet {
+    LiveSubnet {
+        id: s.subnet_id().unwrap_or_default().to_string(),
+        cidr: s.cidr_block().unwrap_or_default().to_string(),
+        az: Zone {
+            name: s.availability_zone().unwrap_or_default().to_string(),
+            id: s.availability_zone_id().unwrap_or_default().to_string(),
+        },
+        vpc_id: s.vpc_id().unwrap_or_default().to_string(),
+        map_public_ip_on_launch: s.map_public_ip_on_launch().unwrap_or(false),
+    }
 }
 
 impl Subnet {
-    fn resource_id(&self) -> &'static str {
-        indexed_id("subnet", self.index)
-    }
-
-    async fn desired(&self, ctx: &Ctx, inputs: &Inputs) -> Result<DesiredSubnet> {
-        Ok(DesiredSubnet {
-            cidr: self.cidr.clone(),
-            az: self.zones.of(ctx, self.index).await?,
-            vpc_id: inputs.desired("vpc", "id")?.to_string(),
-        })
-    }
-
-    async fn find(&self, ctx: &Ctx) -> Result<Option<LiveSubnet>> {
-        let id = self.resource_id();
-        let out = ctx
-            .aws
-            .ec2
-            .describe_subnets()
-            .set_filters(Some(ours(ctx, id)))
-            .send()
-            .await
-            .aws("EC2", "DescribeSubnets")?;
-        let Some(s) = at_most_one(out.subnets().to_vec(), "subnet", id)? else {
-            return Ok(None);
-        };
-        Ok(Some(LiveSubnet {
-            id: s.subnet_id().unwrap_or_default().to_string(),
-            cidr: s.cidr_block().unwrap_or_default().to_string(),
-            az: Zone {
-                name: s.availability_zone().unwrap_or_default().to_string(),
-                id: s.availability_zone_id().unwrap_or_default().to_string(),
-            },
-            vpc_id: s.vpc_id().unwrap_or_default().to_string(),
-            map_public_ip_on_launch: s.map_public_ip_on_launch().unwrap_or(false),
-        }))
+    fn desired(&self, inputs: &Inputs, az: Zone) -> Result<DesiredSubnet> {
+        Ok(DesiredSubnet { cidr: self.cidr.clone(), az, vpc_id: inputs.get(vpc::ID)?.id.clone() })
     }
 
     async fn disable_public_ips(&self, ctx: &Ctx, subnet_id: &str) -> Result<()> {
@@ -120,38 +121,41 @@ impl Subnet {
     }
 }
 
-fn subnet_outputs(id: String, az: &Zone, cidr: String) -> Outputs {
-    outputs([("id", id), ("az", az.name.clone()), ("az_id", az.id.clone()), ("cidr", cidr)])
-}
-
 #[async_trait]
 impl Resource for Subnet {
-    fn id(&self) -> &str {
-        indexed_id("subnet", self.index)
+    type Live = LiveSubnet;
+    type Change = SubnetChange;
+
+    fn id(&self) -> Id<LiveSubnet> {
+        id(self.index)
     }
 
     fn kind(&self) -> &'static str {
         "subnet"
     }
 
-    fn deps(&self) -> Vec<String> {
-        vec!["vpc".to_string()]
+    fn deps(&self) -> Vec<Dep> {
+        vec![Dep::on(vpc::ID)]
     }
 
-    async fn observe(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Observed> {
-        let Some(live) = self.find(ctx).await? else {
-            return Ok(Observed::Missing);
-        };
-        let desired = self.desired(ctx, inputs).await?;
-        Ok(Observed::Present {
-            changes: diff(&desired, &live),
-            outputs: subnet_outputs(live.id.clone(), &live.az, live.cidr.clone()),
-        })
+    fn create_rounds(&self) -> u32 {
+        1
     }
 
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Outputs> {
-        let desired = self.desired(ctx, inputs).await?;
-        let id = self.resource_id();
+    async fn observe(&self, ctx: &Ctx) -> Result<Option<LiveSubnet>> {
+        // The zone choice reads the region's zones and the stack's subnets: made now, in the
+        // sweep, so that `diff` has it.
+        let (subnets, _zone) = tokio::try_join!(stack_subnets(ctx), self.zones.of(ctx, self.index))?;
+        let found = pick(ctx, &subnets, |s| s.tags(), "subnet", id(self.index).name())?;
+        Ok(found.as_ref().map(live_subnet))
+    }
+
+    fn diff(&self, _ctx: &Ctx, inputs: &Inputs, live: &LiveSubnet) -> Result<Vec<SubnetChange>> {
+        Ok(diff(&self.desired(inputs, self.zones.chosen(self.index)?)?, live))
+    }
+
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<LiveSubnet> {
+        let desired = self.desired(inputs, self.zones.of(ctx, self.index).await?)?;
         let out = ctx
             .aws
             .ec2
@@ -159,50 +163,51 @@ impl Resource for Subnet {
             .vpc_id(&desired.vpc_id)
             .cidr_block(&desired.cidr)
             .availability_zone(&desired.az.name)
-            .tag_specifications(tag_spec(ctx, id, ResourceType::Subnet))
+            .tag_specifications(tag_spec(ctx, id(self.index).name(), ResourceType::Subnet))
             .send()
             .await
             .aws("EC2", "CreateSubnet")?;
         let subnet = out.subnet().ok_or_else(|| Error::other("EC2 CreateSubnet returned no subnet"))?;
-        let subnet_id = subnet.subnet_id().unwrap_or_default().to_string();
+        let mut live = live_subnet(subnet);
+        live.az = desired.az;
         // Off by default outside default VPCs; set it if the account says otherwise, so the next
         // observe finds nothing to change.
-        if subnet.map_public_ip_on_launch().unwrap_or(false) {
-            self.disable_public_ips(ctx, &subnet_id).await?;
+        if live.map_public_ip_on_launch {
+            self.disable_public_ips(ctx, &live.id).await?;
+            live.map_public_ip_on_launch = false;
         }
-        Ok(subnet_outputs(subnet_id, &desired.az, desired.cidr))
+        Ok(live)
     }
 
-    async fn update(&self, ctx: &Ctx, _inputs: &Inputs, live: &Outputs, changes: &[Change]) -> Result<Outputs> {
-        let subnet_id = &live["id"];
-        for change in changes {
-            match change.field.as_str() {
-                "map_public_ip_on_launch" => self.disable_public_ips(ctx, subnet_id).await?,
-                other => {
-                    return Err(Error::other(format!("cannot update subnet field `{other}` in place")));
-                }
-            }
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        _inputs: &Inputs,
+        live: &LiveSubnet,
+        changes: &[SubnetChange],
+    ) -> Result<LiveSubnet> {
+        if changes.contains(&SubnetChange::PublicIps) {
+            self.disable_public_ips(ctx, &live.id).await?;
         }
-        Ok(live.clone())
+        Ok(LiveSubnet { map_public_ip_on_launch: false, ..live.clone() })
     }
 
-    async fn delete(&self, ctx: &Ctx, live: &Outputs) -> Result<()> {
-        let subnet_id = &live["id"];
-        let id = self.resource_id();
+    async fn delete(&self, ctx: &Ctx, live: &LiveSubnet) -> Result<()> {
+        let name = id(self.index).name();
         // Lambda's Hyperplane ENIs stay in the subnet long after the function is gone (P99 ~35
         // min, reports of 40-60 min: hashicorp/terraform-provider-aws#10329, #32130); until then
         // DeleteSubnet answers DependencyViolation.
-        let what = format!("Lambda network interfaces in subnet {subnet_id} to be released (can take ~45 min)");
+        let what = format!("Lambda network interfaces in subnet {} to be released (can take ~45 min)", live.id);
         let res = retry(
             ctx,
-            id,
+            name,
             &what,
             &[ErrorKind::Conflict],
             ctx.timeouts.eni_release,
             Backoff::new(5000, 30000),
             || async {
-                super::ec2::release_lambda_enis(ctx, self.id(), "subnet-id", subnet_id).await?;
-                ctx.aws.ec2.delete_subnet().subnet_id(subnet_id).send().await.aws("EC2", "DeleteSubnet")
+                super::ec2::release_lambda_enis(ctx, name, "subnet-id", &live.id).await?;
+                ctx.aws.ec2.delete_subnet().subnet_id(&live.id).send().await.aws("EC2", "DeleteSubnet")
             },
         )
         .await;
@@ -248,7 +253,7 @@ mod tests {
         for (mutate, field, replace) in cases {
             let mut l = live();
             mutate(&mut l);
-            let changes = diff(&desired(), &l);
+            let changes: Vec<Change> = diff(&desired(), &l).iter().map(Drift::show).collect();
             assert_eq!(changes.len(), 1, "{field}");
             assert_eq!(changes[0].field, field);
             assert_eq!(changes[0].replace, replace, "{field}");
@@ -256,8 +261,8 @@ mod tests {
     }
 
     #[test]
-    fn indexed_ids_are_stable() {
-        assert_eq!(indexed_id("subnet", 1), "subnet-1");
-        assert!(std::ptr::eq(indexed_id("subnet", 1), indexed_id("subnet", 1)));
+    fn ids_are_indexed() {
+        assert_eq!(id(1).to_string(), "subnet-1");
+        assert_eq!(id(1), id(1));
     }
 }

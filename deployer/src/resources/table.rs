@@ -10,12 +10,12 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_smithy_types::error::operation::BuildError;
 
-use super::{Change, Ctx, Inputs, Observed, Outputs, Resource, outputs};
+use super::{Change, Ctx, Drift, Id, Inputs, Resource};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, ErrorKind, Result};
 use crate::wait::{Backoff, retry, wait_until};
 
-pub const ID: &str = "table";
+pub const ID: Id<LiveTable> = Id::new("table");
 
 /// The partition key: (attribute, key type, attribute type).
 const KEY: (&str, &str, &str) = ("id", "HASH", "S");
@@ -30,7 +30,10 @@ pub struct Table {
 /// The live table, as far as we compare it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LiveTable {
+    pub name: String,
     pub arn: String,
+    /// `CREATING`, `ACTIVE`, `UPDATING`, ... (health).
+    pub status: String,
     pub stream_arn: Option<String>,
     /// (attribute, key type, attribute type), in key-schema order.
     pub key_schema: Vec<(String, String, String)>,
@@ -51,26 +54,65 @@ fn on_off(on: bool) -> &'static str {
     if on { "enabled" } else { "disabled" }
 }
 
-pub fn diff(_desired: &Table, live: &LiveTable) -> Vec<Change> {
+/// A table's ARN, from its name.
+pub fn arn(ctx: &Ctx, name: &str) -> String {
+    ctx.arn("dynamodb", &format!("table/{name}"))
+}
+
+/// One difference of the table; each is one kind of UpdateTable (DynamoDB takes one per call).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TableChange {
+    /// Never changed: replacing the table would destroy its data.
+    KeySchema {
+        desired: String,
+        live: String,
+    },
+    BillingMode {
+        live: String,
+    },
+    Stream {
+        live: Option<String>,
+    },
+    Encryption,
+    DeletionProtection,
+    PointInTimeRecovery,
+}
+
+impl Drift for TableChange {
+    fn show(&self) -> Change {
+        match self {
+            TableChange::KeySchema { desired, live } => Change::replace("key_schema", desired, live),
+            TableChange::BillingMode { live } => Change::update("billing_mode", BILLING_MODE, live),
+            TableChange::Stream { live } => {
+                Change::update("stream", STREAM_VIEW, live.as_deref().unwrap_or("disabled"))
+            }
+            TableChange::Encryption => Change::update("encryption", on_off(true), on_off(false)),
+            TableChange::DeletionProtection => Change::update("deletion_protection", on_off(true), on_off(false)),
+            TableChange::PointInTimeRecovery => Change::update("point_in_time_recovery", on_off(true), on_off(false)),
+        }
+    }
+}
+
+pub fn diff(_desired: &Table, live: &LiveTable) -> Vec<TableChange> {
     let mut changes = Vec::new();
     let key = vec![(KEY.0.to_string(), KEY.1.to_string(), KEY.2.to_string())];
     if live.key_schema != key {
-        changes.push(Change::replace("key_schema", describe_key(&key), describe_key(&live.key_schema)));
+        changes.push(TableChange::KeySchema { desired: describe_key(&key), live: describe_key(&live.key_schema) });
     }
     if live.billing_mode != BILLING_MODE {
-        changes.push(Change::update("billing_mode", BILLING_MODE, &live.billing_mode));
+        changes.push(TableChange::BillingMode { live: live.billing_mode.clone() });
     }
     if live.stream.as_deref() != Some(STREAM_VIEW) {
-        changes.push(Change::update("stream", STREAM_VIEW, live.stream.as_deref().unwrap_or("disabled")));
+        changes.push(TableChange::Stream { live: live.stream.clone() });
     }
     if !live.encryption {
-        changes.push(Change::update("encryption", on_off(true), on_off(false)));
+        changes.push(TableChange::Encryption);
     }
     if !live.deletion_protection {
-        changes.push(Change::update("deletion_protection", on_off(true), on_off(false)));
+        changes.push(TableChange::DeletionProtection);
     }
     if !live.point_in_time_recovery {
-        changes.push(Change::update("point_in_time_recovery", on_off(true), on_off(false)));
+        changes.push(TableChange::PointInTimeRecovery);
     }
     changes
 }
@@ -104,7 +146,9 @@ fn live_from(table: &TableDescription, point_in_time_recovery: bool) -> LiveTabl
             .unwrap_or_default()
     };
     LiveTable {
+        name: table.table_name().unwrap_or_default().to_string(),
         arn: table.table_arn().unwrap_or_default().to_string(),
+        status: table.table_status().map(|s| s.as_str().to_string()).unwrap_or_default(),
         stream_arn: table.latest_stream_arn().map(str::to_string),
         key_schema: table
             .key_schema()
@@ -130,14 +174,6 @@ fn live_from(table: &TableDescription, point_in_time_recovery: bool) -> LiveTabl
     }
 }
 
-fn table_outputs(name: &str, live: &LiveTable) -> Outputs {
-    outputs([
-        ("name", name.to_string()),
-        ("arn", live.arn.clone()),
-        ("stream_arn", live.stream_arn.clone().unwrap_or_default()),
-    ])
-}
-
 impl Table {
     /// DescribeTable; `None` when the table does not exist.
     async fn describe(&self, ctx: &Ctx, name: &str) -> Result<Option<TableDescription>> {
@@ -146,10 +182,6 @@ impl Table {
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
-    }
-
-    async fn live(&self, ctx: &Ctx, table: &TableDescription) -> Result<LiveTable> {
-        Ok(live_from(table, self.pitr_enabled(ctx).await?))
     }
 
     async fn pitr_enabled(&self, ctx: &Ctx) -> Result<bool> {
@@ -187,7 +219,7 @@ impl Table {
                 None => break,
             }
         }
-        if ctx.owns(ID, tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+        if ctx.owns(ID.name(), tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
             Ok(())
         } else {
             Err(ctx.foreign("DynamoDB table", &self.name).await)
@@ -280,7 +312,10 @@ impl Table {
 
 #[async_trait]
 impl Resource for Table {
-    fn id(&self) -> &str {
+    type Live = LiveTable;
+    type Change = TableChange;
+
+    fn id(&self) -> Id<LiveTable> {
         ID
     }
 
@@ -288,27 +323,35 @@ impl Resource for Table {
         "DynamoDB table"
     }
 
-    fn deps(&self) -> Vec<String> {
-        vec![]
+    fn create_rounds(&self) -> u32 {
+        4 // CreateTable, DescribeTable (ACTIVE), UpdateContinuousBackups, its read-back
     }
 
-    async fn observe(&self, ctx: &Ctx, _inputs: &Inputs) -> Result<Observed> {
-        let Some(table) = self.describe(ctx, &self.name).await? else {
-            return Ok(Observed::Missing);
+    async fn observe(&self, ctx: &Ctx) -> Result<Option<LiveTable>> {
+        // By name, both at once; DescribeContinuousBackups of a missing table is NotFound too.
+        let pitr = async {
+            match self.pitr_enabled(ctx).await {
+                Err(e) if e.is_not_found() => Ok(false),
+                other => other,
+            }
+        };
+        let (table, pitr) = tokio::try_join!(self.describe(ctx, &self.name), pitr)?;
+        let Some(table) = table else {
+            // A name a CloudFormation (e.g. CDK) stack owns would be fought over.
+            ctx.check_cloudformation_owner("DynamoDB table", &self.name).await?;
+            return Ok(None);
         };
         self.check_ours(ctx, table.table_arn().unwrap_or_default()).await?;
-        let live = self.live(ctx, &table).await?;
-        let mut outputs = table_outputs(&self.name, &live);
-        // Health, shown by `status`.
-        outputs.insert("status".into(), table.table_status().map(|s| s.as_str().to_string()).unwrap_or_default());
-        outputs.insert("pitr".into(), if live.point_in_time_recovery { "ENABLED" } else { "DISABLED" }.into());
-        Ok(Observed::Present { changes: diff(self, &live), outputs })
+        Ok(Some(live_from(&table, pitr)))
     }
 
-    async fn create(&self, ctx: &Ctx, _inputs: &Inputs) -> Result<Outputs> {
-        ctx.check_cloudformation_owner("DynamoDB table", &self.name).await?;
+    fn diff(&self, _ctx: &Ctx, _inputs: &Inputs, live: &LiveTable) -> Result<Vec<TableChange>> {
+        Ok(diff(self, live))
+    }
+
+    async fn create(&self, ctx: &Ctx, _inputs: &Inputs) -> Result<LiveTable> {
         let tags = ctx
-            .tags(ID)
+            .tags(ID.name())
             .into_iter()
             .map(|(k, v)| built(Tag::builder().key(k).value(v).build()))
             .collect::<Result<Vec<_>>>()?;
@@ -336,56 +379,58 @@ impl Resource for Table {
         // A crash from here on leaves PITR off: `diff` reports it and `update` enables it.
         let table = self.wait_active(ctx).await?;
         self.enable_pitr(ctx).await?;
-        Ok(table_outputs(&self.name, &live_from(&table, true)))
+        Ok(live_from(&table, true))
     }
 
-    async fn update(&self, ctx: &Ctx, _inputs: &Inputs, _live: &Outputs, changes: &[Change]) -> Result<Outputs> {
-        if let Some(c) = changes.iter().find(|c| c.field == "key_schema") {
-            return Err(Error::other(format!(
-                "DynamoDB table `{}` has key schema {} but the stack wants {}: the key of a table cannot change, and \
-                 replacing the table would destroy data, so movies-stack never does it. Export the data, delete \
-                 the table yourself, and run again (or choose another table name)",
-                self.name, c.live, c.desired
-            )));
-        }
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        _inputs: &Inputs,
+        _live: &LiveTable,
+        changes: &[TableChange],
+    ) -> Result<LiveTable> {
         for change in changes {
-            match change.field.as_str() {
-                "billing_mode" => self.update_table(ctx, |u| u.billing_mode(BillingMode::from(BILLING_MODE))).await?,
-                "stream" => {
-                    let table = self.wait_active(ctx).await?;
+            match change {
+                TableChange::KeySchema { desired, live } => {
+                    return Err(Error::other(format!(
+                        "DynamoDB table `{}` has key schema {live} but the stack wants {desired}: the key of a table \
+                         cannot change, and replacing the table would destroy data, so movies-stack never does it. \
+                         Export the data, delete the table yourself, and run again (or choose another table name)",
+                        self.name
+                    )));
+                }
+                TableChange::BillingMode { .. } => {
+                    self.update_table(ctx, |u| u.billing_mode(BillingMode::from(BILLING_MODE))).await?
+                }
+                TableChange::Stream { live } => {
                     // An enabled stream's view type cannot be changed: disable it, then enable
                     // it with ours (a new stream, with a new ARN).
-                    if table.stream_specification().is_some_and(|s| s.stream_enabled()) {
+                    if live.is_some() {
                         let off = stream_spec(false)?;
                         self.update_table(ctx, |u| u.stream_specification(off.clone())).await?;
                     }
                     let on = stream_spec(true)?;
                     self.update_table(ctx, |u| u.stream_specification(on.clone())).await?;
                 }
-                "encryption" => self.update_table(ctx, |u| u.sse_specification(sse_spec())).await?,
-                "deletion_protection" => self.update_table(ctx, |u| u.deletion_protection_enabled(true)).await?,
-                "point_in_time_recovery" => {
+                TableChange::Encryption => self.update_table(ctx, |u| u.sse_specification(sse_spec())).await?,
+                TableChange::DeletionProtection => {
+                    self.update_table(ctx, |u| u.deletion_protection_enabled(true)).await?
+                }
+                TableChange::PointInTimeRecovery => {
                     self.wait_active(ctx).await?;
                     self.enable_pitr(ctx).await?;
                 }
-                other => {
-                    return Err(Error::other(format!("cannot update DynamoDB table field `{other}` in place")));
-                }
             }
         }
-        // The stream ARN changes with a new stream: read the outputs again.
+        // The stream ARN changes with a new stream: read it again.
         let table = self.wait_active(ctx).await?;
-        let live = self.live(ctx, &table).await?;
-        Ok(table_outputs(&self.name, &live))
+        Ok(live_from(&table, self.pitr_enabled(ctx).await?))
     }
 
     /// Deletes the table AND ITS DATA: the command layer calls this only when asked to.
-    async fn delete(&self, ctx: &Ctx, live: &Outputs) -> Result<()> {
-        let name = live.get("name").unwrap_or(&self.name).clone();
-        let Some(table) = self.describe(ctx, &name).await? else {
-            return Ok(());
-        };
-        if table.deletion_protection_enabled().unwrap_or(false) {
+    async fn delete(&self, ctx: &Ctx, live: &LiveTable) -> Result<()> {
+        let name = live.name.clone();
+        if live.deletion_protection {
             let res = retry(
                 ctx,
                 ID,
@@ -423,6 +468,17 @@ impl Resource for Table {
         .await;
         crate::error::gone_is_ok(res)
     }
+
+    fn health(&self, live: &LiveTable) -> Vec<(&'static str, String)> {
+        vec![
+            ("status", live.status.clone()),
+            ("pitr", if live.point_in_time_recovery { "ENABLED" } else { "DISABLED" }.to_string()),
+        ]
+    }
+
+    fn outputs(&self, _ctx: &Ctx, live: &LiveTable) -> Vec<(&'static str, String)> {
+        vec![("TableName", live.name.clone())]
+    }
 }
 
 #[cfg(test)]
@@ -431,7 +487,9 @@ mod tests {
 
     fn live() -> LiveTable {
         LiveTable {
+            name: "demo_table".into(),
             arn: "arn:aws:dynamodb:us-east-1:123456789012:table/demo_table".into(),
+            status: "ACTIVE".into(),
             stream_arn: Some("arn:aws:dynamodb:us-east-1:123456789012:table/demo_table/stream/2026".into()),
             key_schema: vec![("id".into(), "HASH".into(), "S".into())],
             billing_mode: "PAY_PER_REQUEST".into(),
@@ -473,7 +531,7 @@ mod tests {
         for (mutate, field, want_live, replace) in cases {
             let mut l = live();
             mutate(&mut l);
-            let changes = diff(&table(), &l);
+            let changes: Vec<Change> = diff(&table(), &l).iter().map(Drift::show).collect();
             assert_eq!(changes.len(), 1, "{field}: {changes:?}");
             assert_eq!(changes[0].field, *field);
             assert_eq!(changes[0].live, *want_live, "{field}");
@@ -487,7 +545,8 @@ mod tests {
         let mut l = live();
         l.point_in_time_recovery = false;
         let changes = diff(&table(), &l);
-        assert_eq!(changes, vec![Change::update("point_in_time_recovery", "enabled", "disabled")]);
+        assert_eq!(changes, vec![TableChange::PointInTimeRecovery]);
+        assert_eq!(changes[0].show(), Change::update("point_in_time_recovery", "enabled", "disabled"));
     }
 
     #[test]

@@ -6,15 +6,17 @@
 use async_trait::async_trait;
 use aws_sdk_apigateway::types::{ApiStage, Op, QuotaPeriodType, QuotaSettings, ThrottleSettings};
 
-use super::apigw::{SERVICE, at_most_one, found, gone_is_ok, pace, patch, tag_pairs};
-use super::{Change, Ctx, Inputs, Observed, Outputs, Resource, outputs};
+use super::apigw::{self, SERVICE, call, gone_is_ok, patch, tag_pairs};
+use super::{Change, Ctx, Dep, Drift, Id, Inputs, Resource, at_most_one, rest_api, stage};
 use crate::aws::AwsResultExt;
 use crate::error::Result;
-use crate::wait::apigw_write;
 
-/// The resource id of the plan of a tier: `usage-plan-{tier}`.
-pub fn resource_id(tier: &str) -> String {
-    format!("usage-plan-{tier}")
+pub const STANDARD: Id<LivePlan> = Id::new("usage-plan-standard");
+pub const PREMIUM: Id<LivePlan> = Id::new("usage-plan-premium");
+
+/// The plan of a tier: `usage-plan-{tier}`.
+pub fn id(tier: &str) -> Id<LivePlan> {
+    if tier == "premium" { PREMIUM } else { STANDARD }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -28,7 +30,7 @@ pub struct UsagePlan {
     pub quota_limit: i32,
     /// `DAY` | `WEEK` | `MONTH`.
     pub quota_period: String,
-    id: String,
+    id: Id<LivePlan>,
 }
 
 impl UsagePlan {
@@ -42,7 +44,7 @@ impl UsagePlan {
     ) -> Self {
         let tier = tier.into();
         UsagePlan {
-            id: resource_id(&tier),
+            id: id(&tier),
             tier,
             name: name.into(),
             rate_limit,
@@ -153,8 +155,21 @@ pub fn plan(desired: &UsagePlan, binding: (&str, &str), live: &LivePlan) -> Vec<
     steps
 }
 
-pub fn diff(desired: &UsagePlan, binding: (&str, &str), live: &LivePlan) -> Vec<Change> {
-    plan(desired, binding, live).into_iter().map(|(c, _)| c).collect()
+/// One difference, with the patch operation that fixes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanChange {
+    pub change: Change,
+    pub patch: PlanPatch,
+}
+
+impl Drift for PlanChange {
+    fn show(&self) -> Change {
+        self.change.clone()
+    }
+}
+
+pub fn diff(desired: &UsagePlan, binding: (&str, &str), live: &LivePlan) -> Vec<PlanChange> {
+    plan(desired, binding, live).into_iter().map(|(change, patch)| PlanChange { change, patch }).collect()
 }
 
 fn live_plan(p: &aws_sdk_apigateway::types::UsagePlan) -> LivePlan {
@@ -177,48 +192,16 @@ fn op_of(op: &str) -> Op {
 
 impl UsagePlan {
     fn binding<'a>(&self, inputs: &'a Inputs) -> Result<(&'a str, &'a str)> {
-        // Only compared by `observe`; sent by `create` / `update`, where both exist.
-        Ok((inputs.desired("api", "id")?, inputs.desired("stage", "name")?))
+        Ok((&inputs.get(rest_api::ID)?.id, &inputs.get(stage::ID)?.name))
     }
 
-    async fn find(&self, ctx: &Ctx) -> Result<Option<LivePlan>> {
-        let all: Vec<_> = ctx
-            .aws
-            .apigateway
-            .get_usage_plans()
-            .limit(500)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .await
-            .aws(SERVICE, "GetUsagePlans")?;
-        let ours: Vec<_> = all.iter().filter(|p| ctx.owns(&self.id, tag_pairs(p.tags()))).map(live_plan).collect();
-        at_most_one(ours, "usage plan", &self.id)
-    }
-
-    async fn get(&self, ctx: &Ctx, id: &str) -> Result<Option<LivePlan>> {
-        let res = ctx.aws.apigateway.get_usage_plan().usage_plan_id(id).send().await.aws(SERVICE, "GetUsagePlan");
-        Ok(found(res)?.map(|o| {
-            live_plan(
-                &aws_sdk_apigateway::types::UsagePlan::builder()
-                    .set_id(o.id().map(str::to_string))
-                    .set_name(o.name().map(str::to_string))
-                    .set_throttle(o.throttle().cloned())
-                    .set_quota(o.quota().cloned())
-                    .set_api_stages(Some(o.api_stages().to_vec()))
-                    .build(),
-            )
-        }))
-    }
-
-    /// One UpdateUsagePlan (limited to 1 request / 20 s) with every patch operation.
+    /// One UpdateUsagePlan (limited to 1 request / 20 s: paced) with every patch operation.
     async fn patch(&self, ctx: &Ctx, id: &str, patches: Vec<PlanPatch>) -> Result<()> {
         if patches.is_empty() {
             return Ok(());
         }
         let ops: Vec<_> = patches.into_iter().map(|x| patch(op_of(x.op), x.path, x.value)).collect();
-        apigw_write(ctx, &self.id, "UpdateUsagePlan", pace::UPDATE_USAGE_PLAN, || async {
+        call(ctx, self.id, "UpdateUsagePlan", || async {
             ctx.aws
                 .apigateway
                 .update_usage_plan()
@@ -231,39 +214,45 @@ impl UsagePlan {
         .await?;
         Ok(())
     }
-
-    fn outputs(&self, id: &str) -> Outputs {
-        outputs([("id", id.to_string()), ("name", self.name.clone())])
-    }
 }
 
 #[async_trait]
 impl Resource for UsagePlan {
-    fn id(&self) -> &str {
-        &self.id
+    type Live = LivePlan;
+    type Change = PlanChange;
+
+    fn id(&self) -> Id<LivePlan> {
+        self.id
     }
 
     fn kind(&self) -> &'static str {
         "usage plan"
     }
 
-    fn deps(&self) -> Vec<String> {
+    fn deps(&self) -> Vec<Dep> {
         // The stage must exist first: CreateUsagePlan / UpdateUsagePlan fail with "Invalid API
         // Stage {api: ..., stage: ...} specified for usageplan" otherwise (aws/aws-cdk#6169).
-        vec!["api".to_string(), "stage".to_string()]
+        vec![Dep::on(rest_api::ID), Dep::on(stage::ID)]
     }
 
-    async fn observe(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Observed> {
-        let binding = self.binding(inputs)?;
-        Ok(match self.find(ctx).await? {
-            None => Observed::Missing,
-            Some(live) => Observed::Present { outputs: self.outputs(&live.id), changes: diff(self, binding, &live) },
-        })
+    fn create_rounds(&self) -> u32 {
+        1
     }
 
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Outputs> {
+    async fn observe(&self, ctx: &Ctx) -> Result<Option<LivePlan>> {
+        let all = apigw::usage_plans(ctx).await?;
+        let ours: Vec<_> =
+            all.iter().filter(|p| ctx.owns(self.id.name(), tag_pairs(p.tags()))).map(live_plan).collect();
+        at_most_one(ours, "usage plan", self.id.name())
+    }
+
+    fn diff(&self, _ctx: &Ctx, inputs: &Inputs, live: &LivePlan) -> Result<Vec<PlanChange>> {
+        Ok(diff(self, self.binding(inputs)?, live))
+    }
+
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<LivePlan> {
         let (api, stage) = self.binding(inputs)?;
-        let out = apigw_write(ctx, &self.id, "CreateUsagePlan", pace::WRITE, || async {
+        let out = call(ctx, self.id, "CreateUsagePlan", || async {
             ctx.aws
                 .apigateway
                 .create_usage_plan()
@@ -277,72 +266,74 @@ impl Resource for UsagePlan {
                         .period(QuotaPeriodType::from(self.quota_period.as_str()))
                         .build(),
                 )
-                .set_tags(Some(ctx.tag_map(&self.id)))
+                .set_tags(Some(ctx.tag_map(self.id.name())))
                 .send()
                 .await
                 .aws(SERVICE, "CreateUsagePlan")
         })
         .await?;
-        Ok(self.outputs(out.id().unwrap_or_default()))
+        Ok(LivePlan {
+            id: out.id().unwrap_or_default().to_string(),
+            name: self.name.clone(),
+            throttle: Some((self.rate_limit, self.burst_limit)),
+            quota: Some((self.quota_limit, self.quota_period.clone())),
+            api_stages: vec![(api.to_string(), stage.to_string())],
+        })
     }
 
-    async fn update(&self, ctx: &Ctx, inputs: &Inputs, live: &Outputs, _changes: &[Change]) -> Result<Outputs> {
-        let binding = self.binding(inputs)?;
-        let id = live.get("id").cloned().unwrap_or_default();
-        // Patch from a fresh read, so the operations match the plan as it is now.
-        let Some(current) = self.get(ctx, &id).await? else {
-            return Err(crate::error::Error::other(format!(
-                "usage plan {id} disappeared while being updated; run again"
-            )));
-        };
-        let patches = plan(self, binding, &current).into_iter().map(|(_, x)| x).collect();
-        self.patch(ctx, &id, patches).await?;
-        Ok(self.outputs(&id))
+    async fn update(&self, ctx: &Ctx, inputs: &Inputs, live: &LivePlan, changes: &[PlanChange]) -> Result<LivePlan> {
+        self.patch(ctx, &live.id, changes.iter().map(|c| c.patch.clone()).collect()).await?;
+        let (api, stage) = self.binding(inputs)?;
+        Ok(LivePlan {
+            id: live.id.clone(),
+            name: self.name.clone(),
+            throttle: Some((self.rate_limit, self.burst_limit)),
+            quota: Some((self.quota_limit, self.quota_period.clone())),
+            api_stages: vec![(api.to_string(), stage.to_string())],
+        })
     }
 
-    async fn delete(&self, ctx: &Ctx, live: &Outputs) -> Result<()> {
-        let Some(id) = live.get("id") else {
-            return Ok(());
-        };
-        // moto 5.2.5 answers DeleteUsagePlan on a missing plan with a 500 (KeyError): look first.
-        let Some(current) = self.get(ctx, id).await? else {
-            return Ok(());
-        };
+    async fn delete(&self, ctx: &Ctx, live: &LivePlan) -> Result<()> {
+        let id = &live.id;
         // Order (AWS): usage-plan keys, then the stage bindings ("Cannot delete Usage Plan ...
-        // because there are API Stages associated with it"), then the plan.
-        let keys: Vec<_> = ctx
-            .aws
-            .apigateway
-            .get_usage_plan_keys()
-            .usage_plan_id(id)
-            .limit(500)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .await
-            .aws(SERVICE, "GetUsagePlanKeys")?;
-        for key in keys {
-            let key_id = key.id().unwrap_or_default().to_string();
+        // because there are API Stages associated with it"), then the plan. Our keys left it
+        // already (their `delete` runs first); anyone else's goes too.
+        let keys: Vec<_> = call(ctx, self.id, "GetUsagePlanKeys", || async {
+            ctx.aws
+                .apigateway
+                .get_usage_plan_keys()
+                .usage_plan_id(id)
+                .limit(500)
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .await
+                .aws(SERVICE, "GetUsagePlanKeys")
+        })
+        .await?;
+        futures::future::try_join_all(keys.iter().map(|key| async move {
+            let key_id = key.id().unwrap_or_default();
             gone_is_ok(
-                apigw_write(ctx, &self.id, "DeleteUsagePlanKey", pace::WRITE, || async {
+                call(ctx, self.id, "DeleteUsagePlanKey", || async {
                     ctx.aws
                         .apigateway
                         .delete_usage_plan_key()
                         .usage_plan_id(id)
-                        .key_id(&key_id)
+                        .key_id(key_id)
                         .send()
                         .await
                         .aws(SERVICE, "DeleteUsagePlanKey")
                 })
                 .await,
-            )?;
-        }
+            )
+        }))
+        .await?;
         let unbind: Vec<_> =
-            current.api_stages.iter().map(|(a, s)| p("remove", "/apiStages", format!("{a}:{s}"))).collect();
+            live.api_stages.iter().map(|(a, s)| p("remove", "/apiStages", format!("{a}:{s}"))).collect();
         self.patch(ctx, id, unbind).await?;
         gone_is_ok(
-            apigw_write(ctx, &self.id, "DeleteUsagePlan", pace::WRITE, || async {
+            call(ctx, self.id, "DeleteUsagePlan", || async {
                 ctx.aws.apigateway.delete_usage_plan().usage_plan_id(id).send().await.aws(SERVICE, "DeleteUsagePlan")
             })
             .await,
@@ -376,8 +367,8 @@ mod tests {
 
     #[test]
     fn id_follows_the_tier() {
-        assert_eq!(standard().id(), "usage-plan-standard");
-        assert_eq!(UsagePlan::new("premium", "Premium", 100.0, 200, 50_000, "DAY").id(), "usage-plan-premium");
+        assert_eq!(Resource::id(&standard()).to_string(), "usage-plan-standard");
+        assert_eq!(Resource::id(&UsagePlan::new("premium", "Premium", 100.0, 200, 50_000, "DAY")), PREMIUM);
     }
 
     #[test]

@@ -1,16 +1,18 @@
 //! The VPC: one per stack, DNS support and DNS hostnames on (the DynamoDB gateway endpoint and
 //! the Lambda ENIs need DNS). No internet gateway, ever.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, VpcAttributeName};
 
-use super::ec2::{at_most_one, ours, tag_spec};
-use super::{Change, Ctx, Inputs, Observed, Outputs, Resource, outputs};
+use super::ec2::{pick, stack_filter, tag_spec};
+use super::{Change, Ctx, Drift, Id, Inputs, Resource};
 use crate::aws::AwsResultExt;
 use crate::error::{ErrorKind, Result};
 use crate::wait::{Backoff, retry, wait_until};
 
-pub const ID: &str = "vpc";
+pub const ID: Id<LiveVpc> = Id::new("vpc");
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Vpc {
@@ -26,31 +28,50 @@ pub struct LiveVpc {
     pub dns_hostnames: bool,
 }
 
-pub fn diff(desired: &Vpc, live: &LiveVpc) -> Vec<Change> {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VpcChange {
+    /// Immutable: a new VPC.
+    Cidr { desired: String, live: String },
+    /// The DynamoDB endpoint and the Lambda ENIs need DNS.
+    Attribute(VpcAttributeName),
+}
+
+impl Drift for VpcChange {
+    fn show(&self) -> Change {
+        match self {
+            VpcChange::Cidr { desired, live } => Change::replace("cidr", desired, live),
+            VpcChange::Attribute(VpcAttributeName::EnableDnsSupport) => {
+                Change::update("enable_dns_support", true, false)
+            }
+            VpcChange::Attribute(_) => Change::update("enable_dns_hostnames", true, false),
+        }
+    }
+}
+
+pub fn diff(desired: &Vpc, live: &LiveVpc) -> Vec<VpcChange> {
     let mut changes = Vec::new();
     if desired.cidr != live.cidr {
-        changes.push(Change::replace("cidr", &desired.cidr, &live.cidr));
+        changes.push(VpcChange::Cidr { desired: desired.cidr.clone(), live: live.cidr.clone() });
     }
     if !live.dns_support {
-        changes.push(Change::update("enable_dns_support", true, false));
+        changes.push(VpcChange::Attribute(VpcAttributeName::EnableDnsSupport));
     }
     if !live.dns_hostnames {
-        changes.push(Change::update("enable_dns_hostnames", true, false));
+        changes.push(VpcChange::Attribute(VpcAttributeName::EnableDnsHostnames));
     }
     changes
 }
 
-impl Vpc {
-    async fn find(&self, ctx: &Ctx) -> Result<Option<LiveVpc>> {
-        let out =
-            ctx.aws.ec2.describe_vpcs().set_filters(Some(ours(ctx, ID))).send().await.aws("EC2", "DescribeVpcs")?;
-        let Some(vpc) = at_most_one(out.vpcs().to_vec(), "VPC", ID)? else { return Ok(None) };
-        let id = vpc.vpc_id().unwrap_or_default().to_string();
-        let dns_support = self.attribute(ctx, &id, VpcAttributeName::EnableDnsSupport).await?;
-        let dns_hostnames = self.attribute(ctx, &id, VpcAttributeName::EnableDnsHostnames).await?;
-        Ok(Some(LiveVpc { id, cidr: vpc.cidr_block().unwrap_or_default().to_string(), dns_support, dns_hostnames }))
-    }
+/// The stack's VPCs (one read per run).
+async fn stack_vpcs(ctx: &Ctx) -> Result<Arc<Vec<aws_sdk_ec2::types::Vpc>>> {
+    ctx.once("ec2:DescribeVpcs", || async {
+        let out = ctx.aws.ec2.describe_vpcs().filters(stack_filter(ctx)).send().await.aws("EC2", "DescribeVpcs")?;
+        Ok(out.vpcs().to_vec())
+    })
+    .await
+}
 
+impl Vpc {
     async fn attribute(&self, ctx: &Ctx, id: &str, name: VpcAttributeName) -> Result<bool> {
         let out = ctx
             .aws
@@ -68,19 +89,30 @@ impl Vpc {
         Ok(value.and_then(|v| v.value()).unwrap_or(false))
     }
 
-    async fn set_attribute(&self, ctx: &Ctx, id: &str, field: &str) -> Result<()> {
-        // One attribute per ModifyVpcAttribute call (an EC2 rule).
+    /// One attribute per ModifyVpcAttribute call (an EC2 rule); the calls may run at once.
+    async fn set_attribute(&self, ctx: &Ctx, id: &str, name: &VpcAttributeName) -> Result<()> {
         let on = AttributeBooleanValue::builder().value(true).build();
         let req = ctx.aws.ec2.modify_vpc_attribute().vpc_id(id);
-        let req = if field == "enable_dns_support" { req.enable_dns_support(on) } else { req.enable_dns_hostnames(on) };
+        let req = match name {
+            VpcAttributeName::EnableDnsSupport => req.enable_dns_support(on),
+            _ => req.enable_dns_hostnames(on),
+        };
         req.send().await.aws("EC2", "ModifyVpcAttribute")?;
+        Ok(())
+    }
+
+    async fn set_attributes(&self, ctx: &Ctx, id: &str, names: &[&VpcAttributeName]) -> Result<()> {
+        futures::future::try_join_all(names.iter().map(|n| self.set_attribute(ctx, id, n))).await?;
         Ok(())
     }
 }
 
 #[async_trait]
 impl Resource for Vpc {
-    fn id(&self) -> &str {
+    type Live = LiveVpc;
+    type Change = VpcChange;
+
+    fn id(&self) -> Id<LiveVpc> {
         ID
     }
 
@@ -88,51 +120,63 @@ impl Resource for Vpc {
         "VPC"
     }
 
-    fn deps(&self) -> Vec<String> {
-        vec![]
+    fn create_rounds(&self) -> u32 {
+        2 // CreateVpc, then both ModifyVpcAttribute at once
     }
 
-    async fn observe(&self, ctx: &Ctx, _inputs: &Inputs) -> Result<Observed> {
-        Ok(match self.find(ctx).await? {
-            None => Observed::Missing,
-            Some(live) => Observed::Present { changes: diff(self, &live), outputs: outputs([("id", live.id)]) },
-        })
+    async fn observe(&self, ctx: &Ctx) -> Result<Option<LiveVpc>> {
+        let Some(vpc) = pick(ctx, &stack_vpcs(ctx).await?, |v| v.tags(), "VPC", ID.name())? else { return Ok(None) };
+        let id = vpc.vpc_id().unwrap_or_default().to_string();
+        let (dns_support, dns_hostnames) = tokio::try_join!(
+            self.attribute(ctx, &id, VpcAttributeName::EnableDnsSupport),
+            self.attribute(ctx, &id, VpcAttributeName::EnableDnsHostnames)
+        )?;
+        Ok(Some(LiveVpc { id, cidr: vpc.cidr_block().unwrap_or_default().to_string(), dns_support, dns_hostnames }))
     }
 
-    async fn create(&self, ctx: &Ctx, _inputs: &Inputs) -> Result<Outputs> {
+    fn diff(&self, _ctx: &Ctx, _inputs: &Inputs, live: &LiveVpc) -> Result<Vec<VpcChange>> {
+        Ok(diff(self, live))
+    }
+
+    async fn create(&self, ctx: &Ctx, _inputs: &Inputs) -> Result<LiveVpc> {
         let out = ctx
             .aws
             .ec2
             .create_vpc()
             .cidr_block(&self.cidr)
-            .tag_specifications(tag_spec(ctx, ID, ResourceType::Vpc))
+            .tag_specifications(tag_spec(ctx, ID.name(), ResourceType::Vpc))
             .send()
             .await
             .aws("EC2", "CreateVpc")?;
-        let id = out.vpc().and_then(|v| v.vpc_id()).unwrap_or_default().to_string();
-        wait_until(ctx, ID, "VPC available", ctx.timeouts.resource_ready, Backoff::new(500, 5000), || async {
-            let out = ctx.aws.ec2.describe_vpcs().vpc_ids(&id).send().await.aws("EC2", "DescribeVpcs")?;
-            Ok(out.vpcs().first().filter(|v| v.state().is_some_and(|s| s.as_str() == "available")).map(|_| ()))
-        })
-        .await?;
-        self.set_attribute(ctx, &id, "enable_dns_support").await?;
-        self.set_attribute(ctx, &id, "enable_dns_hostnames").await?;
-        Ok(outputs([("id", id)]))
-    }
-
-    async fn update(&self, ctx: &Ctx, _inputs: &Inputs, live: &Outputs, changes: &[Change]) -> Result<Outputs> {
-        let id = &live["id"];
-        for change in changes {
-            match change.field.as_str() {
-                "enable_dns_support" | "enable_dns_hostnames" => self.set_attribute(ctx, id, &change.field).await?,
-                other => return Err(crate::error::Error::other(format!("cannot update VPC field `{other}` in place"))),
-            }
+        let vpc = out.vpc();
+        let id = vpc.and_then(|v| v.vpc_id()).unwrap_or_default().to_string();
+        // Usually `available` at once; `pending` otherwise, for a moment.
+        if vpc.and_then(|v| v.state()).is_none_or(|s| s.as_str() != "available") {
+            wait_until(ctx, ID, "VPC available", ctx.timeouts.resource_ready, Backoff::new(500, 5000), || async {
+                let out = ctx.aws.ec2.describe_vpcs().vpc_ids(&id).send().await.aws("EC2", "DescribeVpcs")?;
+                Ok(out.vpcs().first().filter(|v| v.state().is_some_and(|s| s.as_str() == "available")).map(|_| ()))
+            })
+            .await?;
         }
-        Ok(live.clone())
+        self.set_attributes(ctx, &id, &[&VpcAttributeName::EnableDnsSupport, &VpcAttributeName::EnableDnsHostnames])
+            .await?;
+        Ok(LiveVpc { id, cidr: self.cidr.clone(), dns_support: true, dns_hostnames: true })
     }
 
-    async fn delete(&self, ctx: &Ctx, live: &Outputs) -> Result<()> {
-        let id = &live["id"];
+    async fn update(&self, ctx: &Ctx, _inputs: &Inputs, live: &LiveVpc, changes: &[VpcChange]) -> Result<LiveVpc> {
+        let names: Vec<&VpcAttributeName> = changes
+            .iter()
+            .filter_map(|c| match c {
+                VpcChange::Attribute(name) => Some(name),
+                // The executor refuses replacements before calling update.
+                VpcChange::Cidr { .. } => None,
+            })
+            .collect();
+        self.set_attributes(ctx, &live.id, &names).await?;
+        Ok(LiveVpc { dns_support: true, dns_hostnames: true, ..live.clone() })
+    }
+
+    async fn delete(&self, ctx: &Ctx, live: &LiveVpc) -> Result<()> {
         let res = retry(
             ctx,
             ID,
@@ -140,10 +184,14 @@ impl Resource for Vpc {
             &[ErrorKind::Conflict],
             ctx.timeouts.eni_release,
             Backoff::new(2000, 30000),
-            || async { ctx.aws.ec2.delete_vpc().vpc_id(id).send().await.aws("EC2", "DeleteVpc") },
+            || async { ctx.aws.ec2.delete_vpc().vpc_id(&live.id).send().await.aws("EC2", "DeleteVpc") },
         )
         .await;
         crate::error::gone_is_ok(res)
+    }
+
+    fn outputs(&self, _ctx: &Ctx, live: &LiveVpc) -> Vec<(&'static str, String)> {
+        vec![("VpcId", live.id.clone())]
     }
 }
 
@@ -165,7 +213,7 @@ mod tests {
         let mut l = live();
         l.cidr = "10.2.0.0/16".into();
         l.dns_hostnames = false;
-        let changes = diff(&Vpc { cidr: "10.1.0.0/16".into() }, &l);
+        let changes: Vec<Change> = diff(&Vpc { cidr: "10.1.0.0/16".into() }, &l).iter().map(Drift::show).collect();
         assert_eq!(changes.len(), 2);
         assert!(changes[0].replace && changes[0].field == "cidr");
         assert!(!changes[1].replace && changes[1].field == "enable_dns_hostnames");

@@ -8,14 +8,13 @@ use async_trait::async_trait;
 use aws_sdk_ec2::types::{ResourceType, VpcEndpoint, VpcEndpointType};
 use serde_json::{Value, json};
 
-use super::ec2::{at_most_one, filter, ours, tag_spec};
-use super::subnet::indexed_id;
-use super::{Change, Ctx, Inputs, Observed, Outputs, Resource, outputs};
+use super::ec2::{filter, stack_filter, tag_spec};
+use super::{Change, Ctx, Dep, Id, Inputs, Resource, at_most_one, route_table, table, vpc};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, Result};
 use crate::wait::{Backoff, wait_until};
 
-pub const ID: &str = "dynamodb-endpoint";
+pub const ID: Id<LiveEndpoint> = Id::new("dynamodb-endpoint");
 
 /// The DynamoDB actions the function performs (handler: one PutItem per POST). Nothing else
 /// goes through the endpoint.
@@ -24,7 +23,9 @@ pub const ACTIONS: [&str; 1] = ["dynamodb:PutItem"];
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DynamoDbEndpoint {
     /// How many route tables (`route-table-0` … `route-table-{n-1}`) the endpoint serves.
-    pub route_tables: usize,
+    pub route_tables: u8,
+    /// The table whose ARN the policy names (known from its name).
+    pub table_name: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -138,29 +139,39 @@ pub fn diff(desired: &DesiredEndpoint, live: &LiveEndpoint) -> Vec<Change> {
     changes
 }
 
-/// The id of the AWS-managed prefix list of the region's DynamoDB service (`pl-…`). Looked up
-/// every time: it differs per region, and moto makes up a new one at each server start.
-pub async fn dynamodb_prefix_list_id(ctx: &Ctx) -> Result<String> {
-    let name = service_name(&ctx.aws.region);
-    let out = ctx
-        .aws
-        .ec2
-        .describe_prefix_lists()
-        .filters(filter("prefix-list-name", &name))
-        .send()
-        .await
-        .aws("EC2", "DescribePrefixLists")?;
-    out.prefix_lists()
-        .iter()
-        .find(|p| p.prefix_list_name() == Some(name.as_str()))
-        .and_then(|p| p.prefix_list_id())
-        .map(str::to_string)
-        .ok_or_else(|| {
-            Error::other(format!(
-                "EC2 has no prefix list `{name}` in region {}: is DynamoDB available there?",
-                ctx.aws.region
-            ))
-        })
+const PREFIX_LIST: &str = "ec2:DescribePrefixLists dynamodb";
+
+/// The id of the AWS-managed prefix list of the region's DynamoDB service (`pl-…`), read once
+/// per run: it differs per region, and moto makes up a new one at each server start.
+pub async fn dynamodb_prefix_list_id(ctx: &Ctx) -> Result<std::sync::Arc<String>> {
+    ctx.once(PREFIX_LIST, || async {
+        let name = service_name(&ctx.aws.region);
+        let out = ctx
+            .aws
+            .ec2
+            .describe_prefix_lists()
+            .filters(filter("prefix-list-name", &name))
+            .send()
+            .await
+            .aws("EC2", "DescribePrefixLists")?;
+        out.prefix_lists()
+            .iter()
+            .find(|p| p.prefix_list_name() == Some(name.as_str()))
+            .and_then(|p| p.prefix_list_id())
+            .map(str::to_string)
+            .ok_or_else(|| {
+                Error::other(format!(
+                    "EC2 has no prefix list `{name}` in region {}: is DynamoDB available there?",
+                    ctx.aws.region
+                ))
+            })
+    })
+    .await
+}
+
+/// The prefix list id read by [`dynamodb_prefix_list_id`] earlier in the run (for `diff`).
+pub fn known_prefix_list_id(ctx: &Ctx) -> Result<std::sync::Arc<String>> {
+    ctx.already(PREFIX_LIST)
 }
 
 fn live_endpoint(e: &VpcEndpoint) -> LiveEndpoint {
@@ -180,47 +191,53 @@ fn is_gone(state: &str) -> bool {
     matches!(state, "deleted" | "deleting")
 }
 
-impl DynamoDbEndpoint {
-    fn route_table_resources(&self) -> Vec<&'static str> {
-        (0..self.route_tables).map(|i| indexed_id("route-table", i)).collect()
-    }
-
-    fn desired(&self, ctx: &Ctx, inputs: &Inputs) -> Result<DesiredEndpoint> {
-        let route_table_ids = self
-            .route_table_resources()
-            .into_iter()
-            .map(|r| inputs.desired(r, "id").map(str::to_string))
-            .collect::<Result<_>>()?;
-        Ok(DesiredEndpoint {
-            vpc_id: inputs.desired("vpc", "id")?.to_string(),
-            service_name: service_name(&ctx.aws.region),
-            route_table_ids,
-            policy: policy(inputs.desired("table", "arn")?),
-        })
-    }
-
-    async fn find(&self, ctx: &Ctx) -> Result<Option<LiveEndpoint>> {
+/// The stack's VPC endpoints, deleted ones left out (one read per run).
+async fn stack_endpoints(ctx: &Ctx) -> Result<std::sync::Arc<Vec<LiveEndpoint>>> {
+    ctx.once("ec2:DescribeVpcEndpoints", || async {
         let out = ctx
             .aws
             .ec2
             .describe_vpc_endpoints()
-            .set_filters(Some(ours(ctx, ID)))
+            .filters(stack_filter(ctx))
             .send()
             .await
             .aws("EC2", "DescribeVpcEndpoints")?;
-        let live: Vec<LiveEndpoint> =
-            out.vpc_endpoints().iter().map(live_endpoint).filter(|e| !is_gone(&e.state)).collect();
-        at_most_one(live, "VPC endpoint", ID)
-    }
+        Ok(out
+            .vpc_endpoints()
+            .iter()
+            .filter(|e| {
+                ctx.owns(
+                    ID.name(),
+                    e.tags().iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default())),
+                )
+            })
+            .map(live_endpoint)
+            .filter(|e| !is_gone(&e.state))
+            .collect())
+    })
+    .await
+}
 
-    async fn outputs(&self, ctx: &Ctx, endpoint_id: String) -> Result<Outputs> {
-        Ok(outputs([("id", endpoint_id), ("prefix_list_id", dynamodb_prefix_list_id(ctx).await?)]))
+impl DynamoDbEndpoint {
+    fn desired(&self, ctx: &Ctx, inputs: &Inputs) -> Result<DesiredEndpoint> {
+        let route_table_ids = (0..self.route_tables)
+            .map(|i| inputs.get(route_table::id(i)).map(|rt| rt.id.clone()))
+            .collect::<Result<_>>()?;
+        Ok(DesiredEndpoint {
+            vpc_id: inputs.get(vpc::ID)?.id.clone(),
+            service_name: service_name(&ctx.aws.region),
+            route_table_ids,
+            policy: policy(&table::arn(ctx, &self.table_name)),
+        })
     }
 }
 
 #[async_trait]
 impl Resource for DynamoDbEndpoint {
-    fn id(&self) -> &str {
+    type Live = LiveEndpoint;
+    type Change = Change;
+
+    fn id(&self) -> Id<LiveEndpoint> {
         ID
     }
 
@@ -228,21 +245,25 @@ impl Resource for DynamoDbEndpoint {
         "VPC endpoint"
     }
 
-    fn deps(&self) -> Vec<String> {
-        let mut deps = vec!["vpc".to_string(), "table".to_string()];
-        deps.extend(self.route_table_resources().into_iter().map(str::to_string));
+    fn deps(&self) -> Vec<Dep> {
+        let mut deps = vec![Dep::on(vpc::ID)];
+        deps.extend((0..self.route_tables).map(|i| Dep::on(route_table::id(i))));
         deps
     }
 
-    async fn observe(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Observed> {
-        let Some(live) = self.find(ctx).await? else {
-            return Ok(Observed::Missing);
-        };
-        let changes = diff(&self.desired(ctx, inputs)?, &live);
-        Ok(Observed::Present { changes, outputs: self.outputs(ctx, live.id).await? })
+    fn create_rounds(&self) -> u32 {
+        1
     }
 
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Outputs> {
+    async fn observe(&self, ctx: &Ctx) -> Result<Option<LiveEndpoint>> {
+        at_most_one(stack_endpoints(ctx).await?.to_vec(), "VPC endpoint", ID.name())
+    }
+
+    fn diff(&self, ctx: &Ctx, inputs: &Inputs, live: &LiveEndpoint) -> Result<Vec<Change>> {
+        Ok(diff(&self.desired(ctx, inputs)?, live))
+    }
+
+    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<LiveEndpoint> {
         let desired = self.desired(ctx, inputs)?;
         let out = ctx
             .aws
@@ -253,12 +274,19 @@ impl Resource for DynamoDbEndpoint {
             .service_name(&desired.service_name)
             .set_route_table_ids(Some(desired.route_table_ids.iter().cloned().collect()))
             .policy_document(desired.policy.to_string())
-            .tag_specifications(tag_spec(ctx, ID, ResourceType::VpcEndpoint))
+            .tag_specifications(tag_spec(ctx, ID.name(), ResourceType::VpcEndpoint))
             .send()
             .await
             .aws("EC2", "CreateVpcEndpoint")?;
-        let endpoint_id = out.vpc_endpoint().and_then(|e| e.vpc_endpoint_id()).unwrap_or_default().to_string();
-        // Gateway endpoints are usually `available` at once; wait so dependents see the routes.
+        let created = out
+            .vpc_endpoint()
+            .map(live_endpoint)
+            .ok_or_else(|| Error::other("EC2 CreateVpcEndpoint returned no endpoint"))?;
+        // Gateway endpoints are usually `available` at once; otherwise wait, so that the routes
+        // are there when the function starts.
+        if created.state == "available" {
+            return Ok(created);
+        }
         wait_until(
             ctx,
             ID,
@@ -270,37 +298,36 @@ impl Resource for DynamoDbEndpoint {
                     .aws
                     .ec2
                     .describe_vpc_endpoints()
-                    .vpc_endpoint_ids(&endpoint_id)
+                    .vpc_endpoint_ids(&created.id)
                     .send()
                     .await
                     .aws("EC2", "DescribeVpcEndpoints")?;
-                let state = out.vpc_endpoints().first().map(live_endpoint).map(|e| e.state).unwrap_or_default();
-                match state.as_str() {
-                    "available" => Ok(Some(())),
-                    "failed" | "rejected" => Err(Error::other(format!("VPC endpoint {endpoint_id} is {state}"))),
+                let now = out.vpc_endpoints().first().map(live_endpoint);
+                match now.as_ref().map(|e| e.state.as_str()) {
+                    Some("available") => Ok(now),
+                    Some(state @ ("failed" | "rejected")) => {
+                        Err(Error::other(format!("VPC endpoint {} is {state}", created.id)))
+                    }
                     _ => Ok(None),
                 }
             },
         )
-        .await?;
-        self.outputs(ctx, endpoint_id).await
+        .await
     }
 
-    async fn update(&self, ctx: &Ctx, inputs: &Inputs, live: &Outputs, changes: &[Change]) -> Result<Outputs> {
-        if let Some(c) = changes.iter().find(|c| c.replace) {
-            return Err(Error::other(format!("cannot update VPC endpoint field `{}` in place", c.field)));
-        }
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        inputs: &Inputs,
+        live: &LiveEndpoint,
+        _changes: &[Change],
+    ) -> Result<LiveEndpoint> {
+        // Route tables and policy are set together, from desired and live, in one call.
         let desired = self.desired(ctx, inputs)?;
-        let Some(current) = self.find(ctx).await? else {
-            return Err(Error::other(format!("VPC endpoint {} disappeared during the update", live["id"])));
-        };
-        let add: Vec<String> = desired.route_table_ids.difference(&current.route_table_ids).cloned().collect();
-        let remove: Vec<String> = current.route_table_ids.difference(&desired.route_table_ids).cloned().collect();
-        let policy_differs = !policy_matches(&desired.policy, current.policy.as_deref());
-        if add.is_empty() && remove.is_empty() && !policy_differs {
-            return self.outputs(ctx, current.id).await;
-        }
-        let mut req = ctx.aws.ec2.modify_vpc_endpoint().vpc_endpoint_id(&current.id);
+        let add: Vec<String> = desired.route_table_ids.difference(&live.route_table_ids).cloned().collect();
+        let remove: Vec<String> = live.route_table_ids.difference(&desired.route_table_ids).cloned().collect();
+        let policy_differs = !policy_matches(&desired.policy, live.policy.as_deref());
+        let mut req = ctx.aws.ec2.modify_vpc_endpoint().vpc_endpoint_id(&live.id);
         if !add.is_empty() {
             req = req.set_add_route_table_ids(Some(add));
         }
@@ -311,11 +338,15 @@ impl Resource for DynamoDbEndpoint {
             req = req.policy_document(desired.policy.to_string());
         }
         req.send().await.aws("EC2", "ModifyVpcEndpoint")?;
-        self.outputs(ctx, current.id).await
+        Ok(LiveEndpoint {
+            route_table_ids: desired.route_table_ids,
+            policy: Some(desired.policy.to_string()),
+            ..live.clone()
+        })
     }
 
-    async fn delete(&self, ctx: &Ctx, live: &Outputs) -> Result<()> {
-        let endpoint_id = &live["id"];
+    async fn delete(&self, ctx: &Ctx, live: &LiveEndpoint) -> Result<()> {
+        let endpoint_id = &live.id;
         let out = match ctx
             .aws
             .ec2

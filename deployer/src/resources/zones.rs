@@ -13,14 +13,12 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_ec2::types::Filter;
 use tokio::sync::OnceCell;
 
 use super::ec2::filter;
-use super::{Ctx, TAG_RESOURCE, TAG_STACK};
+use super::{Ctx, TAG_RESOURCE};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, Result};
-use crate::ui::Event;
 
 /// Zone IDs whose subnets Lambda refuses. Only zones reported publicly are listed; a refusal
 /// elsewhere is explained by the function (see `function.rs`) with the way out.
@@ -140,12 +138,17 @@ impl Zones {
     }
 
     /// The zone of subnet `index`: two reads the first time (the region's zones, the stack's
-    /// subnets), none after.
-    pub async fn of(&self, ctx: &Ctx, index: usize) -> Result<Zone> {
-        let choice = self.choice.get_or_try_init(|| self.decide(ctx)).await?;
-        choice
-            .zones
-            .get(index)
+    /// subnets, both in the discovery sweep), none after.
+    pub async fn of(&self, ctx: &Ctx, index: u8) -> Result<Zone> {
+        self.choice.get_or_try_init(|| self.decide(ctx)).await?;
+        self.chosen(index)
+    }
+
+    /// The zone of subnet `index`, once [`Zones::of`] has chosen (every subnet's `observe` does).
+    pub fn chosen(&self, index: u8) -> Result<Zone> {
+        self.choice
+            .get()
+            .and_then(|c| c.zones.get(usize::from(index)))
             .cloned()
             .ok_or_else(|| Error::other(format!("internal: no zone chosen for subnet-{index}")))
     }
@@ -160,7 +163,7 @@ impl Zones {
             .enumerate()
             .map(|(i, (z, how))| format!("subnet-{i} {z} {how}"))
             .collect();
-        ctx.reporter.event(Event::Info(format!("availability zones: {}", line.join(", "))));
+        ctx.info(format!("availability zones: {}", line.join(", ")));
         Ok(choice)
     }
 }
@@ -189,10 +192,8 @@ async fn region_zones(ctx: &Ctx) -> Result<Vec<RegionZone>> {
 
 /// Subnet index → zone ID of the stack's existing subnets (from their `subnet-N` tags).
 async fn existing_subnet_zones(ctx: &Ctx) -> Result<BTreeMap<usize, String>> {
-    let stack: Filter = filter(&format!("tag:{TAG_STACK}"), ctx.stack.clone());
-    let out = ctx.aws.ec2.describe_subnets().filters(stack).send().await.aws("EC2", "DescribeSubnets")?;
-    Ok(out
-        .subnets()
+    Ok(super::subnet::stack_subnets(ctx)
+        .await?
         .iter()
         .filter_map(|s| {
             let tag = s.tags().iter().find(|t| t.key() == Some(TAG_RESOURCE))?.value()?;
