@@ -223,7 +223,7 @@ fn check_permissions(c: &mut Checks, label: &str, doc: &Value, own: &BTreeSet<St
                 let account_wide = own
                     .iter()
                     .filter_map(|o| o.split_once(":log-group:"))
-                    .any(|(p, _)| r == &format!("{p}:log-group:*"));
+                    .any(|(p, _)| r == format!("{p}:log-group:*"));
                 c.check(account_wide, format!("{at}: {r:?} is not the log groups of the stack's account and region"));
             } else {
                 let base = r.strip_suffix(":*").unwrap_or(&r);
