@@ -508,3 +508,52 @@ impl Inventory {
         c.eq(&format!("{label}: VPCs besides the default one that are not ours"), vpcs - tagged_vpcs, 0);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expected_resource_ids_are_unique_with_one_subnet_and_route_table_per_az() {
+        let names = StackNames::unique("inv");
+        for az_count in 1..=3 {
+            let e = expected(&names, az_count);
+            let ids: BTreeSet<&str> = e.iter().map(|x| x.resource.as_str()).collect();
+            assert_eq!(ids.len(), e.len(), "{e:?}");
+            for kind in ["subnet", "route-table"] {
+                assert_eq!(e.iter().filter(|x| x.kind == kind).count(), az_count, "{kind}: {e:?}");
+            }
+        }
+    }
+
+    /// Leftovers are what carries the stack's tag or one of its names; shared resources and
+    /// other stacks' resources are not.
+    #[test]
+    fn leftovers_are_tagged_or_named_like_the_stack() {
+        let names = StackNames::unique("inv");
+        let other = StackNames::unique("other");
+        let tagged = |stack: &str, resource: &str| {
+            HashMap::from([
+                (TAG_STACK.to_string(), stack.to_string()),
+                (TAG_RESOURCE.to_string(), resource.to_string()),
+            ])
+        };
+        let shared =
+            HashMap::from([(TAG_STACK.to_string(), names.stack.clone()), (TAG_SHARED.to_string(), "true".to_string())]);
+        let untagged = HashMap::new();
+        let inv = Inventory {
+            items: vec![
+                item("subnet", "subnet-1", "10.1.0.0/24", &tagged(&names.stack, "subnet-0"), Some("vpc-1")),
+                item("function", &names.function, &names.function, &untagged, None),
+                item("iam-role", ACCOUNT_ROLE, ACCOUNT_ROLE, &shared, None),
+                item("table", &other.table, &other.table, &tagged(&other.stack, "table"), None),
+                item("log-group", "/aws/lambda/someone-else", "/aws/lambda/someone-else", &untagged, None),
+            ],
+            ..Inventory::default()
+        };
+        let left: Vec<(&str, &str)> = inv.leftovers(&names).iter().map(|i| (i.kind, i.id.as_str())).collect();
+        assert_eq!(left, [("subnet", "subnet-1"), ("function", names.function.as_str())]);
+        assert_eq!(inv.find(&names.stack, "subnet-0").map(|i| i.id.as_str()), Some("subnet-1"));
+        assert!(inv.account_role().is_some_and(|r| r.shared));
+    }
+}
