@@ -4,6 +4,11 @@ use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_smithy_http_client::{Builder, tls};
 
+/// An EC2 `Filter` with one value (`tag:KEY`, `vpc-id`, `group-id`, ...).
+pub fn ec2_filter(name: &str, value: &str) -> aws_sdk_ec2::types::Filter {
+    aws_sdk_ec2::types::Filter::builder().name(name).values(value).build()
+}
+
 /// An [`SdkConfig`] for `endpoint` (moto, or a proxy): region us-east-1, static `testing`
 /// credentials, rustls+ring, and at most `max_attempts` attempts per call.
 pub async fn sdk_config(endpoint: &str, max_attempts: u32) -> SdkConfig {

@@ -1,141 +1,559 @@
-//! What of a stack still exists, read straight from moto through the SDK (never through the
-//! deployer's own code): for the `down` tests.
+//! Everything on a moto server that a stack could have created, read through the SDK (straight
+//! to moto, never through our deployer), grouped by the `movies-stack:stack` tag; and what a
+//! converged stack must consist of ([`expected`]).
 //!
-//! Every service is asked on its own terms: EC2 by the `movies-stack:stack` tag filter, IAM,
-//! CloudWatch Logs, Lambda and DynamoDB by the stack's derived names, API Gateway by the `tags`
-//! of the listed items (moto cannot read restapi / usageplan / apikey tags any other way).
+//! The tests use one moto server each, so the inventory is the whole account: anything without
+//! our tag that is not one of AWS's own defaults (the default VPC and its contents, the main
+//! route table and `default` security group of a VPC) was left behind by someone, i.e. by us.
+//!
+//! MOTO GAP: the Resource Groups Tagging API misses VPC endpoints, IAM roles and API Gateway
+//! (moto-emulator.md §10), so every kind is listed with its own service's calls. API Gateway
+//! tags are read from the listed items' `tags` (moto cannot read restapi / usageplan / apikey
+//! tags any other way).
 
-use aws_sdk_ec2::types::{Filter, Tag};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
 
-use crate::{Aws, StackNames};
+use aws_sdk_ec2::types::Tag;
 
-pub const STACK_TAG: &str = "movies-stack:stack";
+use crate::{Aws, Checks, StackNames};
+
+pub const TAG_STACK: &str = "movies-stack:stack";
+pub const TAG_RESOURCE: &str = "movies-stack:resource";
+pub const TAG_SHARED: &str = "movies-stack:shared";
 
 /// The shared, account-level API Gateway CloudWatch role: `down` must never delete it.
 pub const ACCOUNT_ROLE: &str = "movies-stack-apigateway-cloudwatch";
 
-fn tag_filter(stack: &str) -> Filter {
-    Filter::builder().name(format!("tag:{STACK_TAG}")).values(stack).build()
+/// One resource a converged stack has in the inventory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expected {
+    /// Its logical id: the value of its `movies-stack:resource` tag.
+    pub resource: String,
+    /// Its [`Item::kind`].
+    pub kind: &'static str,
+    /// The name the stack gives it, for the kinds whose name is fixed by the config (a leftover
+    /// that lost its tags is still found by it); `None` for EC2 kinds.
+    pub name: Option<String>,
 }
 
-fn has_stack_tag(tags: &[Tag], stack: &str) -> bool {
-    tags.iter().any(|t| t.key() == Some(STACK_TAG) && t.value() == Some(stack))
+/// The resources of a converged stack with `az_count` subnets, by resource id and kind, as the
+/// deployer's `stack.rs` builds them. Not listed: the shared account role (never the stack's),
+/// and the parts that are no inventory item of their own (the Lambda permission, the API
+/// stage; [`Inventory::check_converged`] counts those per API and function).
+pub fn expected(names: &StackNames, az_count: usize) -> Vec<Expected> {
+    let s = names.stack.as_str();
+    let ec2 = |resource: String, kind| Expected { resource, kind, name: None };
+    let named =
+        |resource: &str, kind, name: String| Expected { resource: resource.to_string(), kind, name: Some(name) };
+    let mut e = vec![ec2("vpc".into(), "vpc")];
+    for i in 0..az_count {
+        e.push(ec2(format!("subnet-{i}"), "subnet"));
+        e.push(ec2(format!("route-table-{i}"), "route-table"));
+    }
+    e.extend([
+        ec2("dynamodb-endpoint".into(), "vpc-endpoint"),
+        ec2("function-sg".into(), "security-group"),
+        named("flow-log-group", "log-group", format!("/movies-stack/{s}/vpc-flow-logs")),
+        named("function-log-group", "log-group", format!("/aws/lambda/{}", names.function)),
+        named("access-log-group", "log-group", format!("/movies-stack/{s}/api-access")),
+        named("flow-log-role", "iam-role", format!("{s}-flow-logs")),
+        named("function-role", "iam-role", format!("{s}-function")),
+        ec2("flow-log".into(), "flow-log"),
+        named("table", "table", names.table.clone()),
+        named("function", "function", names.function.clone()),
+        named("api", "rest-api", s.to_string()),
+    ]);
+    // The base config's plan names (`config::base_config`).
+    for (tier, plan) in [("standard", "Standard"), ("premium", "Premium")] {
+        e.push(named(&format!("usage-plan-{tier}"), "usage-plan", format!("{s}-{plan}")));
+        e.push(named(&format!("api-key-{tier}"), "api-key", format!("{s}-{tier}")));
+    }
+    e
 }
 
-fn tagged(tags: Option<&std::collections::HashMap<String, String>>, stack: &str) -> bool {
-    tags.and_then(|t| t.get(STACK_TAG)).is_some_and(|v| v == stack)
+/// One resource on the server.
+#[derive(Debug, Clone)]
+pub struct Item {
+    /// `vpc`, `subnet`, `route-table`, `security-group`, `vpc-endpoint`, `flow-log`, `iam-role`,
+    /// `log-group`, `function`, `table`, `rest-api`, `usage-plan`, `api-key`; implicit ones:
+    /// `main-route-table`, `default-security-group`.
+    pub kind: &'static str,
+    pub id: String,
+    pub name: String,
+    /// The `movies-stack:stack` tag.
+    pub stack: Option<String>,
+    /// The `movies-stack:resource` tag.
+    pub resource: Option<String>,
+    /// Tagged `movies-stack:shared` (the account's API Gateway role, the lock table).
+    pub shared: bool,
+    /// The VPC it lives in (EC2 kinds).
+    pub vpc: Option<String>,
 }
 
-/// One line per live resource of the stack, e.g. `ec2 subnet subnet-0abc`, `iam role S-function`,
-/// `dynamodb table S-table`. The account-level CloudWatch role is not listed (see
-/// [`account_role_state`]). Panics on an unexpected SDK error.
-pub async fn leftovers(aws: &Aws, n: &StackNames) -> Vec<String> {
-    let s = n.stack.as_str();
-    let mut out = Vec::new();
-
-    // ------------------------------------------------------------------ EC2, by tag
-    let vpcs = aws.ec2.describe_vpcs().filters(tag_filter(s)).send().await.expect("DescribeVpcs");
-    out.extend(vpcs.vpcs().iter().map(|v| format!("ec2 vpc {}", v.vpc_id().unwrap_or("?"))));
-    let subnets = aws.ec2.describe_subnets().filters(tag_filter(s)).send().await.expect("DescribeSubnets");
-    out.extend(subnets.subnets().iter().map(|x| format!("ec2 subnet {}", x.subnet_id().unwrap_or("?"))));
-    let rts = aws.ec2.describe_route_tables().filters(tag_filter(s)).send().await.expect("DescribeRouteTables");
-    out.extend(rts.route_tables().iter().map(|x| format!("ec2 route-table {}", x.route_table_id().unwrap_or("?"))));
-    let sgs = aws.ec2.describe_security_groups().filters(tag_filter(s)).send().await.expect("DescribeSecurityGroups");
-    out.extend(sgs.security_groups().iter().map(|x| format!("ec2 security-group {}", x.group_id().unwrap_or("?"))));
-    // moto keeps deleted endpoints listed with state `deleted` (as AWS does for a while).
-    let eps = aws.ec2.describe_vpc_endpoints().filters(tag_filter(s)).send().await.expect("DescribeVpcEndpoints");
-    out.extend(
-        eps.vpc_endpoints()
-            .iter()
-            .filter(|e| e.state().map(|st| st.as_str().to_ascii_lowercase()) != Some("deleted".into()))
-            .map(|e| {
-                format!(
-                    "ec2 vpc-endpoint {} ({})",
-                    e.vpc_endpoint_id().unwrap_or("?"),
-                    e.state().map(|st| st.as_str()).unwrap_or("?")
-                )
-            }),
-    );
-    let fls = aws.ec2.describe_flow_logs().filter(tag_filter(s)).send().await.expect("DescribeFlowLogs");
-    out.extend(fls.flow_logs().iter().map(|x| format!("ec2 flow-log {}", x.flow_log_id().unwrap_or("?"))));
-    // The tag filter is the deployer's own way of finding things; ask the unfiltered list too,
-    // in case a filter were silently ignored.
-    let all_sgs = aws.ec2.describe_security_groups().send().await.expect("DescribeSecurityGroups");
-    for g in all_sgs.security_groups() {
-        let line = format!("ec2 security-group {}", g.group_id().unwrap_or("?"));
-        if has_stack_tag(g.tags(), s) && !out.contains(&line) {
-            out.push(line);
+impl fmt::Display for Item {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.kind, self.id)?;
+        if self.name != self.id && !self.name.is_empty() {
+            write!(f, " ({})", self.name)?;
         }
-    }
-
-    // ------------------------------------------------------------------ IAM, by name
-    for role in [format!("{s}-function"), format!("{s}-flow-logs")] {
-        match aws.iam.get_role().role_name(&role).send().await {
-            Ok(_) => out.push(format!("iam role {role}")),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_no_such_entity_exception()) => {}
-            Err(e) => panic!("GetRole {role}: {e:?}"),
+        if let Some(r) = &self.resource {
+            write!(f, " [{r}]")?;
         }
+        Ok(())
     }
+}
 
-    // ------------------------------------------------------------------ CloudWatch Logs, by name
-    for group in [
-        format!("/aws/lambda/{}", n.function),
-        format!("/movies-stack/{s}/api-access"),
-        format!("/movies-stack/{s}/vpc-flow-logs"),
-    ] {
-        let got = aws.logs.describe_log_groups().log_group_name_prefix(&group).send().await.expect("DescribeLogGroups");
-        if got.log_groups().iter().any(|g| g.log_group_name() == Some(group.as_str())) {
-            out.push(format!("logs log-group {group}"));
+/// The parts of a REST API that cannot be tagged, counted per API.
+#[derive(Debug, Clone, Default)]
+pub struct ApiParts {
+    pub deployments: usize,
+    pub stages: usize,
+    pub resources: usize,
+}
+
+/// A snapshot of the server.
+#[derive(Debug, Default)]
+pub struct Inventory {
+    pub items: Vec<Item>,
+    pub default_vpcs: BTreeSet<String>,
+    /// REST API id -> its untaggable parts.
+    pub apis: BTreeMap<String, ApiParts>,
+    /// Usage plan id -> key ids.
+    pub plan_keys: BTreeMap<String, Vec<String>>,
+    /// Security group id -> (ingress permissions, egress permissions).
+    pub sg_rules: BTreeMap<String, (usize, usize)>,
+    /// Route table id -> associated subnets.
+    pub rt_subnets: BTreeMap<String, Vec<String>>,
+    /// Function name -> statements in its resource policy.
+    pub permissions: BTreeMap<String, usize>,
+    /// API Gateway's account setting (GetAccount `cloudwatchRoleArn`).
+    pub cloudwatch_role_arn: Option<String>,
+}
+
+/// An EC2 resource's tags as a map.
+pub fn ec2_tags(tags: &[Tag]) -> HashMap<String, String> {
+    tags.iter().filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string()))).collect()
+}
+
+fn item(kind: &'static str, id: &str, name: &str, tags: &HashMap<String, String>, vpc: Option<&str>) -> Item {
+    Item {
+        kind,
+        id: id.to_string(),
+        name: name.to_string(),
+        stack: tags.get(TAG_STACK).cloned(),
+        resource: tags.get(TAG_RESOURCE).cloned(),
+        shared: tags.contains_key(TAG_SHARED),
+        vpc: vpc.map(str::to_string),
+    }
+}
+
+impl Inventory {
+    /// Read the whole server. Panics on an SDK error (the fixture is broken then).
+    pub async fn scan(aws: &Aws) -> Inventory {
+        let mut inv = Inventory::default();
+
+        // ------------------------------------------------------------ EC2
+        let vpcs = aws.ec2.describe_vpcs().send().await.expect("DescribeVpcs");
+        for v in vpcs.vpcs() {
+            let id = v.vpc_id().unwrap_or_default();
+            if v.is_default() == Some(true) {
+                inv.default_vpcs.insert(id.to_string());
+                continue;
+            }
+            inv.items.push(item("vpc", id, v.cidr_block().unwrap_or_default(), &ec2_tags(v.tags()), Some(id)));
         }
-    }
+        let in_default = |vpc: Option<&str>, inv: &Inventory| vpc.is_some_and(|v| inv.default_vpcs.contains(v));
+        let subnets = aws.ec2.describe_subnets().send().await.expect("DescribeSubnets");
+        for s in subnets.subnets() {
+            if in_default(s.vpc_id(), &inv) {
+                continue;
+            }
+            let id = s.subnet_id().unwrap_or_default();
+            inv.items.push(item("subnet", id, s.cidr_block().unwrap_or_default(), &ec2_tags(s.tags()), s.vpc_id()));
+        }
+        let rts = aws.ec2.describe_route_tables().send().await.expect("DescribeRouteTables");
+        for rt in rts.route_tables() {
+            if in_default(rt.vpc_id(), &inv) {
+                continue;
+            }
+            let id = rt.route_table_id().unwrap_or_default();
+            let main = rt.associations().iter().any(|a| a.main() == Some(true));
+            let tags = ec2_tags(rt.tags());
+            let kind = if main && !tags.contains_key(TAG_STACK) { "main-route-table" } else { "route-table" };
+            inv.items.push(item(kind, id, "", &tags, rt.vpc_id()));
+            let subnets: Vec<String> =
+                rt.associations().iter().filter_map(|a| a.subnet_id().map(str::to_string)).collect();
+            inv.rt_subnets.insert(id.to_string(), subnets);
+        }
+        let sgs = aws.ec2.describe_security_groups().send().await.expect("DescribeSecurityGroups");
+        for g in sgs.security_groups() {
+            if in_default(g.vpc_id(), &inv) {
+                continue;
+            }
+            let id = g.group_id().unwrap_or_default();
+            let tags = ec2_tags(g.tags());
+            let kind = if g.group_name() == Some("default") && !tags.contains_key(TAG_STACK) {
+                "default-security-group"
+            } else {
+                "security-group"
+            };
+            inv.items.push(item(kind, id, g.group_name().unwrap_or_default(), &tags, g.vpc_id()));
+            inv.sg_rules.insert(id.to_string(), (g.ip_permissions().len(), g.ip_permissions_egress().len()));
+        }
+        let eps = aws.ec2.describe_vpc_endpoints().send().await.expect("DescribeVpcEndpoints");
+        for e in eps.vpc_endpoints() {
+            // A deleted endpoint stays visible for a while with state `deleted` (AWS and moto); one
+            // still `deleting` is still there.
+            if e.state().is_some_and(|st| st.as_str().eq_ignore_ascii_case("deleted")) {
+                continue;
+            }
+            let id = e.vpc_endpoint_id().unwrap_or_default();
+            inv.items.push(item(
+                "vpc-endpoint",
+                id,
+                e.service_name().unwrap_or_default(),
+                &ec2_tags(e.tags()),
+                e.vpc_id(),
+            ));
+        }
+        let fls = aws.ec2.describe_flow_logs().send().await.expect("DescribeFlowLogs");
+        for f in fls.flow_logs() {
+            let id = f.flow_log_id().unwrap_or_default();
+            inv.items.push(item(
+                "flow-log",
+                id,
+                f.resource_id().unwrap_or_default(),
+                &ec2_tags(f.tags()),
+                f.resource_id(),
+            ));
+        }
 
-    // ------------------------------------------------------------------ Lambda, by name
-    match aws.lambda.get_function().function_name(&n.function).send().await {
-        Ok(_) => out.push(format!("lambda function {}", n.function)),
-        Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_not_found_exception()) => {}
-        Err(e) => panic!("GetFunction {}: {e:?}", n.function),
-    }
+        // ------------------------------------------------------------ IAM
+        let roles: Vec<_> =
+            aws.iam.list_roles().into_paginator().items().send().try_collect().await.expect("ListRoles");
+        for r in roles {
+            let tags = aws.iam.list_role_tags().role_name(r.role_name()).send().await.expect("ListRoleTags");
+            let tags: HashMap<String, String> =
+                tags.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect();
+            inv.items.push(item("iam-role", r.role_name(), r.role_name(), &tags, None));
+        }
 
-    // ------------------------------------------------------------------ API Gateway, by item tags
-    let apis = aws.apigateway.get_rest_apis().limit(500).send().await.expect("GetRestApis");
-    out.extend(
-        apis.items()
-            .iter()
-            .filter(|a| tagged(a.tags(), s))
-            .map(|a| format!("apigateway restapi {}", a.id().unwrap_or("?"))),
-    );
-    let plans = aws.apigateway.get_usage_plans().limit(500).send().await.expect("GetUsagePlans");
-    out.extend(
-        plans
+        // ------------------------------------------------------------ CloudWatch Logs
+        let groups: Vec<_> = aws
+            .logs
+            .describe_log_groups()
+            .into_paginator()
             .items()
-            .iter()
-            .filter(|p| tagged(p.tags(), s))
-            .map(|p| format!("apigateway usage-plan {}", p.id().unwrap_or("?"))),
-    );
-    let keys = aws.apigateway.get_api_keys().limit(500).include_values(false).send().await.expect("GetApiKeys");
-    out.extend(
-        keys.items()
-            .iter()
-            .filter(|k| tagged(k.tags(), s))
-            .map(|k| format!("apigateway api-key {}", k.id().unwrap_or("?"))),
-    );
+            .send()
+            .try_collect()
+            .await
+            .expect("DescribeLogGroups");
+        for g in groups {
+            let name = g.log_group_name().unwrap_or_default();
+            let arn = g
+                .log_group_arn()
+                .map(str::to_string)
+                .unwrap_or_else(|| g.arn().unwrap_or_default().trim_end_matches(":*").to_string());
+            let tags = aws.logs.list_tags_for_resource().resource_arn(&arn).send().await.expect("ListTagsForResource");
+            inv.items.push(item("log-group", name, name, &tags.tags().cloned().unwrap_or_default(), None));
+        }
 
-    // ------------------------------------------------------------------ DynamoDB, by name
-    match aws.dynamodb.describe_table().table_name(&n.table).send().await {
-        Ok(_) => out.push(format!("dynamodb table {}", n.table)),
-        Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_not_found_exception()) => {}
-        Err(e) => panic!("DescribeTable {}: {e:?}", n.table),
+        // ------------------------------------------------------------ Lambda
+        let fns = aws.lambda.list_functions().send().await.expect("ListFunctions");
+        for f in fns.functions() {
+            let name = f.function_name().unwrap_or_default();
+            let arn = f.function_arn().unwrap_or_default();
+            let tags = aws.lambda.list_tags().resource(arn).send().await.expect("ListTags (lambda)");
+            inv.items.push(item("function", name, name, &tags.tags().cloned().unwrap_or_default(), None));
+            let statements = match aws.lambda.get_policy().function_name(name).send().await {
+                Ok(p) => serde_json::from_str::<serde_json::Value>(p.policy().unwrap_or("{}"))
+                    .ok()
+                    .and_then(|v| v["Statement"].as_array().map(Vec::len))
+                    .unwrap_or(0),
+                Err(_) => 0,
+            };
+            inv.permissions.insert(name.to_string(), statements);
+        }
+
+        // ------------------------------------------------------------ DynamoDB
+        let tables = aws.dynamodb.list_tables().send().await.expect("ListTables");
+        for t in tables.table_names() {
+            let d = aws.dynamodb.describe_table().table_name(t).send().await.expect("DescribeTable");
+            let arn = d.table().and_then(|t| t.table_arn()).unwrap_or_default();
+            let tags = aws.dynamodb.list_tags_of_resource().resource_arn(arn).send().await.expect("ListTagsOfResource");
+            let tags: HashMap<String, String> =
+                tags.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect();
+            inv.items.push(item("table", t, t, &tags, None));
+        }
+
+        // ------------------------------------------------------------ API Gateway
+        let apis = aws.apigateway.get_rest_apis().limit(500).send().await.expect("GetRestApis");
+        for a in apis.items() {
+            let id = a.id().unwrap_or_default();
+            inv.items.push(item(
+                "rest-api",
+                id,
+                a.name().unwrap_or_default(),
+                &a.tags().cloned().unwrap_or_default(),
+                None,
+            ));
+            let deployments = aws.apigateway.get_deployments().rest_api_id(id).limit(500).send().await;
+            let stages = aws.apigateway.get_stages().rest_api_id(id).send().await;
+            let resources = aws.apigateway.get_resources().rest_api_id(id).limit(500).send().await;
+            inv.apis.insert(
+                id.to_string(),
+                ApiParts {
+                    deployments: deployments.expect("GetDeployments").items().len(),
+                    stages: stages.expect("GetStages").item().len(),
+                    resources: resources.expect("GetResources").items().len(),
+                },
+            );
+        }
+        let plans = aws.apigateway.get_usage_plans().limit(500).send().await.expect("GetUsagePlans");
+        for p in plans.items() {
+            let id = p.id().unwrap_or_default();
+            inv.items.push(item(
+                "usage-plan",
+                id,
+                p.name().unwrap_or_default(),
+                &p.tags().cloned().unwrap_or_default(),
+                None,
+            ));
+            let keys = aws.apigateway.get_usage_plan_keys().usage_plan_id(id).limit(500).send().await;
+            let keys =
+                keys.expect("GetUsagePlanKeys").items().iter().filter_map(|k| k.id().map(str::to_string)).collect();
+            inv.plan_keys.insert(id.to_string(), keys);
+        }
+        let keys = aws.apigateway.get_api_keys().include_values(false).limit(500).send().await.expect("GetApiKeys");
+        for k in keys.items() {
+            let id = k.id().unwrap_or_default();
+            inv.items.push(item(
+                "api-key",
+                id,
+                k.name().unwrap_or_default(),
+                &k.tags().cloned().unwrap_or_default(),
+                None,
+            ));
+        }
+        let account = aws.apigateway.get_account().send().await.expect("GetAccount");
+        inv.cloudwatch_role_arn = account.cloudwatch_role_arn().map(str::to_string);
+        inv
     }
-    out
+
+    /// Items tagged with `stack`, shared ones excluded.
+    pub fn of_stack<'a>(&'a self, stack: &'a str) -> impl Iterator<Item = &'a Item> + 'a {
+        self.items.iter().filter(move |i| i.stack.as_deref() == Some(stack) && !i.shared)
+    }
+
+    /// What is left of the stack: everything tagged with it (shared resources excluded), and
+    /// anything carrying one of the names the stack gives ([`Expected::name`]), tagged or not.
+    pub fn leftovers(&self, names: &StackNames) -> Vec<&Item> {
+        // Subnets and route tables have no fixed names: any AZ count gives the same names.
+        let named: BTreeSet<(&str, String)> =
+            expected(names, 0).into_iter().filter_map(|e| Some((e.kind, e.name?))).collect();
+        self.items
+            .iter()
+            .filter(|i| {
+                (i.stack.as_deref() == Some(names.stack.as_str()) && !i.shared)
+                    || named.contains(&(i.kind, i.name.clone()))
+            })
+            .collect()
+    }
+
+    /// The item of `stack` tagged as resource `resource` (`subnet-0`, `function-sg`, ...).
+    pub fn find(&self, stack: &str, resource: &str) -> Option<&Item> {
+        self.items.iter().find(|i| i.stack.as_deref() == Some(stack) && i.resource.as_deref() == Some(resource))
+    }
+
+    /// The shared account-level CloudWatch role ([`ACCOUNT_ROLE`]), if it exists.
+    pub fn account_role(&self) -> Option<&Item> {
+        self.items.iter().find(|i| i.kind == "iam-role" && i.name == ACCOUNT_ROLE)
+    }
+
+    pub fn count(&self, kind: &str, stack: &str) -> usize {
+        self.of_stack(stack).filter(|i| i.kind == kind).count()
+    }
+
+    /// Resources without a `movies-stack:stack` tag that are not AWS's own defaults: something
+    /// created them and did not tag them. The implicit main route table / default security
+    /// group of a VPC count as left behind when their VPC is gone.
+    pub fn untagged(&self) -> Vec<&Item> {
+        let vpcs: BTreeSet<&str> = self.items.iter().filter(|i| i.kind == "vpc").map(|i| i.id.as_str()).collect();
+        self.items
+            .iter()
+            .filter(|i| i.stack.is_none())
+            .filter(|i| match i.kind {
+                "main-route-table" | "default-security-group" => !i.vpc.as_deref().is_some_and(|v| vpcs.contains(v)),
+                _ => true,
+            })
+            .collect()
+    }
+
+    /// The exact shape of a converged stack: one of every resource, no duplicates of the
+    /// untaggable parts, and nothing untagged anywhere on the server. One check per count.
+    pub fn check_converged(&self, c: &mut Checks, names: &StackNames, az_count: usize, label: &str) {
+        let s = names.stack.as_str();
+        let expected = expected(names, az_count);
+        let mut per_kind: BTreeMap<&str, usize> = BTreeMap::new();
+        for e in &expected {
+            *per_kind.entry(e.kind).or_insert(0) += 1;
+        }
+        for (kind, n) in per_kind {
+            let found: Vec<String> = self.of_stack(s).filter(|i| i.kind == kind).map(|i| i.to_string()).collect();
+            c.check(
+                found.len() == n,
+                format!("{label}: {kind}s tagged {s}: {} (expected {n}): {found:?}", found.len()),
+            );
+        }
+        // Tagged items beyond the kinds above would be something new we do not count.
+        let other: Vec<String> =
+            self.of_stack(s).filter(|i| !expected.iter().any(|e| e.kind == i.kind)).map(|i| i.to_string()).collect();
+        c.check(other.is_empty(), format!("{label}: unexpected kinds tagged {s}: {other:?}"));
+        // Each expected resource under its own resource tag.
+        for e in &expected {
+            let found =
+                self.of_stack(s).filter(|i| i.kind == e.kind && i.resource.as_deref() == Some(&e.resource)).count();
+            c.eq(&format!("{label}: {}s tagged {s} as resource {}", e.kind, e.resource), found, 1);
+        }
+        // Each logical resource once.
+        let mut seen: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+        for i in self.of_stack(s) {
+            *seen.entry((i.kind, i.resource.as_deref().unwrap_or("<none>"))).or_insert(0) += 1;
+        }
+        let dup: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+        c.check(dup.is_empty(), format!("{label}: resource tags used twice: {dup:?}"));
+        // Names by which a duplicate could hide without our tag (API Gateway allows duplicate names).
+        for e in expected.iter().filter(|e| matches!(e.kind, "rest-api" | "api-key" | "usage-plan")) {
+            let name = e.name.as_deref().unwrap_or_default();
+            let n = self.items.iter().filter(|i| i.kind == e.kind && i.name == name).count();
+            c.eq(&format!("{label}: {}s named {name}", e.kind), n, 1);
+        }
+
+        // Untaggable parts.
+        for api in self.of_stack(s).filter(|i| i.kind == "rest-api") {
+            let parts = self.apis.get(&api.id).cloned().unwrap_or_default();
+            c.check(
+                (1..=2).contains(&parts.deployments),
+                format!("{label}: deployments of API {}: {} (expected 1, at most 2)", api.id, parts.deployments),
+            );
+            c.eq(&format!("{label}: stages of API {}", api.id), parts.stages, 1);
+            c.eq(&format!("{label}: resources (/ and /{{proxy+}}) of API {}", api.id), parts.resources, 2);
+        }
+        for plan in self.of_stack(s).filter(|i| i.kind == "usage-plan") {
+            let keys = self.plan_keys.get(&plan.id).cloned().unwrap_or_default();
+            c.check(
+                keys.len() == 1,
+                format!("{label}: keys in usage plan {}: {keys:?} (expected exactly 1)", plan.name),
+            );
+            let key_ids: BTreeSet<&str> =
+                self.of_stack(s).filter(|i| i.kind == "api-key").map(|i| i.id.as_str()).collect();
+            c.check(
+                keys.iter().all(|k| key_ids.contains(k.as_str())),
+                format!("{label}: usage plan {} holds only the stack's keys: {keys:?}", plan.name),
+            );
+        }
+        c.eq(
+            &format!("{label}: statements in the function's resource policy"),
+            self.permissions.get(&names.function).copied(),
+            Some(1),
+        );
+        for sg in self.of_stack(s).filter(|i| i.kind == "security-group") {
+            c.eq(
+                &format!("{label}: (ingress, egress) rules of {}", sg.id),
+                self.sg_rules.get(&sg.id).copied(),
+                Some((0, 1)),
+            );
+        }
+        for rt in self.of_stack(s).filter(|i| i.kind == "route-table") {
+            let n = self.rt_subnets.get(&rt.id).map(Vec::len).unwrap_or(0);
+            c.eq(&format!("{label}: subnet associations of {}", rt.id), n, 1);
+        }
+        // In our VPC: only the implicit main route table and default SG besides our own.
+        for vpc in self.of_stack(s).filter(|i| i.kind == "vpc") {
+            for implicit in ["main-route-table", "default-security-group"] {
+                let n = self.items.iter().filter(|i| i.kind == implicit && i.vpc.as_deref() == Some(&vpc.id)).count();
+                c.eq(&format!("{label}: {implicit}s in {}", vpc.id), n, 1);
+            }
+            let strangers: Vec<String> = self
+                .items
+                .iter()
+                .filter(|i| i.vpc.as_deref() == Some(&vpc.id) && i.kind != "vpc")
+                .filter(|i| {
+                    i.stack.as_deref() != Some(s) && !matches!(i.kind, "main-route-table" | "default-security-group")
+                })
+                .map(|i| i.to_string())
+                .collect();
+            c.check(strangers.is_empty(), format!("{label}: things in VPC {} not tagged {s}: {strangers:?}", vpc.id));
+        }
+        self.check_nothing_untagged(c, label);
+    }
+
+    /// After `down`: nothing tagged with the stack but the kept table (shared resources, the
+    /// account's API Gateway role, are never the stack's to delete), nothing untagged.
+    pub fn check_gone(&self, c: &mut Checks, names: &StackNames, label: &str) {
+        let s = names.stack.as_str();
+        let left: Vec<String> =
+            self.of_stack(s).filter(|i| !(i.kind == "table" && i.name == names.table)).map(|i| i.to_string()).collect();
+        c.check(left.is_empty(), format!("{label}: still tagged {s} after down: {left:?}"));
+        c.eq(&format!("{label}: the kept table {}", names.table), self.count("table", s), 1);
+        self.check_nothing_untagged(c, label);
+    }
+
+    pub fn check_nothing_untagged(&self, c: &mut Checks, label: &str) {
+        let untagged: Vec<String> = self.untagged().iter().map(|i| i.to_string()).collect();
+        c.check(untagged.is_empty(), format!("{label}: resources without a {TAG_STACK} tag: {untagged:?}"));
+        let vpcs = self.items.iter().filter(|i| i.kind == "vpc").count();
+        let tagged_vpcs = self.items.iter().filter(|i| i.kind == "vpc" && i.stack.is_some()).count();
+        c.eq(&format!("{label}: VPCs besides the default one that are not ours"), vpcs - tagged_vpcs, 0);
+    }
 }
 
-/// The account-level CloudWatch role: (the IAM role exists, GetAccount's cloudwatchRoleArn).
-pub async fn account_role_state(aws: &Aws) -> (bool, Option<String>) {
-    let exists = match aws.iam.get_role().role_name(ACCOUNT_ROLE).send().await {
-        Ok(_) => true,
-        Err(e) if e.as_service_error().is_some_and(|se| se.is_no_such_entity_exception()) => false,
-        Err(e) => panic!("GetRole {ACCOUNT_ROLE}: {e:?}"),
-    };
-    let account = aws.apigateway.get_account().send().await.expect("GetAccount");
-    (exists, account.cloudwatch_role_arn().map(str::to_string))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expected_resource_ids_are_unique_with_one_subnet_and_route_table_per_az() {
+        let names = StackNames::unique("inv");
+        for az_count in 1..=3 {
+            let e = expected(&names, az_count);
+            let ids: BTreeSet<&str> = e.iter().map(|x| x.resource.as_str()).collect();
+            assert_eq!(ids.len(), e.len(), "{e:?}");
+            for kind in ["subnet", "route-table"] {
+                assert_eq!(e.iter().filter(|x| x.kind == kind).count(), az_count, "{kind}: {e:?}");
+            }
+        }
+    }
+
+    /// Leftovers are what carries the stack's tag or one of its names; shared resources and
+    /// other stacks' resources are not.
+    #[test]
+    fn leftovers_are_tagged_or_named_like_the_stack() {
+        let names = StackNames::unique("inv");
+        let other = StackNames::unique("other");
+        let tagged = |stack: &str, resource: &str| {
+            HashMap::from([
+                (TAG_STACK.to_string(), stack.to_string()),
+                (TAG_RESOURCE.to_string(), resource.to_string()),
+            ])
+        };
+        let shared =
+            HashMap::from([(TAG_STACK.to_string(), names.stack.clone()), (TAG_SHARED.to_string(), "true".to_string())]);
+        let untagged = HashMap::new();
+        let inv = Inventory {
+            items: vec![
+                item("subnet", "subnet-1", "10.1.0.0/24", &tagged(&names.stack, "subnet-0"), Some("vpc-1")),
+                item("function", &names.function, &names.function, &untagged, None),
+                item("iam-role", ACCOUNT_ROLE, ACCOUNT_ROLE, &shared, None),
+                item("table", &other.table, &other.table, &tagged(&other.stack, "table"), None),
+                item("log-group", "/aws/lambda/someone-else", "/aws/lambda/someone-else", &untagged, None),
+            ],
+            ..Inventory::default()
+        };
+        let left: Vec<(&str, &str)> = inv.leftovers(&names).iter().map(|i| (i.kind, i.id.as_str())).collect();
+        assert_eq!(left, [("subnet", "subnet-1"), ("function", names.function.as_str())]);
+        assert_eq!(inv.find(&names.stack, "subnet-0").map(|i| i.id.as_str()), Some("subnet-1"));
+        assert!(inv.account_role().is_some_and(|r| r.shared));
+    }
 }

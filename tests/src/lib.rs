@@ -1,5 +1,7 @@
 //! Fixtures for the end-to-end tests: real processes, no SDK mocks.
 //!
+//! - [`Account`]: what most tests start with: moto, the proxy, read-back clients and a temp
+//!   folder, and in it [`Stack`]s (names, config, deployer) made of the pieces below.
 //! - [`Moto`]: a `moto_server` from the project venv on a free loopback port (one per test).
 //! - [`Proxy`]: an HTTP/1.1 reverse proxy between the deployer and moto that records every AWS
 //!   call ([`Call`]) and can inject faults ([`Rule`]: latency, error answers, windows).
@@ -7,6 +9,7 @@
 //! - [`write_config`]: a TOML config for a unique stack ([`StackNames`]).
 //! - [`Aws`]: SDK clients for reading the deployed state back (straight to moto, not via the proxy).
 //! - [`artifact`]: the handler zip the suite deploys, and variants of it.
+//! - [`inventory`]: everything on the server, and the checks of a converged / removed stack.
 //! - [`RuntimeApi`] / [`Function`]: a Lambda Runtime API server and the real `bootstrap` process
 //!   polling it.
 //!
@@ -18,9 +21,9 @@
 //! - `MOVIES_STACK_ARTIFACT`: the packaged handler zip (`scripts/test.sh` builds it once).
 //! - `MOVIES_STACK_E2E_TIMEOUT`: seconds one deployer run may take (default 600).
 
+mod account;
 pub mod artifact;
 mod aws;
-pub mod census;
 pub mod chaos;
 mod config;
 mod deployer;
@@ -29,7 +32,8 @@ mod moto;
 pub mod proxy;
 pub mod runtime_api;
 
-pub use aws::{Aws, sdk_config};
+pub use account::{Account, Stack};
+pub use aws::{Aws, ec2_filter, sdk_config};
 pub use config::{REMOVE, StackNames, TempDir, base_config, write_config, write_config_file};
 pub use deployer::{Deployer, Output};
 pub use moto::Moto;

@@ -7,9 +7,8 @@
 //! the proxy answers that one call with the response AWS documents. Everything else is moto.
 
 use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
-use e2e::artifact::artifact_path;
 use e2e::proxy::Rule;
-use e2e::{Aws, Checks, Deployer, Moto, Proxy, StackNames, TempDir, write_config};
+use e2e::{Account, Checks};
 
 fn describe_stack_resources_xml(physical_id: &str) -> String {
     format!(
@@ -34,14 +33,9 @@ fn describe_stack_resources_xml(physical_id: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_name_owned_by_a_cloudformation_stack_is_reported_and_left_alone() {
-    let artifact = artifact_path();
-    let moto = Moto::start();
-    let proxy = Proxy::start(moto.url());
-    let dir = TempDir::new("cfn");
-    let n = StackNames::unique("cfn");
-    let config = write_config(dir.path(), &n, &[]);
-    let deployer = Deployer::with(&config, proxy.url());
-    let aws = Aws::new(moto.url()).await;
+    let account = Account::start().await;
+    let stack = account.stack("cfn");
+    let (aws, proxy, n) = (&account.aws, &account.proxy, &stack.names);
     let mut c = Checks::new();
 
     // The table a CDK deployment made: our name, no tags of ours.
@@ -62,7 +56,7 @@ async fn a_name_owned_by_a_cloudformation_stack_is_reported_and_left_alone() {
         &describe_stack_resources_xml(&n.table),
     ));
 
-    let out = deployer.run(&["up", "--artifact", artifact.to_str().unwrap()]).await;
+    let out = stack.deployer.run(&["up", "--artifact", &stack.artifact]).await;
     c.eq("exit code", out.code, 1);
     c.check(out.stderr.contains("owned by CloudFormation stack `CdkMoviesStack`"), format!("names the stack:\n{out}"));
     c.check(out.stderr.contains("demotable8A1B2C3D"), "names the logical id");

@@ -14,11 +14,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use e2e::artifact::artifact_path;
-use e2e::census::Inventory;
 use e2e::chaos::{Rng, Running, pid_alive, seed};
+use e2e::inventory::Inventory;
 use e2e::proxy::LOCK_TABLE;
-use e2e::{Aws, Checks, Deployer, Moto, Output, Proxy, Rule, StackNames, TempDir, write_config};
+use e2e::{Account, Aws, Checks, Deployer, Output, Proxy, Rule, Stack};
 
 /// Kill points for `up` and for `down`, and at most this many kills in a row on one stack
 /// before it is converged and checked (a run that beats its kill converges the stack too).
@@ -142,37 +141,30 @@ async fn converge(c: &mut Checks, aws: &Aws, d: &Deployer, args: &[&str], stack:
 
 /// A stack of the kill test and how often it was killed since it last converged.
 struct Victim {
-    deployer: Deployer,
-    names: StackNames,
+    stack: Stack,
     kills: usize,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_moments_then_converge() {
     let t0 = std::time::Instant::now();
-    let artifact = artifact_path().display().to_string();
-    let moto = Moto::start();
-    let proxy = Proxy::start(moto.url());
-    let aws = Aws::new(moto.url()).await;
-    let dir = TempDir::new("crash");
+    let account = Account::start().await;
+    let (aws, proxy) = (&account.aws, &account.proxy);
     let mut rng = Rng::new(seed("2 SIGKILL"));
     let mut c = Checks::new();
-    let new_stack = |prefix: &str| {
-        let names = StackNames::unique(prefix);
-        let config = write_config(dir.path(), &names, &[]);
-        Victim { deployer: Deployer::with(&config, proxy.url()), names, kills: 0 }
-    };
+    let new_stack = |prefix: &str| Victim { stack: account.stack(prefix), kills: 0 };
+    let warm = new_stack("crash-warm");
+    let artifact = warm.stack.artifact.clone();
     let up_args = ["up", "--artifact", artifact.as_str()];
     let down_args = ["down", "--yes"];
 
     // ---------------------------------------------------------------- measure a cold up
     // The first up warms moto (it imports each service on first use); the second is measured.
     proxy.add_rule(Rule::new().delay(LATENCY));
-    let warm = new_stack("crash-warm");
-    warm.deployer.run(&up_args).await.assert_ok();
+    warm.stack.deployer.run(&up_args).await.assert_ok();
     let measured = new_stack("crash-m");
     proxy.reset();
-    let cold = measured.deployer.run(&up_args).await;
+    let cold = measured.stack.deployer.run(&up_args).await;
     cold.assert_ok();
     let d_up = cold.elapsed;
     println!(
@@ -193,10 +185,10 @@ async fn sigkill_at_random_moments_then_converge() {
         let cur = v.get_or_insert_with(|| {
             stacks_killed += 1;
             let s = new_stack(&format!("crash-{stacks_killed}"));
-            println!("stack {}:", s.names.stack);
+            println!("stack {}:", s.stack.names.stack);
             s
         });
-        let (k, out) = kill_after(&cur.deployer, &proxy, &up_args, delay).await;
+        let (k, out) = kill_after(&cur.stack.deployer, proxy, &up_args, delay).await;
         print_kill("up", i + 1, &k);
         c.check(k.landed || k.code == 0, format!("a run that beat the kill succeeded\n{out}"));
         cur.kills += usize::from(k.landed);
@@ -204,7 +196,7 @@ async fn sigkill_at_random_moments_then_converge() {
         up_kills.push(k);
         if done {
             let s = v.take().expect("current stack");
-            finish_up(&mut c, &aws, &proxy, &s, &up_args).await;
+            finish_up(&mut c, &account, &s, &up_args).await;
             converged.push(s);
         }
     }
@@ -212,12 +204,12 @@ async fn sigkill_at_random_moments_then_converge() {
     // ---------------------------------------------------------------- measure a down
     let victim = converged.remove(1);
     proxy.reset();
-    let down = victim.deployer.run(&down_args).await;
+    let down = victim.stack.deployer.run(&down_args).await;
     c.check(down.code == 0, format!("measured down succeeds\n{down}"));
     let d_down = down.elapsed;
     println!("down measured: {:.2}s, {} calls", d_down.as_secs_f64(), proxy.calls().len());
-    let inv = Inventory::scan(&aws).await;
-    inv.check_gone(&mut c, &victim.names, &format!("{} after down", victim.names.stack));
+    let inv = Inventory::scan(aws).await;
+    inv.check_gone(&mut c, &victim.stack.names, &format!("{} after down", victim.stack.names.stack));
 
     // ---------------------------------------------------------------- kill `down`
     let delays = stratified(&mut rng, DOWN_KILLS, Duration::from_millis(200), d_down);
@@ -228,10 +220,10 @@ async fn sigkill_at_random_moments_then_converge() {
         let cur = v.get_or_insert_with(|| {
             let mut s = converged.pop().expect("a converged stack left to take down");
             s.kills = 0;
-            println!("stack {} (down):", s.names.stack);
+            println!("stack {} (down):", s.stack.names.stack);
             s
         });
-        let (k, out) = kill_after(&cur.deployer, &proxy, &down_args, delay).await;
+        let (k, out) = kill_after(&cur.stack.deployer, proxy, &down_args, delay).await;
         print_kill("down", i + 1, &k);
         c.check(k.landed || k.code == 0, format!("a down that beat the kill succeeded\n{out}"));
         cur.kills += usize::from(k.landed);
@@ -243,14 +235,14 @@ async fn sigkill_at_random_moments_then_converge() {
             // every resource back (exactly one of each) before the final down.
             if std::mem::take(&mut up_after_down) {
                 println!("  up after the killed downs:");
-                finish_up(&mut c, &aws, &proxy, &s, &up_args).await;
+                finish_up(&mut c, &account, &s, &up_args).await;
             }
-            finish_down(&mut c, &aws, &proxy, &s, &down_args).await;
+            finish_down(&mut c, &account, &s, &down_args).await;
         }
     }
     // The stacks no kill reached are taken down plainly (and checked the same way).
     for s in converged {
-        finish_down(&mut c, &aws, &proxy, &s, &down_args).await;
+        finish_down(&mut c, &account, &s, &down_args).await;
     }
 
     let landed = |ks: &[Kill]| ks.iter().filter(|k| k.landed).count();
@@ -280,31 +272,33 @@ async fn sigkill_at_random_moments_then_converge() {
 
 /// After kills of `up`: converge (taking the dead run's lock over), then a no-op, then exactly
 /// one of everything.
-async fn finish_up(c: &mut Checks, aws: &Aws, proxy: &Proxy, v: &Victim, args: &[&str]) {
-    converge(c, aws, &v.deployer, args, &v.names.stack, "converging up").await;
+async fn finish_up(c: &mut Checks, account: &Account, v: &Victim, args: &[&str]) {
+    let (aws, proxy) = (&account.aws, &account.proxy);
+    converge(c, aws, &v.stack.deployer, args, &v.stack.names.stack, "converging up").await;
     proxy.reset();
-    let again = v.deployer.run(args).await;
+    let again = v.stack.deployer.run(args).await;
     let mutating: Vec<String> = proxy.mutating_calls().iter().map(|c| c.to_string()).collect();
     println!("  next up: exit {}, {} mutating calls", again.code, mutating.len());
     c.check(again.code == 0 && mutating.is_empty(), format!("next up is a no-op: {mutating:?}\n{again}"));
     let inv = Inventory::scan(aws).await;
-    inv.check_converged(c, &v.names, 2, &format!("{} after kills + up", v.names.stack));
+    inv.check_converged(c, &v.stack.names, 2, &format!("{} after kills + up", v.stack.names.stack));
 }
 
 /// After kills of `down`: converge, a second down deletes nothing, nothing tagged is left but
 /// the table, and the lock is gone.
-async fn finish_down(c: &mut Checks, aws: &Aws, proxy: &Proxy, v: &Victim, args: &[&str]) {
-    converge(c, aws, &v.deployer, args, &v.names.stack, "converging down").await;
+async fn finish_down(c: &mut Checks, account: &Account, v: &Victim, args: &[&str]) {
+    let (aws, proxy) = (&account.aws, &account.proxy);
+    converge(c, aws, &v.stack.deployer, args, &v.stack.names.stack, "converging down").await;
     proxy.reset();
-    let again = v.deployer.run(args).await;
+    let again = v.stack.deployer.run(args).await;
     let mutating: Vec<String> = proxy.mutating_calls().iter().map(|c| c.to_string()).collect();
     c.check(
         again.code == 0 && mutating.is_empty() && again.stderr.contains("nothing to delete"),
         format!("a second down deletes nothing: {mutating:?}\n{again}"),
     );
     let inv = Inventory::scan(aws).await;
-    inv.check_gone(c, &v.names, &format!("{} after kills + down", v.names.stack));
-    c.eq(&format!("{}: lock released", v.names.stack), lock_holder(aws, &v.names.stack).await, None);
+    inv.check_gone(c, &v.stack.names, &format!("{} after kills + down", v.stack.names.stack));
+    c.eq(&format!("{}: lock released", v.stack.names.stack), lock_holder(aws, &v.stack.names.stack).await, None);
 }
 
 /// `[  12.3s] id: text` lines of the plain reporter (`-v`): (id, text).
@@ -327,19 +321,15 @@ fn is_start(text: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_finishes_calls_in_flight_and_the_next_up_the_rest() {
     let t0 = std::time::Instant::now();
-    let artifact = artifact_path().display().to_string();
-    let moto = Moto::start();
-    let proxy = Proxy::start(moto.url());
-    let aws = Aws::new(moto.url()).await;
-    let dir = TempDir::new("sigint");
-    let names = StackNames::unique("sigint");
-    let config = write_config(dir.path(), &names, &[]);
-    let d = Deployer::with(&config, proxy.url());
+    let account = Account::start().await;
+    let stack = account.stack("sigint");
+    let (aws, proxy, names, d, artifact) =
+        (&account.aws, &account.proxy, &stack.names, &stack.deployer, stack.artifact.as_str());
     let mut c = Checks::new();
     // Latency so that several resources are in flight when the signal comes.
     proxy.add_rule(Rule::new().delay(Duration::from_millis(60)));
 
-    let run = Running::spawn(&d, &["-v", "up", "--artifact", &artifact]);
+    let run = Running::spawn(d, &["-v", "up", "--artifact", artifact]);
     // Send it once the stack's resources are being created (the handler is installed by then).
     let deadline = Instant::now() + Duration::from_secs(120);
     while proxy.mutating_calls().len() < 12 && !run.finished() && Instant::now() < deadline {
@@ -408,12 +398,12 @@ async fn sigint_finishes_calls_in_flight_and_the_next_up_the_rest() {
         started_but_remaining.is_empty(),
         format!("resources reported remaining never started: {started_but_remaining:?}"),
     );
-    c.eq("lock released after Ctrl-C", lock_holder(&aws, &names.stack).await, None);
+    c.eq("lock released after Ctrl-C", lock_holder(aws, &names.stack).await, None);
 
     // The next up does exactly the rest.
     proxy.clear_rules();
     proxy.reset();
-    let next = d.run(&["--output", "json", "up", "--artifact", &artifact]).await;
+    let next = d.run(&["--output", "json", "up", "--artifact", artifact]).await;
     c.check(next.code == 0, format!("the next up finishes the job\n{next}"));
     if next.code == 0 {
         let json = next.json();
@@ -424,7 +414,7 @@ async fn sigint_finishes_calls_in_flight_and_the_next_up_the_rest() {
         println!("  next up changed: {created:?}");
         c.eq("what the next up changed = what was reported remaining", created, remaining.clone());
     }
-    Inventory::scan(&aws).await.check_converged(&mut c, &names, 2, "after Ctrl-C + up");
+    Inventory::scan(aws).await.check_converged(&mut c, names, 2, "after Ctrl-C + up");
     println!("runtime: {:.1}s", t0.elapsed().as_secs_f64());
     c.finish("2 SIGINT");
 }
@@ -435,13 +425,9 @@ async fn sigint_finishes_calls_in_flight_and_the_next_up_the_rest() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_during_a_wait_starts_no_new_call() {
     let t0 = std::time::Instant::now();
-    let artifact = artifact_path().display().to_string();
-    let moto = Moto::start();
-    let proxy = Proxy::start(moto.url());
-    let dir = TempDir::new("sigintw");
-    let names = StackNames::unique("sigint-wait");
-    let config = write_config(dir.path(), &names, &[]);
-    let d = Deployer::with(&config, proxy.url());
+    let account = Account::start().await;
+    let stack = account.stack("sigint-wait");
+    let (proxy, d, artifact) = (&account.proxy, &stack.deployer, stack.artifact.as_str());
     let mut c = Checks::new();
     // Lambda does not see the role for 12 s (the deployer retries after 2, 4, 8 s...).
     proxy.add_rule(
@@ -455,7 +441,7 @@ async fn sigint_during_a_wait_starts_no_new_call() {
             )
             .during(Duration::ZERO, Duration::from_secs(12)),
     );
-    let run = Running::spawn(&d, &["up", "--artifact", &artifact]);
+    let run = Running::spawn(d, &["up", "--artifact", artifact]);
     let deadline = Instant::now() + Duration::from_secs(120);
     while proxy.rule_hits()[0] == 0 && !run.finished() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;

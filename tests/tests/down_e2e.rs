@@ -10,10 +10,11 @@
 //! 5. `down --yes --delete-data`: nothing of the stack is left, the table neither; the account
 //!    role still stays. `down --yes` once more: exit 0, no mutating call.
 
+use std::collections::BTreeSet;
+
 use aws_sdk_dynamodb::types::AttributeValue;
-use e2e::artifact::artifact_path;
-use e2e::inventory::{ACCOUNT_ROLE, account_role_state, leftovers};
-use e2e::{Aws, Checks, Deployer, Moto, Proxy, StackNames, TempDir, write_config};
+use e2e::inventory::{ACCOUNT_ROLE, Inventory, expected};
+use e2e::{Account, Aws, Checks, Proxy};
 use serde_json::Value;
 
 const ITEM_ID: &str = "e2e-kept-item";
@@ -41,50 +42,40 @@ fn mutating(proxy: &Proxy) -> Vec<String> {
     proxy.mutating_calls().iter().map(|c| c.to_string()).collect()
 }
 
+/// The shared account-level CloudWatch role is never the stack's to delete: the IAM role exists
+/// and API Gateway's account setting (GetAccount) still points at it.
+fn check_account_role(c: &mut Checks, inv: &Inventory, label: &str) {
+    c.check(inv.account_role().is_some(), format!("{label}: the IAM role {ACCOUNT_ROLE} exists"));
+    let arn = inv.cloudwatch_role_arn.as_deref();
+    c.check(
+        arn.is_some_and(|a| a.ends_with(&format!(":role/{ACCOUNT_ROLE}"))),
+        format!("{label}: GetAccount has the CloudWatch role: {arn:?}"),
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn down_keeps_the_table_then_deletes_everything() {
-    let artifact = artifact_path();
-    let art = artifact.to_str().unwrap();
-    let moto = Moto::start();
-    let proxy = Proxy::start(moto.url());
-    let dir = TempDir::new("down");
-    let n = StackNames::unique("down");
-    let config = write_config(dir.path(), &n, &[]);
-    let deployer = Deployer::with(&config, proxy.url());
-    let aws = Aws::new(moto.url()).await;
+    let account = Account::start().await;
+    let stack = account.stack("down");
+    let (aws, proxy, n, deployer, art) =
+        (&account.aws, &account.proxy, &stack.names, &stack.deployer, stack.artifact.as_str());
     let mut c = Checks::new();
     let started = std::time::Instant::now();
 
     deployer.up_json(&["--artifact", art]).await;
-    let before = leftovers(&aws, &n).await;
+    let inv = Inventory::scan(aws).await;
+    let before: Vec<String> = inv.leftovers(n).iter().map(|i| i.to_string()).collect();
     println!("after up, {} resources of the stack are visible through the SDK", before.len());
     // The inventory must see the stack, or "nothing left" proves nothing.
-    for prefix in [
-        "ec2 vpc ",
-        "ec2 subnet ",
-        "ec2 route-table ",
-        "ec2 security-group ",
-        "ec2 vpc-endpoint ",
-        "ec2 flow-log ",
-        "iam role ",
-        "logs log-group ",
-        "lambda function ",
-        "apigateway restapi ",
-        "apigateway usage-plan ",
-        "apigateway api-key ",
-        "dynamodb table ",
-    ] {
+    let expected = expected(n, 2);
+    for kind in expected.iter().map(|e| e.kind).collect::<BTreeSet<_>>() {
         c.check(
-            before.iter().any(|l| l.starts_with(prefix)),
-            format!("after up, the inventory sees `{prefix}...`: {before:?}"),
+            inv.leftovers(n).iter().any(|i| i.kind == kind),
+            format!("after up, the inventory sees a {kind}: {before:?}"),
         );
     }
-    c.eq("after up: resources in the inventory", before.len(), 1 + 2 + 2 + 1 + 1 + 1 + 2 + 3 + 1 + 1 + 2 + 2 + 1);
-    let (role_exists, role_arn) = account_role_state(&aws).await;
-    c.check(
-        role_exists && role_arn.as_deref().is_some_and(|a| a.ends_with(&format!(":role/{ACCOUNT_ROLE}"))),
-        format!("after up: the account CloudWatch role exists and is set: {role_exists} {role_arn:?}"),
-    );
+    c.eq("after up: resources in the inventory", before.len(), expected.len());
+    check_account_role(&mut c, &inv, "after up");
     aws.dynamodb
         .put_item()
         .table_name(&n.table)
@@ -94,7 +85,7 @@ async fn down_keeps_the_table_then_deletes_everything() {
         .send()
         .await
         .expect("PutItem");
-    let table_before = table_identity(&aws, &n.table).await;
+    let table_before = table_identity(aws, &n.table).await;
     c.check(table_before.is_some(), "the table exists after up");
 
     // ------------------------------------------------------------------ 1. no --yes, no TTY
@@ -104,7 +95,7 @@ async fn down_keeps_the_table_then_deletes_everything() {
     c.check(refused.stderr.contains("--yes"), format!("down without --yes says to pass --yes:\n{refused}"));
     let calls: Vec<String> = proxy.calls().iter().map(|c| c.to_string()).collect();
     c.eq("down without --yes: AWS calls", calls, Vec::<String>::new());
-    c.eq("down without --yes: nothing deleted", leftovers(&aws, &n).await.len(), before.len());
+    c.eq("down without --yes: nothing deleted", Inventory::scan(aws).await.leftovers(n).len(), before.len());
 
     // ------------------------------------------------------------------ 2. down --yes
     proxy.reset();
@@ -131,23 +122,19 @@ async fn down_keeps_the_table_then_deletes_everything() {
         .collect();
     c.eq("down --yes: calls touching the table or the account setting", proxy_deletes, Vec::<String>::new());
 
-    let left = leftovers(&aws, &n).await;
-    c.eq("down --yes: what is left of the stack", left, vec![format!("dynamodb table {}", n.table)]);
-    let (role_exists, role_arn) = account_role_state(&aws).await;
-    c.check(role_exists, format!("down --yes: the IAM role {ACCOUNT_ROLE} is kept"));
-    c.check(
-        role_arn.as_deref().is_some_and(|a| a.ends_with(&format!(":role/{ACCOUNT_ROLE}"))),
-        format!("down --yes: GetAccount still has the CloudWatch role: {role_arn:?}"),
-    );
-    c.eq("down --yes: the table's item is kept", item_title(&aws, &n.table).await.as_deref(), Some("Kept Movie"));
-    c.eq("down --yes: the table is the same", table_identity(&aws, &n.table).await, table_before.clone());
+    let inv = Inventory::scan(aws).await;
+    let left: Vec<(&str, &str)> = inv.leftovers(n).iter().map(|i| (i.kind, i.id.as_str())).collect();
+    c.eq("down --yes: what is left of the stack", left, [("table", n.table.as_str())]);
+    check_account_role(&mut c, &inv, "down --yes");
+    c.eq("down --yes: the table's item is kept", item_title(aws, &n.table).await.as_deref(), Some("Kept Movie"));
+    c.eq("down --yes: the table is the same", table_identity(aws, &n.table).await, table_before.clone());
 
     // ------------------------------------------------------------------ 3. down again
     proxy.reset();
     let again = deployer.run(&["down", "--yes"]).await;
     c.eq("second down --yes: exit code", again.code, 0);
-    c.eq("second down --yes: mutating calls", mutating(&proxy), Vec::<String>::new());
-    c.eq("second down --yes: the item is still there", item_title(&aws, &n.table).await.as_deref(), Some("Kept Movie"));
+    c.eq("second down --yes: mutating calls", mutating(proxy), Vec::<String>::new());
+    c.eq("second down --yes: the item is still there", item_title(aws, &n.table).await.as_deref(), Some("Kept Movie"));
 
     // ------------------------------------------------------------------ 4. up adopts the table
     proxy.reset();
@@ -165,11 +152,11 @@ async fn down_keeps_the_table_then_deletes_everything() {
     c.eq("up after down: mutating DynamoDB calls", table_calls, Vec::<String>::new());
     c.eq(
         "up after down: the table was not recreated (ARN, creation time)",
-        table_identity(&aws, &n.table).await,
+        table_identity(aws, &n.table).await,
         table_before.clone(),
     );
-    c.eq("up after down: the item is still there", item_title(&aws, &n.table).await.as_deref(), Some("Kept Movie"));
-    c.eq("up after down: inventory", leftovers(&aws, &n).await.len(), before.len());
+    c.eq("up after down: the item is still there", item_title(aws, &n.table).await.as_deref(), Some("Kept Movie"));
+    c.eq("up after down: inventory", Inventory::scan(aws).await.leftovers(n).len(), before.len());
     let st = deployer.run(&["status"]).await;
     c.eq("status after the second up: exit code", st.code, 0);
 
@@ -186,13 +173,10 @@ async fn down_keeps_the_table_then_deletes_everything() {
         json["deleted"].as_array().is_some_and(|a| a.iter().any(|v| v == "table")),
         format!("down --delete-data lists the table as deleted: {json}"),
     );
-    c.eq("down --delete-data: what is left of the stack", leftovers(&aws, &n).await, Vec::<String>::new());
-    let (role_exists, role_arn) = account_role_state(&aws).await;
-    c.check(role_exists, format!("down --delete-data: the IAM role {ACCOUNT_ROLE} is kept"));
-    c.check(
-        role_arn.as_deref().is_some_and(|a| a.ends_with(&format!(":role/{ACCOUNT_ROLE}"))),
-        format!("down --delete-data: GetAccount still has the CloudWatch role: {role_arn:?}"),
-    );
+    let inv = Inventory::scan(aws).await;
+    let left: Vec<String> = inv.leftovers(n).iter().map(|i| i.to_string()).collect();
+    c.eq("down --delete-data: what is left of the stack", left, Vec::<String>::new());
+    check_account_role(&mut c, &inv, "down --delete-data");
     c.eq(
         "down --delete-data: no UpdateAccount",
         proxy.mutating_calls().iter().filter(|call| call.operation == "UpdateAccount").count(),
@@ -202,7 +186,7 @@ async fn down_keeps_the_table_then_deletes_everything() {
     proxy.reset();
     let last = deployer.run(&["down", "--yes", "--delete-data"]).await;
     c.eq("down --yes --delete-data again: exit code", last.code, 0);
-    c.eq("down --yes --delete-data again: mutating calls", mutating(&proxy), Vec::<String>::new());
+    c.eq("down --yes --delete-data again: mutating calls", mutating(proxy), Vec::<String>::new());
 
     println!("down: {:.1}s in all", started.elapsed().as_secs_f64());
     c.finish("down");

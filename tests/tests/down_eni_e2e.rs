@@ -17,39 +17,20 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_sdk_ec2::types::{Filter, InstanceType};
-use e2e::artifact::artifact_path;
-use e2e::inventory::leftovers;
-use e2e::{Aws, Checks, Deployer, Moto, Proxy, Rule, StackNames, TempDir, write_config};
+use aws_sdk_ec2::types::InstanceType;
+use e2e::inventory::{Inventory, TAG_STACK};
+use e2e::{Account, Aws, Checks, Rule, ec2_filter};
 
-const STACK_TAG: &str = "movies-stack:stack";
-const RESOURCE_TAG: &str = "movies-stack:resource";
 /// When the background task detaches the ENI, after `down` starts.
 const RELEASE_AFTER: Duration = Duration::from_secs(4);
 /// How long DeleteSecurityGroup answers DependencyViolation, after `down` starts.
 const VIOLATION_FOR: Duration = Duration::from_secs(3);
 
-fn filter(name: &str, value: &str) -> Filter {
-    Filter::builder().name(name).values(value).build()
-}
-
-async fn tagged_id(aws: &Aws, stack: &str, resource: &str, sg: bool) -> String {
-    let filters = vec![filter(&format!("tag:{STACK_TAG}"), stack), filter(&format!("tag:{RESOURCE_TAG}"), resource)];
-    if sg {
-        let out =
-            aws.ec2.describe_security_groups().set_filters(Some(filters)).send().await.expect("DescribeSecurityGroups");
-        out.security_groups().first().and_then(|g| g.group_id()).expect("the function's SG").to_string()
-    } else {
-        let out = aws.ec2.describe_subnets().set_filters(Some(filters)).send().await.expect("DescribeSubnets");
-        out.subnets().first().and_then(|s| s.subnet_id()).expect("subnet-0").to_string()
-    }
-}
-
 async fn eni_status(aws: &Aws, eni_id: &str) -> Option<String> {
     let out = aws
         .ec2
         .describe_network_interfaces()
-        .filters(filter("network-interface-id", eni_id))
+        .filters(ec2_filter("network-interface-id", eni_id))
         .send()
         .await
         .expect("DescribeNetworkInterfaces");
@@ -58,22 +39,19 @@ async fn eni_status(aws: &Aws, eni_id: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn down_waits_for_a_lingering_lambda_eni_and_deletes_it() {
-    let artifact = artifact_path();
-    let moto = Moto::start();
-    let proxy = Arc::new(Proxy::start(moto.url()));
-    let dir = TempDir::new("eni");
-    let n = StackNames::unique("eni");
-    let config = write_config(dir.path(), &n, &[]);
-    let deployer = Deployer::with(&config, proxy.url());
-    let aws = Aws::new(moto.url()).await;
+    // Shared with the task that releases the ENI.
+    let account = Arc::new(Account::start().await);
+    let stack = account.stack("eni");
+    let (aws, proxy, n, deployer) = (&account.aws, &account.proxy, &stack.names, &stack.deployer);
     let mut c = Checks::new();
     let started = Instant::now();
 
-    deployer.up_json(&["--artifact", artifact.to_str().unwrap()]).await;
+    deployer.up_json(&["--artifact", &stack.artifact]).await;
 
     // ------------------------------------------------------------------ Lambda's ENI, by hand
-    let subnet_id = tagged_id(&aws, &n.stack, "subnet-0", false).await;
-    let sg_id = tagged_id(&aws, &n.stack, "function-sg", true).await;
+    let inv = Inventory::scan(aws).await;
+    let id_of = |resource: &str| inv.find(&n.stack, resource).unwrap_or_else(|| panic!("{resource}")).id.clone();
+    let (subnet_id, sg_id) = (id_of("subnet-0"), id_of("function-sg"));
     let eni = aws
         .ec2
         .create_network_interface()
@@ -108,15 +86,15 @@ async fn down_waits_for_a_lingering_lambda_eni_and_deletes_it() {
         .await
         .expect("AttachNetworkInterface");
     let attachment_id = attach.attachment_id().expect("attachment id").to_string();
-    let status = eni_status(&aws, &eni_id).await;
+    let status = eni_status(aws, &eni_id).await;
     assert_eq!(status.as_deref(), Some("in-use"), "the stand-in Lambda ENI {eni_id} is in use before down");
     // The deployer finds Lambda's ENIs by group and by subnet: both must see this one.
     for (name, value) in [("group-id", &sg_id), ("subnet-id", &subnet_id)] {
         let out = aws
             .ec2
             .describe_network_interfaces()
-            .filters(filter(name, value))
-            .filters(filter("description", "AWS Lambda VPC ENI*"))
+            .filters(ec2_filter(name, value))
+            .filters(ec2_filter("description", "AWS Lambda VPC ENI*"))
             .send()
             .await
             .expect("DescribeNetworkInterfaces");
@@ -141,8 +119,9 @@ async fn down_waits_for_a_lingering_lambda_eni_and_deletes_it() {
     ));
     let down_started = Instant::now();
     let releaser = {
-        let (aws, proxy, attachment_id) = (aws.clone(), proxy.clone(), attachment_id.clone());
+        let (account, attachment_id) = (account.clone(), attachment_id.clone());
         tokio::spawn(async move {
+            let (aws, proxy) = (&account.aws, &account.proxy);
             // Note when the deployer first tries the group (for the report), then release.
             let mut first_sg_delete = None;
             while down_started.elapsed() < RELEASE_AFTER {
@@ -239,11 +218,11 @@ async fn down_waits_for_a_lingering_lambda_eni_and_deletes_it() {
         format!("down's stderr names the released ENI {eni_id} it deletes:\n{down}"),
     );
 
-    c.eq("the stand-in Lambda ENI is gone", eni_status(&aws, &eni_id).await, None);
+    c.eq("the stand-in Lambda ENI is gone", eni_status(aws, &eni_id).await, None);
     let sgs = aws
         .ec2
         .describe_security_groups()
-        .filters(filter(&format!("tag:{STACK_TAG}"), &n.stack))
+        .filters(ec2_filter(&format!("tag:{TAG_STACK}"), &n.stack))
         .send()
         .await
         .expect("DescribeSecurityGroups");
@@ -253,7 +232,9 @@ async fn down_waits_for_a_lingering_lambda_eni_and_deletes_it() {
         all.security_groups().iter().all(|g| g.group_id() != Some(sg_id.as_str())),
         format!("the function's group {sg_id} no longer exists"),
     );
-    c.eq("what is left of the stack", leftovers(&aws, &n).await, vec![format!("dynamodb table {}", n.table)]);
+    let inv = Inventory::scan(aws).await;
+    let left: Vec<(&str, &str)> = inv.leftovers(n).iter().map(|i| (i.kind, i.id.as_str())).collect();
+    c.eq("what is left of the stack", left, [("table", n.table.as_str())]);
 
     println!("down with a lingering ENI: {:.1}s in all", started.elapsed().as_secs_f64());
     c.finish("down with a lingering Lambda ENI");

@@ -10,11 +10,10 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_apigateway::types::{Op, PatchOperation};
-use e2e::artifact::artifact_path;
-use e2e::census::Inventory;
 use e2e::chaos::{FaultKind, Rng, Running, Window, seed, sprinkle};
+use e2e::inventory::Inventory;
 use e2e::proxy::count_by_name;
-use e2e::{Aws, Call, Checks, Deployer, Moto, Proxy, Rule, StackNames, TempDir, write_config};
+use e2e::{Account, Aws, Call, Checks, Rule, Stack};
 
 /// Fixed latency on every call in the throttling test.
 const LATENCY: Duration = Duration::from_millis(20);
@@ -26,24 +25,11 @@ const WINDOW: Duration = Duration::from_secs(4);
 /// A throttling window longer than the SDK's own 4 attempts (at most ~1+2+4 s of backoff).
 const DEPLOY_WINDOW: Duration = Duration::from_secs(8);
 
-struct Env {
-    moto: Moto,
-    proxy: Proxy,
-    _dir: TempDir,
-    names: StackNames,
-    deployer: Deployer,
-    artifact: String,
-}
-
-fn env(prefix: &str) -> Env {
-    let artifact = artifact_path().display().to_string();
-    let moto = Moto::start();
-    let proxy = Proxy::start(moto.url());
-    let dir = TempDir::new(prefix);
-    let names = StackNames::unique(prefix);
-    let config = write_config(dir.path(), &names, &[]);
-    let deployer = Deployer::with(&config, proxy.url());
-    Env { moto, proxy, _dir: dir, names, deployer, artifact }
+/// A fresh account with one stack in it.
+async fn env(prefix: &str) -> (Account, Stack) {
+    let account = Account::start().await;
+    let stack = account.stack(prefix);
+    (account, stack)
 }
 
 fn of(calls: &[Call], service: &str, operation: &str) -> Vec<Call> {
@@ -65,14 +51,14 @@ fn pct(part: usize, whole: usize) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttling_and_5xx_with_latency_still_converge() {
     let t0 = std::time::Instant::now();
-    let e = env("flt-throttle");
+    let (account, e) = env("flt-throttle").await;
     let mut rng = Rng::new(seed("1a throttling"));
     let mut c = Checks::new();
-    e.proxy.add_rule(Rule::new().delay(LATENCY));
+    account.proxy.add_rule(Rule::new().delay(LATENCY));
     // At most 3 faults in a row per service: a run of 4 would exhaust the SDK's 4 attempts of one
     // call by itself, which is a window (the window tests below), not a rate.
     let apigw = sprinkle(
-        &e.proxy,
+        &account.proxy,
         &mut rng,
         "apigateway",
         APIGW_FAULT_RATE,
@@ -81,7 +67,7 @@ async fn throttling_and_5xx_with_latency_still_converge() {
         &[FaultKind { status: 429, code: "TooManyRequestsException", message: "Too Many Requests" }],
     );
     let ec2 = sprinkle(
-        &e.proxy,
+        &account.proxy,
         &mut rng,
         "ec2",
         EC2_FAULT_RATE,
@@ -99,7 +85,7 @@ async fn throttling_and_5xx_with_latency_still_converge() {
     // And one window longer than the SDK's 4 attempts on a paced write: CreateDeployment (1 per
     // 5 s) throttled for 8 s from its first attempt; only the deployer's own retry outlasts it.
     let deploy_window = Window::arm(
-        &e.proxy,
+        &account.proxy,
         Rule::new().service("apigateway").operation("CreateDeployment").fail(
             429,
             "TooManyRequestsException",
@@ -114,9 +100,9 @@ async fn throttling_and_5xx_with_latency_still_converge() {
     );
 
     let run = Running::spawn(&e.deployer, &["--output", "json", "up", "--artifact", &e.artifact]);
-    let opened = deploy_window.open_when_hit(&e.proxy, &run).await;
+    let opened = deploy_window.open_when_hit(&account.proxy, &run).await;
     let up = run.wait().await;
-    let calls = e.proxy.calls();
+    let calls = account.proxy.calls();
     let deployments = of(&calls, "apigateway", "CreateDeployment");
     println!(
         "  CreateDeployment: {} attempts, {} throttled ({DEPLOY_WINDOW:?} window from the first)",
@@ -174,12 +160,12 @@ async fn throttling_and_5xx_with_latency_still_converge() {
     }
 
     // The same faults (the schedule goes on) and a no-op.
-    e.proxy.reset();
+    account.proxy.reset();
     let again = e.deployer.run(&["--output", "json", "up", "--artifact", &e.artifact]).await;
-    let calls = e.proxy.calls();
+    let calls = account.proxy.calls();
     let (ai2, at2) = injected(&calls, "apigateway");
     let (ei2, et2) = injected(&calls, "ec2");
-    let mutating: Vec<String> = e.proxy.mutating_calls().iter().map(|c| c.to_string()).collect();
+    let mutating: Vec<String> = account.proxy.mutating_calls().iter().map(|c| c.to_string()).collect();
     println!(
         "second up under faults: exit {} in {:.1}s; {} calls, {} mutating; injected: API Gateway {ai2}/{at2}, EC2 {ei2}/{et2}",
         again.code,
@@ -194,8 +180,8 @@ async fn throttling_and_5xx_with_latency_still_converge() {
         c.eq("second up: changes", again.json()["changes"].as_u64(), Some(0));
     }
 
-    let aws = Aws::new(e.moto.url()).await;
-    Inventory::scan(&aws).await.check_converged(&mut c, &e.names, 2, "after throttled ups");
+    let aws = &account.aws;
+    Inventory::scan(aws).await.check_converged(&mut c, &e.names, 2, "after throttled ups");
     println!("runtime: {:.1}s", t0.elapsed().as_secs_f64());
     c.finish("1a throttling + 5xx + latency");
 }
@@ -205,9 +191,9 @@ async fn throttling_and_5xx_with_latency_still_converge() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn iam_propagation_window_is_waited_out() {
     let t0 = std::time::Instant::now();
-    let e = env("flt-iam");
+    let (account, e) = env("flt-iam").await;
     let window = Window::arm(
-        &e.proxy,
+        &account.proxy,
         Rule::new().service("lambda").operation("CreateFunction").fail(
             400,
             "InvalidParameterValueException",
@@ -216,11 +202,11 @@ async fn iam_propagation_window_is_waited_out() {
         WINDOW,
     );
     let run = Running::spawn(&e.deployer, &["up", "--artifact", &e.artifact]);
-    let opened = window.open_when_hit(&e.proxy, &run).await;
+    let opened = window.open_when_hit(&account.proxy, &run).await;
     let opened_at = Instant::now();
     let out = run.wait().await;
     let after_window = opened_at.elapsed();
-    let calls = of(&e.proxy.calls(), "lambda", "CreateFunction");
+    let calls = of(&account.proxy.calls(), "lambda", "CreateFunction");
     let faulted = calls.iter().filter(|c| c.injected).count();
     println!(
         "CreateFunction: {} attempts, {faulted} answered with the IAM error; up exit {} in {:.1}s ({:.1}s after the window opened)",
@@ -238,7 +224,7 @@ async fn iam_propagation_window_is_waited_out() {
     let iam_lines: Vec<&str> = out.stderr.lines().filter(|l| l.contains("IAM")).collect();
     println!("  progress: {iam_lines:?}");
     c.check(!iam_lines.is_empty(), format!("stderr says it waits for IAM\n{}", out.stderr));
-    let aws = Aws::new(e.moto.url()).await;
+    let aws = &account.aws;
     let f = aws.lambda.get_function().function_name(&e.names.function).send().await;
     c.check(f.is_ok(), format!("the function exists: {f:?}"));
     println!("runtime: {:.1}s", t0.elapsed().as_secs_f64());
@@ -250,10 +236,10 @@ async fn iam_propagation_window_is_waited_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pitr_window_is_waited_out_and_read_back() {
     let t0 = std::time::Instant::now();
-    let e = env("flt-pitr");
+    let (account, e) = env("flt-pitr").await;
     let msg = format!("Backups are being enabled for the table: {}. Please retry later", e.names.table);
     let window = Window::arm(
-        &e.proxy,
+        &account.proxy,
         Rule::new().service("dynamodb").operation("UpdateContinuousBackups").fail(
             400,
             "ContinuousBackupsUnavailableException",
@@ -262,11 +248,11 @@ async fn pitr_window_is_waited_out_and_read_back() {
         WINDOW,
     );
     let run = Running::spawn(&e.deployer, &["up", "--artifact", &e.artifact]);
-    let opened = window.open_when_hit(&e.proxy, &run).await;
+    let opened = window.open_when_hit(&account.proxy, &run).await;
     let opened_at = Instant::now();
     let out = run.wait().await;
     let after_window = opened_at.elapsed();
-    let calls = of(&e.proxy.calls(), "dynamodb", "UpdateContinuousBackups");
+    let calls = of(&account.proxy.calls(), "dynamodb", "UpdateContinuousBackups");
     let faulted = calls.iter().filter(|c| c.injected).count();
     println!(
         "UpdateContinuousBackups: {} attempts, {faulted} faulted; up exit {} in {:.1}s ({:.1}s after the window opened)",
@@ -284,7 +270,7 @@ async fn pitr_window_is_waited_out_and_read_back() {
     let lines: Vec<&str> = out.stderr.lines().filter(|l| l.contains("ContinuousBackupsUnavailable")).collect();
     println!("  progress: {lines:?}");
     c.check(!lines.is_empty(), format!("stderr shows the wait\n{}", out.stderr));
-    let aws = Aws::new(e.moto.url()).await;
+    let aws = &account.aws;
     let status = aws.pitr_status(&e.names.table).await;
     c.eq("PITR read back through the SDK", status.as_deref(), Some("ENABLED"));
     println!("runtime: {:.1}s", t0.elapsed().as_secs_f64());
@@ -325,7 +311,7 @@ async fn delete_usage_plan(aws: &Aws, name: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quota_error_is_not_retried() {
     let t0 = std::time::Instant::now();
-    let e = env("flt-quota");
+    let (account, e) = env("flt-quota").await;
     let quota = Rule::new().service("apigateway").operation("CreateUsagePlan").fail(
         429,
         "LimitExceededException",
@@ -334,10 +320,10 @@ async fn quota_error_is_not_retried() {
     let mut c = Checks::new();
 
     // A cold up: both plans must be created, each gets exactly one attempt.
-    e.proxy.add_rule(quota.clone());
+    account.proxy.add_rule(quota.clone());
     let t = Instant::now();
     let cold = e.deployer.run(&["up", "--artifact", &e.artifact]).await;
-    let attempts = of(&e.proxy.calls(), "apigateway", "CreateUsagePlan");
+    let attempts = of(&account.proxy.calls(), "apigateway", "CreateUsagePlan");
     println!(
         "cold up with the quota error: exit {} in {:.1}s, CreateUsagePlan attempts {} (2 plans)",
         cold.code,
@@ -351,18 +337,18 @@ async fn quota_error_is_not_retried() {
     }
 
     // Converge without the fault, then lose one plan: exactly one CreateUsagePlan per run.
-    e.proxy.clear_rules();
+    account.proxy.clear_rules();
     let fixed = e.deployer.run(&["up", "--artifact", &e.artifact]).await;
     c.check(fixed.code == 0, format!("up without the fault finishes the job\n{fixed}"));
-    let aws = Aws::new(e.moto.url()).await;
-    delete_usage_plan(&aws, &format!("{}-Premium", e.names.stack)).await;
+    let aws = &account.aws;
+    delete_usage_plan(aws, &format!("{}-Premium", e.names.stack)).await;
 
-    e.proxy.reset();
-    e.proxy.add_rule(quota);
+    account.proxy.reset();
+    account.proxy.add_rule(quota);
     let t = Instant::now();
     let out = e.deployer.run(&["up", "--artifact", &e.artifact]).await;
     let took = t.elapsed();
-    let calls = e.proxy.calls();
+    let calls = account.proxy.calls();
     let attempts = of(&calls, "apigateway", "CreateUsagePlan");
     println!(
         "up with one plan missing: exit {} in {:.1}s, CreateUsagePlan attempts {}",
@@ -393,12 +379,12 @@ async fn quota_error_is_not_retried() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dependency_violation_window_during_down() {
     let t0 = std::time::Instant::now();
-    let e = env("flt-dep");
+    let (account, e) = env("flt-dep").await;
     let up = e.deployer.run(&["up", "--artifact", &e.artifact]).await;
     up.assert_ok();
-    e.proxy.reset();
+    account.proxy.reset();
     let sg = Window::arm(
-        &e.proxy,
+        &account.proxy,
         Rule::new().service("ec2").operation("DeleteSecurityGroup").fail(
             400,
             "DependencyViolation",
@@ -407,7 +393,7 @@ async fn dependency_violation_window_during_down() {
         WINDOW,
     );
     let subnet = Window::arm(
-        &e.proxy,
+        &account.proxy,
         Rule::new().service("ec2").operation("DeleteSubnet").fail(
             400,
             "DependencyViolation",
@@ -416,9 +402,9 @@ async fn dependency_violation_window_during_down() {
         WINDOW,
     );
     let run = Running::spawn(&e.deployer, &["down", "--yes"]);
-    let (a, b) = tokio::join!(sg.open_when_hit(&e.proxy, &run), subnet.open_when_hit(&e.proxy, &run));
+    let (a, b) = tokio::join!(sg.open_when_hit(&account.proxy, &run), subnet.open_when_hit(&account.proxy, &run));
     let out = run.wait().await;
-    let calls = e.proxy.calls();
+    let calls = account.proxy.calls();
     let mut c = Checks::new();
     for (op, opened, ok_expected) in [("DeleteSecurityGroup", a, 1), ("DeleteSubnet", b, 2)] {
         let attempts = of(&calls, "ec2", op);
@@ -433,8 +419,8 @@ async fn dependency_violation_window_during_down() {
     let waits: Vec<&str> = out.stderr.lines().filter(|l| l.contains("waiting for")).collect();
     println!("  progress: {waits:?}");
     c.check(!waits.is_empty(), format!("down says what it waits for\n{}", out.stderr));
-    let aws = Aws::new(e.moto.url()).await;
-    Inventory::scan(&aws).await.check_gone(&mut c, &e.names, "after down");
+    let aws = &account.aws;
+    Inventory::scan(aws).await.check_gone(&mut c, &e.names, "after down");
     println!("runtime: {:.1}s", t0.elapsed().as_secs_f64());
     c.finish("1e DependencyViolation during down");
 }
@@ -446,9 +432,9 @@ async fn dependency_violation_window_during_down() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttling_window_on_an_api_gateway_read_is_waited_out() {
     let t0 = std::time::Instant::now();
-    let e = env("flt-read");
+    let (account, e) = env("flt-read").await;
     let window = Window::arm(
-        &e.proxy,
+        &account.proxy,
         Rule::new().service("apigateway").operation("GetRestApis").fail(
             429,
             "TooManyRequestsException",
@@ -457,9 +443,9 @@ async fn throttling_window_on_an_api_gateway_read_is_waited_out() {
         DEPLOY_WINDOW,
     );
     let run = Running::spawn(&e.deployer, &["up", "--artifact", &e.artifact]);
-    let opened = window.open_when_hit(&e.proxy, &run).await;
+    let opened = window.open_when_hit(&account.proxy, &run).await;
     let out = run.wait().await;
-    let calls = of(&e.proxy.calls(), "apigateway", "GetRestApis");
+    let calls = of(&account.proxy.calls(), "apigateway", "GetRestApis");
     println!(
         "GetRestApis: {} attempts, {} throttled ({DEPLOY_WINDOW:?} window); up exit {} in {:.1}s: {}",
         calls.len(),

@@ -7,7 +7,7 @@ use aws_sdk_apigateway::error::ProvideErrorMetadata;
 use aws_sdk_lambda::primitives::Blob;
 use e2e::artifact::zip_with_bootstrap;
 use e2e::proxy::count_by_name;
-use e2e::{Aws, Moto, Proxy, Rule, http_request};
+use e2e::{Account, Aws, Proxy, Rule, http_request};
 
 const LAMBDA_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
 
@@ -17,8 +17,8 @@ fn names(calls: &[e2e::Call]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_records_every_protocol() {
-    let moto = Moto::start();
-    let proxy = Proxy::start(moto.url());
+    let account = Account::start().await;
+    let proxy = &account.proxy;
     let aws = Aws::new(proxy.url()).await;
 
     // EC2 (ec2 query protocol)
@@ -106,8 +106,7 @@ async fn proxy_records_every_protocol() {
     println!("recorded: {:?}", count_by_name(&proxy.calls()));
 
     // Lambda was created in the Docker-less backend that Moto::start switched on.
-    let direct = Aws::new(moto.url()).await;
-    let f = direct.lambda.get_function().function_name("fixture-fn").send().await.expect("GetFunction direct");
+    let f = account.aws.lambda.get_function().function_name("fixture-fn").send().await.expect("GetFunction direct");
     assert_eq!(f.configuration().and_then(|c| c.timeout()), Some(9));
 
     proxy.reset();
@@ -116,8 +115,8 @@ async fn proxy_records_every_protocol() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_injects_faults_in_each_protocol() {
-    let moto = Moto::start();
-    let proxy = Proxy::start(moto.url());
+    let account = Account::start().await;
+    let proxy = &account.proxy;
     // One attempt: the SDK would otherwise retry throttling and 5xx answers.
     let aws = Aws::with_attempts(proxy.url(), 1).await;
 

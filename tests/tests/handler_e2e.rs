@@ -24,7 +24,7 @@ use aws_sdk_dynamodb::types::{
 };
 use base64::Engine as _;
 use e2e::runtime_api::{Completed, Outcome, bootstrap_bin};
-use e2e::{Aws, Checks, Function, Moto, Proxy, Rule, RuntimeApi, free_port, repo_root, unique_suffix};
+use e2e::{Account, Aws, Checks, Function, Proxy, Rule, RuntimeApi, free_port, repo_root, unique_suffix};
 use serde_json::{Value, json};
 
 const FUNCTION: &str = "movies-handler-e2e";
@@ -403,11 +403,10 @@ fn parse_stdout(c: &mut Checks, what: &str, stdout: &[String]) -> Vec<Value> {
 async fn serves_api_gateway_events_against_moto() {
     let t0 = Instant::now();
     let bin = bootstrap_bin();
-    let moto = Moto::start();
-    let proxy = Proxy::start(moto.url());
-    let aws = Aws::new(moto.url()).await;
+    let account = Account::start().await;
+    let (aws, proxy) = (&account.aws, &account.proxy);
     let table = format!("e2e-handler-{}", unique_suffix());
-    create_table(&aws, &table).await;
+    create_table(aws, &table).await;
     let api = RuntimeApi::start(FUNCTION);
     // TRACE: the most the function can log; the body and the API key must still stay out.
     let mut func = Function::spawn(
@@ -444,7 +443,7 @@ async fn serves_api_gateway_events_against_moto() {
     for (i, case) in all.iter().enumerate() {
         let what = format!("#{i} {}", case.name);
         let apigw_id = format!("e2e-{i:02}-{}", unique_suffix());
-        let puts_before = put_items(&proxy);
+        let puts_before = put_items(proxy);
         let Some(result) = api.invoke(event(&base, &case.req, &apigw_id).to_string(), INVOKE_TIMEOUT).await else {
             c.check(false, format!("{what}: no answer within {INVOKE_TIMEOUT:?}"));
             continue;
@@ -460,13 +459,13 @@ async fn serves_api_gateway_events_against_moto() {
                 c.check(false, format!("{what}: {e}"));
             }
         }
-        let puts = put_items(&proxy) - puts_before;
+        let puts = put_items(proxy) - puts_before;
         c.eq(&format!("{what}: PutItem calls"), puts, usize::from(case.writes.is_some()));
         if let Some((id, title, year)) = case.writes {
             let want = item(id, title, year);
             c.eq(
                 &format!("{what}: item {id} read back with GetItem"),
-                get_item(&aws, &table, id).await,
+                get_item(aws, &table, id).await,
                 Some(want.clone()),
             );
             expected_items.insert(id, want);
@@ -485,7 +484,7 @@ async fn serves_api_gateway_events_against_moto() {
         BTreeSet::from(["12".to_string(), "13".into(), "14".into(), "15".into()]),
     );
     for (id, want) in &expected_items {
-        c.eq(&format!("final item {id}"), get_item(&aws, &table, id).await.as_ref(), Some(want));
+        c.eq(&format!("final item {id}"), get_item(aws, &table, id).await.as_ref(), Some(want));
     }
 
     // Not an API Gateway event at all: an invocation error (the runtime's deserialisation), and
@@ -535,7 +534,7 @@ async fn serves_api_gateway_events_against_moto() {
         }
     }
     proxy.clear_rules();
-    c.eq("the slow item was not written", get_item(&aws, &table, "slow").await, None);
+    c.eq("the slow item was not written", get_item(aws, &table, "slow").await, None);
 
     // The table is gone: 500 with a generic message.
     aws.dynamodb.delete_table().table_name(&table).send().await.expect("DeleteTable");

@@ -1,8 +1,10 @@
 //! A second `up` changes nothing (reads only), and a new artifact changes exactly the code.
 
-use e2e::artifact::{artifact_path, code_sha256, write_modified};
+use std::path::Path;
+
+use e2e::artifact::{code_sha256, write_modified};
 use e2e::proxy::count_by_name;
-use e2e::{Aws, Deployer, Moto, Proxy, StackNames, TempDir, write_config};
+use e2e::{Account, Proxy};
 
 fn print_counts(label: &str, proxy: &Proxy) {
     let calls = proxy.calls();
@@ -15,25 +17,20 @@ fn print_counts(label: &str, proxy: &Proxy) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn second_up_changes_nothing_and_new_code_is_one_call() {
-    let artifact = artifact_path();
-    let moto = Moto::start();
-    let proxy = Proxy::start(moto.url());
-    let dir = TempDir::new("idem");
-    let n = StackNames::unique("idem");
-    let config = write_config(dir.path(), &n, &[]);
-    let deployer = Deployer::with(&config, proxy.url());
-    let art = artifact.to_str().unwrap();
+    let account = Account::start().await;
+    let stack = account.stack("idem");
+    let (proxy, n, deployer, art) = (&account.proxy, &stack.names, &stack.deployer, stack.artifact.as_str());
 
     // 1. Cold deploy.
     let (cold, json) = deployer.up_json(&["--artifact", art]).await;
-    print_counts(&format!("cold up ({:.1}s)", cold.elapsed.as_secs_f64()), &proxy);
+    print_counts(&format!("cold up ({:.1}s)", cold.elapsed.as_secs_f64()), proxy);
     assert!(json["changes"].as_u64().is_some_and(|c| c > 0), "cold up reports changes: {json}");
     assert!(!proxy.mutating_calls().is_empty(), "cold up made no mutating call");
 
     // 2. Same config, same artifact: reads only.
     proxy.reset();
     let warm = deployer.run(&["up", "--artifact", art]).await;
-    print_counts(&format!("second up ({:.1}s)", warm.elapsed.as_secs_f64()), &proxy);
+    print_counts(&format!("second up ({:.1}s)", warm.elapsed.as_secs_f64()), proxy);
     warm.assert_ok();
     let mutating: Vec<String> = proxy.mutating_calls().iter().map(|c| c.to_string()).collect();
     assert!(mutating.is_empty(), "the second up made {} mutating calls: {mutating:#?}\n{warm}", mutating.len());
@@ -48,16 +45,15 @@ async fn second_up_changes_nothing_and_new_code_is_one_call() {
     assert!(proxy.mutating_calls().is_empty(), "{:?}", proxy.mutating_calls());
 
     // 3. A different artifact: exactly one mutating call, UpdateFunctionCode.
-    let modified_path = dir.path().join("handler-modified.zip");
-    let modified = write_modified(&artifact, &modified_path, &n.stack);
+    let modified_path = account.dir.path().join("handler-modified.zip");
+    let modified = write_modified(Path::new(art), &modified_path, &n.stack);
     proxy.reset();
     let (run, json) = deployer.up_json(&["--artifact", modified_path.to_str().unwrap()]).await;
-    print_counts(&format!("up with a new artifact ({:.1}s)", run.elapsed.as_secs_f64()), &proxy);
+    print_counts(&format!("up with a new artifact ({:.1}s)", run.elapsed.as_secs_f64()), proxy);
     let mutating: Vec<String> = proxy.mutating_calls().iter().map(|c| c.name()).collect();
     assert_eq!(mutating, ["lambda UpdateFunctionCode"], "\n{run}");
     assert_eq!(json["changes"].as_u64(), Some(1), "{json}");
-    let aws = Aws::new(moto.url()).await;
-    let f = aws.lambda.get_function().function_name(&n.function).send().await.expect("GetFunction");
+    let f = account.aws.lambda.get_function().function_name(&n.function).send().await.expect("GetFunction");
     assert_eq!(f.configuration().and_then(|c| c.code_sha256()), Some(code_sha256(&modified).as_str()));
 
     // 4. And that new artifact again: nothing to do.
@@ -65,5 +61,5 @@ async fn second_up_changes_nothing_and_new_code_is_one_call() {
     let again = deployer.run(&["up", "--artifact", modified_path.to_str().unwrap()]).await;
     again.assert_ok();
     assert!(proxy.mutating_calls().is_empty(), "{:?}\n{again}", proxy.mutating_calls());
-    print_counts("up with the same new artifact", &proxy);
+    print_counts("up with the same new artifact", proxy);
 }

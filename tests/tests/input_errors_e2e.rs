@@ -1,8 +1,9 @@
-//! The bad-input corpus (issue 5, part 4), beyond the 25 cases of config_errors_e2e.rs (none
-//! repeated): broken configs, flags and environments. Each must exit 3 (README "Exit codes":
-//! invalid input, including clap's own flag errors) with an `error:` line (plus clap's indented
-//! continuation) that names the file, key, flag or variable, and the input-only ones must make
-//! ZERO AWS calls (a recording proxy with a dead upstream stands in for AWS).
+//! The bad-input corpus (issue 5, part 4): broken config files, flags and environments, in one
+//! table with one runner. Each must exit 3 (README "Exit codes": invalid input, including clap's
+//! own flag errors) with an `error:` line (plus clap's indented continuation) that names the
+//! file, key, flag or variable, and the input-only ones must make ZERO AWS calls (a recording
+//! proxy with a dead upstream stands in for AWS). A control run with the valid base config
+//! shows that those zero-call checks could fail.
 //!
 //! Then name collisions with resources we do not own (they need a real moto): `up` must fail,
 //! name the resource, and leave it exactly as it was.
@@ -16,11 +17,9 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ProvisionedThroughput, ScalarAttributeType,
 };
-use e2e::artifact::{artifact_path, write_fake, zip_with_bootstrap};
+use e2e::artifact::{write_fake, zip_with_bootstrap};
 use e2e::chaos::{Env, Running};
-use e2e::{
-    Aws, Checks, Deployer, Moto, Proxy, REMOVE, StackNames, TempDir, free_port, write_config, write_config_file,
-};
+use e2e::{Account, Checks, Deployer, Proxy, REMOVE, StackNames, TempDir, free_port, write_config_file};
 
 #[derive(Debug, Clone, Copy)]
 enum Source {
@@ -30,6 +29,8 @@ enum Source {
     Bytes(&'static [u8]),
     /// `--config` pointing at a folder.
     Dir,
+    /// `--config` pointing at a file that does not exist (`does-not-exist.toml`).
+    Missing,
     /// No `--config`.
     NoConfig,
 }
@@ -87,6 +88,38 @@ const fn flag(
 const NO_DUMMY: &[(&str, &str)] = &[("aws.dummy_credentials", REMOVE)];
 
 const CASES: &[Case] = &[
+    // ------------------------------------------------------------ the file and its keys
+    Case { source: Source::Missing, ..cfg("missing file", &[], &["does-not-exist.toml"]) },
+    Case {
+        source: Source::Text("stack = \"x\"\n[network\nvpc_cidr = 1\n"),
+        ..cfg("TOML syntax error", &[], &["FILE"])
+    },
+    cfg("unknown top-level key", &[("colour", "\"blue\"")], &["FILE", "colour"]),
+    cfg("unknown nested key", &[("network.vpc_cdir", "\"10.1.0.0/16\"")], &["FILE", "network.vpc_cdir"]),
+    cfg("unknown key in [aws]", &[("aws.proflie", "\"dev\"")], &["FILE", "aws.proflie"]),
+    cfg("wrong type", &[("function.memory_mb", "\"lots\"")], &["FILE", "function.memory_mb"]),
+    cfg("missing stack", &[("stack", REMOVE)], &["FILE", "stack"]),
+    cfg("bad stack name", &[("stack", "\"Movies_Dev\"")], &["FILE", "stack", "Movies_Dev"]),
+    cfg("stack name too long", &[("stack", "\"abcdefghijklmnopqrstuvwxyz0123456\"")], &["FILE", "stack"]),
+    cfg("vpc_cidr /8", &[("network.vpc_cidr", "\"10.0.0.0/8\"")], &["FILE", "network.vpc_cidr"]),
+    cfg("vpc_cidr not a CIDR", &[("network.vpc_cidr", "\"banana\"")], &["FILE", "network.vpc_cidr"]),
+    cfg("az_count 0", &[("network.az_count", "0")], &["FILE", "network.az_count"]),
+    cfg("empty table name", &[("table.name", "\"\"")], &["FILE", "table.name"]),
+    cfg("bad architecture", &[("function.architecture", "\"mips\"")], &["FILE", "function.architecture"]),
+    cfg("memory below 128 MB", &[("function.memory_mb", "64")], &["FILE", "function.memory_mb"]),
+    cfg("timeout 0", &[("function.timeout_seconds", "0")], &["FILE", "function.timeout_seconds"]),
+    cfg("retention 366", &[("logs.retention_days", "366")], &["FILE", "logs.retention_days"]),
+    cfg(
+        "burst below rate",
+        &[("usage_plans.standard.rate_limit", "100.0"), ("usage_plans.standard.burst_limit", "50")],
+        &["FILE", "usage_plans.standard.burst_limit"],
+    ),
+    cfg("quota 0", &[("usage_plans.premium.quota_limit", "0")], &["FILE", "usage_plans.premium.quota_limit"]),
+    cfg(
+        "quota period YEAR",
+        &[("usage_plans.standard.quota_period", "\"YEAR\"")],
+        &["FILE", "usage_plans.standard.quota_period"],
+    ),
     // ------------------------------------------------------------ network
     cfg(
         "vpc_cidr with host bits",
@@ -222,6 +255,11 @@ const CASES: &[Case] = &[
     flag("down --eni-timeout 0", &[], &["down", "--yes", "--eni-timeout", "0"], &["--eni-timeout"]),
     flag("keys --tier gold", &[], &["keys", "--tier", "gold"], &["--tier", "gold"]),
     flag("package without --out", &[], &["package"], &["--out"]),
+    Case { source: Source::NoConfig, ..flag("unknown env name", &["--env", "nosuchenv"], UP, &["nosuchenv"]) },
+    flag("bad --region", &["--region", "moon-base-x"], UP, &["moon-base-x"]),
+    flag("--output yaml", &["--output", "yaml"], UP, &["--output", "yaml"]),
+    flag("--env together with --config", &["--env", "local"], UP, &["--env", "--config"]),
+    flag("unknown up flag", &[], &["up", "--artifact", "ZIP", "--artefact"], &["--artefact"]),
     // ------------------------------------------------------------ environment
     Case {
         endpoint: Endpoint::None,
@@ -312,7 +350,7 @@ async fn bad_input_corpus_exits_3_names_the_cause_and_calls_nothing() {
     let mut zero_call_cases = 0;
 
     for (i, case) in CASES.iter().enumerate() {
-        let file_name = format!("case-{:02}.toml", i + 1);
+        let file_name = format!("case-{:03}.toml", i + 1);
         let path = dir.path().join(&file_name);
         let mut args: Vec<String> = Vec::new();
         match case.source {
@@ -329,6 +367,9 @@ async fn bad_input_corpus_exits_3_names_the_cause_and_calls_nothing() {
                 args.extend(["--config".into(), path.display().to_string()]);
             }
             Source::Dir => args.extend(["--config".into(), dir.path().join("cfgdir").display().to_string()]),
+            Source::Missing => {
+                args.extend(["--config".into(), dir.path().join("does-not-exist.toml").display().to_string()]);
+            }
             Source::NoConfig => {}
         }
         if case.endpoint == Endpoint::Proxy {
@@ -342,7 +383,7 @@ async fn bad_input_corpus_exits_3_names_the_cause_and_calls_nothing() {
         proxy.reset();
         let out = Running::spawn_raw(&d, &args, case.env).wait().await;
         let calls = proxy.calls();
-        let label = format!("case {:02} \"{}\"", i + 1, case.name);
+        let label = format!("case {:03} \"{}\"", i + 1, case.name);
         let first = error_block(&out.stderr);
         let mut ok = c.check(out.code == 3, format!("{label}: exit code {} (expected 3)\n{out}", out.code));
         for want in case.says {
@@ -361,13 +402,18 @@ async fn bad_input_corpus_exits_3_names_the_cause_and_calls_nothing() {
             first.lines().next().unwrap_or_default().chars().take(220).collect::<String>()
         );
     }
-    println!(
-        "bad-input corpus: {} cases here ({zero_call_cases} checked for zero AWS calls) + 25 in config_errors_e2e.rs = {}",
-        CASES.len(),
-        CASES.len() + 25
-    );
+    println!("bad-input corpus: {} cases ({zero_call_cases} checked for zero AWS calls)", CASES.len());
+
+    // Control: the unmodified base config gets past validation and does talk to AWS, which
+    // proves the zero-call checks above could have failed.
+    let path = write_config_file(&dir.path().join("control.toml"), &names, &[]);
+    proxy.reset();
+    let out = Deployer::with(&path, proxy.url()).run(&["up", "--artifact", &zip]).await;
+    c.check(!proxy.calls().is_empty(), format!("control: the valid base config made AWS calls\n{out}"));
+    c.check(out.code != 0, format!("control: up against a dead endpoint fails\n{out}"));
+    println!("control (valid config, dead endpoint): exit {}, {} AWS calls", out.code, proxy.calls().len());
     println!("runtime: {:.1}s", t0.elapsed().as_secs_f64());
-    c.finish(&format!("bad input corpus ({} cases)", CASES.len()));
+    c.finish(&format!("bad input corpus ({} cases + control)", CASES.len()));
 }
 
 /// The first `error` line of stderr and the indented lines after it (clap puts the missing
@@ -399,15 +445,13 @@ fn rename_entry(zip: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn name_collisions_fail_name_the_resource_and_touch_nothing() {
     let t0 = std::time::Instant::now();
-    let artifact = artifact_path().display().to_string();
-    let moto = Moto::start();
-    let proxy = Proxy::start(moto.url());
-    let aws = Aws::new(moto.url()).await;
-    let dir = TempDir::new("collide");
+    let account = Account::start().await;
+    let (aws, proxy) = (&account.aws, &account.proxy);
     let mut c = Checks::new();
 
     // ------------------------------------------------ a DynamoDB table with our table's name
-    let n = StackNames::unique("coll-table");
+    let stack = account.stack("coll-table");
+    let n = &stack.names;
     aws.dynamodb
         .create_table()
         .table_name(&n.table)
@@ -422,9 +466,8 @@ async fn name_collisions_fail_name_the_resource_and_touch_nothing() {
         .send()
         .await
         .expect("CreateTable (someone else's)");
-    let config = write_config(dir.path(), &n, &[]);
     proxy.reset();
-    let out = Deployer::with(&config, proxy.url()).run(&["up", "--artifact", &artifact]).await;
+    let out = stack.deployer.run(&["up", "--artifact", &stack.artifact]).await;
     let errors: String = out.stderr.lines().filter(|l| l.starts_with("error")).collect::<Vec<_>>().join("\n");
     println!("foreign table: exit {}; {}", out.code, errors);
     c.eq("foreign table: exit code", out.code, 1);
@@ -457,11 +500,11 @@ async fn name_collisions_fail_name_the_resource_and_touch_nothing() {
     c.eq("foreign table: PITR unchanged", pitr.as_deref(), Some("DISABLED"));
 
     // ------------------------------------------------ a log group with our access-log group's name
-    let n = StackNames::unique("coll-logs");
+    let stack = account.stack("coll-logs");
+    let n = &stack.names;
     let group = format!("/movies-stack/{}/api-access", n.stack);
     aws.logs.create_log_group().log_group_name(&group).send().await.expect("CreateLogGroup (someone else's)");
-    let config = write_config(dir.path(), &n, &[]);
-    let out = Deployer::with(&config, proxy.url()).run(&["up", "--artifact", &artifact]).await;
+    let out = stack.deployer.run(&["up", "--artifact", &stack.artifact]).await;
     let errors: String = out.stderr.lines().filter(|l| l.starts_with("error")).collect::<Vec<_>>().join("\n");
     println!("foreign log group: exit {}; {}", out.code, errors);
     c.eq("foreign log group: exit code", out.code, 1);
@@ -474,12 +517,12 @@ async fn name_collisions_fail_name_the_resource_and_touch_nothing() {
     c.eq("foreign log group: tags", tags.tags().map(|t| t.len()).unwrap_or(0), 0);
 
     // ------------------------------------------------ an IAM role with our function role's name
-    let n = StackNames::unique("coll-role");
+    let stack = account.stack("coll-role");
+    let n = &stack.names;
     let role = format!("{}-function", n.stack);
     let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
     aws.iam.create_role().role_name(&role).assume_role_policy_document(trust).send().await.expect("CreateRole");
-    let config = write_config(dir.path(), &n, &[]);
-    let out = Deployer::with(&config, proxy.url()).run(&["up", "--artifact", &artifact]).await;
+    let out = stack.deployer.run(&["up", "--artifact", &stack.artifact]).await;
     let errors: String = out.stderr.lines().filter(|l| l.starts_with("error")).collect::<Vec<_>>().join("\n");
     println!("foreign IAM role: exit {}; {}", out.code, errors);
     c.eq("foreign IAM role: exit code", out.code, 1);

@@ -6,8 +6,7 @@
 //! - No other command prints a key value, on stdout or stderr: `up` (cold with -vv, then human,
 //!   JSON, -v), `status` (human, JSON, -vv), `plan` (human, JSON), `down --yes` (human, -vv).
 
-use e2e::artifact::artifact_path;
-use e2e::{Aws, Checks, Deployer, Moto, Output, Proxy, StackNames, TempDir, write_config};
+use e2e::{Account, Checks, Output};
 use serde_json::Value;
 
 /// Whether `run` shows any of `secrets` on stdout or stderr.
@@ -17,15 +16,9 @@ fn leaks<'a>(run: &Output, secrets: &[&'a str]) -> Vec<&'a str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_prints_the_values_and_nothing_else_does() {
-    let artifact = artifact_path();
-    let art = artifact.to_str().unwrap();
-    let moto = Moto::start();
-    let proxy = Proxy::start(moto.url());
-    let dir = TempDir::new("keys");
-    let n = StackNames::unique("keys");
-    let config = write_config(dir.path(), &n, &[]);
-    let deployer = Deployer::with(&config, proxy.url());
-    let aws = Aws::new(moto.url()).await;
+    let account = Account::start().await;
+    let stack = account.stack("keys");
+    let (aws, n, deployer, art) = (&account.aws, &stack.names, &stack.deployer, stack.artifact.as_str());
     let mut c = Checks::new();
     let started = std::time::Instant::now();
 

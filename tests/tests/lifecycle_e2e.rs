@@ -17,20 +17,17 @@
 //! (UpdateFunctionCode) and says `hotswap` on stderr.
 
 use aws_sdk_apigateway::types::{Op, PatchOperation};
-use aws_sdk_ec2::types::{Filter, IpPermission, IpRange};
-use e2e::artifact::{artifact_path, code_sha256, write_modified};
-use e2e::{Aws, Checks, Deployer, Moto, Output, Proxy, StackNames, TempDir, write_config};
+use std::path::Path;
+
+use aws_sdk_ec2::types::{IpPermission, IpRange};
+use e2e::artifact::{code_sha256, write_modified};
+use e2e::inventory::{Inventory, TAG_STACK};
+use e2e::{Account, Aws, Checks, Output, Proxy, StackNames, ec2_filter};
 use serde_json::Value;
 
-const STACK_TAG: &str = "movies-stack:stack";
-const RESOURCE_TAG: &str = "movies-stack:resource";
 const RETENTION_DAYS: i32 = 365;
 const MEMORY_MB: i32 = 256;
 const STANDARD_RATE: f64 = 50.0;
-
-fn filter(name: &str, value: &str) -> Filter {
-    Filter::builder().name(name).values(value).build()
-}
 
 /// The row of resource `id` in `status` / `plan` JSON.
 fn row<'a>(json: &'a Value, id: &str) -> Option<&'a Value> {
@@ -122,28 +119,11 @@ struct Live {
 }
 
 async fn live_ids(aws: &Aws, n: &StackNames) -> Live {
-    let s = &n.stack;
-    let vpcs =
-        aws.ec2.describe_vpcs().filters(filter(&format!("tag:{STACK_TAG}"), s)).send().await.expect("DescribeVpcs");
-    let vpc_id = vpcs.vpcs().first().and_then(|v| v.vpc_id()).expect("the stack's VPC").to_string();
-    let sgs = aws
-        .ec2
-        .describe_security_groups()
-        .filters(filter(&format!("tag:{STACK_TAG}"), s))
-        .filters(filter(&format!("tag:{RESOURCE_TAG}"), "function-sg"))
-        .send()
-        .await
-        .expect("DescribeSecurityGroups");
-    let sg_id = sgs.security_groups().first().and_then(|g| g.group_id()).expect("the function's SG").to_string();
-    let plans = aws.apigateway.get_usage_plans().limit(500).send().await.expect("GetUsagePlans");
-    let standard_plan_id = plans
-        .items()
-        .iter()
-        .find(|p| p.name() == Some(format!("{s}-Standard").as_str()))
-        .and_then(|p| p.id())
-        .expect("the Standard usage plan")
-        .to_string();
-    Live { vpc_id, sg_id, standard_plan_id }
+    let inv = Inventory::scan(aws).await;
+    let id = |resource: &str| {
+        inv.find(&n.stack, resource).map(|i| i.id.clone()).unwrap_or_else(|| panic!("the stack's {resource}"))
+    };
+    Live { vpc_id: id("vpc"), sg_id: id("function-sg"), standard_plan_id: id("usage-plan-standard") }
 }
 
 /// Make the drift through the SDK, straight against moto.
@@ -175,7 +155,7 @@ async fn make(drift: Drift, aws: &Aws, n: &StackNames, live: &Live) {
             let fls = aws
                 .ec2
                 .describe_flow_logs()
-                .filter(filter("resource-id", &live.vpc_id))
+                .filter(ec2_filter("resource-id", &live.vpc_id))
                 .send()
                 .await
                 .expect("DescribeFlowLogs");
@@ -234,14 +214,14 @@ async fn check_fixed(c: &mut Checks, drift: Drift, aws: &Aws, n: &StackNames, li
             let fls = aws
                 .ec2
                 .describe_flow_logs()
-                .filter(filter("resource-id", &live.vpc_id))
+                .filter(ec2_filter("resource-id", &live.vpc_id))
                 .send()
                 .await
                 .expect("DescribeFlowLogs");
             let tagged = fls
                 .flow_logs()
                 .iter()
-                .filter(|f| f.tags().iter().any(|t| t.key() == Some(STACK_TAG) && t.value() == Some(n.stack.as_str())))
+                .filter(|f| f.tags().iter().any(|t| t.key() == Some(TAG_STACK) && t.value() == Some(n.stack.as_str())))
                 .count();
             c.eq(&format!("{what}: flow logs on the VPC"), fls.flow_logs().len(), 1);
             c.eq(&format!("{what}: flow logs tagged with the stack"), tagged, 1);
@@ -385,15 +365,10 @@ fn check_plan(c: &mut Checks, drift: Drift, json_run: &Output, human_run: &Outpu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drift_is_reported_planned_and_fixed_exactly_then_hotswap() {
-    let artifact = artifact_path();
-    let art = artifact.to_str().unwrap();
-    let moto = Moto::start();
-    let proxy = Proxy::start(moto.url());
-    let dir = TempDir::new("life");
-    let n = StackNames::unique("life");
-    let config = write_config(dir.path(), &n, &[]);
-    let deployer = Deployer::with(&config, proxy.url());
-    let aws = Aws::new(moto.url()).await;
+    let account = Account::start().await;
+    let stack = account.stack("life");
+    let (aws, proxy, n, deployer, art) =
+        (&account.aws, &account.proxy, &stack.names, &stack.deployer, stack.artifact.as_str());
     let mut c = Checks::new();
     let started = std::time::Instant::now();
 
@@ -422,14 +397,14 @@ async fn drift_is_reported_planned_and_fixed_exactly_then_hotswap() {
         json["summary"]["unchanged"].as_u64(),
         json["resources"].as_array().map(|a| a.len() as u64),
     );
-    c.eq("status + plan after up: mutating calls", mutating(&proxy), Vec::<String>::new());
+    c.eq("status + plan after up: mutating calls", mutating(proxy), Vec::<String>::new());
 
-    let live = live_ids(&aws, &n).await;
+    let live = live_ids(aws, n).await;
 
     // ------------------------------------------------------------------ the drifts, one by one
     for drift in [Drift::Retention, Drift::RateLimit, Drift::FlowLogDeleted, Drift::EgressRule, Drift::Memory] {
         let e = drift.expect();
-        make(drift, &aws, &n, &live).await;
+        make(drift, aws, n, &live).await;
 
         proxy.reset();
         let st_json = deployer.run(&["--output", "json", "status"]).await;
@@ -438,11 +413,11 @@ async fn drift_is_reported_planned_and_fixed_exactly_then_hotswap() {
         let pl_json = deployer.run(&["--output", "json", "plan", "--artifact", art]).await;
         let pl_human = deployer.run(&["plan", "--artifact", art]).await;
         check_plan(&mut c, drift, &pl_json, &pl_human);
-        c.eq(&format!("{drift:?}: status + plan mutating calls"), mutating(&proxy), Vec::<String>::new());
+        c.eq(&format!("{drift:?}: status + plan mutating calls"), mutating(proxy), Vec::<String>::new());
 
         proxy.reset();
         let up = deployer.run(&["--output", "json", "up", "--artifact", art]).await;
-        let calls = mutating(&proxy);
+        let calls = mutating(proxy);
         println!("{drift:?}: up {:.1}s, {} calls, mutating {:?}", up.elapsed.as_secs_f64(), proxy.calls().len(), calls);
         if c.eq(&format!("{drift:?}: up exit code"), up.code, 0) {
             let json = up.json();
@@ -458,7 +433,7 @@ async fn drift_is_reported_planned_and_fixed_exactly_then_hotswap() {
             calls,
             e.calls.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
         );
-        check_fixed(&mut c, drift, &aws, &n, &live).await;
+        check_fixed(&mut c, drift, aws, n, &live).await;
 
         let again = deployer.run(&["--output", "json", "status"]).await;
         c.eq(&format!("{drift:?}: status after up: exit code"), again.code, 0);
@@ -467,8 +442,8 @@ async fn drift_is_reported_planned_and_fixed_exactly_then_hotswap() {
     }
 
     // ------------------------------------------------------------------ hotswap
-    let modified_path = dir.path().join("handler-v2.zip");
-    let modified = write_modified(&artifact, &modified_path, &n.stack);
+    let modified_path = account.dir.path().join("handler-v2.zip");
+    let modified = write_modified(Path::new(art), &modified_path, &n.stack);
     let modified_arg = modified_path.to_str().unwrap();
     proxy.reset();
     let pl = deployer.run(&["--output", "json", "plan", "--artifact", modified_arg]).await;
@@ -480,12 +455,12 @@ async fn drift_is_reported_planned_and_fixed_exactly_then_hotswap() {
         })
         .unwrap_or_default();
     c.eq("hotswap: plan's function changes", fields, vec!["code".to_string()]);
-    c.eq("hotswap: plan's mutating calls", mutating(&proxy), Vec::<String>::new());
+    c.eq("hotswap: plan's mutating calls", mutating(proxy), Vec::<String>::new());
 
     proxy.reset();
     let up = deployer.run(&["up", "--artifact", modified_arg]).await;
     c.eq("hotswap: up exit code", up.code, 0);
-    c.eq("hotswap: up's mutating calls", mutating(&proxy), vec!["lambda UpdateFunctionCode".to_string()]);
+    c.eq("hotswap: up's mutating calls", mutating(proxy), vec!["lambda UpdateFunctionCode".to_string()]);
     c.check(up.stderr.contains("hotswap"), format!("hotswap: up's stderr says hotswap:\n{up}"));
     let f = aws.lambda.get_function_configuration().function_name(&n.function).send().await;
     c.eq(
@@ -502,7 +477,7 @@ async fn drift_is_reported_planned_and_fixed_exactly_then_hotswap() {
     let noop = deployer.run(&["up", "--artifact", modified_arg]).await;
     c.eq("hotswap: up again: exit code", noop.code, 0);
     c.check(!noop.stderr.contains("hotswap"), format!("a no-op up does not say hotswap:\n{noop}"));
-    c.eq("hotswap: plan/status/up again: mutating calls", mutating(&proxy), Vec::<String>::new());
+    c.eq("hotswap: plan/status/up again: mutating calls", mutating(proxy), Vec::<String>::new());
 
     println!("lifecycle: {:.1}s in all", started.elapsed().as_secs_f64());
     c.finish("lifecycle (drift + hotswap)");

@@ -4,11 +4,10 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use e2e::artifact::artifact_path;
-use e2e::census::Inventory;
 use e2e::chaos::Running;
+use e2e::inventory::Inventory;
 use e2e::proxy::LOCK_TABLE;
-use e2e::{Aws, Checks, Deployer, Moto, Output, Proxy, Rule, StackNames, TempDir, write_config};
+use e2e::{Account, Aws, Checks, Output, Rule};
 
 const LATENCY: Duration = Duration::from_millis(40);
 
@@ -62,22 +61,19 @@ async fn lock_item(aws: &Aws, stack: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_ups_at_once_never_duplicate() {
     let t0 = std::time::Instant::now();
-    let artifact = artifact_path().display().to_string();
-    let moto = Moto::start();
-    let (pa, pb) = (Proxy::start(moto.url()), Proxy::start(moto.url()));
-    for p in [&pa, &pb] {
+    let account = Account::start().await;
+    let (pa, pb) = (&account.proxy, &account.another_proxy());
+    for p in [pa, pb] {
         p.add_rule(Rule::new().delay(LATENCY));
     }
-    let aws = Aws::new(moto.url()).await;
-    let dir = TempDir::new("lock2");
     let mut c = Checks::new();
-    let up = ["up", "--artifact", artifact.as_str()];
 
     // ------------------------------------------------ both at once, no waiting: one fails with 4
-    let n = StackNames::unique("lock-race");
-    let config = write_config(dir.path(), &n, &[]);
-    let (da, db) = (Deployer::with(&config, pa.url()), Deployer::with(&config, pb.url()));
-    let (ra, rb) = (Running::spawn(&da, &up), Running::spawn(&db, &up));
+    let stack = account.stack("lock-race");
+    let (n, artifact) = (&stack.names, stack.artifact.as_str());
+    let up = ["up", "--artifact", artifact];
+    let (da, db) = (&stack.deployer, stack.via(pb));
+    let (ra, rb) = (Running::spawn(da, &up), Running::spawn(&db, &up));
     let (pid_a, pid_b) = (ra.pid, rb.pid);
     let (oa, ob) = tokio::join!(ra.wait(), rb.wait());
     println!(
@@ -93,8 +89,8 @@ async fn two_ups_at_once_never_duplicate() {
     codes.sort();
     c.eq("exit codes of the two runs", codes, [0, 4]);
     if let Some((winner, loser, loser_proxy)) = match (oa.code, ob.code) {
-        (0, 4) => Some((pid_a, &ob, &pb)),
-        (4, 0) => Some((pid_b, &oa, &pa)),
+        (0, 4) => Some((pid_a, &ob, pb)),
+        (4, 0) => Some((pid_b, &oa, pa)),
         _ => None,
     } {
         check_names_holder(&mut c, "race loser", loser, &format!("@{}", hostname()), winner, "up");
@@ -102,22 +98,22 @@ async fn two_ups_at_once_never_duplicate() {
         c.check(changed.is_empty(), format!("the refused run changed nothing: {changed:?}"));
         println!("  refused with: {}", loser.stderr.lines().find(|l| l.starts_with("error:")).unwrap_or_default());
     }
-    let inv = Inventory::scan(&aws).await;
-    inv.check_converged(&mut c, &n, 2, "after the race");
+    let inv = Inventory::scan(&account.aws).await;
+    inv.check_converged(&mut c, n, 2, "after the race");
 
     // ------------------------------------------------ the second waits (--lock-timeout 120), then no-op
-    let n = StackNames::unique("lock-wait");
-    let config = write_config(dir.path(), &n, &[]);
-    let (da, db) = (Deployer::with(&config, pa.url()), Deployer::with(&config, pb.url()));
+    let stack = account.stack("lock-wait");
+    let n = &stack.names;
+    let (da, db) = (&stack.deployer, stack.via(pb));
     pa.reset();
     pb.reset();
-    let ra = Running::spawn(&da, &up);
+    let ra = Running::spawn(da, &up);
     let deadline = Instant::now() + Duration::from_secs(60);
     while !pa.lock_calls().iter().any(|c| c.operation == "PutItem" && c.status == Some(200)) {
         assert!(Instant::now() < deadline && !ra.finished(), "A never took the lock:\n{}", ra.stderr_now());
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let rb = Running::spawn(&db, &["--output", "json", "up", "--artifact", &artifact, "--lock-timeout", "120"]);
+    let rb = Running::spawn(&db, &["--output", "json", "up", "--artifact", artifact, "--lock-timeout", "120"]);
     let pid_a = ra.pid;
     let (oa, ob) = tokio::join!(ra.wait(), rb.wait());
     let b_mutating: Vec<String> = pb.mutating_calls().iter().map(|c| c.to_string()).collect();
@@ -139,8 +135,8 @@ async fn two_ups_at_once_never_duplicate() {
     if ob.code == 0 {
         c.eq("B reports changes", ob.json()["changes"].as_u64(), Some(0));
     }
-    let inv = Inventory::scan(&aws).await;
-    inv.check_converged(&mut c, &n, 2, "after waiting");
+    let inv = Inventory::scan(&account.aws).await;
+    inv.check_converged(&mut c, n, 2, "after waiting");
     println!("runtime: {:.1}s", t0.elapsed().as_secs_f64());
     c.finish("3 concurrent ups");
 }
@@ -148,23 +144,19 @@ async fn two_ups_at_once_never_duplicate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_only_commands_take_no_lock_and_foreign_locks_need_force() {
     let t0 = std::time::Instant::now();
-    let artifact = artifact_path().display().to_string();
-    let moto = Moto::start();
-    let proxy = Proxy::start(moto.url());
-    let aws = Aws::new(moto.url()).await;
-    let dir = TempDir::new("lockro");
-    let n = StackNames::unique("lock-ro");
-    let config = write_config(dir.path(), &n, &[]);
-    let d = Deployer::with(&config, proxy.url());
+    let account = Account::start().await;
+    let stack = account.stack("lock-ro");
+    let (aws, proxy, n, d, artifact) =
+        (&account.aws, &account.proxy, &stack.names, &stack.deployer, stack.artifact.as_str());
     let mut c = Checks::new();
-    d.run(&["up", "--artifact", &artifact]).await.assert_ok();
+    d.run(&["up", "--artifact", artifact]).await.assert_ok();
 
     // ------------------------------------------------ read-only commands: no lock calls at all
     for args in [
         vec!["status"],
         vec!["--output", "json", "status"],
-        vec!["plan", "--artifact", &artifact],
-        vec!["--output", "json", "plan", "--artifact", &artifact],
+        vec!["plan", "--artifact", artifact],
+        vec!["--output", "json", "plan", "--artifact", artifact],
         vec!["keys"],
         vec!["--output", "json", "keys", "--tier", "premium"],
     ] {
@@ -180,8 +172,8 @@ async fn read_only_commands_take_no_lock_and_foreign_locks_need_force() {
 
     // ------------------------------------------------ a holder on another machine
     let started = now() - 30;
-    put_lock(&aws, &n.stack, "build-agent-7", 4242, "down", started, now() + 3600).await;
-    for args in [vec!["up", "--artifact", &artifact], vec!["down", "--yes"]] {
+    put_lock(aws, &n.stack, "build-agent-7", 4242, "down", started, now() + 3600).await;
+    for args in [vec!["up", "--artifact", artifact], vec!["down", "--yes"]] {
         proxy.reset();
         let out = d.run(&args).await;
         println!("{args:?} while locked: exit {}: {}", out.code, out.stderr.lines().last().unwrap_or_default());
@@ -197,7 +189,7 @@ async fn read_only_commands_take_no_lock_and_foreign_locks_need_force() {
         out.stderr.contains("alice@build-agent-7") && out.stderr.contains("pid 4242") && out.stderr.contains("--force"),
         format!("unlock without --force names the holder and --force\n{out}"),
     );
-    c.check(lock_item(&aws, &n.stack).await, "the lock is still there after unlock without --force");
+    c.check(lock_item(aws, &n.stack).await, "the lock is still there after unlock without --force");
     let out = d.run(&["unlock", "--force"]).await;
     println!("unlock --force: exit {}: {}", out.code, out.stderr.lines().last().unwrap_or_default());
     c.eq("unlock --force: exit code", out.code, 0);
@@ -205,38 +197,38 @@ async fn read_only_commands_take_no_lock_and_foreign_locks_need_force() {
         out.stderr.contains("removed the lock") && out.stderr.contains("alice@build-agent-7"),
         format!("unlock --force says whose lock it removed\n{out}"),
     );
-    c.check(!lock_item(&aws, &n.stack).await, "the lock item is gone after unlock --force (read through the SDK)");
+    c.check(!lock_item(aws, &n.stack).await, "the lock item is gone after unlock --force (read through the SDK)");
     let out = d.run(&["unlock", "--force"]).await;
     c.check(out.code == 0 && out.stderr.contains("was not locked"), format!("unlock --force again: not locked\n{out}"));
     proxy.reset();
-    let out = d.run(&["up", "--artifact", &artifact]).await;
+    let out = d.run(&["up", "--artifact", artifact]).await;
     c.check(out.code == 0 && proxy.mutating_calls().is_empty(), format!("up after unlock --force: a no-op\n{out}"));
 
     // ------------------------------------------------ an expired lease from another machine is taken
-    put_lock(&aws, &n.stack, "build-agent-7", 4242, "up", now() - 600, now() - 60).await;
-    let out = d.run(&["up", "--artifact", &artifact]).await;
+    put_lock(aws, &n.stack, "build-agent-7", 4242, "up", now() - 600, now() - 60).await;
+    let out = d.run(&["up", "--artifact", artifact]).await;
     println!("up over an expired lease: exit {}", out.code);
     c.eq("up over an expired foreign lease: exit code", out.code, 0);
 
     // ------------------------------------------------ this machine: a live holder blocks, a dead one is taken over
     let host = hostname();
-    put_lock(&aws, &n.stack, &host, std::process::id(), "up", now(), now() + 3600).await;
-    let out = d.run(&["up", "--artifact", &artifact]).await;
+    put_lock(aws, &n.stack, &host, std::process::id(), "up", now(), now() + 3600).await;
+    let out = d.run(&["up", "--artifact", artifact]).await;
     println!("up while a live local process holds the lock: exit {}", out.code);
     c.eq("live local holder: exit code", out.code, 4);
     check_names_holder(&mut c, "live local holder", &out, &format!("@{host}"), std::process::id(), "up");
     let mut gone = std::process::Command::new("true").spawn().expect("spawn true");
     let dead_pid = gone.id();
     gone.wait().expect("wait true");
-    put_lock(&aws, &n.stack, &host, dead_pid, "up", now(), now() + 3600).await;
-    let out = d.run(&["up", "--artifact", &artifact]).await;
+    put_lock(aws, &n.stack, &host, dead_pid, "up", now(), now() + 3600).await;
+    let out = d.run(&["up", "--artifact", artifact]).await;
     println!("up while a dead local process (pid {dead_pid}) holds the lock: exit {}", out.code);
     c.eq("dead local holder: exit code", out.code, 0);
     c.check(
         out.stderr.contains("took over the lock of a run that is no longer running"),
         format!("the dead local holder's lock is taken over, and said so\n{out}"),
     );
-    c.check(!lock_item(&aws, &n.stack).await, "the lock is released after that run");
+    c.check(!lock_item(aws, &n.stack).await, "the lock is released after that run");
     println!("runtime: {:.1}s", t0.elapsed().as_secs_f64());
     c.finish("3 lock: read-only commands, foreign and stale holders, unlock");
 }

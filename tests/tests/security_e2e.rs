@@ -12,9 +12,8 @@
 use std::collections::BTreeSet;
 
 use aws_sdk_ec2::types::Filter;
-use e2e::artifact::artifact_path;
 use e2e::proxy::percent_decode;
-use e2e::{Aws, Checks, Deployer, Moto, Output, Proxy, Rule, StackNames, TempDir, write_config};
+use e2e::{Account, Checks, Output, Rule};
 use serde_json::Value;
 
 // =============================================================================================
@@ -23,15 +22,10 @@ use serde_json::Value;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_key_values_never_leave_the_keys_command() {
     let t0 = std::time::Instant::now();
-    let artifact = artifact_path().display().to_string();
-    let moto = Moto::start();
-    let proxy = Proxy::start(moto.url());
-    let aws = Aws::new(moto.url()).await;
-    let dir = TempDir::new("secrets");
-    let n = StackNames::unique("secrets");
-    let config = write_config(dir.path(), &n, &[]);
-    let d = Deployer::with(&config, proxy.url());
-    let art = artifact.as_str();
+    let account = Account::start().await;
+    let stack = account.stack("secrets");
+    let (aws, proxy, n, d, art) =
+        (&account.aws, &account.proxy, &stack.names, &stack.deployer, stack.artifact.as_str());
     let mut runs: Vec<(String, Output)> = Vec::new();
     let mut c = Checks::new();
 
@@ -253,15 +247,11 @@ fn check_trust(c: &mut Checks, label: &str, doc: &Value, service: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn policies_are_least_privilege() {
     let t0 = std::time::Instant::now();
-    let artifact = artifact_path().display().to_string();
-    let moto = Moto::start();
-    let proxy = Proxy::start(moto.url());
-    let aws = Aws::new(moto.url()).await;
-    let dir = TempDir::new("iam");
-    let n = StackNames::unique("lpriv");
+    let account = Account::start().await;
+    let stack = account.stack("lpriv");
+    let (aws, n) = (&account.aws, &stack.names);
     let s = n.stack.as_str();
-    let config = write_config(dir.path(), &n, &[]);
-    Deployer::with(&config, proxy.url()).run(&["up", "--artifact", &artifact]).await.assert_ok();
+    stack.deployer.run(&["up", "--artifact", &stack.artifact]).await.assert_ok();
     let mut c = Checks::new();
 
     // The stack's own ARNs, read back.

@@ -11,14 +11,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use aws_sdk_ec2::types::{Filter, Tag, VpcAttributeName};
-use e2e::artifact::{artifact_path, code_sha256};
+use aws_sdk_ec2::types::VpcAttributeName;
+use e2e::artifact::code_sha256;
+use e2e::inventory::{TAG_RESOURCE, TAG_STACK, ec2_tags};
 use e2e::proxy::{count_by_service, percent_decode};
-use e2e::{Aws, Checks, Deployer, Moto, Proxy, StackNames, TempDir, write_config};
+use e2e::{Account, Checks, ec2_filter};
 
 const REGION: &str = "us-east-1";
-const STACK_TAG: &str = "movies-stack:stack";
-const RESOURCE_TAG: &str = "movies-stack:resource";
 
 const VPC_CIDR: &str = "10.42.0.0/16";
 const MEMORY_MB: i32 = 512;
@@ -36,18 +35,10 @@ const ACCESS_LOG_FIELDS: [&str; 6] = [
     "$context.identity.apiKeyId",
 ];
 
-fn filter(name: &str, value: &str) -> Filter {
-    Filter::builder().name(name).values(value).build()
-}
-
-fn ec2_tags(tags: &[Tag]) -> HashMap<String, String> {
-    tags.iter().filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string()))).collect()
-}
-
 /// Our two tags (and `Name = S-<id>` for EC2 resources).
 fn check_tags(c: &mut Checks, what: &str, tags: &HashMap<String, String>, stack: &str, id: &str, ec2: bool) {
-    c.eq(&format!("{what}: tag {STACK_TAG}"), tags.get(STACK_TAG).map(String::as_str), Some(stack));
-    c.eq(&format!("{what}: tag {RESOURCE_TAG}"), tags.get(RESOURCE_TAG).map(String::as_str), Some(id));
+    c.eq(&format!("{what}: tag {TAG_STACK}"), tags.get(TAG_STACK).map(String::as_str), Some(stack));
+    c.eq(&format!("{what}: tag {TAG_RESOURCE}"), tags.get(TAG_RESOURCE).map(String::as_str), Some(id));
     if ec2 {
         c.eq(&format!("{what}: tag Name"), tags.get("Name").cloned(), Some(format!("{stack}-{id}")));
     }
@@ -59,15 +50,9 @@ fn output<'a>(json: &'a serde_json::Value, key: &str) -> Option<&'a str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_creates_the_whole_stack() {
-    let artifact = artifact_path();
-    let moto = Moto::start();
-    let proxy = Proxy::start(moto.url());
-    let dir = TempDir::new("up");
-    let n = StackNames::unique("up");
-    let s = n.stack.as_str();
-    let config = write_config(
-        dir.path(),
-        &n,
+    let account = Account::start().await;
+    let stack = account.stack_with(
+        "up",
         &[
             ("network.vpc_cidr", &format!("\"{VPC_CIDR}\"")),
             ("function.memory_mb", &MEMORY_MB.to_string()),
@@ -79,9 +64,10 @@ async fn up_creates_the_whole_stack() {
             ("usage_plans.standard.quota_period", "\"WEEK\""),
         ],
     );
-    let deployer = Deployer::with(&config, proxy.url());
+    let (aws, proxy, n, artifact) = (&account.aws, &account.proxy, &stack.names, stack.artifact.as_str());
+    let s = n.stack.as_str();
 
-    let (run, json) = deployer.up_json(&["--artifact", artifact.to_str().unwrap()]).await;
+    let (run, json) = stack.deployer.up_json(&["--artifact", artifact]).await;
     let calls = proxy.calls();
     println!(
         "up: exit {} in {:.1}s, {} AWS calls ({} mutating); by service: {:?}",
@@ -93,7 +79,6 @@ async fn up_creates_the_whole_stack() {
     );
     println!("up stdout: {}", run.stdout.trim());
 
-    let aws = Aws::new(moto.url()).await;
     let mut c = Checks::new();
 
     // ---------------------------------------------------------------- up's own output
@@ -113,7 +98,7 @@ async fn up_creates_the_whole_stack() {
 
     // ---------------------------------------------------------------- VPC
     let vpcs =
-        aws.ec2.describe_vpcs().filters(filter(&format!("tag:{STACK_TAG}"), s)).send().await.expect("DescribeVpcs");
+        aws.ec2.describe_vpcs().filters(ec2_filter(&format!("tag:{TAG_STACK}"), s)).send().await.expect("DescribeVpcs");
     let vpcs = vpcs.vpcs();
     c.eq("VPCs tagged with the stack", vpcs.len(), 1);
     let Some(vpc) = vpcs.first() else {
@@ -141,9 +126,10 @@ async fn up_creates_the_whole_stack() {
     }
 
     // ---------------------------------------------------------------- subnets
-    let subnets = aws.ec2.describe_subnets().filters(filter("vpc-id", &vpc_id)).send().await.expect("DescribeSubnets");
+    let subnets =
+        aws.ec2.describe_subnets().filters(ec2_filter("vpc-id", &vpc_id)).send().await.expect("DescribeSubnets");
     let mut subnets: Vec<_> = subnets.subnets().to_vec();
-    subnets.sort_by_key(|sn| ec2_tags(sn.tags()).get(RESOURCE_TAG).cloned().unwrap_or_default());
+    subnets.sort_by_key(|sn| ec2_tags(sn.tags()).get(TAG_RESOURCE).cloned().unwrap_or_default());
     c.eq("subnets in the VPC", subnets.len(), 2);
     let mut azs = BTreeSet::new();
     let mut subnet_ids = Vec::new();
@@ -165,15 +151,20 @@ async fn up_creates_the_whole_stack() {
     c.eq("distinct subnet CIDRs", cidrs.len(), 2);
 
     // ---------------------------------------------------------------- route tables
-    let rts =
-        aws.ec2.describe_route_tables().filters(filter("vpc-id", &vpc_id)).send().await.expect("DescribeRouteTables");
+    let rts = aws
+        .ec2
+        .describe_route_tables()
+        .filters(ec2_filter("vpc-id", &vpc_id))
+        .send()
+        .await
+        .expect("DescribeRouteTables");
     let mut ours: Vec<_> = rts
         .route_tables()
         .iter()
-        .filter(|rt| ec2_tags(rt.tags()).get(STACK_TAG).map(String::as_str) == Some(s))
+        .filter(|rt| ec2_tags(rt.tags()).get(TAG_STACK).map(String::as_str) == Some(s))
         .cloned()
         .collect();
-    ours.sort_by_key(|rt| ec2_tags(rt.tags()).get(RESOURCE_TAG).cloned().unwrap_or_default());
+    ours.sort_by_key(|rt| ec2_tags(rt.tags()).get(TAG_RESOURCE).cloned().unwrap_or_default());
     c.eq("route tables tagged with the stack", ours.len(), 2);
     let mut rt_ids = BTreeSet::new();
     for (i, rt) in ours.iter().enumerate() {
@@ -195,14 +186,19 @@ async fn up_creates_the_whole_stack() {
     let pl = aws
         .ec2
         .describe_prefix_lists()
-        .filters(filter("prefix-list-name", &format!("com.amazonaws.{REGION}.dynamodb")))
+        .filters(ec2_filter("prefix-list-name", &format!("com.amazonaws.{REGION}.dynamodb")))
         .send()
         .await
         .expect("DescribePrefixLists");
     // MOTO GAP: prefix-list ids are random per server start, so look it up instead of pl-02cd2c6b.
     let ddb_pl = pl.prefix_lists().first().and_then(|p| p.prefix_list_id()).unwrap_or_default().to_string();
-    let eps =
-        aws.ec2.describe_vpc_endpoints().filters(filter("vpc-id", &vpc_id)).send().await.expect("DescribeVpcEndpoints");
+    let eps = aws
+        .ec2
+        .describe_vpc_endpoints()
+        .filters(ec2_filter("vpc-id", &vpc_id))
+        .send()
+        .await
+        .expect("DescribeVpcEndpoints");
     let eps = eps.vpc_endpoints();
     c.eq("VPC endpoints in the VPC", eps.len(), 1);
     if let Some(ep) = eps.first() {
@@ -224,8 +220,8 @@ async fn up_creates_the_whole_stack() {
     let sgs = aws
         .ec2
         .describe_security_groups()
-        .filters(filter("vpc-id", &vpc_id))
-        .filters(filter(&format!("tag:{RESOURCE_TAG}"), "function-sg"))
+        .filters(ec2_filter("vpc-id", &vpc_id))
+        .filters(ec2_filter(&format!("tag:{TAG_RESOURCE}"), "function-sg"))
         .send()
         .await
         .expect("DescribeSecurityGroups");
@@ -300,7 +296,7 @@ async fn up_creates_the_whole_stack() {
 
     // ---------------------------------------------------------------- flow log
     let fls =
-        aws.ec2.describe_flow_logs().filter(filter("resource-id", &vpc_id)).send().await.expect("DescribeFlowLogs");
+        aws.ec2.describe_flow_logs().filter(ec2_filter("resource-id", &vpc_id)).send().await.expect("DescribeFlowLogs");
     let fls = fls.flow_logs();
     c.eq("flow logs on the VPC", fls.len(), 1);
     if let Some(fl) = fls.first() {
@@ -390,7 +386,7 @@ async fn up_creates_the_whole_stack() {
             c.eq("function security groups", fn_sgs, vec![sg_id.clone()]);
             // MOTO GAP: VpcConfig.VpcId is hard-coded `vpc-123abc`, so it cannot be compared with our VPC.
             // MOTO GAP: LoggingConfig (JSON format, log group) is dropped by moto: not checkable here.
-            let bytes = std::fs::read(&artifact).expect("read artifact");
+            let bytes = std::fs::read(artifact).expect("read artifact");
             c.eq("function CodeSha256 = the artifact's", conf.code_sha256(), Some(code_sha256(&bytes).as_str()));
             let tags = f.tags().cloned().unwrap_or_default();
             check_tags(&mut c, "function", &tags, s, "function", false);

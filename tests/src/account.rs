@@ -1,0 +1,72 @@
+//! The setup every end-to-end test against moto shares: a fresh [`Account`] (moto, the recording
+//! proxy in front of it, SDK clients that read moto directly, a temp folder) and, in it, any
+//! number of [`Stack`]s (unique names, a config file, a deployer that talks through the proxy).
+
+use std::path::PathBuf;
+
+use crate::artifact::artifact_path;
+use crate::{Aws, Deployer, Moto, Proxy, StackNames, TempDir, write_config};
+
+/// The proxy every fixture puts in front of moto. Every proxy of an [`Account`] is made here, so
+/// that how the suite models AWS in front of moto is decided in one place.
+fn proxy_to(upstream: &str) -> Proxy {
+    Proxy::start(upstream)
+}
+
+/// One fake AWS account for one test: the inventory of its moto server is the test's alone.
+pub struct Account {
+    /// In front of moto; the deployers of [`Account::stack`] use it, and it records their calls.
+    pub proxy: Proxy,
+    /// Reads straight from moto (never through the proxy, so it records nothing).
+    pub aws: Aws,
+    /// Configs and other files of the test; kept when the test fails.
+    pub dir: TempDir,
+    /// Dropped after the proxy (fields drop in declaration order).
+    pub moto: Moto,
+}
+
+impl Account {
+    /// Start moto and a proxy in front of it.
+    pub async fn start() -> Account {
+        let moto = Moto::start();
+        let proxy = proxy_to(moto.url());
+        let aws = Aws::new(moto.url()).await;
+        Account { proxy, aws, dir: TempDir::new("account"), moto }
+    }
+
+    /// Another proxy to the same moto, for a second deployer whose calls are recorded apart.
+    pub fn another_proxy(&self) -> Proxy {
+        proxy_to(self.moto.url())
+    }
+
+    /// A stack with the base config ([`crate::base_config`]).
+    pub fn stack(&self, prefix: &str) -> Stack {
+        self.stack_with(prefix, &[])
+    }
+
+    /// A stack with `overrides` applied to the base config (see [`write_config`]).
+    pub fn stack_with(&self, prefix: &str, overrides: &[(&str, &str)]) -> Stack {
+        let artifact = artifact_path().display().to_string();
+        let names = StackNames::unique(prefix);
+        let config = write_config(self.dir.path(), &names, overrides);
+        let deployer = Deployer::with(&config, self.proxy.url());
+        Stack { names, config, deployer, artifact }
+    }
+}
+
+/// One stack of an [`Account`].
+pub struct Stack {
+    pub names: StackNames,
+    pub config: PathBuf,
+    /// `--config <config> --endpoint-url <the account's proxy>` on every run.
+    pub deployer: Deployer,
+    /// The handler zip to deploy (`$MOVIES_STACK_ARTIFACT`).
+    pub artifact: String,
+}
+
+impl Stack {
+    /// A deployer for this stack whose calls go through `proxy` instead.
+    pub fn via(&self, proxy: &Proxy) -> Deployer {
+        Deployer::with(&self.config, proxy.url())
+    }
+}
