@@ -18,11 +18,13 @@ pub struct Fresh {
     ids: Vec<(String, Instant)>,
 }
 
+/// Whether a request names `id` as a resource to act on. A filter value does not: a filter
+/// that matches nothing yet answers an empty list, never NotFound.
 fn mentions(v: &Value, id: &str) -> bool {
     match v {
         Value::String(s) => s == id,
         Value::Array(items) => items.iter().any(|i| mentions(i, id)),
-        Value::Object(m) => m.values().any(|i| mentions(i, id)),
+        Value::Object(m) => m.iter().any(|(k, i)| k != "Filters" && mentions(i, id)),
         _ => false,
     }
 }
@@ -134,6 +136,9 @@ mod tests {
         assert_eq!(fresh.check(&tags, t0, w).unwrap().code, "InvalidSubnetID.NotFound");
         assert!(fresh.check(&auth, t0 + w, w).is_none());
         assert!(fresh.check(&ex("DescribeVpcs", json!({})), t0, w).is_none());
+        let filtered =
+            ex("DescribeRouteTables", json!({"Filters": [{"Name": "association.subnet-id", "Values": ["subnet-1"]}]}));
+        assert!(fresh.check(&filtered, t0, w).is_none(), "a filter value is no lookup");
     }
 
     const ZONES: &str = "<DescribeAvailabilityZonesResponse><availabilityZoneInfo>\

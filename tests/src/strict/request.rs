@@ -50,7 +50,11 @@ pub fn parse(model: &ServiceModel, req: &HttpRequest) -> Result<Parsed, ParseErr
         WireProtocol::Json => {
             let target = req.headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
             let (prefix, operation) = target.rsplit_once('.').unwrap_or(("", target));
-            if model.target_prefix.as_deref().is_some_and(|p| p != prefix) || model.operation(operation).is_none() {
+            // The SDKs send either botocore's target prefix or its last part
+            // (`com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101` / `CloudTrail_20131101`).
+            let prefix_ok =
+                model.target_prefix.as_deref().is_none_or(|p| p == prefix || p.ends_with(&format!(".{prefix}")));
+            if !prefix_ok || model.operation(operation).is_none() {
                 return Err(no_op(format!("X-Amz-Target {target:?}")));
             }
             let body: Value = if req.body.is_empty() {

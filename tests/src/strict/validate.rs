@@ -454,6 +454,9 @@ mod tests {
         let model = service("apigateway").unwrap();
         let err = parse(&model, &req("PATCH", "/restapis/a1/widgets", "", &h, b"{}")).unwrap_err();
         assert!(err.to_string().starts_with("no such operation in AWS's service model (apigateway "), "{err}");
+        let trail = service("cloudtrail").unwrap();
+        let short = target("CloudTrail_20131101.DescribeTrails");
+        assert_eq!(parse(&trail, &req("POST", "/", "", &short, b"{}")).unwrap().operation, "DescribeTrails");
         let ddb = service("dynamodb").unwrap();
         let t = target("DynamoDB_20120810.FrobnicateTable");
         assert!(parse(&ddb, &req("POST", "/", "", &t, b"{}")).is_err());
