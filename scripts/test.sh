@@ -58,7 +58,10 @@ mkdir -p "$(dirname "$ARTIFACT")"
 printf '    %s (%s bytes)\n' "$ARTIFACT" "$(wc -c <"$ARTIFACT")" >&2
 
 phase test "cargo test --workspace --no-fail-fast"
-export MOVIES_STACK_ARTIFACT="$ARTIFACT" MOVIES_STACK_BIN="$BIN" MOVIES_STACK_VENV="$MS_VENV"
+# Every proxy's strict AWS model appends what it saw here; the report phase reads it.
+SUITE_DIR="$TARGET/strict-model/suite-$(date +%s)-$$"
+mkdir -p "$SUITE_DIR"
+export MOVIES_STACK_ARTIFACT="$ARTIFACT" MOVIES_STACK_BIN="$BIN" MOVIES_STACK_VENV="$MS_VENV" MOVIES_STACK_SUITE_DIR="$SUITE_DIR"
 set +e
 cargo test --workspace --no-fail-fast "$@" 2>&1 | tee "$TEST_LOG"
 test_rc=${PIPESTATUS[0]}
@@ -74,3 +77,12 @@ awk '/^test result: /{
      }
      END { printf "\n==> %d test binaries\ntests: %d passed, %d failed, %d skipped\n", n, p, f, s }' "$TEST_LOG"
 [ "$test_rc" -eq 0 ] || ms_die "cargo test failed (exit $test_rc)"
+
+# Fails when an operation the suite sent went unvalidated against AWS's service model. A run
+# filtered by arguments may start no proxy at all: then the report is informative only.
+phase report "strict AWS model: operations exercised, behaviour hits ($SUITE_DIR)"
+if [ "$#" -eq 0 ]; then
+    "$TARGET/debug/suite_report" "$SUITE_DIR"
+else
+    "$TARGET/debug/suite_report" "$SUITE_DIR" || printf '    (filtered run: report not enforced)\n' >&2
+fi

@@ -4,7 +4,9 @@
 //!   folder, and in it [`Stack`]s (names, config, deployer) made of the pieces below.
 //! - [`Moto`]: a `moto_server` from the project venv on a free loopback port (one per test).
 //! - [`Proxy`]: an HTTP/1.1 reverse proxy between the deployer and moto that records every AWS
-//!   call ([`Call`]) and can inject faults ([`Rule`]: latency, error answers, windows).
+//!   call ([`Call`]) and can inject faults ([`Rule`]: latency, error answers, windows). In it,
+//!   the [`strict`] AWS model: requests validated against AWS's service models, and AWS's
+//!   refusals and waits that moto does not have ([`Behaviour`]), on unless a test turns one off.
 //! - [`Deployer`]: runs the real `movies-stack` binary.
 //! - [`write_config`]: a TOML config for a unique stack ([`StackNames`]).
 //! - [`Aws`]: SDK clients for reading the deployed state back (straight to moto, not via the proxy).
@@ -31,14 +33,16 @@ pub mod inventory;
 mod moto;
 pub mod proxy;
 pub mod runtime_api;
+pub mod strict;
 
 pub use account::{Account, Stack};
 pub use aws::{Aws, ec2_filter, sdk_config};
 pub use config::{REMOVE, StackNames, TempDir, base_config, write_config, write_config_file};
 pub use deployer::{Deployer, Output};
 pub use moto::Moto;
-pub use proxy::{Call, Fault, Proxy, Rule};
+pub use proxy::{Call, Fault, Proxy, ProxyBuilder, Rule};
 pub use runtime_api::{Function, RuntimeApi};
+pub use strict::Behaviour;
 
 use std::path::PathBuf;
 

@@ -5,9 +5,13 @@
 //! arrives; its status is filled in when the answer goes back. Requests to `/moto-api/...` pass
 //! through unrecorded and are never faulted.
 //!
-//! Faults are [`Rule`]s checked in order for each request: every matching rule in its window adds
-//! its latency, and the first matching rule with a [`Fault`] answers instead of moto, with an error
-//! body in the service's protocol so the SDK sees the error code.
+//! Every request first meets the strict AWS model ([`crate::strict`], on by default): it is
+//! validated against AWS's service model and judged against the state of the account as AWS would
+//! see it; the model may answer instead of moto, and may rewrite moto's answer.
+//!
+//! Then faults are [`Rule`]s checked in order for each request: every matching rule in its window
+//! adds its latency, and the first matching rule with a [`Fault`] answers instead of moto, with an
+//! error body in the service's protocol so the SDK sees the error code.
 //!
 //! The proxy runs on its own thread and Tokio runtime, so it works from sync and async tests
 //! alike, and while the test blocks on a child process.
@@ -29,13 +33,16 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
+use crate::strict::request::HttpRequest;
+use crate::strict::{Behaviour, Config, Model, MotoEc2, Timings, Verdict};
+
 /// One AWS API call seen by the proxy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Call {
     /// SigV4 signing name: `ec2`, `iam`, `lambda`, `apigateway`, `dynamodb`, `logs`, `sts`, ...
     pub service: String,
-    /// `CreateVpc`, `PutRetentionPolicy`, `UpdateFunctionCode`, ... For REST operations that are
-    /// not in the proxy's table: `"<METHOD> <path>"`.
+    /// `CreateVpc`, `PutRetentionPolicy`, `UpdateFunctionCode`, ... For REST requests that match
+    /// no operation of the service's model: `"<METHOD> <path>"`.
     pub operation: String,
     /// Whether the call may change something (see [`is_mutating`]).
     pub mutating: bool,
@@ -43,6 +50,8 @@ pub struct Call {
     pub status: Option<u16>,
     /// The answer was a fault injected by a [`Rule`], not moto's.
     pub injected: bool,
+    /// The strict model answered instead of moto, or rewrote moto's answer: which behaviour.
+    pub model: Option<Behaviour>,
     /// DynamoDB: the request's `TableName` (to tell the stack lock's bookkeeping apart).
     pub table: Option<String>,
 }
@@ -72,6 +81,9 @@ impl fmt::Display for Call {
         }
         if self.injected {
             write!(f, " [injected]")?;
+        }
+        if let Some(b) = self.model {
+            write!(f, " [strict model: {b}]")?;
         }
         Ok(())
     }
@@ -271,6 +283,8 @@ struct State {
     seq: AtomicU64,
     calls: Mutex<Vec<Entry>>,
     rules: Mutex<Rules>,
+    model: Model,
+    moto: MotoEc2,
 }
 
 impl State {
@@ -287,6 +301,14 @@ impl State {
             e.call.injected = injected;
         }
     }
+
+    /// The strict model answered (or rewrote the answer) for this call.
+    fn by_model(&self, seq: u64, behaviour: Behaviour) {
+        let mut calls = self.calls.lock().unwrap();
+        if let Some(e) = calls.iter_mut().rev().find(|e| e.seq == seq) {
+            e.call.model = Some(behaviour);
+        }
+    }
 }
 
 /// The proxy. Dropping it stops it.
@@ -297,17 +319,73 @@ pub struct Proxy {
     thread: Option<JoinHandle<()>>,
 }
 
+/// Sets up a [`Proxy`] whose strict model differs from the default.
+#[derive(Debug, Clone)]
+pub struct ProxyBuilder {
+    upstream: String,
+    config: Config,
+}
+
+impl ProxyBuilder {
+    /// Turn one behaviour of the strict model off, saying why (the reason is recorded in the
+    /// suite report). Real AWS does this; turn it off only where a test is about something else
+    /// and cannot bear it.
+    pub fn without(mut self, behaviour: Behaviour, reason: &str) -> ProxyBuilder {
+        assert!(!reason.trim().is_empty(), "turning off {behaviour} needs a reason");
+        self.config.disabled.insert(behaviour, reason.to_string());
+        self
+    }
+
+    /// The model's windows and rates (default [`Timings::fast`]).
+    pub fn timings(mut self, timings: Timings) -> ProxyBuilder {
+        self.config.timings = timings;
+        self
+    }
+
+    /// The zone ID where Lambda refuses subnets (`None`: every zone is fine).
+    pub fn lambda_refused_zone(mut self, zone_id: Option<&str>) -> ProxyBuilder {
+        self.config.lambda_refused_zone = zone_id.map(str::to_string);
+        self
+    }
+
+    /// A zone ID and the state DescribeAvailabilityZones reports for it (`None`: all available).
+    pub fn zone_state(mut self, zone: Option<(&str, &str)>) -> ProxyBuilder {
+        self.config.zone_state = zone.map(|(z, s)| (z.to_string(), s.to_string()));
+        self
+    }
+
+    /// Listen on a free loopback port and forward everything to the upstream.
+    pub fn start(self) -> Proxy {
+        Proxy::start_with(&self.upstream, self.config)
+    }
+}
+
 impl Proxy {
-    /// Listen on a free loopback port and forward everything to `upstream` (e.g. moto's URL).
+    /// Listen on a free loopback port and forward everything to `upstream` (e.g. moto's URL),
+    /// with the strict model fully on.
     pub fn start(upstream: &str) -> Proxy {
+        Proxy::builder(upstream).start()
+    }
+
+    /// A proxy to `upstream` whose strict model can be changed before it starts.
+    pub fn builder(upstream: &str) -> ProxyBuilder {
+        ProxyBuilder { upstream: upstream.to_string(), config: Config::default() }
+    }
+
+    fn start_with(upstream: &str, config: Config) -> Proxy {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("proxy: bind 127.0.0.1:0");
         listener.set_nonblocking(true).expect("proxy: nonblocking");
         let addr: SocketAddr = listener.local_addr().expect("proxy: local addr");
+        let upstream = upstream.trim_end_matches('/').to_string();
+        let client: Upstream =
+            Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(5)).build_http();
         let state = Arc::new(State {
-            upstream: upstream.trim_end_matches('/').to_string(),
+            upstream: upstream.clone(),
             seq: AtomicU64::new(0),
             calls: Mutex::new(Vec::new()),
             rules: Mutex::new(Rules::default()),
+            model: Model::new(config),
+            moto: MotoEc2 { upstream, client },
         });
         let (tx, rx) = tokio::sync::oneshot::channel();
         let st = state.clone();
@@ -368,10 +446,31 @@ impl Proxy {
     pub fn rule_hits(&self) -> Vec<usize> {
         self.state.rules.lock().unwrap().0.iter().map(|r| r.acted).collect()
     }
+
+    /// How many times each behaviour of the strict model acted (every behaviour, zero included).
+    pub fn model_hits(&self) -> std::collections::BTreeMap<Behaviour, usize> {
+        self.state.model.hits()
+    }
+
+    /// Every operation the strict model saw, with how many calls it validated and refused.
+    pub fn model_operations(&self) -> Vec<crate::strict::OperationStats> {
+        self.state.model.operations()
+    }
+
+    /// The strict model's record of this proxy, as the suite report reads it.
+    pub fn model_record(&self) -> crate::strict::Record {
+        let test = std::thread::current().name().unwrap_or("main").to_string();
+        self.state.model.record(&crate::strict::report::binary_name(), &test)
+    }
 }
 
 impl Drop for Proxy {
     fn drop(&mut self) {
+        if let Some(dir) = std::env::var_os(crate::strict::report::SUITE_DIR_ENV).filter(|d| !d.is_empty())
+            && let Err(e) = crate::strict::report::append(std::path::Path::new(&dir), &self.model_record())
+        {
+            eprintln!("strict model: writing the suite record failed: {e}");
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -381,11 +480,12 @@ impl Drop for Proxy {
     }
 }
 
-type Upstream = Client<HttpConnector, Full<Bytes>>;
+/// The HTTP client the proxy (and the strict model) reach moto with.
+pub(crate) type Upstream = Client<HttpConnector, Full<Bytes>>;
 
 async fn serve(listener: std::net::TcpListener, state: Arc<State>, mut shutdown: tokio::sync::oneshot::Receiver<()>) {
     let listener = tokio::net::TcpListener::from_std(listener).expect("proxy: tokio listener");
-    let client: Upstream = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(5)).build_http();
+    let client = state.moto.client.clone();
     loop {
         tokio::select! {
             _ = &mut shutdown => return,
@@ -442,12 +542,34 @@ async fn handle(
     };
     let moto_api = parts.uri.path().starts_with("/moto-api");
     let mut seq = None;
+    let mut exchange = None;
     if !moto_api {
         let call = classify(&parts.method, &parts.uri, &parts.headers, &body);
-        let decision = state.rules.lock().unwrap().on_request(&call, Instant::now());
         let protocol = Protocol::of(&call.service, &parts.headers, &body);
-        let s = state.record(call);
+        let (service, operation) = (call.service.clone(), call.operation.clone());
+        let s = state.record(call.clone());
         seq = Some(s);
+        let http = HttpRequest {
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            query: parts.uri.query().unwrap_or(""),
+            headers: &parts.headers,
+            body: &body,
+        };
+        match state.model.on_request(&state.moto, &service, &operation, &http).await {
+            Verdict::Refuse(behaviour, fault) => {
+                state.by_model(s, behaviour);
+                state.finish(s, fault.status, false);
+                return Ok(fault_response(&fault, protocol));
+            }
+            Verdict::Unknown(text) => {
+                state.by_model(s, Behaviour::Validation);
+                state.finish(s, 500, false);
+                return Ok(plain(500, text));
+            }
+            Verdict::Forward(ex) => exchange = ex,
+        }
+        let decision = state.rules.lock().unwrap().on_request(&call, Instant::now());
         if !decision.delay.is_zero() {
             tokio::time::sleep(decision.delay).await;
         }
@@ -499,6 +621,23 @@ async fn handle(
         }
     };
     strip_hop_by_hop(&mut rparts.headers);
+    let mut rbytes = rbytes;
+    if let Some(ex) = exchange {
+        let mut rewritten = rbytes.to_vec();
+        if let Some(behaviour) = state.model.on_response(&state.moto, &ex, rparts.status.as_u16(), &mut rewritten).await
+        {
+            if let Some(s) = seq {
+                state.by_model(s, behaviour);
+            }
+            // DynamoDB signs its answers' bodies with a CRC32 that SDKs may check.
+            if rparts.headers.contains_key("x-amz-crc32") {
+                let mut crc = flate2::Crc::new();
+                crc.update(&rewritten);
+                rparts.headers.insert("x-amz-crc32", HeaderValue::from(crc.sum()));
+            }
+            rbytes = Bytes::from(rewritten);
+        }
+    }
     if let Some(s) = seq {
         state.finish(s, rparts.status.as_u16(), false);
     }
@@ -614,14 +753,13 @@ pub fn classify(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) ->
         Some(operation) => {
             let mutating = is_mutating(&operation);
             let table = if service == "dynamodb" { table_name(body) } else { None };
-            Call { service, operation, mutating, status: None, injected: false, table }
+            Call { service, operation, mutating, status: None, injected: false, model: None, table }
         }
         None => {
             let mutating = !matches!(*method, Method::GET | Method::HEAD);
-            let operation = rest_operation(&service, method.as_str(), uri.path())
-                .map(str::to_string)
+            let operation = rest_operation(&service, method.as_str(), uri.path(), uri.query().unwrap_or(""))
                 .unwrap_or_else(|| format!("{} {}", method, uri.path()));
-            Call { service, operation, mutating, status: None, injected: false, table: None }
+            Call { service, operation, mutating, status: None, injected: false, model: None, table: None }
         }
     }
 }
@@ -651,14 +789,34 @@ pub fn form_value(body: &[u8], key: &str) -> Option<String> {
     })
 }
 
+/// Every field of a form body or query string, decoded, in order.
+pub fn form_pairs(text: &str) -> Vec<(String, String)> {
+    text.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) => (percent_decode(k), percent_decode(v)),
+            None => (percent_decode(pair), String::new()),
+        })
+        .collect()
+}
+
 /// Decode `%XX` escapes and `+` (form encoding).
 pub fn percent_decode(s: &str) -> String {
+    decode(s, true)
+}
+
+/// Decode `%XX` escapes of a URI path segment (`+` is itself there).
+pub fn percent_decode_path(s: &str) -> String {
+    decode(s, false)
+}
+
+fn decode(s: &str, plus_is_space: bool) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'+' => out.push(b' '),
+            b'+' if plus_is_space => out.push(b' '),
             b'%' if i + 2 < bytes.len() => {
                 match u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
                     Ok(b) => {
@@ -675,92 +833,11 @@ pub fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// REST operations by (service, method, path pattern). `{}` matches one path segment.
-const REST_OPERATIONS: &[(&str, &str, &str, &str)] = &[
-    // Lambda
-    ("lambda", "GET", "/2015-03-31/functions", "ListFunctions"),
-    ("lambda", "POST", "/2015-03-31/functions", "CreateFunction"),
-    ("lambda", "GET", "/2015-03-31/functions/{}", "GetFunction"),
-    ("lambda", "DELETE", "/2015-03-31/functions/{}", "DeleteFunction"),
-    ("lambda", "GET", "/2015-03-31/functions/{}/configuration", "GetFunctionConfiguration"),
-    ("lambda", "PUT", "/2015-03-31/functions/{}/configuration", "UpdateFunctionConfiguration"),
-    ("lambda", "PUT", "/2015-03-31/functions/{}/code", "UpdateFunctionCode"),
-    ("lambda", "GET", "/2015-03-31/functions/{}/policy", "GetPolicy"),
-    ("lambda", "POST", "/2015-03-31/functions/{}/policy", "AddPermission"),
-    ("lambda", "DELETE", "/2015-03-31/functions/{}/policy/{}", "RemovePermission"),
-    ("lambda", "GET", "/2015-03-31/functions/{}/versions", "ListVersionsByFunction"),
-    ("lambda", "POST", "/2015-03-31/functions/{}/versions", "PublishVersion"),
-    ("lambda", "POST", "/2015-03-31/functions/{}/invocations", "Invoke"),
-    ("lambda", "GET", "/2017-03-31/tags/{}", "ListTags"),
-    ("lambda", "POST", "/2017-03-31/tags/{}", "TagResource"),
-    ("lambda", "DELETE", "/2017-03-31/tags/{}", "UntagResource"),
-    ("lambda", "PUT", "/2017-10-31/functions/{}/concurrency", "PutFunctionConcurrency"),
-    ("lambda", "DELETE", "/2017-10-31/functions/{}/concurrency", "DeleteFunctionConcurrency"),
-    ("lambda", "GET", "/2019-09-30/functions/{}/concurrency", "GetFunctionConcurrency"),
-    // API Gateway (v1)
-    ("apigateway", "GET", "/restapis", "GetRestApis"),
-    ("apigateway", "POST", "/restapis", "CreateRestApi"),
-    ("apigateway", "GET", "/restapis/{}", "GetRestApi"),
-    ("apigateway", "PATCH", "/restapis/{}", "UpdateRestApi"),
-    ("apigateway", "DELETE", "/restapis/{}", "DeleteRestApi"),
-    ("apigateway", "GET", "/restapis/{}/resources", "GetResources"),
-    ("apigateway", "GET", "/restapis/{}/resources/{}", "GetResource"),
-    ("apigateway", "POST", "/restapis/{}/resources/{}", "CreateResource"),
-    ("apigateway", "DELETE", "/restapis/{}/resources/{}", "DeleteResource"),
-    ("apigateway", "GET", "/restapis/{}/resources/{}/methods/{}", "GetMethod"),
-    ("apigateway", "PUT", "/restapis/{}/resources/{}/methods/{}", "PutMethod"),
-    ("apigateway", "PATCH", "/restapis/{}/resources/{}/methods/{}", "UpdateMethod"),
-    ("apigateway", "DELETE", "/restapis/{}/resources/{}/methods/{}", "DeleteMethod"),
-    ("apigateway", "GET", "/restapis/{}/resources/{}/methods/{}/integration", "GetIntegration"),
-    ("apigateway", "PUT", "/restapis/{}/resources/{}/methods/{}/integration", "PutIntegration"),
-    ("apigateway", "PATCH", "/restapis/{}/resources/{}/methods/{}/integration", "UpdateIntegration"),
-    ("apigateway", "DELETE", "/restapis/{}/resources/{}/methods/{}/integration", "DeleteIntegration"),
-    ("apigateway", "PUT", "/restapis/{}/resources/{}/methods/{}/integration/responses/{}", "PutIntegrationResponse"),
-    ("apigateway", "PUT", "/restapis/{}/resources/{}/methods/{}/responses/{}", "PutMethodResponse"),
-    ("apigateway", "GET", "/restapis/{}/deployments", "GetDeployments"),
-    ("apigateway", "POST", "/restapis/{}/deployments", "CreateDeployment"),
-    ("apigateway", "GET", "/restapis/{}/deployments/{}", "GetDeployment"),
-    ("apigateway", "DELETE", "/restapis/{}/deployments/{}", "DeleteDeployment"),
-    ("apigateway", "GET", "/restapis/{}/stages", "GetStages"),
-    ("apigateway", "POST", "/restapis/{}/stages", "CreateStage"),
-    ("apigateway", "GET", "/restapis/{}/stages/{}", "GetStage"),
-    ("apigateway", "PATCH", "/restapis/{}/stages/{}", "UpdateStage"),
-    ("apigateway", "DELETE", "/restapis/{}/stages/{}", "DeleteStage"),
-    ("apigateway", "GET", "/restapis/{}/requestvalidators", "GetRequestValidators"),
-    ("apigateway", "POST", "/restapis/{}/requestvalidators", "CreateRequestValidator"),
-    ("apigateway", "GET", "/restapis/{}/models", "GetModels"),
-    ("apigateway", "POST", "/restapis/{}/models", "CreateModel"),
-    ("apigateway", "GET", "/usageplans", "GetUsagePlans"),
-    ("apigateway", "POST", "/usageplans", "CreateUsagePlan"),
-    ("apigateway", "GET", "/usageplans/{}", "GetUsagePlan"),
-    ("apigateway", "PATCH", "/usageplans/{}", "UpdateUsagePlan"),
-    ("apigateway", "DELETE", "/usageplans/{}", "DeleteUsagePlan"),
-    ("apigateway", "GET", "/usageplans/{}/keys", "GetUsagePlanKeys"),
-    ("apigateway", "POST", "/usageplans/{}/keys", "CreateUsagePlanKey"),
-    ("apigateway", "DELETE", "/usageplans/{}/keys/{}", "DeleteUsagePlanKey"),
-    ("apigateway", "GET", "/apikeys", "GetApiKeys"),
-    ("apigateway", "POST", "/apikeys", "CreateApiKey"),
-    ("apigateway", "GET", "/apikeys/{}", "GetApiKey"),
-    ("apigateway", "PATCH", "/apikeys/{}", "UpdateApiKey"),
-    ("apigateway", "DELETE", "/apikeys/{}", "DeleteApiKey"),
-    ("apigateway", "GET", "/account", "GetAccount"),
-    ("apigateway", "PATCH", "/account", "UpdateAccount"),
-    ("apigateway", "GET", "/tags/{}", "GetTags"),
-    ("apigateway", "PUT", "/tags/{}", "TagResource"),
-    ("apigateway", "DELETE", "/tags/{}", "UntagResource"),
-];
-
-/// The name of a REST operation, if the proxy knows it.
-pub fn rest_operation(service: &str, method: &str, path: &str) -> Option<&'static str> {
-    let path = path.trim_end_matches('/');
-    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    REST_OPERATIONS.iter().find_map(|(svc, m, pattern, name)| {
-        if *svc != service || *m != method {
-            return None;
-        }
-        let pat: Vec<&str> = pattern.split('/').filter(|s| !s.is_empty()).collect();
-        (pat.len() == segs.len() && pat.iter().zip(&segs).all(|(p, s)| *p == "{}" || p == s)).then_some(*name)
-    })
+/// The name of a REST operation, from the service's own model (`None`: the model has no such
+/// operation, or cannot be loaded; the strict model then answers the call with a 500).
+pub fn rest_operation(service: &str, method: &str, path: &str, query: &str) -> Option<String> {
+    let model = crate::strict::botocore::service(service).ok()?;
+    model.rest_operation(method, path, &form_pairs(query)).map(|m| m.operation)
 }
 
 #[cfg(test)]
@@ -886,6 +963,7 @@ mod tests {
             mutating: is_mutating(op),
             status: None,
             injected: false,
+            model: None,
             table: None,
         }
     }

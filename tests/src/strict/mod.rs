@@ -1,0 +1,448 @@
+//! The strict AWS model: an independent model of AWS's documented behaviour, in the proxy
+//! between the deployer and moto, ON for every [`crate::Proxy`].
+//!
+//! moto is lenient: it accepts what AWS refuses and never makes us wait where AWS does. The
+//! model refuses and delays as AWS does, each way a named [`Behaviour`] that a test can turn off
+//! only with a reason ([`crate::proxy::ProxyBuilder::without`]):
+//!
+//! 1. [`Behaviour::Validation`]: every request is read back into its operation's input shape
+//!    from AWS's own service model (botocore's) and validated; an operation the model does not
+//!    know answers HTTP 500, so no call passes unvalidated.
+//! 2. [`Behaviour::TagRules`]: each service's tag character set and lengths.
+//! 3. [`Behaviour::IamPropagation`]: a role changed a moment ago cannot be used yet.
+//! 4. [`Behaviour::Ec2Propagation`]: a security group or subnet created a moment ago is not found.
+//! 5. [`Behaviour::LambdaStates`] (Pending, update InProgress, 409s) and
+//!    [`Behaviour::LambdaEnis`] (Hyperplane ENIs that outlive the function).
+//! 6. [`Behaviour::TableStates`] (CREATING) and [`Behaviour::PitrWindow`].
+//! 7. [`Behaviour::ApiGatewayQuotas`]: control-plane token buckets.
+//! 8. [`Behaviour::LambdaZones`] and [`Behaviour::ZoneStates`].
+//!
+//! Windows and rates are in [`Timings`]. Time is evaluated lazily: each request sees the state
+//! as of its arrival (ENIs are released by the first request after their window).
+
+pub mod botocore;
+mod direct;
+mod dynamodb;
+mod ec2;
+mod iam;
+mod lambda;
+mod quotas;
+pub mod report;
+pub mod request;
+mod tags;
+mod timings;
+pub mod validate;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use serde_json::Value;
+
+pub use direct::MotoEc2;
+pub use report::{OperationStats, Record};
+pub use timings::{ApiGatewayQuotas, Rate, Timings};
+pub use validate::NotCheckable;
+
+use crate::proxy::Fault;
+use request::HttpRequest;
+
+/// One behaviour of the model; each is counted and can be turned off with a reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Behaviour {
+    /// Requests validated against AWS's service models; unknown operations answer 500.
+    Validation,
+    /// Tag keys and values: each service's character set and lengths.
+    TagRules,
+    /// IAM eventual consistency: a role changed a moment ago cannot be used yet.
+    IamPropagation,
+    /// EC2 eventual consistency: a security group or subnet created a moment ago is not found.
+    Ec2Propagation,
+    /// Lambda `Pending` after create, `LastUpdateStatus: InProgress` after an update, 409s.
+    LambdaStates,
+    /// Lambda's VPC ENIs: created with the function, in use for a while after it is gone, and
+    /// blocking their security group and subnet meanwhile.
+    LambdaEnis,
+    /// DynamoDB `CREATING` after CreateTable: item calls not found, UpdateTable in use.
+    TableStates,
+    /// DynamoDB UpdateContinuousBackups: "Backups are being enabled" for a while after create.
+    PitrWindow,
+    /// API Gateway control-plane quotas (429 TooManyRequestsException).
+    ApiGatewayQuotas,
+    /// A zone where Lambda refuses subnets.
+    LambdaZones,
+    /// A zone in a state other than `available`.
+    ZoneStates,
+}
+
+impl Behaviour {
+    pub const ALL: [Behaviour; 11] = [
+        Behaviour::Validation,
+        Behaviour::TagRules,
+        Behaviour::IamPropagation,
+        Behaviour::Ec2Propagation,
+        Behaviour::LambdaStates,
+        Behaviour::LambdaEnis,
+        Behaviour::TableStates,
+        Behaviour::PitrWindow,
+        Behaviour::ApiGatewayQuotas,
+        Behaviour::LambdaZones,
+        Behaviour::ZoneStates,
+    ];
+
+    /// A stable name for records and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Behaviour::Validation => "validation",
+            Behaviour::TagRules => "tag-rules",
+            Behaviour::IamPropagation => "iam-propagation",
+            Behaviour::Ec2Propagation => "ec2-propagation",
+            Behaviour::LambdaStates => "lambda-states",
+            Behaviour::LambdaEnis => "lambda-enis",
+            Behaviour::TableStates => "table-states",
+            Behaviour::PitrWindow => "pitr-window",
+            Behaviour::ApiGatewayQuotas => "apigateway-quotas",
+            Behaviour::LambdaZones => "lambda-zones",
+            Behaviour::ZoneStates => "zone-states",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Behaviour> {
+        Behaviour::ALL.into_iter().find(|b| b.name() == name)
+    }
+}
+
+impl fmt::Display for Behaviour {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The zone where Lambda refuses subnets by default: AWS's real case, use1-az3 ("The provided
+/// subnets contain availability zone Lambda doesn't support", keboola/developer-portal#81). In
+/// moto it is us-east-1e.
+pub const LAMBDA_REFUSED_ZONE: &str = "use1-az3";
+/// The zone reported `impaired` by default: use1-az1, moto's us-east-1b, which the deployer's
+/// sorted-by-name choice (us-east-1a, us-east-1b) picks, so that the choice is exercised.
+pub const IMPAIRED_ZONE: &str = "use1-az1";
+
+/// How a proxy's model is set up.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub timings: Timings,
+    /// Behaviours turned off, each with the test's reason.
+    pub disabled: BTreeMap<Behaviour, String>,
+    /// A zone ID where Lambda refuses subnets.
+    pub lambda_refused_zone: Option<String>,
+    /// A zone ID and the state DescribeAvailabilityZones reports for it.
+    pub zone_state: Option<(String, String)>,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            timings: Timings::fast(),
+            disabled: BTreeMap::new(),
+            lambda_refused_zone: Some(LAMBDA_REFUSED_ZONE.to_string()),
+            zone_state: Some((IMPAIRED_ZONE.to_string(), "impaired".to_string())),
+        }
+    }
+}
+
+/// What one request looked like to the model.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    pub service: String,
+    pub operation: String,
+    /// The input, keyed by the model's member names (`Value::Null` when it could not be read).
+    pub input: Value,
+}
+
+impl Exchange {
+    /// A string member of the input, at a path of member names.
+    pub fn str_at(&self, path: &[&str]) -> Option<&str> {
+        path.iter().try_fold(&self.input, |v, k| v.get(k))?.as_str()
+    }
+
+    /// A list of strings at a path (`VpcConfig.SubnetIds`).
+    pub fn strings_at(&self, path: &[&str]) -> Option<Vec<String>> {
+        let v = path.iter().try_fold(&self.input, |v, k| v.get(k))?;
+        Some(v.as_array()?.iter().filter_map(Value::as_str).map(str::to_string).collect())
+    }
+
+    fn is(&self, service: &str, operation: &str) -> bool {
+        self.service == service && self.operation == operation
+    }
+}
+
+/// What the model decided for a request.
+pub enum Verdict {
+    /// Forward to moto; the exchange comes back with moto's answer.
+    Forward(Option<Exchange>),
+    /// Answer with this AWS error instead, as this behaviour of AWS would.
+    Refuse(Behaviour, Fault),
+    /// The model cannot tell what this is: answer 500 with this text.
+    Unknown(String),
+}
+
+/// Outcome counters of one operation.
+#[derive(Debug, Default, Clone, Copy)]
+struct OpCount {
+    calls: usize,
+    validated: usize,
+    refused: usize,
+}
+
+#[derive(Default)]
+struct State {
+    roles: iam::Roles,
+    fresh: ec2::Fresh,
+    functions: lambda::Functions,
+    tables: dynamodb::Tables,
+    buckets: quotas::Buckets,
+}
+
+/// One proxy's model: its configuration, the state of the account as AWS would see it, and
+/// counters.
+pub struct Model {
+    config: Config,
+    state: Mutex<State>,
+    hits: Mutex<BTreeMap<Behaviour, usize>>,
+    ops: Mutex<BTreeMap<(String, String), OpCount>>,
+    not_checkable: Mutex<BTreeSet<(String, NotCheckable)>>,
+}
+
+impl Model {
+    pub fn new(config: Config) -> Model {
+        Model {
+            config,
+            state: Mutex::new(State::default()),
+            hits: Mutex::new(BTreeMap::new()),
+            ops: Mutex::new(BTreeMap::new()),
+            not_checkable: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn on(&self, b: Behaviour) -> bool {
+        !self.config.disabled.contains_key(&b)
+    }
+
+    fn hit(&self, b: Behaviour) {
+        *self.hits.lock().unwrap().entry(b).or_insert(0) += 1;
+    }
+
+    /// How many times each behaviour acted (every behaviour listed, zero included).
+    pub fn hits(&self) -> BTreeMap<Behaviour, usize> {
+        let hits = self.hits.lock().unwrap();
+        Behaviour::ALL.into_iter().map(|b| (b, hits.get(&b).copied().unwrap_or(0))).collect()
+    }
+
+    /// Every operation seen, with how many calls were validated and refused.
+    pub fn operations(&self) -> Vec<OperationStats> {
+        self.ops
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|((service, operation), c)| OperationStats {
+                service: service.clone(),
+                operation: operation.clone(),
+                calls: c.calls,
+                validated: c.validated,
+                refused: c.refused,
+            })
+            .collect()
+    }
+
+    /// Patterns the model states but this engine cannot check, by service.
+    pub fn not_checkable(&self) -> Vec<(String, NotCheckable)> {
+        self.not_checkable.lock().unwrap().iter().cloned().collect()
+    }
+
+    fn count(&self, service: &str, operation: &str, validated: bool, refused: bool) {
+        let mut ops = self.ops.lock().unwrap();
+        let c = ops.entry((service.to_string(), operation.to_string())).or_default();
+        c.calls += 1;
+        c.validated += usize::from(validated);
+        c.refused += usize::from(refused);
+    }
+
+    /// Read, validate and judge one request (`call_operation`: the proxy's name for it).
+    pub async fn on_request(
+        &self,
+        moto: &MotoEc2,
+        service: &str,
+        call_operation: &str,
+        req: &HttpRequest<'_>,
+    ) -> Verdict {
+        let validating = self.on(Behaviour::Validation);
+        let parsed = botocore::service(service)
+            .map_err(|e| e.to_string())
+            .and_then(|m| request::parse(&m, req).map(|p| (m, p)).map_err(|e| e.to_string()));
+        let (model, parsed) = match parsed {
+            Ok(ok) => ok,
+            Err(why) => {
+                self.count(service, call_operation, false, false);
+                if validating {
+                    self.hit(Behaviour::Validation);
+                    return Verdict::Unknown(format!("strict model: {why}"));
+                }
+                return Verdict::Forward(None);
+            }
+        };
+        let ex = Exchange { service: service.to_string(), operation: parsed.operation, input: parsed.input };
+        if validating {
+            let outcome = validate::validate(&model, &ex.operation, &ex.input);
+            {
+                let mut nc = self.not_checkable.lock().unwrap();
+                nc.extend(outcome.not_checkable.into_iter().map(|n| (service.to_string(), n)));
+            }
+            let refused = !outcome.violations.is_empty();
+            self.count(service, &ex.operation, true, refused);
+            if refused {
+                self.hit(Behaviour::Validation);
+                return Verdict::Refuse(Behaviour::Validation, validate::refusal(service, &outcome.violations));
+            }
+        } else {
+            self.count(service, &ex.operation, false, false);
+        }
+        match self.judge(moto, &ex).await {
+            Some((b, fault)) => {
+                self.hit(b);
+                Verdict::Refuse(b, fault)
+            }
+            None => Verdict::Forward(Some(ex)),
+        }
+    }
+
+    /// The stateful behaviours, in the order AWS's front end would meet them.
+    async fn judge(&self, moto: &MotoEc2, ex: &Exchange) -> Option<(Behaviour, Fault)> {
+        let now = Instant::now();
+        let t = &self.config.timings;
+        if self.on(Behaviour::LambdaEnis) {
+            lambda::release_lingering(self, moto, now).await;
+        }
+        if self.on(Behaviour::ApiGatewayQuotas)
+            && ex.service == "apigateway"
+            && let Some(f) = self.state.lock().unwrap().buckets.take(&ex.operation, &t.apigateway, now)
+        {
+            return Some((Behaviour::ApiGatewayQuotas, f));
+        }
+        if self.on(Behaviour::TagRules)
+            && let Some(f) = tags::check(ex)
+        {
+            return Some((Behaviour::TagRules, f));
+        }
+        if self.on(Behaviour::LambdaZones)
+            && let Some(zone) = &self.config.lambda_refused_zone
+            && let Some(f) = lambda::refused_zone(moto, ex, zone).await
+        {
+            return Some((Behaviour::LambdaZones, f));
+        }
+        let mut st = self.state.lock().unwrap();
+        if self.on(Behaviour::LambdaStates)
+            && let Some(f) = st.functions.conflict(ex, now, t)
+        {
+            return Some((Behaviour::LambdaStates, f));
+        }
+        if self.on(Behaviour::IamPropagation) {
+            let function_role = st.functions.role_of(ex);
+            if let Some(f) = st.roles.check(ex, function_role.as_deref(), now, t.iam_propagation) {
+                return Some((Behaviour::IamPropagation, f));
+            }
+        }
+        if self.on(Behaviour::Ec2Propagation)
+            && let Some(f) = st.fresh.check(ex, now, t.ec2_not_found)
+        {
+            return Some((Behaviour::Ec2Propagation, f));
+        }
+        if self.on(Behaviour::LambdaEnis)
+            && let Some(f) = st.functions.eni_dependency(ex)
+        {
+            return Some((Behaviour::LambdaEnis, f));
+        }
+        if self.on(Behaviour::TableStates)
+            && let Some(f) = st.tables.not_active(ex, now, t.table_creating)
+        {
+            return Some((Behaviour::TableStates, f));
+        }
+        if self.on(Behaviour::PitrWindow)
+            && let Some(f) = st.tables.pitr_unavailable(ex, now, t.pitr_unavailable)
+        {
+            return Some((Behaviour::PitrWindow, f));
+        }
+        None
+    }
+
+    /// moto answered `status` with `body`: update the model's state, and rewrite the body where
+    /// AWS would answer otherwise (`Some(behaviour)` when it was rewritten).
+    pub async fn on_response(
+        &self,
+        moto: &MotoEc2,
+        ex: &Exchange,
+        status: u16,
+        body: &mut Vec<u8>,
+    ) -> Option<Behaviour> {
+        if !(200..300).contains(&status) {
+            return None;
+        }
+        let now = Instant::now();
+        let t = self.config.timings;
+        let text = String::from_utf8_lossy(body).into_owned();
+        let mut json: Option<Value> = serde_json::from_slice(body).ok();
+        let mut rewritten = None;
+        let eni_work = {
+            let mut st = self.state.lock().unwrap();
+            st.roles.record(ex, now);
+            st.fresh.record(ex, &text, now);
+            st.tables.record(ex, now);
+            let work = st.functions.record(ex, json.as_ref(), now);
+            if let Some(j) = json.as_mut() {
+                if self.on(Behaviour::LambdaStates) && st.functions.rewrite(ex, j, now, &t) {
+                    rewritten = Some(Behaviour::LambdaStates);
+                }
+                if self.on(Behaviour::TableStates) && st.tables.rewrite(ex, j, now, t.table_creating) {
+                    rewritten = Some(Behaviour::TableStates);
+                }
+            }
+            work
+        };
+        if let (Some(b), Some(j)) = (rewritten, json) {
+            self.hit(b);
+            *body = serde_json::to_vec(&j).expect("a JSON value serialises");
+        }
+        if self.on(Behaviour::ZoneStates)
+            && let Some((zone, state)) = &self.config.zone_state
+            && ex.is("ec2", "DescribeAvailabilityZones")
+            && let Some(new) = ec2::rewrite_zones(ex, &text, zone, state)
+        {
+            self.hit(Behaviour::ZoneStates);
+            *body = new.into_bytes();
+            rewritten = Some(Behaviour::ZoneStates);
+        }
+        if self.on(Behaviour::LambdaEnis) && !eni_work.is_empty() {
+            lambda::apply(self, moto, eni_work, now).await;
+        }
+        rewritten
+    }
+
+    /// This model's record for the suite report.
+    pub fn record(&self, binary: &str, test: &str) -> Record {
+        Record {
+            binary: binary.to_string(),
+            test: test.to_string(),
+            operations: self.operations(),
+            behaviours: self.hits().into_iter().map(|(b, n)| (b.name().to_string(), n)).collect(),
+            disabled: self.config.disabled.iter().map(|(b, why)| (b.name().to_string(), why.clone())).collect(),
+            not_checkable: self
+                .not_checkable()
+                .into_iter()
+                .map(|(service, n)| report::Unchecked { service, shape: n.shape, pattern: n.pattern, reason: n.reason })
+                .collect(),
+        }
+    }
+}

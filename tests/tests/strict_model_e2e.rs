@@ -1,0 +1,161 @@
+//! The strict AWS model against a real moto, through the SDK (no deployer): a fresh role is
+//! refused, a function is Pending and then Active, its VPC ENIs appear in moto, block their
+//! security group and subnet after the function is gone, and are released after their window.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_ec2::types::Filter;
+use aws_sdk_lambda::error::ProvideErrorMetadata as _;
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::{FunctionCode, Runtime, VpcConfig};
+use e2e::artifact::zip_with_bootstrap;
+use e2e::{Aws, Behaviour, Checks, Moto, Proxy};
+
+const LAMBDA_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+
+fn code(err: &impl aws_sdk_ec2::error::ProvideErrorMetadata) -> String {
+    err.code().unwrap_or_default().to_string()
+}
+
+async fn lambda_enis(aws: &Aws, sg: &str) -> Vec<(String, String)> {
+    let out = aws
+        .ec2
+        .describe_network_interfaces()
+        .filters(Filter::builder().name("group-id").values(sg).build())
+        .filters(Filter::builder().name("description").values("AWS Lambda VPC ENI*").build())
+        .send()
+        .await
+        .expect("DescribeNetworkInterfaces");
+    out.network_interfaces()
+        .iter()
+        .map(|e| {
+            (
+                e.network_interface_id().unwrap_or_default().to_string(),
+                e.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_model_makes_aws_waits_and_lambda_enis_real() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(moto.url());
+    let aws = Aws::new(proxy.url()).await;
+    let direct = Aws::new(moto.url()).await;
+    let t = e2e::strict::Timings::fast();
+    let mut c = Checks::new();
+
+    let vpc = aws.ec2.create_vpc().cidr_block("10.7.0.0/16").send().await.expect("CreateVpc");
+    let vpc_id = vpc.vpc().and_then(|v| v.vpc_id()).unwrap().to_string();
+    let subnet = aws
+        .ec2
+        .create_subnet()
+        .vpc_id(&vpc_id)
+        .cidr_block("10.7.1.0/24")
+        .availability_zone("us-east-1a")
+        .send()
+        .await
+        .expect("CreateSubnet");
+    let subnet_id = subnet.subnet().and_then(|s| s.subnet_id()).unwrap().to_string();
+    let sg = aws
+        .ec2
+        .create_security_group()
+        .group_name("fn")
+        .description("fn")
+        .vpc_id(&vpc_id)
+        .send()
+        .await
+        .expect("CreateSecurityGroup");
+    let sg_id = sg.group_id().unwrap().to_string();
+    let fresh = aws.ec2.describe_security_groups().group_ids(&sg_id).send().await;
+    c.eq(
+        "a security group just created is not found yet",
+        fresh.err().map(|e| code(&e.into_service_error())),
+        Some("InvalidGroup.NotFound".to_string()),
+    );
+
+    let role = aws
+        .iam
+        .create_role()
+        .role_name("strict-fn")
+        .assume_role_policy_document(LAMBDA_TRUST)
+        .send()
+        .await
+        .expect("CreateRole");
+    let role_arn = role.role().unwrap().arn().to_string();
+    let create = || {
+        aws.lambda
+            .create_function()
+            .function_name("strict-fn")
+            .runtime(Runtime::Providedal2023)
+            .handler("bootstrap")
+            .role(&role_arn)
+            .vpc_config(VpcConfig::builder().subnet_ids(&subnet_id).security_group_ids(&sg_id).build())
+            .code(FunctionCode::builder().zip_file(Blob::new(zip_with_bootstrap(b"one"))).build())
+            .send()
+    };
+    let refused = create().await.expect_err("a role created a moment ago cannot be assumed yet");
+    c.check(
+        refused.as_service_error().and_then(|e| e.message()).is_some_and(|m| m.contains("cannot be assumed by Lambda")),
+        format!("CreateFunction with a fresh role: {refused:?}"),
+    );
+    tokio::time::sleep(t.iam_propagation).await;
+    let created = create().await.expect("CreateFunction after the IAM window");
+    c.eq("the create answer says Pending", created.state().map(|s| s.as_str().to_string()), Some("Pending".into()));
+    let update = aws.lambda.update_function_configuration().function_name("strict-fn").timeout(9).send().await;
+    c.check(
+        update.as_ref().err().and_then(|e| e.as_service_error()).is_some_and(|e| e.is_resource_conflict_exception()),
+        format!("an update while Pending is a ResourceConflictException: {update:?}"),
+    );
+
+    let enis = lambda_enis(&direct, &sg_id).await;
+    c.eq("one Lambda ENI per subnet, in use", enis.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>(), vec!["in-use"]);
+
+    tokio::time::sleep(t.lambda_pending).await;
+    let got = aws.lambda.get_function().function_name("strict-fn").send().await.expect("GetFunction");
+    c.eq(
+        "Active after the Pending window",
+        got.configuration().and_then(|f| f.state()).map(|s| s.as_str().to_string()),
+        Some("Active".into()),
+    );
+    aws.lambda.delete_function().function_name("strict-fn").send().await.expect("DeleteFunction");
+    let deleted_at = Instant::now();
+    let sg_delete = aws.ec2.delete_security_group().group_id(&sg_id).send().await;
+    c.eq(
+        "the group of a lingering ENI cannot be deleted",
+        sg_delete.err().map(|e| code(&e.into_service_error())),
+        Some("DependencyViolation".to_string()),
+    );
+    let subnet_delete = aws.ec2.delete_subnet().subnet_id(&subnet_id).send().await;
+    c.eq(
+        "nor its subnet",
+        subnet_delete.err().map(|e| code(&e.into_service_error())),
+        Some("DependencyViolation".to_string()),
+    );
+
+    // Released after the linger window: the first call after it sees the ENI available.
+    tokio::time::sleep(t.eni_linger.saturating_sub(deleted_at.elapsed()) + Duration::from_millis(100)).await;
+    let enis = lambda_enis(&aws, &sg_id).await;
+    c.eq(
+        "the ENI is released after the window",
+        enis.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>(),
+        vec!["available"],
+    );
+    for (id, _) in &enis {
+        aws.ec2.delete_network_interface().network_interface_id(id).send().await.expect("DeleteNetworkInterface");
+    }
+    aws.ec2.delete_security_group().group_id(&sg_id).send().await.expect("DeleteSecurityGroup after the ENI is gone");
+    aws.ec2.delete_subnet().subnet_id(&subnet_id).send().await.expect("DeleteSubnet after the ENI is gone");
+
+    let hits = proxy.model_hits();
+    println!("model hits: {hits:?}");
+    for b in [Behaviour::Ec2Propagation, Behaviour::IamPropagation, Behaviour::LambdaStates, Behaviour::LambdaEnis] {
+        c.check(hits[&b] >= 1, format!("{b} acted: {hits:?}"));
+    }
+    c.check(
+        proxy.model_operations().iter().all(|o| o.validated == o.calls),
+        format!("every call was validated: {:?}", proxy.model_operations()),
+    );
+    c.finish("strict model against moto");
+}
