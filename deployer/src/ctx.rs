@@ -121,6 +121,11 @@ impl Ctx {
         cell.get_or_try_init(|| async { read().await.map(Arc::new) }).await.cloned()
     }
 
+    /// Forget every shared read: the next ones read AWS again (a new sweep).
+    pub fn forget_shared(&self) {
+        self.shared.lock().expect("shared reads lock").clear();
+    }
+
     /// A shared read already made (by an `observe`, in the sweep), for pure code (`diff`).
     pub fn already<T: Send + Sync + 'static>(&self, key: &'static str) -> Result<Arc<T>> {
         let shared = self.shared.lock().expect("shared reads lock");

@@ -501,11 +501,21 @@ impl Graph {
                 interrupted = true;
             }
             while !interrupted && let Some(i) = ready_queue.pop_front() {
+                if outcomes[i].is_some() {
+                    continue; // skipped meanwhile (a failure upstream)
+                }
                 started[i] = Some(t0.elapsed());
                 let fut = work(i, inputs.clone());
-                let permits = permits.clone();
+                let (permits, stop) = (permits.clone(), stop.clone());
                 running.spawn(async move {
                     let _permit = permits.acquire_owned().await.expect("semaphore open");
+                    // Ctrl-C while it waited for its turn: it does not start.
+                    if *stop.borrow() {
+                        return Msg::Done(
+                            i,
+                            Err(Error::Interrupted("its turn (nothing new starts after Ctrl-C)".into())),
+                        );
+                    }
                     Msg::Done(i, fut.await)
                 });
             }

@@ -1,8 +1,14 @@
 //! The per-stack lock, held in AWS so that two machines cannot run `up`/`down` on one stack at
 //! once: one item per stack in a small DynamoDB table (`movies-stack-locks`, created on first
-//! use), taken with a conditional PutItem (create-if-absent or expired), renewed while the run
-//! lasts (a lease), and released only by its holder (conditional DeleteItem).
+//! use), taken with a conditional PutItem (absent, released or expired), renewed while the run
+//! lasts (a lease), and released only by its holder (a conditional UpdateItem that ends the lease
+//! and says when: the next holder learns whether the stack changed while it was looking).
 //! `movies-stack unlock --force` removes it whoever holds it. Read-only commands take no lock.
+//!
+//! The lock is taken at the same time as the discovery sweep (one round trip instead of two).
+//! That sweep may have looked while the previous holder was still writing: when the previous
+//! hold ended less than [`SETTLED`] before the sweep began (or was taken over from a killed
+//! run), [`LockGuard::may_have_changed_since`] says so and the command looks again.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,6 +28,9 @@ pub const TABLE: &str = "movies-stack-locks";
 /// The lease: a holder that stops renewing (killed, network gone) loses the lock after this.
 const LEASE: Duration = Duration::from_secs(60);
 const RENEW_EVERY: Duration = Duration::from_secs(20);
+/// How long before the sweep a previous hold must have ended for the sweep to be trusted: the
+/// previous holder's last writes precede its release; the margin covers clocks a little apart.
+const SETTLED: Duration = Duration::from_secs(10);
 
 /// Who holds (or wants) the lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,28 +138,43 @@ pub struct LockGuard {
     me: Holder,
     lost: Arc<AtomicBool>,
     renewer: tokio::task::JoinHandle<()>,
+    /// When the previous hold ended (released, or its lease ran out), Unix seconds; `None` when
+    /// nobody held it before.
+    previous_end: Option<u64>,
+    /// Taken over from a killed run of this machine: it stopped writing at an unknown moment.
+    took_over: bool,
 }
 
 impl LockGuard {
+    /// Whether another run may have changed the stack after `since` (Unix seconds): what was
+    /// observed before taking the lock must then be observed again.
+    pub fn may_have_changed_since(&self, since: u64) -> bool {
+        self.took_over || self.previous_end.is_some_and(|end| end + SETTLED.as_secs() >= since)
+    }
+
     /// Whether a renewal found the lock taken by someone else (`unlock --force`).
     pub fn lost(&self) -> bool {
         self.lost.load(Ordering::SeqCst)
     }
 
+    /// End the lease now, and say when (the next holder reads it).
     pub async fn release(self) -> Result<()> {
         self.renewer.abort();
         let res = self
             .ctx
             .aws
             .lock_dynamodb
-            .delete_item()
+            .update_item()
             .table_name(TABLE)
             .key("stack", AttributeValue::S(self.ctx.stack.clone()))
+            .update_expression("SET expires_at = :zero, released_at = :now")
             .condition_expression("run_id = :me")
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .expression_attribute_values(":now", AttributeValue::N(now().to_string()))
             .expression_attribute_values(":me", AttributeValue::S(self.me.run_id.clone()))
             .send()
             .await
-            .aws("DynamoDB", "DeleteItem");
+            .aws("DynamoDB", "UpdateItem");
         match res {
             Ok(_) => Ok(()),
             // Someone forced it away: nothing of ours to release.
@@ -240,7 +264,13 @@ pub async fn acquire(ctx: Arc<Ctx>, command: &str, wait: Duration) -> Result<Loc
     let mut stale_run: Option<Holder> = None;
     loop {
         me.expires_at = now() + LEASE.as_secs();
-        let mut put = ctx.aws.lock_dynamodb.put_item().table_name(TABLE).set_item(Some(me.item(&ctx.stack)));
+        let mut put = ctx
+            .aws
+            .lock_dynamodb
+            .put_item()
+            .table_name(TABLE)
+            .set_item(Some(me.item(&ctx.stack)))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld);
         put = match &stale_run {
             Some(h) => put
                 .condition_expression("run_id = :stale")
@@ -251,11 +281,22 @@ pub async fn acquire(ctx: Arc<Ctx>, command: &str, wait: Duration) -> Result<Loc
                 .expression_attribute_values(":now", AttributeValue::N(now().to_string())),
         };
         match put.send().await.aws("DynamoDB", "PutItem") {
-            Ok(_) => {
+            Ok(out) => {
+                let took_over = stale_run.is_some();
                 if let Some(h) = stale_run {
                     ctx.warn(format!("took over the lock of a run that is no longer running: {}", h.describe()));
                 }
-                break;
+                // The previous hold ended when it was released, else when its lease ran out.
+                let previous_end = out.attributes().map(|old| {
+                    let n = |k: &str| old.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok());
+                    n("released_at").unwrap_or_else(|| n("expires_at").unwrap_or(0))
+                });
+                if noted {
+                    ctx.progress("lock", "acquired");
+                }
+                let lost = Arc::new(AtomicBool::new(false));
+                let renewer = tokio::spawn(renew(ctx.clone(), me.run_id.clone(), lost.clone()));
+                return Ok(LockGuard { ctx, me, lost, renewer, previous_end, took_over });
             }
             // No lock table in this account and region yet (or still being created).
             Err(e) if e.is_not_found() => {
@@ -288,12 +329,6 @@ pub async fn acquire(ctx: Arc<Ctx>, command: &str, wait: Duration) -> Result<Loc
             Err(e) => return Err(e),
         }
     }
-    if noted {
-        ctx.progress("lock", "acquired");
-    }
-    let lost = Arc::new(AtomicBool::new(false));
-    let renewer = tokio::spawn(renew(ctx.clone(), me.run_id.clone(), lost.clone()));
-    Ok(LockGuard { ctx, me, lost, renewer })
 }
 
 async fn renew(ctx: Arc<Ctx>, run_id: String, lost: Arc<AtomicBool>) {
@@ -325,7 +360,7 @@ async fn renew(ctx: Arc<Ctx>, run_id: String, lost: Arc<AtomicBool>) {
     }
 }
 
-/// The current holder, if any.
+/// The current holder, if any (a released or expired lease holds nothing).
 pub async fn read(ctx: &Ctx) -> Result<Option<Holder>> {
     let res = ctx
         .aws
@@ -338,7 +373,7 @@ pub async fn read(ctx: &Ctx) -> Result<Option<Holder>> {
         .await
         .aws("DynamoDB", "GetItem");
     match res {
-        Ok(out) => Ok(out.item().map(Holder::from_item)),
+        Ok(out) => Ok(out.item().map(Holder::from_item).filter(|h| h.expires_at > now())),
         Err(e) if e.is_not_found() => Ok(None),
         Err(e) => Err(e),
     }

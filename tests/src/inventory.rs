@@ -375,14 +375,15 @@ impl Inventory {
         self.of_stack(stack).filter(|i| i.kind == kind).count()
     }
 
-    /// Resources without a `movies-stack:stack` tag that are not AWS's own defaults: something
-    /// created them and did not tag them. The implicit main route table / default security
-    /// group of a VPC count as left behind when their VPC is gone.
+    /// Resources without a `movies-stack:stack` tag that are not AWS's own defaults, nor shared
+    /// by every stack of the account (`movies-stack:shared`: the lock table, the API Gateway
+    /// role): something created them and did not tag them. The implicit main route table /
+    /// default security group of a VPC count as left behind when their VPC is gone.
     pub fn untagged(&self) -> Vec<&Item> {
         let vpcs: BTreeSet<&str> = self.items.iter().filter(|i| i.kind == "vpc").map(|i| i.id.as_str()).collect();
         self.items
             .iter()
-            .filter(|i| i.stack.is_none())
+            .filter(|i| i.stack.is_none() && !i.shared)
             .filter(|i| match i.kind {
                 "main-route-table" | "default-security-group" => !i.vpc.as_deref().is_some_and(|v| vpcs.contains(v)),
                 _ => true,

@@ -315,7 +315,7 @@ fn progress_lines(stderr: &str) -> Vec<(usize, String, String)> {
 }
 
 fn is_start(text: &str) -> bool {
-    text == "observing" || text.starts_with("creating") || text.starts_with("updating")
+    text.starts_with("creating") || text.starts_with("updating")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -378,7 +378,9 @@ async fn sigint_finishes_calls_in_flight_and_the_next_up_the_rest() {
     // The account: "  done      id: ..." / "  remaining id: ...".
     let mut account: BTreeMap<String, String> = BTreeMap::new();
     for l in out.stderr.lines() {
+        // Progress lines carry a timestamp: `[   1.2s]   done      id: ...`.
         let l = l.trim_start();
+        let l = l.strip_prefix('[').and_then(|r| r.split_once("s] ")).map(|(_, r)| r).unwrap_or(l).trim_start();
         for mark in ["done", "remaining", "failed"] {
             if let Some(rest) = l.strip_prefix(mark).filter(|r| r.starts_with(' '))
                 && let Some((id, _)) = rest.trim_start().split_once(':')

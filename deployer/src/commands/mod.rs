@@ -136,6 +136,7 @@ pub async fn sweep(
     lock: Option<(&str, std::time::Duration)>,
 ) -> Result<(Vec<Found>, Option<LockGuard>)> {
     ctx.printer.event(crate::ui::Event::Phase(crate::ui::Phase::Discovering));
+    let began = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let take_lock = async {
         match lock {
             Some((command, wait)) => crate::lock::acquire(ctx.clone(), command, wait).await.map(Some),
@@ -149,7 +150,14 @@ pub async fn sweep(
         }
         return Err(e);
     }
-    Ok((found, lock?))
+    let lock = lock?;
+    // Looked while another run may still have been writing: look again, now that we hold it.
+    if lock.as_ref().is_some_and(|l| l.may_have_changed_since(began)) {
+        ctx.info("lock: the previous run on this stack ended moments ago: looking at the stack again");
+        ctx.forget_shared();
+        return Ok((graph.observe(ctx).await, lock));
+    }
+    Ok((found, lock))
 }
 
 /// The function code to compare or deploy: `--artifact ZIP`, or handler/ built for the

@@ -150,8 +150,8 @@ impl Resource for Subnet {
         Ok(found.as_ref().map(live_subnet))
     }
 
-    fn diff(&self, _ctx: &Ctx, inputs: &Inputs, live: &LiveSubnet) -> Result<Vec<SubnetChange>> {
-        Ok(diff(&self.desired(inputs, self.zones.chosen(self.index)?)?, live))
+    fn diff(&self, ctx: &Ctx, inputs: &Inputs, live: &LiveSubnet) -> Result<Vec<SubnetChange>> {
+        Ok(diff(&self.desired(inputs, self.zones.chosen(ctx, self.index)?)?, live))
     }
 
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<LiveSubnet> {

@@ -13,8 +13,6 @@
 
 use std::collections::BTreeMap;
 
-use tokio::sync::OnceCell;
-
 use super::ec2::filter;
 use super::{Ctx, TAG_RESOURCE};
 use crate::aws::AwsResultExt;
@@ -35,6 +33,14 @@ impl std::fmt::Display for Zone {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} ({})", self.name, self.id)
     }
+}
+
+fn pick(choice: &Choice, index: u8) -> Result<Zone> {
+    choice
+        .zones
+        .get(usize::from(index))
+        .cloned()
+        .ok_or_else(|| Error::other(format!("internal: no zone chosen for subnet-{index}")))
 }
 
 /// A zone as DescribeAvailabilityZones reports it.
@@ -124,33 +130,30 @@ pub fn choose(
     Ok(Choice { zones, how })
 }
 
-/// The stack's zone choice, made once per run and shared by its subnets.
+/// The stack's zone choice, made once per sweep (a shared read of the run) for its subnets.
 #[derive(Debug, Default)]
 pub struct Zones {
     pub wanted: Vec<String>,
     pub count: usize,
-    choice: OnceCell<Choice>,
 }
+
+const CHOICE: &str = "zones: the stack's choice";
 
 impl Zones {
     pub fn new(wanted: Vec<String>, count: usize) -> Zones {
-        Zones { wanted, count, choice: OnceCell::new() }
+        Zones { wanted, count }
     }
 
     /// The zone of subnet `index`: two reads the first time (the region's zones, the stack's
     /// subnets, both in the discovery sweep), none after.
     pub async fn of(&self, ctx: &Ctx, index: u8) -> Result<Zone> {
-        self.choice.get_or_try_init(|| self.decide(ctx)).await?;
-        self.chosen(index)
+        let choice = ctx.once(CHOICE, || self.decide(ctx)).await?;
+        pick(&choice, index)
     }
 
     /// The zone of subnet `index`, once [`Zones::of`] has chosen (every subnet's `observe` does).
-    pub fn chosen(&self, index: u8) -> Result<Zone> {
-        self.choice
-            .get()
-            .and_then(|c| c.zones.get(usize::from(index)))
-            .cloned()
-            .ok_or_else(|| Error::other(format!("internal: no zone chosen for subnet-{index}")))
+    pub fn chosen(&self, ctx: &Ctx, index: u8) -> Result<Zone> {
+        pick(&*ctx.already::<Choice>(CHOICE)?, index)
     }
 
     async fn decide(&self, ctx: &Ctx) -> Result<Choice> {
