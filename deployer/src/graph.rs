@@ -110,8 +110,11 @@ pub enum Outcome {
     Updated(Vec<Change>),
     Unchanged,
     Failed(String),
-    /// Not attempted: a dependency failed, or the run was interrupted.
+    /// Not attempted: a dependency failed, or the run was interrupted before it started.
     Skipped(String),
+    /// Started, then stopped by Ctrl-C in a wait (calls in flight finished): the next run
+    /// finishes it.
+    Stopped(String),
     /// `down`: deleted (true), or it was already gone (false).
     Deleted(bool),
     /// `down`: left in place on purpose (the table without `--delete-data`).
@@ -133,6 +136,7 @@ impl Outcome {
             Outcome::Unchanged => "no changes".into(),
             Outcome::Failed(e) => format!("failed: {e}"),
             Outcome::Skipped(why) => format!("skipped: {why}"),
+            Outcome::Stopped(why) => format!("stopped: {why}"),
             Outcome::Deleted(true) => "deleted".into(),
             Outcome::Deleted(false) => "already gone".into(),
             Outcome::Kept => "kept".into(),
@@ -195,6 +199,8 @@ struct Done {
 enum Msg {
     Done(usize, Result<Done>),
     Ready(usize, Result<()>),
+    /// Ctrl-C came while it waited for its turn: it never started.
+    NotStarted(usize),
 }
 
 pub struct Graph {
@@ -511,16 +517,17 @@ impl Graph {
                     let _permit = permits.acquire_owned().await.expect("semaphore open");
                     // Ctrl-C while it waited for its turn: it does not start.
                     if *stop.borrow() {
-                        return Msg::Done(
-                            i,
-                            Err(Error::Interrupted("its turn (nothing new starts after Ctrl-C)".into())),
-                        );
+                        return Msg::NotStarted(i);
                     }
                     Msg::Done(i, fut.await)
                 });
             }
             let Some(joined) = running.join_next().await else { break };
             match joined.expect("a resource task panicked") {
+                Msg::NotStarted(i) => {
+                    interrupted = true;
+                    started[i] = None;
+                }
                 Msg::Done(i, Ok(done)) => {
                     let name = self.nodes[i].name();
                     ended[i] = Some(t0.elapsed());
@@ -549,9 +556,9 @@ impl Graph {
                     ended[i] = Some(t0.elapsed());
                     if e.is_interrupted() {
                         interrupted = true;
-                        outcomes[i] = Some(Outcome::Skipped(e.to_string()));
+                        outcomes[i] = Some(Outcome::Stopped(e.to_string()));
                         ctx.printer
-                            .event(Event::Finished { id: name.to_string(), outcome: Outcome::Skipped(e.to_string()) });
+                            .event(Event::Finished { id: name.to_string(), outcome: Outcome::Stopped(e.to_string()) });
                         continue;
                     }
                     let e = e.for_resource(name);

@@ -5,18 +5,21 @@
 use std::path::PathBuf;
 
 use crate::artifact::artifact_path;
-use crate::{Aws, Deployer, Moto, Proxy, StackNames, TempDir, write_config};
+use crate::{Aws, Behaviour, Deployer, Moto, Proxy, StackNames, TempDir, write_config};
 
-/// The proxy every fixture puts in front of moto. Every proxy of an [`Account`] is made here, so
-/// that how the suite models AWS in front of moto is decided in one place.
-fn proxy_to(upstream: &str) -> Proxy {
-    Proxy::start(upstream)
+/// The proxy every fixture puts in front of moto: the strict AWS model fully on, but for the
+/// behaviours a test turns off, each with its reason. Every proxy of an [`Account`] is made here,
+/// so that how the suite models AWS in front of moto is decided in one place.
+fn proxy_to(upstream: &str, without: &[(Behaviour, &str)]) -> Proxy {
+    without.iter().fold(Proxy::builder(upstream), |b, (behaviour, why)| b.without(*behaviour, why)).start()
 }
 
 /// One fake AWS account for one test: the inventory of its moto server is the test's alone.
 pub struct Account {
     /// In front of moto; the deployers of [`Account::stack`] use it, and it records their calls.
     pub proxy: Proxy,
+    /// The strict model's behaviours this account's proxies leave out, and why.
+    without: Vec<(Behaviour, String)>,
     /// Reads straight from moto (never through the proxy, so it records nothing).
     pub aws: Aws,
     /// Configs and other files of the test; kept when the test fails.
@@ -28,15 +31,23 @@ pub struct Account {
 impl Account {
     /// Start moto and a proxy in front of it.
     pub async fn start() -> Account {
+        Account::start_without(&[]).await
+    }
+
+    /// The same, with behaviours of the strict model turned off, each with the reason (a test
+    /// does it only where it reproduces that behaviour itself, to count attempts inside it).
+    pub async fn start_without(without: &[(Behaviour, &str)]) -> Account {
         let moto = Moto::start();
-        let proxy = proxy_to(moto.url());
+        let proxy = proxy_to(moto.url(), without);
         let aws = Aws::new(moto.url()).await;
-        Account { proxy, aws, dir: TempDir::new("account"), moto }
+        let without = without.iter().map(|(b, why)| (*b, why.to_string())).collect();
+        Account { proxy, without, aws, dir: TempDir::new("account"), moto }
     }
 
     /// Another proxy to the same moto, for a second deployer whose calls are recorded apart.
     pub fn another_proxy(&self) -> Proxy {
-        proxy_to(self.moto.url())
+        let without: Vec<(Behaviour, &str)> = self.without.iter().map(|(b, why)| (*b, why.as_str())).collect();
+        proxy_to(self.moto.url(), &without)
     }
 
     /// A stack with the base config ([`crate::base_config`]).

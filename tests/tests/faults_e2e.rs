@@ -13,7 +13,7 @@ use aws_sdk_apigateway::types::{Op, PatchOperation};
 use e2e::chaos::{FaultKind, Rng, Running, Window, seed, sprinkle};
 use e2e::inventory::Inventory;
 use e2e::proxy::count_by_name;
-use e2e::{Account, Aws, Call, Checks, Rule, Stack};
+use e2e::{Account, Aws, Behaviour, Call, Checks, Rule, Stack};
 
 /// Fixed latency on every call in the throttling test.
 const LATENCY: Duration = Duration::from_millis(20);
@@ -191,7 +191,14 @@ async fn throttling_and_5xx_with_latency_still_converge() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn iam_propagation_window_is_waited_out() {
     let t0 = std::time::Instant::now();
-    let (account, e) = env("flt-iam").await;
+    // This test opens its own IAM window at the first CreateFunction, to count the attempts
+    // inside it; the model's window would answer those attempts first.
+    let account = Account::start_without(&[(
+        Behaviour::IamPropagation,
+        "the test opens its own IAM window and counts the attempts in it",
+    )])
+    .await;
+    let e = account.stack("flt-iam");
     let window = Window::arm(
         &account.proxy,
         Rule::new().service("lambda").operation("CreateFunction").fail(
@@ -236,7 +243,14 @@ async fn iam_propagation_window_is_waited_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pitr_window_is_waited_out_and_read_back() {
     let t0 = std::time::Instant::now();
-    let (account, e) = env("flt-pitr").await;
+    // This test opens its own PITR window at the first UpdateContinuousBackups, to count the
+    // attempts inside it; the model's window would answer those attempts first.
+    let account = Account::start_without(&[(
+        Behaviour::PitrWindow,
+        "the test opens its own PITR window and counts the attempts in it",
+    )])
+    .await;
+    let e = account.stack("flt-pitr");
     let msg = format!("Backups are being enabled for the table: {}. Please retry later", e.names.table);
     let window = Window::arm(
         &account.proxy,
@@ -379,7 +393,14 @@ async fn quota_error_is_not_retried() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dependency_violation_window_during_down() {
     let t0 = std::time::Instant::now();
-    let (account, e) = env("flt-dep").await;
+    // This test opens its own DependencyViolation windows on the group and the subnets, to count
+    // the attempts inside them; the model's lingering ENIs would block those deletes too.
+    let account = Account::start_without(&[(
+        Behaviour::LambdaEnis,
+        "the test opens its own DependencyViolation windows and counts the attempts in them",
+    )])
+    .await;
+    let e = account.stack("flt-dep");
     let up = e.deployer.run(&["up", "--artifact", &e.artifact]).await;
     up.assert_ok();
     account.proxy.reset();

@@ -45,17 +45,22 @@ async fn put_lock(aws: &Aws, stack: &str, host: &str, pid: u32, command: &str, s
         .expect("PutItem (fake lock holder)");
 }
 
+/// Whether the stack's lock is held: an item whose lease has not been released (a released lock
+/// keeps its item, with `expires_at` 0 and `released_at`, for the next holder).
 async fn lock_item(aws: &Aws, stack: &str) -> bool {
-    aws.dynamodb
+    let out = aws
+        .dynamodb
         .get_item()
         .table_name(LOCK_TABLE)
         .key("stack", AttributeValue::S(stack.into()))
         .consistent_read(true)
         .send()
         .await
-        .expect("GetItem (lock)")
-        .item()
-        .is_some()
+        .expect("GetItem (lock)");
+    out.item().is_some_and(|item| {
+        !item.contains_key("released_at")
+            && item.get("expires_at").and_then(|v| v.as_n().ok()) != Some(&"0".to_string())
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

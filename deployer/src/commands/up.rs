@@ -145,6 +145,7 @@ fn print_remaining(ctx: &crate::ctx::Ctx, report: &Report) {
     for (id, o) in &report.outcomes {
         let mark = match o {
             Outcome::Skipped(_) => "remaining",
+            Outcome::Stopped(_) => "stopped",
             Outcome::Failed(_) => "failed",
             _ => "done",
         };
