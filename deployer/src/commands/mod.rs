@@ -6,17 +6,21 @@ use crate::aws::{AwsResultExt, AwsSettings, Clients};
 use crate::cli::Global;
 use crate::config::{self, Config};
 use crate::error::{Error, ErrorKind, Result};
-use crate::resources::{Ctx, Timeouts};
+use crate::resources::{Ctx, Inputs, Timeouts};
 use crate::ui::Reporter;
 
 pub mod down;
+pub mod help;
 pub mod keys;
+pub mod logs;
 pub mod package;
 pub mod plan;
 pub mod preflight;
+pub mod smoke;
 pub mod status;
 pub mod unlock;
 pub mod up;
+pub mod usage;
 
 /// The validated config of `--env` / `--config`. No AWS call.
 pub fn load_config(global: &Global) -> Result<Config> {
@@ -157,4 +161,41 @@ pub async fn release_lock(ctx: &Ctx, lock: crate::lock::LockGuard) {
     if let Err(e) = lock.release().await {
         ctx.warn(format!("could not release the stack lock (it expires by itself within a minute): {e}"));
     }
+}
+
+/// The live stack as `smoke`, `usage` and `logs` read it: the outputs of every present resource,
+/// and the resources that could not be read.
+pub struct LiveStack {
+    pub inputs: Inputs,
+    stack: String,
+    /// Resource id -> why observing it failed.
+    errors: std::collections::BTreeMap<String, String>,
+}
+
+impl LiveStack {
+    /// Output `key` of `resource`, or an error that says whether the resource is missing (run
+    /// `up`) or could not be read (and why).
+    pub fn require(&self, resource: &str, key: &str) -> Result<&str> {
+        if let Some(v) = self.inputs.try_get(resource, key) {
+            return Ok(v);
+        }
+        Err(match self.errors.get(resource) {
+            Some(e) => Error::other(format!("cannot read `{resource}` of stack {}: {e}", self.stack)),
+            None => Error::other(format!(
+                "stack {} has no `{resource}` (not deployed, or deleted): run `movies-stack up`",
+                self.stack
+            )),
+        })
+    }
+}
+
+/// Observe the whole stack once (reads only) and keep the outputs: the one place where the
+/// operating commands read the live stack.
+pub async fn observe_outputs(ctx: Arc<Ctx>, config: &Config) -> Result<LiveStack> {
+    // The code is not compared: only what exists and its outputs matter here.
+    let graph = crate::stack::graph(config, Arc::new(crate::package::Artifact::unknown()))?;
+    let (observed, inputs) = graph.observe_all(ctx.clone(), 8).await;
+    ctx.reporter.finish();
+    let errors = observed.into_iter().filter_map(|(id, res)| res.err().map(|e| (id, e.to_string()))).collect();
+    Ok(LiveStack { inputs, stack: config.stack.clone(), errors })
 }

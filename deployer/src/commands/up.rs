@@ -21,6 +21,11 @@ pub async fn run(
     reporter: Arc<dyn Reporter>,
 ) -> Result<i32> {
     let started = Instant::now();
+    if let Some(u) = &args.smoke_url
+        && !crate::config::valid_url(u)
+    {
+        return Err(Error::input(format!("--smoke-url {u:?}: expected an http:// or https:// URL")));
+    }
     // Inputs first: a bad --artifact or a failed build costs no AWS call.
     let artifact = super::artifact(config, args.artifact.as_deref(), &reporter).await?;
     let build_time = started.elapsed();
@@ -69,15 +74,32 @@ pub async fn run(
         return Err(Error::other(first.to_string()));
     }
     let outs = stack_outputs(config, &report.outputs);
+    // `--smoke`: the deployed API, tested right away with the outputs just applied.
+    let smoke = if args.smoke {
+        let target = super::smoke::Target::from_outputs(
+            config,
+            &report.outputs,
+            args.smoke_url.as_deref(),
+            false,
+            std::time::Duration::from_secs(30),
+        )?;
+        reporter.event(crate::ui::Event::Info(format!("up: smoke test of {}", target.url)));
+        Some(super::smoke::smoke(&ctx, &target).await?)
+    } else {
+        None
+    };
     match output {
         Output::Json => {
-            let json = serde_json::json!({
+            let mut json = serde_json::json!({
                 "stack": config.stack,
                 "outputs": outs,
                 "changes": changes,
                 "resources": report.outcomes.iter().map(|(id, o)| (id.clone(), o.summary())).collect::<BTreeMap<_, _>>(),
                 "calls": {"total": calls, "mutating": mutating},
             });
+            if let Some(s) = &smoke {
+                json["smoke"] = serde_json::to_value(s).expect("report serializes");
+            }
             println!("{json}");
         }
         Output::Human => {
@@ -85,9 +107,13 @@ pub async fn run(
             for (k, v) in &outs {
                 println!("  {k:<18} {v}");
             }
+            if let Some(s) = &smoke {
+                println!();
+                s.print_human();
+            }
         }
     }
-    Ok(exit::OK)
+    Ok(smoke.map_or(exit::OK, |s| s.exit_code()))
 }
 
 /// The stack's outputs (never an API key value).

@@ -231,9 +231,61 @@ impl UsagePlan {
         Ok(())
     }
 
-    fn outputs(&self, id: &str) -> Outputs {
-        outputs([("id", id.to_string()), ("name", self.name.clone())])
+    /// The id, the name and the limits (`usage` shows them): the live ones when observed, the
+    /// desired ones right after a create or update (then they are the same).
+    fn outputs(&self, id: &str, throttle: Option<(f64, i32)>, quota: Option<(i32, &str)>) -> Outputs {
+        let mut out = outputs([("id", id.to_string()), ("name", self.name.clone())]);
+        if let Some((rate, burst)) = throttle {
+            out.insert("rate_limit".into(), rate_text(rate));
+            out.insert("burst_limit".into(), burst.to_string());
+        }
+        if let Some((limit, period)) = quota {
+            out.insert("quota_limit".into(), limit.to_string());
+            out.insert("quota_period".into(), period.to_string());
+        }
+        out
     }
+
+    fn desired_outputs(&self, id: &str) -> Outputs {
+        self.outputs(id, Some((self.rate_limit, self.burst_limit)), Some((self.quota_limit, &self.quota_period)))
+    }
+}
+
+/// One day of a key's usage: requests used, and what remained of the quota period after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct DayUsage {
+    pub used: i64,
+    pub remaining: i64,
+}
+
+/// GetUsage for one key of a plan, `start`..=`end` (`YYYY-MM-DD`, UTC): one entry per day, in
+/// order, or none when API Gateway has recorded nothing for the key. The answer's `items` maps
+/// key ids to `[[used, remaining], ...]` (API Gateway REST API reference, "Usage").
+pub async fn usage(ctx: &Ctx, plan_id: &str, key_id: &str, start: &str, end: &str) -> Result<Vec<DayUsage>> {
+    let mut days = Vec::new();
+    let mut pages = ctx
+        .aws
+        .apigateway
+        .get_usage()
+        .usage_plan_id(plan_id)
+        .key_id(key_id)
+        .start_date(start)
+        .end_date(end)
+        .limit(500)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.aws(SERVICE, "GetUsage")?;
+        for (id, rows) in page.items().into_iter().flatten() {
+            if id == key_id {
+                days.extend(rows.iter().map(|r| DayUsage {
+                    used: r.first().copied().unwrap_or(0),
+                    remaining: r.get(1).copied().unwrap_or(0),
+                }));
+            }
+        }
+    }
+    Ok(days)
 }
 
 #[async_trait]
@@ -256,7 +308,10 @@ impl Resource for UsagePlan {
         let binding = self.binding(inputs)?;
         Ok(match self.find(ctx).await? {
             None => Observed::Missing,
-            Some(live) => Observed::Present { outputs: self.outputs(&live.id), changes: diff(self, binding, &live) },
+            Some(live) => Observed::Present {
+                outputs: self.outputs(&live.id, live.throttle, live.quota.as_ref().map(|(l, p)| (*l, p.as_str()))),
+                changes: diff(self, binding, &live),
+            },
         })
     }
 
@@ -282,7 +337,7 @@ impl Resource for UsagePlan {
                 .aws(SERVICE, "CreateUsagePlan")
         })
         .await?;
-        Ok(self.outputs(out.id().unwrap_or_default()))
+        Ok(self.desired_outputs(out.id().unwrap_or_default()))
     }
 
     async fn update(&self, ctx: &Ctx, inputs: &Inputs, live: &Outputs, _changes: &[Change]) -> Result<Outputs> {
@@ -296,7 +351,7 @@ impl Resource for UsagePlan {
         };
         let patches = plan(self, binding, &current).into_iter().map(|(_, x)| x).collect();
         self.patch(ctx, &id, patches).await?;
-        Ok(self.outputs(&id))
+        Ok(self.desired_outputs(&id))
     }
 
     async fn delete(&self, ctx: &Ctx, live: &Outputs) -> Result<()> {
