@@ -259,8 +259,9 @@ pub struct DayUsage {
 }
 
 /// GetUsage for one key of a plan, `start`..=`end` (`YYYY-MM-DD`, UTC): one entry per day, in
-/// order, or none when API Gateway has recorded nothing for the key. The answer's `items` maps
-/// key ids to `[[used, remaining], ...]` (API Gateway REST API reference, "Usage").
+/// order, or none when API Gateway has recorded nothing for the key. The answer's `values` (the
+/// SDK's `items`) maps key ids to `[[used, remaining], ...]` (API Gateway REST API reference,
+/// "Usage").
 pub async fn usage(ctx: &Ctx, plan_id: &str, key_id: &str, start: &str, end: &str) -> Result<Vec<DayUsage>> {
     let mut days = Vec::new();
     let mut pages = ctx
