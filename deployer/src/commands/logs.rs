@@ -35,7 +35,11 @@ pub async fn run(
     };
     let ctx = super::connect(settings, config, reporter.clone(), false).await?;
     let live = super::observe_outputs(ctx.clone(), config).await?;
-    let group = live.require(resource, "name").map_err(|e| missing_group(&name, config, Some(e)))?.to_string();
+    let group = match (live.inputs.try_get(resource, "name"), live.failure(resource)) {
+        (Some(group), _) => group.to_string(),
+        (None, Some(e)) => return Err(Error::other(format!("cannot read log group {name}: {e}"))),
+        (None, None) => return Err(missing_group(&name, config)),
+    };
 
     let mut start = crate::clock::now_ms() - millis(args.since);
     let mut seen = Seen::default();
@@ -68,14 +72,13 @@ pub async fn run(
 async fn read(ctx: &Ctx, group: &str, start: i64, filter: Option<&str>, config: &Config) -> Result<Vec<LogEvent>> {
     filter_events(ctx, group, start, filter)
         .await
-        .map_err(|e| if e.is_not_found() { missing_group(group, config, None) } else { e.for_resource(group) })
+        .map_err(|e| if e.is_not_found() { missing_group(group, config) } else { e.for_resource(group) })
 }
 
-fn missing_group(name: &str, config: &Config, cause: Option<Error>) -> Error {
+fn missing_group(name: &str, config: &Config) -> Error {
     Error::other(format!(
-        "log group {name} does not exist: stack {} is not deployed, or nothing created it yet (run `movies-stack up`){}",
-        config.stack,
-        cause.map(|e| format!(" [{e}]")).unwrap_or_default()
+        "log group {name} does not exist: stack {} is not deployed, or nothing created it yet (run `movies-stack up`)",
+        config.stack
     ))
 }
 

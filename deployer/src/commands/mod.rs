@@ -173,6 +173,11 @@ pub struct LiveStack {
 }
 
 impl LiveStack {
+    /// Why observing `resource` failed, if it did.
+    pub fn failure(&self, resource: &str) -> Option<&str> {
+        self.errors.get(resource).map(String::as_str)
+    }
+
     /// Output `key` of `resource`, or an error that says whether the resource is missing (run
     /// `up`) or could not be read (and why).
     pub fn require(&self, resource: &str, key: &str) -> Result<&str> {
