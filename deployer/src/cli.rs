@@ -105,6 +105,20 @@ pub enum Command {
     Unlock(UnlockArgs),
     /// Print the least-privilege IAM policy for running movies-stack on this stack (JSON)
     IamPolicy(IamPolicyArgs),
+    /// Prove the deployed API works end to end: the seed's requests with no key, a wrong key, the
+    /// Standard key, a malformed body and GET, and the item read back from the table
+    /// (exit 0: every step matched, 5: a step did not)
+    Smoke(SmokeArgs),
+    /// Requests per API key and day (API Gateway GetUsage), what remains of the current quota
+    /// period, and each plan's throttle and quota
+    Usage(UsageArgs),
+    /// Read the function's, the API's access or the VPC flow logs (CloudWatch Logs), or follow them
+    Logs(LogsArgs),
+    /// Print a shell completion script (no config, no AWS call)
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), or write one page per command into a folder (no config, no AWS
+    /// call)
+    Man(ManArgs),
 }
 
 #[derive(Debug, Args)]
@@ -121,6 +135,77 @@ fn account_id(s: &str) -> Result<String, String> {
     } else {
         Err(format!("expected a 12-digit AWS account id, found {s:?}"))
     }
+}
+
+#[derive(Debug, Args)]
+pub struct SmokeArgs {
+    /// Send the requests to this base URL instead of the stage's invoke URL (e.g. a local API)
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// Leave the test item in the table (it is deleted by default)
+    #[arg(long)]
+    pub keep_item: bool,
+    /// How long one request may take, in seconds
+    #[arg(long, default_value_t = 30, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct UsageArgs {
+    /// How many days to show, today included (UTC)
+    #[arg(long, default_value_t = 7, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=90))]
+    pub days: u32,
+    /// Only this tier's key
+    #[arg(long, value_enum)]
+    pub tier: Option<Tier>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogSource {
+    /// The Lambda function's log group (its JSON lines and the platform's START/END/REPORT)
+    Function,
+    /// The API stage's access log (one JSON line per request)
+    Api,
+    /// The VPC flow logs
+    Flow,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Which log group
+    #[arg(long, value_enum, default_value_t = LogSource::Function)]
+    pub source: LogSource,
+    /// How far back to start: a number and a unit (s, m, h, d), e.g. 30s, 10m, 2h, 7d
+    #[arg(long, default_value = "10m", value_name = "DURATION", value_parser = parse_since)]
+    pub since: std::time::Duration,
+    /// Keep reading new events until interrupted (Ctrl-C)
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// CloudWatch Logs filter pattern, e.g. ERROR or '{ $.status = 500 }'
+    #[arg(long, value_name = "PATTERN")]
+    pub filter: Option<String>,
+    /// With --follow: seconds between two reads
+    #[arg(long, default_value_t = 2, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=60))]
+    pub poll_interval: u64,
+}
+
+fn parse_since(text: &str) -> Result<std::time::Duration, String> {
+    crate::clock::parse_duration(text)
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write movies-stack.1 and one page per command (movies-stack-up.1, ...) into this folder
+    /// instead of printing the main page
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -183,6 +268,12 @@ pub struct UpArgs {
     /// How long to wait for another run's lock on this stack, in seconds (0: fail at once)
     #[arg(long, default_value_t = 0, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub lock_timeout: u64,
+    /// After a successful deploy, run `smoke` against the stage (exit 5 if a step fails)
+    #[arg(long)]
+    pub smoke: bool,
+    /// With --smoke: send the requests to this base URL instead of the stage's invoke URL
+    #[arg(long, value_name = "URL", requires = "smoke")]
+    pub smoke_url: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -16,6 +16,8 @@ pub mod exit {
     pub const INPUT: i32 = 3;
     /// Another run holds the stack's lock.
     pub const LOCKED: i32 = 4;
+    /// `smoke` (or `up --smoke`): the API answered, but a step did not match what it must answer.
+    pub const SMOKE_FAILED: i32 = 5;
     /// Interrupted by Ctrl-C.
     pub const INTERRUPTED: i32 = 130;
 }

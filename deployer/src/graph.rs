@@ -304,6 +304,17 @@ impl Graph {
         found.into_iter().map(|f| f.expect("every node observed")).collect()
     }
 
+    /// Some resources look for themselves, all at once (reads only), for the commands that need
+    /// only them (`smoke`, `usage`, `logs`).
+    pub async fn observe_only(&self, ctx: &Arc<Ctx>, names: &[Name]) -> Vec<(Name, Found)> {
+        let nodes: Vec<Arc<dyn Node>> = names.iter().filter_map(|n| self.node(*n).cloned()).collect();
+        futures::future::join_all(nodes.iter().map(|node| async move {
+            let found = node.observe(ctx).await.map_err(|e| e.for_resource(node.name()).to_string());
+            (node.name(), found)
+        }))
+        .await
+    }
+
     /// The present resources' states, as lenient inputs.
     pub fn present(&self, found: &[Found]) -> Inputs {
         let mut inputs = Inputs::lenient();

@@ -101,7 +101,7 @@ impl Holder {
             self.who,
             self.pid,
             self.command,
-            utc(self.started_at)
+            crate::clock::utc(self.started_at)
         )
     }
 
@@ -113,23 +113,6 @@ impl Holder {
 
 fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
-
-/// Unix seconds -> "YYYY-MM-DD HH:MM:SS" (UTC), without a date crate.
-pub fn utc(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 /// A held lock. Renewed in the background; released by [`LockGuard::release`].
@@ -398,13 +381,6 @@ pub async fn force_unlock(ctx: &Ctx) -> Result<Option<Holder>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn utc_formats_unix_seconds() {
-        assert_eq!(utc(0), "1970-01-01 00:00:00");
-        assert_eq!(utc(1_795_632_000), "2026-11-25 18:40:00");
-        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00");
-    }
 
     #[test]
     fn holder_round_trips_through_an_item() {

@@ -3,6 +3,7 @@
 
 mod aws;
 mod cli;
+mod clock;
 mod commands;
 mod config;
 mod ctx;
@@ -56,6 +57,12 @@ fn main() {
 
 async fn run(cli: Cli) -> Result<i32, Error> {
     let global = &cli.global;
+    // No config and no AWS: these only describe the CLI itself.
+    match &cli.command {
+        Command::Completions(args) => return commands::help::completions(args),
+        Command::Man(args) => return commands::help::man(args),
+        _ => {}
+    }
     let config = commands::load_config(global)?;
     let settings = commands::aws_settings(global, &config)?;
     let printer = ui::printer(global.verbose);
@@ -68,6 +75,10 @@ async fn run(cli: Cli) -> Result<i32, Error> {
         Command::Package(args) => commands::package::run(&config, args, global.output).await,
         Command::Unlock(args) => commands::unlock::run(&config, &settings, args, printer).await,
         Command::IamPolicy(args) => commands::iam_policy::run(&config, &settings, args, printer).await,
+        Command::Smoke(args) => commands::smoke::run(&config, &settings, args, global.output, printer).await,
+        Command::Usage(args) => commands::usage::run(&config, &settings, args, global.output, printer).await,
+        Command::Logs(args) => commands::logs::run(&config, &settings, args, global.output, printer).await,
+        Command::Completions(_) | Command::Man(_) => unreachable!("answered before the config is read"),
     }
 }
 

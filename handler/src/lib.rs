@@ -24,6 +24,7 @@ use serde_json::{Map, Value};
 
 pub mod logging;
 pub mod store;
+pub mod xray;
 
 pub use store::DynamoStore;
 

@@ -19,7 +19,7 @@ async fn main() -> Result<(), Error> {
 
     // Built once per execution environment, reused by every invocation.
     let sdk = handler::store::load_sdk_config().await;
-    let store = Arc::new(handler::DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table));
+    let store = Arc::new(handler::DynamoStore::new(handler::store::dynamodb_client(&sdk), table));
     tracing::info!(event = "init", table = store.table(), "handler ready");
 
     // The event is taken raw and decoded by the handler, so that an API Gateway event the typed

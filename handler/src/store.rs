@@ -58,6 +58,14 @@ pub fn sdk_config_from(var: impl Fn(&str) -> Option<String>) -> aws_config::SdkC
     builder.build()
 }
 
+/// The DynamoDB client of the function: `sdk` plus the [`crate::xray::XRay`] interceptor, which
+/// sends a subsegment per call of a sampled invocation to the X-Ray daemon (when Lambda runs one,
+/// i.e. `AWS_XRAY_DAEMON_ADDRESS` is set).
+pub fn dynamodb_client(sdk: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
+    let config = aws_sdk_dynamodb::config::Builder::from(sdk).interceptor(crate::xray::XRay::from_env()).build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
 /// Writes movies to one DynamoDB table.
 #[derive(Debug, Clone)]
 pub struct DynamoStore {

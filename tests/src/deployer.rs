@@ -140,6 +140,11 @@ impl Deployer {
 
     /// Run with the global `--config`/`--endpoint-url` flags (if set) followed by `args`.
     pub async fn run(&self, args: &[&str]) -> Output {
+        self.run_raw(&self.with_globals(args)).await
+    }
+
+    /// `--config`/`--endpoint-url` (if set) followed by `args`.
+    fn with_globals(&self, args: &[&str]) -> Vec<String> {
         let mut all: Vec<String> = Vec::new();
         if let Some(c) = &self.config {
             all.push("--config".into());
@@ -150,14 +155,14 @@ impl Deployer {
             all.push(e.clone());
         }
         all.extend(args.iter().map(|s| s.to_string()));
-        self.run_raw(&all).await
+        all
     }
 
-    /// Run with exactly `args` (no flags added).
-    pub async fn run_raw<S: AsRef<str>>(&self, args: &[S]) -> Output {
-        let args: Vec<String> = args.iter().map(|s| s.as_ref().to_string()).collect();
+    /// The command for exactly `args`: the testing environment, stdout and stderr piped, killed
+    /// when dropped.
+    fn command(&self, args: &[String]) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(&self.bin);
-        cmd.args(&args)
+        cmd.args(args)
             .current_dir(&self.cwd)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -167,6 +172,21 @@ impl Deployer {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
+        cmd
+    }
+
+    /// Start a run that the test reads while it runs (e.g. `logs --follow`), with the global
+    /// flags as in [`Deployer::run`]. Killed when the child is dropped.
+    pub fn spawn(&self, args: &[&str]) -> tokio::process::Child {
+        self.command(&self.with_globals(args))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.bin.display()))
+    }
+
+    /// Run with exactly `args` (no flags added).
+    pub async fn run_raw<S: AsRef<str>>(&self, args: &[S]) -> Output {
+        let args: Vec<String> = args.iter().map(|s| s.as_ref().to_string()).collect();
+        let mut cmd = self.command(&args);
         let start = Instant::now();
         let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {}: {e}", self.bin.display()));
         match tokio::time::timeout(self.timeout, child.wait_with_output()).await {

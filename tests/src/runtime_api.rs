@@ -193,11 +193,21 @@ impl RuntimeApi {
 
     /// Queue an event whose `Lambda-Runtime-Deadline-Ms` is `deadline_in` after it is handed out.
     pub fn enqueue_with_deadline(&self, payload: impl Into<Bytes>, deadline_in: Duration) -> Pending {
+        self.enqueue_full(payload.into(), deadline_in, |n| trace_id(n, true))
+    }
+
+    /// Queue an event whose trace header says `Sampled=1` or `Sampled=0` (Lambda's sampling
+    /// decision for the invocation).
+    pub fn enqueue_sampled(&self, payload: impl Into<Bytes>, sampled: bool) -> Pending {
+        self.enqueue_full(payload.into(), Duration::from_secs(30), |n| trace_id(n, sampled))
+    }
+
+    fn enqueue_full(&self, payload: Bytes, deadline_in: Duration, trace: impl Fn(u64) -> String) -> Pending {
         let n = self.state.seq.fetch_add(1, Ordering::Relaxed);
         let request_id = request_id(n);
-        let trace_id = trace_id(n);
+        let trace_id = trace(n);
         let (done, rx) = oneshot::channel();
-        let q = Queued { request_id: request_id.clone(), payload: payload.into(), deadline_in, trace_id, done };
+        let q = Queued { request_id: request_id.clone(), payload, deadline_in, trace_id, done };
         self.state.tx.send(q).unwrap_or_else(|_| panic!("runtime api server is gone"));
         Pending { request_id, rx }
     }
@@ -254,9 +264,14 @@ fn request_id(n: u64) -> String {
 }
 
 /// An X-Ray trace header like Lambda's.
-fn trace_id(n: u64) -> String {
+fn trace_id(n: u64, sampled: bool) -> String {
     let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    format!("Root=1-{secs:08x}-{:024x};Parent={:016x};Sampled=1", u128::from(n) + 0xe2e0_0000, n + 1)
+    format!(
+        "Root=1-{secs:08x}-{:024x};Parent={:016x};Sampled={}",
+        u128::from(n) + 0xe2e0_0000,
+        n + 1,
+        u8::from(sampled)
+    )
 }
 
 fn epoch_ms() -> u64 {
@@ -531,8 +546,9 @@ mod tests {
         assert_eq!(id.len(), 36, "{id}");
         assert_eq!(id.split('-').map(str::len).collect::<Vec<_>>(), [8, 4, 4, 4, 12]);
         assert_ne!(request_id(5), request_id(6));
-        let t = trace_id(1);
+        let t = trace_id(1, true);
         assert!(t.starts_with("Root=1-") && t.contains(";Parent=") && t.ends_with(";Sampled=1"), "{t}");
+        assert!(trace_id(2, false).ends_with(";Sampled=0"));
     }
 
     /// The server against a hand-written runtime client: next → response, next → error, unknown id.

@@ -12,6 +12,10 @@
 //!   lines (JSON, request fields, never the body or the API key; run at TRACE level).
 //! - `dynamodb_unreachable_is_a_generic_500`: `AWS_ENDPOINT_URL` at a closed port.
 //! - `missing_table_name_fails_init`: no `TABLE_NAME`: the process exits before polling.
+//! - `xray_subsegments_reach_the_daemon`: with `AWS_XRAY_DAEMON_ADDRESS` at a UDP listener, one
+//!   sampled request sends exactly one well-formed DynamoDB subsegment (the invocation's trace id
+//!   and parent, the table, moto's request id, status 200); a throttled PutItem sends one with the
+//!   throttle flag; `Sampled=0` and a request refused before DynamoDB send nothing.
 //!
 //! Needs `cargo build --workspace --bins` first (the test finds `<target>/debug/bootstrap`, or
 //! `$MOVIES_STACK_BOOTSTRAP`).
@@ -653,4 +657,127 @@ async fn missing_table_name_fails_init() {
         format!("an init_failed line: {:?}", func.stdout_lines()),
     );
     c.finish("missing TABLE_NAME");
+}
+
+/// One datagram from the function, split into the header line and the document.
+fn recv_datagram(socket: &std::net::UdpSocket, wait: Duration) -> Option<(String, Value)> {
+    socket.set_read_timeout(Some(wait)).expect("set_read_timeout");
+    let mut buf = [0u8; 65_536];
+    let n = socket.recv(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+    let (header, doc) = text.split_once('\n').unwrap_or((&text, ""));
+    Some((header.to_string(), serde_json::from_str(doc).unwrap_or(Value::Null)))
+}
+
+/// `Root` and `Parent` of a trace header.
+fn root_and_parent(header: &str) -> (String, String) {
+    let get =
+        |k: &str| header.split(';').find_map(|p| p.strip_prefix(k)?.strip_prefix('=')).unwrap_or_default().to_string();
+    (get("Root"), get("Parent"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xray_subsegments_reach_the_daemon() {
+    let account = Account::start().await;
+    let (aws, proxy) = (&account.aws, &account.proxy);
+    let table = format!("e2e-xray-{}", unique_suffix());
+    create_table(aws, &table).await;
+    // The X-Ray daemon Lambda runs beside the function, played by a UDP socket.
+    let daemon = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind the daemon socket");
+    let daemon_addr = daemon.local_addr().unwrap().to_string();
+    let api = RuntimeApi::start(FUNCTION);
+    let _func = Function::spawn(
+        &bootstrap_bin(),
+        &api,
+        &[("TABLE_NAME", &table), ("AWS_ENDPOINT_URL", proxy.url()), ("AWS_XRAY_DAEMON_ADDRESS", &daemon_addr)],
+    );
+    let base = fixture();
+    let body = |id: &str| json!({"year": "2023", "title": "Traced", "id": id}).to_string();
+    let mut c = Checks::new();
+
+    // ------------------------------------------------------------------ sampled: one subsegment
+    let ev = event(&base, &Req::post(body("xray-1")), "e2e-xray-1").to_string();
+    let done = api.enqueue_sampled(ev, true).wait(INVOKE_TIMEOUT).await.expect("the sampled request is answered");
+    c.eq("sampled: status", unpack(&done).map(|a| a.status).ok(), Some(200));
+    let (root, parent) = root_and_parent(&done.trace_id);
+    match recv_datagram(&daemon, Duration::from_secs(5)) {
+        None => {
+            c.check(false, "sampled: a datagram reached the daemon");
+        }
+        Some((header, doc)) => {
+            c.eq("header", header.as_str(), r#"{"format": "json", "version": 1}"#);
+            c.eq("type", doc["type"].as_str(), Some("subsegment"));
+            c.eq("name", doc["name"].as_str(), Some("DynamoDB"));
+            c.eq("namespace", doc["namespace"].as_str(), Some("aws"));
+            c.eq("trace_id = the invocation's Root", doc["trace_id"].as_str(), Some(root.as_str()));
+            c.eq("parent_id = the invocation's Parent", doc["parent_id"].as_str(), Some(parent.as_str()));
+            let id = doc["id"].as_str().unwrap_or_default();
+            c.check(
+                id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+                format!("id is 16 hex digits: {id:?}"),
+            );
+            c.eq("aws.operation", doc["aws"]["operation"].as_str(), Some("PutItem"));
+            c.eq("aws.table_name", doc["aws"]["table_name"].as_str(), Some(table.as_str()));
+            c.check(
+                doc["aws"]["request_id"].as_str().is_some_and(|r| !r.is_empty()),
+                format!("aws.request_id is moto's x-amzn-RequestId: {doc}"),
+            );
+            c.eq("aws.region", doc["aws"]["region"].as_str(), Some("us-east-1"));
+            c.eq("http.response.status", doc["http"]["response"]["status"].as_u64(), Some(200));
+            for flag in ["error", "throttle", "fault"] {
+                c.eq(flag, doc[flag].as_bool(), Some(false));
+            }
+            let (start, end) = (doc["start_time"].as_f64().unwrap_or(0.0), doc["end_time"].as_f64().unwrap_or(0.0));
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+            c.check(
+                start > now - 60.0 && start <= end && end - start < 10.0,
+                format!("start_time {start} <= end_time {end}, seconds since the epoch"),
+            );
+        }
+    }
+    c.check(recv_datagram(&daemon, Duration::from_millis(500)).is_none(), "one DynamoDB call: one datagram");
+
+    // ------------------------------------------------------------------ not sampled: nothing
+    let ev = event(&base, &Req::post(body("xray-2")), "e2e-xray-2").to_string();
+    let done = api.enqueue_sampled(ev, false).wait(INVOKE_TIMEOUT).await.expect("the unsampled request is answered");
+    c.eq("Sampled=0: status", unpack(&done).map(|a| a.status).ok(), Some(200));
+    c.check(get_item(&aws, &table, "xray-2").await.is_some(), "Sampled=0: the item was written all the same");
+    c.check(recv_datagram(&daemon, Duration::from_secs(1)).is_none(), "Sampled=0: no datagram");
+
+    // ------------------------------------------------------------------ refused before DynamoDB: nothing
+    let ev = event(&base, &Req::post("{"), "e2e-xray-3").to_string();
+    let done = api.enqueue_sampled(ev, true).wait(INVOKE_TIMEOUT).await.expect("the bad request is answered");
+    c.eq("malformed: status", unpack(&done).map(|a| a.status).ok(), Some(400));
+    c.check(recv_datagram(&daemon, Duration::from_millis(500)).is_none(), "no DynamoDB call: no datagram");
+
+    // ------------------------------------------------------------------ throttled: the flags
+    // Every attempt of the SDK (3) is throttled, as DynamoDB answers it (400 + the code).
+    proxy.add_rule(
+        Rule::new()
+            .service("dynamodb")
+            .operation("PutItem")
+            .fail(
+                400,
+                "ProvisionedThroughputExceededException",
+                "The level of configured provisioned throughput for the table was exceeded.",
+            )
+            .times(3),
+    );
+    let ev = event(&base, &Req::post(body("xray-4")), "e2e-xray-4").to_string();
+    let done = api.enqueue_sampled(ev, true).wait(INVOKE_TIMEOUT).await.expect("the throttled request is answered");
+    c.eq("throttled: status", unpack(&done).map(|a| a.status).ok(), Some(503));
+    match recv_datagram(&daemon, Duration::from_secs(5)) {
+        None => {
+            c.check(false, "throttled: a datagram reached the daemon");
+        }
+        Some((_, doc)) => {
+            c.eq("throttled: http.response.status", doc["http"]["response"]["status"].as_u64(), Some(400));
+            c.eq("throttled: throttle", doc["throttle"].as_bool(), Some(true));
+            c.eq("throttled: error (4xx)", doc["error"].as_bool(), Some(true));
+            c.eq("throttled: fault", doc["fault"].as_bool(), Some(false));
+            c.eq("throttled: aws.retries", doc["aws"]["retries"].as_u64(), Some(2));
+            c.eq("throttled: trace_id", doc["trace_id"].as_str(), Some(root_and_parent(&done.trace_id).0.as_str()));
+        }
+    }
+    c.finish("X-Ray subsegments");
 }

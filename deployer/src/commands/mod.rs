@@ -12,14 +12,18 @@ use crate::lock::LockGuard;
 use crate::ui::Printer;
 
 pub mod down;
+pub mod help;
 pub mod iam_policy;
 pub mod keys;
+pub mod logs;
 pub mod package;
 pub mod plan;
 pub mod preflight;
+pub mod smoke;
 pub mod status;
 pub mod unlock;
 pub mod up;
+pub mod usage;
 
 /// The validated config of `--env` / `--config`. No AWS call.
 pub fn load_config(global: &Global) -> Result<Config> {
@@ -192,4 +196,62 @@ pub async fn release_lock(ctx: &Ctx, lock: LockGuard) {
     if let Err(e) = lock.release().await {
         ctx.warn(format!("could not release the stack lock (it expires by itself within a minute): {e}"));
     }
+}
+
+/// The live stack as `smoke`, `usage` and `logs` read it: the state of the resources they
+/// need, read by the same `observe` code as `status`, and the ones that could not be read.
+pub struct LiveStack {
+    pub state: crate::resources::Inputs,
+    stack: String,
+    /// Resource -> why observing it failed.
+    errors: std::collections::BTreeMap<crate::resources::Name, String>,
+}
+
+impl LiveStack {
+    /// Why observing `resource` failed, if it did.
+    pub fn failure(&self, resource: crate::resources::Name) -> Option<&str> {
+        self.errors.get(&resource).map(String::as_str)
+    }
+
+    /// The state of `id`, or an error that says whether it is missing (run `up`) or could not
+    /// be read (and why).
+    pub fn require<T: std::any::Any + Send + Sync>(&self, id: crate::resources::Id<T>) -> Result<&T> {
+        if let Ok(v) = self.state.get(id) {
+            return Ok(v);
+        }
+        Err(match self.errors.get(&id.name()) {
+            Some(e) => Error::other(format!("cannot read `{id}` of stack {}: {e}", self.stack)),
+            None => Error::other(format!(
+                "stack {} has no `{id}` (not deployed, or deleted): run `movies-stack up`",
+                self.stack
+            )),
+        })
+    }
+}
+
+/// Observe the resources `names` of the stack (reads only, the same `observe` as `status`; what
+/// they share is read once), with who we are: the one place where the operating commands read
+/// the live stack.
+pub async fn observe_live(
+    ctx: &Arc<Ctx>,
+    settings: &AwsSettings,
+    config: &Config,
+    names: &[crate::resources::Name],
+) -> Result<LiveStack> {
+    // The code is not compared: only what exists and its state matter here.
+    let graph = crate::stack::graph(config, Arc::new(crate::package::Artifact::unknown()))?;
+    let (identity, found) = tokio::join!(who_am_i(ctx, settings), graph.observe_only(ctx, names));
+    identity?;
+    let mut state = crate::resources::Inputs::lenient();
+    let mut errors = std::collections::BTreeMap::new();
+    for (name, f) in found {
+        match f {
+            Ok(Some(live)) => state.insert_any(name, live),
+            Ok(None) => {}
+            Err(e) => {
+                errors.insert(name, e);
+            }
+        }
+    }
+    Ok(LiveStack { state, stack: config.stack.clone(), errors })
 }

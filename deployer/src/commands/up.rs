@@ -21,6 +21,11 @@ pub async fn run(
     printer: Arc<dyn Printer>,
 ) -> Result<i32> {
     let started = Instant::now();
+    if let Some(u) = &args.smoke_url
+        && !crate::config::valid_url(u)
+    {
+        return Err(Error::input(format!("--smoke-url {u:?}: expected an http:// or https:// URL")));
+    }
     // Inputs first: a bad --artifact or a failed build costs no AWS call.
     let artifact = super::artifact(config, args.artifact.as_deref(), &printer).await?;
     let build_time = started.elapsed();
@@ -98,9 +103,29 @@ pub async fn run(
             .collect();
         ctx.info(format!("up: critical path: {}", steps.join(" -> ")));
     }
+    // `--smoke`: the deployed API, tested right away with the state just applied (the function
+    // made ready first: a Pending function cannot serve).
+    let smoke = if args.smoke {
+        let target = super::smoke::Target::from_outputs(
+            config,
+            &report.state,
+            args.smoke_url.as_deref(),
+            false,
+            std::time::Duration::from_secs(30),
+        )?;
+        if let Some(function) = graph.node(crate::resources::function::ID.name())
+            && let Some(live) = report.state.get_any(crate::resources::function::ID.name())
+        {
+            function.wait_ready(&ctx, live).await?;
+        }
+        ctx.info(format!("up: smoke test of {}", target.url));
+        Some(super::smoke::smoke(&ctx, &target).await?)
+    } else {
+        None
+    };
     match output {
         Output::Json => {
-            let json = serde_json::json!({
+            let mut json = serde_json::json!({
                 "stack": config.stack,
                 "outputs": outs,
                 "changes": changes,
@@ -109,11 +134,21 @@ pub async fn run(
                 "critical_path": path,
                 "bound": {"create_rounds": bound, "chain": chain.iter().map(|n| n.to_string()).collect::<Vec<_>>()},
             });
+            if let Some(s) = &smoke {
+                json["smoke"] = serde_json::to_value(s).expect("report serializes");
+            }
             printer.out(&json.to_string());
         }
-        Output::Human => printer.out(&outputs_text(&format!("Outputs of stack {}:", config.stack), &outs)),
+        Output::Human => {
+            let mut text = outputs_text(&format!("Outputs of stack {}:", config.stack), &outs);
+            if let Some(s) = &smoke {
+                text.push_str("\n\n");
+                text.push_str(&s.human());
+            }
+            printer.out(&text);
+        }
     }
-    Ok(exit::OK)
+    Ok(smoke.map_or(exit::OK, |s| s.exit_code()))
 }
 
 /// A title and one line per output.

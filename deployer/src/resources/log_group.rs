@@ -13,6 +13,43 @@ pub const FUNCTION: Id<LiveLogGroup> = Id::new("function-log-group");
 pub const ACCESS: Id<LiveLogGroup> = Id::new("access-log-group");
 pub const FLOW: Id<LiveLogGroup> = Id::new("flow-log-group");
 
+/// One log event as `logs` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEvent {
+    /// Milliseconds since the epoch.
+    pub timestamp: i64,
+    pub event_id: String,
+    pub log_stream: String,
+    pub message: String,
+}
+
+/// Every event of `group` from `start_ms` on (inclusive) that matches `pattern`, in time order,
+/// through all of FilterLogEvents' pages. A missing group is a [`ErrorKind::NotFound`] error.
+pub async fn filter_events(ctx: &Ctx, group: &str, start_ms: i64, pattern: Option<&str>) -> Result<Vec<LogEvent>> {
+    let mut pages = ctx
+        .aws
+        .logs
+        .filter_log_events()
+        .log_group_name(group)
+        .start_time(start_ms)
+        .set_filter_pattern(pattern.map(str::to_string))
+        .into_paginator()
+        .send();
+    let mut events = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.aws("CloudWatch Logs", "FilterLogEvents")?;
+        events.extend(page.events().iter().map(|e| LogEvent {
+            timestamp: e.timestamp().unwrap_or_default(),
+            event_id: e.event_id().unwrap_or_default().to_string(),
+            log_stream: e.log_stream_name().unwrap_or_default().to_string(),
+            message: e.message().unwrap_or_default().trim_end().to_string(),
+        }));
+    }
+    // Pages come stream by stream: sort by time, the order `logs` prints in.
+    events.sort_by(|a, b| (a.timestamp, &a.event_id).cmp(&(b.timestamp, &b.event_id)));
+    Ok(events)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogGroup {
     /// One of [`FUNCTION`], [`ACCESS`], [`FLOW`].

@@ -17,6 +17,39 @@ use crate::wait::{Backoff, retry, wait_until};
 
 pub const ID: Id<LiveTable> = Id::new("table");
 
+/// One item by its partition key `id`, read strongly consistent (`smoke` reads back what the API
+/// just wrote). `None`: no such item.
+pub async fn get_item(
+    ctx: &Ctx,
+    table: &str,
+    id: &str,
+) -> Result<Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>> {
+    let out = ctx
+        .aws
+        .dynamodb
+        .get_item()
+        .table_name(table)
+        .key(KEY.0, aws_sdk_dynamodb::types::AttributeValue::S(id.to_string()))
+        .consistent_read(true)
+        .send()
+        .await
+        .aws("DynamoDB", "GetItem")?;
+    Ok(out.item)
+}
+
+/// Delete one item by its partition key `id` (an item already gone is not an error).
+pub async fn delete_item(ctx: &Ctx, table: &str, id: &str) -> Result<()> {
+    ctx.aws
+        .dynamodb
+        .delete_item()
+        .table_name(table)
+        .key(KEY.0, aws_sdk_dynamodb::types::AttributeValue::S(id.to_string()))
+        .send()
+        .await
+        .aws("DynamoDB", "DeleteItem")?;
+    Ok(())
+}
+
 /// The partition key: (attribute, key type, attribute type).
 const KEY: (&str, &str, &str) = ("id", "HASH", "S");
 const BILLING_MODE: &str = "PAY_PER_REQUEST";

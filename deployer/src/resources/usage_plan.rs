@@ -216,6 +216,48 @@ impl UsagePlan {
     }
 }
 
+/// One day of a key's usage: requests used, and what remained of the quota period after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct DayUsage {
+    pub used: i64,
+    pub remaining: i64,
+}
+
+/// GetUsage for one key of a plan, `start`..=`end` (`YYYY-MM-DD`, UTC): one entry per day, in
+/// order, or none when API Gateway has recorded nothing for the key. The answer's `values` (the
+/// SDK's `items`) maps key ids to `[[used, remaining], ...]` (API Gateway REST API reference,
+/// "Usage").
+pub async fn usage(ctx: &Ctx, plan_id: &str, key_id: &str, start: &str, end: &str) -> Result<Vec<DayUsage>> {
+    let pages: Vec<_> = call(ctx, "usage", "GetUsage", || async {
+        ctx.aws
+            .apigateway
+            .get_usage()
+            .usage_plan_id(plan_id)
+            .key_id(key_id)
+            .start_date(start)
+            .end_date(end)
+            .limit(500)
+            .into_paginator()
+            .send()
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .await
+            .aws(SERVICE, "GetUsage")
+    })
+    .await?;
+    let mut days = Vec::new();
+    for page in pages {
+        for (id, rows) in page.items().into_iter().flatten() {
+            if id == key_id {
+                days.extend(rows.iter().map(|r| DayUsage {
+                    used: r.first().copied().unwrap_or(0),
+                    remaining: r.get(1).copied().unwrap_or(0),
+                }));
+            }
+        }
+    }
+    Ok(days)
+}
+
 #[async_trait]
 impl Resource for UsagePlan {
     type Live = LivePlan;

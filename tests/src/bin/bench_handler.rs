@@ -235,7 +235,14 @@ async fn main() {
     let bin_size = std::fs::metadata(&bin).map(|m| m.len()).unwrap_or(0);
     println!("bootstrap under test: {} ({bin_size} bytes)", bin.display());
     let (dynamo_url, dynamo_calls) = fake_dynamodb();
-    let env = [("TABLE_NAME", "movies-bench"), ("AWS_ENDPOINT_URL", dynamo_url.as_str())];
+    // Lambda sets AWS_XRAY_DAEMON_ADDRESS for a function with Active tracing, and the Runtime API
+    // fixture hands out Sampled=1 trace headers: every request then also sends its DynamoDB
+    // subsegment (to a loopback port where nothing listens; a UDP send does not wait for it).
+    let env = [
+        ("TABLE_NAME", "movies-bench"),
+        ("AWS_ENDPOINT_URL", dynamo_url.as_str()),
+        ("AWS_XRAY_DAEMON_ADDRESS", "127.0.0.1:2000"),
+    ];
 
     // ------------------------------------------------------------ artifact size
     if let Some(zip) = &args.artifact {
