@@ -10,6 +10,7 @@ mod graph;
 mod lock;
 mod package;
 mod resources;
+mod serve;
 mod stack;
 mod ui;
 mod wait;
@@ -65,6 +66,7 @@ async fn run(cli: Cli) -> Result<i32, Error> {
         Command::Down(args) => commands::down::run(&config, &settings, args, global.output, reporter).await,
         Command::Package(args) => commands::package::run(&config, args, global.output).await,
         Command::Unlock(args) => commands::unlock::run(&config, &settings, args, reporter).await,
+        Command::Serve(args) => serve::run(&config, &settings, args, reporter).await,
     }
 }
 

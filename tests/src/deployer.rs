@@ -153,6 +153,25 @@ impl Deployer {
         self.run_raw(&all).await
     }
 
+    /// The command [`Deployer::run`] would run (global flags, test environment, working
+    /// directory), for a long-running process the test drives itself, such as `serve`. stdin is
+    /// null and the child is killed on drop; stdout and stderr are the caller's to set.
+    pub fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(&self.bin);
+        if let Some(c) = &self.config {
+            cmd.arg("--config").arg(c);
+        }
+        if let Some(e) = &self.endpoint {
+            cmd.args(["--endpoint-url", e]);
+        }
+        cmd.args(args).current_dir(&self.cwd).stdin(Stdio::null()).kill_on_drop(true);
+        testing_env(&mut cmd);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
     /// Run with exactly `args` (no flags added).
     pub async fn run_raw<S: AsRef<str>>(&self, args: &[S]) -> Output {
         let args: Vec<String> = args.iter().map(|s| s.as_ref().to_string()).collect();
