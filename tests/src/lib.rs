@@ -9,6 +9,7 @@
 //! - [`artifact`]: the handler zip the suite deploys, and variants of it.
 //! - [`RuntimeApi`] / [`Function`]: a Lambda Runtime API server and the real `bootstrap` process
 //!   polling it.
+//! - [`Serve`]: a running `movies-stack serve`, and calls to it.
 //!
 //! Environment read by the fixtures:
 //! - `MOVIES_STACK_VENV`: the venv made by `scripts/setup.sh` (default `<repo>/.venv`).
@@ -20,6 +21,7 @@
 
 pub mod artifact;
 mod aws;
+pub mod bench;
 pub mod census;
 pub mod chaos;
 mod config;
@@ -28,6 +30,7 @@ pub mod inventory;
 mod moto;
 pub mod proxy;
 pub mod runtime_api;
+pub mod serve;
 
 pub use aws::{Aws, sdk_config};
 pub use config::{REMOVE, StackNames, TempDir, base_config, write_config, write_config_file};
@@ -35,6 +38,7 @@ pub use deployer::{Deployer, Output};
 pub use moto::Moto;
 pub use proxy::{Call, Fault, Proxy, Rule};
 pub use runtime_api::{Function, RuntimeApi};
+pub use serve::Serve;
 
 use std::path::PathBuf;
 

@@ -27,23 +27,18 @@
 //! `MOVIES_STACK_ARTIFACT` (the zip `up` deploys).
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use e2e::artifact::artifact_path;
 use e2e::runtime_api::bootstrap_bin;
-use e2e::{
-    Aws, Checks, Deployer, HttpAnswer, Moto, Proxy, Rule, StackNames, TempDir, http_exchange, venv_dir, write_config,
-};
+use e2e::serve::USER_AGENT;
+use e2e::{Aws, Checks, Deployer, HttpAnswer, Moto, Proxy, Rule, Serve, StackNames, TempDir, venv_dir, write_config};
 use serde_json::{Value, json};
-use tokio::io::AsyncBufReadExt;
 
 const MOVIE: &str = r#"{"year":"2023","title":"Test Movie","id":"12"}"#;
-const OK: &str = r#"{"message": "Successfully inserted data!"}"#;
+const OK: &str = r#"{"message":"Successfully inserted data!"}"#;
 const FORBIDDEN: &str = r#"{"message":"Forbidden"}"#;
 const INTERNAL: &str = r#"{"message": "Internal server error"}"#;
-const USER_AGENT: &str = "serve-e2e/1.0";
 
 /// A deployed stack in its own moto, and its key values.
 struct Deployed {
@@ -80,169 +75,6 @@ async fn deployed(prefix: &str, overrides: &[(&str, &str)]) -> Deployed {
     assert!(!standard.1.is_empty() && !premium.1.is_empty(), "keys: {keys}");
     let aws = Aws::new(moto.url()).await;
     Deployed { _moto: moto, proxy, dir, names, deployer, aws, standard, premium }
-}
-
-/// A running `movies-stack serve`, its stderr collected line by line, its access log in a file.
-struct Serve {
-    child: tokio::process::Child,
-    /// `http://127.0.0.1:PORT`
-    base: String,
-    stage_path: String,
-    stderr: Arc<Mutex<Vec<String>>>,
-    access_log: PathBuf,
-}
-
-impl Serve {
-    /// `serve --port P --bootstrap B --access-log F EXTRA...`, ready when it says "listening on".
-    async fn start(d: &Deployed, bootstrap: &Path, extra: &[&str]) -> Serve {
-        let port = e2e::free_port().to_string();
-        let access_log = d.dir.path().join(format!("access-{port}.log"));
-        let mut args = vec!["serve", "--port", &port, "--bootstrap", bootstrap.to_str().expect("utf-8 path")];
-        let log_arg = access_log.to_str().expect("utf-8 path").to_string();
-        args.extend(["--access-log", &log_arg]);
-        args.extend_from_slice(extra);
-        let mut child = d
-            .deployer
-            .command(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start movies-stack serve");
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let pipe = child.stderr.take().expect("stderr piped");
-        let lines = stderr.clone();
-        tokio::spawn(async move {
-            let mut reader = tokio::io::BufReader::new(pipe).lines();
-            while let Ok(Some(line)) = reader.next_line().await {
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let mut serve =
-            Serve { child, base: format!("http://127.0.0.1:{port}"), stage_path: "/prod".into(), stderr, access_log };
-        if serve.wait_line(|l| l.contains("serve: listening on http://"), Duration::from_secs(120)).await.is_none() {
-            let status = serve.child.try_wait().ok().flatten();
-            panic!("serve did not start listening (exit {status:?}):\n{}", serve.stderr_text());
-        }
-        serve
-    }
-
-    fn lines(&self) -> Vec<String> {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    fn stderr_text(&self) -> String {
-        self.lines().join("\n")
-    }
-
-    /// The first stderr line matching `pred`, waiting up to `timeout` for it.
-    async fn wait_line(&self, pred: impl Fn(&str) -> bool, timeout: Duration) -> Option<String> {
-        let start = Instant::now();
-        loop {
-            if let Some(l) = self.lines().into_iter().find(|l| pred(l)) {
-                return Some(l);
-            }
-            if start.elapsed() > timeout {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// The pid of environment `env` (from "serve: env N started (pid P)").
-    async fn env_pid(&self, env: u32) -> Option<u32> {
-        let tag = format!("serve: env {env} started (pid ");
-        let line = self.wait_line(|l| l.contains(&tag), Duration::from_secs(30)).await?;
-        line.split(&tag).nth(1)?.trim_end_matches(')').parse().ok()
-    }
-
-    fn count(&self, needle: &str) -> usize {
-        self.lines().iter().filter(|l| l.contains(needle)).count()
-    }
-
-    /// `METHOD /prod{path}` with the key (if any) and the body. The future owns what it needs,
-    /// so several can run at once.
-    fn call(
-        &self,
-        method: &str,
-        path: &str,
-        key: Option<&str>,
-        body: Option<&str>,
-    ) -> impl Future<Output = HttpAnswer> + Send + use<> {
-        self.raw(method, &format!("{}{path}", self.stage_path), key, body)
-    }
-
-    /// `METHOD path` (stage not added).
-    fn raw(
-        &self,
-        method: &str,
-        path: &str,
-        key: Option<&str>,
-        body: Option<&str>,
-    ) -> impl Future<Output = HttpAnswer> + Send + use<> {
-        let (base, method, path) = (self.base.clone(), method.to_string(), path.to_string());
-        let (key, body) = (key.map(str::to_string), body.map(str::to_string));
-        async move {
-            tokio::task::spawn_blocking(move || {
-                let mut headers = vec![("User-Agent", USER_AGENT)];
-                if let Some(k) = &key {
-                    headers.push(("x-api-key", k.as_str()));
-                }
-                http_exchange(&base, &method, &path, &headers, body.as_deref())
-                    .unwrap_or_else(|e| panic!("{method} {path} to serve: {e}"))
-            })
-            .await
-            .expect("request thread")
-        }
-    }
-
-    /// The access log lines, parsed.
-    fn access_log(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.access_log)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("access log line is not JSON ({e}): {l}")))
-            .collect()
-    }
-
-    /// SIGHUP, then wait for the reload to finish.
-    async fn reload(&self) -> bool {
-        let before = self.count("serve: rules reloaded");
-        signal(&self.child, "-HUP");
-        self.wait_line_count("serve: rules reloaded", before + 1, Duration::from_secs(60)).await
-    }
-
-    async fn wait_line_count(&self, needle: &str, n: usize, timeout: Duration) -> bool {
-        let start = Instant::now();
-        while self.count(needle) < n {
-            if start.elapsed() > timeout {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        true
-    }
-
-    /// Ctrl-C (SIGINT); the exit code.
-    async fn stop(mut self) -> (Option<i32>, String) {
-        signal(&self.child, "-INT");
-        let status = tokio::time::timeout(Duration::from_secs(60), self.child.wait()).await;
-        let code = match status {
-            Ok(Ok(s)) => s.code(),
-            _ => {
-                let _ = self.child.kill().await;
-                None
-            }
-        };
-        // The reader task gets the last lines once the pipe closes.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        (code, self.stderr_text())
-    }
-}
-
-fn signal(child: &tokio::process::Child, sig: &str) {
-    let pid = child.id().expect("serve is running").to_string();
-    let status = std::process::Command::new("kill").args([sig, &pid]).status().expect("run kill");
-    assert!(status.success(), "kill {sig} {pid}");
 }
 
 fn kill_pid(pid: u32) {
@@ -301,7 +133,7 @@ async fn a_stack_not_deployed_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_routes_and_the_real_handler() {
     let d = deployed("serve1", &[]).await;
-    let serve = Serve::start(&d, &bootstrap_bin(), &[]).await;
+    let serve = Serve::start(&d.deployer, d.dir.path(), &bootstrap_bin(), &[]).await;
     let (std_key, premium_key) = (d.standard.1.as_str(), d.premium.1.as_str());
     let mut c = Checks::new();
 
@@ -450,7 +282,7 @@ async fn usage_plans_throttle_and_quota_per_key() {
         ],
     )
     .await;
-    let serve = Serve::start(&d, &bootstrap_bin(), &[]).await;
+    let serve = Serve::start(&d.deployer, d.dir.path(), &bootstrap_bin(), &[]).await;
     let (std_key, premium_key) = (d.standard.1.as_str(), d.premium.1.as_str());
     let mut c = Checks::new();
 
@@ -548,12 +380,13 @@ async fn function_crashes_timeouts_and_malformed_answers() {
     let mut c = Checks::new();
 
     // ---------------------------------------------------------------- the real bootstrap, killed
-    let serve = Serve::start(&d, &bootstrap_bin(), &[]).await;
+    let serve = Serve::start(&d.deployer, d.dir.path(), &bootstrap_bin(), &[]).await;
     // Its DynamoDB call is held by the proxy (1.8 s, under the 2 s deadline): kill it meanwhile.
     d.proxy.add_rule(Rule::new().service("dynamodb").operation("PutItem").delay(Duration::from_millis(1800)).times(1));
     let held = tokio::spawn(serve.call("POST", "/", key, Some(MOVIE)));
     let start = Instant::now();
-    while !d.proxy.calls().iter().any(|x| x.operation == "PutItem") && start.elapsed() < Duration::from_secs(30) {
+    let on_table = |x: &e2e::Call| x.operation == "PutItem" && x.table.as_deref() == Some(d.names.table.as_str());
+    while !d.proxy.calls().iter().any(on_table) && start.elapsed() < Duration::from_secs(30) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let pid = serve.env_pid(1).await.expect("env 1's pid on serve's stderr");
@@ -561,16 +394,19 @@ async fn function_crashes_timeouts_and_malformed_answers() {
     let crashed = held.await.expect("request task");
     c.eq("killed mid-request: status", crashed.status, 502);
     c.eq("killed mid-request: body", crashed.body.as_str(), INTERNAL);
-    c.check(serve.stderr_text().contains("serve: env 1 exited"), "serve reports env 1 exited");
+    c.check(
+        serve.wait_line(|l| l.contains("serve: env 1 exited"), Duration::from_secs(10)).await.is_some(),
+        "serve reports env 1 exited",
+    );
     let next = serve.call("POST", "/", key, Some(MOVIE)).await;
     c.eq("the next request: status", next.status, 200);
     c.check(serve.env_pid(2).await.is_some(), "a fresh environment (env 2) served it");
     c.check(serve.count("[env 2] ") > 0, "env 2's log lines are tagged");
-    serve.stop().await;
+    let mut transcript = serve.stop().await.1;
 
     // --------------------------------------------- a scripted runtime: the event, bad answers
     let fake = fake_runtime(d.dir.path());
-    let serve = Serve::start(&d, &fake, &["--concurrency", "2"]).await;
+    let serve = Serve::start(&d.deployer, d.dir.path(), &fake, &["--concurrency", "2"]).await;
     let echo = serve.call("POST", "/movies/a%20b?q=1&q=2&x=y", key, Some(r#"{"mode":"echo"}"#)).await;
     c.eq("echo: status", echo.status, 201);
     c.eq("echo: single header", echo.header("x-echo"), Some("1"));
@@ -675,10 +511,10 @@ async fn function_crashes_timeouts_and_malformed_answers() {
     c.check(took >= Duration::from_secs(2), format!("the third waited for a free environment ({took:?})"));
     // One replaced the timed-out environment, one more for the second concurrent request.
     c.eq("environments started since the timeout", serve.count("started (pid") - started_before, 2);
-    serve.stop().await;
+    transcript += &serve.stop().await.1;
 
     // ------------------------------------------------------------ the integration timeout
-    let serve = Serve::start(&d, &fake, &["--integration-timeout", "1"]).await;
+    let serve = Serve::start(&d.deployer, d.dir.path(), &fake, &["--integration-timeout", "1"]).await;
     let t0 = Instant::now();
     let late = serve.call("POST", "/", key, Some(r#"{"mode":"sleep","seconds":1.8}"#)).await;
     let took = t0.elapsed();
@@ -687,7 +523,10 @@ async fn function_crashes_timeouts_and_malformed_answers() {
     c.check(took >= Duration::from_secs(1) && took < Duration::from_millis(1800), format!("answered after {took:?}"));
     let log = serve.access_log();
     c.eq("504 in the access log", log.last().and_then(|l| l["status"].as_str()), Some("504"));
-    let (code, _) = serve.stop().await;
+    let (code, stderr) = serve.stop().await;
     c.eq("exit code", code, Some(0));
+    if !c.failed().is_empty() {
+        println!("--- serve's stderr ---\n{transcript}{stderr}");
+    }
     c.finish("serve: function failures");
 }

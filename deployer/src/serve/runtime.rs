@@ -335,6 +335,9 @@ impl Inner {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // Its own process group: a Ctrl-C in the terminal reaches `serve` alone, which answers
+            // the requests in flight before it stops the processes itself.
+            .process_group(0)
             .kill_on_drop(true);
         let mut child = match cmd.spawn() {
             Ok(child) => child,
@@ -452,7 +455,9 @@ impl Inner {
             Ok(job) => job,
             Err(rx) => match rx.await {
                 Ok(job) => job,
-                Err(_) => return json(StatusCode::INTERNAL_SERVER_ERROR, r#"{"errorMessage":"serve is stopping"}"#),
+                // `serve` is stopping and this process is about to be stopped: an answer would
+                // only make the runtime report an error first.
+                Err(_) => std::future::pending().await,
             },
         };
         let timeout = self.spec.timeout;
