@@ -119,6 +119,7 @@ print("  demo_table:", json.dumps({k: next(iter(v.values())) for k, v in sorted(
 PY
 
 ms_say "4. a burst of 5 with the Standard key (1 rps, burst 3), then the Premium key"
+sleep 3 # the Standard key's bucket refills to its burst (1 token per second, up to 3)
 for i in 1 2 3 4 5; do
     printf '  Standard #%s: ' "$i"
     curl -s -w '   -> HTTP %{http_code}\n' -X POST "$API" -H "x-api-key: $STANDARD_KEY" \

@@ -66,7 +66,7 @@ async fn run(cli: Cli) -> Result<i32, Error> {
         Command::Down(args) => commands::down::run(&config, &settings, args, global.output, reporter).await,
         Command::Package(args) => commands::package::run(&config, args, global.output).await,
         Command::Unlock(args) => commands::unlock::run(&config, &settings, args, reporter).await,
-        Command::Serve(args) => serve::run(&config, &settings, args, reporter).await,
+        Command::Serve(args) => serve::run(&config, &settings, args, ui::plain_reporter(global.verbose)).await,
     }
 }
 

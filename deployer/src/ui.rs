@@ -47,6 +47,12 @@ pub fn reporter(verbose: u8) -> std::sync::Arc<dyn Reporter> {
     }
 }
 
+/// Timestamped lines even on a terminal: for a long-running command (`serve`) whose own lines
+/// share stderr with the progress.
+pub fn plain_reporter(verbose: u8) -> std::sync::Arc<dyn Reporter> {
+    std::sync::Arc::new(PlainReporter { start: Instant::now(), verbose })
+}
+
 /// Timestamped lines: for logs, CI and pipes.
 pub struct PlainReporter {
     start: Instant,

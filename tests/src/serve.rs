@@ -25,6 +25,8 @@ pub struct Serve {
     pub stage_path: String,
     stderr: Arc<Mutex<Vec<String>>>,
     access_log: PathBuf,
+    /// Reads stderr until it closes.
+    reader: tokio::task::JoinHandle<()>,
 }
 
 impl Serve {
@@ -46,14 +48,20 @@ impl Serve {
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let pipe = child.stderr.take().expect("stderr piped");
         let lines = stderr.clone();
-        tokio::spawn(async move {
+        let reader = tokio::spawn(async move {
             let mut reader = tokio::io::BufReader::new(pipe).lines();
             while let Ok(Some(line)) = reader.next_line().await {
                 lines.lock().unwrap().push(line);
             }
         });
-        let mut serve =
-            Serve { child, base: format!("http://127.0.0.1:{port}"), stage_path: "/prod".into(), stderr, access_log };
+        let mut serve = Serve {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            stage_path: "/prod".into(),
+            stderr,
+            access_log,
+            reader,
+        };
         if serve.wait_line(|l| l.contains("serve: listening on http://"), Duration::from_secs(120)).await.is_none() {
             let status = serve.child.try_wait().ok().flatten();
             panic!("serve did not start listening (exit {status:?}):\n{}", serve.stderr_text());
@@ -81,6 +89,12 @@ impl Serve {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Whether a stderr line contains `needle`, waiting up to 10 s for it (the lines are read
+    /// as they come: one written just before an answer may not be read yet).
+    pub async fn saw(&self, needle: &str) -> bool {
+        self.wait_line(|l| l.contains(needle), Duration::from_secs(10)).await.is_some()
     }
 
     /// The pid of environment `env` (from "serve: env N started (pid P)").
@@ -157,7 +171,7 @@ impl Serve {
         true
     }
 
-    /// Ctrl-C (SIGINT); the exit code.
+    /// Ctrl-C (SIGINT), then the exit code and all of stderr.
     pub async fn stop(mut self) -> (Option<i32>, String) {
         signal(&self.child, "-INT");
         let status = tokio::time::timeout(Duration::from_secs(60), self.child.wait()).await;
@@ -168,8 +182,8 @@ impl Serve {
                 None
             }
         };
-        // The reader task gets the last lines once the pipe closes.
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Every line, up to the pipe's end.
+        let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.reader).await;
         (code, self.stderr_text())
     }
 }

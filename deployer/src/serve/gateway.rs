@@ -102,12 +102,17 @@ impl GatewayError {
         }
     }
 
-    /// `$context.error.message`.
-    fn message(self) -> String {
-        serde_json::from_str::<Value>(self.body())
-            .ok()
-            .and_then(|v| v["message"].as_str().map(str::to_string))
-            .unwrap_or_default()
+    /// `$context.error.message`: the body's message.
+    fn message(self) -> &'static str {
+        match self {
+            GatewayError::UnknownStage | GatewayError::InvalidApiKey => "Forbidden",
+            GatewayError::MissingAuthenticationToken => "Missing Authentication Token",
+            GatewayError::RequestTooLarge => "Request Too Long",
+            GatewayError::Throttled => "Too Many Requests",
+            GatewayError::QuotaExceeded => "Limit Exceeded",
+            GatewayError::Integration => "Internal server error",
+            GatewayError::IntegrationTimeout => "Endpoint request timed out",
+        }
     }
 }
 
@@ -249,7 +254,7 @@ impl RequestInfo {
             "stage" => rules.stage.clone(),
             "apiId" => rules.api_id.clone(),
             "accountId" => rules.account_id.clone(),
-            "error.message" => self.error?.message(),
+            "error.message" => self.error?.message().to_string(),
             "error.responseType" => self.error?.response_type().to_string(),
             _ => return None,
         })
@@ -839,6 +844,24 @@ mod tests {
         for (payload, why) in cases {
             let err = map_response(payload.as_bytes()).expect_err(payload);
             assert!(err.contains(why), "{payload}: {err}");
+        }
+    }
+
+    #[test]
+    fn gateway_error_messages_are_their_bodies() {
+        use GatewayError::*;
+        for e in [
+            UnknownStage,
+            MissingAuthenticationToken,
+            InvalidApiKey,
+            RequestTooLarge,
+            Throttled,
+            QuotaExceeded,
+            Integration,
+            IntegrationTimeout,
+        ] {
+            let body: Value = serde_json::from_str(e.body()).expect("JSON body");
+            assert_eq!(body["message"], e.message(), "{e:?}");
         }
     }
 

@@ -404,7 +404,6 @@ impl Inner {
             };
             (initialised, init_failed, self.reserve(&mut st))
         };
-        self.ended.notify_waiters();
         if let Some(f) = in_flight {
             f.timer.abort();
             eprintln!("serve: env {number} exited ({status}) during invocation {}", f.request_id);
@@ -422,6 +421,8 @@ impl Inner {
         } else {
             eprintln!("serve: env {number} exited ({status})");
         }
+        // After the line above: `shutdown` returns on this, and the process may end right after.
+        self.ended.notify_waiters();
         if let Some(n) = respawn {
             self.clone().spawn_env(n);
         }
