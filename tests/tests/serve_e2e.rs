@@ -6,7 +6,8 @@
 //! the SDK straight from moto, the access log file, serve's stderr (its own lines and the
 //! function's, tagged `[env N]`).
 //!
-//! - `a_stack_not_deployed_is_refused`: exit 1, "run `movies-stack up` first".
+//! - `refused_before_serving`: a stack not deployed (exit 1, "run `movies-stack up` first"); a
+//!   busy port and a `--bootstrap` that is not executable (exit 3, no AWS call).
 //! - `keys_routes_and_the_real_handler`: 403 without, with a wrong and with a disabled key (the
 //!   key disabled through the SDK, then SIGHUP); 200 and the item in the moto table; 400, 404 and
 //!   405 passed through from the handler; 403 outside the stage; the request id and trace reach
@@ -108,7 +109,7 @@ fn is_request_time(s: &str) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stack_not_deployed_is_refused() {
+async fn refused_before_serving() {
     let moto = Moto::start();
     let proxy = Proxy::start(moto.url());
     let dir = TempDir::new("serve0");
@@ -128,6 +129,14 @@ async fn a_stack_not_deployed_is_refused() {
     assert_eq!(out.code, 3, "a busy port is an input error: {out}");
     assert!(out.stderr.contains(&format!("--port {port}: cannot listen there")), "{out}");
     assert_eq!(proxy.calls().len(), calls, "a busy port costs no AWS call");
+    let not_executable = dir.path().join("bootstrap.txt");
+    std::fs::write(&not_executable, "#!/bin/sh\n").unwrap();
+    let out = Deployer::with(&config, proxy.url())
+        .run(&["serve", "--port", &e2e::free_port().to_string(), "--bootstrap", not_executable.to_str().unwrap()])
+        .await;
+    assert_eq!(out.code, 3, "{out}");
+    assert!(out.stderr.contains("bootstrap.txt: not an executable file"), "{out}");
+    assert_eq!(proxy.calls().len(), calls, "a bad --bootstrap costs no AWS call");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,7 +5,7 @@
 //! - Throttle: a bucket of `burst` tokens, refilled at `rate` per second, starts full; each
 //!   request takes one token; none left → 429 `Too Many Requests`.
 //! - Quota: at most `limit` requests per period (DAY / WEEK / MONTH from its start in UTC, see
-//!   [`Period::start`]); one more → 429 `Limit Exceeded`.
+//!   [`Period::start`](super::rules::Period::start)); one more → 429 `Limit Exceeded`.
 //!
 //! The throttle is checked first: a throttled request does not count against the quota.
 //! State is per (plan, key): it survives a reload of the rules (SIGHUP) as long as the key stays

@@ -46,10 +46,13 @@ pub async fn run(
     reporter: Arc<dyn Reporter>,
 ) -> Result<i32> {
     // Inputs first: a bad flag or a busy port costs no AWS call.
-    if let Some(path) = &args.bootstrap
-        && !path.is_file()
-    {
-        return Err(Error::input(format!("--bootstrap {}: no such file", path.display())));
+    if let Some(path) = &args.bootstrap {
+        use std::os::unix::fs::PermissionsExt;
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => {}
+            Ok(_) => return Err(Error::input(format!("--bootstrap {}: not an executable file", path.display()))),
+            Err(e) => return Err(Error::input(format!("--bootstrap {}: {e}", path.display()))),
+        }
     }
     let log = match &args.access_log {
         Some(path) => AccessLog::file(path)
