@@ -4,6 +4,8 @@
 #      and per-request overhead of the host RELEASE build of `bootstrap`   (tests/src/bin/bench_handler.rs)
 #   2. deploy: `movies-stack up` cold and no-op against moto with latency injected per AWS call,
 #      at --concurrency 1 and 8                                             (tests/src/bin/bench_deploy.rs)
+#   3. serve: requests/s and p50/p99 through `movies-stack serve` with 1 and 4 environments, and
+#      serve's own overhead against invoking the Runtime API directly      (tests/src/bin/bench_serve.rs)
 #
 # Builds what it needs:
 #   - `cargo build --workspace --bins` (the harness, the deployer), as scripts/test.sh does;
@@ -16,7 +18,9 @@
 #     deploy a given zip instead.
 #
 # Knobs: BENCH_INVOCATIONS (2000), BENCH_STARTUP_RUNS (30), BENCH_LATENCY_MS (50),
-#        BENCH_CONCURRENCY (1,8,1,8,1,8: each level 3 times, interleaved), BENCH_SKIP_DEPLOY=1 to run only the handler part.
+#        BENCH_CONCURRENCY (1,8,1,8,1,8: each level 3 times, interleaved), BENCH_SKIP_DEPLOY=1,
+#        BENCH_SERVE_REQUESTS (2000 per row), BENCH_SERVE_CLIENTS (4), BENCH_SKIP_SERVE=1,
+#        BENCH_SKIP_HANDLER=1 (each part can be skipped).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -44,12 +48,14 @@ if [ -z "${MOVIES_STACK_ARTIFACT:-}" ]; then
 fi
 [ -s "$ARTIFACT" ] || ms_die "no artifact at $ARTIFACT"
 
-printf '\n## Handler (%s, %s)\n' "$(uname -m)" "$(date -u +%Y-%m-%dT%H:%MZ)"
-"$TARGET/debug/bench_handler" \
-    --bootstrap "$BENCH_TARGET/release/bootstrap" \
-    --artifact "$ARTIFACT" \
-    --invocations "${BENCH_INVOCATIONS:-2000}" \
-    --startup-runs "${BENCH_STARTUP_RUNS:-30}"
+if [ "${BENCH_SKIP_HANDLER:-0}" != 1 ]; then
+    printf '\n## Handler (%s, %s)\n' "$(uname -m)" "$(date -u +%Y-%m-%dT%H:%MZ)"
+    "$TARGET/debug/bench_handler" \
+        --bootstrap "$BENCH_TARGET/release/bootstrap" \
+        --artifact "$ARTIFACT" \
+        --invocations "${BENCH_INVOCATIONS:-2000}" \
+        --startup-runs "${BENCH_STARTUP_RUNS:-30}"
+fi
 
 if [ "${BENCH_SKIP_DEPLOY:-0}" != 1 ]; then
     printf '\n## Deploy\n'
@@ -57,4 +63,13 @@ if [ "${BENCH_SKIP_DEPLOY:-0}" != 1 ]; then
         --artifact "$ARTIFACT" \
         --latency-ms "${BENCH_LATENCY_MS:-50}" \
         --concurrency "${BENCH_CONCURRENCY:-1,8,1,8,1,8}"
+fi
+
+if [ "${BENCH_SKIP_SERVE:-0}" != 1 ]; then
+    printf '\n## Serve (%s, %s)\n' "$(uname -m)" "$(date -u +%Y-%m-%dT%H:%MZ)"
+    MOVIES_STACK_BIN="$TARGET/debug/movies-stack" "$TARGET/debug/bench_serve" \
+        --bootstrap "$BENCH_TARGET/release/bootstrap" \
+        --artifact "$ARTIFACT" \
+        --requests "${BENCH_SERVE_REQUESTS:-2000}" \
+        --clients "${BENCH_SERVE_CLIENTS:-4}"
 fi

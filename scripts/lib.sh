@@ -44,6 +44,9 @@ ms_port_free() {
     "$MS_VENV/bin/python" - "$1" <<'PY'
 import socket, sys
 s = socket.socket()
+# As the servers themselves do: connections of a server that just stopped (TIME_WAIT) do not make
+# the port busy; a listening socket still does.
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 try:
     s.bind(("127.0.0.1", int(sys.argv[1])))
 except OSError:

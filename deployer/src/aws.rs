@@ -52,6 +52,8 @@ pub struct Clients {
     /// change to the stack.
     pub lock_dynamodb: aws_sdk_dynamodb::Client,
     pub lock_calls: CallCounter,
+    /// The credentials the clients sign with (`serve` hands them to the function it runs).
+    pub credentials: Option<aws_sdk_sts::config::SharedCredentialsProvider>,
 }
 
 macro_rules! client {
@@ -138,6 +140,7 @@ impl Clients {
             cloudformation: client!(aws_sdk_cloudformation, &sdk, calls, retries),
             cloudtrail: client!(aws_sdk_cloudtrail, &sdk, calls, retries),
             calls,
+            credentials: sdk.credentials_provider(),
         })
     }
 }

@@ -119,6 +119,9 @@ pub enum Command {
     /// Print the man page (roff), or write one page per command into a folder (no config, no AWS
     /// call)
     Man(ManArgs),
+    /// Serve the deployed API locally: the real handler behind API Gateway's key, usage-plan
+    /// and proxy rules, read from the stack (SIGHUP re-reads them)
+    Serve(ServeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -206,6 +209,28 @@ pub struct ManArgs {
     /// instead of printing the main page
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Port to listen on (0: any free port, printed at start)
+    #[arg(long, default_value_t = 3000)]
+    pub port: u16,
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1", value_name = "ADDRESS")]
+    pub bind: std::net::IpAddr,
+    /// Run this host `bootstrap` instead of building handler/ (cargo build --release -p handler)
+    #[arg(long, value_name = "PATH")]
+    pub bootstrap: Option<PathBuf>,
+    /// Execution environments (function processes) at most; requests beyond wait for one
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+    /// Seconds API Gateway waits for the function before answering 504 (AWS's default is 29)
+    #[arg(long, default_value_t = 29, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=900))]
+    pub integration_timeout: u64,
+    /// Append the access log lines to this file instead of stdout
+    #[arg(long, value_name = "FILE")]
+    pub access_log: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -452,7 +452,7 @@ mod tests {
 
     #[test]
     fn shipped_configs_are_valid() {
-        for env in ["dev", "prod", "local"] {
+        for env in ["dev", "prod", "local", "demo"] {
             let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config").join(format!("{env}.toml"));
             load(&path).unwrap_or_else(|e| panic!("{env}: {e}"));
         }

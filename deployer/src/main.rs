@@ -13,6 +13,7 @@ mod iam_policy;
 mod lock;
 mod package;
 mod resources;
+mod serve;
 mod stack;
 mod ui;
 mod wait;
@@ -78,6 +79,7 @@ async fn run(cli: Cli) -> Result<i32, Error> {
         Command::Smoke(args) => commands::smoke::run(&config, &settings, args, global.output, printer).await,
         Command::Usage(args) => commands::usage::run(&config, &settings, args, global.output, printer).await,
         Command::Logs(args) => commands::logs::run(&config, &settings, args, global.output, printer).await,
+        Command::Serve(args) => serve::run(&config, &settings, args, ui::plain_printer(global.verbose)).await,
         Command::Completions(_) | Command::Man(_) => unreachable!("answered before the config is read"),
     }
 }

@@ -102,6 +102,12 @@ pub fn printer(verbose: u8) -> Arc<dyn Printer> {
     }
 }
 
+/// Timestamped lines even on a terminal: for a long-running command (`serve`) whose own lines
+/// share stderr with the progress.
+pub fn plain_printer(verbose: u8) -> Arc<dyn Printer> {
+    Arc::new(PlainPrinter { start: Instant::now(), verbose })
+}
+
 /// One line of text for an event, or None when it is only shown with `-v`.
 fn line(event: &Event, verbose: u8) -> Option<String> {
     Some(match event {

@@ -158,6 +158,13 @@ impl Deployer {
         all
     }
 
+    /// The command [`Deployer::run`] would run (global flags, test environment, working
+    /// directory), for a long-running process the test drives itself, such as `serve`. stdin is
+    /// null, stdout and stderr piped (the caller may set them otherwise), killed on drop.
+    pub fn command_with_globals(&self, args: &[&str]) -> tokio::process::Command {
+        self.command(&self.with_globals(args))
+    }
+
     /// The command for exactly `args`: the testing environment, stdout and stderr piped, killed
     /// when dropped.
     fn command(&self, args: &[String]) -> tokio::process::Command {

@@ -14,6 +14,7 @@
 //! - [`inventory`]: everything on the server, and the checks of a converged / removed stack.
 //! - [`RuntimeApi`] / [`Function`]: a Lambda Runtime API server and the real `bootstrap` process
 //!   polling it.
+//! - [`Serve`]: a running `movies-stack serve`, and calls to it.
 //!
 //! Environment read by the fixtures:
 //! - `MOVIES_STACK_VENV`: the venv made by `scripts/setup.sh` (default `<repo>/.venv`).
@@ -26,6 +27,7 @@
 mod account;
 pub mod artifact;
 mod aws;
+pub mod bench;
 pub mod chaos;
 mod config;
 mod deployer;
@@ -33,6 +35,7 @@ pub mod inventory;
 mod moto;
 pub mod proxy;
 pub mod runtime_api;
+pub mod serve;
 pub mod strict;
 
 pub use account::{Account, Stack};
@@ -42,6 +45,7 @@ pub use deployer::{Deployer, Output};
 pub use moto::Moto;
 pub use proxy::{Call, Fault, Proxy, ProxyBuilder, Rule};
 pub use runtime_api::{Function, RuntimeApi};
+pub use serve::Serve;
 pub use strict::Behaviour;
 
 use std::path::PathBuf;
@@ -91,26 +95,65 @@ pub fn unique_suffix() -> String {
 
 /// A plain HTTP/1.1 request over std's TcpStream (no async runtime needed): `(status, body)`.
 pub fn http_request(base_url: &str, method: &str, path: &str, body: Option<&str>) -> std::io::Result<(u16, String)> {
+    http_exchange(base_url, method, path, &[], body).map(|a| (a.status, a.body))
+}
+
+/// An HTTP answer: status, headers (names in lower case, in order) and body.
+#[derive(Debug, Clone)]
+pub struct HttpAnswer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpAnswer {
+    /// The first value of header `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// [`http_request`] with extra request headers, answering the headers too. `Content-Type:
+/// application/json` unless `headers` sets one; one request per connection.
+pub fn http_exchange(
+    base_url: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> std::io::Result<HttpAnswer> {
     use std::io::{Read, Write};
     let host = base_url.trim_start_matches("http://").trim_end_matches('/');
     let mut stream = std::net::TcpStream::connect(host)?;
-    stream.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(60)))?;
     let body = body.unwrap_or("");
+    let mut extra = String::new();
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
+        extra.push_str("Content-Type: application/json\r\n");
+    }
+    for (k, v) in headers {
+        extra.push_str(&format!("{k}: {v}\r\n"));
+    }
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n{extra}Content-Length: {}\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(req.as_bytes())?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
     let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text.as_str(), ""));
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|s| s.parse::<u16>().ok())
         .ok_or_else(|| std::io::Error::other(format!("not an HTTP answer: {:.200}", text)))?;
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    Ok((status, body))
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Ok(HttpAnswer { status, headers, body: body.to_string() })
 }
 
 /// Collects many checks and reports them all at once, with honest counts.

@@ -172,7 +172,7 @@ pub fn diff(desired: &UsagePlan, binding: (&str, &str), live: &LivePlan) -> Vec<
     plan(desired, binding, live).into_iter().map(|(change, patch)| PlanChange { change, patch }).collect()
 }
 
-fn live_plan(p: &aws_sdk_apigateway::types::UsagePlan) -> LivePlan {
+pub fn live_plan(p: &aws_sdk_apigateway::types::UsagePlan) -> LivePlan {
     LivePlan {
         id: p.id().unwrap_or_default().to_string(),
         name: p.name().unwrap_or_default().to_string(),

@@ -22,9 +22,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use e2e::Function;
+use e2e::bench::{Stats, fixture_event as event, ms, row, us};
 use e2e::runtime_api::{Outcome, RuntimeApi};
-use e2e::{Function, repo_root};
-use serde_json::{Value, json};
 
 const FUNCTION: &str = "movies-handler-bench";
 const WARMUP: usize = 50;
@@ -58,38 +58,6 @@ fn parse_args() -> Args {
         usage();
     }
     args
-}
-
-/// Sorted samples with percentiles.
-struct Stats(Vec<Duration>);
-
-impl Stats {
-    fn new(mut v: Vec<Duration>) -> Stats {
-        assert!(!v.is_empty(), "no samples");
-        v.sort();
-        Stats(v)
-    }
-    fn pct(&self, p: usize) -> Duration {
-        let i = (self.0.len() * p / 100).min(self.0.len() - 1);
-        self.0[i]
-    }
-    fn median(&self) -> Duration {
-        self.pct(50)
-    }
-    fn min(&self) -> Duration {
-        self.0[0]
-    }
-    fn max(&self) -> Duration {
-        self.0[self.0.len() - 1]
-    }
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2}", d.as_secs_f64() * 1e3)
-}
-
-fn us(d: Duration) -> String {
-    format!("{:.0}", d.as_secs_f64() * 1e6)
 }
 
 /// A fake DynamoDB on 127.0.0.1: std threads, HTTP/1.1 keep-alive, every request answered
@@ -145,16 +113,6 @@ fn serve_dynamodb(stream: TcpStream, seen: &AtomicUsize) {
             return;
         }
     }
-}
-
-/// The fixture event with this body and method.
-fn event(method: &str, body: &str) -> String {
-    let path = repo_root().join("handler/tests/fixtures/rest-root-post.json");
-    let mut ev: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("fixture JSON");
-    ev["httpMethod"] = json!(method);
-    ev["requestContext"]["httpMethod"] = json!(method);
-    ev["body"] = json!(body);
-    ev.to_string()
 }
 
 /// `n` sequential invocations of `payload`; server-side service times. Panics unless every answer
@@ -222,10 +180,6 @@ fn artifact_sizes(zip_path: &std::path::Path) -> (u64, u64) {
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&bytes)).expect("a zip");
     let entry = archive.by_name("bootstrap").expect("a bootstrap entry");
     (bytes.len() as u64, entry.size())
-}
-
-fn row(cells: &[String]) {
-    println!("| {} |", cells.join(" | "));
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,274 @@
+//! `movies-stack serve`: the deployed API, locally. moto has no API Gateway data plane and runs
+//! no Lambda code (shared notes, moto-emulator §8), and `sam local start-api` ignores API keys and
+//! usage plans; this serves the stack's API with the rules read from the stack itself:
+//!
+//! - [`rules`]: what to enforce, read from the deployed stack (re-read on SIGHUP);
+//! - [`gateway`]: the HTTP front: stage, routes, keys, usage plans ([`limits`]), the proxy event
+//!   and response, the access log ([`access_log`]);
+//! - [`runtime`]: the real `bootstrap`, run as Lambda runs it behind an embedded Runtime API.
+//!
+//! Output: access log lines on stdout (or `--access-log FILE`); everything else on stderr, our
+//! lines prefixed `serve:`, the function's `[env N]`.
+
+pub mod access_log;
+pub mod gateway;
+pub mod limits;
+pub mod rules;
+pub mod runtime;
+
+use std::convert::Infallible;
+use std::hash::{BuildHasher, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::config::SharedCredentialsProvider;
+use hyper_util::rt::TokioIo;
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::aws::AwsSettings;
+use crate::cli::ServeArgs;
+use crate::config::Config;
+use crate::error::{Error, Result, exit};
+use crate::resources::Ctx;
+use crate::ui::Printer;
+use access_log::AccessLog;
+use gateway::Gateway;
+use runtime::{FunctionSpec, Pool};
+
+/// How long stopped function processes get to exit before we stop waiting for them.
+const PROCESS_GRACE: Duration = Duration::from_secs(5);
+
+pub async fn run(config: &Config, settings: &AwsSettings, args: &ServeArgs, printer: Arc<dyn Printer>) -> Result<i32> {
+    // Inputs first: a bad flag or a busy port costs no AWS call.
+    if let Some(path) = &args.bootstrap {
+        use std::os::unix::fs::PermissionsExt;
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => {}
+            Ok(_) => return Err(Error::input(format!("--bootstrap {}: not an executable file", path.display()))),
+            Err(e) => return Err(Error::input(format!("--bootstrap {}: {e}", path.display()))),
+        }
+    }
+    let log = match &args.access_log {
+        Some(path) => AccessLog::file(path)
+            .map_err(|e| Error::input(format!("--access-log {}: cannot open for appending: {e}", path.display())))?,
+        None => AccessLog::stdout(),
+    };
+    let listener = tokio::net::TcpListener::bind((args.bind, args.port))
+        .await
+        .map_err(|e| Error::input(format!("--bind {} --port {}: cannot listen there: {e}", args.bind, args.port)))?;
+    let local = listener.local_addr().map_err(|e| Error::other(format!("cannot read the listening address: {e}")))?;
+
+    let ctx = crate::commands::connect(settings, config, printer, false).await?;
+    // Who we are first: bad credentials or region get their one-line cause, not a failed read.
+    crate::commands::who_am_i(&ctx, settings).await?;
+    let rules = rules::load(&ctx, config).await?;
+    let bootstrap = match &args.bootstrap {
+        Some(path) => path.clone(),
+        None => build_host_bootstrap().await?,
+    };
+    let spec = function_spec(&ctx, config, settings, bootstrap)?;
+
+    eprintln!("serve: stack {}: REST API {} stage {} ({})", rules.stack, rules.api_id, rules.stage, rules.invoke_url());
+    for line in rules.describe() {
+        eprintln!("serve: {line}");
+    }
+    eprintln!(
+        "serve: function {} ({}): {} MB, timeout {} s, table {}, up to {} environment(s); integration timeout {} s",
+        spec.name,
+        spec.bootstrap.display(),
+        spec.memory_mb,
+        spec.timeout.as_secs(),
+        rules.table,
+        args.concurrency,
+        args.integration_timeout
+    );
+    let url = format!("http://{local}/{}/", rules.stage);
+    let pool = Pool::new(spec, usize::from(args.concurrency));
+    let gateway =
+        Arc::new(Gateway::new(rules, pool.clone(), log, Duration::from_secs(args.integration_timeout), local.port()));
+    eprintln!("serve: listening on {url} (Ctrl-C stops; SIGHUP re-reads the stack's keys and plans)");
+
+    let signal_err = |e: std::io::Error| Error::other(format!("cannot install a signal handler: {e}"));
+    let mut hangup = signal(SignalKind::hangup()).map_err(signal_err)?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(signal_err)?;
+    let reloading = Arc::new(tokio::sync::Mutex::new(()));
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                match accepted {
+                    Ok((stream, peer)) => serve_connection(gateway.clone(), stream, peer),
+                    Err(e) => eprintln!("serve: accept failed: {e}"),
+                }
+            }
+            _ = hangup.recv() => reload(ctx.clone(), config.clone(), gateway.clone(), reloading.clone()),
+            _ = tokio::signal::ctrl_c() => break,
+            _ = terminate.recv() => break,
+        }
+    }
+    drop(listener);
+    eprintln!("serve: stopping: answering the requests in flight (Ctrl-C again to stop at once)");
+    tokio::select! {
+        _ = gateway.drained(Duration::from_secs(args.integration_timeout)) => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    pool.shutdown(PROCESS_GRACE).await;
+    eprintln!("serve: stopped");
+    Ok(exit::OK)
+}
+
+/// One HTTP/1.1 connection (keep-alive) to the gateway.
+fn serve_connection(gateway: Arc<Gateway>, stream: tokio::net::TcpStream, peer: std::net::SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    tokio::spawn(async move {
+        let svc = hyper::service::service_fn(move |req| {
+            let gateway = gateway.clone();
+            async move { Ok::<_, Infallible>(gateway.handle(req, peer).await) }
+        });
+        let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+    });
+}
+
+/// SIGHUP: read the rules again; on failure keep serving with the old ones. One at a time.
+fn reload(ctx: Arc<Ctx>, config: Config, gateway: Arc<Gateway>, reloading: Arc<tokio::sync::Mutex<()>>) {
+    tokio::spawn(async move {
+        let _one = reloading.lock().await;
+        eprintln!("serve: SIGHUP: re-reading the stack");
+        match rules::load(&ctx, &config).await {
+            Ok(rules) => {
+                let lines = rules.describe();
+                gateway.set_rules(rules);
+                for line in lines {
+                    eprintln!("serve: {line}");
+                }
+                eprintln!("serve: rules reloaded");
+            }
+            Err(e) => eprintln!("serve: reload failed, still serving the previous rules: {e}"),
+        }
+    });
+}
+
+/// The function as the stack configures it, run from `bootstrap`, with the credentials, region
+/// and endpoint this command uses.
+fn function_spec(ctx: &Ctx, config: &Config, settings: &AwsSettings, bootstrap: PathBuf) -> Result<FunctionSpec> {
+    let credentials: SharedCredentialsProvider = ctx.aws.credentials.clone().ok_or_else(|| {
+        Error::input("no AWS credentials to give the function (set AWS_PROFILE or AWS_ACCESS_KEY_ID)")
+    })?;
+    let region = ctx.aws.region.clone();
+    let partition = if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    };
+    let mut variables = vec![("TABLE_NAME".to_string(), config.table.name.clone())];
+    if let Some(url) = &settings.endpoint_url {
+        variables.push(("AWS_ENDPOINT_URL".to_string(), url.clone()));
+    }
+    let bootstrap = std::fs::canonicalize(&bootstrap).unwrap_or(bootstrap);
+    Ok(FunctionSpec {
+        arn: format!("arn:{partition}:lambda:{region}:{}:function:{}", ctx.account_id(), config.function.name),
+        name: config.function.name.clone(),
+        memory_mb: config.function.memory_mb,
+        timeout: Duration::from_secs(u64::try_from(config.function.timeout_seconds).unwrap_or(1)),
+        region,
+        variables,
+        credentials,
+        bootstrap,
+    })
+}
+
+/// `cargo build --release -p handler --bin bootstrap` for this machine; the binary's path from
+/// cargo's own report (whatever the target directory is).
+async fn build_host_bootstrap() -> Result<PathBuf> {
+    let root = crate::package::repo_root().ok_or_else(|| {
+        Error::input("cannot find the handler crate (handler/Cargo.toml) above the current directory; run from the repository, or pass --bootstrap PATH")
+    })?;
+    eprintln!("serve: building the handler for this machine: cargo build --release -p handler --bin bootstrap");
+    let out = tokio::process::Command::new("cargo")
+        .current_dir(&root)
+        .args(["build", "--release", "-p", "handler", "--bin", "bootstrap", "--message-format=json-render-diagnostics"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .await
+        .map_err(|e| {
+            Error::input(format!("cannot run `cargo` to build the handler: {e} (or pass --bootstrap PATH)"))
+        })?;
+    if !out.status.success() {
+        return Err(Error::other(format!(
+            "building the handler failed (cargo build --release -p handler: {}); see above, or pass --bootstrap PATH",
+            out.status
+        )));
+    }
+    executable_from_cargo(&String::from_utf8_lossy(&out.stdout), "bootstrap")
+        .ok_or_else(|| Error::other("cargo built the handler but reported no `bootstrap` executable"))
+}
+
+/// The path of the executable `name` in cargo's `--message-format=json` output. Pure.
+fn executable_from_cargo(messages: &str, name: &str) -> Option<PathBuf> {
+    messages
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == name)
+        .filter_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .next_back()
+        .filter(|p| Path::new(p).is_file())
+}
+
+/// 64 random bits (std's per-process random hash keys mixed with a counter and the clock): ids,
+/// not secrets.
+pub fn random_u64() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::hash::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    h.finish()
+}
+
+pub fn random_u128() -> u128 {
+    (u128::from(random_u64()) << 64) | u128::from(random_u64())
+}
+
+/// A request id shaped like AWS's (a version-4 UUID).
+pub fn request_id() -> String {
+    let x = random_u128();
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:x}{:03x}-{:012x}",
+        (x >> 96) as u32,
+        (x >> 80) as u16,
+        (x >> 64) as u16 & 0xfff,
+        8 | ((x >> 60) as u8 & 0x3),
+        (x >> 48) as u16 & 0xfff,
+        x as u64 & 0xffff_ffff_ffff
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_look_like_uuids_and_differ() {
+        let a = request_id();
+        assert_eq!(a.split('-').map(str::len).collect::<Vec<_>>(), [8, 4, 4, 4, 12], "{a}");
+        assert_eq!(&a[14..15], "4");
+        assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"), "{a}");
+        assert_ne!(a, request_id());
+    }
+
+    #[test]
+    fn the_bootstrap_path_comes_from_cargo() {
+        let exe = std::env::current_exe().unwrap();
+        let messages = format!(
+            "{{\"reason\":\"compiler-artifact\",\"target\":{{\"name\":\"handler\"}},\"executable\":null}}\nnot json\n\
+             {{\"reason\":\"compiler-artifact\",\"target\":{{\"name\":\"bootstrap\"}},\"executable\":{}}}\n\
+             {{\"reason\":\"build-finished\",\"success\":true}}",
+            serde_json::Value::String(exe.display().to_string())
+        );
+        assert_eq!(executable_from_cargo(&messages, "bootstrap"), Some(exe));
+        assert_eq!(executable_from_cargo(&messages, "other"), None);
+    }
+}

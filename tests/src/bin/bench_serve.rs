@@ -1,0 +1,256 @@
+//! `movies-stack serve` benchmark (not a test): requests per second and latency through the local
+//! API Gateway with 1 and 4 execution environments, and what the gateway adds over invoking the
+//! same `bootstrap` through a Lambda Runtime API directly. Run through `scripts/bench.sh`.
+//!
+//! ```text
+//! bench_serve --bootstrap PATH --artifact ZIP [--requests N] [--clients C]
+//! ```
+//!
+//! - A stack is deployed into a fresh moto (through the recording proxy) with a Premium plan too
+//!   large to throttle; the benchmark calls with the Premium key.
+//! - The function's DynamoDB `PutItem` is answered `{}` at once by the proxy (a reply rule):
+//!   moto's own latency is not the gateway's.
+//! - Each row: `N` requests from `C` client threads (one keep-alive connection each, closed loop),
+//!   latency measured by the client (request written → answer read).
+//! - `GET /` is answered 405 by the handler without a DynamoDB call: the gateway's whole path
+//!   (key, usage plan, event, Runtime API, response mapping, access log) plus the handler's
+//!   routing. `POST /` adds the handler's PutItem.
+//! - Direct: the same `bootstrap` under the suite's Runtime API server ([`RuntimeApi`]), the
+//!   fixture event invoked sequentially, latency from queueing the event to its result.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use e2e::artifact::artifact_path;
+use e2e::bench::{Stats, fixture_event, ms, row};
+use e2e::runtime_api::{Outcome, RuntimeApi};
+use e2e::{Deployer, Function, Moto, Proxy, Rule, Serve, StackNames, TempDir, write_config};
+
+const WARMUP: usize = 50;
+const MOVIE: &str = r#"{"year":"2023","title":"Bench Movie","id":"bench"}"#;
+
+struct Args {
+    bootstrap: PathBuf,
+    artifact: Option<PathBuf>,
+    requests: usize,
+    clients: usize,
+}
+
+fn usage() -> ! {
+    eprintln!("usage: bench_serve --bootstrap PATH [--artifact ZIP] [--requests N] [--clients C]");
+    std::process::exit(2)
+}
+
+fn parse_args() -> Args {
+    let mut args = Args { bootstrap: PathBuf::new(), artifact: None, requests: 2000, clients: 4 };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let mut val = || it.next().unwrap_or_else(|| usage());
+        match a.as_str() {
+            "--bootstrap" => args.bootstrap = PathBuf::from(val()),
+            "--artifact" => args.artifact = Some(PathBuf::from(val())),
+            "--requests" => args.requests = val().parse().unwrap_or_else(|_| usage()),
+            "--clients" => args.clients = val().parse().unwrap_or_else(|_| usage()),
+            _ => usage(),
+        }
+    }
+    if args.bootstrap.as_os_str().is_empty() || args.clients == 0 || args.requests < args.clients {
+        usage();
+    }
+    args
+}
+
+/// One keep-alive HTTP/1.1 connection.
+struct Client {
+    out: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl Client {
+    fn connect(base: &str) -> Client {
+        let stream = TcpStream::connect(base.trim_start_matches("http://")).expect("connect to serve");
+        stream.set_nodelay(true).expect("nodelay");
+        Client { out: stream.try_clone().expect("clone"), reader: BufReader::new(stream) }
+    }
+
+    /// One request; its status.
+    fn call(&mut self, method: &str, path: &str, key: &str, body: &str) -> u16 {
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nhost: bench\r\nx-api-key: {key}\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        self.out.write_all(req.as_bytes()).expect("write request");
+        let mut line = String::new();
+        self.reader.read_line(&mut line).expect("status line");
+        let status = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let mut len = 0;
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line).expect("header line");
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                len = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; len];
+        self.reader.read_exact(&mut body).expect("body");
+        status
+    }
+}
+
+/// A closed-loop load: `n` requests from `clients` threads, each answer expected to be `status`.
+#[derive(Clone)]
+struct Load {
+    method: &'static str,
+    body: &'static str,
+    status: u16,
+    clients: usize,
+    n: usize,
+}
+
+/// Run `load` against `base` + `path` with `key`: the latencies and the wall time.
+fn run(base: &str, path: &str, key: &str, load: &Load) -> (Stats, Duration) {
+    let Load { method, body, status, clients, n } = load.clone();
+    let start = Instant::now();
+    let threads: Vec<_> = (0..clients)
+        .map(|c| {
+            let (base, path, key) = (base.to_string(), path.to_string(), key.to_string());
+            let share = n / clients + usize::from(c < n % clients);
+            std::thread::spawn(move || {
+                let mut client = Client::connect(&base);
+                (0..share)
+                    .map(|i| {
+                        let t = Instant::now();
+                        let got = client.call(method, &path, &key, body);
+                        assert_eq!(got, status, "{method} {path}, request {i} of client {c}");
+                        t.elapsed()
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let samples: Vec<Duration> = threads.into_iter().flat_map(|t| t.join().expect("client thread")).collect();
+    (Stats::new(samples), start.elapsed())
+}
+
+fn rps(n: usize, wall: Duration) -> String {
+    format!("{:.0}", n as f64 / wall.as_secs_f64())
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args = parse_args();
+    let bootstrap = args.bootstrap.canonicalize().unwrap_or_else(|e| panic!("{}: {e}", args.bootstrap.display()));
+    let artifact = args.artifact.clone().unwrap_or_else(artifact_path);
+    let (n, clients) = (args.requests, args.clients);
+
+    let moto = Moto::start();
+    let proxy = Proxy::start(moto.url());
+    let dir = TempDir::new("bench-serve");
+    let names = StackNames::unique("bench-serve");
+    let config = write_config(
+        dir.path(),
+        &names,
+        &[
+            ("usage_plans.premium.rate_limit", "5000.0"),
+            ("usage_plans.premium.burst_limit", "5000"),
+            ("usage_plans.premium.quota_limit", "2000000000"),
+        ],
+    );
+    let deployer = Deployer::with(&config, proxy.url());
+    deployer.up_json(&["--artifact", artifact.to_str().expect("utf-8 path")]).await;
+    let keys = deployer.run(&["--output", "json", "keys", "--tier", "premium"]).await;
+    keys.assert_ok();
+    let key = keys.json()["keys"]["premium"]["value"].as_str().expect("premium key value").to_string();
+    proxy.add_rule(Rule::new().service("dynamodb").operation("PutItem").reply(200, "application/x-amz-json-1.0", "{}"));
+
+    println!("bootstrap under test: {}", bootstrap.display());
+    println!(
+        "\n### Through `movies-stack serve` (debug build): {n} requests per row, after {WARMUP} warm-up; client-side latency\n"
+    );
+    row(&["environments".into(), "clients".into(), "request".into(), "req/s".into(), "p50 ms".into(), "p99 ms".into()]);
+    row(&["---:".into(), "---:".into(), "---".into(), "---:".into(), "---:".into(), "---:".into()]);
+    let mut serve_seq_p50 = Duration::ZERO;
+    let mut started = Vec::new();
+    for envs in [1usize, 4] {
+        let serve = Serve::start(&deployer, dir.path(), &bootstrap, &["--concurrency", &envs.to_string()]).await;
+        let base = serve.base.clone();
+        let path = format!("{}/", serve.stage_path);
+        let key = key.clone();
+        let get = |clients, n| Load { method: "GET", body: "", status: 405, clients, n };
+        let loads = [get(1, n), get(clients, n), Load { method: "POST", body: MOVIE, status: 200, clients, n }];
+        let rows = tokio::task::spawn_blocking(move || {
+            run(&base, &path, &key, &get(1, WARMUP));
+            loads.into_iter().map(|l| (run(&base, &path, &key, &l), l)).collect::<Vec<_>>()
+        })
+        .await
+        .expect("load threads");
+        for ((stats, wall), l) in rows {
+            if envs == 1 && l.clients == 1 {
+                serve_seq_p50 = stats.median();
+            }
+            let what = if l.method == "GET" {
+                "GET / → 405 (no DynamoDB call)"
+            } else {
+                "POST / → 200 (PutItem answered at once)"
+            };
+            row(&[
+                envs.to_string(),
+                l.clients.to_string(),
+                what.into(),
+                rps(n, wall),
+                ms(stats.median()),
+                ms(stats.pct(99)),
+            ]);
+        }
+        started.push(format!("{} of {envs} allowed", serve.count("started (pid")));
+        let (code, stderr) = serve.stop().await;
+        assert_eq!(code, Some(0), "serve's exit code:\n{stderr}");
+    }
+    println!("\nEnvironments started: {}.", started.join("; "));
+
+    // The same bootstrap, invoked directly through a Runtime API, sequentially.
+    let api = RuntimeApi::start(&names.function);
+    let mut func =
+        Function::spawn(&bootstrap, &api, &[("TABLE_NAME", &names.table), ("AWS_ENDPOINT_URL", proxy.url())]);
+    api.wait_for_poll(1, Duration::from_secs(10)).await.expect("first poll");
+    let mut direct = Vec::new();
+    for (method, body, status) in [("GET", "", 405), ("POST", MOVIE, 200)] {
+        let event = fixture_event(method, body);
+        let mut samples = Vec::with_capacity(n);
+        let start = Instant::now();
+        for i in 0..WARMUP + n {
+            let t = Instant::now();
+            let done = api.invoke(event.clone(), Duration::from_secs(30)).await.expect("an answer within 30 s");
+            let Outcome::Response(_) = &done.outcome else { panic!("invocation {i} failed: {:?}", done.outcome) };
+            assert_eq!(done.response_json()["statusCode"].as_u64(), Some(status), "{method} invocation {i}");
+            if i >= WARMUP {
+                samples.push(t.elapsed());
+            }
+        }
+        direct.push((method, Stats::new(samples), start.elapsed()));
+    }
+    func.stop();
+    println!(
+        "\n### Direct: the same `bootstrap` under a Runtime API, {n} sequential invocations, after {WARMUP} warm-up\n"
+    );
+    row(&["event".into(), "inv/s".into(), "p50 ms".into(), "p99 ms".into()]);
+    row(&["---".into(), "---:".into(), "---:".into(), "---:".into()]);
+    for (method, stats, wall) in &direct {
+        row(&[format!("{method} / fixture event"), rps(n + WARMUP, *wall), ms(stats.median()), ms(stats.pct(99))]);
+    }
+    let direct_get = direct[0].1.median();
+    println!(
+        "\nserve's own overhead per request (1 environment, 1 client, GET): p50 {} ms through serve − {} ms direct = {} ms",
+        ms(serve_seq_p50),
+        ms(direct_get),
+        ms(serve_seq_p50.saturating_sub(direct_get))
+    );
+}
