@@ -45,4 +45,12 @@ else
     ms_say "rustup target add $RUST_TARGET"
     rustup target add "$RUST_TARGET" || ms_die "rustup target add $RUST_TARGET failed"
 fi
+# The test command checks formatting and lints: rustfmt and clippy (rustup's default profile has
+# them; the minimal one does not).
+for component in rustfmt clippy; do
+    if ! rustup component list --installed | grep -q "^$component"; then
+        ms_say "rustup component add $component"
+        rustup component add "$component" || ms_die "rustup component add $component failed"
+    fi
+done
 ms_say "setup done"

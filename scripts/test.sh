@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Quick start 2: the whole test suite (what CI runs).
-#   setup -> cargo fmt --check -> build the binaries -> package the real handler zip once
+#   setup -> cargo fmt --check -> clippy (warnings are errors) -> build the binaries -> package the real handler zip once
 #   -> cargo test --workspace (unit tests of every crate + the end-to-end suite against moto).
 # Honours CARGO_TARGET_DIR and MOVIES_STACK_VENV. Extra arguments go to `cargo test`.
 set -euo pipefail
@@ -47,6 +47,9 @@ printf '    target dir: %s\n    venv:       %s\n' "$TARGET" "$MS_VENV" >&2
 
 phase fmt "cargo fmt --all -- --check"
 cargo fmt --all -- --check
+
+phase clippy "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
 
 phase build "cargo build --workspace --bins"
 cargo build --workspace --bins

@@ -22,6 +22,9 @@ pub struct Identity {
     pub arn: String,
 }
 
+/// One shared read: a `OnceCell<Arc<T>>`, by key and type.
+type Shared = Arc<dyn Any + Send + Sync>;
+
 pub struct Ctx {
     pub aws: Clients,
     pub stack: String,
@@ -33,7 +36,7 @@ pub struct Ctx {
     pub apigw: Pacer,
     identity: OnceCell<Identity>,
     /// Reads shared by several resources (one sweep per run): key → `OnceCell<Arc<T>>`.
-    shared: Mutex<HashMap<(&'static str, TypeId), Arc<dyn Any + Send + Sync>>>,
+    shared: Mutex<HashMap<(&'static str, TypeId), Shared>>,
 }
 
 #[derive(Debug, Clone)]
@@ -114,7 +117,7 @@ impl Ctx {
             let mut shared = self.shared.lock().expect("shared reads lock");
             let entry = shared
                 .entry((key, TypeId::of::<T>()))
-                .or_insert_with(|| Arc::new(OnceCell::<Arc<T>>::new()) as Arc<dyn Any + Send + Sync>)
+                .or_insert_with(|| Arc::new(OnceCell::<Arc<T>>::new()) as Shared)
                 .clone();
             entry.downcast::<OnceCell<Arc<T>>>().expect("a shared read's cell has the type of its key")
         };

@@ -654,9 +654,12 @@ async fn invalid_headers_are_dropped_instead_of_failing_the_invocation() {
     assert_eq!(unpack(&handle_raw(&FakeStore::default(), TABLE, ev).await.unwrap()).0, 400);
 }
 
+/// A change made to an event.
+type Mutation = Box<dyn Fn(&mut Value)>;
+
 #[tokio::test]
 async fn an_undecodable_api_gateway_event_is_a_400() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    let cases: Vec<(&str, Mutation)> = vec![
         ("invalid method", Box::new(|v: &mut Value| v["httpMethod"] = Value::from("G E T"))),
         ("headers not an object", Box::new(|v: &mut Value| v["headers"] = Value::from("x"))),
         ("body not a string", Box::new(|v: &mut Value| v["body"] = serde_json::json!({"id": "1"}))),

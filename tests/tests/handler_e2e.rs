@@ -741,7 +741,7 @@ async fn xray_subsegments_reach_the_daemon() {
     let ev = event(&base, &Req::post(body("xray-2")), "e2e-xray-2").to_string();
     let done = api.enqueue_sampled(ev, false).wait(INVOKE_TIMEOUT).await.expect("the unsampled request is answered");
     c.eq("Sampled=0: status", unpack(&done).map(|a| a.status).ok(), Some(200));
-    c.check(get_item(&aws, &table, "xray-2").await.is_some(), "Sampled=0: the item was written all the same");
+    c.check(get_item(aws, &table, "xray-2").await.is_some(), "Sampled=0: the item was written all the same");
     c.check(recv_datagram(&daemon, Duration::from_secs(1)).is_none(), "Sampled=0: no datagram");
 
     // ------------------------------------------------------------------ refused before DynamoDB: nothing

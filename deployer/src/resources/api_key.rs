@@ -274,6 +274,7 @@ impl Resource for ApiKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resources::test_support::*;
 
     fn key() -> ApiKey {
         ApiKey::new("premium", "movies-premium")
@@ -296,7 +297,7 @@ mod tests {
 
     #[test]
     fn each_drift_is_one_change() {
-        let cases: [(&str, fn(&mut LiveKey)); 3] = [
+        let cases: [(&str, Edit<LiveKey>); 3] = [
             ("enabled", |l| l.enabled = false),
             ("usage_plan_key", |l| l.plan_id = None),
             ("name", |l| l.name = "renamed".into()),

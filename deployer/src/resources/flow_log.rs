@@ -243,6 +243,7 @@ impl Resource for FlowLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resources::test_support::*;
 
     fn desired() -> DesiredFlowLog {
         DesiredFlowLog {
@@ -276,7 +277,7 @@ mod tests {
 
     #[test]
     fn every_difference_is_a_replacement() {
-        let cases: Vec<(fn(&mut LiveFlowLog), &str)> = vec![
+        let cases: Vec<(Edit<LiveFlowLog>, &str)> = vec![
             (|l| l.resource_id = "vpc-2".into(), "resource"),
             (|l| l.log_group = "other".into(), "log_group"),
             (|l| l.role_arn = "arn:aws:iam::123456789012:role/other".into(), "role"),

@@ -365,3 +365,12 @@ mod tests {
         assert_eq!(OTHER.to_string(), "other-1");
     }
 }
+
+/// For the resources' test tables of drift cases.
+#[cfg(test)]
+pub mod test_support {
+    /// A change made to a live state, as a plain function.
+    pub type Edit<T> = fn(&mut T);
+    /// A change made to a live state, as a closure.
+    pub type BoxedEdit<T> = Box<dyn Fn(&mut T)>;
+}

@@ -770,6 +770,7 @@ impl Resource for RestApi {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resources::test_support::*;
 
     const FN: &str = "arn:aws:lambda:us-east-1:123456789012:function:apigw_handler";
 
@@ -840,7 +841,7 @@ mod tests {
     #[test]
     fn each_kind_of_drift_has_its_fix() {
         let uri = def().methods[0].integration.uri.clone();
-        let cases: Vec<(&str, Box<dyn Fn(&mut LiveApi)>, Vec<Fix>)> = vec![
+        let cases: Vec<(&str, BoxedEdit<LiveApi>, Vec<Fix>)> = vec![
             (
                 "api key no longer required",
                 Box::new(|l| {

@@ -218,6 +218,7 @@ impl Resource for Subnet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resources::test_support::*;
 
     fn zone(name: &str, id: &str) -> Zone {
         Zone { name: name.into(), id: id.into() }
@@ -244,7 +245,7 @@ mod tests {
 
     #[test]
     fn immutable_fields_are_replacements_and_public_ips_an_update() {
-        let cases: Vec<(fn(&mut LiveSubnet), &str, bool)> = vec![
+        let cases: Vec<(Edit<LiveSubnet>, &str, bool)> = vec![
             (|l| l.cidr = "10.1.9.0/24".into(), "cidr", true),
             (|l| l.az = zone("us-east-1a", "use1-az1"), "availability_zone", true),
             (|l| l.vpc_id = "vpc-2".into(), "vpc", true),

@@ -386,6 +386,7 @@ impl Resource for UsagePlan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resources::test_support::*;
 
     fn standard() -> UsagePlan {
         UsagePlan::new("standard", "Standard", 50.0, 100, 10_000, "DAY")
@@ -420,7 +421,7 @@ mod tests {
 
     #[test]
     fn drift_becomes_patch_operations() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut LivePlan)>, Vec<PlanPatch>)> = vec![
+        let cases: Vec<(&str, BoxedEdit<LivePlan>, Vec<PlanPatch>)> = vec![
             ("rate", Box::new(|l| l.throttle = Some((10.0, 100))), vec![p("replace", "/throttle/rateLimit", "50")]),
             ("burst", Box::new(|l| l.throttle = Some((50.0, 5))), vec![p("replace", "/throttle/burstLimit", "100")]),
             (

@@ -405,6 +405,7 @@ impl Resource for DynamoDbEndpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resources::test_support::*;
 
     const ARN: &str = "arn:aws:dynamodb:us-east-1:123456789012:table/demo_table";
 
@@ -475,7 +476,7 @@ mod tests {
 
     #[test]
     fn vpc_service_type_and_failure_are_replacements() {
-        let cases: Vec<(fn(&mut LiveEndpoint), &str)> = vec![
+        let cases: Vec<(Edit<LiveEndpoint>, &str)> = vec![
             (|l| l.vpc_id = "vpc-2".into(), "vpc"),
             (|l| l.service_name = "com.amazonaws.us-east-1.s3".into(), "service_name"),
             (|l| l.endpoint_type = "Interface".into(), "type"),
