@@ -40,6 +40,7 @@ pub trait Node: Send + Sync {
     fn deps(&self) -> Vec<Dep>;
     fn create_rounds(&self) -> u32;
     fn replaces_itself(&self) -> bool;
+    fn wanted(&self) -> bool;
     async fn observe(&self, ctx: &Ctx) -> Result<Option<Live>>;
     fn diff(&self, ctx: &Ctx, inputs: &Inputs, live: &Live) -> Result<Diff>;
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Live>;
@@ -70,6 +71,9 @@ impl<R: Resource> Node for R {
     }
     fn replaces_itself(&self) -> bool {
         Resource::replaces_itself(self)
+    }
+    fn wanted(&self) -> bool {
+        Resource::wanted(self)
     }
     async fn observe(&self, ctx: &Ctx) -> Result<Option<Live>> {
         Ok(Resource::observe(self, ctx).await?.map(|l| Arc::new(l) as Live))
@@ -176,7 +180,14 @@ pub type Found = std::result::Result<Option<Live>, String>;
 /// A present resource compared with its desired state (`plan`, `status`).
 pub enum Compared {
     Missing,
-    Present { live: Live, changes: Vec<Change> },
+    Present {
+        live: Live,
+        changes: Vec<Change>,
+    },
+    /// Turned off in the config, and absent: as desired.
+    Off,
+    /// Turned off in the config, but present: `up` deletes it.
+    Unwanted,
     Error(String),
 }
 
@@ -191,6 +202,9 @@ enum Direction {
 /// What one node's work leaves.
 struct Done {
     outcome: Outcome,
+    /// No `Finished` event: the node was only passed through (the other pass of `apply` does
+    /// its work).
+    quiet: bool,
     live: Option<Live>,
     /// The wait for readiness, when a dependent needs this node ready.
     ready: Option<BoxFuture<'static, Result<()>>>,
@@ -230,6 +244,13 @@ impl Graph {
                 let j = *index.get(&d.on).ok_or_else(|| {
                     Error::other(format!("internal: `{}` depends on unknown resource `{}`", n.name(), d.on))
                 })?;
+                if n.wanted() && !nodes[j].wanted() {
+                    return Err(Error::other(format!(
+                        "internal: `{}` is wanted but depends on `{}`, which the config turns off",
+                        n.name(),
+                        d.on
+                    )));
+                }
                 deps[i].push((j, d.need));
                 dependents[j].push((i, d.need));
             }
@@ -274,7 +295,8 @@ impl Graph {
         for &i in &self.order {
             let (before, via) =
                 self.deps[i].iter().map(|&(d, _)| (best[d].0, Some(d))).max_by_key(|(r, _)| *r).unwrap_or((0, None));
-            best[i] = (before + self.nodes[i].create_rounds(), via);
+            let rounds = if self.nodes[i].wanted() { self.nodes[i].create_rounds() } else { 0 };
+            best[i] = (before + rounds, via);
         }
         let Some(mut at) = (0..self.nodes.len()).max_by_key(|&i| best[i].0) else { return (0, Vec::new()) };
         let total = best[at].0;
@@ -336,6 +358,8 @@ impl Graph {
                 let node = &self.nodes[i];
                 let compared = match &found[i] {
                     Err(e) => Compared::Error(e.clone()),
+                    Ok(None) if !node.wanted() => Compared::Off,
+                    Ok(Some(_)) if !node.wanted() => Compared::Unwanted,
                     Ok(None) => Compared::Missing,
                     Ok(Some(live)) => match node.diff(ctx, &inputs, live) {
                         Ok(diff) => Compared::Present { live: live.clone(), changes: diff.shown },
@@ -359,7 +383,65 @@ impl Graph {
     /// Make every resource match its desired state: create what is missing, update what
     /// differs, in dependency order, `concurrency` at a time. Ctrl-C (`ctx.stop`): calls in
     /// flight finish, nothing new starts.
+    ///
+    /// What the config turns off ([`Node::wanted`]) and still exists is deleted first, in a
+    /// reverse pass of its own (dependents first), then everything else is applied.
     pub async fn apply(&self, ctx: Arc<Ctx>, found: &[Found], concurrency: usize) -> Report {
+        let unwanted: HashSet<usize> =
+            (0..self.nodes.len()).filter(|&i| !self.nodes[i].wanted() && matches!(found[i], Ok(Some(_)))).collect();
+        if unwanted.is_empty() {
+            return self.apply_wanted(ctx, found, concurrency, HashMap::new()).await;
+        }
+        let removed = self.remove(ctx.clone(), found, &unwanted, concurrency).await;
+        let before: HashMap<usize, Outcome> = removed
+            .outcomes
+            .iter()
+            .filter_map(|(name, o)| self.index.get(name).filter(|i| unwanted.contains(i)).map(|&i| (i, o.clone())))
+            .collect();
+        let mut report = self.apply_wanted(ctx, found, concurrency, before).await;
+        report.errors.extend(removed.errors);
+        report.interrupted |= removed.interrupted;
+        report
+    }
+
+    /// Delete the `doomed` nodes (dependents first); every other node is passed through quietly.
+    async fn remove(&self, ctx: Arc<Ctx>, found: &[Found], doomed: &HashSet<usize>, concurrency: usize) -> Report {
+        let state = self.present(found);
+        let found: Vec<Found> = found.to_vec();
+        let nodes = self.nodes.clone();
+        let doomed = doomed.clone();
+        let work_ctx = ctx.clone();
+        let work = move |i: usize, _inputs: Inputs| -> BoxFuture<'static, Result<Done>> {
+            let (node, ctx, found, doomed) =
+                (nodes[i].clone(), work_ctx.clone(), found[i].clone(), doomed.contains(&i));
+            Box::pin(async move {
+                // Doomed nodes were found present; the others only pass through (their own
+                // errors are reported by the apply pass).
+                match found.ok().flatten() {
+                    Some(live) if doomed => {
+                        ctx.printer.event(Event::Started {
+                            id: node.name().to_string(),
+                            action: Action::Deleting(node.kind()),
+                        });
+                        node.delete(&ctx, &live).await?;
+                        Ok(Done { outcome: Outcome::Deleted(true), quiet: false, live: None, ready: None })
+                    }
+                    live => Ok(Done { outcome: Outcome::Unchanged, quiet: true, live, ready: None }),
+                }
+            })
+        };
+        self.schedule(ctx, Direction::Reverse, concurrency, state, work).await
+    }
+
+    /// `apply` of the wanted nodes; the unwanted ones end with their outcome in `removed`
+    /// (deleted by [`Graph::remove`]) or as unchanged (absent already).
+    async fn apply_wanted(
+        &self,
+        ctx: Arc<Ctx>,
+        found: &[Found],
+        concurrency: usize,
+        removed: HashMap<usize, Outcome>,
+    ) -> Report {
         // Ready is waited for only where a dependent needs it.
         let needs_ready: Vec<bool> =
             (0..self.nodes.len()).map(|i| self.dependents[i].iter().any(|&(_, n)| n == Need::Ready)).collect();
@@ -368,7 +450,13 @@ impl Graph {
         let work_ctx = ctx.clone();
         let work = move |i: usize, inputs: Inputs| -> BoxFuture<'static, Result<Done>> {
             let (node, ctx, found, ready) = (nodes[i].clone(), work_ctx.clone(), found[i].clone(), needs_ready[i]);
+            let removed = removed.get(&i).cloned();
             Box::pin(async move {
+                if !node.wanted() {
+                    // Removed before this pass, or absent as desired.
+                    let quiet = removed.is_some();
+                    return Ok(Done { outcome: removed.unwrap_or(Outcome::Unchanged), quiet, live: None, ready: None });
+                }
                 let id = node.name().to_string();
                 let (outcome, live) = match found.map_err(Error::other)? {
                     None => {
@@ -404,7 +492,7 @@ impl Graph {
                         node.wait_ready(&ctx, &live).await
                     }) as BoxFuture<'static, Result<()>>
                 });
-                Ok(Done { outcome, live: Some(live), ready })
+                Ok(Done { outcome, quiet: false, live: Some(live), ready })
             })
         };
         self.schedule(ctx, Direction::Forward, concurrency, Inputs::default(), work).await
@@ -432,7 +520,9 @@ impl Graph {
             Box::pin(async move {
                 let outcome = match found.map_err(Error::other)? {
                     None => Outcome::Deleted(false),
-                    Some(live) if kept => return Ok(Done { outcome: Outcome::Kept, live: Some(live), ready: None }),
+                    Some(live) if kept => {
+                        return Ok(Done { outcome: Outcome::Kept, quiet: false, live: Some(live), ready: None });
+                    }
                     Some(live) => {
                         ctx.printer.event(Event::Started {
                             id: node.name().to_string(),
@@ -442,7 +532,7 @@ impl Graph {
                         Outcome::Deleted(true)
                     }
                 };
-                Ok(Done { outcome, live: None, ready: None })
+                Ok(Done { outcome, quiet: false, live: None, ready: None })
             })
         };
         let mut report = self.schedule(ctx, Direction::Reverse, concurrency, state, work).await;
@@ -542,7 +632,9 @@ impl Graph {
                 Msg::Done(i, Ok(done)) => {
                     let name = self.nodes[i].name();
                     ended[i] = Some(t0.elapsed());
-                    ctx.printer.event(Event::Finished { id: name.to_string(), outcome: done.outcome.clone() });
+                    if !done.quiet {
+                        ctx.printer.event(Event::Finished { id: name.to_string(), outcome: done.outcome.clone() });
+                    }
                     if let Some(live) = done.live {
                         inputs.insert_any(name, live);
                     }
@@ -645,6 +737,8 @@ mod tests {
         ready_deps: Vec<Id<String>>,
         present: bool,
         fail: bool,
+        /// False: turned off in the config.
+        wanted: bool,
         /// `wait_ready` takes this long.
         ready_after: Duration,
         log: Arc<Mutex<Vec<String>>>,
@@ -665,6 +759,9 @@ mod tests {
         }
         fn create_rounds(&self) -> u32 {
             2
+        }
+        fn wanted(&self) -> bool {
+            self.wanted
         }
         async fn observe(&self, _ctx: &Ctx) -> Result<Option<String>> {
             Ok(self.present.then(|| self.id.to_string()))
@@ -710,6 +807,7 @@ mod tests {
             ready_deps: Vec::new(),
             present: false,
             fail: false,
+            wanted: true,
             ready_after: Duration::ZERO,
             log: log.clone(),
         }
@@ -764,6 +862,64 @@ mod tests {
         let log = log.lock().unwrap().clone();
         assert!(pos(&log, "end api") < pos(&log, "ready f"), "api needs only f's identifiers: {log:?}");
         assert!(pos(&log, "ready f") < pos(&log, "start smoke"), "smoke needs f ready: {log:?}");
+    }
+
+    #[tokio::test]
+    async fn what_the_config_turns_off_is_deleted_first_dependents_first_and_shown_as_off() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let off = |id: &'static str, deps: &[&'static str], present: bool| {
+            let mut f = fake(id, deps, &log);
+            (f.wanted, f.present) = (false, present);
+            f
+        };
+        let nodes: Vec<Arc<dyn Node>> = vec![
+            Arc::new(fake("stage", &[], &log)),
+            Arc::new(off("acl", &[], true)),
+            Arc::new(off("association", &["acl", "stage"], true)),
+            Arc::new(off("alarm", &[], false)),
+        ];
+        let g = Graph::new(nodes).unwrap();
+        let ctx = Ctx::for_tests(false).await;
+        let found = g.observe(&ctx).await;
+        let compared: Vec<(String, &str)> = g
+            .compare(&ctx, &found)
+            .into_iter()
+            .map(|(n, c)| {
+                let c = match c {
+                    Compared::Missing => "missing",
+                    Compared::Off => "off",
+                    Compared::Unwanted => "unwanted",
+                    Compared::Present { .. } => "present",
+                    Compared::Error(_) => "error",
+                };
+                (n.to_string(), c)
+            })
+            .collect();
+        let want = [("stage", "missing"), ("acl", "unwanted"), ("alarm", "off"), ("association", "unwanted")];
+        assert_eq!(compared, want.map(|(n, c)| (n.to_string(), c)).to_vec());
+        let report = g.apply(ctx, &found, 4).await;
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        let outcome = |id: &str| report.outcomes.iter().find(|(n, _)| n.to_string() == id).unwrap().1.summary();
+        assert_eq!(
+            ["stage", "acl", "association", "alarm"].map(outcome),
+            ["created", "deleted", "deleted", "no changes"]
+        );
+        assert_eq!(report.changes(), 3);
+        assert!(report.state.get_any(Id::<String>::new("acl").name()).is_none(), "a deleted node leaves no state");
+        let log = log.lock().unwrap().clone();
+        assert!(pos(&log, "delete association") < pos(&log, "delete acl"), "dependents first: {log:?}");
+        assert!(pos(&log, "delete acl") < pos(&log, "start stage"), "removal before the rest: {log:?}");
+        assert_eq!(g.bound().0, 2, "what is off costs no create round");
+    }
+
+    #[test]
+    fn a_wanted_resource_cannot_depend_on_one_turned_off() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut acl = fake("acl", &[], &log);
+        acl.wanted = false;
+        let nodes: Vec<Arc<dyn Node>> = vec![Arc::new(acl), Arc::new(fake("association", &["acl"], &log))];
+        let err = Graph::new(nodes).err().expect("refused").to_string();
+        assert!(err.contains("turns off"), "{err}");
     }
 
     #[tokio::test]

@@ -16,7 +16,8 @@ use crate::ui::Printer;
 pub struct Row {
     pub id: String,
     pub kind: &'static str,
-    /// create | update | replace | none | error
+    /// create | update | replace | delete (turned off in the config) | none | off (turned off,
+    /// absent) | error
     pub action: &'static str,
     pub changes: Vec<Change>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -36,6 +37,8 @@ pub fn rows(graph: &Graph, compared: Vec<(Name, Compared)>) -> Vec<Row> {
                     ("replace", changes, None)
                 }
                 Compared::Present { changes, .. } => ("update", changes, None),
+                Compared::Off => ("off", vec![], None),
+                Compared::Unwanted => ("delete", vec![], None),
                 Compared::Error(e) => ("error", vec![], Some(e)),
             };
             Row { id: name.to_string(), kind, action, changes, error }
@@ -56,13 +59,14 @@ pub async fn run(
     let (found, _) = super::sweep(&ctx, settings, &graph, None).await?;
     let rows = rows(&graph, graph.compare(&ctx, &found));
     let count = |a: &str| rows.iter().filter(|r| r.action == a).count();
-    let (create, update, replace, errors) = (count("create"), count("update"), count("replace"), count("error"));
+    let (create, update, replace, delete, errors) =
+        (count("create"), count("update"), count("replace"), count("delete"), count("error"));
     match output {
         Output::Json => printer.out(
             &serde_json::json!({
                 "stack": config.stack,
                 "resources": rows,
-                "summary": {"create": create, "update": update, "replace": replace, "unchanged": count("none"), "errors": errors},
+                "summary": {"create": create, "update": update, "replace": replace, "delete": delete, "unchanged": count("none"), "off": count("off"), "errors": errors},
             })
             .to_string(),
         ),
@@ -72,7 +76,7 @@ pub async fn run(
                 text.push_str(&row_text(r));
             }
             text.push_str(&format!(
-                "\nPlan: {create} to create, {update} to update, {replace} to replace, {} unchanged.",
+                "\nPlan: {create} to create, {update} to update, {replace} to replace, {delete} to delete, {} unchanged.",
                 count("none")
             ));
             printer.out(&text);
@@ -80,7 +84,7 @@ pub async fn run(
     }
     Ok(if errors > 0 {
         exit::FAILURE
-    } else if create + update + replace > 0 {
+    } else if create + update + replace + delete > 0 {
         exit::CHANGES
     } else {
         exit::OK
@@ -92,6 +96,8 @@ fn row_text(r: &Row) -> String {
         "create" => ("+", format!("create {}", r.kind)),
         "update" => ("~", format!("update {}", r.kind)),
         "replace" => ("!", format!("replace {} (up refuses: run down, then up)", r.kind)),
+        "delete" => ("-", format!("delete {} (turned off in the config)", r.kind)),
+        "off" => (" ", "off (turned off in the config)".to_string()),
         "error" => ("?", format!("error: {}", r.error.as_deref().unwrap_or(""))),
         _ => (" ", "no change".to_string()),
     };

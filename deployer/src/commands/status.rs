@@ -19,7 +19,8 @@ use crate::ui::Printer;
 struct Row {
     id: String,
     kind: &'static str,
-    /// present | missing | drifted | error
+    /// present | missing | drifted | off (turned off in the config, absent) | unwanted (turned
+    /// off, but present: `up` deletes it) | error
     state: &'static str,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     drift: Vec<Change>,
@@ -52,6 +53,8 @@ pub async fn run(
                 }
                 (if changes.is_empty() { "present" } else { "drifted" }, changes, None)
             }
+            Compared::Off => ("off", vec![], None),
+            Compared::Unwanted => ("unwanted", vec![], None),
             Compared::Error(e) => ("error", vec![], Some(e)),
         };
         rows.push(Row { id: name.to_string(), kind, state, drift, error });
@@ -66,8 +69,8 @@ pub async fn run(
         })
         .collect();
     let count = |s: &str| rows.iter().filter(|r| r.state == s).count();
-    let (missing, drifted, errors) = (count("missing"), count("drifted"), count("error"));
-    let in_sync = missing + drifted + errors == 0;
+    let (missing, drifted, unwanted, errors) = (count("missing"), count("drifted"), count("unwanted"), count("error"));
+    let in_sync = missing + drifted + unwanted + errors == 0;
     match output {
         Output::Json => printer.out(
             &serde_json::json!({
@@ -103,7 +106,9 @@ pub async fn run(
                 if in_sync {
                     "In sync.".to_string()
                 } else {
-                    format!("{missing} missing, {drifted} drifted, {errors} errors: run `movies-stack plan` / `up`.")
+                    format!(
+                        "{missing} missing, {drifted} drifted, {unwanted} turned off but present, {errors} errors: run `movies-stack plan` / `up`."
+                    )
                 }
             ));
             printer.out(&text);

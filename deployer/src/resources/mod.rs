@@ -261,6 +261,13 @@ pub trait Resource: Send + Sync + 'static {
     ) -> Result<Self::Live>;
     /// Delete it. Deleting something already gone succeeds.
     async fn delete(&self, ctx: &Ctx, live: &Self::Live) -> Result<()>;
+    /// False when the config turns it off (`[waf] enabled = false`, ...): it stays in the graph so
+    /// that `up` deletes what an earlier config made (dependents first, before anything else
+    /// changes), `down` still finds it, and `status` shows it as `off`. Nothing that is wanted
+    /// may depend on it.
+    fn wanted(&self) -> bool {
+        true
+    }
     /// Whether `update` replaces it by itself when a change needs a replacement (delete, then
     /// create: for what nothing else holds on to, like a flow log). Otherwise the executor refuses
     /// a replacement and says how to do it.

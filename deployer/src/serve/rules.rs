@@ -242,7 +242,8 @@ pub async fn load(ctx: &Arc<Ctx>, config: &Config) -> Result<Rules> {
             Compared::Missing if needed => missing.push(name.to_string()),
             Compared::Missing => differs.push(format!("{name} missing")),
             Compared::Present { changes, .. } if !changes.is_empty() => differs.push(format!("{name} drifted")),
-            Compared::Present { .. } => {}
+            Compared::Unwanted => differs.push(format!("{name} turned off but present")),
+            Compared::Present { .. } | Compared::Off => {}
         }
     }
     if !missing.is_empty() {
