@@ -32,6 +32,8 @@ pub struct Config {
     pub logs: Logs,
     #[serde(default)]
     pub usage_plans: UsagePlans,
+    #[serde(default)]
+    pub alarms: Alarms,
     /// Where the file was read from (not a key).
     #[serde(skip)]
     pub path: PathBuf,
@@ -113,6 +115,9 @@ pub struct FunctionSection {
     pub architecture: String,
     pub memory_mb: i32,
     pub timeout_seconds: i32,
+    /// Concurrent executions reserved for the function (PutFunctionConcurrency); `None`: none
+    /// reserved, the function shares the account's unreserved pool.
+    pub reserved_concurrency: Option<i32>,
 }
 
 impl Default for FunctionSection {
@@ -122,6 +127,7 @@ impl Default for FunctionSection {
             architecture: "arm64".into(),
             memory_mb: 256,
             timeout_seconds: 10,
+            reserved_concurrency: None,
         }
     }
 }
@@ -130,11 +136,42 @@ impl Default for FunctionSection {
 #[serde(deny_unknown_fields, default)]
 pub struct ApiSection {
     pub stage: String,
+    /// The stage's method throttling (`*/*`), a ceiling above the usage plans: steady requests
+    /// per second, and burst. Both or neither; neither: not managed.
+    pub throttle_rate: Option<f64>,
+    pub throttle_burst: Option<i32>,
 }
 
 impl Default for ApiSection {
     fn default() -> Self {
-        ApiSection { stage: "prod".into() }
+        ApiSection { stage: "prod".into(), throttle_rate: None, throttle_burst: None }
+    }
+}
+
+impl ApiSection {
+    /// (rate, burst) when the stage's throttling is managed.
+    pub fn throttle(&self) -> Option<(f64, i32)> {
+        self.throttle_rate.zip(self.throttle_burst)
+    }
+}
+
+/// `[alarms]`: the CloudWatch alarms on the function and the API (`resources/alarm.rs`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Alarms {
+    /// `false`: no alarms (`up` deletes the ones an earlier config made).
+    pub enabled: bool,
+    /// The API's p99 latency above which its alarm fires, in milliseconds.
+    pub latency_p99_ms: u32,
+    /// The function's concurrent executions at which its alarm fires.
+    pub concurrent_executions: u32,
+    /// Where the alarms notify when they fire (and recover); none: state changes only.
+    pub sns_topic_arn: Option<String>,
+}
+
+impl Default for Alarms {
+    fn default() -> Self {
+        Alarms { enabled: true, latency_p99_ms: 2500, concurrent_executions: 80, sns_topic_arn: None }
     }
 }
 
@@ -376,6 +413,12 @@ fn validate(c: &Config) -> std::result::Result<(), Invalid> {
     check((1..=900).contains(&f.timeout_seconds), "function.timeout_seconds", || {
         format!("expected 1 to 900 (seconds), found {}", f.timeout_seconds)
     })?;
+    if let Some(r) = f.reserved_concurrency {
+        // 0 is valid for Lambda, and stops every invocation: not what an API wants.
+        check(r >= 1, "function.reserved_concurrency", || {
+            format!("expected at least 1 (0 would throttle every request), found {r}; remove the key to reserve none")
+        })?;
+    }
     let st = &c.api.stage;
     check(
         (1..=128).contains(&st.len()) && st.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b)),
@@ -388,6 +431,8 @@ fn validate(c: &Config) -> std::result::Result<(), Invalid> {
             c.logs.retention_days
         )
     })?;
+    validate_api_throttle(c)?;
+    validate_alarms(&c.alarms)?;
     for (tier, p) in c.usage_plans.tiers() {
         let key = |field: &str| -> &'static str {
             // Static keys for the error tuple: the set is small and fixed.
@@ -424,6 +469,73 @@ fn validate(c: &Config) -> std::result::Result<(), Invalid> {
         })?;
     }
     Ok(())
+}
+
+/// The stage's throttling is a ceiling above the usage plans (API Gateway applies the stricter
+/// of the stage's and the key's plan's limits): below a plan's, it would cut that plan short.
+fn validate_api_throttle(c: &Config) -> std::result::Result<(), Invalid> {
+    let api = &c.api;
+    match (api.throttle_rate, api.throttle_burst) {
+        (None, None) => return Ok(()),
+        (Some(_), None) => {
+            return Err(("api.throttle_burst", "missing: api.throttle_rate is set, set both or neither".into()));
+        }
+        (None, Some(_)) => {
+            return Err(("api.throttle_rate", "missing: api.throttle_burst is set, set both or neither".into()));
+        }
+        (Some(_), Some(_)) => {}
+    }
+    let (rate, burst) = api.throttle().expect("both are set");
+    let tiers = c.usage_plans.tiers();
+    let (top_rate, rate_tier) =
+        tiers.iter().map(|(t, p)| (p.rate_limit, *t)).fold((0.0, ""), |a, b| if b.0 > a.0 { b } else { a });
+    let (top_burst, burst_tier) =
+        tiers.iter().map(|(t, p)| (p.burst_limit, *t)).fold((0, ""), |a, b| if b.0 > a.0 { b } else { a });
+    check(rate.is_finite() && rate > 0.0 && rate <= 10_000.0, "api.throttle_rate", || {
+        format!("expected requests per second above 0 and at most 10000 (the account limit), found {rate}")
+    })?;
+    check(rate >= top_rate, "api.throttle_rate", || {
+        format!(
+            "{rate} is below the {rate_tier} usage plan's rate_limit ({top_rate}): the stage's throttling is a ceiling \
+             above the plans; raise it, or lower the plan"
+        )
+    })?;
+    check(burst >= top_burst, "api.throttle_burst", || {
+        format!(
+            "{burst} is below the {burst_tier} usage plan's burst_limit ({top_burst}): the stage's throttling is a \
+             ceiling above the plans; raise it, or lower the plan"
+        )
+    })?;
+    Ok(())
+}
+
+fn validate_alarms(a: &Alarms) -> std::result::Result<(), Invalid> {
+    check(a.latency_p99_ms > 0, "alarms.latency_p99_ms", || "expected a bound above 0 (milliseconds), found 0".into())?;
+    check(a.concurrent_executions > 0, "alarms.concurrent_executions", || {
+        "expected at least 1 concurrent execution, found 0".into()
+    })?;
+    if let Some(arn) = &a.sns_topic_arn {
+        check(is_sns_topic_arn(arn), "alarms.sns_topic_arn", || {
+            format!("expected an SNS topic ARN like arn:aws:sns:us-east-1:123456789012:alerts, found {arn:?}")
+        })?;
+    }
+    Ok(())
+}
+
+/// `arn:PARTITION:sns:REGION:ACCOUNT:TOPIC`: a 12-digit account, a topic name of 1-256 letters,
+/// digits, `-` and `_` (`.fifo` at the end of a FIFO topic) (SNS CreateTopic reference).
+pub fn is_sns_topic_arn(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.split(':').collect();
+    let [arn_word, partition, service, region, account, topic] = parts.as_slice() else { return false };
+    let name = topic.strip_suffix(".fifo").unwrap_or(topic);
+    *arn_word == "arn"
+        && ["aws", "aws-cn", "aws-us-gov"].contains(partition)
+        && *service == "sns"
+        && crate::aws::validate_region(region).is_ok()
+        && account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit())
+        && (1..=256).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 pub fn valid_url(u: &str) -> bool {
@@ -468,6 +580,36 @@ mod tests {
         assert_eq!(c.logs.retention_days, 365);
         assert_eq!(c.usage_plans.standard.burst_limit, 100);
         assert_eq!(c.usage_plans.premium.quota_limit, 50_000);
+        assert!(c.alarms.enabled);
+        assert_eq!((c.alarms.latency_p99_ms, c.alarms.concurrent_executions), (2500, 80));
+        assert_eq!((c.function.reserved_concurrency, c.api.throttle()), (None, None));
+    }
+
+    #[test]
+    fn throttle_alarms_and_reserved_concurrency_are_read() {
+        let c = parse(
+            "stack = \"s\"\n[function]\nreserved_concurrency = 5\n[api]\nthrottle_rate = 100.0\nthrottle_burst = 200\n\
+             [alarms]\nenabled = false\nlatency_p99_ms = 900\nsns_topic_arn = \"arn:aws:sns:eu-west-1:123456789012:ops-alerts\"",
+        )
+        .unwrap();
+        assert_eq!(c.function.reserved_concurrency, Some(5));
+        assert_eq!(c.api.throttle(), Some((100.0, 200)));
+        assert!(!c.alarms.enabled);
+        assert_eq!(c.alarms.latency_p99_ms, 900);
+        assert_eq!(c.alarms.sns_topic_arn.as_deref(), Some("arn:aws:sns:eu-west-1:123456789012:ops-alerts"));
+        for ok in ["arn:aws:sns:us-east-1:123456789012:a", "arn:aws-cn:sns:cn-north-1:123456789012:orders.fifo"] {
+            assert!(is_sns_topic_arn(ok), "{ok}");
+        }
+        for bad in [
+            "arn:aws:sqs:us-east-1:123456789012:a",
+            "arn:aws:sns:us-east-1:1234:a",
+            "arn:aws:sns:us-east-1:123456789012:",
+            "arn:aws:sns:us-east-1:123456789012:a b",
+            "arn:aws:sns:mars:123456789012:a",
+            "sns:us-east-1:123456789012:a",
+        ] {
+            assert!(!is_sns_topic_arn(bad), "{bad}");
+        }
     }
 
     #[test]
@@ -511,6 +653,17 @@ mod tests {
                 "1-64",
             ),
             ("[aws]\nregion = \"mars\"", Some("aws.region"), "us-east-1"),
+            ("[function]\nreserved_concurrency = 0", Some("function.reserved_concurrency"), "at least 1"),
+            ("[api]\nthrottle_rate = 100.0", Some("api.throttle_burst"), "set both or neither"),
+            ("[api]\nthrottle_burst = 200", Some("api.throttle_rate"), "set both or neither"),
+            ("[api]\nthrottle_rate = 60.0\nthrottle_burst = 200", Some("api.throttle_rate"), "premium usage plan"),
+            ("[api]\nthrottle_rate = 100.0\nthrottle_burst = 150", Some("api.throttle_burst"), "premium usage plan"),
+            ("[api]\nthrottle_rate = 20000.0\nthrottle_burst = 200", Some("api.throttle_rate"), "at most 10000"),
+            ("[alarms]\nlatency_p99_ms = 0", Some("alarms.latency_p99_ms"), "above 0"),
+            ("[alarms]\nconcurrent_executions = 0", Some("alarms.concurrent_executions"), "at least 1"),
+            ("[alarms]\nsns_topic_arn = \"alerts\"", Some("alarms.sns_topic_arn"), "SNS topic ARN"),
+            ("[alarms]\nenable = false", Some("alarms.enable"), "unknown field `enable`"),
+            ("[alarms]\nlatency_p99_ms = -5", Some("alarms.latency_p99_ms"), "invalid value"),
             ("[aws]\nendpoint_url = \"localhost:5055\"", Some("aws.endpoint_url"), "http://"),
             ("stack = \"sg-app\"", Some("stack"), "security group"),
             ("[network]\navailability_zones = [\"east\"]", Some("network.availability_zones"), "use1-az1"),
