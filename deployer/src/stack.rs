@@ -84,7 +84,11 @@ pub fn resources(c: &Config, artifact: Arc<Artifact>) -> Vec<Arc<dyn Node>> {
     r.push(Arc::new(account_role::ApiGatewayAccount { role_name: account_role::ROLE_NAME.into() }));
     r.push(Arc::new(rest_api::RestApi { name: c.stack.clone(), function_name: c.function.name.clone() }));
     r.push(Arc::new(permission::ApiPermission { function_name: c.function.name.clone() }));
-    r.push(Arc::new(stage::Stage { stage_name: c.api.stage.clone(), access_log_group: access_log_group_name(c) }));
+    r.push(Arc::new(stage::Stage {
+        stage_name: c.api.stage.clone(),
+        access_log_group: access_log_group_name(c),
+        throttle: c.api.throttle(),
+    }));
     for (tier, plan) in c.usage_plans.tiers() {
         r.push(Arc::new(usage_plan::UsagePlan::new(
             tier,

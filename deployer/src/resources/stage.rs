@@ -1,5 +1,6 @@
 //! The deployment and the stage (`prod`): X-Ray tracing, JSON access logs to the stack's access
-//! log group, execution metrics.
+//! log group, execution metrics, and (when configured) method throttling for every method
+//! (`*/*`): a ceiling above the usage plans' per-key limits.
 //!
 //! A deployment is a snapshot of the API's methods. Its description carries the hash of the API
 //! definition it was made from (`movies-stack definition {hash}`), so `observe` knows whether the
@@ -39,23 +40,26 @@ pub const ACCESS_LOG_FORMAT: &str = concat!(
 const ALL_METHODS: &str = "*/*";
 const DESCRIPTION_PREFIX: &str = "movies-stack definition ";
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Stage {
     pub stage_name: String,
     /// The access-log group's name.
     pub access_log_group: String,
+    /// (rate, burst) of every method; `None`: not managed (left as it is).
+    pub throttle: Option<(f64, i32)>,
 }
 
 /// What the stage must look like, from the stage's config and its dependencies' outputs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DesiredStage {
     pub definition_hash: String,
     /// The access log group's ARN, without a trailing `:*`.
     pub access_log_destination: String,
+    pub throttle: Option<(f64, i32)>,
 }
 
 /// The live stage, as far as we compare it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct LiveStage {
     pub api_id: String,
     pub name: String,
@@ -68,6 +72,8 @@ pub struct LiveStage {
     pub access_log_destination: Option<String>,
     pub access_log_format: Option<String>,
     pub metrics_enabled: bool,
+    /// The `*/*` method settings' (rate, burst); `None` without `*/*` settings.
+    pub throttle: Option<(f64, i32)>,
 }
 
 /// The description of the deployment of a definition.
@@ -89,14 +95,17 @@ pub enum StageChange {
     AccessLogDestination(Change),
     AccessLogFormat(Change),
     Metrics,
+    /// Rate and burst, together.
+    Throttle(Change),
 }
 
 impl Drift for StageChange {
     fn show(&self) -> Change {
         match self {
-            StageChange::Deployment(c) | StageChange::AccessLogDestination(c) | StageChange::AccessLogFormat(c) => {
-                c.clone()
-            }
+            StageChange::Deployment(c)
+            | StageChange::AccessLogDestination(c)
+            | StageChange::AccessLogFormat(c)
+            | StageChange::Throttle(c) => c.clone(),
             StageChange::Tracing => Change::update("tracing_enabled", true, false),
             StageChange::Metrics => Change::update("metrics_enabled", true, false),
         }
@@ -134,7 +143,27 @@ pub fn diff(desired: &DesiredStage, live: &LiveStage) -> Vec<StageChange> {
     if !live.metrics_enabled {
         changes.push(StageChange::Metrics);
     }
+    if let Some(want) = desired.throttle
+        && !live.throttle.is_some_and(|have| same_throttle(have, want))
+    {
+        changes.push(StageChange::Throttle(Change::update(
+            "throttle",
+            throttle_text(Some(want)),
+            throttle_text(live.throttle),
+        )));
+    }
     changes
+}
+
+fn same_throttle((rate, burst): (f64, i32), (want_rate, want_burst): (f64, i32)) -> bool {
+    (rate - want_rate).abs() < 1e-9 && burst == want_burst
+}
+
+fn throttle_text(t: Option<(f64, i32)>) -> String {
+    match t {
+        Some((rate, burst)) => format!("{rate} rps, burst {burst}"),
+        None => "none".to_string(),
+    }
 }
 
 /// The UpdateStage patch operations (path, value) for the given changes; `deployment_id` is
@@ -146,17 +175,27 @@ pub fn stage_patches(
 ) -> Vec<(String, String)> {
     changes
         .iter()
-        .filter_map(|change| match change {
-            StageChange::Deployment(_) => deployment_id.map(|id| ("/deploymentId".to_string(), id.to_string())),
-            StageChange::Tracing => Some(("/tracingEnabled".to_string(), "true".to_string())),
-            StageChange::AccessLogDestination(_) => Some((
+        .flat_map(|change| match change {
+            StageChange::Deployment(_) => {
+                deployment_id.map(|id| ("/deploymentId".to_string(), id.to_string())).into_iter().collect()
+            }
+            StageChange::Tracing => vec![("/tracingEnabled".to_string(), "true".to_string())],
+            StageChange::AccessLogDestination(_) => vec![(
                 "/accessLogSettings/destinationArn".to_string(),
                 log_group_arn(&desired.access_log_destination).to_string(),
-            )),
+            )],
             StageChange::AccessLogFormat(_) => {
-                Some(("/accessLogSettings/format".to_string(), ACCESS_LOG_FORMAT.to_string()))
+                vec![("/accessLogSettings/format".to_string(), ACCESS_LOG_FORMAT.to_string())]
             }
-            StageChange::Metrics => Some((format!("/{ALL_METHODS}/metrics/enabled"), "true".to_string())),
+            StageChange::Metrics => vec![(format!("/{ALL_METHODS}/metrics/enabled"), "true".to_string())],
+            StageChange::Throttle(_) => match desired.throttle {
+                // `100`, not `100.0`: as API Gateway writes rates.
+                Some((rate, burst)) => vec![
+                    (format!("/{ALL_METHODS}/throttling/rateLimit"), format!("{rate}")),
+                    (format!("/{ALL_METHODS}/throttling/burstLimit"), burst.to_string()),
+                ],
+                None => vec![],
+            },
         })
         .collect()
 }
@@ -166,6 +205,7 @@ impl Stage {
         Ok(DesiredStage {
             definition_hash: inputs.get(rest_api::ID)?.definition_hash.clone(),
             access_log_destination: log_group::arn(ctx, &self.access_log_group),
+            throttle: self.throttle,
         })
     }
 
@@ -294,6 +334,7 @@ impl Resource for Stage {
             .find(|d| d.id() == Some(deployment_id.as_str()))
             .map(|d| d.description().unwrap_or_default().to_string());
         let logs = stage.access_log_settings();
+        let all_methods = stage.method_settings().and_then(|m| m.get(ALL_METHODS));
         Ok(Some(LiveStage {
             api_id: api_id.to_string(),
             name: self.stage_name.clone(),
@@ -303,10 +344,8 @@ impl Resource for Stage {
             tracing_enabled: stage.tracing_enabled(),
             access_log_destination: logs.and_then(|l| l.destination_arn()).map(str::to_string),
             access_log_format: logs.and_then(|l| l.format()).map(str::to_string),
-            metrics_enabled: stage
-                .method_settings()
-                .and_then(|m| m.get(ALL_METHODS))
-                .is_some_and(|s| s.metrics_enabled()),
+            metrics_enabled: all_methods.is_some_and(|s| s.metrics_enabled()),
+            throttle: all_methods.map(|s| (s.throttling_rate_limit(), s.throttling_burst_limit())),
         }))
     }
 
@@ -349,6 +388,7 @@ impl Resource for Stage {
             access_log_destination: Some(desired.access_log_destination),
             access_log_format: Some(ACCESS_LOG_FORMAT.to_string()),
             metrics_enabled: true,
+            throttle: desired.throttle,
             ..live
         })
     }
@@ -369,6 +409,7 @@ impl Resource for Stage {
             access_log_destination: Some(desired.access_log_destination),
             access_log_format: Some(ACCESS_LOG_FORMAT.to_string()),
             metrics_enabled: true,
+            throttle: desired.throttle.or(live.throttle),
             ..live
         })
     }
@@ -406,7 +447,7 @@ mod tests {
     const LOGS: &str = "arn:aws:logs:us-east-1:123456789012:log-group:/movies/access";
 
     fn desired() -> DesiredStage {
-        DesiredStage { definition_hash: "h1".into(), access_log_destination: format!("{LOGS}:*") }
+        DesiredStage { definition_hash: "h1".into(), access_log_destination: format!("{LOGS}:*"), throttle: None }
     }
 
     fn in_sync() -> LiveStage {
@@ -420,6 +461,8 @@ mod tests {
             access_log_destination: Some(LOGS.into()),
             access_log_format: Some(ACCESS_LOG_FORMAT.into()),
             metrics_enabled: true,
+            // API Gateway's own values once `*/*` settings exist (moto: 1000 rps, burst 2000).
+            throttle: Some((10_000.0, 5_000)),
         }
     }
 
@@ -493,6 +536,38 @@ mod tests {
                 ("/*/*/metrics/enabled".to_string(), "true".to_string()),
             ]
         );
+    }
+
+    #[test]
+    fn throttling_is_compared_only_when_configured_and_fixed_in_one_update() {
+        // Not configured: whatever the stage has is left alone.
+        assert!(diff(&desired(), &in_sync()).is_empty());
+        let mut live = in_sync();
+        live.throttle = None;
+        assert!(diff(&desired(), &live).is_empty());
+
+        let mut d = desired();
+        d.throttle = Some((100.0, 200));
+        let changes = diff(&d, &in_sync());
+        assert_eq!(
+            changes,
+            vec![StageChange::Throttle(Change::update("throttle", "100 rps, burst 200", "10000 rps, burst 5000"))]
+        );
+        assert_eq!(
+            stage_patches(&changes, &d, None),
+            vec![
+                ("/*/*/throttling/rateLimit".to_string(), "100".to_string()),
+                ("/*/*/throttling/burstLimit".to_string(), "200".to_string()),
+            ]
+        );
+        let mut live = in_sync();
+        live.throttle = Some((100.0, 200));
+        assert!(diff(&d, &live).is_empty());
+        // A burst changed by hand, or no `*/*` settings at all.
+        for throttle in [Some((100.0, 50)), None] {
+            live.throttle = throttle;
+            assert_eq!(fields(&diff(&d, &live)), vec!["throttle"], "{throttle:?}");
+        }
     }
 
     #[test]
