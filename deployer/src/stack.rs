@@ -78,6 +78,7 @@ pub fn resources(c: &Config, artifact: Arc<Artifact>) -> Vec<Arc<dyn Node>> {
         table_name: c.table.name.clone(),
         log_group: function_log_group_name(c),
         artifact,
+        reserved_concurrency: c.function.reserved_concurrency,
     }));
 
     // API

@@ -1,6 +1,8 @@
-//! Prerequisites that `up` checks but does not create: CloudTrail.
+//! Prerequisites that `up` checks but does not create: CloudTrail, and room in the account for
+//! the function's reserved concurrency.
 
 use crate::aws::AwsResultExt;
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::resources::Ctx;
 
@@ -96,5 +98,109 @@ pub async fn check_cloudtrail(ctx: &Ctx, require: bool) -> Result<()> {
     } else {
         ctx.warn(msg);
         Ok(())
+    }
+}
+
+/// The account's Lambda concurrency, from GetAccountSettings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountConcurrency {
+    /// `AccountLimit.ConcurrentExecutions`: the account's limit in the region.
+    pub limit: i32,
+    /// `AccountLimit.UnreservedConcurrentExecutions`: the limit minus every reservation.
+    pub unreserved: i32,
+}
+
+impl AccountConcurrency {
+    /// What Lambda keeps unreserved: "at least 100 simultaneous executions unreserved for
+    /// functions that aren't configured with a per-function limit" (PutFunctionConcurrency API
+    /// reference); an account whose limit is below 100 (new accounts start at 10 or 50) can
+    /// reserve nothing: the minimum is then the whole limit ("...below its minimum value of
+    /// [10]", aws-samples/alarm-context-tool#2; "[50]", milliHQ/terraform-aws-next-js#251).
+    pub fn minimum_unreserved(&self) -> i32 {
+        self.limit.min(100)
+    }
+}
+
+/// GetAccountSettings, when the config reserves concurrency for the function (else no call).
+/// Asked during the sweep; [`check_reserved_concurrency`] judges once the function is observed.
+pub async fn account_concurrency(ctx: &Ctx, config: &Config) -> Result<Option<AccountConcurrency>> {
+    if config.function.reserved_concurrency.is_none() {
+        return Ok(None);
+    }
+    let out = ctx.aws.lambda.get_account_settings().send().await.aws("Lambda", "GetAccountSettings")?;
+    let limit = out.account_limit();
+    Ok(Some(AccountConcurrency {
+        limit: limit.map(|l| l.concurrent_executions()).unwrap_or_default(),
+        unreserved: limit.and_then(|l| l.unreserved_concurrent_executions()).unwrap_or_default(),
+    }))
+}
+
+/// Refuse, before any change, a reservation Lambda would refuse: `live` is what the function
+/// reserves now (none when it does not exist yet), which goes back to the pool when replaced.
+pub fn check_reserved_concurrency(config: &Config, account: &AccountConcurrency, live: Option<i32>) -> Result<()> {
+    let Some(wanted) = config.function.reserved_concurrency else { return Ok(()) };
+    let minimum = account.minimum_unreserved();
+    let left = account.unreserved + live.unwrap_or(0) - wanted;
+    if left >= minimum {
+        return Ok(());
+    }
+    Err(Error::input(format!(
+        "{}: key `function.reserved_concurrency`: reserving {wanted} concurrent executions for the function would \
+         leave the account {left} unreserved, below Lambda's minimum of {minimum} (account limit {}, unreserved now \
+         {}), and Lambda would refuse it (\"Specified ReservedConcurrentExecutions for function decreases account's \
+         UnreservedConcurrentExecution below its minimum value of [{minimum}]\"). Nothing was changed. Lower the \
+         value or remove the key (no reservation), or raise the account's Lambda \"Concurrent executions\" quota \
+         (Service Quotas) first",
+        config.path.display(),
+        account.limit,
+        account.unreserved,
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(reserved: Option<i32>) -> Config {
+        let mut c = crate::config::parse("stack = \"s\"").unwrap();
+        c.function.reserved_concurrency = reserved;
+        c.path = "config/dev.toml".into();
+        c
+    }
+
+    #[test]
+    fn reservations_keep_the_minimum_unreserved() {
+        let standard = AccountConcurrency { limit: 1000, unreserved: 1000 };
+        let new_account = AccountConcurrency { limit: 10, unreserved: 10 };
+        let partly_reserved = AccountConcurrency { limit: 1000, unreserved: 150 };
+        // (account, wanted, what the function reserves now, refused)
+        let cases = [
+            (standard, Some(900), None, false),
+            (standard, Some(901), None, true),
+            (new_account, Some(1), None, true),
+            (partly_reserved, Some(50), None, false),
+            (partly_reserved, Some(51), None, true),
+            // Its own reservation goes back to the pool first.
+            (partly_reserved, Some(80), Some(30), false),
+            (new_account, None, None, false),
+        ];
+        for (account, wanted, live, refused) in cases {
+            let r = check_reserved_concurrency(&config(wanted), &account, live);
+            assert_eq!(r.is_err(), refused, "{account:?} {wanted:?} {live:?}: {r:?}");
+        }
+        assert_eq!(new_account.minimum_unreserved(), 10);
+        assert_eq!(standard.minimum_unreserved(), 100);
+        let e = check_reserved_concurrency(&config(Some(5)), &new_account, None).unwrap_err();
+        assert_eq!(e.exit_code(), crate::error::exit::INPUT);
+        let msg = e.to_string();
+        for needle in [
+            "config/dev.toml: key `function.reserved_concurrency`",
+            "leave the account 5 unreserved, below Lambda's minimum of 10",
+            "(account limit 10, unreserved now 10)",
+            "below its minimum value of [10]",
+            "Nothing was changed",
+        ] {
+            assert!(msg.contains(needle), "{needle:?} in {msg}");
+        }
     }
 }

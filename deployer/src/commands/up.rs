@@ -33,13 +33,29 @@ pub async fn run(
 
     let ctx = super::connect(settings, config, printer.clone(), true).await?;
     let lock = Some(("up", std::time::Duration::from_secs(args.lock_timeout)));
-    let (swept, trail) = tokio::join!(
+    let (swept, trail, concurrency) = tokio::join!(
         super::sweep(&ctx, settings, &graph, lock),
-        super::preflight::check_cloudtrail(&ctx, args.require_cloudtrail)
+        super::preflight::check_cloudtrail(&ctx, args.require_cloudtrail),
+        super::preflight::account_concurrency(&ctx, config)
     );
     let (found, lock) = swept?;
     let lock = lock.expect("up takes the lock");
-    if let Err(e) = trail {
+    // Before any change: what the account refuses is said now, naming the config key.
+    let reserved_now =
+        graph.present(&found).get(crate::resources::function::ID).ok().and_then(|f| f.reserved_concurrency);
+    let preflight = trail.and_then(|()| match concurrency {
+        Ok(Some(account)) => super::preflight::check_reserved_concurrency(config, &account, reserved_now),
+        Ok(None) => Ok(()),
+        // Advisory, like the CloudTrail check: without lambda:GetAccountSettings, Lambda's own
+        // refusal (if any) still names the cause.
+        Err(e) => {
+            ctx.warn(format!(
+                "could not check the account's Lambda concurrency for function.reserved_concurrency: {e}"
+            ));
+            Ok(())
+        }
+    });
+    if let Err(e) = preflight {
         super::release_lock(&ctx, lock).await;
         return Err(e);
     }

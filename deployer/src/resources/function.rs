@@ -1,6 +1,13 @@
 //! The Lambda function: `provided.al2023` + `bootstrap`, in the VPC's private subnets, X-Ray
-//! active, JSON logs to its pre-created log group. Code is uploaded only when its SHA-256
-//! differs from the live `CodeSha256` (the artifact is built deterministically).
+//! active, JSON logs to its pre-created log group, and optionally reserved concurrency. Code is
+//! uploaded only when its SHA-256 differs from the live `CodeSha256` (the artifact is built
+//! deterministically).
+//!
+//! Reserved concurrency is not part of the function's configuration: PutFunctionConcurrency /
+//! DeleteFunctionConcurrency set it, GetFunction reports it (`Concurrency`), and it may change
+//! while the function is Pending or updating (those calls are not among the ones Lambda refuses
+//! then: Lambda developer guide, "Lambda function states"). Whether the account can spare it is
+//! checked before the run changes anything (`commands/preflight.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -39,6 +46,8 @@ pub struct Function {
     pub table_name: String,
     pub log_group: String,
     pub artifact: Arc<Artifact>,
+    /// Concurrent executions reserved for it; `None`: none.
+    pub reserved_concurrency: Option<i32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +78,7 @@ pub struct FunctionSpec {
     pub config: FunctionConfig,
     pub architecture: String,
     pub code_sha256: String,
+    pub reserved_concurrency: Option<i32>,
 }
 
 /// The live function, as far as we compare it.
@@ -84,6 +94,8 @@ pub struct LiveFunction {
     pub config: FunctionConfig,
     pub architecture: String,
     pub code_sha256: String,
+    /// GetFunction's `Concurrency`: `None` when nothing is reserved.
+    pub reserved_concurrency: Option<i32>,
 }
 
 /// One difference of the function, by the call that fixes it.
@@ -95,11 +107,17 @@ pub enum FunctionChange {
     Code(Change),
     /// UpdateFunctionConfiguration: everything else, in one call.
     Configuration(Change),
+    /// PutFunctionConcurrency, or DeleteFunctionConcurrency when none is wanted.
+    Concurrency(Change),
 }
 
 impl FunctionChange {
     fn is_code(&self) -> bool {
         matches!(self, FunctionChange::Code(_))
+    }
+
+    fn is_configuration(&self) -> bool {
+        matches!(self, FunctionChange::Configuration(_))
     }
 }
 
@@ -107,7 +125,7 @@ impl Drift for FunctionChange {
     fn show(&self) -> Change {
         match self {
             FunctionChange::Failed { reason } => Change::replace("state", "Active", format!("Failed: {reason}")),
-            FunctionChange::Code(c) | FunctionChange::Configuration(c) => c.clone(),
+            FunctionChange::Code(c) | FunctionChange::Configuration(c) | FunctionChange::Concurrency(c) => c.clone(),
         }
     }
 }
@@ -145,6 +163,14 @@ pub fn diff(desired: &FunctionSpec, live: &LiveFunction) -> Vec<FunctionChange> 
         compare(changes_of_config, "logging", d, l);
     }
     changes.extend(config.into_iter().map(FunctionChange::Configuration));
+    if desired.reserved_concurrency != live.reserved_concurrency {
+        let text = |r: Option<i32>| r.map_or("none".to_string(), |r| r.to_string());
+        changes.push(FunctionChange::Concurrency(Change::update(
+            "reserved_concurrency",
+            text(desired.reserved_concurrency),
+            text(live.reserved_concurrency),
+        )));
+    }
     changes
 }
 
@@ -187,7 +213,17 @@ fn live_from(c: &FunctionConfiguration) -> LiveFunction {
             .map(|a| a.as_str().to_string())
             .unwrap_or_else(|| Architecture::X8664.as_str().to_string()),
         code_sha256: c.code_sha256().unwrap_or_default().to_string(),
+        // Not in the configuration: GetFunction's `Concurrency` (see `Function::get`).
+        reserved_concurrency: None,
     }
+}
+
+/// What GetFunction says of a function.
+struct Got {
+    config: FunctionConfiguration,
+    /// `None` when the caller may not lambda:ListTags (GetFunction leaves them out then).
+    tags: Option<BTreeMap<String, String>>,
+    reserved_concurrency: Option<i32>,
 }
 
 impl Function {
@@ -211,15 +247,13 @@ impl Function {
             },
             architecture: self.architecture.clone(),
             code_sha256: self.artifact.sha256_b64.clone(),
+            reserved_concurrency: self.reserved_concurrency,
         })
     }
 
-    /// GetFunction: the configuration and the tags; `None` when the function does not exist.
-    async fn get(
-        &self,
-        ctx: &Ctx,
-        name: &str,
-    ) -> Result<Option<(FunctionConfiguration, Option<BTreeMap<String, String>>)>> {
+    /// GetFunction: the configuration, the tags and the reserved concurrency; `None` when the
+    /// function does not exist.
+    async fn get(&self, ctx: &Ctx, name: &str) -> Result<Option<Got>> {
         match ctx.aws.lambda.get_function().function_name(name).send().await.aws("Lambda", "GetFunction") {
             Ok(out) => {
                 let config = out
@@ -227,7 +261,8 @@ impl Function {
                     .cloned()
                     .ok_or_else(|| Error::other(format!("GetFunction returned no configuration for `{name}`")))?;
                 let tags = out.tags().map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
-                Ok(Some((config, tags)))
+                let reserved_concurrency = out.concurrency().and_then(|c| c.reserved_concurrent_executions());
+                Ok(Some(Got { config, tags, reserved_concurrency }))
             }
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
@@ -237,7 +272,7 @@ impl Function {
     async fn get_config(&self, ctx: &Ctx, name: &str) -> Result<FunctionConfiguration> {
         self.get(ctx, name)
             .await?
-            .map(|(c, _)| c)
+            .map(|got| got.config)
             .ok_or_else(|| Error::other(format!("Lambda function `{name}` disappeared while we waited for it")))
     }
 
@@ -398,7 +433,38 @@ impl Function {
         if live.name.is_empty() {
             live.name = self.name.clone();
         }
+        // A crash before this call leaves the function without it: `diff` reports it, and the
+        // next run's `update` sets it.
+        if let Some(n) = self.reserved_concurrency {
+            self.put_concurrency(ctx, Some(n)).await?;
+            live.reserved_concurrency = Some(n);
+        }
         Ok(live)
+    }
+
+    /// PutFunctionConcurrency (`Some`) or DeleteFunctionConcurrency (`None`).
+    async fn put_concurrency(&self, ctx: &Ctx, reserved: Option<i32>) -> Result<()> {
+        let lambda = &ctx.aws.lambda;
+        match reserved {
+            Some(n) => {
+                lambda
+                    .put_function_concurrency()
+                    .function_name(&self.name)
+                    .reserved_concurrent_executions(n)
+                    .send()
+                    .await
+                    .aws("Lambda", "PutFunctionConcurrency")?;
+            }
+            None => {
+                lambda
+                    .delete_function_concurrency()
+                    .function_name(&self.name)
+                    .send()
+                    .await
+                    .aws("Lambda", "DeleteFunctionConcurrency")?;
+            }
+        }
+        Ok(())
     }
 
     /// Lambda refuses subnets in some zones ("The provided subnets contain availability zone
@@ -528,7 +594,8 @@ impl Resource for Function {
     }
 
     fn create_rounds(&self) -> u32 {
-        1
+        // CreateFunction, then PutFunctionConcurrency.
+        1 + u32::from(self.reserved_concurrency.is_some())
     }
 
     /// Its only replacement is a function in state Failed: deleted and created again.
@@ -537,13 +604,13 @@ impl Resource for Function {
     }
 
     async fn observe(&self, ctx: &Ctx) -> Result<Option<LiveFunction>> {
-        let Some((config, tags)) = self.get(ctx, &self.name).await? else {
+        let Some(got) = self.get(ctx, &self.name).await? else {
             // A name a CloudFormation (e.g. CDK) stack owns would be fought over.
             ctx.check_cloudformation_owner("Lambda function", &self.name).await?;
             return Ok(None);
         };
-        let live = live_from(&config);
-        self.check_ours(ctx, &live.arn, tags).await?;
+        let live = LiveFunction { reserved_concurrency: got.reserved_concurrency, ..live_from(&got.config) };
+        self.check_ours(ctx, &live.arn, got.tags).await?;
         Ok(Some(live))
     }
 
@@ -572,13 +639,20 @@ impl Resource for Function {
         let spec = self.spec(inputs)?;
         // All configuration fields in ONE UpdateFunctionConfiguration, all code fields in ONE
         // UpdateFunctionCode: each update makes the next one wait for LastUpdateStatus.
+        let mut reserved = live.reserved_concurrency;
+        if changes.iter().any(|c| matches!(c, FunctionChange::Concurrency(_))) {
+            self.put_concurrency(ctx, spec.reserved_concurrency).await?;
+            reserved = spec.reserved_concurrency;
+        }
         let mut live = live.clone();
-        if changes.iter().any(|c| !c.is_code()) {
+        if changes.iter().any(FunctionChange::is_configuration) {
             live = self.update_configuration(ctx, &spec, &live).await?;
         }
         if changes.iter().any(FunctionChange::is_code) {
             live = self.update_code(ctx, &spec, &live).await?;
         }
+        // The waits read the configuration only, which does not carry the concurrency.
+        live.reserved_concurrency = reserved;
         Ok(live)
     }
 
@@ -647,7 +721,11 @@ impl Resource for Function {
     }
 
     fn health(&self, live: &LiveFunction) -> Vec<(&'static str, String)> {
-        vec![("state", live.state.clone()), ("last_update_status", live.last_update_status.clone())]
+        let mut health = vec![("state", live.state.clone()), ("last_update_status", live.last_update_status.clone())];
+        if let Some(n) = live.reserved_concurrency {
+            health.push(("reserved_concurrency", n.to_string()));
+        }
+        health
     }
 
     fn outputs(&self, _ctx: &Ctx, live: &LiveFunction) -> Vec<(&'static str, String)> {
@@ -710,6 +788,7 @@ mod tests {
             table_name: "demo_table".into(),
             log_group: "/aws/lambda/apigw_handler".into(),
             artifact: Arc::new(Artifact { zip: vec![1, 2, 3], sha256_b64: "sha-new".into(), source: "test".into() }),
+            reserved_concurrency: None,
         }
     }
 
@@ -726,6 +805,7 @@ mod tests {
             config,
             architecture: spec.architecture.clone(),
             code_sha256: spec.code_sha256.clone(),
+            reserved_concurrency: spec.reserved_concurrency,
         }
     }
 
@@ -823,6 +903,38 @@ mod tests {
         let mut l = live(&spec);
         l.config.subnet_ids = ["subnet-b", "subnet-a"].iter().map(|s| s.to_string()).collect();
         assert!(diff(&spec, &l).is_empty());
+    }
+
+    #[test]
+    fn reserved_concurrency_is_its_own_change() {
+        let mut f = function();
+        f.reserved_concurrency = Some(5);
+        assert_eq!(Resource::create_rounds(&f), 2, "CreateFunction, then PutFunctionConcurrency");
+        let spec = f.spec(&inputs()).unwrap();
+        // (live, change expected as (desired, live) text)
+        let cases: &[(Option<i32>, Option<(&str, &str)>)] =
+            &[(Some(5), None), (None, Some(("5", "none"))), (Some(50), Some(("5", "50")))];
+        for (live_reserved, want) in cases {
+            let mut l = live(&spec);
+            l.reserved_concurrency = *live_reserved;
+            let changes = diff(&spec, &l);
+            match want {
+                None => assert!(changes.is_empty(), "{live_reserved:?}: {changes:?}"),
+                Some((d, lv)) => {
+                    assert_eq!(
+                        changes,
+                        vec![FunctionChange::Concurrency(Change::update("reserved_concurrency", d, lv))]
+                    );
+                    assert!(!changes[0].is_configuration() && !changes[0].is_code());
+                }
+            }
+        }
+        // Not configured: one reserved by hand is released.
+        let spec = function().spec(&inputs()).unwrap();
+        let mut l = live(&spec);
+        l.reserved_concurrency = Some(7);
+        assert_eq!(fields(&diff(&spec, &l)), vec!["reserved_concurrency"]);
+        assert_eq!(Resource::create_rounds(&function()), 1);
     }
 
     #[test]
