@@ -9,7 +9,7 @@
 use serde_json::{Value, json};
 
 use crate::config::Config;
-use crate::resources::{TAG_STACK, account_role};
+use crate::resources::{TAG_STACK, account_role, alarm};
 use crate::{lock, stack};
 
 /// Who and where: the policy's resources are in this account and region.
@@ -69,6 +69,11 @@ pub fn policy(s: &Scope) -> Value {
             .flat_map(|g| s.log_group(g))
             .collect();
     let stack_roles = [s.role(&stack::function_role_name(c)), s.role(&stack::flow_log_role_name(c))];
+    let watched = alarm::Watched { function: &c.function.name, api: &stack::api_name(c), stage: &c.api.stage };
+    let alarm_arns: Vec<String> = alarm::alarms(&c.stack, &watched, &c.alarms)
+        .iter()
+        .map(|a| s.arn("cloudwatch", &format!("alarm:{}", a.name)))
+        .collect();
     let account_role = s.role(account_role::ROLE_NAME);
     let statements = vec![
         json!({
@@ -83,7 +88,9 @@ pub fn policy(s: &Scope) -> Value {
                 // The CloudTrail preflight reads every trail, organization trails included.
                 "cloudtrail:DescribeTrails", "cloudtrail:GetTrailStatus", "cloudtrail:GetEventSelectors",
                 // "Is this name owned by a CloudFormation stack?": any stack may own it.
-                "cloudformation:DescribeStackResources"
+                "cloudformation:DescribeStackResources",
+                // The account's Lambda concurrency, read before reserving some for the function.
+                "lambda:GetAccountSettings"
             ],
             "Resource": "*"
         }),
@@ -200,9 +207,21 @@ pub fn policy(s: &Scope) -> Value {
             "Action": [
                 "lambda:GetFunction", "lambda:CreateFunction", "lambda:TagResource", "lambda:ListTags",
                 "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration", "lambda:DeleteFunction",
-                "lambda:GetPolicy", "lambda:AddPermission", "lambda:RemovePermission"
+                "lambda:GetPolicy", "lambda:AddPermission", "lambda:RemovePermission",
+                "lambda:PutFunctionConcurrency", "lambda:DeleteFunctionConcurrency"
             ],
             "Resource": function_arn
+        }),
+        json!({
+            // The stack's alarms, by name (each action supports the `alarm` resource type). Their
+            // tags ride on PutMetricAlarm, so no cloudwatch:TagResource.
+            "Sid": "TheAlarms",
+            "Effect": "Allow",
+            "Action": [
+                "cloudwatch:DescribeAlarms", "cloudwatch:ListTagsForResource", "cloudwatch:PutMetricAlarm",
+                "cloudwatch:DeleteAlarms"
+            ],
+            "Resource": alarm_arns
         }),
         json!({
             "Sid": "TheTable",
@@ -295,6 +314,10 @@ mod tests {
         assert!(text.contains("arn:aws:dynamodb:us-east-1:123456789012:table/demo_table"));
         assert!(text.contains("arn:aws:iam::123456789012:role/movies-dev-function"));
         assert!(text.contains("\"aws:RequestTag/movies-stack:stack\":\"movies-dev\""));
+        let alarms = statements.iter().find(|st| st["Sid"] == "TheAlarms").expect("alarms statement");
+        assert_eq!(alarms["Resource"].as_array().map(Vec::len), Some(5));
+        assert_eq!(alarms["Resource"][0], "arn:aws:cloudwatch:us-east-1:123456789012:alarm:movies-dev-function-errors");
+        assert!(text.contains("lambda:PutFunctionConcurrency") && text.contains("lambda:GetAccountSettings"));
     }
 
     #[test]

@@ -28,6 +28,10 @@ pub fn flow_log_group_name(c: &Config) -> String {
 pub fn function_log_group_name(c: &Config) -> String {
     format!("/aws/lambda/{}", c.function.name)
 }
+/// The REST API's name: API Gateway's `ApiName` metric dimension too.
+pub fn api_name(c: &Config) -> String {
+    c.stack.clone()
+}
 
 pub fn resources(c: &Config, artifact: Arc<Artifact>) -> Vec<Arc<dyn Node>> {
     let azs = u8::try_from(c.network.az_count()).expect("the config allows at most 6 zones");
@@ -83,7 +87,7 @@ pub fn resources(c: &Config, artifact: Arc<Artifact>) -> Vec<Arc<dyn Node>> {
 
     // API
     r.push(Arc::new(account_role::ApiGatewayAccount { role_name: account_role::ROLE_NAME.into() }));
-    r.push(Arc::new(rest_api::RestApi { name: c.stack.clone(), function_name: c.function.name.clone() }));
+    r.push(Arc::new(rest_api::RestApi { name: api_name(c), function_name: c.function.name.clone() }));
     r.push(Arc::new(permission::ApiPermission { function_name: c.function.name.clone() }));
     r.push(Arc::new(stage::Stage {
         stage_name: c.api.stage.clone(),
@@ -101,6 +105,10 @@ pub fn resources(c: &Config, artifact: Arc<Artifact>) -> Vec<Arc<dyn Node>> {
         )));
         r.push(Arc::new(api_key::ApiKey::new(tier, format!("{}-{tier}", c.stack))));
     }
+
+    // Monitoring
+    let watched = alarm::Watched { function: &c.function.name, api: &api_name(c), stage: &c.api.stage };
+    r.extend(alarm::alarms(&c.stack, &watched, &c.alarms).into_iter().map(|a| Arc::new(a) as Arc<dyn Node>));
     r
 }
 
@@ -118,7 +126,7 @@ mod tests {
         let g = graph(&c, Arc::new(Artifact::from_zip(vec![], "test".into()))).unwrap();
         let order: Vec<String> = g.names().iter().map(|(n, _)| n.to_string()).collect();
         let at = |id: &str| order.iter().position(|x| x == id).unwrap_or_else(|| panic!("{id} missing"));
-        assert_eq!(order.len(), 23, "{order:?}");
+        assert_eq!(order.len(), 28, "{order:?}");
         assert!(at("vpc") < at("subnet-0"));
         assert!(at("subnet-1") < at("function"));
         assert!(at("function-log-group") < at("function"), "the log group exists before the function");

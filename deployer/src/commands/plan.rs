@@ -101,7 +101,7 @@ fn row_text(r: &Row) -> String {
         "error" => ("?", format!("error: {}", r.error.as_deref().unwrap_or(""))),
         _ => (" ", "no change".to_string()),
     };
-    let mut text = format!("\n  {mark} {:<22} {what}", r.id);
+    let mut text = format!("\n  {mark} {:<27} {what}", r.id);
     for c in &r.changes {
         text.push_str(&format!(
             "\n      {}: {} -> {}{}",

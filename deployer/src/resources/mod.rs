@@ -18,6 +18,7 @@ pub use crate::ctx::Ctx;
 use crate::error::{Error, Result};
 
 pub mod account_role;
+pub mod alarm;
 pub mod api_key;
 pub mod apigw;
 pub mod ec2;
