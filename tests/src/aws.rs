@@ -3,6 +3,7 @@
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_smithy_http_client::{Builder, tls};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 /// An EC2 `Filter` with one value (`tag:KEY`, `vpc-id`, `group-id`, ...).
 pub fn ec2_filter(name: &str, value: &str) -> aws_sdk_ec2::types::Filter {
@@ -33,6 +34,8 @@ pub struct Aws {
     pub apigateway: aws_sdk_apigateway::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
     pub iam: aws_sdk_iam::Client,
+    /// Through [`crate::cbor::JsonBackend`]: the SDK speaks RPC v2 CBOR, moto JSON.
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
 }
 
 impl Aws {
@@ -66,6 +69,14 @@ impl Aws {
             apigateway: aws_sdk_apigateway::Client::new(&c),
             logs: aws_sdk_cloudwatchlogs::Client::new(&c),
             iam: aws_sdk_iam::Client::new(&c),
+            cloudwatch: aws_sdk_cloudwatch::Client::from_conf(
+                aws_sdk_cloudwatch::config::Builder::from(&c)
+                    .http_client(SharedHttpClient::new(crate::cbor::JsonBackend::new(
+                        c.http_client().expect("sdk_config sets an HTTP client"),
+                        "monitoring",
+                    )))
+                    .build(),
+            ),
             config: c,
         }
     }

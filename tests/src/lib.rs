@@ -28,6 +28,7 @@ mod account;
 pub mod artifact;
 mod aws;
 pub mod bench;
+pub mod cbor;
 pub mod chaos;
 mod config;
 mod deployer;

@@ -13,6 +13,9 @@
 //! adds its latency, and the first matching rule with a [`Fault`] answers instead of moto, with an
 //! error body in the service's protocol so the SDK sees the error code.
 //!
+//! CloudWatch's RPC v2 CBOR requests are bridged to the JSON protocol moto reads, and their
+//! answers back ([`crate::cbor`]); the model and the rules see the JSON request.
+//!
 //! The proxy runs on its own thread and Tokio runtime, so it works from sync and async tests
 //! alike, and while the test blocks on a child process.
 
@@ -33,6 +36,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
+use crate::cbor;
 use crate::strict::request::HttpRequest;
 use crate::strict::{Behaviour, Config, Model, MotoEc2, Timings, Verdict};
 
@@ -540,6 +544,50 @@ async fn handle(
         Ok(b) => b.to_bytes(),
         Err(e) => return Ok(plain(400, format!("proxy: reading the request body failed: {e}"))),
     };
+    if parts.headers.get(cbor::PROTOCOL_HEADER).is_some_and(|v| v == cbor::PROTOCOL) {
+        return Ok(bridge_cbor(state, client, parts, body).await);
+    }
+    Ok(exchange(state, client, parts, body).await)
+}
+
+/// An RPC v2 CBOR request (CloudWatch), forwarded as the JSON request moto reads; the answer,
+/// moto's or the proxy's own, back in CBOR.
+async fn bridge_cbor(
+    state: Arc<State>,
+    client: Upstream,
+    mut parts: hyper::http::request::Parts,
+    body: Bytes,
+) -> Response<Full<Bytes>> {
+    let json = match cbor::request_to_json(parts.uri.path(), &body) {
+        Ok(j) => j,
+        Err(e) => return plain(400, format!("proxy: {e}")),
+    };
+    let signing_name = service_of(&parts.headers, &parts.uri).unwrap_or_default();
+    parts.uri = Uri::from_static("/");
+    let h = &mut parts.headers;
+    h.remove(cbor::PROTOCOL_HEADER);
+    h.remove(hyper::header::ACCEPT);
+    h.insert(hyper::header::CONTENT_TYPE, HeaderValue::from_static(cbor::JSON_CONTENT_TYPE));
+    h.insert("x-amz-target", HeaderValue::from_str(&json.target).expect("an operation name is a header value"));
+    let answer = exchange(state, client, parts, Bytes::from(json.body)).await;
+    let (mut rparts, rbody) = answer.into_parts();
+    let rbody = rbody.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let error_type = rparts.headers.get("x-amzn-errortype").and_then(|v| v.to_str().ok());
+    let out = cbor::response_to_cbor(&signing_name, &json.operation, rparts.status.as_u16(), error_type, &rbody);
+    rparts.headers.remove("x-amzn-errortype");
+    rparts.headers.insert(hyper::header::CONTENT_TYPE, HeaderValue::from_static(cbor::CONTENT_TYPE));
+    rparts.headers.insert(cbor::PROTOCOL_HEADER, HeaderValue::from_static(cbor::PROTOCOL));
+    Response::from_parts(rparts, Full::new(Bytes::from(out)))
+}
+
+/// One request: recorded, judged by the strict model and the rules, forwarded to moto (or
+/// answered instead), and moto's answer possibly rewritten by the model.
+async fn exchange(
+    state: Arc<State>,
+    client: Upstream,
+    parts: hyper::http::request::Parts,
+    body: Bytes,
+) -> Response<Full<Bytes>> {
     let moto_api = parts.uri.path().starts_with("/moto-api");
     let mut seq = None;
     let mut exchange = None;
@@ -560,12 +608,12 @@ async fn handle(
             Verdict::Refuse(behaviour, fault) => {
                 state.by_model(s, behaviour);
                 state.finish(s, fault.status, false);
-                return Ok(fault_response(&fault, protocol));
+                return fault_response(&fault, protocol);
             }
             Verdict::Unknown(text) => {
                 state.by_model(s, Behaviour::Validation);
                 state.finish(s, 500, false);
-                return Ok(plain(500, text));
+                return plain(500, text);
             }
             Verdict::Forward(ex) => exchange = ex,
         }
@@ -575,23 +623,18 @@ async fn handle(
         }
         if let Some(fault) = decision.fault {
             state.finish(s, fault.status, true);
-            return Ok(fault_response(&fault, protocol));
+            return fault_response(&fault, protocol);
         }
         if let Some(reply) = decision.reply {
             state.finish(s, reply.status, true);
-            let mut r = Response::new(Full::new(Bytes::from(reply.body)));
-            *r.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
-            if let Ok(v) = HeaderValue::from_str(&reply.content_type) {
-                r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
-            }
-            return Ok(r);
+            return reply_response(reply);
         }
     }
 
     let pq = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let uri: Uri = match format!("{}{}", state.upstream, pq).parse() {
         Ok(u) => u,
-        Err(e) => return Ok(plain(400, format!("proxy: bad upstream URI: {e}"))),
+        Err(e) => return plain(400, format!("proxy: bad upstream URI: {e}")),
     };
     let mut up =
         Request::builder().method(parts.method.clone()).uri(uri).body(Full::new(body.clone())).expect("request");
@@ -607,7 +650,7 @@ async fn handle(
             if let Some(s) = seq {
                 state.finish(s, 502, false);
             }
-            return Ok(plain(502, format!("proxy: upstream {} failed: {e:?}", state.upstream)));
+            return plain(502, format!("proxy: upstream {} failed: {e:?}", state.upstream));
         }
     };
     let (mut rparts, rbody) = resp.into_parts();
@@ -617,7 +660,7 @@ async fn handle(
             if let Some(s) = seq {
                 state.finish(s, 502, false);
             }
-            return Ok(plain(502, format!("proxy: reading the upstream body failed: {e}")));
+            return plain(502, format!("proxy: reading the upstream body failed: {e}"));
         }
     };
     strip_hop_by_hop(&mut rparts.headers);
@@ -641,7 +684,17 @@ async fn handle(
     if let Some(s) = seq {
         state.finish(s, rparts.status.as_u16(), false);
     }
-    Ok(Response::from_parts(rparts, Full::new(rbytes)))
+    Response::from_parts(rparts, Full::new(rbytes))
+}
+
+/// A canned answer as an HTTP response.
+fn reply_response(reply: Reply) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(reply.body)));
+    *r.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
+    if let Ok(v) = HeaderValue::from_str(&reply.content_type) {
+        r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    r
 }
 
 /// How a service encodes its errors.
