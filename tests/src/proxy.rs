@@ -358,6 +358,12 @@ impl ProxyBuilder {
         self
     }
 
+    /// The account's Lambda concurrency limit (default 1000; new accounts start at 10).
+    pub fn lambda_concurrency_limit(mut self, limit: i64) -> ProxyBuilder {
+        self.config.lambda_concurrency_limit = limit;
+        self
+    }
+
     /// Listen on a free loopback port and forward everything to the upstream.
     pub fn start(self) -> Proxy {
         Proxy::start_with(&self.upstream, self.config)
@@ -609,6 +615,11 @@ async fn exchange(
                 state.by_model(s, behaviour);
                 state.finish(s, fault.status, false);
                 return fault_response(&fault, protocol);
+            }
+            Verdict::Answer(behaviour, reply) => {
+                state.by_model(s, behaviour);
+                state.finish(s, reply.status, false);
+                return reply_response(reply);
             }
             Verdict::Unknown(text) => {
                 state.by_model(s, Behaviour::Validation);

@@ -16,11 +16,14 @@
 //! 6. [`Behaviour::TableStates`] (CREATING) and [`Behaviour::PitrWindow`].
 //! 7. [`Behaviour::ApiGatewayQuotas`]: control-plane token buckets.
 //! 8. [`Behaviour::LambdaZones`] and [`Behaviour::ZoneStates`].
+//! 9. [`Behaviour::LambdaConcurrency`]: the account's concurrency limit (GetAccountSettings,
+//!    which moto lacks) and the unreserved minimum PutFunctionConcurrency must leave.
 //!
 //! Windows and rates are in [`Timings`]. Time is evaluated lazily: each request sees the state
 //! as of its arrival (ENIs are released by the first request after their window).
 
 pub mod botocore;
+mod concurrency;
 mod direct;
 mod dynamodb;
 mod ec2;
@@ -45,7 +48,7 @@ pub use report::{OperationStats, Record};
 pub use timings::{ApiGatewayQuotas, Rate, Timings};
 pub use validate::NotCheckable;
 
-use crate::proxy::Fault;
+use crate::proxy::{Fault, Reply};
 use request::HttpRequest;
 
 /// One behaviour of the model; each is counted and can be turned off with a reason.
@@ -74,10 +77,13 @@ pub enum Behaviour {
     LambdaZones,
     /// A zone in a state other than `available`.
     ZoneStates,
+    /// Lambda's account concurrency: GetAccountSettings answered from the account's limit, and
+    /// PutFunctionConcurrency refused below the unreserved minimum.
+    LambdaConcurrency,
 }
 
 impl Behaviour {
-    pub const ALL: [Behaviour; 11] = [
+    pub const ALL: [Behaviour; 12] = [
         Behaviour::Validation,
         Behaviour::TagRules,
         Behaviour::IamPropagation,
@@ -89,6 +95,7 @@ impl Behaviour {
         Behaviour::ApiGatewayQuotas,
         Behaviour::LambdaZones,
         Behaviour::ZoneStates,
+        Behaviour::LambdaConcurrency,
     ];
 
     /// A stable name for records and reports.
@@ -105,6 +112,7 @@ impl Behaviour {
             Behaviour::ApiGatewayQuotas => "apigateway-quotas",
             Behaviour::LambdaZones => "lambda-zones",
             Behaviour::ZoneStates => "zone-states",
+            Behaviour::LambdaConcurrency => "lambda-concurrency",
         }
     }
 
@@ -137,6 +145,8 @@ pub struct Config {
     pub lambda_refused_zone: Option<String>,
     /// A zone ID and the state DescribeAvailabilityZones reports for it.
     pub zone_state: Option<(String, String)>,
+    /// The account's Lambda concurrency limit in the region (AWS's default: 1000).
+    pub lambda_concurrency_limit: i64,
 }
 
 impl Default for Config {
@@ -146,6 +156,7 @@ impl Default for Config {
             disabled: BTreeMap::new(),
             lambda_refused_zone: Some(LAMBDA_REFUSED_ZONE.to_string()),
             zone_state: Some((IMPAIRED_ZONE.to_string(), "impaired".to_string())),
+            lambda_concurrency_limit: 1000,
         }
     }
 }
@@ -182,6 +193,8 @@ pub enum Verdict {
     Forward(Option<Exchange>),
     /// Answer with this AWS error instead, as this behaviour of AWS would.
     Refuse(Behaviour, Fault),
+    /// Answer this instead, as AWS would (an operation moto lacks).
+    Answer(Behaviour, Reply),
     /// The model cannot tell what this is: answer 500 with this text.
     Unknown(String),
 }
@@ -201,6 +214,7 @@ struct State {
     functions: lambda::Functions,
     tables: dynamodb::Tables,
     buckets: quotas::Buckets,
+    reservations: concurrency::Reservations,
 }
 
 /// One proxy's model: its configuration, the state of the account as AWS would see it, and
@@ -310,6 +324,14 @@ impl Model {
         } else {
             self.count(service, &ex.operation, false, false);
         }
+        if self.on(Behaviour::LambdaConcurrency) && ex.is("lambda", "GetAccountSettings") {
+            self.hit(Behaviour::LambdaConcurrency);
+            let limit = self.config.lambda_concurrency_limit;
+            return Verdict::Answer(
+                Behaviour::LambdaConcurrency,
+                self.state.lock().unwrap().reservations.account_settings(limit),
+            );
+        }
         match self.judge(moto, &ex).await {
             Some((b, fault)) => {
                 self.hit(b);
@@ -344,6 +366,11 @@ impl Model {
             return Some((Behaviour::LambdaZones, f));
         }
         let mut st = self.state.lock().unwrap();
+        if self.on(Behaviour::LambdaConcurrency)
+            && let Some(f) = st.reservations.refuse(ex, self.config.lambda_concurrency_limit)
+        {
+            return Some((Behaviour::LambdaConcurrency, f));
+        }
         if self.on(Behaviour::LambdaStates)
             && let Some(f) = st.functions.conflict(ex, now, t)
         {
@@ -400,6 +427,7 @@ impl Model {
             st.roles.record(ex, now);
             st.fresh.record(ex, &text, now);
             st.tables.record(ex, now);
+            st.reservations.record(ex);
             let work = st.functions.record(ex, json.as_ref(), now);
             if let Some(j) = json.as_mut() {
                 if self.on(Behaviour::LambdaStates) && st.functions.rewrite(ex, j, now, &t) {
