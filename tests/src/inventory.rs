@@ -69,14 +69,22 @@ pub fn expected(names: &StackNames, az_count: usize) -> Vec<Expected> {
         e.push(named(&format!("usage-plan-{tier}"), "usage-plan", format!("{s}-{plan}")));
         e.push(named(&format!("api-key-{tier}"), "api-key", format!("{s}-{tier}")));
     }
+    // `[alarms]` is on by default.
+    for what in ALARMS {
+        e.push(named(&format!("alarm-{what}"), "alarm", format!("{s}-{what}")));
+    }
     e
 }
+
+/// The stack's CloudWatch alarms: resource `alarm-{what}`, named `{stack}-{what}`.
+pub const ALARMS: [&str; 5] =
+    ["function-errors", "function-throttles", "concurrent-executions", "api-5xx", "api-latency"];
 
 /// One resource on the server.
 #[derive(Debug, Clone)]
 pub struct Item {
     /// `vpc`, `subnet`, `route-table`, `security-group`, `vpc-endpoint`, `flow-log`, `iam-role`,
-    /// `log-group`, `function`, `table`, `rest-api`, `usage-plan`, `api-key`; implicit ones:
+    /// `log-group`, `function`, `table`, `rest-api`, `usage-plan`, `api-key`, `alarm`; implicit ones:
     /// `main-route-table`, `default-security-group`.
     pub kind: &'static str,
     pub id: String,
@@ -338,6 +346,22 @@ impl Inventory {
         }
         let account = aws.apigateway.get_account().send().await.expect("GetAccount");
         inv.cloudwatch_role_arn = account.cloudwatch_role_arn().map(str::to_string);
+
+        // ------------------------------------------------------------ CloudWatch alarms
+        let pages: Vec<_> =
+            aws.cloudwatch.describe_alarms().into_paginator().send().try_collect().await.expect("DescribeAlarms");
+        for a in pages.iter().flat_map(|p| p.metric_alarms()) {
+            let name = a.alarm_name().unwrap_or_default();
+            let arn = a.alarm_arn().unwrap_or_default();
+            let tags = aws.cloudwatch.list_tags_for_resource().resource_arn(arn).send().await;
+            let tags: HashMap<String, String> = tags
+                .expect("ListTagsForResource (cloudwatch)")
+                .tags()
+                .iter()
+                .map(|t| (t.key().unwrap_or_default().to_string(), t.value().unwrap_or_default().to_string()))
+                .collect();
+            inv.items.push(item("alarm", name, name, &tags, None));
+        }
         inv
     }
 

@@ -212,6 +212,30 @@ const CASES: &[Case] = &[
         &["FILE", "usage_plans.standard.quota_period"],
     ),
     cfg("unknown key in a plan", &[("usage_plans.premium.colour", "\"red\"")], &["FILE", "usage_plans.premium.colour"]),
+    // ------------------------------------------------------------ alarms, concurrency, stage throttling
+    cfg(
+        "reserved concurrency 0",
+        &[("function.reserved_concurrency", "0")],
+        &["FILE", "function.reserved_concurrency", "at least 1"],
+    ),
+    cfg("throttle rate without burst", &[("api.throttle_rate", "100.0")], &["FILE", "api.throttle_burst", "both"]),
+    cfg(
+        "throttle rate below the premium plan",
+        &[("api.throttle_rate", "60.0"), ("api.throttle_burst", "200")],
+        &["FILE", "api.throttle_rate", "premium usage plan"],
+    ),
+    cfg(
+        "throttle burst below the premium plan",
+        &[("api.throttle_rate", "100.0"), ("api.throttle_burst", "150")],
+        &["FILE", "api.throttle_burst", "premium usage plan"],
+    ),
+    cfg("latency bound 0", &[("alarms.latency_p99_ms", "0")], &["FILE", "alarms.latency_p99_ms"]),
+    cfg(
+        "SNS topic ARN of a queue",
+        &[("alarms.sns_topic_arn", "\"arn:aws:sqs:us-east-1:123456789012:ops\"")],
+        &["FILE", "alarms.sns_topic_arn", "SNS topic ARN"],
+    ),
+    cfg("alarms.enabled a string", &[("alarms.enabled", "\"yes\"")], &["FILE", "alarms.enabled"]),
     // ------------------------------------------------------------ the file itself
     Case { source: Source::Text("stack = \"a\"\nstack = \"b\"\n"), ..cfg("duplicate key", &[], &["FILE", "stack"]) },
     Case { source: Source::Text(""), ..cfg("empty file", &[], &["FILE", "stack"]) },
