@@ -10,7 +10,7 @@ use aws_sdk_cloudwatch::types::MetricAlarm;
 use aws_sdk_lambda::error::ProvideErrorMetadata;
 use e2e::inventory::{ALARMS, Inventory};
 use e2e::proxy::count_by_name;
-use e2e::{Account, Aws, Behaviour, Checks, Output, Proxy, REMOVE, Stack, write_config_file};
+use e2e::{Account, Aws, Behaviour, Checks, Output, Proxy, REMOVE, Rule, Stack, write_config_file};
 use serde_json::Value;
 
 const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:ops-alerts";
@@ -106,12 +106,19 @@ async fn alarms_and_stage_throttling_are_made_read_back_drift_fixed_turned_off_a
     let mut c = Checks::new();
 
     // ------------------------------------------------------------------ 1. up creates them
+    // CloudWatch throttles twice on the way (its code is `Throttling`): the error reaches the SDK
+    // in CBOR through the bridge, and the SDK's retries outlast it.
+    proxy.add_rule(
+        Rule::new().service("monitoring").operation("PutMetricAlarm").fail(400, "Throttling", "Rate exceeded").times(2),
+    );
     let (_, up) = deployer.up_json(&["--artifact", art]).await;
+    c.eq("up: throttled PutMetricAlarm calls", proxy.rule_hits(), [2]);
+    proxy.clear_rules();
     for what in ALARMS {
         c.eq(&format!("up: alarm-{what}"), up["resources"][format!("alarm-{what}")].as_str(), Some("created"));
     }
     let created = count_by_name(&proxy.calls());
-    c.eq("up: one PutMetricAlarm per alarm", created.get("monitoring PutMetricAlarm").copied(), Some(5));
+    c.eq("up: one PutMetricAlarm per alarm, and 2 retries", created.get("monitoring PutMetricAlarm").copied(), Some(7));
     let alarms = stack_alarms(aws, s).await;
     c.eq("alarms of the stack on the server", alarms.len(), 5);
     let function = [("FunctionName", n.function.as_str())];
