@@ -10,7 +10,10 @@ use aws_sdk_cloudwatch::types::MetricAlarm;
 use aws_sdk_lambda::error::ProvideErrorMetadata;
 use e2e::inventory::{ALARMS, Inventory};
 use e2e::proxy::count_by_name;
-use e2e::{Account, Aws, Behaviour, Checks, Output, Proxy, REMOVE, Rule, Stack, write_config_file};
+use e2e::{
+    Account, Aws, Behaviour, Checks, Deployer, Moto, Output, Proxy, REMOVE, Rule, Stack, StackNames, TempDir,
+    write_config_file,
+};
 use serde_json::Value;
 
 const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:ops-alerts";
@@ -399,4 +402,44 @@ async fn reserved_concurrency_is_set_and_read_back_and_refused_before_any_change
         0,
     );
     c.finish("reserved concurrency");
+}
+
+/// moto without the proxy, as `scripts/demo.sh` runs it: it does not speak the SDK's CloudWatch
+/// protocol (RPC v2 CBOR) and answers every CloudWatch call with a bare 404. Alarms turned off
+/// are then simply absent; turned on, they fail with a message that says why and what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_moto_serves_no_cloudwatch_alarms_off_are_absent_and_on_are_explained() {
+    let moto = Moto::start();
+    let dir = TempDir::new("plainmoto");
+    let n = StackNames::unique("plainmoto");
+    let mut c = Checks::new();
+    let rows = |json: &Value, state: &str| -> Vec<String> {
+        json["resources"]
+            .as_array()
+            .map(|rows| {
+                rows.iter().filter(|r| r["state"] == state).filter_map(|r| r["id"].as_str().map(str::to_string))
+            })
+            .into_iter()
+            .flatten()
+            .collect()
+    };
+    let alarm_ids: Vec<String> = ALARMS.iter().map(|what| format!("alarm-{what}")).collect();
+
+    let off = write_config_file(&dir.path().join("off.toml"), &n, &[("alarms.enabled", "false")]);
+    let st = Deployer::with(&off, moto.url()).run(&["--output", "json", "status"]).await;
+    c.eq("alarms off: exit code (nothing deployed: missing, no error)", st.code, 2);
+    let json = json_of(&mut c, "alarms off", &st);
+    c.eq("alarms off: the alarms are off", rows(&json, "off"), alarm_ids.clone());
+    c.eq("alarms off: errors", rows(&json, "error"), Vec::<String>::new());
+
+    let on = write_config_file(&dir.path().join("on.toml"), &n, &[]);
+    let st = Deployer::with(&on, moto.url()).run(&["--output", "json", "status"]).await;
+    c.eq("alarms on: exit code (errors)", st.code, 1);
+    let json = json_of(&mut c, "alarms on", &st);
+    c.eq("alarms on: the alarms cannot be read", rows(&json, "error"), alarm_ids);
+    let error = row(&json, "alarm-api-latency")["error"].as_str().unwrap_or_default().to_string();
+    for needle in ["CloudWatch DescribeAlarms failed (HTTP 404)", "RPC v2 CBOR", "`[alarms] enabled = false`"] {
+        c.check(error.contains(needle), format!("alarms on: the error says {needle:?}: {error}"));
+    }
+    c.finish("plain moto");
 }

@@ -19,6 +19,12 @@
 //! data point yet: PutMetricAlarm checks no metric's existence (its API reference lists no such
 //! error), and a new alarm simply starts in `INSUFFICIENT_DATA` until data arrives.
 //!
+//! The Rust SDK speaks CloudWatch's RPC v2 CBOR protocol. An endpoint that answers
+//! DescribeAlarms with a bare 404 does not serve it (AWS answers 200, with an empty list when no
+//! alarm matches): moto 5.2.5, which reads CloudWatch's JSON and query protocols only, is one.
+//! There, alarms turned off are simply absent, and alarms turned on fail with a message saying
+//! so.
+//!
 //! PutMetricAlarm is an upsert that "completely overwrites the previous configuration of the
 //! alarm" (PutMetricAlarm API reference): create and every fix are the same one call with the
 //! whole desired configuration. Its `Tags` are applied only when it creates the alarm ("If you
@@ -32,7 +38,7 @@ use aws_sdk_cloudwatch::types::{AlarmType, ComparisonOperator, Dimension, Metric
 
 use super::{Change, Ctx, Id, Inputs, Name, Resource, compare};
 use crate::aws::AwsResultExt;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 pub const FUNCTION_ERRORS: Id<LiveAlarm> = Id::new("alarm-function-errors");
 pub const FUNCTION_THROTTLES: Id<LiveAlarm> = Id::new("alarm-function-throttles");
@@ -371,7 +377,17 @@ impl Resource for Alarm {
     }
 
     async fn observe(&self, ctx: &Ctx) -> Result<Option<LiveAlarm>> {
-        let all = self.stack_alarms(ctx).await?;
+        let all = match self.stack_alarms(ctx).await {
+            Ok(all) => all,
+            Err(e) if e.is_not_found() && !self.enabled => return Ok(None),
+            Err(e) if e.is_not_found() => {
+                return Err(Error::other(format!(
+                    "{e}: this endpoint does not serve CloudWatch as the AWS SDK speaks it (RPC v2 CBOR; moto 5.2.5 \
+                     does not): set `[alarms] enabled = false` in the config for it"
+                )));
+            }
+            Err(e) => return Err(e),
+        };
         match all.iter().find(|a| a.alarm_name() == Some(self.name.as_str())) {
             Some(found) => {
                 let live = live_alarm(found);
