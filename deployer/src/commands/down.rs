@@ -39,11 +39,13 @@ pub async fn run(
     let lock = Some(("down", Duration::from_secs(args.lock_timeout)));
     let (found, lock) = super::sweep(&ctx, settings, &graph, lock).await?;
     let lock = lock.expect("down takes the lock");
-    let names = graph.names();
-    if let Some(((name, _), Err(e))) = names.iter().zip(&found).find(|(_, f)| f.is_err()) {
+    // `found` is in registry order, not `graph.names()`'s dependency order: each failure names
+    // its resource itself.
+    if let Some(Err(e)) = found.iter().find(|f| f.is_err()) {
         super::release_lock(&ctx, lock).await;
-        return Err(Error::other(format!("cannot tell what exists ({name}): {e}")));
+        return Err(Error::other(format!("cannot tell what exists: {e}")));
     }
+    let names = graph.names();
     let mut keep = HashSet::from([account_role::ID.name()]);
     if !args.delete_data {
         keep.insert(table::ID.name());
