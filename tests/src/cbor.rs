@@ -173,10 +173,8 @@ impl HttpConnector for JsonConnector {
             let response = inner.call(request).await?;
             let status = response.status();
             let mut headers = response.headers().clone();
-            let body = http_body_util::BodyExt::collect(response.into_body())
-                .await
-                .map_err(|e| ConnectorError::io(e.into()))?
-                .to_bytes();
+            let body =
+                http_body_util::BodyExt::collect(response.into_body()).await.map_err(ConnectorError::io)?.to_bytes();
             let out = response_to_cbor(
                 signing_name,
                 &json.operation,

@@ -95,6 +95,10 @@ fn row<'a>(json: &'a Value, id: &str) -> &'a Value {
     json["resources"].as_array().and_then(|rows| rows.iter().find(|r| r["id"] == id)).unwrap_or(&Value::Null)
 }
 
+/// One alarm as it must be: (what, namespace, metric, dimensions, statistic, evaluation periods,
+/// threshold, comparison).
+type Want<'a> = (&'a str, &'a str, &'a str, &'a [(&'a str, &'a str)], &'a str, i32, f64, &'a str);
+
 fn rewrite(stack: &Stack, overrides: &[(&str, &str)]) {
     write_config_file(&stack.config, &stack.names, overrides);
 }
@@ -126,8 +130,7 @@ async fn alarms_and_stage_throttling_are_made_read_back_drift_fixed_turned_off_a
     c.eq("alarms of the stack on the server", alarms.len(), 5);
     let function = [("FunctionName", n.function.as_str())];
     let api = [("ApiName", s), ("Stage", "prod")];
-    // (what, namespace, metric, dimensions, statistic, evaluation periods, threshold, comparison)
-    let want: [(&str, &str, &str, &[(&str, &str)], &str, i32, f64, &str); 5] = [
+    let want: [Want; 5] = [
         ("function-errors", "AWS/Lambda", "Errors", &function, "Sum", 1, 0.0, "GreaterThanThreshold"),
         ("function-throttles", "AWS/Lambda", "Throttles", &function, "Sum", 1, 0.0, "GreaterThanThreshold"),
         (

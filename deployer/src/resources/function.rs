@@ -912,8 +912,8 @@ mod tests {
         assert_eq!(Resource::create_rounds(&f), 2, "CreateFunction, then PutFunctionConcurrency");
         let spec = f.spec(&inputs()).unwrap();
         // (live, change expected as (desired, live) text)
-        let cases: &[(Option<i32>, Option<(&str, &str)>)] =
-            &[(Some(5), None), (None, Some(("5", "none"))), (Some(50), Some(("5", "50")))];
+        type Case = (Option<i32>, Option<(&'static str, &'static str)>);
+        let cases: &[Case] = &[(Some(5), None), (None, Some(("5", "none"))), (Some(50), Some(("5", "50")))];
         for (live_reserved, want) in cases {
             let mut l = live(&spec);
             l.reserved_concurrency = *live_reserved;
