@@ -46,6 +46,7 @@ pub struct Clients {
     pub sts: aws_sdk_sts::Client,
     pub cloudformation: aws_sdk_cloudformation::Client,
     pub cloudtrail: aws_sdk_cloudtrail::Client,
+    pub wafv2: aws_sdk_wafv2::Client,
     /// Calls on the stack's resources.
     pub calls: CallCounter,
     /// DynamoDB for the stack lock only, counted apart: taking and releasing the lock is not a
@@ -139,6 +140,7 @@ impl Clients {
             sts: client!(aws_sdk_sts, &sdk, calls, retries),
             cloudformation: client!(aws_sdk_cloudformation, &sdk, calls, retries),
             cloudtrail: client!(aws_sdk_cloudtrail, &sdk, calls, retries),
+            wafv2: client!(aws_sdk_wafv2, &sdk, calls, retries),
             calls,
             credentials: sdk.credentials_provider(),
         })
