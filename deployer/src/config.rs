@@ -32,6 +32,8 @@ pub struct Config {
     pub logs: Logs,
     #[serde(default)]
     pub usage_plans: UsagePlans,
+    #[serde(default)]
+    pub waf: WafSection,
     /// Where the file was read from (not a key).
     #[serde(skip)]
     pub path: PathBuf,
@@ -187,6 +189,26 @@ pub struct UsagePlan {
     pub quota_limit: i32,
     pub quota_period: String,
 }
+
+/// A WAF web ACL on the stage: off by default, because it costs money every month (AWS WAF
+/// pricing: per web ACL, per rule, per million requests).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WafSection {
+    pub enabled: bool,
+    /// Requests one IP may make in 5 minutes before the rate-based rule blocks it.
+    pub rate_limit_per_5min: i64,
+}
+
+impl Default for WafSection {
+    fn default() -> Self {
+        WafSection { enabled: false, rate_limit_per_5min: 2000 }
+    }
+}
+
+/// The limits of a rate-based rule (WAFV2 API reference, RateBasedStatement `Limit`: 10 to
+/// 2,000,000,000).
+pub const WAF_RATE_LIMITS: std::ops::RangeInclusive<i64> = 10..=2_000_000_000;
 
 impl UsagePlans {
     /// (tier, plan), in a fixed order.
@@ -423,6 +445,14 @@ fn validate(c: &Config) -> std::result::Result<(), Invalid> {
             format!("expected \"DAY\", \"WEEK\" or \"MONTH\", found {:?}", p.quota_period)
         })?;
     }
+    let limit = c.waf.rate_limit_per_5min;
+    check(WAF_RATE_LIMITS.contains(&limit), "waf.rate_limit_per_5min", || {
+        format!(
+            "expected {} to {} requests per IP per 5 minutes (AWS WAF's rate-based rule limits), found {limit}",
+            WAF_RATE_LIMITS.start(),
+            WAF_RATE_LIMITS.end()
+        )
+    })?;
     Ok(())
 }
 
@@ -468,6 +498,8 @@ mod tests {
         assert_eq!(c.logs.retention_days, 365);
         assert_eq!(c.usage_plans.standard.burst_limit, 100);
         assert_eq!(c.usage_plans.premium.quota_limit, 50_000);
+        assert!(!c.waf.enabled, "the web ACL costs money: off unless asked for");
+        assert_eq!(c.waf.rate_limit_per_5min, 2000);
     }
 
     #[test]
@@ -510,6 +542,10 @@ mod tests {
                 Some("usage_plans.premium.name"),
                 "1-64",
             ),
+            ("[waf]\nrate_limit_per_5min = 9", Some("waf.rate_limit_per_5min"), "10 to 2000000000"),
+            ("[waf]\nrate_limit_per_5min = 2000000001", Some("waf.rate_limit_per_5min"), "found 2000000001"),
+            ("[waf]\nenabled = \"yes\"", Some("waf.enabled"), "invalid type"),
+            ("[waf]\nrate_limit = 100", Some("waf.rate_limit"), "unknown field `rate_limit`"),
             ("[aws]\nregion = \"mars\"", Some("aws.region"), "us-east-1"),
             ("[aws]\nendpoint_url = \"localhost:5055\"", Some("aws.endpoint_url"), "http://"),
             ("stack = \"sg-app\"", Some("stack"), "security group"),
