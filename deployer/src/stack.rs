@@ -28,6 +28,9 @@ pub fn flow_log_group_name(c: &Config) -> String {
 pub fn function_log_group_name(c: &Config) -> String {
     format!("/aws/lambda/{}", c.function.name)
 }
+pub fn web_acl_name(c: &Config) -> String {
+    format!("{}-web-acl", c.stack)
+}
 
 pub fn resources(c: &Config, artifact: Arc<Artifact>) -> Vec<Arc<dyn Node>> {
     let azs = u8::try_from(c.network.az_count()).expect("the config allows at most 6 zones");
@@ -96,6 +99,15 @@ pub fn resources(c: &Config, artifact: Arc<Artifact>) -> Vec<Arc<dyn Node>> {
         )));
         r.push(Arc::new(api_key::ApiKey::new(tier, format!("{}-{tier}", c.stack))));
     }
+
+    // WAF (`[waf] enabled`; off, they stay in the graph so that `up` removes what was made).
+    let waf = c.waf.enabled;
+    r.push(Arc::new(web_acl::WebAcl { name: web_acl_name(c), rate_limit: c.waf.rate_limit_per_5min, enabled: waf }));
+    r.push(Arc::new(web_acl::WebAclAssociation {
+        acl_name: web_acl_name(c),
+        stage_name: c.api.stage.clone(),
+        enabled: waf,
+    }));
     r
 }
 
@@ -113,7 +125,7 @@ mod tests {
         let g = graph(&c, Arc::new(Artifact::from_zip(vec![], "test".into()))).unwrap();
         let order: Vec<String> = g.names().iter().map(|(n, _)| n.to_string()).collect();
         let at = |id: &str| order.iter().position(|x| x == id).unwrap_or_else(|| panic!("{id} missing"));
-        assert_eq!(order.len(), 23, "{order:?}");
+        assert_eq!(order.len(), 25, "{order:?}");
         assert!(at("vpc") < at("subnet-0"));
         assert!(at("subnet-1") < at("function"));
         assert!(at("function-log-group") < at("function"), "the log group exists before the function");
@@ -122,6 +134,23 @@ mod tests {
         assert!(at("stage") < at("usage-plan-standard"), "stage before usage plan (Invalid API Stage otherwise)");
         assert!(at("usage-plan-premium") < at("api-key-premium"));
         assert!(at("apigw-account") < at("stage"), "access logging needs the account role");
+        assert!(at("web-acl") < at("web-acl-association") && at("stage") < at("web-acl-association"));
+    }
+
+    #[test]
+    fn the_web_acl_is_off_unless_the_config_turns_it_on() {
+        let names = |text: &str| -> Vec<(String, bool)> {
+            let c = crate::config::parse(text).unwrap();
+            let g = graph(&c, Arc::new(Artifact::unknown())).unwrap();
+            [web_acl::ACL.name(), web_acl::ASSOCIATION.name()]
+                .into_iter()
+                .map(|n| (n.to_string(), g.node(n).unwrap().wanted()))
+                .collect()
+        };
+        let off = names("stack = \"t\"");
+        assert_eq!(off, [("web-acl".to_string(), false), ("web-acl-association".to_string(), false)]);
+        let on = names("stack = \"t\"\n[waf]\nenabled = true");
+        assert!(on.iter().all(|(_, wanted)| *wanted), "{on:?}");
     }
 
     #[test]
