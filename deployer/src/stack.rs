@@ -134,23 +134,24 @@ mod tests {
         assert!(at("stage") < at("usage-plan-standard"), "stage before usage plan (Invalid API Stage otherwise)");
         assert!(at("usage-plan-premium") < at("api-key-premium"));
         assert!(at("apigw-account") < at("stage"), "access logging needs the account role");
-        assert!(at("web-acl") < at("web-acl-association") && at("stage") < at("web-acl-association"));
     }
 
     #[test]
     fn the_web_acl_is_off_unless_the_config_turns_it_on() {
-        let names = |text: &str| -> Vec<(String, bool)> {
+        // (wanted, what the association waits for), per config.
+        let waf = |text: &str| -> (Vec<bool>, Vec<String>) {
             let c = crate::config::parse(text).unwrap();
             let g = graph(&c, Arc::new(Artifact::unknown())).unwrap();
-            [web_acl::ACL.name(), web_acl::ASSOCIATION.name()]
-                .into_iter()
-                .map(|n| (n.to_string(), g.node(n).unwrap().wanted()))
-                .collect()
+            let wanted = [web_acl::ACL.name(), web_acl::ASSOCIATION.name()].map(|n| g.node(n).unwrap().wanted());
+            let deps = g.node(web_acl::ASSOCIATION.name()).unwrap().deps().iter().map(|d| d.on.to_string()).collect();
+            (wanted.to_vec(), deps)
         };
-        let off = names("stack = \"t\"");
-        assert_eq!(off, [("web-acl".to_string(), false), ("web-acl-association".to_string(), false)]);
-        let on = names("stack = \"t\"\n[waf]\nenabled = true");
-        assert!(on.iter().all(|(_, wanted)| *wanted), "{on:?}");
+        let (wanted, deps) = waf("stack = \"t\"");
+        assert_eq!(wanted, [false, false], "off by default");
+        assert_eq!(deps, ["web-acl"], "off, the association is only deleted: before the ACL, waiting for nothing else");
+        let (wanted, deps) = waf("stack = \"t\"\n[waf]\nenabled = true");
+        assert_eq!(wanted, [true, true]);
+        assert_eq!(deps, ["web-acl", "stage"]);
     }
 
     #[test]

@@ -554,7 +554,9 @@ impl Resource for WebAclAssociation {
     }
 
     fn deps(&self) -> Vec<Dep> {
-        vec![Dep::on(ACL), Dep::on(stage::ID)]
+        // Turned off, it is only ever deleted, which needs its own state alone: it waits for
+        // nothing (not for the stage) and stays ahead of the ACL in the reverse order.
+        if self.enabled { vec![Dep::on(ACL), Dep::on(stage::ID)] } else { vec![Dep::on(ACL)] }
     }
 
     fn create_rounds(&self) -> u32 {
