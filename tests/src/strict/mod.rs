@@ -16,6 +16,8 @@
 //! 6. [`Behaviour::TableStates`] (CREATING) and [`Behaviour::PitrWindow`].
 //! 7. [`Behaviour::ApiGatewayQuotas`]: control-plane token buckets.
 //! 8. [`Behaviour::LambdaZones`] and [`Behaviour::ZoneStates`].
+//! 9. [`Behaviour::WafUnavailable`] and [`Behaviour::WafAssociated`]: a web ACL just created
+//!    cannot be associated yet, and an associated one cannot be deleted.
 //!
 //! Windows and rates are in [`Timings`]. Time is evaluated lazily: each request sees the state
 //! as of its arrival (ENIs are released by the first request after their window).
@@ -32,6 +34,7 @@ pub mod request;
 mod tags;
 mod timings;
 pub mod validate;
+mod waf;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -74,10 +77,14 @@ pub enum Behaviour {
     LambdaZones,
     /// A zone in a state other than `available`.
     ZoneStates,
+    /// WAF AssociateWebACL: a web ACL created a moment ago is unavailable.
+    WafUnavailable,
+    /// WAF DeleteWebACL: refused while the web ACL is associated with a resource.
+    WafAssociated,
 }
 
 impl Behaviour {
-    pub const ALL: [Behaviour; 11] = [
+    pub const ALL: [Behaviour; 13] = [
         Behaviour::Validation,
         Behaviour::TagRules,
         Behaviour::IamPropagation,
@@ -89,6 +96,8 @@ impl Behaviour {
         Behaviour::ApiGatewayQuotas,
         Behaviour::LambdaZones,
         Behaviour::ZoneStates,
+        Behaviour::WafUnavailable,
+        Behaviour::WafAssociated,
     ];
 
     /// A stable name for records and reports.
@@ -105,6 +114,8 @@ impl Behaviour {
             Behaviour::ApiGatewayQuotas => "apigateway-quotas",
             Behaviour::LambdaZones => "lambda-zones",
             Behaviour::ZoneStates => "zone-states",
+            Behaviour::WafUnavailable => "waf-unavailable",
+            Behaviour::WafAssociated => "waf-associated",
         }
     }
 
@@ -201,6 +212,7 @@ struct State {
     functions: lambda::Functions,
     tables: dynamodb::Tables,
     buckets: quotas::Buckets,
+    web_acls: waf::WebAcls,
 }
 
 /// One proxy's model: its configuration, the state of the account as AWS would see it, and
@@ -375,6 +387,16 @@ impl Model {
         {
             return Some((Behaviour::PitrWindow, f));
         }
+        if self.on(Behaviour::WafUnavailable)
+            && let Some(f) = st.web_acls.unavailable(ex, now, t.waf_unavailable)
+        {
+            return Some((Behaviour::WafUnavailable, f));
+        }
+        if self.on(Behaviour::WafAssociated)
+            && let Some(f) = st.web_acls.still_associated(ex)
+        {
+            return Some((Behaviour::WafAssociated, f));
+        }
         None
     }
 
@@ -400,6 +422,7 @@ impl Model {
             st.roles.record(ex, now);
             st.fresh.record(ex, &text, now);
             st.tables.record(ex, now);
+            st.web_acls.record(ex, json.as_ref(), now);
             let work = st.functions.record(ex, json.as_ref(), now);
             if let Some(j) = json.as_mut() {
                 if self.on(Behaviour::LambdaStates) && st.functions.rewrite(ex, j, now, &t) {
