@@ -33,6 +33,7 @@ pub struct Aws {
     pub apigateway: aws_sdk_apigateway::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
     pub iam: aws_sdk_iam::Client,
+    pub wafv2: aws_sdk_wafv2::Client,
 }
 
 impl Aws {
@@ -66,6 +67,7 @@ impl Aws {
             apigateway: aws_sdk_apigateway::Client::new(&c),
             logs: aws_sdk_cloudwatchlogs::Client::new(&c),
             iam: aws_sdk_iam::Client::new(&c),
+            wafv2: aws_sdk_wafv2::Client::new(&c),
             config: c,
         }
     }
