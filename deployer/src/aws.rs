@@ -47,6 +47,7 @@ pub struct Clients {
     pub cloudformation: aws_sdk_cloudformation::Client,
     pub cloudtrail: aws_sdk_cloudtrail::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub wafv2: aws_sdk_wafv2::Client,
     /// Calls on the stack's resources.
     pub calls: CallCounter,
     /// DynamoDB for the stack lock only, counted apart: taking and releasing the lock is not a
@@ -141,6 +142,7 @@ impl Clients {
             cloudformation: client!(aws_sdk_cloudformation, &sdk, calls, retries),
             cloudtrail: client!(aws_sdk_cloudtrail, &sdk, calls, retries),
             cloudwatch: client!(aws_sdk_cloudwatch, &sdk, calls, retries),
+            wafv2: client!(aws_sdk_wafv2, &sdk, calls, retries),
             calls,
             credentials: sdk.credentials_provider(),
         })

@@ -34,6 +34,8 @@ pub struct Config {
     pub usage_plans: UsagePlans,
     #[serde(default)]
     pub alarms: Alarms,
+    #[serde(default)]
+    pub waf: WafSection,
     /// Where the file was read from (not a key).
     #[serde(skip)]
     pub path: PathBuf,
@@ -224,6 +226,26 @@ pub struct UsagePlan {
     pub quota_limit: i32,
     pub quota_period: String,
 }
+
+/// A WAF web ACL on the stage: off by default, because it costs money every month (AWS WAF
+/// pricing: per web ACL, per rule, per million requests).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WafSection {
+    pub enabled: bool,
+    /// Requests one IP may make in 5 minutes before the rate-based rule blocks it.
+    pub rate_limit_per_5min: i64,
+}
+
+impl Default for WafSection {
+    fn default() -> Self {
+        WafSection { enabled: false, rate_limit_per_5min: 2000 }
+    }
+}
+
+/// The limits of a rate-based rule (WAFV2 API reference, RateBasedStatement `Limit`: 10 to
+/// 2,000,000,000).
+pub const WAF_RATE_LIMITS: std::ops::RangeInclusive<i64> = 10..=2_000_000_000;
 
 impl UsagePlans {
     /// (tier, plan), in a fixed order.
@@ -468,6 +490,14 @@ fn validate(c: &Config) -> std::result::Result<(), Invalid> {
             format!("expected \"DAY\", \"WEEK\" or \"MONTH\", found {:?}", p.quota_period)
         })?;
     }
+    let limit = c.waf.rate_limit_per_5min;
+    check(WAF_RATE_LIMITS.contains(&limit), "waf.rate_limit_per_5min", || {
+        format!(
+            "expected {} to {} requests per IP per 5 minutes (AWS WAF's rate-based rule limits), found {limit}",
+            WAF_RATE_LIMITS.start(),
+            WAF_RATE_LIMITS.end()
+        )
+    })?;
     Ok(())
 }
 
@@ -583,6 +613,8 @@ mod tests {
         assert!(c.alarms.enabled);
         assert_eq!((c.alarms.latency_p99_ms, c.alarms.concurrent_executions), (2500, 80));
         assert_eq!((c.function.reserved_concurrency, c.api.throttle()), (None, None));
+        assert!(!c.waf.enabled, "the web ACL costs money: off unless asked for");
+        assert_eq!(c.waf.rate_limit_per_5min, 2000);
     }
 
     #[test]
@@ -652,6 +684,10 @@ mod tests {
                 Some("usage_plans.premium.name"),
                 "1-64",
             ),
+            ("[waf]\nrate_limit_per_5min = 9", Some("waf.rate_limit_per_5min"), "10 to 2000000000"),
+            ("[waf]\nrate_limit_per_5min = 2000000001", Some("waf.rate_limit_per_5min"), "found 2000000001"),
+            ("[waf]\nenabled = \"yes\"", Some("waf.enabled"), "invalid type"),
+            ("[waf]\nrate_limit = 100", Some("waf.rate_limit"), "unknown field `rate_limit`"),
             ("[aws]\nregion = \"mars\"", Some("aws.region"), "us-east-1"),
             ("[function]\nreserved_concurrency = 0", Some("function.reserved_concurrency"), "at least 1"),
             ("[api]\nthrottle_rate = 100.0", Some("api.throttle_burst"), "set both or neither"),

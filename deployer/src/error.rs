@@ -184,7 +184,13 @@ pub fn classify(code: Option<&str>, message: &str, status: Option<u16>) -> Error
     let code = code.unwrap_or("");
     let msg = message.to_ascii_lowercase();
     // Order matters: the same code (e.g. InvalidParameterValueException) can mean propagation.
-    if PROPAGATING_MESSAGES.iter().any(|m| msg.contains(m)) || code == "ContinuousBackupsUnavailableException" {
+    if PROPAGATING_MESSAGES.iter().any(|m| msg.contains(m))
+        || code == "ContinuousBackupsUnavailableException"
+        // WAF: "If you've just created a resource that you're using in this operation, you might
+        // just need to wait a few minutes" (WAFV2 API reference, WAFUnavailableEntityException);
+        // AssociateWebACL right after CreateWebACL is the documented case.
+        || code == "WAFUnavailableEntityException"
+    {
         return ErrorKind::Propagating;
     }
     match code {
@@ -206,14 +212,21 @@ pub fn classify(code: Option<&str>, message: &str, status: Option<u16>) -> Error
         | "RulesPerSecurityGroupLimitExceeded"
         | "SecurityGroupLimitExceeded"
         | "CodeStorageExceededException"
-        | "FlowLogsLimitExceeded" => return ErrorKind::Quota,
+        | "FlowLogsLimitExceeded"
+        | "WAFLimitsExceededException" => return ErrorKind::Quota,
         "ResourceAlreadyExistsException"
         | "EntityAlreadyExists"
         | "InvalidGroup.Duplicate"
         | "FlowLogAlreadyExists"
         | "InvalidPermission.Duplicate"
         | "RouteAlreadyExists"
-        | "TableAlreadyExistsException" => return ErrorKind::AlreadyExists,
+        | "TableAlreadyExistsException"
+        | "WAFDuplicateItemException" => return ErrorKind::AlreadyExists,
+        // WAF: the web ACL changed since its lock token was read, or it is still associated with
+        // a resource (WAFV2 API reference: WAFOptimisticLockException, WAFAssociatedItemException).
+        "WAFOptimisticLockException" | "WAFAssociatedItemException" => return ErrorKind::Conflict,
+        // WAF names "not found" its own way.
+        "WAFNonexistentItemException" => return ErrorKind::NotFound,
         "ResourceConflictException"
         | "DependencyViolation"
         | "ResourceInUseException"
@@ -347,6 +360,17 @@ mod tests {
                 ErrorKind::Auth,
             ),
             ("BadRequestException", "Invalid API Stage", Some(400), ErrorKind::Fatal),
+            (
+                "WAFUnavailableEntityException",
+                "AWS WAF couldn't retrieve the resource that you requested. Retry your request.",
+                Some(400),
+                ErrorKind::Propagating,
+            ),
+            ("WAFOptimisticLockException", "AWS WAF couldn't save your changes", Some(400), ErrorKind::Conflict),
+            ("WAFAssociatedItemException", "AWS WAF couldn't perform the operation", Some(400), ErrorKind::Conflict),
+            ("WAFNonexistentItemException", "your resource doesn't exist", Some(400), ErrorKind::NotFound),
+            ("WAFDuplicateItemException", "a duplicate of an existing one", Some(400), ErrorKind::AlreadyExists),
+            ("WAFLimitsExceededException", "too many web ACLs", Some(400), ErrorKind::Quota),
         ];
         for (code, msg, status, want) in cases {
             assert_eq!(classify(Some(code), msg, *status), *want, "{code}: {msg}");

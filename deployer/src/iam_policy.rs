@@ -90,7 +90,10 @@ pub fn policy(s: &Scope) -> Value {
                 // "Is this name owned by a CloudFormation stack?": any stack may own it.
                 "cloudformation:DescribeStackResources",
                 // The account's Lambda concurrency, read before reserving some for the function.
-                "lambda:GetAccountSettings"
+                "lambda:GetAccountSettings",
+                // Finds the web ACL by name (every run, `[waf]` on or off: an earlier config may
+                // have made one); listing supports no resource.
+                "wafv2:ListWebACLs"
             ],
             "Resource": "*"
         }),
@@ -272,6 +275,28 @@ pub fn policy(s: &Scope) -> Value {
             ]
         }),
         json!({
+            // The stack's web ACL (`[waf]`), by name; WAF adds the id to the ARN.
+            "Sid": "TheWebAcl",
+            "Effect": "Allow",
+            "Action": [
+                "wafv2:CreateWebACL", "wafv2:GetWebACL", "wafv2:UpdateWebACL", "wafv2:DeleteWebACL",
+                "wafv2:TagResource", "wafv2:ListTagsForResource", "wafv2:AssociateWebACL", "wafv2:DisassociateWebACL"
+            ],
+            "Resource": s.arn("wafv2", &format!("regional/webacl/{}/*", stack::web_acl_name(c)))
+        }),
+        json!({
+            // Associating a web ACL with a stage acts on the stage too: WAF's actions, and API
+            // Gateway's own `SetWebACL` (WAF Developer Guide, "Permissions for AssociateWebACL").
+            // The API's id is generated: any API, this stage name.
+            "Sid": "TheWebAclOnTheStage",
+            "Effect": "Allow",
+            "Action": [
+                "wafv2:AssociateWebACL", "wafv2:DisassociateWebACL", "wafv2:GetWebACLForResource",
+                "apigateway:SetWebACL"
+            ],
+            "Resource": s.apigateway(&format!("/restapis/*/stages/{}", c.api.stage))
+        }),
+        json!({
             "Sid": "ApiGatewayAccountSettings",
             "Effect": "Allow",
             "Action": ["apigateway:GET", "apigateway:PATCH"],
@@ -317,7 +342,9 @@ mod tests {
         let alarms = statements.iter().find(|st| st["Sid"] == "TheAlarms").expect("alarms statement");
         assert_eq!(alarms["Resource"].as_array().map(Vec::len), Some(5));
         assert_eq!(alarms["Resource"][0], "arn:aws:cloudwatch:us-east-1:123456789012:alarm:movies-dev-function-errors");
-        assert!(text.contains("lambda:PutFunctionConcurrency") && text.contains("lambda:GetAccountSettings"));
+        assert!(text.contains("lambda:PutFunctionConcurrency") && text.contains("lambda:GetAccountSettings",));
+        assert!(text.contains("arn:aws:wafv2:us-east-1:123456789012:regional/webacl/movies-dev-web-acl/*"));
+        assert!(text.contains("arn:aws:apigateway:us-east-1::/restapis/*/stages/prod"));
     }
 
     #[test]

@@ -33,6 +33,11 @@ pub fn api_name(c: &Config) -> String {
     c.stack.clone()
 }
 
+/// The web ACL's name.
+pub fn web_acl_name(c: &Config) -> String {
+    format!("{}-web-acl", c.stack)
+}
+
 pub fn resources(c: &Config, artifact: Arc<Artifact>) -> Vec<Arc<dyn Node>> {
     let azs = u8::try_from(c.network.az_count()).expect("the config allows at most 6 zones");
     let retention = c.logs.retention_days;
@@ -109,6 +114,15 @@ pub fn resources(c: &Config, artifact: Arc<Artifact>) -> Vec<Arc<dyn Node>> {
     // Monitoring
     let watched = alarm::Watched { function: &c.function.name, api: &api_name(c), stage: &c.api.stage };
     r.extend(alarm::alarms(&c.stack, &watched, &c.alarms).into_iter().map(|a| Arc::new(a) as Arc<dyn Node>));
+
+    // WAF (`[waf] enabled`; off, they stay in the graph so that `up` removes what was made).
+    let waf = c.waf.enabled;
+    r.push(Arc::new(web_acl::WebAcl { name: web_acl_name(c), rate_limit: c.waf.rate_limit_per_5min, enabled: waf }));
+    r.push(Arc::new(web_acl::WebAclAssociation {
+        acl_name: web_acl_name(c),
+        stage_name: c.api.stage.clone(),
+        enabled: waf,
+    }));
     r
 }
 
@@ -126,7 +140,7 @@ mod tests {
         let g = graph(&c, Arc::new(Artifact::from_zip(vec![], "test".into()))).unwrap();
         let order: Vec<String> = g.names().iter().map(|(n, _)| n.to_string()).collect();
         let at = |id: &str| order.iter().position(|x| x == id).unwrap_or_else(|| panic!("{id} missing"));
-        assert_eq!(order.len(), 28, "{order:?}");
+        assert_eq!(order.len(), 30, "{order:?}");
         assert!(at("vpc") < at("subnet-0"));
         assert!(at("subnet-1") < at("function"));
         assert!(at("function-log-group") < at("function"), "the log group exists before the function");
@@ -135,6 +149,24 @@ mod tests {
         assert!(at("stage") < at("usage-plan-standard"), "stage before usage plan (Invalid API Stage otherwise)");
         assert!(at("usage-plan-premium") < at("api-key-premium"));
         assert!(at("apigw-account") < at("stage"), "access logging needs the account role");
+    }
+
+    #[test]
+    fn the_web_acl_is_off_unless_the_config_turns_it_on() {
+        // (wanted, what the association waits for), per config.
+        let waf = |text: &str| -> (Vec<bool>, Vec<String>) {
+            let c = crate::config::parse(text).unwrap();
+            let g = graph(&c, Arc::new(Artifact::unknown())).unwrap();
+            let wanted = [web_acl::ACL.name(), web_acl::ASSOCIATION.name()].map(|n| g.node(n).unwrap().wanted());
+            let deps = g.node(web_acl::ASSOCIATION.name()).unwrap().deps().iter().map(|d| d.on.to_string()).collect();
+            (wanted.to_vec(), deps)
+        };
+        let (wanted, deps) = waf("stack = \"t\"");
+        assert_eq!(wanted, [false, false], "off by default");
+        assert_eq!(deps, ["web-acl"], "off, the association is only deleted: before the ACL, waiting for nothing else");
+        let (wanted, deps) = waf("stack = \"t\"\n[waf]\nenabled = true");
+        assert_eq!(wanted, [true, true]);
+        assert_eq!(deps, ["web-acl", "stage"]);
     }
 
     #[test]

@@ -36,6 +36,7 @@ pub struct Aws {
     pub iam: aws_sdk_iam::Client,
     /// Through [`crate::cbor::JsonBackend`]: the SDK speaks RPC v2 CBOR, moto JSON.
     pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub wafv2: aws_sdk_wafv2::Client,
 }
 
 impl Aws {
@@ -77,6 +78,7 @@ impl Aws {
                     )))
                     .build(),
             ),
+            wafv2: aws_sdk_wafv2::Client::new(&c),
             config: c,
         }
     }

@@ -37,11 +37,18 @@ pub struct Expected {
     pub name: Option<String>,
 }
 
-/// The resources of a converged stack with `az_count` subnets, by resource id and kind, as the
-/// deployer's `stack.rs` builds them. Not listed: the shared account role (never the stack's),
-/// and the parts that are no inventory item of their own (the Lambda permission, the API
-/// stage; [`Inventory::check_converged`] counts those per API and function).
+/// The resources of a converged stack with `az_count` subnets and the default config's features
+/// (no web ACL): [`expected_with`].
 pub fn expected(names: &StackNames, az_count: usize) -> Vec<Expected> {
+    expected_with(names, az_count, false)
+}
+
+/// The resources of a converged stack with `az_count` subnets, and the web ACL if `waf` (config
+/// `[waf] enabled`), by resource id and kind, as the deployer's `stack.rs` builds them. Not
+/// listed: the shared account role (never the stack's), and the parts that are no inventory item
+/// of their own (the Lambda permission, the API stage, the web ACL's association;
+/// [`Inventory::check_converged_with`] counts those per API and function).
+pub fn expected_with(names: &StackNames, az_count: usize, waf: bool) -> Vec<Expected> {
     let s = names.stack.as_str();
     let ec2 = |resource: String, kind| Expected { resource, kind, name: None };
     let named =
@@ -73,6 +80,9 @@ pub fn expected(names: &StackNames, az_count: usize) -> Vec<Expected> {
     for what in ALARMS {
         e.push(named(&format!("alarm-{what}"), "alarm", format!("{s}-{what}")));
     }
+    if waf {
+        e.push(named("web-acl", "web-acl", format!("{s}-web-acl")));
+    }
     e
 }
 
@@ -84,7 +94,8 @@ pub const ALARMS: [&str; 5] =
 #[derive(Debug, Clone)]
 pub struct Item {
     /// `vpc`, `subnet`, `route-table`, `security-group`, `vpc-endpoint`, `flow-log`, `iam-role`,
-    /// `log-group`, `function`, `table`, `rest-api`, `usage-plan`, `api-key`, `alarm`; implicit ones:
+    /// `log-group`, `function`, `table`, `rest-api`, `usage-plan`, `api-key`, `alarm`, `web-acl`;
+    /// implicit ones:
     /// `main-route-table`, `default-security-group`.
     pub kind: &'static str,
     pub id: String,
@@ -137,6 +148,14 @@ pub struct Inventory {
     pub permissions: BTreeMap<String, usize>,
     /// API Gateway's account setting (GetAccount `cloudwatchRoleArn`).
     pub cloudwatch_role_arn: Option<String>,
+    /// Stage ARN -> the name of the web ACL associated with it (GetWebACLForResource), for every
+    /// stage that has one.
+    pub stage_acls: BTreeMap<String, String>,
+}
+
+/// The ARN WAF knows a stage by (the fixtures' region).
+pub fn stage_arn(api_id: &str, stage: &str) -> String {
+    format!("arn:aws:apigateway:us-east-1::/restapis/{api_id}/stages/{stage}")
 }
 
 /// An EC2 resource's tags as a map.
@@ -307,16 +326,23 @@ impl Inventory {
                 None,
             ));
             let deployments = aws.apigateway.get_deployments().rest_api_id(id).limit(500).send().await;
-            let stages = aws.apigateway.get_stages().rest_api_id(id).send().await;
+            let stages = aws.apigateway.get_stages().rest_api_id(id).send().await.expect("GetStages");
             let resources = aws.apigateway.get_resources().rest_api_id(id).limit(500).send().await;
             inv.apis.insert(
                 id.to_string(),
                 ApiParts {
                     deployments: deployments.expect("GetDeployments").items().len(),
-                    stages: stages.expect("GetStages").item().len(),
+                    stages: stages.item().len(),
                     resources: resources.expect("GetResources").items().len(),
                 },
             );
+            for stage in stages.item() {
+                let arn = stage_arn(id, stage.stage_name().unwrap_or_default());
+                let acl = aws.wafv2.get_web_acl_for_resource().resource_arn(&arn).send().await;
+                if let Some(acl) = acl.expect("GetWebACLForResource").web_acl() {
+                    inv.stage_acls.insert(arn, acl.name().to_string());
+                }
+            }
         }
         let plans = aws.apigateway.get_usage_plans().limit(500).send().await.expect("GetUsagePlans");
         for p in plans.items() {
@@ -362,6 +388,40 @@ impl Inventory {
                 .collect();
             inv.items.push(item("alarm", name, name, &tags, None));
         }
+
+        // ------------------------------------------------------------ WAF (REGIONAL web ACLs)
+        let mut marker: Option<String> = None;
+        loop {
+            let page = aws
+                .wafv2
+                .list_web_acls()
+                .scope(aws_sdk_wafv2::types::Scope::Regional)
+                .set_next_marker(marker.take())
+                .send()
+                .await
+                .expect("ListWebACLs");
+            for a in page.web_acls() {
+                let tags = aws
+                    .wafv2
+                    .list_tags_for_resource()
+                    .resource_arn(a.arn().unwrap_or_default())
+                    .send()
+                    .await
+                    .expect("ListTagsForResource (wafv2)");
+                let tags: HashMap<String, String> = tags
+                    .tag_info_for_resource()
+                    .map(|t| t.tag_list())
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|t| (t.key().to_string(), t.value().to_string()))
+                    .collect();
+                inv.items.push(item("web-acl", a.id().unwrap_or_default(), a.name().unwrap_or_default(), &tags, None));
+            }
+            match page.next_marker() {
+                Some(m) if !page.web_acls().is_empty() => marker = Some(m.to_string()),
+                _ => break,
+            }
+        }
         inv
     }
 
@@ -373,9 +433,10 @@ impl Inventory {
     /// What is left of the stack: everything tagged with it (shared resources excluded), and
     /// anything carrying one of the names the stack gives ([`Expected::name`]), tagged or not.
     pub fn leftovers(&self, names: &StackNames) -> Vec<&Item> {
-        // Subnets and route tables have no fixed names: any AZ count gives the same names.
+        // Subnets and route tables have no fixed names: any AZ count gives the same names. The
+        // web ACL is left over whether or not the config still enables it.
         let named: BTreeSet<(&str, String)> =
-            expected(names, 0).into_iter().filter_map(|e| Some((e.kind, e.name?))).collect();
+            expected_with(names, 0, true).into_iter().filter_map(|e| Some((e.kind, e.name?))).collect();
         self.items
             .iter()
             .filter(|i| {
@@ -415,11 +476,18 @@ impl Inventory {
             .collect()
     }
 
-    /// The exact shape of a converged stack: one of every resource, no duplicates of the
-    /// untaggable parts, and nothing untagged anywhere on the server. One check per count.
+    /// The exact shape of a converged stack with the default config's features (no web ACL):
+    /// [`Inventory::check_converged_with`].
     pub fn check_converged(&self, c: &mut Checks, names: &StackNames, az_count: usize, label: &str) {
+        self.check_converged_with(c, names, az_count, false, label);
+    }
+
+    /// The exact shape of a converged stack (with its web ACL if `waf`): one of every resource,
+    /// no duplicates of the untaggable parts, and nothing untagged anywhere on the server. One
+    /// check per count.
+    pub fn check_converged_with(&self, c: &mut Checks, names: &StackNames, az_count: usize, waf: bool, label: &str) {
         let s = names.stack.as_str();
-        let expected = expected(names, az_count);
+        let expected = expected_with(names, az_count, waf);
         let mut per_kind: BTreeMap<&str, usize> = BTreeMap::new();
         for e in &expected {
             *per_kind.entry(e.kind).or_insert(0) += 1;
@@ -464,6 +532,17 @@ impl Inventory {
             );
             c.eq(&format!("{label}: stages of API {}", api.id), parts.stages, 1);
             c.eq(&format!("{label}: resources (/ and /{{proxy+}}) of API {}", api.id), parts.resources, 2);
+            // The stage is associated with the stack's web ACL when the config enables it, and
+            // with none otherwise.
+            let prefix = stage_arn(&api.id, "");
+            let acls: Vec<&String> =
+                self.stage_acls.iter().filter(|(arn, _)| arn.starts_with(&prefix)).map(|(_, acl)| acl).collect();
+            let want = if waf { vec![format!("{s}-web-acl")] } else { Vec::new() };
+            c.eq(
+                &format!("{label}: web ACLs associated with the stages of API {}", api.id),
+                acls,
+                want.iter().collect::<Vec<_>>(),
+            );
         }
         for plan in self.of_stack(s).filter(|i| i.kind == "usage-plan") {
             let keys = self.plan_keys.get(&plan.id).cloned().unwrap_or_default();
@@ -549,6 +628,9 @@ mod tests {
                 assert_eq!(e.iter().filter(|x| x.kind == kind).count(), az_count, "{kind}: {e:?}");
             }
         }
+        // The web ACL is expected only when the config enables it.
+        let acls = |waf| expected_with(&names, 2, waf).into_iter().filter(|x| x.kind == "web-acl").count();
+        assert_eq!((acls(false), acls(true)), (0, 1));
     }
 
     /// Leftovers are what carries the stack's tag or one of its names; shared resources and

@@ -120,6 +120,14 @@ const CASES: &[Case] = &[
         &[("usage_plans.standard.quota_period", "\"YEAR\"")],
         &["FILE", "usage_plans.standard.quota_period"],
     ),
+    cfg("WAF rate limit below 10", &[("waf.rate_limit_per_5min", "9")], &["FILE", "waf.rate_limit_per_5min", "10 to"]),
+    cfg(
+        "WAF rate limit above 2,000,000,000",
+        &[("waf.rate_limit_per_5min", "2000000001")],
+        &["FILE", "waf.rate_limit_per_5min", "2000000001"],
+    ),
+    cfg("WAF enabled not a boolean", &[("waf.enabled", "\"yes\"")], &["FILE", "waf.enabled"]),
+    cfg("unknown key in [waf]", &[("waf.rate_limit", "100")], &["FILE", "waf.rate_limit"]),
     // ------------------------------------------------------------ network
     cfg(
         "vpc_cidr with host bits",

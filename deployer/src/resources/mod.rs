@@ -36,6 +36,7 @@ pub mod table;
 pub mod usage_plan;
 pub mod vpc;
 pub mod vpc_endpoint;
+pub mod web_acl;
 pub mod zones;
 
 /// Tag keys every resource carries, set in the create call itself.

@@ -18,6 +18,8 @@
 //! 8. [`Behaviour::LambdaZones`] and [`Behaviour::ZoneStates`].
 //! 9. [`Behaviour::LambdaConcurrency`]: the account's concurrency limit (GetAccountSettings,
 //!    which moto lacks) and the unreserved minimum PutFunctionConcurrency must leave.
+//! 10. [`Behaviour::WafUnavailable`] and [`Behaviour::WafAssociated`]: a web ACL just created
+//!    cannot be associated yet, and an associated one cannot be deleted.
 //!
 //! Windows and rates are in [`Timings`]. Time is evaluated lazily: each request sees the state
 //! as of its arrival (ENIs are released by the first request after their window).
@@ -35,6 +37,7 @@ pub mod request;
 mod tags;
 mod timings;
 pub mod validate;
+mod waf;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -80,10 +83,14 @@ pub enum Behaviour {
     /// Lambda's account concurrency: GetAccountSettings answered from the account's limit, and
     /// PutFunctionConcurrency refused below the unreserved minimum.
     LambdaConcurrency,
+    /// WAF AssociateWebACL: a web ACL created a moment ago is unavailable.
+    WafUnavailable,
+    /// WAF DeleteWebACL: refused while the web ACL is associated with a resource.
+    WafAssociated,
 }
 
 impl Behaviour {
-    pub const ALL: [Behaviour; 12] = [
+    pub const ALL: [Behaviour; 14] = [
         Behaviour::Validation,
         Behaviour::TagRules,
         Behaviour::IamPropagation,
@@ -96,6 +103,8 @@ impl Behaviour {
         Behaviour::LambdaZones,
         Behaviour::ZoneStates,
         Behaviour::LambdaConcurrency,
+        Behaviour::WafUnavailable,
+        Behaviour::WafAssociated,
     ];
 
     /// A stable name for records and reports.
@@ -113,6 +122,8 @@ impl Behaviour {
             Behaviour::LambdaZones => "lambda-zones",
             Behaviour::ZoneStates => "zone-states",
             Behaviour::LambdaConcurrency => "lambda-concurrency",
+            Behaviour::WafUnavailable => "waf-unavailable",
+            Behaviour::WafAssociated => "waf-associated",
         }
     }
 
@@ -215,6 +226,7 @@ struct State {
     tables: dynamodb::Tables,
     buckets: quotas::Buckets,
     reservations: concurrency::Reservations,
+    web_acls: waf::WebAcls,
 }
 
 /// One proxy's model: its configuration, the state of the account as AWS would see it, and
@@ -402,6 +414,16 @@ impl Model {
         {
             return Some((Behaviour::PitrWindow, f));
         }
+        if self.on(Behaviour::WafUnavailable)
+            && let Some(f) = st.web_acls.unavailable(ex, now, t.waf_unavailable)
+        {
+            return Some((Behaviour::WafUnavailable, f));
+        }
+        if self.on(Behaviour::WafAssociated)
+            && let Some(f) = st.web_acls.still_associated(ex)
+        {
+            return Some((Behaviour::WafAssociated, f));
+        }
         None
     }
 
@@ -428,6 +450,7 @@ impl Model {
             st.fresh.record(ex, &text, now);
             st.tables.record(ex, now);
             st.reservations.record(ex);
+            st.web_acls.record(ex, json.as_ref(), now);
             let work = st.functions.record(ex, json.as_ref(), now);
             if let Some(j) = json.as_mut() {
                 if self.on(Behaviour::LambdaStates) && st.functions.rewrite(ex, j, now, &t) {

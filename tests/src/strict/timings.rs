@@ -118,6 +118,8 @@ pub struct Timings {
     pub ec2_not_found: Duration,
     /// After DeleteFunction (or emptying its VPC config), the function's ENIs stay in use.
     pub eni_linger: Duration,
+    /// After CreateWebACL, AssociateWebACL with it answers WAFUnavailableEntityException.
+    pub waf_unavailable: Duration,
     pub apigateway: ApiGatewayQuotas,
 }
 
@@ -134,13 +136,15 @@ impl Timings {
             pitr_unavailable: ms(2000),
             ec2_not_found: ms(500),
             eni_linger: ms(3000),
+            waf_unavailable: ms(1500),
             apigateway: ApiGatewayQuotas::aws().faster(10),
         }
     }
 
     /// Closer to what AWS does (for benchmarks): IAM 8 s, function Pending 60 s, table creation
-    /// 10 s, PITR 10 s, API Gateway's real quotas. ENIs linger far longer on AWS (P99 ~35 min,
-    /// terraform-provider-aws `deleteLingeringLambdaENIs`); 2 minutes keeps a benchmark bounded.
+    /// 10 s, PITR 10 s, a new web ACL 10 s, API Gateway's real quotas. ENIs linger far longer on
+    /// AWS (P99 ~35 min, terraform-provider-aws `deleteLingeringLambdaENIs`); 2 minutes keeps a
+    /// benchmark bounded.
     pub fn aws_like() -> Timings {
         let s = Duration::from_secs;
         Timings {
@@ -151,6 +155,8 @@ impl Timings {
             pitr_unavailable: s(10),
             ec2_not_found: s(2),
             eni_linger: s(120),
+            // "from a few seconds to a number of minutes" (WAFV2 API reference, AssociateWebACL).
+            waf_unavailable: s(10),
             apigateway: ApiGatewayQuotas::aws(),
         }
     }
