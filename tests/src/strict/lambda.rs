@@ -381,7 +381,10 @@ pub async fn release_lingering(model: &Model, moto: &MotoEc2, now: Instant) {
             st.functions.enis.iter().filter(|e| e.releasing).map(|e| e.instance.clone()).collect();
         instances.sort();
         instances.dedup();
-        instances.retain(|i| st.functions.enis.iter().filter(|e| &e.instance == i).all(|e| e.attachment.is_none()));
+        // An empty id: already retired (cleared below), not to be terminated again on every request.
+        instances.retain(|i| {
+            !i.is_empty() && st.functions.enis.iter().filter(|e| &e.instance == i).all(|e| e.attachment.is_none())
+        });
         instances
     };
     for instance in retired {
