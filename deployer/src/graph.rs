@@ -291,22 +291,49 @@ impl Graph {
     /// The lower bound of a cold `up`: the longest chain of create calls that must happen one
     /// after another (each node's `create_rounds`, along dependencies), and that chain.
     pub fn bound(&self) -> (u32, Vec<Name>) {
+        self.longest_chain(|node| if node.wanted() { node.create_rounds() } else { 0 })
+    }
+
+    /// The longest chain along dependencies when each node costs `cost` rounds, and that chain
+    /// (dependencies first; nodes that cost nothing left out).
+    pub fn longest_chain(&self, cost: impl Fn(&dyn Node) -> u32) -> (u32, Vec<Name>) {
         let mut best: Vec<(u32, Option<usize>)> = vec![(0, None); self.nodes.len()];
         for &i in &self.order {
             let (before, via) =
                 self.deps[i].iter().map(|&(d, _)| (best[d].0, Some(d))).max_by_key(|(r, _)| *r).unwrap_or((0, None));
-            let rounds = if self.nodes[i].wanted() { self.nodes[i].create_rounds() } else { 0 };
-            best[i] = (before + rounds, via);
+            best[i] = (before + cost(self.nodes[i].as_ref()), via);
         }
         let Some(mut at) = (0..self.nodes.len()).max_by_key(|&i| best[i].0) else { return (0, Vec::new()) };
         let total = best[at].0;
-        let mut chain = vec![self.nodes[at].name()];
+        let mut chain = vec![at];
         while let Some(prev) = best[at].1 {
-            chain.push(self.nodes[prev].name());
+            chain.push(prev);
             at = prev;
         }
         chain.reverse();
-        (total, chain)
+        let chain = chain.into_iter().filter(|&i| cost(self.nodes[i].as_ref()) > 0).map(|i| self.nodes[i].name());
+        (total, chain.collect())
+    }
+
+    /// Each resource with its kind, create rounds and dependencies (how much of each it needs),
+    /// in dependency order: what the benchmark computes other bounds from.
+    pub fn describe(&self) -> serde_json::Value {
+        let nodes = self.order.iter().map(|&i| {
+            let deps = self.deps[i].iter().map(|&(d, need)| {
+                let need = match need {
+                    Need::Exists => "exists",
+                    Need::Ready => "ready",
+                };
+                serde_json::json!({"on": self.nodes[d].name().to_string(), "need": need})
+            });
+            serde_json::json!({
+                "resource": self.nodes[i].name().to_string(),
+                "kind": self.nodes[i].kind(),
+                "create_rounds": self.nodes[i].create_rounds(),
+                "deps": deps.collect::<Vec<_>>(),
+            })
+        });
+        serde_json::Value::Array(nodes.collect())
     }
 
     /// Every resource looks for itself, all at once (reads only). Indexed like the registry.
@@ -1006,9 +1033,18 @@ mod tests {
             Arc::new(fake("c", &["b"], &log)),
             Arc::new(fake("d", &["a"], &log)),
         ];
-        let (rounds, chain) = Graph::new(nodes).unwrap().bound();
+        let g = Graph::new(nodes).unwrap();
+        let (rounds, chain) = g.bound();
         assert_eq!(rounds, 6);
         assert_eq!(chain.iter().map(Name::to_string).collect::<Vec<_>>(), ["a", "b", "c"]);
+        // Another cost (`down`: one round per deleted node): free nodes are passed through, not shown.
+        let (rounds, chain) = g.longest_chain(|n| u32::from(!["b", "d"].contains(&n.name().to_string().as_str())));
+        assert_eq!(rounds, 2);
+        assert_eq!(chain.iter().map(Name::to_string).collect::<Vec<_>>(), ["a", "c"]);
+        let described = g.describe();
+        assert_eq!(described[1]["resource"], "b");
+        assert_eq!(described[1]["deps"][0], serde_json::json!({"on": "a", "need": "exists"}));
+        assert_eq!(described[1]["create_rounds"], 2);
     }
 
     #[test]

@@ -280,11 +280,24 @@ impl Rules {
 struct Entry {
     seq: u64,
     call: Call,
+    arrived: Instant,
+    answered: Option<Instant>,
+}
+
+/// A recorded call with when it arrived and when its answer went back (`None`: never answered),
+/// relative to the proxy's start or its last [`Proxy::reset`].
+#[derive(Debug, Clone)]
+pub struct Timed {
+    pub call: Call,
+    pub arrived: Duration,
+    pub answered: Option<Duration>,
 }
 
 struct State {
     upstream: String,
     seq: AtomicU64,
+    /// What [`Timed`] times are relative to.
+    epoch: Mutex<Instant>,
     calls: Mutex<Vec<Entry>>,
     rules: Mutex<Rules>,
     model: Model,
@@ -294,7 +307,7 @@ struct State {
 impl State {
     fn record(&self, call: Call) -> u64 {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        self.calls.lock().unwrap().push(Entry { seq, call });
+        self.calls.lock().unwrap().push(Entry { seq, call, arrived: Instant::now(), answered: None });
         seq
     }
 
@@ -303,6 +316,7 @@ impl State {
         if let Some(e) = calls.iter_mut().rev().find(|e| e.seq == seq) {
             e.call.status = Some(status);
             e.call.injected = injected;
+            e.answered = Some(Instant::now());
         }
     }
 
@@ -392,6 +406,7 @@ impl Proxy {
         let state = Arc::new(State {
             upstream: upstream.clone(),
             seq: AtomicU64::new(0),
+            epoch: Mutex::new(Instant::now()),
             calls: Mutex::new(Vec::new()),
             rules: Mutex::new(Rules::default()),
             model: Model::new(config),
@@ -437,9 +452,22 @@ impl Proxy {
         self.calls().into_iter().filter(Call::is_lock).collect()
     }
 
-    /// Forget the recorded calls (rules stay).
+    /// Every recorded call with its arrival and answer times, in arrival order.
+    pub fn timeline(&self) -> Vec<Timed> {
+        let epoch = *self.state.epoch.lock().unwrap();
+        let since = |t: Instant| t.saturating_duration_since(epoch);
+        let calls = self.state.calls.lock().unwrap();
+        calls
+            .iter()
+            .map(|e| Timed { call: e.call.clone(), arrived: since(e.arrived), answered: e.answered.map(since) })
+            .collect()
+    }
+
+    /// Forget the recorded calls (rules stay); [`Proxy::timeline`] counts from now.
     pub fn reset(&self) {
-        self.state.calls.lock().unwrap().clear();
+        let mut calls = self.state.calls.lock().unwrap();
+        calls.clear();
+        *self.state.epoch.lock().unwrap() = Instant::now();
     }
 
     /// Add a fault rule; its time window starts now.

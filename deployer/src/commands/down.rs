@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::error::{Error, Result, exit};
 use crate::graph::Outcome;
 use crate::package::Artifact;
-use crate::resources::{account_role, table};
+use crate::resources::{Name, account_role, table};
 use crate::ui::{Event, Phase, Printer};
 
 pub async fn run(
@@ -51,12 +51,13 @@ pub async fn run(
         keep.insert(table::ID.name());
     }
     let present = graph.present(&found);
-    let to_delete: Vec<String> =
-        names.iter().filter(|(n, _)| present.contains(*n) && !keep.contains(n)).map(|(n, _)| n.to_string()).collect();
+    let doomed: HashSet<Name> =
+        names.iter().filter(|(n, _)| present.contains(*n) && !keep.contains(n)).map(|(n, _)| *n).collect();
+    let to_delete: Vec<String> = names.iter().filter(|(n, _)| doomed.contains(n)).map(|(n, _)| n.to_string()).collect();
     if to_delete.is_empty() {
         super::release_lock(&ctx, lock).await;
         ctx.info(format!("down: nothing to delete in stack {}", config.stack));
-        print_result(&printer, output, config, &[], args.delete_data);
+        print_result(&printer, output, config, &[], args.delete_data, serde_json::Map::new());
         return Ok(exit::OK);
     }
     if !args.yes {
@@ -110,15 +111,31 @@ pub async fn run(
         }
         return Err(Error::other(format!("{first} (run `movies-stack down` again to retry what is left)")));
     }
-    print_result(&printer, output, config, &deleted, args.delete_data);
+    // The bound of a `down`, mirroring `up`'s: the longest chain of deletions that must happen
+    // one after another. Resources declare no delete rounds, so each deletion counts one call (a
+    // lower bound: a route table is disassociated first, a usage plan unbound, ...).
+    let mut bound = graph.longest_chain(|node| u32::from(doomed.contains(&node.name())));
+    bound.1.reverse(); // in the order they go: dependents first
+    let shape = super::run_shape(&graph, "delete_rounds", &bound, &report.critical_path);
+    print_result(&printer, output, config, &deleted, args.delete_data, shape);
     Ok(exit::OK)
 }
 
-fn print_result(printer: &Arc<dyn Printer>, output: Output, config: &Config, deleted: &[String], delete_data: bool) {
+/// The result; in JSON with `shape` (how the run went against the graph, [`super::run_shape`]).
+fn print_result(
+    printer: &Arc<dyn Printer>,
+    output: Output,
+    config: &Config,
+    deleted: &[String],
+    delete_data: bool,
+    shape: serde_json::Map<String, serde_json::Value>,
+) {
     match output {
-        Output::Json => printer.out(
-            &serde_json::json!({"stack": config.stack, "deleted": deleted, "table_kept": !delete_data}).to_string(),
-        ),
+        Output::Json => {
+            let mut json = serde_json::json!({"stack": config.stack, "deleted": deleted, "table_kept": !delete_data});
+            json.as_object_mut().expect("a JSON object").extend(shape);
+            printer.out(&json.to_string())
+        }
         Output::Human => {
             if !delete_data {
                 printer.out(&format!("Kept the table {} and its items (a later `up` adopts it).", config.table.name));

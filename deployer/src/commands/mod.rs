@@ -7,8 +7,9 @@ use crate::cli::Global;
 use crate::config::{self, Config};
 use crate::ctx::Ctx;
 use crate::error::{Error, ErrorKind, Result};
-use crate::graph::{Found, Graph};
+use crate::graph::{Found, Graph, Step};
 use crate::lock::LockGuard;
+use crate::resources::Name;
 use crate::ui::Printer;
 
 pub mod down;
@@ -254,4 +255,27 @@ pub async fn observe_live(
         }
     }
     Ok(LiveStack { state, stack: config.stack.clone(), errors })
+}
+
+/// How a run went against what the graph allows, for `--output json` (the benchmark reads it,
+/// docs/benchmarks.md): the bound (the longest chain of calls the graph forces one after another,
+/// and that chain), the critical path the scheduler followed (relative to the start of its
+/// phase), and the graph the bound comes from. `rounds_key` names what the bound counts
+/// (`create_rounds`, `delete_rounds`).
+pub fn run_shape(
+    graph: &Graph,
+    rounds_key: &str,
+    (rounds, chain): &(u32, Vec<Name>),
+    critical_path: &[Step],
+) -> serde_json::Map<String, serde_json::Value> {
+    let path: Vec<serde_json::Value> = critical_path
+        .iter()
+        .map(|s| serde_json::json!({"resource": s.name.to_string(), "start_ms": s.start.as_millis(), "end_ms": s.end.as_millis()}))
+        .collect();
+    let bound = serde_json::json!({rounds_key: rounds, "chain": chain.iter().map(Name::to_string).collect::<Vec<_>>()});
+    serde_json::Map::from_iter([
+        ("critical_path".to_string(), serde_json::Value::Array(path)),
+        ("bound".to_string(), bound),
+        ("graph".to_string(), graph.describe()),
+    ])
 }

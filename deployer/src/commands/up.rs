@@ -103,15 +103,10 @@ pub async fn run(
     }
     let outs = graph.outputs(&ctx, &report.state);
     // How the run went against what the graph allows (for `-v` and the benchmark).
-    let (bound, chain) = graph.bound();
-    let path: Vec<serde_json::Value> = report
-        .critical_path
-        .iter()
-        .map(|s| serde_json::json!({"resource": s.name.to_string(), "start_ms": s.start.as_millis(), "end_ms": s.end.as_millis()}))
-        .collect();
+    let bound = graph.bound();
     if verbose > 0 {
-        let names: Vec<String> = chain.iter().map(|n| n.to_string()).collect();
-        ctx.info(format!("up: the longest chain of create calls: {bound} ({})", names.join(" -> ")));
+        let names: Vec<String> = bound.1.iter().map(|n| n.to_string()).collect();
+        ctx.info(format!("up: the longest chain of create calls: {} ({})", bound.0, names.join(" -> ")));
         let steps: Vec<String> = report
             .critical_path
             .iter()
@@ -147,9 +142,9 @@ pub async fn run(
                 "changes": changes,
                 "resources": report.outcomes.iter().map(|(id, o)| (id.to_string(), o.summary())).collect::<BTreeMap<_, _>>(),
                 "calls": {"total": calls, "mutating": mutating},
-                "critical_path": path,
-                "bound": {"create_rounds": bound, "chain": chain.iter().map(|n| n.to_string()).collect::<Vec<_>>()},
             });
+            let shape = super::run_shape(&graph, "create_rounds", &bound, &report.critical_path);
+            json.as_object_mut().expect("a JSON object").extend(shape);
             if let Some(s) = &smoke {
                 json["smoke"] = serde_json::to_value(s).expect("report serializes");
             }

@@ -141,6 +141,24 @@ impl Timings {
         }
     }
 
+    /// No waits at all: every window is zero, API Gateway's quotas are AWS's (the deployer paces
+    /// itself by them, so they cost nothing unless it overspends). For counting round trips
+    /// (benchmarks), with AWS's waits measured apart ([`Timings::aws_like`]); every refusal and
+    /// validation of the model stays on.
+    pub fn instant() -> Timings {
+        Timings {
+            iam_propagation: Duration::ZERO,
+            lambda_pending: Duration::ZERO,
+            lambda_update: Duration::ZERO,
+            table_creating: Duration::ZERO,
+            pitr_unavailable: Duration::ZERO,
+            ec2_not_found: Duration::ZERO,
+            eni_linger: Duration::ZERO,
+            waf_unavailable: Duration::ZERO,
+            apigateway: ApiGatewayQuotas::aws(),
+        }
+    }
+
     /// Closer to what AWS does (for benchmarks): IAM 8 s, function Pending 60 s, table creation
     /// 10 s, PITR 10 s, a new web ACL 10 s, API Gateway's real quotas. ENIs linger far longer on
     /// AWS (P99 ~35 min, terraform-provider-aws `deleteLingeringLambdaENIs`); 2 minutes keeps a
