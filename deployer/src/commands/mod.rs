@@ -12,6 +12,7 @@ use crate::lock::LockGuard;
 use crate::ui::Printer;
 
 pub mod down;
+pub mod graph;
 pub mod help;
 pub mod iam_policy;
 pub mod keys;
