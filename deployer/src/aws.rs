@@ -70,6 +70,9 @@ macro_rules! client {
     };
 }
 
+/// The SDK app name: `app/movies-stack` in the user agent.
+pub const APP_NAME: &str = "movies-stack";
+
 impl Clients {
     /// `reporter`: where the SDK's own retries are announced (a progress line each).
     pub async fn new(
@@ -81,6 +84,9 @@ impl Clients {
             .build_https();
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .http_client(http)
+            // `app/movies-stack` in every request's user agent: CloudTrail shows which calls the
+            // tool made, and the test proxy tells them from the function's and the tests' own.
+            .app_name(aws_config::AppName::new(APP_NAME).expect("a valid app name"))
             // Throttling and 5xx are retried by the SDK a few times; longer waits (IAM
             // propagation, API Gateway's 1-per-N-seconds limits) are ours, with progress lines.
             .retry_config(RetryConfig::standard().with_max_attempts(4))

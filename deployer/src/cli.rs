@@ -105,6 +105,8 @@ pub enum Command {
     Unlock(UnlockArgs),
     /// Print the least-privilege IAM policy for running movies-stack on this stack (JSON)
     IamPolicy(IamPolicyArgs),
+    /// Show the stack's resources and their dependencies, from the config alone (no AWS call)
+    Graph(GraphArgs),
     /// Prove the deployed API works end to end: the seed's requests with no key, a wrong key, the
     /// Standard key, a malformed body and GET, and the item read back from the table
     /// (exit 0: every step matched, 5: a step did not)
@@ -122,6 +124,13 @@ pub enum Command {
     /// Serve the deployed API locally: the real handler behind API Gateway's key, usage-plan
     /// and proxy rules, read from the stack (SIGHUP re-reads them)
     Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// Print it in Graphviz's DOT language (`movies-stack graph --dot | dot -Tsvg > stack.svg`)
+    #[arg(long)]
+    pub dot: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1,10 +1,11 @@
 //! The least-privilege IAM policy a user (or CI role) needs to run movies-stack on one stack:
-//! `up`, `down`, `status`, `plan`, `keys`, `unlock`. Resources are scoped by name where AWS
-//! allows it, by the stack tag where names are generated (EC2), and `*` only where the action
-//! supports no resource (Service Authorization Reference, per service).
+//! `up`, `down`, `status`, `plan`, `keys`, `unlock`, `smoke`, `usage`, `logs`, `serve`. Resources
+//! are scoped by name where AWS allows it, by the stack tag where names are generated (EC2), and
+//! `*` only where the action supports no resource (Service Authorization Reference, per service).
 //!
-//! The e2e suite checks it against reality: every operation the proxy saw the deployer make is
-//! allowed here, and every action here was needed by some test (`tests/src/bin/suite_report.rs`).
+//! The e2e suite checks its actions against reality: every operation the movies-stack binary sent
+//! in the whole suite is allowed here, and every action here was needed by some test or is a
+//! listed exception (`tests/src/iam_coverage.rs`, run by `tests/src/bin/suite_report.rs`).
 
 use serde_json::{Value, json};
 
@@ -232,7 +233,9 @@ pub fn policy(s: &Scope) -> Value {
             "Action": [
                 "dynamodb:DescribeTable", "dynamodb:CreateTable", "dynamodb:TagResource",
                 "dynamodb:ListTagsOfResource", "dynamodb:DescribeContinuousBackups",
-                "dynamodb:UpdateContinuousBackups", "dynamodb:UpdateTable", "dynamodb:DeleteTable"
+                "dynamodb:UpdateContinuousBackups", "dynamodb:UpdateTable", "dynamodb:DeleteTable",
+                // `smoke` reads its test item back and deletes it.
+                "dynamodb:GetItem", "dynamodb:DeleteItem"
             ],
             "Resource": table_arn
         }),
@@ -251,7 +254,9 @@ pub fn policy(s: &Scope) -> Value {
             "Effect": "Allow",
             "Action": [
                 "logs:CreateLogGroup", "logs:TagResource", "logs:ListTagsForResource", "logs:PutRetentionPolicy",
-                "logs:DeleteLogGroup"
+                "logs:DeleteLogGroup",
+                // `logs`.
+                "logs:FilterLogEvents"
             ],
             "Resource": log_groups
         }),

@@ -75,6 +75,7 @@ async fn run(cli: Cli) -> Result<i32, Error> {
         Command::Down(args) => commands::down::run(&config, &settings, args, global.output, printer).await,
         Command::Package(args) => commands::package::run(&config, args, global.output).await,
         Command::Unlock(args) => commands::unlock::run(&config, &settings, args, printer).await,
+        Command::Graph(args) => commands::graph::run(&config, args, global.output, printer),
         Command::IamPolicy(args) => commands::iam_policy::run(&config, &settings, args, printer).await,
         Command::Smoke(args) => commands::smoke::run(&config, &settings, args, global.output, printer).await,
         Command::Usage(args) => commands::usage::run(&config, &settings, args, global.output, printer).await,
@@ -88,7 +89,9 @@ async fn run(cli: Cli) -> Result<i32, Error> {
 /// debug/trace levels: they can contain request and response bodies (API key values).
 fn init_logging(verbose: u8) {
     let filter = match verbose {
-        0 => "warn",
+        // aws-config warns (with its whole error chain) each time a region or credential source
+        // it tries is absent, e.g. IMDS off an EC2 instance: our own message says what to do.
+        0 => "warn,aws_config=error",
         1 => "warn,movies_stack=debug",
         _ => "info,movies_stack=trace,aws_smithy_runtime=info,aws_smithy_http_client=info,hyper=info",
     };

@@ -596,11 +596,17 @@ impl Inventory {
     /// After `down`: nothing tagged with the stack but the kept table (shared resources, the
     /// account's API Gateway role, are never the stack's to delete), nothing untagged.
     pub fn check_gone(&self, c: &mut Checks, names: &StackNames, label: &str) {
+        self.check_gone_but_tables(c, names, 1, label);
+    }
+
+    /// As [`Inventory::check_gone`], for a stack that had `tables` tables (0: its `up` never got
+    /// to create one) before `down`: that many are kept.
+    pub fn check_gone_but_tables(&self, c: &mut Checks, names: &StackNames, tables: usize, label: &str) {
         let s = names.stack.as_str();
         let left: Vec<String> =
             self.of_stack(s).filter(|i| !(i.kind == "table" && i.name == names.table)).map(|i| i.to_string()).collect();
         c.check(left.is_empty(), format!("{label}: still tagged {s} after down: {left:?}"));
-        c.eq(&format!("{label}: the kept table {}", names.table), self.count("table", s), 1);
+        c.eq(&format!("{label}: the kept table {}", names.table), self.count("table", s), tables);
         self.check_nothing_untagged(c, label);
     }
 

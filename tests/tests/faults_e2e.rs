@@ -22,7 +22,8 @@ const APIGW_FAULT_RATE: f64 = 0.30;
 const EC2_FAULT_RATE: f64 = 0.20;
 /// How long the propagation / dependency windows stay open after the first matching call.
 const WINDOW: Duration = Duration::from_secs(4);
-/// A throttling window longer than the SDK's own 4 attempts (at most ~1+2+4 s of backoff).
+/// A throttling window on CreateDeployment spanning several attempts (API Gateway's client
+/// retries up to 10 times with jittered backoff, then `apigw::call` retries on its own).
 const DEPLOY_WINDOW: Duration = Duration::from_secs(8);
 
 /// A fresh account with one stack in it.
@@ -82,8 +83,8 @@ async fn throttling_and_5xx_with_latency_still_converge() {
             },
         ],
     );
-    // And one window longer than the SDK's 4 attempts on a paced write: CreateDeployment (1 per
-    // 5 s) throttled for 8 s from its first attempt; only the deployer's own retry outlasts it.
+    // And one throttling window on a paced write: CreateDeployment (1 per 5 s) throttled for 8 s
+    // from its first attempt, over several attempts.
     let deploy_window = Window::arm(
         &account.proxy,
         Rule::new().service("apigateway").operation("CreateDeployment").fail(
@@ -111,8 +112,12 @@ async fn throttling_and_5xx_with_latency_still_converge() {
     );
     c.check(opened, "the CreateDeployment window opened");
     c.check(
-        deployments.iter().filter(|c| c.injected).count() >= 4,
-        "CreateDeployment throttled beyond the SDK's 4 attempts",
+        deployments.iter().filter(|c| c.injected).count() >= 2,
+        "CreateDeployment throttled on several attempts in its window",
+    );
+    c.check(
+        deployments.last().is_some_and(|d| !d.injected && d.status.is_some_and(|s| s < 300)),
+        format!("then an attempt after the window succeeded: {deployments:?}"),
     );
     let (ai, at) = injected(&calls, "apigateway");
     let (ei, et) = injected(&calls, "ec2");
@@ -446,7 +451,7 @@ async fn dependency_violation_window_during_down() {
     c.finish("1e DependencyViolation during down");
 }
 
-/// 1(a') A throttling window longer than the SDK's 4 attempts on an API Gateway READ (the
+/// 1(a') A throttling window over several attempts on an API Gateway READ (the
 /// control plane's "all other operations" bucket throttles GETs too, aws-behaviours.md §4.4;
 /// DESIGN §3 lists TooManyRequestsException among the named waits): `up` should wait it out as
 /// it does for writes.

@@ -13,6 +13,7 @@ use crate::resources::Name;
 use crate::ui::Printer;
 
 pub mod down;
+pub mod graph;
 pub mod help;
 pub mod iam_policy;
 pub mod keys;

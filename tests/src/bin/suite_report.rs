@@ -3,14 +3,19 @@
 //! operations the suite exercised, how often each behaviour of the model acted, which tests
 //! turned a behaviour off and why, and the patterns the model could not check.
 //!
-//! Exits 1 when an operation went unvalidated or no record was found; 2 when the records cannot
-//! be read.
+//! Then the IAM policy's coverage: every operation the movies-stack binary sent maps to an action
+//! that `movies-stack iam-policy` allows, and the policy allows nothing the suite never needed
+//! (besides the listed exceptions, `e2e::iam_coverage::NOT_CALLED`). The policy is printed for
+//! `config/prod.toml` (every optional resource on) by the deployer binary (`$MOVIES_STACK_BIN`).
+//!
+//! Exits 1 when an operation went unvalidated, the policy denies a needed action or allows an
+//! unneeded one, or no record was found; 2 when the records or the policy cannot be read.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use e2e::Behaviour;
 use e2e::strict::report::{SUITE_DIR_ENV, Summary, read_all};
+use e2e::{Behaviour, deployer_bin, iam_coverage, repo_root};
 
 fn main() -> ExitCode {
     let Some(dir) = std::env::args_os().nth(1).or_else(|| std::env::var_os(SUITE_DIR_ENV)).map(PathBuf::from) else {
@@ -64,5 +69,69 @@ fn main() -> ExitCode {
     }
     println!();
     println!("every operation the suite sent ({}) was validated against AWS's service model", s.operations.len());
-    ExitCode::SUCCESS
+    iam_policy_coverage(&s)
+}
+
+/// The printed policy against what the binary sent.
+fn iam_policy_coverage(s: &Summary) -> ExitCode {
+    let config = repo_root().join("config/prod.toml");
+    let out = std::process::Command::new(deployer_bin())
+        .arg("--config")
+        .arg(&config)
+        .args(["--region", "us-east-1", "iam-policy", "--account", "123456789012"])
+        .env_remove("AWS_PROFILE")
+        .output();
+    let policy: serde_json::Value = match out {
+        Ok(o) if o.status.success() => match serde_json::from_slice(&o.stdout) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("suite_report: `movies-stack iam-policy` printed no JSON: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        Ok(o) => {
+            eprintln!("suite_report: `movies-stack iam-policy` failed: {}", String::from_utf8_lossy(&o.stderr).trim());
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("suite_report: cannot run {}: {e}", deployer_bin().display());
+            return ExitCode::from(2);
+        }
+    };
+    let allowed = iam_coverage::policy_actions(&policy);
+    let c = iam_coverage::compare(&s.deployer_operations, &allowed);
+    println!();
+    println!(
+        "IAM policy ({}): {} actions allowed; the movies-stack binary sent {} operations needing {} actions",
+        config.display(),
+        allowed.len(),
+        s.deployer_operations.len(),
+        c.needed.len()
+    );
+    for (action, ops) in &c.needed {
+        let mark = if allowed.contains(action) { "ok" } else { "DENIED" };
+        println!("  {mark:<6} {action:<44} {}", ops.iter().cloned().collect::<Vec<_>>().join(", "));
+    }
+    for (action, why) in iam_coverage::NOT_CALLED {
+        println!(
+            "  {:<6} {action:<44} not a call of its own: {why}",
+            if allowed.contains(*action) { "ok" } else { "DENIED" }
+        );
+    }
+    if c.ok() {
+        println!("the policy allows every action the tool needed, and nothing else");
+        return ExitCode::SUCCESS;
+    }
+    for a in &c.denied {
+        eprintln!(
+            "FAIL: the policy does not allow {a}, which {} needed",
+            c.needed[a].iter().cloned().collect::<Vec<_>>().join(", ")
+        );
+    }
+    for a in &c.unused {
+        eprintln!(
+            "FAIL: the policy allows {a}, which no operation of the suite needed (remove it, or list it in iam_coverage::NOT_CALLED with the reason)"
+        );
+    }
+    ExitCode::from(1)
 }

@@ -357,22 +357,25 @@ pub async fn release_lingering(model: &Model, moto: &MotoEc2, now: Instant) {
             .filter(|e| !e.releasing && e.lingering_since.is_some_and(|t| now.saturating_duration_since(t) >= linger))
             .filter_map(|e| {
                 e.releasing = true;
-                Some((e.id.clone(), e.attachment.clone()?))
+                // Released in the model at once, before moto detaches it: a client that sees it
+                // `available` in moto (a concurrent request) may delete it right away.
+                Some((e.id.clone(), e.attachment.take()?))
             })
             .collect()
     };
     for (id, attachment) in due {
         let detached = moto
-            .call("DetachNetworkInterface", &[("AttachmentId".into(), attachment), ("Force".into(), "true".into())])
+            .call(
+                "DetachNetworkInterface",
+                &[("AttachmentId".into(), attachment.clone()), ("Force".into(), "true".into())],
+            )
             .await;
-        let mut st = model.state.lock().unwrap();
-        match detached {
-            Ok(_) => {
-                if let Some(e) = st.functions.enis.iter_mut().find(|e| e.id == id) {
-                    e.attachment = None;
-                }
+        if let Err(err) = detached {
+            eprintln!("strict model: releasing Lambda ENI {id} in moto failed: {err}");
+            let mut st = model.state.lock().unwrap();
+            if let Some(e) = st.functions.enis.iter_mut().find(|e| e.id == id) {
+                e.attachment = Some(attachment);
             }
-            Err(err) => eprintln!("strict model: releasing Lambda ENI {id} in moto failed: {err}"),
         }
     }
     let retired: Vec<String> = {

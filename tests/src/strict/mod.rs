@@ -210,6 +210,14 @@ pub enum Verdict {
     Unknown(String),
 }
 
+/// Whether the movies-stack binary sent the request: the SDK puts its app name in the user agent
+/// (`app/movies-stack`), which the handler's and the tests' own clients do not have.
+fn sent_by_deployer(headers: &hyper::HeaderMap) -> bool {
+    ["x-amz-user-agent", "user-agent"].iter().any(|h| {
+        headers.get(*h).and_then(|v| v.to_str().ok()).is_some_and(|ua| ua.split(' ').any(|t| t == "app/movies-stack"))
+    })
+}
+
 /// Outcome counters of one operation.
 #[derive(Debug, Default, Clone, Copy)]
 struct OpCount {
@@ -236,6 +244,9 @@ pub struct Model {
     state: Mutex<State>,
     hits: Mutex<BTreeMap<Behaviour, usize>>,
     ops: Mutex<BTreeMap<(String, String), OpCount>>,
+    /// `(service, operation)` sent by the movies-stack binary (its user agent's app name), for
+    /// the IAM policy's coverage check.
+    deployer_ops: Mutex<BTreeSet<(String, String)>>,
     not_checkable: Mutex<BTreeSet<(String, NotCheckable)>>,
 }
 
@@ -246,6 +257,7 @@ impl Model {
             state: Mutex::new(State::default()),
             hits: Mutex::new(BTreeMap::new()),
             ops: Mutex::new(BTreeMap::new()),
+            deployer_ops: Mutex::new(BTreeSet::new()),
             not_checkable: Mutex::new(BTreeSet::new()),
         }
     }
@@ -306,6 +318,7 @@ impl Model {
         req: &HttpRequest<'_>,
     ) -> Verdict {
         let validating = self.on(Behaviour::Validation);
+        let from_deployer = sent_by_deployer(req.headers);
         let parsed = botocore::service(service)
             .map_err(|e| e.to_string())
             .and_then(|m| request::parse(&m, req).map(|p| (m, p)).map_err(|e| e.to_string()));
@@ -313,6 +326,9 @@ impl Model {
             Ok(ok) => ok,
             Err(why) => {
                 self.count(service, call_operation, false, false);
+                if from_deployer {
+                    self.deployer_ops.lock().unwrap().insert((service.to_string(), call_operation.to_string()));
+                }
                 if validating {
                     self.hit(Behaviour::Validation);
                     return Verdict::Unknown(format!("strict model: {why}"));
@@ -321,6 +337,9 @@ impl Model {
             }
         };
         let ex = Exchange { service: service.to_string(), operation: parsed.operation, input: parsed.input };
+        if from_deployer {
+            self.deployer_ops.lock().unwrap().insert((service.to_string(), ex.operation.clone()));
+        }
         if validating {
             let outcome = validate::validate(&model, &ex.operation, &ex.input);
             {
@@ -487,6 +506,7 @@ impl Model {
             binary: binary.to_string(),
             test: test.to_string(),
             operations: self.operations(),
+            deployer_operations: self.deployer_ops.lock().unwrap().iter().cloned().collect(),
             behaviours: self.hits().into_iter().map(|(b, n)| (b.name().to_string(), n)).collect(),
             disabled: self.config.disabled.iter().map(|(b, why)| (b.name().to_string(), why.clone())).collect(),
             not_checkable: self

@@ -46,6 +46,9 @@ pub struct Record {
     /// The test (libtest names each test's thread after it).
     pub test: String,
     pub operations: Vec<OperationStats>,
+    /// `(service, operation)` the movies-stack binary sent (the IAM policy's coverage check).
+    #[serde(default)]
+    pub deployer_operations: Vec<(String, String)>,
     /// Hits per behaviour name.
     pub behaviours: BTreeMap<String, usize>,
     /// Behaviours turned off, with the test's reason.
@@ -121,6 +124,8 @@ pub struct Summary {
     /// Behaviour → the tests that turned it off, with their reasons.
     pub disabled: BTreeMap<String, Vec<(String, String)>>,
     pub not_checkable: Vec<Unchecked>,
+    /// `(service, operation)` the movies-stack binary sent, across the suite.
+    pub deployer_operations: std::collections::BTreeSet<(String, String)>,
     pub records: usize,
 }
 
@@ -141,6 +146,7 @@ impl Summary {
                 s.disabled.entry(b.clone()).or_default().push((format!("{}::{}", r.binary, r.test), why.clone()));
             }
             s.not_checkable.extend(r.not_checkable.iter().cloned());
+            s.deployer_operations.extend(r.deployer_operations.iter().cloned());
         }
         s.not_checkable.sort();
         s.not_checkable.dedup();
@@ -174,6 +180,7 @@ mod tests {
                 validated,
                 refused: 1,
             }],
+            deployer_operations: vec![("lambda".into(), "GetPolicy".into())],
             behaviours: BTreeMap::from([("validation".into(), 1)]),
             disabled: BTreeMap::from([("apigateway-quotas".into(), "why".into())]),
             not_checkable: Vec::new(),

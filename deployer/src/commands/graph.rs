@@ -1,0 +1,93 @@
+//! `movies-stack graph`: the stack's resources as the registry (`stack.rs`) builds them from the
+//! config, with their dependencies: what `up` would create and in which order, without any AWS
+//! call. `--output json` for scripts (the e2e suite derives the inventory it expects from it),
+//! `--dot` for Graphviz.
+
+use std::sync::Arc;
+
+use crate::cli::{GraphArgs, Output};
+use crate::config::Config;
+use crate::error::{Result, exit};
+use crate::package::Artifact;
+use crate::resources::Need;
+use crate::ui::Printer;
+
+pub fn run(config: &Config, args: &GraphArgs, output: Output, printer: Arc<dyn Printer>) -> Result<i32> {
+    let graph = crate::stack::graph(config, Arc::new(Artifact::unknown()))?;
+    let nodes: Vec<_> = graph.names().into_iter().filter_map(|(name, _)| graph.node(name).cloned()).collect();
+    let need = |n: Need| match n {
+        Need::Exists => "exists",
+        Need::Ready => "ready",
+    };
+    let (rounds, chain) = graph.bound();
+    let chain: Vec<String> = chain.iter().map(|n| n.to_string()).collect();
+    if args.dot {
+        let mut dot = format!("digraph \"{}\" {{\n  rankdir=LR;\n", config.stack);
+        for n in &nodes {
+            let style = if n.wanted() { "" } else { ", style=dashed" };
+            dot.push_str(&format!("  \"{}\" [label=\"{}\\n{}\"{style}];\n", n.name(), n.name(), n.kind()));
+            for d in n.deps() {
+                let style = if d.need == Need::Ready { " [style=bold, label=\"ready\"]" } else { "" };
+                dot.push_str(&format!("  \"{}\" -> \"{}\"{style};\n", d.on, n.name()));
+            }
+        }
+        dot.push('}');
+        printer.out(&dot);
+        return Ok(exit::OK);
+    }
+    match output {
+        Output::Json => {
+            let resources: Vec<_> = nodes
+                .iter()
+                .map(|n| {
+                    serde_json::json!({
+                        "id": n.name().to_string(),
+                        "kind": n.kind(),
+                        "wanted": n.wanted(),
+                        "create_rounds": n.create_rounds(),
+                        "deps": n.deps().iter().map(|d| serde_json::json!({"on": d.on.to_string(), "need": need(d.need)})).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            printer.out(
+                &serde_json::json!({
+                    "stack": config.stack,
+                    "resources": resources,
+                    "bound": {"create_rounds": rounds, "chain": chain},
+                })
+                .to_string(),
+            );
+        }
+        Output::Human => {
+            let wanted = nodes.iter().filter(|n| n.wanted()).count();
+            let mut text = format!(
+                "Stack {}: {wanted} resources{}, in dependency order:",
+                config.stack,
+                match nodes.len() - wanted {
+                    0 => String::new(),
+                    off => format!(" ({off} more turned off in the config)"),
+                }
+            );
+            let id_width = nodes.iter().map(|n| n.name().to_string().len()).max().unwrap_or(0);
+            let kind_width = nodes.iter().map(|n| n.kind().len()).max().unwrap_or(0);
+            for n in &nodes {
+                let deps: Vec<String> = n
+                    .deps()
+                    .iter()
+                    .map(|d| if d.need == Need::Ready { format!("{} (ready)", d.on) } else { d.on.to_string() })
+                    .collect();
+                let after = if deps.is_empty() { String::new() } else { format!("  after {}", deps.join(", ")) };
+                let off = if n.wanted() { "" } else { "  [off]" };
+                let line = format!("  {:<id_width$}  {:<kind_width$}{after}{off}", n.name().to_string(), n.kind());
+                text.push('\n');
+                text.push_str(line.trim_end());
+            }
+            text.push_str(&format!(
+                "\nThe longest chain of create calls: {rounds} ({}).",
+                chain.join(" -> ")
+            ));
+            printer.out(&text);
+        }
+    }
+    Ok(exit::OK)
+}

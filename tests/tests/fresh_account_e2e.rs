@@ -1,0 +1,176 @@
+//! Issue 8, "first deploy in a fresh account", with the strict AWS model on (IAM propagation,
+//! Lambda Pending, table CREATING, API Gateway quotas, request validation):
+//!
+//! - `first_deploy_in_a_fresh_account`: on an empty account, `plan` and `status` exit 2 (all
+//!   missing, no error, no mutating call); one cold `up` converges; a second `up` makes no
+//!   mutating call; `down` succeeds after the function was deleted behind our back; and again
+//!   after an `up` that failed halfway (CreateUsagePlan refused).
+//! - `down_once_after_up_killed_or_failed_at_random_points`: `up` is SIGKILLed at a random moment,
+//!   or one of its mutating calls (chosen at random) is refused; then ONE `down` leaves nothing
+//!   tagged with the stack but the table, if `up` got to create it. The seed is printed
+//!   (`MOVIES_STACK_SEED` replays it).
+
+use std::time::Duration;
+
+use e2e::chaos::{Rng, Running, seed};
+use e2e::inventory::Inventory;
+use e2e::{Account, Checks, Output, Stack};
+use serde_json::Value;
+
+/// `--output json ARGS`: the run and its parsed stdout (Null when it printed none).
+async fn json_run(stack: &Stack, args: &[&str]) -> (Output, Value) {
+    let mut all = vec!["--output", "json"];
+    all.extend_from_slice(args);
+    let out = stack.deployer.run(&all).await;
+    let json = serde_json::from_str(out.stdout.trim()).unwrap_or(Value::Null);
+    (out, json)
+}
+
+/// The `field` of every row of a `plan` / `status` answer.
+fn column<'a>(json: &'a Value, field: &str) -> Vec<&'a str> {
+    json["resources"].as_array().into_iter().flatten().filter_map(|r| r[field].as_str()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_deploy_in_a_fresh_account() {
+    let account = Account::start().await;
+    let (aws, proxy) = (&account.aws, &account.proxy);
+    let stack = account.stack("fresh");
+    let names = &stack.names;
+    let up = ["up", "--artifact", stack.artifact.as_str()];
+    let mut c = Checks::new();
+
+    // ------------------------------------------------------------------ plan and status: exit 2
+    let (plan, json) = json_run(&stack, &["plan", "--artifact", stack.artifact.as_str()]).await;
+    let actions = column(&json, "action");
+    c.eq("plan on an empty account: exit code", plan.code, 2);
+    c.check(
+        !actions.is_empty() && actions.iter().all(|a| *a == "create"),
+        format!("plan: every resource to create, no error: {actions:?}\n{plan}"),
+    );
+    let (status, json) = json_run(&stack, &["status"]).await;
+    let states = column(&json, "state");
+    c.eq("status on an empty account: exit code", status.code, 2);
+    c.check(
+        !states.is_empty() && states.iter().all(|s| *s == "missing"),
+        format!("status: every resource missing, no error: {states:?}\n{status}"),
+    );
+    let mutating: Vec<String> = proxy.mutating_calls().iter().map(|c| c.to_string()).collect();
+    c.check(mutating.is_empty(), format!("plan and status make no mutating call: {mutating:?}"));
+
+    // ------------------------------------------------------------------ one cold up converges
+    proxy.reset();
+    let cold = stack.deployer.run(&up).await;
+    c.eq("cold up: exit code", cold.code, 0);
+    let hits: Vec<String> =
+        proxy.model_hits().into_iter().filter(|(_, n)| *n > 0).map(|(b, n)| format!("{}={n}", b.name())).collect();
+    println!("cold up: {:.1}s, {} calls; the model acted: {}", cold.elapsed.as_secs_f64(), proxy.calls().len(), hits.join(" "));
+    Inventory::scan(aws).await.check_converged(&mut c, names, 2, "after one cold up");
+
+    // ------------------------------------------------------------------ the second up: no-op
+    proxy.reset();
+    let again = stack.deployer.run(&up).await;
+    let mutating: Vec<String> = proxy.mutating_calls().iter().map(|c| c.to_string()).collect();
+    c.check(again.code == 0 && mutating.is_empty(), format!("second up: 0 mutating calls: {mutating:?}\n{again}"));
+
+    // ------------------------------------------------------------------ down, function gone
+    // Through the proxy, as AWS would see it: the model then releases the function's ENIs after
+    // their lingering, as Lambda does (straight to moto, they would stay in use for ever).
+    let someone = e2e::Aws::new(proxy.url()).await;
+    someone.lambda.delete_function().function_name(&names.function).send().await.expect("DeleteFunction behind our back");
+    let down = stack.deployer.run(&["down", "--yes"]).await;
+    c.eq("down after the function was deleted behind our back: exit code", down.code, 0);
+    Inventory::scan(aws).await.check_gone(&mut c, names, "down without the function");
+
+    // ------------------------------------------------------------------ down after a failed up
+    proxy.add_rule(
+        e2e::Rule::new().service("apigateway").operation("CreateUsagePlan").fail(
+            400,
+            "BadRequestException",
+            "injected: the up fails halfway",
+        ),
+    );
+    let failed = stack.deployer.run(&up).await;
+    proxy.clear_rules();
+    c.check(
+        failed.code != 0 && failed.stderr.contains("injected"),
+        format!("the up fails at the usage plans, saying why\n{failed}"),
+    );
+    let half = Inventory::scan(aws).await;
+    c.check(half.find(&names.stack, "function").is_some(), "the failed up got as far as the function");
+    let down = stack.deployer.run(&["down", "--yes"]).await;
+    c.eq("down after an up that failed halfway: exit code", down.code, 0);
+    Inventory::scan(aws).await.check_gone(&mut c, names, "down after the failed up");
+    c.finish("first deploy in a fresh account");
+}
+
+/// How one `up` was cut short.
+#[derive(Debug)]
+enum Cut {
+    /// SIGKILL after this long.
+    Kill(Duration),
+    /// The n-th mutating call (0-based) refused with a non-retryable error.
+    Fail(usize),
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn down_once_after_up_killed_or_failed_at_random_points() {
+    const TRIALS: usize = 6;
+    let account = Account::start().await;
+    let (aws, proxy) = (&account.aws, &account.proxy);
+    let mut rng = Rng::new(seed("down after a cut up"));
+    let mut c = Checks::new();
+
+    // A complete cold up, measured: the range of kill moments and of mutating calls.
+    let warm = account.stack("cut-warm");
+    proxy.reset();
+    let cold = warm.deployer.run(&["up", "--artifact", warm.artifact.as_str()]).await;
+    cold.assert_ok();
+    let (span, calls) = (cold.elapsed, proxy.mutating_calls().len() + proxy.lock_calls().len());
+    println!("cold up: {:.2}s, {calls} mutating calls with the lock's", span.as_secs_f64());
+
+    for trial in 0..TRIALS {
+        let stack = account.stack(&format!("cut-{trial}"));
+        let up = ["up", "--artifact", stack.artifact.as_str()];
+        let cut = if trial % 2 == 0 {
+            Cut::Kill(rng.between(Duration::from_millis(100), span))
+        } else {
+            Cut::Fail(rng.below(calls))
+        };
+        proxy.reset();
+        let code = match &cut {
+            Cut::Kill(after) => {
+                let run = Running::spawn(&stack.deployer, &up);
+                while run.started.elapsed() < *after && !run.finished() {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                run.kill().await.code
+            }
+            Cut::Fail(n) => {
+                proxy.add_rule(e2e::Rule::new().mutating(true).skip(*n).times(1).fail(
+                    400,
+                    "ValidationException",
+                    "injected: this call is refused",
+                ));
+                let out = stack.deployer.run(&up).await;
+                proxy.clear_rules();
+                out.code
+            }
+        };
+        let before = Inventory::scan(aws).await;
+        let tables = before.count("table", &stack.names.stack);
+        let left = before.of_stack(&stack.names.stack).count();
+        let down = stack.deployer.run(&["down", "--yes"]).await;
+        println!(
+            "  trial {trial}: {cut:?}: up exit {code}, {left} resources left (table: {tables}); down exit {} in {:.1}s",
+            down.code,
+            down.elapsed.as_secs_f64()
+        );
+        c.eq(&format!("trial {trial} ({cut:?}): one down succeeds"), down.code, 0);
+        if down.code != 0 {
+            println!("{down}");
+        }
+        Inventory::scan(aws).await.check_gone_but_tables(&mut c, &stack.names, tables, &format!("trial {trial}"));
+    }
+    c.finish("down once after an up cut short");
+}
