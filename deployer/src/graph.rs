@@ -329,6 +329,7 @@ impl Graph {
             serde_json::json!({
                 "resource": self.nodes[i].name().to_string(),
                 "kind": self.nodes[i].kind(),
+                "wanted": self.nodes[i].wanted(),
                 "create_rounds": self.nodes[i].create_rounds(),
                 "deps": deps.collect::<Vec<_>>(),
             })

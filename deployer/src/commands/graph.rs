@@ -15,10 +15,6 @@ use crate::ui::Printer;
 pub fn run(config: &Config, args: &GraphArgs, output: Output, printer: Arc<dyn Printer>) -> Result<i32> {
     let graph = crate::stack::graph(config, Arc::new(Artifact::unknown()))?;
     let nodes: Vec<_> = graph.names().into_iter().filter_map(|(name, _)| graph.node(name).cloned()).collect();
-    let need = |n: Need| match n {
-        Need::Exists => "exists",
-        Need::Ready => "ready",
-    };
     let (rounds, chain) = graph.bound();
     let chain: Vec<String> = chain.iter().map(|n| n.to_string()).collect();
     if args.dot {
@@ -36,28 +32,14 @@ pub fn run(config: &Config, args: &GraphArgs, output: Output, printer: Arc<dyn P
         return Ok(exit::OK);
     }
     match output {
-        Output::Json => {
-            let resources: Vec<_> = nodes
-                .iter()
-                .map(|n| {
-                    serde_json::json!({
-                        "id": n.name().to_string(),
-                        "kind": n.kind(),
-                        "wanted": n.wanted(),
-                        "create_rounds": n.create_rounds(),
-                        "deps": n.deps().iter().map(|d| serde_json::json!({"on": d.on.to_string(), "need": need(d.need)})).collect::<Vec<_>>(),
-                    })
-                })
-                .collect();
-            printer.out(
-                &serde_json::json!({
-                    "stack": config.stack,
-                    "resources": resources,
-                    "bound": {"create_rounds": rounds, "chain": chain},
-                })
-                .to_string(),
-            );
-        }
+        Output::Json => printer.out(
+            &serde_json::json!({
+                "stack": config.stack,
+                "resources": graph.describe(),
+                "bound": {"create_rounds": rounds, "chain": chain},
+            })
+            .to_string(),
+        ),
         Output::Human => {
             let wanted = nodes.iter().filter(|n| n.wanted()).count();
             let mut text = format!(
