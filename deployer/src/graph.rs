@@ -37,6 +37,7 @@ pub struct Diff {
 pub trait Node: Send + Sync {
     fn name(&self) -> Name;
     fn kind(&self) -> &'static str;
+    fn aws_name(&self) -> Option<String>;
     fn deps(&self) -> Vec<Dep>;
     fn create_rounds(&self) -> u32;
     fn replaces_itself(&self) -> bool;
@@ -62,6 +63,9 @@ impl<R: Resource> Node for R {
     }
     fn kind(&self) -> &'static str {
         Resource::kind(self)
+    }
+    fn aws_name(&self) -> Option<String> {
+        Resource::aws_name(self)
     }
     fn deps(&self) -> Vec<Dep> {
         Resource::deps(self)
@@ -329,6 +333,7 @@ impl Graph {
             serde_json::json!({
                 "resource": self.nodes[i].name().to_string(),
                 "kind": self.nodes[i].kind(),
+                "name": self.nodes[i].aws_name(),
                 "wanted": self.nodes[i].wanted(),
                 "create_rounds": self.nodes[i].create_rounds(),
                 "deps": deps.collect::<Vec<_>>(),

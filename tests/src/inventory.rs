@@ -25,7 +25,7 @@ pub const TAG_SHARED: &str = "movies-stack:shared";
 /// The shared, account-level API Gateway CloudWatch role: `down` must never delete it.
 pub const ACCOUNT_ROLE: &str = "movies-stack-apigateway-cloudwatch";
 
-/// One resource a converged stack has in the inventory.
+/// One resource of the stack that is an inventory item of its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expected {
     /// Its logical id: the value of its `movies-stack:resource` tag.
@@ -35,60 +35,106 @@ pub struct Expected {
     /// The name the stack gives it, for the kinds whose name is fixed by the config (a leftover
     /// that lost its tags is still found by it); `None` for EC2 kinds.
     pub name: Option<String>,
+    /// False when the config turns it off: a converged stack does not have it, but one made by an
+    /// earlier config may, and `down` removes it.
+    pub wanted: bool,
 }
 
-/// The resources of a converged stack with `az_count` subnets and the default config's features
-/// (no web ACL): [`expected_with`].
-pub fn expected(names: &StackNames, az_count: usize) -> Vec<Expected> {
-    expected_with(names, az_count, false)
+/// The deployer's kinds (`Resource::kind`) and the inventory kind each is listed as; `None`: no
+/// item of its own (the shared account setting, a permission inside the function's policy, the
+/// stage and the web ACL association, counted per API by [`Inventory::check_converged`]).
+const KINDS: &[(&str, Option<&str>)] = &[
+    ("VPC", Some("vpc")),
+    ("subnet", Some("subnet")),
+    ("route table", Some("route-table")),
+    ("security group", Some("security-group")),
+    ("VPC endpoint", Some("vpc-endpoint")),
+    ("VPC flow log", Some("flow-log")),
+    ("IAM role", Some("iam-role")),
+    ("log group", Some("log-group")),
+    ("Lambda function", Some("function")),
+    ("DynamoDB table", Some("table")),
+    ("REST API", Some("rest-api")),
+    ("usage plan", Some("usage-plan")),
+    ("API key", Some("api-key")),
+    ("CloudWatch alarm", Some("alarm")),
+    ("web ACL", Some("web-acl")),
+    ("API Gateway account CloudWatch role", None),
+    ("Lambda permission", None),
+    ("API stage", None),
+    ("web ACL association", None),
+];
+
+/// What a stack is made of, as the deployer's one registry (`stack.rs`) builds it from the
+/// stack's config: `movies-stack graph --output json` (no AWS call). The tests keep no list of
+/// their own: a resource added to the registry is expected here as it is; a resource of a new
+/// kind fails loudly until the inventory can list that kind ([`KINDS`] and [`Inventory::scan`]).
+#[derive(Debug, Clone)]
+pub struct Shape {
+    pub names: StackNames,
+    /// Every resource that is an inventory item, the ones the config turns off included.
+    pub resources: Vec<Expected>,
+    /// The id of every resource of the graph, items or not, in dependency order.
+    pub ids: Vec<String>,
 }
 
-/// The resources of a converged stack with `az_count` subnets, and the web ACL if `waf` (config
-/// `[waf] enabled`), by resource id and kind, as the deployer's `stack.rs` builds them. Not
-/// listed: the shared account role (never the stack's), and the parts that are no inventory item
-/// of their own (the Lambda permission, the API stage, the web ACL's association;
-/// [`Inventory::check_converged_with`] counts those per API and function).
-pub fn expected_with(names: &StackNames, az_count: usize, waf: bool) -> Vec<Expected> {
-    let s = names.stack.as_str();
-    let ec2 = |resource: String, kind| Expected { resource, kind, name: None };
-    let named =
-        |resource: &str, kind, name: String| Expected { resource: resource.to_string(), kind, name: Some(name) };
-    let mut e = vec![ec2("vpc".into(), "vpc")];
-    for i in 0..az_count {
-        e.push(ec2(format!("subnet-{i}"), "subnet"));
-        e.push(ec2(format!("route-table-{i}"), "route-table"));
+impl Shape {
+    /// The shape of `stack` under its config file as it is now.
+    pub fn of(stack: &crate::Stack) -> Shape {
+        Shape::from_graph(stack.names.clone(), &graph_json(&stack.config))
     }
-    e.extend([
-        ec2("dynamodb-endpoint".into(), "vpc-endpoint"),
-        ec2("function-sg".into(), "security-group"),
-        named("flow-log-group", "log-group", format!("/movies-stack/{s}/vpc-flow-logs")),
-        named("function-log-group", "log-group", format!("/aws/lambda/{}", names.function)),
-        named("access-log-group", "log-group", format!("/movies-stack/{s}/api-access")),
-        named("flow-log-role", "iam-role", format!("{s}-flow-logs")),
-        named("function-role", "iam-role", format!("{s}-function")),
-        ec2("flow-log".into(), "flow-log"),
-        named("table", "table", names.table.clone()),
-        named("function", "function", names.function.clone()),
-        named("api", "rest-api", s.to_string()),
-    ]);
-    // The base config's plan names (`config::base_config`).
-    for (tier, plan) in [("standard", "Standard"), ("premium", "Premium")] {
-        e.push(named(&format!("usage-plan-{tier}"), "usage-plan", format!("{s}-{plan}")));
-        e.push(named(&format!("api-key-{tier}"), "api-key", format!("{s}-{tier}")));
+
+    /// From `graph --output json`'s answer.
+    pub fn from_graph(names: StackNames, graph: &serde_json::Value) -> Shape {
+        let nodes =
+            graph["resources"].as_array().unwrap_or_else(|| panic!("graph --output json has no resources: {graph}"));
+        let resources = nodes
+            .iter()
+            .filter_map(|n| {
+                let kind = n["kind"].as_str().expect("a resource has a kind");
+                let item = KINDS.iter().find(|(k, _)| *k == kind).map(|(_, item)| *item).unwrap_or_else(|| {
+                    panic!("the deployer has a new kind of resource, {kind:?}: list it in inventory::KINDS and scan it in Inventory::scan")
+                })?;
+                Some(Expected {
+                    resource: n["resource"].as_str().expect("a resource has an id").to_string(),
+                    kind: item,
+                    name: n["name"].as_str().map(str::to_string),
+                    wanted: n["wanted"].as_bool().expect("a resource says whether it is wanted"),
+                })
+            })
+            .collect();
+        let ids = nodes.iter().filter_map(|n| n["resource"].as_str().map(str::to_string)).collect();
+        Shape { names, resources, ids }
     }
-    // `[alarms]` is on by default.
-    for what in ALARMS {
-        e.push(named(&format!("alarm-{what}"), "alarm", format!("{s}-{what}")));
+
+    /// What a converged stack has.
+    pub fn wanted(&self) -> impl Iterator<Item = &Expected> {
+        self.resources.iter().filter(|e| e.wanted)
     }
-    if waf {
-        e.push(named("web-acl", "web-acl", format!("{s}-web-acl")));
+
+    /// Whether a converged stack has a resource of this kind.
+    pub fn has(&self, kind: &str) -> bool {
+        self.wanted().any(|e| e.kind == kind)
     }
-    e
 }
 
-/// The stack's CloudWatch alarms: resource `alarm-{what}`, named `{stack}-{what}`.
-pub const ALARMS: [&str; 5] =
-    ["function-errors", "function-throttles", "concurrent-executions", "api-5xx", "api-latency"];
+/// `movies-stack --config CONFIG --output json graph`, parsed.
+fn graph_json(config: &std::path::Path) -> serde_json::Value {
+    let bin = crate::deployer_bin();
+    let out = std::process::Command::new(&bin)
+        .arg("--config")
+        .arg(config)
+        .args(["--output", "json", "graph"])
+        .output()
+        .unwrap_or_else(|e| panic!("running {} graph: {e}", bin.display()));
+    assert!(
+        out.status.success(),
+        "movies-stack graph on {} failed: {}",
+        config.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("graph --output json is not JSON: {e}"))
+}
 
 /// One resource on the server.
 #[derive(Debug, Clone)]
@@ -432,17 +478,14 @@ impl Inventory {
 
     /// What is left of the stack: everything tagged with it (shared resources excluded), and
     /// anything carrying one of the names the stack gives ([`Expected::name`]), tagged or not.
-    pub fn leftovers(&self, names: &StackNames) -> Vec<&Item> {
-        // Subnets and route tables have no fixed names: any AZ count gives the same names. The
-        // web ACL is left over whether or not the config still enables it.
-        let named: BTreeSet<(&str, String)> =
-            expected_with(names, 0, true).into_iter().filter_map(|e| Some((e.kind, e.name?))).collect();
+    pub fn leftovers(&self, shape: &Shape) -> Vec<&Item> {
+        // The web ACL is left over whether or not the config still enables it.
+        let named: BTreeSet<(&str, &str)> =
+            shape.resources.iter().filter_map(|e| Some((e.kind, e.name.as_deref()?))).collect();
+        let stack = shape.names.stack.as_str();
         self.items
             .iter()
-            .filter(|i| {
-                (i.stack.as_deref() == Some(names.stack.as_str()) && !i.shared)
-                    || named.contains(&(i.kind, i.name.clone()))
-            })
+            .filter(|i| (i.stack.as_deref() == Some(stack) && !i.shared) || named.contains(&(i.kind, i.name.as_str())))
             .collect()
     }
 
@@ -476,18 +519,14 @@ impl Inventory {
             .collect()
     }
 
-    /// The exact shape of a converged stack with the default config's features (no web ACL):
-    /// [`Inventory::check_converged_with`].
-    pub fn check_converged(&self, c: &mut Checks, names: &StackNames, az_count: usize, label: &str) {
-        self.check_converged_with(c, names, az_count, false, label);
-    }
-
-    /// The exact shape of a converged stack (with its web ACL if `waf`): one of every resource,
-    /// no duplicates of the untaggable parts, and nothing untagged anywhere on the server. One
-    /// check per count.
-    pub fn check_converged_with(&self, c: &mut Checks, names: &StackNames, az_count: usize, waf: bool, label: &str) {
+    /// The exact shape of a converged stack (the resources its config wants, [`Shape`]): one of
+    /// every resource, no duplicates of the untaggable parts, and nothing untagged anywhere on the
+    /// server. One check per count.
+    pub fn check_converged(&self, c: &mut Checks, shape: &Shape, label: &str) {
+        let names = &shape.names;
         let s = names.stack.as_str();
-        let expected = expected_with(names, az_count, waf);
+        let expected: Vec<&Expected> = shape.wanted().collect();
+        let waf = shape.has("web-acl");
         let mut per_kind: BTreeMap<&str, usize> = BTreeMap::new();
         for e in &expected {
             *per_kind.entry(e.kind).or_insert(0) += 1;
@@ -623,20 +662,41 @@ impl Inventory {
 mod tests {
     use super::*;
 
+    /// A graph as `movies-stack graph --output json` prints it: (id, kind, name, wanted).
+    fn graph(nodes: &[(&str, &str, Option<&str>, bool)]) -> serde_json::Value {
+        let nodes: Vec<_> = nodes
+            .iter()
+            .map(|(id, kind, name, wanted)| serde_json::json!({"resource": id, "kind": kind, "name": name, "wanted": wanted}))
+            .collect();
+        serde_json::json!({"resources": nodes})
+    }
+
     #[test]
-    fn expected_resource_ids_are_unique_with_one_subnet_and_route_table_per_az() {
+    fn the_shape_is_the_registry_s_graph_in_inventory_kinds() {
         let names = StackNames::unique("inv");
-        for az_count in 1..=3 {
-            let e = expected(&names, az_count);
-            let ids: BTreeSet<&str> = e.iter().map(|x| x.resource.as_str()).collect();
-            assert_eq!(ids.len(), e.len(), "{e:?}");
-            for kind in ["subnet", "route-table"] {
-                assert_eq!(e.iter().filter(|x| x.kind == kind).count(), az_count, "{kind}: {e:?}");
-            }
-        }
-        // The web ACL is expected only when the config enables it.
-        let acls = |waf| expected_with(&names, 2, waf).into_iter().filter(|x| x.kind == "web-acl").count();
-        assert_eq!((acls(false), acls(true)), (0, 1));
+        let shape = Shape::from_graph(
+            names,
+            &graph(&[
+                ("subnet-0", "subnet", None, true),
+                ("stage", "API stage", None, true),
+                ("alarm-api-5xx", "CloudWatch alarm", Some("s-api-5xx"), true),
+                ("web-acl", "web ACL", Some("s-web-acl"), false),
+            ]),
+        );
+        let kinds: Vec<(&str, &str, bool)> =
+            shape.resources.iter().map(|e| (e.resource.as_str(), e.kind, e.wanted)).collect();
+        assert_eq!(
+            kinds,
+            [("subnet-0", "subnet", true), ("alarm-api-5xx", "alarm", true), ("web-acl", "web-acl", false)]
+        );
+        assert!(shape.has("alarm") && !shape.has("web-acl"), "a resource turned off is not expected");
+        assert_eq!(shape.resources[2].name.as_deref(), Some("s-web-acl"));
+    }
+
+    #[test]
+    #[should_panic(expected = "new kind of resource")]
+    fn a_kind_the_inventory_cannot_list_fails_loudly() {
+        Shape::from_graph(StackNames::unique("inv"), &graph(&[("queue", "SQS queue", Some("q"), true)]));
     }
 
     /// Leftovers are what carries the stack's tag or one of its names; shared resources and
@@ -664,7 +724,11 @@ mod tests {
             ],
             ..Inventory::default()
         };
-        let left: Vec<(&str, &str)> = inv.leftovers(&names).iter().map(|i| (i.kind, i.id.as_str())).collect();
+        let shape = Shape::from_graph(
+            names.clone(),
+            &graph(&[("subnet-0", "subnet", None, true), ("function", "Lambda function", Some(&names.function), true)]),
+        );
+        let left: Vec<(&str, &str)> = inv.leftovers(&shape).iter().map(|i| (i.kind, i.id.as_str())).collect();
         assert_eq!(left, [("subnet", "subnet-1"), ("function", names.function.as_str())]);
         assert_eq!(inv.find(&names.stack, "subnet-0").map(|i| i.id.as_str()), Some("subnet-1"));
         assert!(inv.account_role().is_some_and(|r| r.shared));

@@ -8,7 +8,7 @@
 use aws_sdk_apigateway::types::{Op, PatchOperation};
 use aws_sdk_cloudwatch::types::MetricAlarm;
 use aws_sdk_lambda::error::ProvideErrorMetadata;
-use e2e::inventory::{ALARMS, Inventory};
+use e2e::inventory::{Inventory, Shape};
 use e2e::proxy::count_by_name;
 use e2e::{
     Account, Aws, Behaviour, Checks, Deployer, Moto, Output, Proxy, REMOVE, Rule, Stack, StackNames, TempDir,
@@ -24,6 +24,10 @@ const CONFIG: &[(&str, &str)] = &[
     ("api.throttle_rate", "100.0"),
     ("api.throttle_burst", "200"),
 ];
+
+/// The five alarms this test specifies (README, "The alarms"): resource `alarm-{what}`, named
+/// `{stack}-{what}`.
+const ALARMS: [&str; 5] = ["function-errors", "function-throttles", "concurrent-executions", "api-5xx", "api-latency"];
 
 /// The stack's alarms on the server, by name.
 async fn stack_alarms(aws: &Aws, stack: &str) -> Vec<MetricAlarm> {
@@ -190,7 +194,7 @@ async fn alarms_and_stage_throttling_are_made_read_back_drift_fixed_turned_off_a
     }
     let api_id = api_id(aws, s).await;
     c.eq("stage throttling read back", stage_throttle(aws, &api_id).await, Some((100.0, 200)));
-    Inventory::scan(aws).await.check_converged(&mut c, n, 2, "after up");
+    Inventory::scan(aws).await.check_converged(&mut c, &Shape::of(&stack), "after up");
 
     // `status` shows each alarm's state (moto starts alarms in OK, AWS in INSUFFICIENT_DATA).
     let st = deployer.run(&["--output", "json", "status"]).await;
@@ -342,7 +346,7 @@ async fn reserved_concurrency_is_set_and_read_back_and_refused_before_any_change
     c.eq("limit 10: mutating calls", mutating(&small), Vec::<String>::new());
     let asked = small.calls().iter().filter(|call| call.operation == "GetAccountSettings").count();
     c.eq("limit 10: GetAccountSettings asked once", asked, 1);
-    c.eq("limit 10: nothing was made", Inventory::scan(aws).await.leftovers(n).len(), 0);
+    c.eq("limit 10: nothing was made", Inventory::scan(aws).await.leftovers(&Shape::of(&stack)).len(), 0);
 
     // ------------------------------------------------------------------ 2. a standard account
     let (_, up) = deployer.up_json(&["--artifact", art]).await;

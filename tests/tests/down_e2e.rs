@@ -13,7 +13,7 @@
 use std::collections::BTreeSet;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use e2e::inventory::{ACCOUNT_ROLE, Inventory, expected};
+use e2e::inventory::{ACCOUNT_ROLE, Inventory, Shape};
 use e2e::{Account, Aws, Checks, Proxy};
 use serde_json::Value;
 
@@ -59,18 +59,19 @@ async fn down_keeps_the_table_then_deletes_everything() {
     let stack = account.stack("down");
     let (aws, proxy, n, deployer, art) =
         (&account.aws, &account.proxy, &stack.names, &stack.deployer, stack.artifact.as_str());
+    let shape = Shape::of(&stack);
     let mut c = Checks::new();
     let started = std::time::Instant::now();
 
     deployer.up_json(&["--artifact", art]).await;
     let inv = Inventory::scan(aws).await;
-    let before: Vec<String> = inv.leftovers(n).iter().map(|i| i.to_string()).collect();
+    let before: Vec<String> = inv.leftovers(&shape).iter().map(|i| i.to_string()).collect();
     println!("after up, {} resources of the stack are visible through the SDK", before.len());
     // The inventory must see the stack, or "nothing left" proves nothing.
-    let expected = expected(n, 2);
+    let expected: Vec<_> = shape.wanted().collect();
     for kind in expected.iter().map(|e| e.kind).collect::<BTreeSet<_>>() {
         c.check(
-            inv.leftovers(n).iter().any(|i| i.kind == kind),
+            inv.leftovers(&shape).iter().any(|i| i.kind == kind),
             format!("after up, the inventory sees a {kind}: {before:?}"),
         );
     }
@@ -95,7 +96,7 @@ async fn down_keeps_the_table_then_deletes_everything() {
     c.check(refused.stderr.contains("--yes"), format!("down without --yes says to pass --yes:\n{refused}"));
     let calls: Vec<String> = proxy.calls().iter().map(|c| c.to_string()).collect();
     c.eq("down without --yes: AWS calls", calls, Vec::<String>::new());
-    c.eq("down without --yes: nothing deleted", Inventory::scan(aws).await.leftovers(n).len(), before.len());
+    c.eq("down without --yes: nothing deleted", Inventory::scan(aws).await.leftovers(&shape).len(), before.len());
 
     // ------------------------------------------------------------------ 2. down --yes
     proxy.reset();
@@ -123,7 +124,7 @@ async fn down_keeps_the_table_then_deletes_everything() {
     c.eq("down --yes: calls touching the table or the account setting", proxy_deletes, Vec::<String>::new());
 
     let inv = Inventory::scan(aws).await;
-    let left: Vec<(&str, &str)> = inv.leftovers(n).iter().map(|i| (i.kind, i.id.as_str())).collect();
+    let left: Vec<(&str, &str)> = inv.leftovers(&shape).iter().map(|i| (i.kind, i.id.as_str())).collect();
     c.eq("down --yes: what is left of the stack", left, [("table", n.table.as_str())]);
     check_account_role(&mut c, &inv, "down --yes");
     c.eq("down --yes: the table's item is kept", item_title(aws, &n.table).await.as_deref(), Some("Kept Movie"));
@@ -156,7 +157,7 @@ async fn down_keeps_the_table_then_deletes_everything() {
         table_before.clone(),
     );
     c.eq("up after down: the item is still there", item_title(aws, &n.table).await.as_deref(), Some("Kept Movie"));
-    c.eq("up after down: inventory", Inventory::scan(aws).await.leftovers(n).len(), before.len());
+    c.eq("up after down: inventory", Inventory::scan(aws).await.leftovers(&shape).len(), before.len());
     let st = deployer.run(&["status"]).await;
     c.eq("status after the second up: exit code", st.code, 0);
 
@@ -174,7 +175,7 @@ async fn down_keeps_the_table_then_deletes_everything() {
         format!("down --delete-data lists the table as deleted: {json}"),
     );
     let inv = Inventory::scan(aws).await;
-    let left: Vec<String> = inv.leftovers(n).iter().map(|i| i.to_string()).collect();
+    let left: Vec<String> = inv.leftovers(&shape).iter().map(|i| i.to_string()).collect();
     c.eq("down --delete-data: what is left of the stack", left, Vec::<String>::new());
     check_account_role(&mut c, &inv, "down --delete-data");
     c.eq(

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_apigateway::types::{Op, PatchOperation};
 use e2e::chaos::{FaultKind, Rng, Running, Window, seed, sprinkle};
-use e2e::inventory::Inventory;
+use e2e::inventory::{Inventory, Shape};
 use e2e::proxy::count_by_name;
 use e2e::{Account, Aws, Behaviour, Call, Checks, Rule, Stack};
 
@@ -186,7 +186,7 @@ async fn throttling_and_5xx_with_latency_still_converge() {
     }
 
     let aws = &account.aws;
-    Inventory::scan(aws).await.check_converged(&mut c, &e.names, 2, "after throttled ups");
+    Inventory::scan(aws).await.check_converged(&mut c, &Shape::of(&e), "after throttled ups");
     println!("runtime: {:.1}s", t0.elapsed().as_secs_f64());
     c.finish("1a throttling + 5xx + latency");
 }

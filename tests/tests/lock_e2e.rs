@@ -5,7 +5,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use e2e::chaos::Running;
-use e2e::inventory::Inventory;
+use e2e::inventory::{Inventory, Shape};
 use e2e::proxy::LOCK_TABLE;
 use e2e::{Account, Aws, Checks, Output, Rule};
 
@@ -75,8 +75,7 @@ async fn two_ups_at_once_never_duplicate() {
 
     // ------------------------------------------------ both at once, no waiting: one fails with 4
     let stack = account.stack("lock-race");
-    let (n, artifact) = (&stack.names, stack.artifact.as_str());
-    let up = ["up", "--artifact", artifact];
+    let up = ["up", "--artifact", stack.artifact.as_str()];
     let (da, db) = (&stack.deployer, stack.via(pb));
     let (ra, rb) = (Running::spawn(da, &up), Running::spawn(&db, &up));
     let (pid_a, pid_b) = (ra.pid, rb.pid);
@@ -104,11 +103,10 @@ async fn two_ups_at_once_never_duplicate() {
         println!("  refused with: {}", loser.stderr.lines().find(|l| l.starts_with("error:")).unwrap_or_default());
     }
     let inv = Inventory::scan(&account.aws).await;
-    inv.check_converged(&mut c, n, 2, "after the race");
+    inv.check_converged(&mut c, &Shape::of(&stack), "after the race");
 
     // ------------------------------------------------ the second waits (--lock-timeout 120), then no-op
     let stack = account.stack("lock-wait");
-    let n = &stack.names;
     let (da, db) = (&stack.deployer, stack.via(pb));
     pa.reset();
     pb.reset();
@@ -118,7 +116,10 @@ async fn two_ups_at_once_never_duplicate() {
         assert!(Instant::now() < deadline && !ra.finished(), "A never took the lock:\n{}", ra.stderr_now());
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let rb = Running::spawn(&db, &["--output", "json", "up", "--artifact", artifact, "--lock-timeout", "120"]);
+    let rb = Running::spawn(
+        &db,
+        &["--output", "json", "up", "--artifact", stack.artifact.as_str(), "--lock-timeout", "120"],
+    );
     let pid_a = ra.pid;
     let (oa, ob) = tokio::join!(ra.wait(), rb.wait());
     let b_mutating: Vec<String> = pb.mutating_calls().iter().map(|c| c.to_string()).collect();
@@ -141,7 +142,7 @@ async fn two_ups_at_once_never_duplicate() {
         c.eq("B reports changes", ob.json()["changes"].as_u64(), Some(0));
     }
     let inv = Inventory::scan(&account.aws).await;
-    inv.check_converged(&mut c, n, 2, "after waiting");
+    inv.check_converged(&mut c, &Shape::of(&stack), "after waiting");
     println!("runtime: {:.1}s", t0.elapsed().as_secs_f64());
     c.finish("3 concurrent ups");
 }

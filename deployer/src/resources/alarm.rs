@@ -367,6 +367,9 @@ impl Resource for Alarm {
     fn kind(&self) -> &'static str {
         "CloudWatch alarm"
     }
+    fn aws_name(&self) -> Option<String> {
+        Some(self.name.clone())
+    }
 
     fn create_rounds(&self) -> u32 {
         1

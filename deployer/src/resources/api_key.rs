@@ -175,6 +175,9 @@ impl Resource for ApiKey {
     fn kind(&self) -> &'static str {
         "API key"
     }
+    fn aws_name(&self) -> Option<String> {
+        Some(self.name.clone())
+    }
 
     fn deps(&self) -> Vec<Dep> {
         vec![Dep::on(self.plan)]

@@ -584,6 +584,9 @@ impl Resource for Function {
     fn kind(&self) -> &'static str {
         "Lambda function"
     }
+    fn aws_name(&self) -> Option<String> {
+        Some(self.name.clone())
+    }
 
     /// Not the table: the function names it (`TABLE_NAME`), and its role's policy names its ARN.
     fn deps(&self) -> Vec<Dep> {

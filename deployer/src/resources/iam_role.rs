@@ -419,6 +419,9 @@ impl Resource for Role {
     fn kind(&self) -> &'static str {
         "IAM role"
     }
+    fn aws_name(&self) -> Option<String> {
+        Some(self.name.clone())
+    }
 
     fn create_rounds(&self) -> u32 {
         2 // CreateRole, PutRolePolicy

@@ -177,6 +177,9 @@ impl Resource for LogGroup {
     fn kind(&self) -> &'static str {
         "log group"
     }
+    fn aws_name(&self) -> Option<String> {
+        Some(self.name.clone())
+    }
 
     fn create_rounds(&self) -> u32 {
         2 // CreateLogGroup, PutRetentionPolicy

@@ -238,6 +238,12 @@ pub trait Resource: Send + Sync + 'static {
     fn id(&self) -> Id<Self::Live>;
     /// The kind, for people: "VPC", "usage plan", ...
     fn kind(&self) -> &'static str;
+    /// Its name in AWS when the config fixes it (roles, log groups, the table, the function, the
+    /// REST API, usage plans, keys, alarms, the web ACL); `None` where AWS assigns the id (EC2).
+    /// `graph --output json` shows it: the tests find leftovers by it, tags or not.
+    fn aws_name(&self) -> Option<String> {
+        None
+    }
     /// The resources whose state this one needs, and how much of it.
     fn deps(&self) -> Vec<Dep> {
         Vec::new()

@@ -680,6 +680,9 @@ impl Resource for RestApi {
     fn kind(&self) -> &'static str {
         "REST API"
     }
+    fn aws_name(&self) -> Option<String> {
+        Some(self.name.clone())
+    }
 
     /// None: the integrations name the function by its ARN, known from its name.
     fn create_rounds(&self) -> u32 {

@@ -355,6 +355,9 @@ impl Resource for Table {
     fn kind(&self) -> &'static str {
         "DynamoDB table"
     }
+    fn aws_name(&self) -> Option<String> {
+        Some(self.name.clone())
+    }
 
     fn create_rounds(&self) -> u32 {
         4 // CreateTable, DescribeTable (ACTIVE), UpdateContinuousBackups, its read-back

@@ -270,6 +270,9 @@ impl Resource for UsagePlan {
     fn kind(&self) -> &'static str {
         "usage plan"
     }
+    fn aws_name(&self) -> Option<String> {
+        Some(self.name.clone())
+    }
 
     fn deps(&self) -> Vec<Dep> {
         // The stage must exist first: CreateUsagePlan / UpdateUsagePlan fail with "Invalid API

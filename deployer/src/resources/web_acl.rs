@@ -361,6 +361,9 @@ impl Resource for WebAcl {
     fn kind(&self) -> &'static str {
         "web ACL"
     }
+    fn aws_name(&self) -> Option<String> {
+        Some(self.name.clone())
+    }
 
     fn create_rounds(&self) -> u32 {
         1
