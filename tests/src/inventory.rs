@@ -80,8 +80,12 @@ pub struct Shape {
 
 impl Shape {
     /// The shape of `stack` under its config file as it is now.
-    pub fn of(stack: &crate::Stack) -> Shape {
-        Shape::from_graph(stack.names.clone(), &graph_json(&stack.config))
+    pub async fn of(stack: &crate::Stack) -> Shape {
+        let out = stack.deployer.run(&["--output", "json", "graph"]).await;
+        assert!(out.code == 0, "movies-stack graph on {} failed:\n{out}", stack.config.display());
+        let graph = serde_json::from_str(out.stdout.trim())
+            .unwrap_or_else(|e| panic!("graph --output json is not JSON: {e}\n{out}"));
+        Shape::from_graph(stack.names.clone(), &graph)
     }
 
     /// From `graph --output json`'s answer.
@@ -116,24 +120,6 @@ impl Shape {
     pub fn has(&self, kind: &str) -> bool {
         self.wanted().any(|e| e.kind == kind)
     }
-}
-
-/// `movies-stack --config CONFIG --output json graph`, parsed.
-fn graph_json(config: &std::path::Path) -> serde_json::Value {
-    let bin = crate::deployer_bin();
-    let out = std::process::Command::new(&bin)
-        .arg("--config")
-        .arg(config)
-        .args(["--output", "json", "graph"])
-        .output()
-        .unwrap_or_else(|e| panic!("running {} graph: {e}", bin.display()));
-    assert!(
-        out.status.success(),
-        "movies-stack graph on {} failed: {}",
-        config.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("graph --output json is not JSON: {e}"))
 }
 
 /// One resource on the server.

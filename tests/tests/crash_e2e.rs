@@ -286,7 +286,7 @@ async fn finish_up(c: &mut Checks, account: &Account, v: &Victim, args: &[&str])
     println!("  next up: exit {}, {} mutating calls", again.code, mutating.len());
     c.check(again.code == 0 && mutating.is_empty(), format!("next up is a no-op: {mutating:?}\n{again}"));
     let inv = Inventory::scan(aws).await;
-    inv.check_converged(c, &Shape::of(&v.stack), &format!("{} after kills + up", v.stack.names.stack));
+    inv.check_converged(c, &Shape::of(&v.stack).await, &format!("{} after kills + up", v.stack.names.stack));
 }
 
 /// After kills of `down`: converge, a second down deletes nothing, nothing tagged is left but
@@ -410,7 +410,7 @@ async fn sigint_finishes_calls_in_flight_and_the_next_up_the_rest() {
     c.check(stopped_unstarted.is_empty(), format!("resources reported stopped had started: {stopped_unstarted:?}"));
     // Every resource of the registry, the ones the config turns off included.
     let ids: BTreeSet<&str> = account.iter().map(|(id, _)| id.as_str()).collect();
-    c.eq("resources accounted for", ids, Shape::of(&stack).ids.iter().map(String::as_str).collect());
+    c.eq("resources accounted for", ids, Shape::of(&stack).await.ids.iter().map(String::as_str).collect());
     c.check(!done.is_empty() && !remaining.is_empty(), "the signal came mid-run (some done, some remaining)");
     let started_but_remaining: Vec<&&str> = remaining.iter().filter(|id| before.contains(**id)).collect();
     c.check(
@@ -434,7 +434,7 @@ async fn sigint_finishes_calls_in_flight_and_the_next_up_the_rest() {
         let unfinished: BTreeSet<&str> = remaining.union(&stopped).copied().collect();
         c.eq("what the next up changed = what was reported remaining or stopped", created, unfinished);
     }
-    Inventory::scan(aws).await.check_converged(&mut c, &Shape::of(&stack), "after Ctrl-C + up");
+    Inventory::scan(aws).await.check_converged(&mut c, &Shape::of(&stack).await, "after Ctrl-C + up");
     println!("runtime: {:.1}s", t0.elapsed().as_secs_f64());
     c.finish("2 SIGINT");
 }

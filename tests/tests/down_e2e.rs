@@ -59,7 +59,7 @@ async fn down_keeps_the_table_then_deletes_everything() {
     let stack = account.stack("down");
     let (aws, proxy, n, deployer, art) =
         (&account.aws, &account.proxy, &stack.names, &stack.deployer, stack.artifact.as_str());
-    let shape = Shape::of(&stack);
+    let shape = Shape::of(&stack).await;
     let mut c = Checks::new();
     let started = std::time::Instant::now();
 

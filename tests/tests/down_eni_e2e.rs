@@ -118,7 +118,8 @@ async fn down_waits_for_the_lingering_lambda_enis_and_deletes_them() {
         format!("the function's group {sg_id} no longer exists"),
     );
     let inv = Inventory::scan(aws).await;
-    let left: Vec<(&str, &str)> = inv.leftovers(&Shape::of(&stack)).iter().map(|i| (i.kind, i.id.as_str())).collect();
+    let left: Vec<(&str, &str)> =
+        inv.leftovers(&Shape::of(&stack).await).iter().map(|i| (i.kind, i.id.as_str())).collect();
     c.eq("what is left of the stack", left, [("table", n.table.as_str())]);
 
     println!("down with lingering ENIs: {:.1}s in all", started.elapsed().as_secs_f64());

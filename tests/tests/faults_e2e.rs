@@ -186,7 +186,7 @@ async fn throttling_and_5xx_with_latency_still_converge() {
     }
 
     let aws = &account.aws;
-    Inventory::scan(aws).await.check_converged(&mut c, &Shape::of(&e), "after throttled ups");
+    Inventory::scan(aws).await.check_converged(&mut c, &Shape::of(&e).await, "after throttled ups");
     println!("runtime: {:.1}s", t0.elapsed().as_secs_f64());
     c.finish("1a throttling + 5xx + latency");
 }

@@ -70,7 +70,7 @@ async fn first_deploy_in_a_fresh_account() {
         proxy.calls().len(),
         hits.join(" ")
     );
-    Inventory::scan(aws).await.check_converged(&mut c, &Shape::of(&stack), "after one cold up");
+    Inventory::scan(aws).await.check_converged(&mut c, &Shape::of(&stack).await, "after one cold up");
 
     // ------------------------------------------------------------------ the second up: no-op
     proxy.reset();

@@ -103,7 +103,7 @@ async fn two_ups_at_once_never_duplicate() {
         println!("  refused with: {}", loser.stderr.lines().find(|l| l.starts_with("error:")).unwrap_or_default());
     }
     let inv = Inventory::scan(&account.aws).await;
-    inv.check_converged(&mut c, &Shape::of(&stack), "after the race");
+    inv.check_converged(&mut c, &Shape::of(&stack).await, "after the race");
 
     // ------------------------------------------------ the second waits (--lock-timeout 120), then no-op
     let stack = account.stack("lock-wait");
@@ -142,7 +142,7 @@ async fn two_ups_at_once_never_duplicate() {
         c.eq("B reports changes", ob.json()["changes"].as_u64(), Some(0));
     }
     let inv = Inventory::scan(&account.aws).await;
-    inv.check_converged(&mut c, &Shape::of(&stack), "after waiting");
+    inv.check_converged(&mut c, &Shape::of(&stack).await, "after waiting");
     println!("runtime: {:.1}s", t0.elapsed().as_secs_f64());
     c.finish("3 concurrent ups");
 }

@@ -186,7 +186,7 @@ async fn the_web_acl_is_created_associated_fixed_turned_off_and_removed() {
     c.eq("off: up's web-acl outcome", json["resources"]["web-acl"].as_str(), Some("no changes"));
     let inv = Inventory::scan(aws).await;
     c.eq("off: web ACLs on the server", inv.items.iter().filter(|i| i.kind == "web-acl").count(), 0);
-    inv.check_converged(&mut c, &Shape::of(&stack), "off");
+    inv.check_converged(&mut c, &Shape::of(&stack).await, "off");
     let stage = our_stage_arn(&inv, n);
     let (code, json, states) = waf_status(deployer).await;
     c.eq("off: status exit code", code, 0);
@@ -231,7 +231,7 @@ async fn the_web_acl_is_created_associated_fixed_turned_off_and_removed() {
     c.eq("on: the stage's web ACL", associated_acl(aws, &stage).await, Some(format!("{}-web-acl", n.stack)));
     let acl_arn = read_acl(aws, n).await.map(|(a, _)| a.arn().to_string());
     c.eq("on: outputs.WebAclArn", json["outputs"]["WebAclArn"].as_str().map(str::to_string), acl_arn);
-    Inventory::scan(aws).await.check_converged(&mut c, &Shape::of(&stack), "on");
+    Inventory::scan(aws).await.check_converged(&mut c, &Shape::of(&stack).await, "on");
 
     proxy.reset();
     let again = deployer.run(&["up", "--artifact", art]).await;
@@ -336,7 +336,7 @@ async fn the_web_acl_is_created_associated_fixed_turned_off_and_removed() {
     c.eq("off again: up's changes", json["changes"].as_u64(), Some(2));
     c.eq("off again: the ACL is gone", read_acl(aws, n).await.map(|(a, _)| a.name().to_string()), None);
     c.eq("off again: the stage's web ACL", associated_acl(aws, &stage).await, None);
-    Inventory::scan(aws).await.check_converged(&mut c, &Shape::of(&stack), "off again");
+    Inventory::scan(aws).await.check_converged(&mut c, &Shape::of(&stack).await, "off again");
     proxy.reset();
     let again = deployer.run(&["up", "--artifact", art]).await;
     c.eq("off again: the next up's exit code", again.code, 0);

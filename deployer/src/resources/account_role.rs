@@ -152,7 +152,8 @@ impl ApiGatewayAccount {
             .aws("IAM", "ListAttachedRolePolicies")?;
         if !attached.iter().any(|p| p.policy_arn() == Some(policy_arn.as_str())) {
             // Right after CreateRole, IAM's eventual consistency can answer NoSuchEntity for the
-            // new role (as for PutRolePolicy in iam_role.rs).
+            // new role (as for PutRolePolicy in iam_role.rs). NoSuchEntity for the *policy* is
+            // not going to change by waiting: said at once.
             retry(
                 ctx,
                 ID,
@@ -169,6 +170,7 @@ impl ApiGatewayAccount {
                         .send()
                         .await
                         .aws("IAM", "AttachRolePolicy")
+                        .map_err(policy_missing_is_final)
                 },
             )
             .await?;
@@ -259,6 +261,19 @@ impl Resource for ApiGatewayAccount {
     /// would break their access logging (aws/aws-cdk#10878, #6194).
     async fn delete(&self, _ctx: &Ctx, _live: &LiveAccount) -> Result<()> {
         Ok(())
+    }
+}
+
+/// AttachRolePolicy answers NoSuchEntity both for a role IAM does not show yet (worth waiting for)
+/// and for a policy that does not exist ("Policy arn:... does not exist or is not attachable.",
+/// e.g. a partition without it, or an emulator started without AWS's managed policies): the
+/// latter is final.
+fn policy_missing_is_final(e: Error) -> Error {
+    match e {
+        Error::Aws(aws) if aws.message.contains("does not exist or is not attachable") => {
+            Error::Aws(crate::error::AwsError { kind: ErrorKind::Fatal, ..aws })
+        }
+        e => e,
     }
 }
 
