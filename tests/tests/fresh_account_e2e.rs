@@ -64,7 +64,12 @@ async fn first_deploy_in_a_fresh_account() {
     c.eq("cold up: exit code", cold.code, 0);
     let hits: Vec<String> =
         proxy.model_hits().into_iter().filter(|(_, n)| *n > 0).map(|(b, n)| format!("{}={n}", b.name())).collect();
-    println!("cold up: {:.1}s, {} calls; the model acted: {}", cold.elapsed.as_secs_f64(), proxy.calls().len(), hits.join(" "));
+    println!(
+        "cold up: {:.1}s, {} calls; the model acted: {}",
+        cold.elapsed.as_secs_f64(),
+        proxy.calls().len(),
+        hits.join(" ")
+    );
     Inventory::scan(aws).await.check_converged(&mut c, names, 2, "after one cold up");
 
     // ------------------------------------------------------------------ the second up: no-op
@@ -77,19 +82,23 @@ async fn first_deploy_in_a_fresh_account() {
     // Through the proxy, as AWS would see it: the model then releases the function's ENIs after
     // their lingering, as Lambda does (straight to moto, they would stay in use for ever).
     let someone = e2e::Aws::new(proxy.url()).await;
-    someone.lambda.delete_function().function_name(&names.function).send().await.expect("DeleteFunction behind our back");
+    someone
+        .lambda
+        .delete_function()
+        .function_name(&names.function)
+        .send()
+        .await
+        .expect("DeleteFunction behind our back");
     let down = stack.deployer.run(&["down", "--yes"]).await;
     c.eq("down after the function was deleted behind our back: exit code", down.code, 0);
     Inventory::scan(aws).await.check_gone(&mut c, names, "down without the function");
 
     // ------------------------------------------------------------------ down after a failed up
-    proxy.add_rule(
-        e2e::Rule::new().service("apigateway").operation("CreateUsagePlan").fail(
-            400,
-            "BadRequestException",
-            "injected: the up fails halfway",
-        ),
-    );
+    proxy.add_rule(e2e::Rule::new().service("apigateway").operation("CreateUsagePlan").fail(
+        400,
+        "BadRequestException",
+        "injected: the up fails halfway",
+    ));
     let failed = stack.deployer.run(&up).await;
     proxy.clear_rules();
     c.check(

@@ -64,10 +64,7 @@ pub fn run(config: &Config, args: &GraphArgs, output: Output, printer: Arc<dyn P
                 text.push('\n');
                 text.push_str(line.trim_end());
             }
-            text.push_str(&format!(
-                "\nThe longest chain of create calls: {rounds} ({}).",
-                chain.join(" -> ")
-            ));
+            text.push_str(&format!("\nThe longest chain of create calls: {rounds} ({}).", chain.join(" -> ")));
             printer.out(&text);
         }
     }
