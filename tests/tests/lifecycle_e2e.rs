@@ -406,6 +406,8 @@ async fn make(drift: Drift, aws: &Aws, n: &StackNames, live: &Live) {
                 .expect("CreateRoute");
         }
         Drift::SubnetMoved => {
+            // The hand-made table stays in the VPC after the fix: untagged, it is not the
+            // stack's, and `status` must be in sync with it there.
             let other = aws.ec2.create_route_table().vpc_id(&live.vpc_id).send().await.expect("CreateRouteTable");
             let other_id = other.route_table().and_then(|t| t.route_table_id()).expect("a route table id");
             let (table, association) =
