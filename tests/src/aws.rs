@@ -37,6 +37,8 @@ pub struct Aws {
     /// Through [`crate::cbor::JsonBackend`]: the SDK speaks RPC v2 CBOR, moto JSON.
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub wafv2: aws_sdk_wafv2::Client,
+    /// The account's trails, as someone other than the deployer makes them.
+    pub cloudtrail: aws_sdk_cloudtrail::Client,
 }
 
 impl Aws {
@@ -79,6 +81,7 @@ impl Aws {
                     .build(),
             ),
             wafv2: aws_sdk_wafv2::Client::new(&c),
+            cloudtrail: aws_sdk_cloudtrail::Client::new(&c),
             config: c,
         }
     }

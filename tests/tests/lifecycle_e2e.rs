@@ -1,17 +1,30 @@
-//! Issue 4, lifecycle on one stack: `status` / `plan` / `up` around five drifts made behind the
+//! Issue 4, lifecycle on one stack: `status` / `plan` / `up` around drifts made behind the
 //! deployer's back, then a code-only `up` (hotswap).
 //!
 //! One stack, one moto. After a cold `up`, `status` is in sync. Then, one after another, each
 //! drift is made through the SDK straight against moto (not through the proxy):
-//!   (a) the function's log group retention set to 7 days (PutRetentionPolicy),
-//!   (b) the Standard usage plan's rateLimit set to 10 (UpdateUsagePlan),
-//!   (c) the VPC flow log deleted (DeleteFlowLogs),
-//!   (d) an extra security-group egress rule, tcp/80 to 0.0.0.0/0 (AuthorizeSecurityGroupEgress),
-//!   (e) the function's memory set to 1024 MB (UpdateFunctionConfiguration).
+//!   - the function's log group retention set to 7 days (PutRetentionPolicy),
+//!   - the Standard usage plan's rateLimit set to 10 (UpdateUsagePlan),
+//!   - the VPC flow log deleted (DeleteFlowLogs),
+//!   - an extra security-group egress rule, tcp/80 to 0.0.0.0/0 (AuthorizeSecurityGroupEgress),
+//!   - an ingress rule on that group, tcp/22 from 10.0.0.0/8 (AuthorizeSecurityGroupIngress),
+//!   - the function's memory set to 1024 MB (UpdateFunctionConfiguration),
+//!   - a route 0.0.0.0/0 to an internet gateway in route-table-0 (CreateInternetGateway,
+//!     AttachInternetGateway, CreateRoute),
+//!   - subnet-1 moved to a route table made by hand (CreateRouteTable,
+//!     ReplaceRouteTableAssociation),
+//!   - MapPublicIpOnLaunch turned on for subnet-0 (ModifySubnetAttribute),
+//!   - the DynamoDB endpoint taken off route-table-1 (ModifyVpcEndpoint RemoveRouteTableIds),
+//!   - AdministratorAccess attached to the function's role (AttachRolePolicy),
+//!   - the flow-log role's trust opened to EC2 and its aws:SourceAccount condition dropped
+//!     (UpdateAssumeRolePolicy).
+//!
 //! For each: `status` exits 2 and names exactly that resource (drifted with the field, or
 //! missing); `plan` exits 2, names it with action update/create and makes no mutating call;
 //! `up` fixes exactly that: its mutating calls are exactly the expected operations; the fix is
-//! read back through the SDK; `status` is in sync again.
+//! read back through the SDK; `status` is in sync again. Together they make every repair `up`
+//! can make at least once, so that the IAM coverage report (`suite_report`) sees each action of
+//! `movies-stack iam-policy` that only a repair needs.
 //!
 //! Finally a new artifact: `plan` shows a code update, `up` makes exactly one mutating call
 //! (UpdateFunctionCode) and says `hotswap` on stderr.
@@ -19,15 +32,19 @@
 use aws_sdk_apigateway::types::{Op, PatchOperation};
 use std::path::Path;
 
-use aws_sdk_ec2::types::{IpPermission, IpRange};
+use aws_sdk_ec2::types::{AttributeBooleanValue, IpPermission, IpRange};
 use e2e::artifact::{code_sha256, write_modified};
 use e2e::inventory::{Inventory, TAG_STACK};
+use e2e::proxy::percent_decode;
 use e2e::{Account, Aws, Checks, Output, Proxy, StackNames, ec2_filter};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const RETENTION_DAYS: i32 = 365;
 const MEMORY_MB: i32 = 256;
 const STANDARD_RATE: f64 = 50.0;
+/// The managed policy someone attaches to the function's role (loaded in moto by
+/// `MOTO_IAM_LOAD_MANAGED_POLICIES`).
+const ADMIN_POLICY: &str = "arn:aws:iam::aws:policy/AdministratorAccess";
 
 /// The row of resource `id` in `status` / `plan` JSON.
 fn row<'a>(json: &'a Value, id: &str) -> Option<&'a Value> {
@@ -52,18 +69,58 @@ fn no_action(row: &Value) -> bool {
     row["action"] == "none" || row["action"] == "off"
 }
 
-/// `text` parses as this number (the JSON carries numbers as strings: "7", "10", "1024").
-fn is_number(text: &Value, want: f64) -> bool {
-    text.as_str().and_then(|s| s.trim().parse::<f64>().ok()).is_some_and(|v| (v - want).abs() < 1e-9)
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Drift {
     Retention,
     RateLimit,
     FlowLogDeleted,
     EgressRule,
+    IngressRule,
     Memory,
+    RouteToInternet,
+    SubnetMoved,
+    PublicIps,
+    EndpointLostRouteTable,
+    ManagedPolicy,
+    TrustPolicy,
+}
+
+/// How a value of a drifted field reads in `status --output json` (`live` / `desired`).
+#[derive(Debug)]
+enum Shown {
+    /// A number (the JSON carries numbers as strings: "7", "10", "1024").
+    Number(f64),
+    /// Exactly this text.
+    Text(String),
+    /// Text containing each of these (ids made at run time, policy documents).
+    Containing(Vec<String>),
+}
+
+impl Shown {
+    fn text(s: impl Into<String>) -> Shown {
+        Shown::Text(s.into())
+    }
+
+    fn containing(parts: &[&str]) -> Shown {
+        Shown::Containing(parts.iter().map(|p| p.to_string()).collect())
+    }
+
+    fn matches(&self, value: &Value) -> bool {
+        let Some(s) = value.as_str() else { return false };
+        match self {
+            Shown::Number(want) => s.trim().parse::<f64>().is_ok_and(|v| (v - want).abs() < 1e-9),
+            Shown::Text(want) => s == want,
+            Shown::Containing(parts) => parts.iter().all(|p| s.contains(p.as_str())),
+        }
+    }
+}
+
+/// The one drifted field of a resource.
+struct Field {
+    /// Its name (a prefix: rule fields end with the rule id).
+    name: &'static str,
+    live: Shown,
+    desired: Shown,
 }
 
 /// What the deployer must say and do about one drift.
@@ -74,29 +131,47 @@ struct Expect {
     state: &'static str,
     /// `plan` action: update | create.
     action: &'static str,
-    /// The drifted field (prefix), with its live and desired values as numbers when numeric.
-    field: Option<(&'static str, Option<f64>, Option<f64>)>,
+    /// The drifted field; `None` for a missing resource.
+    field: Option<Field>,
     /// Exactly the mutating calls `up` may make to fix it.
     calls: &'static [&'static str],
 }
 
+impl Expect {
+    fn drifted(resource: &'static str, field: Field, calls: &'static [&'static str]) -> Expect {
+        Expect { resource, state: "drifted", action: "update", field: Some(field), calls }
+    }
+}
+
 impl Drift {
-    fn expect(self) -> Expect {
+    const ALL: [Drift; 12] = [
+        Drift::Retention,
+        Drift::RateLimit,
+        Drift::FlowLogDeleted,
+        Drift::EgressRule,
+        Drift::IngressRule,
+        Drift::Memory,
+        Drift::RouteToInternet,
+        Drift::SubnetMoved,
+        Drift::PublicIps,
+        Drift::EndpointLostRouteTable,
+        Drift::ManagedPolicy,
+        Drift::TrustPolicy,
+    ];
+
+    fn expect(self, live: &Live) -> Expect {
+        let field = |name, live, desired| Field { name, live, desired };
         match self {
-            Drift::Retention => Expect {
-                resource: "function-log-group",
-                state: "drifted",
-                action: "update",
-                field: Some(("retention_days", Some(7.0), Some(f64::from(RETENTION_DAYS)))),
-                calls: &["logs PutRetentionPolicy"],
-            },
-            Drift::RateLimit => Expect {
-                resource: "usage-plan-standard",
-                state: "drifted",
-                action: "update",
-                field: Some(("throttle.rate_limit", Some(10.0), Some(STANDARD_RATE))),
-                calls: &["apigateway UpdateUsagePlan"],
-            },
+            Drift::Retention => Expect::drifted(
+                "function-log-group",
+                field("retention_days", Shown::Number(7.0), Shown::Number(f64::from(RETENTION_DAYS))),
+                &["logs PutRetentionPolicy"],
+            ),
+            Drift::RateLimit => Expect::drifted(
+                "usage-plan-standard",
+                field("throttle.rate_limit", Shown::Number(10.0), Shown::Number(STANDARD_RATE)),
+                &["apigateway UpdateUsagePlan"],
+            ),
             Drift::FlowLogDeleted => Expect {
                 resource: "flow-log",
                 state: "missing",
@@ -104,29 +179,79 @@ impl Drift {
                 field: None,
                 calls: &["ec2 CreateFlowLogs"],
             },
-            Drift::EgressRule => Expect {
-                resource: "function-sg",
-                state: "drifted",
-                action: "update",
-                field: Some(("egress rule", None, None)),
-                calls: &["ec2 RevokeSecurityGroupEgress"],
-            },
-            Drift::Memory => Expect {
-                resource: "function",
-                state: "drifted",
-                action: "update",
-                field: Some(("memory_mb", Some(1024.0), Some(f64::from(MEMORY_MB)))),
-                calls: &["lambda UpdateFunctionConfiguration"],
-            },
+            Drift::EgressRule => Expect::drifted(
+                "function-sg",
+                field("egress rule", Shown::containing(&["tcp/80 to 0.0.0.0/0"]), Shown::text("absent")),
+                &["ec2 RevokeSecurityGroupEgress"],
+            ),
+            Drift::IngressRule => Expect::drifted(
+                "function-sg",
+                field("ingress rule", Shown::containing(&["tcp/22 from 10.0.0.0/8"]), Shown::text("absent")),
+                &["ec2 RevokeSecurityGroupIngress"],
+            ),
+            Drift::Memory => Expect::drifted(
+                "function",
+                field("memory_mb", Shown::Number(1024.0), Shown::Number(f64::from(MEMORY_MB))),
+                &["lambda UpdateFunctionConfiguration"],
+            ),
+            Drift::RouteToInternet => Expect::drifted(
+                "route-table-0",
+                field("route 0.0.0.0/0", Shown::containing(&["igw-"]), Shown::text("absent")),
+                &["ec2 DeleteRoute"],
+            ),
+            Drift::SubnetMoved => Expect::drifted(
+                "route-table-1",
+                field(
+                    "association",
+                    Shown::containing(&["associated with rtb-"]),
+                    Shown::text(format!("associated with {}", live.subnet_ids[1])),
+                ),
+                &["ec2 ReplaceRouteTableAssociation"],
+            ),
+            Drift::PublicIps => Expect::drifted(
+                "subnet-0",
+                field("map_public_ip_on_launch", Shown::text("true"), Shown::text("false")),
+                &["ec2 ModifySubnetAttribute"],
+            ),
+            Drift::EndpointLostRouteTable => {
+                let mut both = live.route_table_ids.clone();
+                both.sort();
+                Expect::drifted(
+                    "dynamodb-endpoint",
+                    field("route_tables", Shown::text(&live.route_table_ids[0]), Shown::text(both.join(","))),
+                    &["ec2 ModifyVpcEndpoint"],
+                )
+            }
+            Drift::ManagedPolicy => Expect::drifted(
+                "function-role",
+                field("attached_managed_policies", Shown::text(ADMIN_POLICY), Shown::text("none")),
+                &["iam DetachRolePolicy"],
+            ),
+            Drift::TrustPolicy => Expect::drifted(
+                "flow-log-role",
+                field(
+                    "trust_policy",
+                    Shown::containing(&["ec2.amazonaws.com"]),
+                    Shown::containing(&["vpc-flow-logs.amazonaws.com", "aws:SourceAccount"]),
+                ),
+                &["iam UpdateAssumeRolePolicy"],
+            ),
         }
     }
 }
 
-/// Ids the drifts need, looked up once after the cold `up`.
+/// Ids and names the drifts need, looked up once after the cold `up`.
 struct Live {
     vpc_id: String,
     sg_id: String,
     standard_plan_id: String,
+    /// `subnet-0`, `subnet-1`.
+    subnet_ids: [String; 2],
+    /// `route-table-0`, `route-table-1`.
+    route_table_ids: [String; 2],
+    endpoint_id: String,
+    function_role: String,
+    flow_log_role: String,
 }
 
 async fn live_ids(aws: &Aws, n: &StackNames) -> Live {
@@ -134,7 +259,53 @@ async fn live_ids(aws: &Aws, n: &StackNames) -> Live {
     let id = |resource: &str| {
         inv.find(&n.stack, resource).map(|i| i.id.clone()).unwrap_or_else(|| panic!("the stack's {resource}"))
     };
-    Live { vpc_id: id("vpc"), sg_id: id("function-sg"), standard_plan_id: id("usage-plan-standard") }
+    Live {
+        vpc_id: id("vpc"),
+        sg_id: id("function-sg"),
+        standard_plan_id: id("usage-plan-standard"),
+        subnet_ids: [id("subnet-0"), id("subnet-1")],
+        route_table_ids: [id("route-table-0"), id("route-table-1")],
+        endpoint_id: id("dynamodb-endpoint"),
+        function_role: id("function-role"),
+        flow_log_role: id("flow-log-role"),
+    }
+}
+
+/// The routes of a route table: (destination, target).
+async fn routes(aws: &Aws, route_table_id: &str) -> Vec<(String, String)> {
+    let out =
+        aws.ec2.describe_route_tables().route_table_ids(route_table_id).send().await.expect("DescribeRouteTables");
+    let table = out.route_tables().first().unwrap_or_else(|| panic!("route table {route_table_id}"));
+    table
+        .routes()
+        .iter()
+        .map(|r| {
+            let destination = r.destination_cidr_block().or(r.destination_prefix_list_id()).unwrap_or("?");
+            (destination.to_string(), r.gateway_id().unwrap_or("?").to_string())
+        })
+        .collect()
+}
+
+/// The route table subnet `subnet_id` is explicitly associated with: (table id, association id).
+async fn association_of(aws: &Aws, subnet_id: &str) -> Option<(String, String)> {
+    let out = aws
+        .ec2
+        .describe_route_tables()
+        .filters(ec2_filter("association.subnet-id", subnet_id))
+        .send()
+        .await
+        .expect("DescribeRouteTables");
+    out.route_tables().iter().find_map(|rt| {
+        let a = rt.associations().iter().find(|a| a.subnet_id() == Some(subnet_id))?;
+        Some((rt.route_table_id()?.to_string(), a.route_table_association_id()?.to_string()))
+    })
+}
+
+/// A role's trust policy, decoded (IAM answers it URL-encoded).
+async fn trust_policy(aws: &Aws, role: &str) -> Value {
+    let out = aws.iam.get_role().role_name(role).send().await.expect("GetRole");
+    let raw = out.role().and_then(|r| r.assume_role_policy_document()).unwrap_or_default();
+    serde_json::from_str(&percent_decode(raw)).unwrap_or(Value::Null)
 }
 
 /// Make the drift through the SDK, straight against moto.
@@ -189,6 +360,21 @@ async fn make(drift: Drift, aws: &Aws, n: &StackNames, live: &Live) {
                 .await
                 .expect("AuthorizeSecurityGroupEgress");
         }
+        Drift::IngressRule => {
+            let permission = IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(22)
+                .to_port(22)
+                .ip_ranges(IpRange::builder().cidr_ip("10.0.0.0/8").build())
+                .build();
+            aws.ec2
+                .authorize_security_group_ingress()
+                .group_id(&live.sg_id)
+                .ip_permissions(permission)
+                .send()
+                .await
+                .expect("AuthorizeSecurityGroupIngress");
+        }
         Drift::Memory => {
             aws.lambda
                 .update_function_configuration()
@@ -197,6 +383,91 @@ async fn make(drift: Drift, aws: &Aws, n: &StackNames, live: &Live) {
                 .send()
                 .await
                 .expect("UpdateFunctionConfiguration");
+        }
+        Drift::RouteToInternet => {
+            // As AWS requires, the gateway is attached to the VPC before a route can use it. It
+            // stays attached afterwards: internet gateways are not the stack's, only the route is.
+            let igw = aws.ec2.create_internet_gateway().send().await.expect("CreateInternetGateway");
+            let igw_id = igw.internet_gateway().and_then(|g| g.internet_gateway_id()).expect("an igw id");
+            aws.ec2
+                .attach_internet_gateway()
+                .internet_gateway_id(igw_id)
+                .vpc_id(&live.vpc_id)
+                .send()
+                .await
+                .expect("AttachInternetGateway");
+            aws.ec2
+                .create_route()
+                .route_table_id(&live.route_table_ids[0])
+                .destination_cidr_block("0.0.0.0/0")
+                .gateway_id(igw_id)
+                .send()
+                .await
+                .expect("CreateRoute");
+        }
+        Drift::SubnetMoved => {
+            // The hand-made table stays in the VPC after the fix: untagged, it is not the
+            // stack's, and `status` must be in sync with it there.
+            let other = aws.ec2.create_route_table().vpc_id(&live.vpc_id).send().await.expect("CreateRouteTable");
+            let other_id = other.route_table().and_then(|t| t.route_table_id()).expect("a route table id");
+            let (table, association) =
+                association_of(aws, &live.subnet_ids[1]).await.expect("subnet-1 associated with a route table");
+            assert_eq!(table, live.route_table_ids[1], "subnet-1 is with route-table-1 before the drift");
+            aws.ec2
+                .replace_route_table_association()
+                .association_id(association)
+                .route_table_id(other_id)
+                .send()
+                .await
+                .expect("ReplaceRouteTableAssociation");
+        }
+        Drift::PublicIps => {
+            aws.ec2
+                .modify_subnet_attribute()
+                .subnet_id(&live.subnet_ids[0])
+                .map_public_ip_on_launch(AttributeBooleanValue::builder().value(true).build())
+                .send()
+                .await
+                .expect("ModifySubnetAttribute");
+        }
+        Drift::EndpointLostRouteTable => {
+            // MOTO GAP: AWS also deletes the endpoint's prefix-list route from that table; moto
+            // keeps it. The deployer does not mind either way (a table without the endpoint's
+            // route is in sync, route_table.rs), so only the endpoint is drifted in both.
+            aws.ec2
+                .modify_vpc_endpoint()
+                .vpc_endpoint_id(&live.endpoint_id)
+                .remove_route_table_ids(&live.route_table_ids[1])
+                .send()
+                .await
+                .expect("ModifyVpcEndpoint");
+        }
+        Drift::ManagedPolicy => {
+            aws.iam
+                .attach_role_policy()
+                .role_name(&live.function_role)
+                .policy_arn(ADMIN_POLICY)
+                .send()
+                .await
+                .expect("AttachRolePolicy");
+        }
+        Drift::TrustPolicy => {
+            // EC2 may assume it too, and any account's flow logs (no aws:SourceAccount).
+            let trust = json!({
+                "Version": "2012-10-17",
+                "Statement": [{
+                    "Effect": "Allow",
+                    "Principal": { "Service": ["vpc-flow-logs.amazonaws.com", "ec2.amazonaws.com"] },
+                    "Action": "sts:AssumeRole"
+                }]
+            });
+            aws.iam
+                .update_assume_role_policy()
+                .role_name(&live.flow_log_role)
+                .policy_document(trust.to_string())
+                .send()
+                .await
+                .expect("UpdateAssumeRolePolicy");
         }
     }
 }
@@ -240,31 +511,90 @@ async fn check_fixed(c: &mut Checks, drift: Drift, aws: &Aws, n: &StackNames, li
                 c.eq(&format!("{what}: traffic type"), f.traffic_type().map(|t| t.as_str()), Some("ALL"));
             }
         }
-        Drift::EgressRule => {
+        Drift::EgressRule | Drift::IngressRule => {
             let sgs =
                 aws.ec2.describe_security_groups().group_ids(&live.sg_id).send().await.expect("DescribeSecurityGroups");
-            let egress: Vec<(Option<String>, Option<i32>)> = sgs
-                .security_groups()
-                .first()
-                .map(|g| {
-                    g.ip_permissions_egress()
-                        .iter()
-                        .map(|p| (p.ip_protocol().map(str::to_string), p.from_port()))
-                        .collect()
-                })
-                .unwrap_or_default();
-            c.eq(&format!("{what}: egress rules (protocol, port)"), egress, vec![(Some("tcp".to_string()), Some(443))]);
+            let rules = |permissions: &[IpPermission]| -> Vec<(Option<String>, Option<i32>)> {
+                permissions.iter().map(|p| (p.ip_protocol().map(str::to_string), p.from_port())).collect()
+            };
+            let group = sgs.security_groups().first();
+            c.eq(
+                &format!("{what}: egress rules (protocol, port)"),
+                group.map(|g| rules(g.ip_permissions_egress())).unwrap_or_default(),
+                vec![(Some("tcp".to_string()), Some(443))],
+            );
+            c.eq(
+                &format!("{what}: ingress rules (protocol, port)"),
+                group.map(|g| rules(g.ip_permissions())).unwrap_or_default(),
+                vec![],
+            );
         }
         Drift::Memory => {
             let f = aws.lambda.get_function_configuration().function_name(&n.function).send().await;
             c.eq(&format!("{what}: memory"), f.ok().and_then(|f| f.memory_size()), Some(MEMORY_MB));
         }
+        Drift::RouteToInternet => {
+            // Left: the VPC's local route and the endpoint's prefix-list route.
+            let left: Vec<(String, String)> = routes(aws, &live.route_table_ids[0])
+                .await
+                .into_iter()
+                .filter(|(_, target)| target != "local" && !target.starts_with("vpce-"))
+                .collect();
+            c.eq(&format!("{what}: routes of route-table-0 other than local and the endpoint's"), left, vec![]);
+        }
+        Drift::SubnetMoved => {
+            let table = association_of(aws, &live.subnet_ids[1]).await.map(|(table, _)| table);
+            c.eq(&format!("{what}: subnet-1's route table"), table.as_ref(), Some(&live.route_table_ids[1]));
+        }
+        Drift::PublicIps => {
+            let out = aws.ec2.describe_subnets().subnet_ids(&live.subnet_ids[0]).send().await.expect("DescribeSubnets");
+            let public = out.subnets().first().and_then(|s| s.map_public_ip_on_launch());
+            c.eq(&format!("{what}: subnet-0 MapPublicIpOnLaunch"), public, Some(false));
+        }
+        Drift::EndpointLostRouteTable => {
+            let out = aws
+                .ec2
+                .describe_vpc_endpoints()
+                .vpc_endpoint_ids(&live.endpoint_id)
+                .send()
+                .await
+                .expect("DescribeVpcEndpoints");
+            let mut tables: Vec<String> =
+                out.vpc_endpoints().first().map(|e| e.route_table_ids().to_vec()).unwrap_or_default();
+            tables.sort();
+            let mut want = live.route_table_ids.to_vec();
+            want.sort();
+            c.eq(&format!("{what}: the endpoint's route tables"), tables, want);
+        }
+        Drift::ManagedPolicy => {
+            let out = aws
+                .iam
+                .list_attached_role_policies()
+                .role_name(&live.function_role)
+                .send()
+                .await
+                .expect("ListAttachedRolePolicies");
+            let attached: Vec<&str> = out.attached_policies().iter().filter_map(|p| p.policy_arn()).collect();
+            c.eq(&format!("{what}: managed policies on the function role"), attached, Vec::<&str>::new());
+        }
+        Drift::TrustPolicy => {
+            let trust = trust_policy(aws, &live.flow_log_role).await;
+            let statement = &trust["Statement"][0];
+            c.eq(
+                &format!("{what}: the flow-log role's trusted service"),
+                &statement["Principal"]["Service"],
+                &json!("vpc-flow-logs.amazonaws.com"),
+            );
+            c.check(
+                statement["Condition"]["StringEquals"]["aws:SourceAccount"].is_string(),
+                format!("{what}: the flow-log role's trust has its aws:SourceAccount condition again: {trust}"),
+            );
+        }
     }
 }
 
 /// `status` (JSON and human) reports exactly this drift, with exit 2.
-fn check_status(c: &mut Checks, drift: Drift, json_run: &Output, human_run: &Output) {
-    let e = drift.expect();
+fn check_status(c: &mut Checks, drift: Drift, e: &Expect, json_run: &Output, human_run: &Output) {
     let what = format!("{drift:?}: status");
     c.eq(&format!("{what} --output json exit code"), json_run.code, 2);
     let Ok(json) = serde_json::from_str::<Value>(json_run.stdout.trim()) else {
@@ -278,27 +608,20 @@ fn check_status(c: &mut Checks, drift: Drift, json_run: &Output, human_run: &Out
         }
         Some(r) => {
             c.eq(&format!("{what}: {} state", e.resource), r["state"].as_str(), Some(e.state));
-            if let Some((field, live, desired)) = e.field {
+            if let Some(field) = &e.field {
                 let drift_rows = r["drift"].as_array().cloned().unwrap_or_default();
-                let found = drift_rows.iter().find(|d| d["field"].as_str().is_some_and(|f| f.starts_with(field)));
-                if c.check(found.is_some(), format!("{what}: {} drift names field {field}: {r}", e.resource)) {
-                    let d = found.unwrap();
-                    if let Some(live) = live {
-                        c.check(is_number(&d["live"], live), format!("{what}: {field} live value is {live}: {d}"));
-                    }
-                    if let Some(desired) = desired {
-                        c.check(
-                            is_number(&d["desired"], desired),
-                            format!("{what}: {field} desired value is {desired}: {d}"),
-                        );
-                    }
-                    if drift == Drift::EgressRule {
-                        let live = d["live"].as_str().unwrap_or_default();
-                        c.check(
-                            live.contains("80") && live.contains("0.0.0.0/0"),
-                            format!("{what}: the extra rule is shown as tcp/80 to 0.0.0.0/0: {d}"),
-                        );
-                    }
+                let found = drift_rows.iter().find(|d| d["field"].as_str().is_some_and(|f| f.starts_with(field.name)));
+                if let Some(d) = found {
+                    c.check(
+                        field.live.matches(&d["live"]),
+                        format!("{what}: {} live is {:?}: {d}", field.name, field.live),
+                    );
+                    c.check(
+                        field.desired.matches(&d["desired"]),
+                        format!("{what}: {} desired is {:?}: {d}", field.name, field.desired),
+                    );
+                } else {
+                    c.check(false, format!("{what}: {} drift names field {}: {r}", e.resource, field.name));
                 }
                 c.eq(&format!("{what}: number of drifted fields of {}", e.resource), drift_rows.len(), 1);
             }
@@ -322,14 +645,16 @@ fn check_status(c: &mut Checks, drift: Drift, json_run: &Output, human_run: &Out
         line.is_some_and(|l| l.split_whitespace().next() == Some(e.state)),
         format!("{what} (human): a line `{} {}`:\n{human_run}", e.state, e.resource),
     );
-    if let Some((field, _, _)) = e.field {
-        c.check(human_run.stdout.contains(field), format!("{what} (human) names the field {field}:\n{human_run}"));
+    if let Some(field) = &e.field {
+        c.check(
+            human_run.stdout.contains(field.name),
+            format!("{what} (human) names the field {}:\n{human_run}", field.name),
+        );
     }
 }
 
 /// `plan` (JSON and human) names exactly this change, exit 2.
-fn check_plan(c: &mut Checks, drift: Drift, json_run: &Output, human_run: &Output) {
-    let e = drift.expect();
+fn check_plan(c: &mut Checks, drift: Drift, e: &Expect, json_run: &Output, human_run: &Output) {
     let what = format!("{drift:?}: plan");
     c.eq(&format!("{what} --output json exit code"), json_run.code, 2);
     let Ok(json) = serde_json::from_str::<Value>(json_run.stdout.trim()) else {
@@ -342,14 +667,14 @@ fn check_plan(c: &mut Checks, drift: Drift, json_run: &Output, human_run: &Outpu
         }
         Some(r) => {
             c.eq(&format!("{what}: {} action", e.resource), r["action"].as_str(), Some(e.action));
-            if let Some((field, _, _)) = e.field {
+            if let Some(field) = &e.field {
                 let names: Vec<&str> = r["changes"]
                     .as_array()
                     .map(|a| a.iter().filter_map(|x| x["field"].as_str()).collect())
                     .unwrap_or_default();
                 c.check(
-                    names.len() == 1 && names[0].starts_with(field),
-                    format!("{what}: {} changes are exactly [{field}...]: {names:?}", e.resource),
+                    names.len() == 1 && names[0].starts_with(field.name),
+                    format!("{what}: {} changes are exactly [{}...]: {names:?}", e.resource, field.name),
                 );
             }
         }
@@ -413,17 +738,17 @@ async fn drift_is_reported_planned_and_fixed_exactly_then_hotswap() {
     let live = live_ids(aws, n).await;
 
     // ------------------------------------------------------------------ the drifts, one by one
-    for drift in [Drift::Retention, Drift::RateLimit, Drift::FlowLogDeleted, Drift::EgressRule, Drift::Memory] {
-        let e = drift.expect();
+    for drift in Drift::ALL {
+        let e = drift.expect(&live);
         make(drift, aws, n, &live).await;
 
         proxy.reset();
         let st_json = deployer.run(&["--output", "json", "status"]).await;
         let st_human = deployer.run(&["status"]).await;
-        check_status(&mut c, drift, &st_json, &st_human);
+        check_status(&mut c, drift, &e, &st_json, &st_human);
         let pl_json = deployer.run(&["--output", "json", "plan", "--artifact", art]).await;
         let pl_human = deployer.run(&["plan", "--artifact", art]).await;
-        check_plan(&mut c, drift, &pl_json, &pl_human);
+        check_plan(&mut c, drift, &e, &pl_json, &pl_human);
         c.eq(&format!("{drift:?}: status + plan mutating calls"), mutating(proxy), Vec::<String>::new());
 
         proxy.reset();

@@ -19,7 +19,7 @@
 //! 9. [`Behaviour::LambdaConcurrency`]: the account's concurrency limit (GetAccountSettings,
 //!    which moto lacks) and the unreserved minimum PutFunctionConcurrency must leave.
 //! 10. [`Behaviour::WafUnavailable`] and [`Behaviour::WafAssociated`]: a web ACL just created
-//!    cannot be associated yet, and an associated one cannot be deleted.
+//!     cannot be associated yet, and an associated one cannot be deleted.
 //!
 //! Windows and rates are in [`Timings`]. Time is evaluated lazily: each request sees the state
 //! as of its arrival (ENIs are released by the first request after their window).
