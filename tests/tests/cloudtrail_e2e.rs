@@ -16,7 +16,7 @@
 use aws_sdk_cloudtrail::types::{
     AdvancedEventSelector, AdvancedFieldSelector, DataResource, EventSelector, ReadWriteType,
 };
-use e2e::inventory::Inventory;
+use e2e::inventory::{Inventory, Shape};
 use e2e::{Account, Checks, Output, Proxy, http_request};
 
 /// What the deployer says when no trail logs management events.
@@ -74,7 +74,11 @@ async fn up_requires_a_trail_that_logs_management_events() {
     let run = deployer.run(&require).await;
     check_refused(&mut c, "trail not logging", &run, proxy);
     c.eq("trail not logging: CloudTrail calls", cloudtrail_calls(proxy), vec!["DescribeTrails", "GetTrailStatus"]);
-    c.eq("refused twice: nothing of the stack was made", Inventory::scan(aws).await.leftovers(n).len(), 0);
+    c.eq(
+        "refused twice: nothing of the stack was made",
+        Inventory::scan(aws).await.leftovers(&Shape::of(&stack).await).len(),
+        0,
+    );
 
     // ------------------------------------------------------------------ 3. logging
     aws.cloudtrail.start_logging().name(&trail).send().await.expect("StartLogging");
@@ -87,7 +91,7 @@ async fn up_requires_a_trail_that_logs_management_events() {
         cloudtrail_calls(proxy),
         vec!["DescribeTrails", "GetTrailStatus", "GetEventSelectors"],
     );
-    Inventory::scan(aws).await.check_converged(&mut c, n, 2, "trail logging: up");
+    Inventory::scan(aws).await.check_converged(&mut c, &Shape::of(&stack).await, "trail logging: up");
 
     // ------------------------------------------------------------------ 4. data events only
     let data_only = EventSelector::builder()
