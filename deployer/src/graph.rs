@@ -283,6 +283,16 @@ impl Graph {
         self.order.iter().map(|&i| (self.nodes[i].name(), self.nodes[i].kind())).collect()
     }
 
+    /// How many resources the stack has, for people: "23 resources", or "23 resources (and 7 the
+    /// config turns off)".
+    pub fn size_text(&self) -> String {
+        let wanted = self.nodes.iter().filter(|n| n.wanted()).count();
+        match self.nodes.len() - wanted {
+            0 => format!("{wanted} resources"),
+            off => format!("{wanted} resources (and {off} the config turns off)"),
+        }
+    }
+
     pub fn node(&self, name: Name) -> Option<&Arc<dyn Node>> {
         self.index.get(&name).map(|&i| &self.nodes[i])
     }

@@ -41,15 +41,7 @@ pub fn run(config: &Config, args: &GraphArgs, output: Output, printer: Arc<dyn P
             .to_string(),
         ),
         Output::Human => {
-            let wanted = nodes.iter().filter(|n| n.wanted()).count();
-            let mut text = format!(
-                "Stack {}: {wanted} resources{}, in dependency order:",
-                config.stack,
-                match nodes.len() - wanted {
-                    0 => String::new(),
-                    off => format!(" ({off} more turned off in the config)"),
-                }
-            );
+            let mut text = format!("Stack {}: {}, in dependency order:", config.stack, graph.size_text());
             let id_width = nodes.iter().map(|n| n.name().to_string().len()).max().unwrap_or(0);
             let kind_width = nodes.iter().map(|n| n.kind().len()).max().unwrap_or(0);
             for n in &nodes {

@@ -84,12 +84,14 @@ pub async fn run(
             .to_string(),
         ),
         Output::Human => {
-            let mut text = format!("Stack {} ({} resources):", config.stack, rows.len());
+            let mut text = format!("Stack {} ({}):", config.stack, graph.size_text());
             let width = rows.iter().map(|r| r.id.len()).max().unwrap_or(0);
             for r in &rows {
                 let extra =
                     health.get(&r.id).map(|h| h.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "));
-                text.push_str(&format!("\n  {:<8} {:<width$} {}", r.state, r.id, extra.unwrap_or_default()));
+                let line = format!("  {:<8} {:<width$} {}", r.state, r.id, extra.unwrap_or_default());
+                text.push('\n');
+                text.push_str(line.trim_end());
                 for c in &r.drift {
                     text.push_str(&format!("\n           {}: live {}, desired {}", c.field, c.live, c.desired));
                 }

@@ -75,9 +75,9 @@ pub async fn run(
         format!("{changes} resource(s) changed")
     };
     ctx.info(format!(
-        "up: {summary}; {} resources, {calls} AWS calls ({mutating} mutating) + {} for the stack lock, {:.1}s \
+        "up: {summary}; {}, {calls} AWS calls ({mutating} mutating) + {} for the stack lock, {:.1}s \
          ({:.1}s of it building/reading the function code)",
-        report.outcomes.len(),
+        graph.size_text(),
         ctx.aws.lock_calls.totals().0,
         started.elapsed().as_secs_f32(),
         build_time.as_secs_f32()
