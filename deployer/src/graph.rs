@@ -283,13 +283,13 @@ impl Graph {
         self.order.iter().map(|&i| (self.nodes[i].name(), self.nodes[i].kind())).collect()
     }
 
-    /// How many resources the stack has, for people: "23 resources", or "23 resources (and 7 the
-    /// config turns off)".
+    /// How many resources the stack has, for people: "23 resources", or "23 resources + 7 turned
+    /// off" (by the config).
     pub fn size_text(&self) -> String {
         let wanted = self.nodes.iter().filter(|n| n.wanted()).count();
         match self.nodes.len() - wanted {
             0 => format!("{wanted} resources"),
-            off => format!("{wanted} resources (and {off} the config turns off)"),
+            off => format!("{wanted} resources + {off} turned off"),
         }
     }
 
@@ -491,6 +491,7 @@ impl Graph {
         let found: Vec<Found> = found.to_vec();
         let nodes = self.nodes.clone();
         let work_ctx = ctx.clone();
+        let before = removed.clone();
         let work = move |i: usize, inputs: Inputs| -> BoxFuture<'static, Result<Done>> {
             let (node, ctx, found, ready) = (nodes[i].clone(), work_ctx.clone(), found[i].clone(), needs_ready[i]);
             let removed = removed.get(&i).cloned();
@@ -538,7 +539,17 @@ impl Graph {
                 Ok(Done { outcome, quiet: false, live: Some(live), ready })
             })
         };
-        self.schedule(ctx, Direction::Forward, concurrency, Inputs::default(), work).await
+        let mut report = self.schedule(ctx, Direction::Forward, concurrency, Inputs::default(), work).await;
+        // A node the config turns off has nothing left to do in this pass (removed before it, or
+        // absent): when a Ctrl-C or a failed dependency kept the pass from reaching it, it is
+        // not "remaining".
+        for (name, outcome) in &mut report.outcomes {
+            let Some(&i) = self.index.get(name) else { continue };
+            if !self.nodes[i].wanted() && matches!(outcome, Outcome::Skipped(_)) {
+                *outcome = before.get(&i).cloned().unwrap_or(Outcome::Unchanged);
+            }
+        }
+        report
     }
 
     /// Delete the present resources in reverse dependency order: a resource goes once everything
@@ -994,6 +1005,22 @@ mod tests {
         assert!(matches!(by["b"], Outcome::Skipped(_)));
         assert!(matches!(by["c"], Outcome::Skipped(_)));
         assert!(matches!(by["x"], Outcome::Unchanged));
+    }
+
+    /// An absent resource the config turns off has nothing to do: a failed (or interrupted)
+    /// dependency does not make it "remaining".
+    #[tokio::test]
+    async fn what_is_off_is_never_left_remaining() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut bad = fake("stage", &[], &log);
+        bad.fail = true;
+        let mut association = fake("association", &["stage"], &log);
+        association.wanted = false;
+        let nodes: Vec<Arc<dyn Node>> = vec![Arc::new(bad), Arc::new(association)];
+        let report = run(&Graph::new(nodes).unwrap(), Ctx::for_tests(false).await, 2).await;
+        assert_eq!(report.errors.len(), 1);
+        let by: HashMap<String, Outcome> = report.outcomes.iter().map(|(n, o)| (n.to_string(), o.clone())).collect();
+        assert!(matches!(by["association"], Outcome::Unchanged), "{:?}", by["association"]);
     }
 
     #[tokio::test]
