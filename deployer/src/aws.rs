@@ -31,6 +31,9 @@ pub struct AwsSettings {
     pub endpoint_url: Option<String>,
     /// Fixed dummy credentials, for emulators only.
     pub dummy_credentials: bool,
+    /// API Gateway's quotas times this (1 against AWS; an emulator's own, faster quotas:
+    /// `MOVIES_STACK_EMULATOR_QUOTA_SPEEDUP`).
+    pub quota_speedup: f64,
 }
 
 /// Every client the stack needs, built once from one [`SdkConfig`].

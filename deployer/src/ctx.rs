@@ -253,6 +253,7 @@ impl Ctx {
             region: Some("us-east-1".into()),
             endpoint_url: Some("http://127.0.0.1:9".into()),
             dummy_credentials: true,
+            quota_speedup: 1.0,
             ..Default::default()
         };
         let ctx = Ctx::new(

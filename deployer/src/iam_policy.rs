@@ -218,12 +218,15 @@ pub fn policy(s: &Scope) -> Value {
         }),
         json!({
             // The stack's alarms, by name (each action supports the `alarm` resource type). Their
-            // tags ride on PutMetricAlarm, so no cloudwatch:TagResource.
+            // tags ride on PutMetricAlarm, which needs cloudwatch:TagResource for them: "To use
+            // this field to set tags for an alarm when you create it, you must be signed on with
+            // both the cloudwatch:PutMetricAlarm and cloudwatch:TagResource permissions"
+            // (PutMetricAlarm API reference, Tags).
             "Sid": "TheAlarms",
             "Effect": "Allow",
             "Action": [
                 "cloudwatch:DescribeAlarms", "cloudwatch:ListTagsForResource", "cloudwatch:PutMetricAlarm",
-                "cloudwatch:DeleteAlarms"
+                "cloudwatch:TagResource", "cloudwatch:DeleteAlarms"
             ],
             "Resource": alarm_arns
         }),

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use crate::artifact::artifact_path;
+use crate::strict::FAST_QUOTA_SPEEDUP;
 use crate::{Aws, Behaviour, Deployer, Moto, Proxy, StackNames, TempDir, write_config};
 
 /// The proxy every fixture puts in front of moto: the strict AWS model fully on, but for the
@@ -60,9 +61,19 @@ impl Account {
         let artifact = artifact_path().display().to_string();
         let names = StackNames::unique(prefix);
         let config = write_config(self.dir.path(), &names, overrides);
-        let deployer = Deployer::with(&config, self.proxy.url());
+        let deployer = paced(Deployer::with(&config, self.proxy.url()));
         Stack { names, config, deployer, artifact }
     }
+}
+
+/// The account's proxies run API Gateway's quotas [`FAST_QUOTA_SPEEDUP`] times faster than AWS
+/// ([`crate::strict::Timings::fast`]): its deployers pace themselves by the same quotas, so that a
+/// `down` does not wait AWS's 20 s between two UpdateUsagePlan calls where the model allows 2 s.
+/// The deployer's pacing at AWS's own rates is unit-tested (`resources/apigw.rs`) and measured
+/// by the benchmark, which runs AWS's quotas.
+fn paced(mut deployer: Deployer) -> Deployer {
+    deployer.env.push(("MOVIES_STACK_EMULATOR_QUOTA_SPEEDUP".into(), FAST_QUOTA_SPEEDUP.to_string()));
+    deployer
 }
 
 /// One stack of an [`Account`].
@@ -78,6 +89,6 @@ pub struct Stack {
 impl Stack {
     /// A deployer for this stack whose calls go through `proxy` instead.
     pub fn via(&self, proxy: &Proxy) -> Deployer {
-        Deployer::with(&self.config, proxy.url())
+        paced(Deployer::with(&self.config, proxy.url()))
     }
 }

@@ -29,6 +29,21 @@ pub const NOT_CALLED: &[(&str, &str)] = &[
     ),
     ("iam:TagRole", "authorizes the Tags of CreateRole (tags on create need it, IAM user guide)"),
     (
+        "cloudwatch:TagResource",
+        "authorizes the Tags of PutMetricAlarm when it creates an alarm (\"you must be signed on with both the \
+         cloudwatch:PutMetricAlarm and cloudwatch:TagResource permissions\", PutMetricAlarm API reference)",
+    ),
+    (
+        "wafv2:TagResource",
+        "authorizes the Tags of CreateWebACL (tags on create, as for the other services; the WAF API reference does \
+         not say it either way: kept so that the first real deploy is not denied, unverified against AWS)",
+    ),
+    (
+        "apigateway:SetWebACL",
+        "AssociateWebACL / DisassociateWebACL on an API Gateway stage also need the stage's own apigateway:SetWebACL \
+         (WAF Developer Guide, \"Permissions for AssociateWebACL\")",
+    ),
+    (
         "lambda:ListTags",
         "GetFunction answers the function's Tags only to a caller allowed lambda:ListTags (Lambda API \
          reference, GetFunction); `up` calls ListTags itself only when they are missing",

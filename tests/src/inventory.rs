@@ -76,6 +76,8 @@ pub struct Shape {
     pub resources: Vec<Expected>,
     /// The id of every resource of the graph, items or not, in dependency order.
     pub ids: Vec<String>,
+    /// The ids of those the config turns off.
+    pub off: Vec<String>,
 }
 
 impl Shape {
@@ -107,13 +109,20 @@ impl Shape {
                 })
             })
             .collect();
-        let ids = nodes.iter().filter_map(|n| n["resource"].as_str().map(str::to_string)).collect();
-        Shape { names, resources, ids }
+        let id = |n: &serde_json::Value| n["resource"].as_str().map(str::to_string);
+        let ids = nodes.iter().filter_map(id).collect();
+        let off = nodes.iter().filter(|n| n["wanted"] == false).filter_map(id).collect();
+        Shape { names, resources, ids, off }
     }
 
     /// What a converged stack has.
     pub fn wanted(&self) -> impl Iterator<Item = &Expected> {
         self.resources.iter().filter(|e| e.wanted)
+    }
+
+    /// The ids of the resources the config wants, items or not.
+    pub fn wanted_ids(&self) -> impl Iterator<Item = &str> {
+        self.ids.iter().filter(|id| !self.off.contains(id)).map(String::as_str)
     }
 
     /// Whether a converged stack has a resource of this kind.

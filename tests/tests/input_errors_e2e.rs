@@ -299,6 +299,15 @@ const CASES: &[Case] = &[
         ..flag("AWS_ENDPOINT_URL not http", &[], UP, &["AWS_ENDPOINT_URL", "ftp://127.0.0.1:21"])
     },
     Case {
+        vars: &[("MOVIES_STACK_EMULATOR_QUOTA_SPEEDUP", "fast")],
+        ..flag("quota speed-up not a number", &[], UP, &["MOVIES_STACK_EMULATOR_QUOTA_SPEEDUP", "1 to 1000"])
+    },
+    Case {
+        endpoint: Endpoint::None,
+        vars: &[("MOVIES_STACK_EMULATOR_QUOTA_SPEEDUP", "10")],
+        ..cfg("quota speed-up against AWS", NO_DUMMY, &["MOVIES_STACK_EMULATOR_QUOTA_SPEEDUP", "only for an emulator"])
+    },
+    Case {
         vars: &[("AWS_REGION", "moon-base-x")],
         ..flag("AWS_REGION not a region", &[], UP, &["AWS_REGION", "moon-base-x"])
     },

@@ -10,6 +10,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::graph::{Found, Graph, Step};
 use crate::lock::LockGuard;
 use crate::resources::Name;
+use crate::resources::apigw::{EMULATOR_QUOTA_SPEEDUP, Pacer};
 use crate::ui::Printer;
 
 pub mod down;
@@ -73,12 +74,31 @@ pub fn aws_settings(global: &Global, config: &Config) -> Result<AwsSettings> {
             config.path.display()
         )));
     }
+    let quota_speedup = emulator_quota_speedup(std::env::var(EMULATOR_QUOTA_SPEEDUP).ok(), endpoint_url.is_some())?;
     Ok(AwsSettings {
         profile: global.profile.clone().or_else(|| config.aws.profile.clone()),
         region: global.region.clone().or_else(|| config.aws.region.clone()),
         endpoint_url,
         dummy_credentials: config.aws.dummy_credentials,
+        quota_speedup,
     })
+}
+
+/// `MOVIES_STACK_EMULATOR_QUOTA_SPEEDUP`: pace API Gateway calls that many times faster than
+/// AWS's quotas, for an emulator whose own quotas are faster (the test suite's). Refused without
+/// an endpoint override: against AWS, its quotas are the law.
+fn emulator_quota_speedup(value: Option<String>, emulator: bool) -> Result<f64> {
+    let Some(value) = value.filter(|v| !v.is_empty()) else { return Ok(1.0) };
+    let speedup: f64 =
+        value.trim().parse().ok().filter(|s: &f64| s.is_finite() && *s >= 1.0 && *s <= 1000.0).ok_or_else(|| {
+            Error::input(format!("{EMULATOR_QUOTA_SPEEDUP}={value:?}: expected a number from 1 to 1000"))
+        })?;
+    if speedup > 1.0 && !emulator {
+        return Err(Error::input(format!(
+            "{EMULATOR_QUOTA_SPEEDUP}={value}: only for an emulator (set an endpoint URL); AWS's API Gateway quotas cannot be sped up"
+        )));
+    }
+    Ok(speedup)
 }
 
 /// The clients and the context, without a call: who we are is asked in the sweep
@@ -93,7 +113,9 @@ pub async fn connect(
 ) -> Result<Arc<Ctx>> {
     let aws = Clients::new(settings, Some(printer.clone())).await?;
     let stop = if interruptible { up::interrupt_signal() } else { tokio::sync::watch::channel(false).1 };
-    Ok(Arc::new(Ctx::new(aws, config.stack.clone(), printer, stop)))
+    let mut ctx = Ctx::new(aws, config.stack.clone(), printer, stop);
+    ctx.apigw = Pacer::with_speedup(settings.quota_speedup);
+    Ok(Arc::new(ctx))
 }
 
 /// STS GetCallerIdentity, with what a failure means: it needs no permission, so it fails for

@@ -48,7 +48,7 @@ use serde_json::Value;
 
 pub use direct::MotoEc2;
 pub use report::{OperationStats, Record};
-pub use timings::{ApiGatewayQuotas, Rate, Timings};
+pub use timings::{ApiGatewayQuotas, FAST_QUOTA_SPEEDUP, Rate, Timings};
 pub use validate::NotCheckable;
 
 use crate::proxy::{Fault, Reply};

@@ -123,6 +123,10 @@ pub struct Timings {
     pub apigateway: ApiGatewayQuotas,
 }
 
+/// How much faster than AWS's [`Timings::fast`] runs API Gateway's quotas; the deployers of an
+/// [`crate::Account`] pace themselves to match (`MOVIES_STACK_EMULATOR_QUOTA_SPEEDUP`).
+pub const FAST_QUOTA_SPEEDUP: u32 = 10;
+
 impl Timings {
     /// The default: AWS's shape, short enough for CI. API Gateway's quotas are ten times
     /// AWS's rates (DeleteRestApi 1 per 3 s, UpdateAccount 1 per 2 s, ...).
@@ -137,7 +141,7 @@ impl Timings {
             ec2_not_found: ms(500),
             eni_linger: ms(3000),
             waf_unavailable: ms(1500),
-            apigateway: ApiGatewayQuotas::aws().faster(10),
+            apigateway: ApiGatewayQuotas::aws().faster(FAST_QUOTA_SPEEDUP),
         }
     }
 
