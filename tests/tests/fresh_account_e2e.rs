@@ -197,3 +197,36 @@ async fn down_once_after_up_killed_or_failed_at_random_points() {
     }
     c.finish("down once after an up cut short");
 }
+
+/// Issue 8: "when CreateFunction still refuses a zone, name the subnet and the zone, and say how
+/// to choose others". The model refuses Lambda subnets in use1-az2 (one the deployer has no
+/// reason to skip, as an account may meet for any zone): `up` fails at the function saying which
+/// subnet, which zone and what to set; `down` then removes what was made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zone_lambda_refuses_is_named_with_the_way_out() {
+    const REFUSED: &str = "use1-az2";
+    let account = Account::start().await;
+    let proxy = e2e::Proxy::builder(account.moto.url()).lambda_refused_zone(Some(REFUSED)).start();
+    let stack = account.stack("zone");
+    let deployer = stack.via(&proxy);
+    let mut c = Checks::new();
+
+    let up = deployer.run(&["up", "--artifact", stack.artifact.as_str()]).await;
+    c.eq("up with a subnet in a refused zone: exit code", up.code, 1);
+    let error = up.stderr.lines().find(|l| l.starts_with("error:")).unwrap_or_default().to_string();
+    for needle in ["Lambda doesn't support", REFUSED, "subnet-", "network.availability_zones", "movies-stack down"] {
+        c.check(error.contains(needle), format!("the error says {needle:?}: {error}\n{up}"));
+    }
+    let created: Vec<String> = proxy
+        .mutating_calls()
+        .iter()
+        .filter(|call| call.operation == "CreateFunction")
+        .map(|c| c.to_string())
+        .collect();
+    c.eq("CreateFunction asked once (a refused zone is not waited for)", created.len(), 1);
+
+    let down = deployer.run(&["down", "--yes"]).await;
+    c.eq("down after the refusal: exit code", down.code, 0);
+    Inventory::scan(&account.aws).await.check_gone(&mut c, &stack.names, "down after a refused zone");
+    c.finish("a zone Lambda refuses");
+}
