@@ -148,7 +148,7 @@ impl Printer for PlainPrinter {
     }
 
     fn out(&self, text: &str) {
-        println!("{text}");
+        write_stdout(text);
     }
 }
 
@@ -213,7 +213,7 @@ impl Printer for TtyPrinter {
                 bar.finish();
             }
         }
-        println!("{text}");
+        write_stdout(text);
     }
 }
 
@@ -233,5 +233,25 @@ impl Printer for Recorder {
 
     fn out(&self, text: &str) {
         self.out.lock().expect("recorder lock").push(text.to_string());
+    }
+}
+
+/// `text` and a newline on stdout: [`write_stdout_bytes`].
+pub fn write_stdout(text: &str) {
+    write_stdout_bytes(format!("{text}\n").as_bytes());
+}
+
+/// Bytes on stdout. A reader that went away (`movies-stack graph | head`) ends the process
+/// quietly with exit 0, as SIGPIPE would end a C tool, instead of `println!`'s panic; any other
+/// write error ends it with exit 1, saying so.
+pub fn write_stdout_bytes(bytes: &[u8]) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(bytes).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: writing to stdout: {e}");
+        std::process::exit(1);
     }
 }

@@ -3,8 +3,23 @@
 
 use e2e::{Checks, Deployer, TempDir};
 
-const COMMANDS: [&str; 12] =
-    ["up", "plan", "status", "keys", "down", "package", "unlock", "smoke", "usage", "logs", "completions", "man"];
+const COMMANDS: [&str; 15] = [
+    "up",
+    "plan",
+    "status",
+    "keys",
+    "down",
+    "package",
+    "unlock",
+    "smoke",
+    "usage",
+    "logs",
+    "serve",
+    "graph",
+    "iam-policy",
+    "completions",
+    "man",
+];
 
 #[tokio::test]
 async fn completion_scripts_and_man_pages_need_no_config() {
@@ -44,4 +59,23 @@ async fn completion_scripts_and_man_pages_need_no_config() {
     }
     c.check(!empty.path().join("config").exists(), "no config folder was needed or made");
     c.finish("completions and man");
+}
+
+/// `movies-stack graph | head`: the reader goes away before the graph is written (`graph`
+/// reads the config and calls nothing). The command ends quietly with exit 0 (as a C tool ends
+/// on SIGPIPE), not with `println!`'s panic and its backtrace on stderr.
+#[test]
+fn a_reader_that_goes_away_is_not_a_crash() {
+    let mut child = std::process::Command::new(e2e::deployer_bin())
+        .current_dir(e2e::repo_root())
+        .args(["--env", "local", "graph"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn movies-stack graph");
+    drop(child.stdout.take()); // the read end closes before the child writes
+    let out = child.wait_with_output().expect("wait for movies-stack graph");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "exit code; stderr:\n{stderr}");
+    assert!(stderr.is_empty(), "nothing on stderr (no panic):\n{stderr}");
 }

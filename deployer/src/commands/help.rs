@@ -1,8 +1,6 @@
 //! `movies-stack completions SHELL` and `movies-stack man`: generated from the clap definitions,
 //! so they never drift from `--help`.
 
-use std::io::Write;
-
 use clap::CommandFactory;
 
 use crate::cli::{Cli, CompletionsArgs, ManArgs};
@@ -14,7 +12,7 @@ pub fn completions(args: &CompletionsArgs) -> Result<i32> {
     let name = cmd.get_name().to_string();
     let mut out = Vec::new();
     clap_complete::generate(args.shell, &mut cmd, name, &mut out);
-    write_stdout(&out)?;
+    crate::ui::write_stdout_bytes(&out);
     Ok(exit::OK)
 }
 
@@ -28,7 +26,7 @@ pub fn man(args: &ManArgs) -> Result<i32> {
             clap_mangen::Man::new(cmd)
                 .render(&mut out)
                 .map_err(|e| Error::other(format!("rendering the man page: {e}")))?;
-            write_stdout(&out)?;
+            crate::ui::write_stdout_bytes(&out);
         }
         Some(dir) => {
             std::fs::create_dir_all(dir)
@@ -39,13 +37,4 @@ pub fn man(args: &ManArgs) -> Result<i32> {
         }
     }
     Ok(exit::OK)
-}
-
-/// A closed pipe (`movies-stack man | head`) is not an error worth a message.
-fn write_stdout(bytes: &[u8]) -> Result<()> {
-    let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::other(format!("writing to stdout: {e}"))),
-        _ => Ok(()),
-    }
 }

@@ -11,17 +11,17 @@ pub async fn run(config: &Config, args: &PackageArgs, output: Output) -> Result<
     }
     std::fs::write(&args.out, &artifact.zip).map_err(|e| Error::other(format!("{}: {e}", args.out.display())))?;
     match output {
-        Output::Json => println!(
-            "{}",
-            serde_json::json!({"path": args.out, "architecture": config.function.architecture, "bytes": artifact.zip.len(), "code_sha256": artifact.sha256_b64})
+        Output::Json => crate::ui::write_stdout(
+            &serde_json::json!({"path": args.out, "architecture": config.function.architecture, "bytes": artifact.zip.len(), "code_sha256": artifact.sha256_b64})
+            .to_string(),
         ),
-        Output::Human => println!(
+        Output::Human => crate::ui::write_stdout(&format!(
             "{} ({}, {} bytes, CodeSha256 {})",
             args.out.display(),
             config.function.architecture,
             artifact.zip.len(),
             artifact.sha256_b64
-        ),
+        )),
     }
     Ok(crate::error::exit::OK)
 }
