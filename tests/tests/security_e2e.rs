@@ -104,7 +104,16 @@ async fn api_key_values_never_leave_the_keys_command() {
     let out = d.run(&["-vv", "--output", "json", "status"]).await;
     runs.push(("-vv --output json status (key out of its plan)".into(), out));
     proxy.clear_rules();
-    proxy.add_rule(Rule::new().service("apigateway").operation("GetApiKeys").fail(500, "InternalFailure", "boom"));
+    // Two 500s (the SDK's retries, logged at -vv), then a refusal that is not retried: a 500 for
+    // ever would keep the run in the SDK's and our retries for minutes, with nothing more to show.
+    proxy.add_rule(
+        Rule::new().service("apigateway").operation("GetApiKeys").fail(500, "InternalFailure", "boom").times(2),
+    );
+    proxy.add_rule(Rule::new().service("apigateway").operation("GetApiKeys").fail(
+        400,
+        "BadRequestException",
+        "injected: the keys cannot be listed",
+    ));
     let out = d.run(&["-vv", "up", "--artifact", art]).await;
     c.check(out.code == 1, format!("up fails reading the keys (exit 1)\n{out}"));
     runs.push(("-vv up (GetApiKeys fails)".into(), out));
@@ -120,6 +129,7 @@ async fn api_key_values_never_leave_the_keys_command() {
 
     let mut bytes = 0;
     for (label, out) in &runs {
+        println!("  {:>5.1}s  {label}", out.elapsed.as_secs_f64());
         bytes += out.stdout.len() + out.stderr.len();
         for (i, s) in secrets.iter().enumerate() {
             let tier = ["standard", "premium"][i];
