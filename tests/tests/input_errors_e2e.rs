@@ -436,9 +436,10 @@ async fn bad_input_corpus_exits_3_names_the_cause_and_calls_nothing() {
             ok &= c.check(calls.is_empty(), format!("{label}: {} AWS calls were made: {calls:?}", calls.len()));
         }
         println!(
-            "{} {label}: exit {}, {} AWS calls; {}",
+            "{} {label}: exit {} in {:.1}s, {} AWS calls; {}",
             if ok { "ok  " } else { "FAIL" },
             out.code,
+            out.elapsed.as_secs_f64(),
             calls.len(),
             first.lines().next().unwrap_or_default().chars().take(220).collect::<String>()
         );

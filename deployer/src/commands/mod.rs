@@ -171,13 +171,21 @@ pub async fn sweep(
             None => Ok(None),
         }
     };
-    let (identity, lock, found) = tokio::join!(who_am_i(ctx, settings), take_lock, graph.observe(ctx));
-    if let Err(e) = identity {
-        if let Ok(Some(lock)) = lock {
-            release_lock(ctx, lock).await;
+    // Who we are fails for the credentials, the region or the endpoint, and then every read of
+    // the sweep fails too, after its own retries (a minute for API Gateway's): the reads are
+    // dropped as soon as it fails, and that error is the one said. The lock is let finish,
+    // and released.
+    let look = async { tokio::try_join!(who_am_i(ctx, settings), async { Ok(graph.observe(ctx).await) }) };
+    let (looked, lock) = tokio::join!(look, take_lock);
+    let found = match looked {
+        Ok(((), found)) => found,
+        Err(e) => {
+            if let Ok(Some(lock)) = lock {
+                release_lock(ctx, lock).await;
+            }
+            return Err(e);
         }
-        return Err(e);
-    }
+    };
     let lock = lock?;
     // Looked while another run may still have been writing: look again, now that we hold it.
     if lock.as_ref().is_some_and(|l| l.may_have_changed_since(began)) {
@@ -264,8 +272,8 @@ pub async fn observe_live(
 ) -> Result<LiveStack> {
     // The code is not compared: only what exists and its state matter here.
     let graph = crate::stack::graph(config, Arc::new(crate::package::Artifact::unknown()))?;
-    let (identity, found) = tokio::join!(who_am_i(ctx, settings), graph.observe_only(ctx, names));
-    identity?;
+    // As in `sweep`: a failed identity ends the reads at once.
+    let ((), found) = tokio::try_join!(who_am_i(ctx, settings), async { Ok(graph.observe_only(ctx, names).await) })?;
     let mut state = crate::resources::Inputs::lenient();
     let mut errors = std::collections::BTreeMap::new();
     for (name, f) in found {
