@@ -95,10 +95,7 @@ impl Drift for KeyDrift {
 
 /// The key's value, for the `keys` command only. Never log it.
 pub async fn key_value(ctx: &Ctx, id: &str) -> Result<String> {
-    let out = call(ctx, "keys", "GetApiKey", || async {
-        ctx.aws.apigateway.get_api_key().api_key(id).include_value(true).send().await.aws(SERVICE, "GetApiKey")
-    })
-    .await?;
+    let out = apigw::api_key_with_value(ctx, "keys", id).await?;
     out.value()
         .map(str::to_string)
         .ok_or_else(|| Error::other(format!("API key {id} has no value in the GetApiKey answer")))
@@ -107,20 +104,7 @@ pub async fn key_value(ctx: &Ctx, id: &str) -> Result<String> {
 impl ApiKey {
     /// The ids of the keys in a plan. GetUsagePlanKeys answers ids (and values: not kept).
     async fn plan_keys(&self, ctx: &Ctx, plan_id: &str) -> Result<Vec<String>> {
-        let keys = call(ctx, self.id, "GetUsagePlanKeys", || async {
-            ctx.aws
-                .apigateway
-                .get_usage_plan_keys()
-                .usage_plan_id(plan_id)
-                .limit(500)
-                .into_paginator()
-                .items()
-                .send()
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .await
-                .aws(SERVICE, "GetUsagePlanKeys")
-        })
-        .await;
+        let keys = apigw::usage_plan_keys(ctx, self.id, plan_id).await;
         Ok(found(keys)?.unwrap_or_default().iter().filter_map(|k| k.id().map(str::to_string)).collect())
     }
 

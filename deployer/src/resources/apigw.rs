@@ -8,7 +8,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aws_sdk_apigateway::types::{ApiKey, Op, PatchOperation, RestApi, UsagePlan};
+use aws_sdk_apigateway::types::{ApiKey, Op, PatchOperation, RestApi, UsagePlan, UsagePlanKey};
 
 use crate::aws::AwsResultExt;
 use crate::ctx::Ctx;
@@ -207,6 +207,37 @@ pub async fn rest_apis(ctx: &Ctx) -> Result<Arc<Vec<RestApi>>> {
                 .await
                 .aws(SERVICE, "GetRestApis")
         })
+    })
+    .await
+}
+
+/// The keys in one usage plan (GetUsagePlanKeys, every page), for `who`'s progress lines.
+pub async fn usage_plan_keys(ctx: &Ctx, who: impl Display, plan_id: &str) -> Result<Vec<UsagePlanKey>> {
+    call(ctx, who, "GetUsagePlanKeys", || async {
+        ctx.aws
+            .apigateway
+            .get_usage_plan_keys()
+            .usage_plan_id(plan_id)
+            .limit(500)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .await
+            .aws(SERVICE, "GetUsagePlanKeys")
+    })
+    .await
+}
+
+/// One API key with its value (GetApiKey, includeValue): for `keys` and `serve` only. Never log
+/// the value.
+pub async fn api_key_with_value(
+    ctx: &Ctx,
+    who: impl Display,
+    id: &str,
+) -> Result<aws_sdk_apigateway::operation::get_api_key::GetApiKeyOutput> {
+    call(ctx, who, "GetApiKey", || async {
+        ctx.aws.apigateway.get_api_key().api_key(id).include_value(true).send().await.aws(SERVICE, "GetApiKey")
     })
     .await
 }

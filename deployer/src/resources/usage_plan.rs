@@ -343,20 +343,7 @@ impl Resource for UsagePlan {
         // Order (AWS): usage-plan keys, then the stage bindings ("Cannot delete Usage Plan ...
         // because there are API Stages associated with it"), then the plan. Our keys left it
         // already (their `delete` runs first); anyone else's goes too.
-        let keys: Vec<_> = call(ctx, self.id, "GetUsagePlanKeys", || async {
-            ctx.aws
-                .apigateway
-                .get_usage_plan_keys()
-                .usage_plan_id(id)
-                .limit(500)
-                .into_paginator()
-                .items()
-                .send()
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .await
-                .aws(SERVICE, "GetUsagePlanKeys")
-        })
-        .await?;
+        let keys = apigw::usage_plan_keys(ctx, self.id, id).await?;
         futures::future::try_join_all(keys.iter().map(|key| async move {
             let key_id = key.id().unwrap_or_default();
             gone_is_ok(

@@ -12,13 +12,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::aws::AwsResultExt;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::graph::Compared;
 use crate::package::Artifact;
 use crate::resources::Ctx;
-use crate::resources::apigw::{self, SERVICE, dns_suffix};
+use crate::resources::apigw::{self, dns_suffix};
 use crate::resources::rest_api::{self, LiveApi};
 use crate::resources::stage::{self, LiveStage};
 use crate::resources::table::{self, LiveTable};
@@ -284,27 +283,11 @@ pub async fn load(ctx: &Arc<Ctx>, config: &Config) -> Result<Rules> {
         if !plan.api_stages.iter().any(|(a, s)| *a == api_id && *s == stage_name) {
             continue;
         }
-        let members: Vec<_> = apigw::call(ctx.as_ref(), "serve", "GetUsagePlanKeys", || async {
-            ctx.aws
-                .apigateway
-                .get_usage_plan_keys()
-                .usage_plan_id(&plan.id)
-                .limit(500)
-                .into_paginator()
-                .items()
-                .send()
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .await
-                .aws(SERVICE, "GetUsagePlanKeys")
-        })
-        .await?;
+        let members = apigw::usage_plan_keys(ctx.as_ref(), "serve", &plan.id).await?;
         let mut keys = Vec::new();
         for member in members.iter().filter(|m| m.r#type().is_none_or(|t| t == "API_KEY")) {
             let Some(id) = member.id() else { continue };
-            let key = apigw::call(ctx.as_ref(), "serve", "GetApiKey", || async {
-                ctx.aws.apigateway.get_api_key().api_key(id).include_value(true).send().await.aws(SERVICE, "GetApiKey")
-            })
-            .await?;
+            let key = apigw::api_key_with_value(ctx.as_ref(), "serve", id).await?;
             keys.push(LiveKey {
                 id: id.to_string(),
                 name: key.name().unwrap_or(id).to_string(),
