@@ -37,6 +37,9 @@ pub struct Ctx {
     identity: OnceCell<Identity>,
     /// Reads shared by several resources (one sweep per run): key → `OnceCell<Arc<T>>`.
     shared: Mutex<HashMap<(&'static str, TypeId), Shared>>,
+    /// Changes several resources would each make (deleting a network interface that both a
+    /// subnet and the security group hold), made once per run: [`Ctx::once_per_run`].
+    done: Mutex<HashMap<String, Arc<OnceCell<()>>>>,
 }
 
 #[derive(Debug, Clone)]
@@ -78,6 +81,7 @@ impl Ctx {
             apigw: Pacer::default(),
             identity: OnceCell::new(),
             shared: Mutex::new(HashMap::new()),
+            done: Mutex::new(HashMap::new()),
         }
     }
 
@@ -122,6 +126,18 @@ impl Ctx {
             entry.downcast::<OnceCell<Arc<T>>>().expect("a shared read's cell has the type of its key")
         };
         cell.get_or_try_init(|| async { read().await.map(Arc::new) }).await.cloned()
+    }
+
+    /// A change several resources need made (`key` names it), made once in this run by
+    /// whichever asks first; the others wait for it. A failure is not remembered: the next to
+    /// ask tries again.
+    pub async fn once_per_run<F, Fut>(&self, key: String, change: F) -> Result<()>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<()>>,
+    {
+        let cell = self.done.lock().expect("changes made once lock").entry(key).or_default().clone();
+        cell.get_or_try_init(change).await.map(|_| ())
     }
 
     /// Forget every shared read: the next ones read AWS again (a new sweep).

@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 
 use crate::ctx::Ctx;
 use crate::error::{Error, Result};
-use crate::resources::{Change, Dep, Drift, Inputs, Name, Need, Resource};
+use crate::resources::{Change, Dep, Drift, Inputs, Name, Need, Resource, Teardown};
 use crate::ui::{Action, Event};
 
 /// A resource's live state, erased.
@@ -40,6 +40,7 @@ pub trait Node: Send + Sync {
     fn aws_name(&self) -> Option<String>;
     fn deps(&self) -> Vec<Dep>;
     fn create_rounds(&self) -> u32;
+    fn delete_rounds(&self) -> u32;
     fn replaces_itself(&self) -> bool;
     fn wanted(&self) -> bool;
     async fn observe(&self, ctx: &Ctx) -> Result<Option<Live>>;
@@ -72,6 +73,9 @@ impl<R: Resource> Node for R {
     }
     fn create_rounds(&self) -> u32 {
         Resource::create_rounds(self)
+    }
+    fn delete_rounds(&self) -> u32 {
+        Resource::delete_rounds(self)
     }
     fn replaces_itself(&self) -> bool {
         Resource::replaces_itself(self)
@@ -228,6 +232,12 @@ pub struct Graph {
     deps: Vec<Vec<(usize, Need)>>,
     /// For each node: what depends on it, and how.
     dependents: Vec<Vec<(usize, Need)>>,
+    /// For each node: what is deleted before it (its dependents, and what it goes with:
+    /// [`Teardown::GoesWith`]), and what waits for its deletion.
+    teardown_waits: Vec<Vec<(usize, Need)>>,
+    teardown_releases: Vec<Vec<(usize, Need)>>,
+    /// For each node: the dependency AWS deletes it with, if any.
+    goes_with: Vec<Option<usize>>,
     /// Node indexes in a dependency order (dependencies first), stable in registry order.
     order: Vec<usize>,
 }
@@ -243,6 +253,9 @@ impl Graph {
         }
         let mut deps = vec![Vec::new(); nodes.len()];
         let mut dependents = vec![Vec::new(); nodes.len()];
+        let mut teardown_waits: Vec<Vec<(usize, Need)>> = vec![Vec::new(); nodes.len()];
+        let mut teardown_releases: Vec<Vec<(usize, Need)>> = vec![Vec::new(); nodes.len()];
+        let mut goes_with = vec![None; nodes.len()];
         for (i, n) in nodes.iter().enumerate() {
             for d in n.deps() {
                 let j = *index.get(&d.on).ok_or_else(|| {
@@ -257,25 +270,31 @@ impl Graph {
                 }
                 deps[i].push((j, d.need));
                 dependents[j].push((i, d.need));
-            }
-        }
-        // Kahn's algorithm, stable in registry order.
-        let mut indegree: Vec<usize> = deps.iter().map(Vec::len).collect();
-        let mut queue: VecDeque<usize> = (0..nodes.len()).filter(|&i| indegree[i] == 0).collect();
-        let mut order = Vec::with_capacity(nodes.len());
-        while let Some(i) = queue.pop_front() {
-            order.push(i);
-            for &(j, _) in &dependents[i] {
-                indegree[j] -= 1;
-                if indegree[j] == 0 {
-                    queue.push_back(j);
+                match d.teardown {
+                    Teardown::DependentFirst => {
+                        teardown_waits[j].push((i, Need::Exists));
+                        teardown_releases[i].push((j, Need::Exists));
+                    }
+                    Teardown::GoesWith => {
+                        if goes_with[i].replace(j).is_some() {
+                            return Err(Error::other(format!("internal: `{}` goes with two resources", n.name())));
+                        }
+                        teardown_waits[i].push((j, Need::Exists));
+                        teardown_releases[j].push((i, Need::Exists));
+                    }
                 }
             }
         }
+        // Dependencies first, stable in registry order.
+        let order = topological(&deps, &dependents);
         if order.len() != nodes.len() {
             return Err(Error::other("internal: the resource graph has a cycle"));
         }
-        Ok(Graph { nodes, index, deps, dependents, order })
+        // The deletions' order must have no cycle either (a `GoesWith` edge turns around).
+        if topological(&teardown_waits, &teardown_releases).len() != nodes.len() {
+            return Err(Error::other("internal: the order of deletions has a cycle"));
+        }
+        Ok(Graph { nodes, index, deps, dependents, teardown_waits, teardown_releases, goes_with, order })
     }
 
     /// Names and kinds, in dependency order.
@@ -311,10 +330,27 @@ impl Graph {
     /// The longest chain along dependencies when each node costs `cost` rounds, and that chain
     /// (dependencies first; nodes that cost nothing left out).
     pub fn longest_chain(&self, cost: impl Fn(&dyn Node) -> u32) -> (u32, Vec<Name>) {
+        self.chain(&self.order, &self.deps, cost)
+    }
+
+    /// The longest chain of deletions, dependents first (what goes with a dependency after it),
+    /// when each node costs `cost` rounds, and that chain in the order of deletion (nodes that
+    /// cost nothing left out).
+    pub fn teardown_chain(&self, cost: impl Fn(&dyn Node) -> u32) -> (u32, Vec<Name>) {
+        self.chain(&topological(&self.teardown_waits, &self.teardown_releases), &self.teardown_waits, cost)
+    }
+
+    /// The longest chain through `order`, where each node comes after its `waits_for`.
+    fn chain(
+        &self,
+        order: &[usize],
+        waits_for: &[Vec<(usize, Need)>],
+        cost: impl Fn(&dyn Node) -> u32,
+    ) -> (u32, Vec<Name>) {
         let mut best: Vec<(u32, Option<usize>)> = vec![(0, None); self.nodes.len()];
-        for &i in &self.order {
+        for &i in order {
             let (before, via) =
-                self.deps[i].iter().map(|&(d, _)| (best[d].0, Some(d))).max_by_key(|(r, _)| *r).unwrap_or((0, None));
+                waits_for[i].iter().map(|&(d, _)| (best[d].0, Some(d))).max_by_key(|(r, _)| *r).unwrap_or((0, None));
             best[i] = (before + cost(self.nodes[i].as_ref()), via);
         }
         let Some(mut at) = (0..self.nodes.len()).max_by_key(|&i| best[i].0) else { return (0, Vec::new()) };
@@ -329,6 +365,21 @@ impl Graph {
         (total, chain.collect())
     }
 
+    /// The lower bound of a `down` that deletes what `doomed` says: the longest chain of delete
+    /// calls that must happen one after another (each node's `delete_rounds`, dependents first;
+    /// what goes with a deleted dependency costs nothing), and that chain.
+    pub fn teardown_bound(&self, doomed: impl Fn(Name) -> bool) -> (u32, Vec<Name>) {
+        self.teardown_chain(|node| {
+            let goes = self.goes_with(node.name()).is_some_and(&doomed);
+            if doomed(node.name()) && !goes { node.delete_rounds() } else { 0 }
+        })
+    }
+
+    /// The dependency AWS deletes `name` with ([`Teardown::GoesWith`]), if any.
+    pub fn goes_with(&self, name: Name) -> Option<Name> {
+        self.index.get(&name).and_then(|&i| self.goes_with[i]).map(|d| self.nodes[d].name())
+    }
+
     /// Each resource with its kind, create rounds and dependencies (how much of each it needs),
     /// in dependency order: what the benchmark computes other bounds from.
     pub fn describe(&self) -> serde_json::Value {
@@ -338,7 +389,8 @@ impl Graph {
                     Need::Exists => "exists",
                     Need::Ready => "ready",
                 };
-                serde_json::json!({"on": self.nodes[d].name().to_string(), "need": need})
+                let goes_with = self.goes_with[i] == Some(d);
+                serde_json::json!({"on": self.nodes[d].name().to_string(), "need": need, "goes_with": goes_with})
             });
             serde_json::json!({
                 "resource": self.nodes[i].name().to_string(),
@@ -346,6 +398,7 @@ impl Graph {
                 "name": self.nodes[i].aws_name(),
                 "wanted": self.nodes[i].wanted(),
                 "create_rounds": self.nodes[i].create_rounds(),
+                "delete_rounds": self.nodes[i].delete_rounds(),
                 "deps": deps.collect::<Vec<_>>(),
             })
         });
@@ -566,16 +619,30 @@ impl Graph {
             }
         }
         let state = self.present(found);
+        // What goes with a dependency that this run deletes needs no call of its own: the
+        // scheduler starts it once that dependency is deleted.
+        let with: Vec<Option<Name>> = (0..self.nodes.len())
+            .map(|i| {
+                self.goes_with[i]
+                    .filter(|&d| matches!(found[d], Ok(Some(_))) && !kept.contains(&d))
+                    .map(|d| self.nodes[d].name())
+            })
+            .collect();
         let found: Vec<Found> = found.to_vec();
         let nodes = self.nodes.clone();
         let work_ctx = ctx.clone();
         let work = move |i: usize, _inputs: Inputs| -> BoxFuture<'static, Result<Done>> {
             let (node, ctx, found, kept) = (nodes[i].clone(), work_ctx.clone(), found[i].clone(), kept.contains(&i));
+            let with = with[i];
             Box::pin(async move {
                 let outcome = match found.map_err(Error::other)? {
                     None => Outcome::Deleted(false),
                     Some(live) if kept => {
                         return Ok(Done { outcome: Outcome::Kept, quiet: false, live: Some(live), ready: None });
+                    }
+                    Some(_) if let Some(with) = with => {
+                        ctx.progress(node.name(), format!("deleted by AWS with `{with}`"));
+                        Outcome::Deleted(true)
                     }
                     Some(live) => {
                         ctx.printer.event(Event::Started {
@@ -600,8 +667,8 @@ impl Graph {
 
     /// The one scheduler. Forward: a node starts when each dependency has reached what it needs
     /// of it (exists, or ready); a failure skips the node's dependents. Reverse: a node starts
-    /// when everything depending on it is done; a failure keeps the node's dependencies (still
-    /// in use). At most `concurrency` works at once (waits for readiness hold no permit).
+    /// when everything depending on it is done (and what it goes with, [`Teardown::GoesWith`]);
+    /// a failure keeps what waited for it (still in use). At most `concurrency` works at once (waits for readiness hold no permit).
     async fn schedule<F>(&self, ctx: Arc<Ctx>, dir: Direction, concurrency: usize, inputs: Inputs, work: F) -> Report
     where
         F: Fn(usize, Inputs) -> BoxFuture<'static, Result<Done>>,
@@ -612,13 +679,13 @@ impl Graph {
         let blockers = |i: usize| -> &Vec<(usize, Need)> {
             match dir {
                 Direction::Forward => &self.deps[i],
-                Direction::Reverse => &self.dependents[i],
+                Direction::Reverse => &self.teardown_waits[i],
             }
         };
         let unblocks = |i: usize| -> &Vec<(usize, Need)> {
             match dir {
                 Direction::Forward => &self.dependents[i],
-                Direction::Reverse => &self.deps[i],
+                Direction::Reverse => &self.teardown_releases[i],
             }
         };
         let mut waiting: Vec<usize> = (0..n).map(|i| blockers(i).len()).collect();
@@ -751,6 +818,24 @@ impl Graph {
     }
 }
 
+/// Kahn's algorithm, stable in index order: `waits_for[i]` must come before `i`, `releases[i]`
+/// come after it. Shorter than the node count when there is a cycle.
+fn topological(waits_for: &[Vec<(usize, Need)>], releases: &[Vec<(usize, Need)>]) -> Vec<usize> {
+    let mut indegree: Vec<usize> = waits_for.iter().map(Vec::len).collect();
+    let mut queue: VecDeque<usize> = (0..waits_for.len()).filter(|&i| indegree[i] == 0).collect();
+    let mut order = Vec::with_capacity(waits_for.len());
+    while let Some(i) = queue.pop_front() {
+        order.push(i);
+        for &(j, _) in &releases[i] {
+            indegree[j] -= 1;
+            if indegree[j] == 0 {
+                queue.push_back(j);
+            }
+        }
+    }
+    order
+}
+
 /// Back from the node that ended last, through the node that released each one.
 fn critical_path(
     nodes: &[Arc<dyn Node>],
@@ -789,6 +874,8 @@ mod tests {
         deps: Vec<Id<String>>,
         /// Dependencies needed ready (not only existing).
         ready_deps: Vec<Id<String>>,
+        /// The dependency AWS deletes it with.
+        goes_with: Option<Id<String>>,
         present: bool,
         fail: bool,
         /// False: turned off in the config.
@@ -809,7 +896,8 @@ mod tests {
             "fake"
         }
         fn deps(&self) -> Vec<Dep> {
-            self.deps.iter().map(|d| Dep::on(*d)).chain(self.ready_deps.iter().map(|d| Dep::ready(*d))).collect()
+            let dep = |d: &Id<String>| if self.goes_with == Some(*d) { Dep::on(*d).goes_with() } else { Dep::on(*d) };
+            self.deps.iter().map(dep).chain(self.ready_deps.iter().map(|d| Dep::ready(*d))).collect()
         }
         fn create_rounds(&self) -> u32 {
             2
@@ -859,6 +947,7 @@ mod tests {
             id: Id::new(id),
             deps: deps.iter().map(|d| Id::new(d)).collect(),
             ready_deps: Vec::new(),
+            goes_with: None,
             present: false,
             fail: false,
             wanted: true,
@@ -1067,6 +1156,60 @@ mod tests {
         assert!(!report.state.contains(Id::<String>::new("vpc").name()));
     }
 
+    #[tokio::test]
+    async fn what_goes_with_a_dependency_does_not_hold_its_deletion_back() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        // stage -> permission -> function (goes with it), permission -> api; stage -> api.
+        let mut nodes: Vec<Fake> = vec![
+            fake("function", &[], &log),
+            fake("api", &[], &log),
+            fake("permission", &["function", "api"], &log),
+            fake("stage", &["api", "permission"], &log),
+        ];
+        for n in &mut nodes {
+            n.present = true;
+            if n.id.to_string() == "permission" {
+                n.goes_with = Some(Id::new("function"));
+            }
+        }
+        let g = Graph::new(nodes.into_iter().map(|n| Arc::new(n) as Arc<dyn Node>).collect()).unwrap();
+        // The function is deleted first, with nothing before it; the permission costs nothing.
+        let (rounds, chain) = g.teardown_chain(|n| u32::from(n.name().to_string() != "permission"));
+        assert_eq!(
+            (rounds, chain.iter().map(Name::to_string).collect::<Vec<_>>()),
+            (2, vec!["stage".into(), "api".into()])
+        );
+        let (rounds, chain) = g.teardown_chain(|_| 1);
+        assert_eq!(rounds, 3, "{chain:?}");
+        let ctx = Ctx::for_tests(false).await;
+        let found = g.observe(&ctx).await;
+        let report = g.destroy(ctx, &found, &HashSet::new(), 4).await;
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        let by: HashMap<String, Outcome> = report.outcomes.iter().map(|(n, o)| (n.to_string(), o.clone())).collect();
+        assert!(matches!(by["permission"], Outcome::Deleted(true)), "{:?}", by["permission"]);
+        let log = log.lock().unwrap().clone();
+        assert!(!log.contains(&"delete permission".to_string()), "no call of its own: {log:?}");
+        // The function and the stage start at once: neither waits for the other.
+        assert_eq!(
+            log[..2].iter().filter(|l| ["delete function", "delete stage"].contains(&l.as_str())).count(),
+            2,
+            "{log:?}"
+        );
+        assert!(pos(&log, "delete stage") < pos(&log, "delete api"));
+
+        // Without the function (already gone), the permission is deleted by its own call.
+        let log2 = Arc::new(Mutex::new(Vec::new()));
+        let mut nodes = vec![fake("function", &[], &log2), fake("permission", &["function"], &log2)];
+        nodes[1].present = true;
+        nodes[1].goes_with = Some(Id::new("function"));
+        let g = Graph::new(nodes.into_iter().map(|n| Arc::new(n) as Arc<dyn Node>).collect()).unwrap();
+        let ctx = Ctx::for_tests(false).await;
+        let found = g.observe(&ctx).await;
+        let report = g.destroy(ctx, &found, &HashSet::new(), 4).await;
+        assert!(report.errors.is_empty());
+        assert_eq!(log2.lock().unwrap().clone(), vec!["delete permission".to_string()]);
+    }
+
     #[test]
     fn the_bound_is_the_longest_chain_of_create_rounds() {
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -1080,14 +1223,15 @@ mod tests {
         let (rounds, chain) = g.bound();
         assert_eq!(rounds, 6);
         assert_eq!(chain.iter().map(Name::to_string).collect::<Vec<_>>(), ["a", "b", "c"]);
-        // Another cost (`down`: one round per deleted node): free nodes are passed through, not shown.
+        // Another cost: free nodes are passed through, not shown.
         let (rounds, chain) = g.longest_chain(|n| u32::from(!["b", "d"].contains(&n.name().to_string().as_str())));
         assert_eq!(rounds, 2);
         assert_eq!(chain.iter().map(Name::to_string).collect::<Vec<_>>(), ["a", "c"]);
         let described = g.describe();
         assert_eq!(described[1]["resource"], "b");
-        assert_eq!(described[1]["deps"][0], serde_json::json!({"on": "a", "need": "exists"}));
+        assert_eq!(described[1]["deps"][0], serde_json::json!({"on": "a", "need": "exists", "goes_with": false}));
         assert_eq!(described[1]["create_rounds"], 2);
+        assert_eq!(described[1]["delete_rounds"], 1);
     }
 
     #[test]
@@ -1097,5 +1241,13 @@ mod tests {
         assert!(Graph::new(unknown).is_err());
         let cycle: Vec<Arc<dyn Node>> = vec![Arc::new(fake("a", &["b"], &log)), Arc::new(fake("b", &["a"], &log))];
         assert!(Graph::new(cycle).is_err());
+        // No cycle of dependencies, but one of deletions: `a` goes with `b`, which goes after
+        // `c` (it depends on `b`), which goes after `a` (`a` depends on it).
+        let mut a = fake("a", &["b", "c"], &log);
+        a.goes_with = Some(Id::new("b"));
+        let teardown: Vec<Arc<dyn Node>> =
+            vec![Arc::new(a), Arc::new(fake("b", &[], &log)), Arc::new(fake("c", &["b"], &log))];
+        let e = Graph::new(teardown).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("order of deletions has a cycle"), "{e}");
     }
 }

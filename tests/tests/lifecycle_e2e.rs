@@ -83,6 +83,7 @@ enum Drift {
     EndpointLostRouteTable,
     ManagedPolicy,
     TrustPolicy,
+    PermissionWidened,
 }
 
 /// How a value of a drifted field reads in `status --output json` (`live` / `desired`).
@@ -144,7 +145,7 @@ impl Expect {
 }
 
 impl Drift {
-    const ALL: [Drift; 12] = [
+    const ALL: [Drift; 13] = [
         Drift::Retention,
         Drift::RateLimit,
         Drift::FlowLogDeleted,
@@ -157,6 +158,7 @@ impl Drift {
         Drift::EndpointLostRouteTable,
         Drift::ManagedPolicy,
         Drift::TrustPolicy,
+        Drift::PermissionWidened,
     ];
 
     fn expect(self, live: &Live) -> Expect {
@@ -236,6 +238,12 @@ impl Drift {
                 ),
                 &["iam UpdateAssumeRolePolicy"],
             ),
+            // A Lambda permission cannot be edited: it is removed and added again (calls sorted).
+            Drift::PermissionWidened => Expect::drifted(
+                "api-permission",
+                field("source_arn", Shown::containing(&[":*/*"]), Shown::containing(&[&format!(":{}/*", live.api_id)])),
+                &["lambda AddPermission", "lambda RemovePermission"],
+            ),
         }
     }
 }
@@ -252,6 +260,7 @@ struct Live {
     endpoint_id: String,
     function_role: String,
     flow_log_role: String,
+    api_id: String,
 }
 
 async fn live_ids(aws: &Aws, n: &StackNames) -> Live {
@@ -268,6 +277,7 @@ async fn live_ids(aws: &Aws, n: &StackNames) -> Live {
         endpoint_id: id("dynamodb-endpoint"),
         function_role: id("function-role"),
         flow_log_role: id("flow-log-role"),
+        api_id: id("api"),
     }
 }
 
@@ -306,6 +316,15 @@ async fn trust_policy(aws: &Aws, role: &str) -> Value {
     let out = aws.iam.get_role().role_name(role).send().await.expect("GetRole");
     let raw = out.role().and_then(|r| r.assume_role_policy_document()).unwrap_or_default();
     serde_json::from_str(&percent_decode(raw)).unwrap_or(Value::Null)
+}
+
+/// The source ARN of the stack's statement in the function's resource policy.
+async fn permission_source(aws: &Aws, function: &str) -> Option<String> {
+    let out = aws.lambda.get_policy().function_name(function).send().await.ok()?;
+    let doc: Value = serde_json::from_str(out.policy()?).ok()?;
+    let statements = doc["Statement"].as_array()?;
+    let ours = statements.iter().find(|s| s["Sid"] == "movies-stack-apigateway")?;
+    ours["Condition"]["ArnLike"]["AWS:SourceArn"].as_str().map(str::to_string)
 }
 
 /// Make the drift through the SDK, straight against moto.
@@ -469,6 +488,28 @@ async fn make(drift: Drift, aws: &Aws, n: &StackNames, live: &Live) {
                 .await
                 .expect("UpdateAssumeRolePolicy");
         }
+        Drift::PermissionWidened => {
+            // Any API of the account may invoke the function, not only the stack's.
+            let source = permission_source(aws, &n.function).await.expect("the stack's permission statement");
+            let (prefix, _) = source.rsplit_once(':').expect("an ARN");
+            aws.lambda
+                .remove_permission()
+                .function_name(&n.function)
+                .statement_id("movies-stack-apigateway")
+                .send()
+                .await
+                .expect("RemovePermission");
+            aws.lambda
+                .add_permission()
+                .function_name(&n.function)
+                .statement_id("movies-stack-apigateway")
+                .action("lambda:InvokeFunction")
+                .principal("apigateway.amazonaws.com")
+                .source_arn(format!("{prefix}:*/*"))
+                .send()
+                .await
+                .expect("AddPermission");
+        }
     }
 }
 
@@ -588,6 +629,13 @@ async fn check_fixed(c: &mut Checks, drift: Drift, aws: &Aws, n: &StackNames, li
             c.check(
                 statement["Condition"]["StringEquals"]["aws:SourceAccount"].is_string(),
                 format!("{what}: the flow-log role's trust has its aws:SourceAccount condition again: {trust}"),
+            );
+        }
+        Drift::PermissionWidened => {
+            let source = permission_source(aws, &n.function).await;
+            c.check(
+                source.as_ref().is_some_and(|s| s.ends_with(&format!(":{}/*", live.api_id))),
+                format!("{what}: the permission's source ARN is the stack's API again: {source:?}"),
             );
         }
     }

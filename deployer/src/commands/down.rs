@@ -111,11 +111,9 @@ pub async fn run(
         }
         return Err(Error::other(format!("{first} (run `movies-stack down` again to retry what is left)")));
     }
-    // The bound of a `down`, mirroring `up`'s: the longest chain of deletions that must happen
-    // one after another. Resources declare no delete rounds, so each deletion counts one call (a
-    // lower bound: a route table is disassociated first, a usage plan unbound, ...).
-    let mut bound = graph.longest_chain(|node| u32::from(doomed.contains(&node.name())));
-    bound.1.reverse(); // in the order they go: dependents first
+    // The bound of a `down`, mirroring `up`'s: the longest chain of delete calls that must
+    // happen one after another.
+    let bound = graph.teardown_bound(|name| doomed.contains(&name));
     let shape = super::run_shape(&graph, "delete_rounds", &bound, &report.critical_path);
     print_result(&printer, output, config, &deleted, args.delete_data, shape);
     Ok(exit::OK)

@@ -9,7 +9,7 @@ use crate::cli::{GraphArgs, Output};
 use crate::config::Config;
 use crate::error::{Result, exit};
 use crate::package::Artifact;
-use crate::resources::Need;
+use crate::resources::{Need, Teardown};
 use crate::ui::Printer;
 
 pub fn run(config: &Config, args: &GraphArgs, output: Output, printer: Arc<dyn Printer>) -> Result<i32> {
@@ -17,13 +17,19 @@ pub fn run(config: &Config, args: &GraphArgs, output: Output, printer: Arc<dyn P
     let nodes: Vec<_> = graph.names().into_iter().filter_map(|(name, _)| graph.node(name).cloned()).collect();
     let (rounds, chain) = graph.bound();
     let chain: Vec<String> = chain.iter().map(|n| n.to_string()).collect();
+    let (delete_rounds, delete_chain) = graph.teardown_bound(|_| true);
+    let delete_chain: Vec<String> = delete_chain.iter().map(|n| n.to_string()).collect();
     if args.dot {
         let mut dot = format!("digraph \"{}\" {{\n  rankdir=LR;\n", config.stack);
         for n in &nodes {
             let style = if n.wanted() { "" } else { ", style=dashed" };
             dot.push_str(&format!("  \"{}\" [label=\"{}\\n{}\"{style}];\n", n.name(), n.name(), n.kind()));
             for d in n.deps() {
-                let style = if d.need == Need::Ready { " [style=bold, label=\"ready\"]" } else { "" };
+                let style = match (d.need, d.teardown) {
+                    (Need::Ready, _) => " [style=bold, label=\"ready\"]",
+                    (_, Teardown::GoesWith) => " [style=dotted, label=\"deleted with\"]",
+                    _ => "",
+                };
                 dot.push_str(&format!("  \"{}\" -> \"{}\"{style};\n", d.on, n.name()));
             }
         }
@@ -37,6 +43,7 @@ pub fn run(config: &Config, args: &GraphArgs, output: Output, printer: Arc<dyn P
                 "stack": config.stack,
                 "resources": graph.describe(),
                 "bound": {"create_rounds": rounds, "chain": chain},
+                "teardown_bound": {"delete_rounds": delete_rounds, "chain": delete_chain},
             })
             .to_string(),
         ),
@@ -48,7 +55,11 @@ pub fn run(config: &Config, args: &GraphArgs, output: Output, printer: Arc<dyn P
                 let deps: Vec<String> = n
                     .deps()
                     .iter()
-                    .map(|d| if d.need == Need::Ready { format!("{} (ready)", d.on) } else { d.on.to_string() })
+                    .map(|d| match (d.need, d.teardown) {
+                        (Need::Ready, _) => format!("{} (ready)", d.on),
+                        (_, Teardown::GoesWith) => format!("{} (deleted with it)", d.on),
+                        _ => d.on.to_string(),
+                    })
                     .collect();
                 let after = if deps.is_empty() { String::new() } else { format!("  after {}", deps.join(", ")) };
                 let off = if n.wanted() { "" } else { "  [off]" };
@@ -57,6 +68,10 @@ pub fn run(config: &Config, args: &GraphArgs, output: Output, printer: Arc<dyn P
                 text.push_str(line.trim_end());
             }
             text.push_str(&format!("\nThe longest chain of create calls: {rounds} ({}).", chain.join(" -> ")));
+            text.push_str(&format!(
+                "\nThe longest chain of delete calls: {delete_rounds} ({}).",
+                delete_chain.join(" -> ")
+            ));
             printer.out(&text);
         }
     }

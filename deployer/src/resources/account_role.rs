@@ -10,6 +10,8 @@
 //!   and reused by every stack of the account;
 //! - `down` never touches the setting nor the role (see [`Resource::delete`] below).
 
+use std::time::Instant;
+
 use async_trait::async_trait;
 use aws_sdk_iam::types::Tag;
 
@@ -17,7 +19,7 @@ use super::apigw::{self, SERVICE, found, replace};
 use super::{Change, Ctx, Id, Inputs, Resource};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, ErrorKind, Result};
-use crate::wait::{Backoff, retry};
+use crate::wait::{Backoff, pause, retry};
 
 pub const ID: Id<LiveAccount> = Id::new("apigw-account");
 pub const ROLE_NAME: &str = "movies-stack-apigateway-cloudwatch";
@@ -96,12 +98,14 @@ impl ApiGatewayAccount {
         }
     }
 
-    /// Our shared role, created if missing (or reused), with the managed policy attached.
-    async fn ensure_role(&self, ctx: &Ctx) -> Result<String> {
+    /// Our shared role, created if missing (or reused), with the managed policy attached; and
+    /// when this run wrote it (created it, or attached the policy), the time of that last write.
+    async fn ensure_role(&self, ctx: &Ctx) -> Result<(String, Option<Instant>)> {
         let name = self.role_name.as_str();
         // Two passes at most: if another stack creates the role between our GetRole and our
         // CreateRole, the second pass finds it and applies the same checks.
         let mut attempts = 0;
+        let mut written = None;
         let arn = loop {
             attempts += 1;
             let existing = found(ctx.aws.iam.get_role().role_name(name).send().await.aws("IAM", "GetRole"))?;
@@ -133,7 +137,10 @@ impl ApiGatewayAccount {
                 .await
                 .aws("IAM", "CreateRole");
             match res {
-                Ok(out) => break out.role().map(|r| r.arn().to_string()).unwrap_or_default(),
+                Ok(out) => {
+                    written = Some(Instant::now());
+                    break out.role().map(|r| r.arn().to_string()).unwrap_or_default();
+                }
                 Err(e) if e.kind() == Some(ErrorKind::AlreadyExists) && attempts < 2 => continue,
                 Err(e) => return Err(e),
             }
@@ -174,12 +181,25 @@ impl ApiGatewayAccount {
                 },
             )
             .await?;
+            written = Some(Instant::now());
         }
-        Ok(arn)
+        Ok((arn, written))
     }
 
     async fn set_account_role(&self, ctx: &Ctx) -> Result<LiveAccount> {
-        let arn = self.ensure_role(ctx).await?;
+        let (arn, written) = self.ensure_role(ctx).await?;
+        if let Some(written) = written {
+            // A role this run has just written is refused by UpdateAccount for a few seconds
+            // (IAM propagation), and a refused call may still spend the operation's 1-per-20-s
+            // quota: the retry would then wait a whole interval. Holding the first call for half
+            // an interval from the role's last write costs less than losing one.
+            let hold = ctx.apigw.interval("UpdateAccount") / 2;
+            let left = hold.saturating_sub(written.elapsed());
+            if !left.is_zero() {
+                ctx.progress(ID, format!("waiting {left:.0?} for IAM to propagate the new role before UpdateAccount"));
+                pause(ctx, "IAM propagation of the new role", left).await?;
+            }
+        }
         // Right after CreateRole / AttachRolePolicy, UpdateAccount answers "The role ARN does
         // not have required permissions set to API Gateway" for a while (terraform's
         // aws_api_gateway_account retries it for 2 minutes). UpdateAccount itself is limited to
@@ -224,6 +244,10 @@ impl Resource for ApiGatewayAccount {
 
     fn create_rounds(&self) -> u32 {
         5 // GetRole, CreateRole, ListAttachedRolePolicies, AttachRolePolicy, UpdateAccount
+    }
+
+    fn delete_rounds(&self) -> u32 {
+        0 // never deleted: shared by the account
     }
 
     async fn observe(&self, ctx: &Ctx) -> Result<Option<LiveAccount>> {

@@ -171,6 +171,10 @@ impl Resource for ApiKey {
         2 // CreateApiKey, CreateUsagePlanKey
     }
 
+    fn delete_rounds(&self) -> u32 {
+        2 // DeleteUsagePlanKey, DeleteApiKey
+    }
+
     async fn observe(&self, ctx: &Ctx) -> Result<Option<LiveKey>> {
         let (keys, plans) = tokio::try_join!(apigw::api_keys(ctx), apigw::usage_plans(ctx))?;
         let ours: Vec<_> = keys.iter().filter(|k| ctx.owns(self.id.name(), tag_pairs(k.tags()))).collect();

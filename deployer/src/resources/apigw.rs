@@ -105,7 +105,7 @@ impl Pacer {
     }
 
     /// The interval between two calls of `operation` at its quota's rate.
-    fn interval(&self, operation: &str) -> Duration {
+    pub fn interval(&self, operation: &str) -> Duration {
         let (_, n, per, _) = quota(operation);
         Duration::from_secs_f64(per / n / self.speedup)
     }

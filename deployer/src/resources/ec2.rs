@@ -58,26 +58,37 @@ pub async fn release_lambda_enis(ctx: &Ctx, resource: Name, filter_name: &str, f
         .send()
         .await
         .aws("EC2", "DescribeNetworkInterfaces")?;
-    let mut in_use = 0;
-    for eni in out.network_interfaces() {
-        let id = eni.network_interface_id().unwrap_or_default();
-        let available = eni.status().is_some_and(|s| s.as_str() == "available");
-        if !available {
-            in_use += 1;
-            continue;
-        }
-        ctx.progress(resource, format!("deleting released Lambda network interface {id}"));
-        match ctx
-            .aws
-            .ec2
-            .delete_network_interface()
-            .network_interface_id(id)
-            .send()
-            .await
-            .aws("EC2", "DeleteNetworkInterface")
-        {
-            Ok(_) => {}
-            Err(e) if e.is_not_found() => {}
+    let interfaces = out.network_interfaces();
+    let available: Vec<&str> = interfaces
+        .iter()
+        .filter(|eni| eni.status().is_some_and(|s| s.as_str() == "available"))
+        .filter_map(|eni| eni.network_interface_id())
+        .collect();
+    // All at once, and each once in the run: the security group and the subnets hold the same
+    // interfaces.
+    let deleted = futures::future::join_all(available.iter().map(|&id| {
+        ctx.once_per_run(format!("DeleteNetworkInterface {id}"), move || async move {
+            ctx.progress(resource, format!("deleting released Lambda network interface {id}"));
+            match ctx
+                .aws
+                .ec2
+                .delete_network_interface()
+                .network_interface_id(id)
+                .send()
+                .await
+                .aws("EC2", "DeleteNetworkInterface")
+            {
+                Ok(_) => Ok(()),
+                Err(e) if e.is_not_found() => Ok(()),
+                Err(e) => Err(e),
+            }
+        })
+    }))
+    .await;
+    let mut in_use = interfaces.len() - available.len();
+    for res in deleted {
+        match res {
+            Ok(()) => {}
             // Still being released by Lambda: the next round retries.
             Err(e) if e.kind() == Some(crate::error::ErrorKind::Conflict) => in_use += 1,
             Err(e) => return Err(e),

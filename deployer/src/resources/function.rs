@@ -382,13 +382,15 @@ impl Function {
         // execution role does not have permissions to call CreateNetworkInterface on EC2 /
         // PutTraceSegments on XRAY"...): ErrorKind::Propagating, the family terraform-provider-aws
         // `retryFunctionOp` retries.
+        // Every 1-2 s: the API chain waits for the function (its permission), and a longer
+        // back-off sees the role usable up to its whole delay late.
         let out = retry(
             ctx,
             ID,
             "IAM role propagation",
             &[ErrorKind::Propagating],
             ctx.timeouts.iam_propagation,
-            Backoff::new(2000, 20000),
+            Backoff::new(1000, 2000),
             || async {
                 ctx.aws
                     .lambda
@@ -599,6 +601,10 @@ impl Resource for Function {
     fn create_rounds(&self) -> u32 {
         // CreateFunction, then PutFunctionConcurrency.
         1 + u32::from(self.reserved_concurrency.is_some())
+    }
+
+    fn delete_rounds(&self) -> u32 {
+        3 // detach from the VPC (the ENIs start releasing), its poll, DeleteFunction
     }
 
     /// Its only replacement is a function in state Failed: deleted and created again.

@@ -427,6 +427,10 @@ impl Resource for Role {
         2 // CreateRole, PutRolePolicy
     }
 
+    fn delete_rounds(&self) -> u32 {
+        2 // its policies (DeleteRolePolicy, DetachRolePolicy), DeleteRole
+    }
+
     async fn observe(&self, ctx: &Ctx) -> Result<Option<LiveRole>> {
         // Everything about the role is read by its name, all at once.
         let (role, names, inline, attached) = tokio::try_join!(

@@ -113,23 +113,41 @@ pub enum Need {
     Ready,
 }
 
+/// How a dependency orders the deletions of `down`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Teardown {
+    /// The dependent is deleted first, then what it depends on (the default).
+    DependentFirst,
+    /// AWS deletes the dependent together with what it depends on (a function's resource-based
+    /// policy statement goes with the function). What it depends on is deleted without waiting
+    /// for it; the dependent makes no call of its own when both go, and is reported deleted once
+    /// its dependency is.
+    GoesWith,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dep {
     pub on: Name,
     pub need: Need,
+    pub teardown: Teardown,
 }
 
 impl Dep {
     /// Needs `id`'s identifiers.
     pub fn on<T>(id: Id<T>) -> Dep {
-        Dep { on: id.name(), need: Need::Exists }
+        Dep { on: id.name(), need: Need::Exists, teardown: Teardown::DependentFirst }
     }
 
     /// Needs `id` ready. No resource of this stack needs another one ready (the API needs only
     /// the function's ARN), so only the executor's tests use it today.
     #[cfg_attr(not(test), allow(dead_code))]
     pub fn ready<T>(id: Id<T>) -> Dep {
-        Dep { on: id.name(), need: Need::Ready }
+        Dep { on: id.name(), need: Need::Ready, teardown: Teardown::DependentFirst }
+    }
+
+    /// AWS deletes this resource with `id` ([`Teardown::GoesWith`]).
+    pub fn goes_with(self) -> Dep {
+        Dep { teardown: Teardown::GoesWith, ..self }
     }
 }
 
@@ -251,6 +269,12 @@ pub trait Resource: Send + Sync + 'static {
     /// How many AWS calls `create` makes one after another at the least (no waits counted): the
     /// benchmark's lower bound of a cold `up` follows from it and the graph.
     fn create_rounds(&self) -> u32;
+    /// How many AWS calls `delete` makes one after another at the least, when nothing is left
+    /// to wait for (a route table is disassociated, then deleted): `down`'s lower bound follows
+    /// from it and the graph.
+    fn delete_rounds(&self) -> u32 {
+        1
+    }
     /// Find the live resource by its own identity (tags, fixed name). Reads only, shared reads
     /// through `ctx.once` (one sweep per run); never needs another resource's state.
     async fn observe(&self, ctx: &Ctx) -> Result<Option<Self::Live>>;

@@ -197,9 +197,11 @@ impl Resource for ApiPermission {
     }
 
     /// It lives in the function's policy (the function must exist, not be Active: AddPermission
-    /// works on a Pending function) and names the API.
+    /// works on a Pending function) and names the API. DeleteFunction deletes the policy with
+    /// the function, so `down` deletes the function without waiting for it (nor for the stage
+    /// and usage plans before it), and sends no RemovePermission.
     fn deps(&self) -> Vec<Dep> {
-        vec![Dep::on(function::ID), Dep::on(rest_api::ID)]
+        vec![Dep::on(function::ID).goes_with(), Dep::on(rest_api::ID)]
     }
 
     fn create_rounds(&self) -> u32 {

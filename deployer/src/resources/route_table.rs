@@ -302,6 +302,10 @@ impl Resource for RouteTable {
         3 // CreateRouteTable, the subnet's current association, AssociateRouteTable
     }
 
+    fn delete_rounds(&self) -> u32 {
+        2 // DisassociateRouteTable, DeleteRouteTable
+    }
+
     async fn observe(&self, ctx: &Ctx) -> Result<Option<LiveRouteTable>> {
         let (tables, subnets) = tokio::try_join!(stack_route_tables(ctx), subnet::stack_subnets(ctx))?;
         let Some(rt) = pick(ctx, &tables, |t| t.tags(), "route table", self.name())? else { return Ok(None) };

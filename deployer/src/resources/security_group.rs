@@ -275,6 +275,10 @@ impl Resource for FunctionSecurityGroup {
         4 // the same-name check, CreateSecurityGroup, its rules, then authorize and revoke
     }
 
+    fn delete_rounds(&self) -> u32 {
+        3 // the released Lambda ENIs: DescribeNetworkInterfaces, DeleteNetworkInterface; DeleteSecurityGroup
+    }
+
     async fn observe(&self, ctx: &Ctx) -> Result<Option<LiveGroup>> {
         // The prefix list is read now too, in the sweep: `diff` needs it.
         let (groups, _) = tokio::try_join!(stack_groups(ctx), dynamodb_prefix_list_id(ctx))?;

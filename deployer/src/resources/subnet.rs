@@ -142,6 +142,10 @@ impl Resource for Subnet {
         1
     }
 
+    fn delete_rounds(&self) -> u32 {
+        3 // the released Lambda ENIs: DescribeNetworkInterfaces, DeleteNetworkInterface; DeleteSubnet
+    }
+
     async fn observe(&self, ctx: &Ctx) -> Result<Option<LiveSubnet>> {
         // The zone choice reads the region's zones and the stack's subnets: made now, in the
         // sweep, so that `diff` has it.

@@ -284,6 +284,10 @@ impl Resource for UsagePlan {
         1
     }
 
+    fn delete_rounds(&self) -> u32 {
+        2 // UpdateUsagePlan (off the stage, with the keys' removal at once), DeleteUsagePlan
+    }
+
     async fn observe(&self, ctx: &Ctx) -> Result<Option<LivePlan>> {
         let all = apigw::usage_plans(ctx).await?;
         let ours: Vec<_> =
@@ -340,30 +344,32 @@ impl Resource for UsagePlan {
 
     async fn delete(&self, ctx: &Ctx, live: &LivePlan) -> Result<()> {
         let id = &live.id;
-        // Order (AWS): usage-plan keys, then the stage bindings ("Cannot delete Usage Plan ...
-        // because there are API Stages associated with it"), then the plan. Our keys left it
-        // already (their `delete` runs first); anyone else's goes too.
-        let keys = apigw::usage_plan_keys(ctx, self.id, id).await?;
-        futures::future::try_join_all(keys.iter().map(|key| async move {
-            let key_id = key.id().unwrap_or_default();
-            gone_is_ok(
-                call(ctx, self.id, "DeleteUsagePlanKey", || async {
-                    ctx.aws
-                        .apigateway
-                        .delete_usage_plan_key()
-                        .usage_plan_id(id)
-                        .key_id(key_id)
-                        .send()
-                        .await
-                        .aws(SERVICE, "DeleteUsagePlanKey")
-                })
-                .await,
-            )
-        }))
-        .await?;
+        // AWS deletes a plan only once it has no stages ("Cannot delete Usage Plan ... because
+        // there are API Stages associated with it") and no keys. Our keys left it already (their
+        // `delete` runs first); anyone else's goes too. Both at once: they touch different parts.
+        let remove_keys = async {
+            let keys = apigw::usage_plan_keys(ctx, self.id, id).await?;
+            futures::future::try_join_all(keys.iter().map(|key| async move {
+                let key_id = key.id().unwrap_or_default();
+                gone_is_ok(
+                    call(ctx, self.id, "DeleteUsagePlanKey", || async {
+                        ctx.aws
+                            .apigateway
+                            .delete_usage_plan_key()
+                            .usage_plan_id(id)
+                            .key_id(key_id)
+                            .send()
+                            .await
+                            .aws(SERVICE, "DeleteUsagePlanKey")
+                    })
+                    .await,
+                )
+            }))
+            .await
+        };
         let unbind: Vec<_> =
             live.api_stages.iter().map(|(a, s)| p("remove", "/apiStages", format!("{a}:{s}"))).collect();
-        self.patch(ctx, id, unbind).await?;
+        futures::future::try_join(remove_keys, self.patch(ctx, id, unbind)).await?;
         gone_is_ok(
             call(ctx, self.id, "DeleteUsagePlan", || async {
                 ctx.aws.apigateway.delete_usage_plan().usage_plan_id(id).send().await.aws(SERVICE, "DeleteUsagePlan")
