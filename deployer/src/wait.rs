@@ -27,6 +27,11 @@ impl Backoff {
     }
 }
 
+/// Retrying a call that names a role this run wrote moments ago, refused until IAM has propagated
+/// it (CreateFunction, CreateFlowLogs): every 1-2 s. Propagation takes seconds; a doubling
+/// back-off would see the role usable up to a whole delay late, on the cold `up`'s longest path.
+pub const IAM_PROPAGATION: Backoff = Backoff::new(1000, 2000);
+
 /// Sleep for `delay`, or fail at once when Ctrl-C arrives (`ctx.stop`).
 pub async fn pause(ctx: &Ctx, what: &str, delay: Duration) -> Result<()> {
     let mut stop = ctx.stop.clone();

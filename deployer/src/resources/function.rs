@@ -22,7 +22,7 @@ use aws_smithy_types::Blob;
 use super::{Change, Ctx, Dep, Drift, Id, Inputs, Resource, compare, iam_role, security_group, subnet};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, ErrorKind, Result};
-use crate::wait::{Backoff, retry, wait_until};
+use crate::wait::{Backoff, IAM_PROPAGATION, retry, wait_until};
 
 pub const ID: Id<LiveFunction> = Id::new("function");
 pub const RUNTIME: &str = "provided.al2023";
@@ -382,15 +382,13 @@ impl Function {
         // execution role does not have permissions to call CreateNetworkInterface on EC2 /
         // PutTraceSegments on XRAY"...): ErrorKind::Propagating, the family terraform-provider-aws
         // `retryFunctionOp` retries.
-        // Every 1-2 s: the API chain waits for the function (its permission), and a longer
-        // back-off sees the role usable up to its whole delay late.
         let out = retry(
             ctx,
             ID,
             "IAM role propagation",
             &[ErrorKind::Propagating],
             ctx.timeouts.iam_propagation,
-            Backoff::new(1000, 2000),
+            IAM_PROPAGATION,
             || async {
                 ctx.aws
                     .lambda

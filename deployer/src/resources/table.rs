@@ -267,9 +267,9 @@ impl Table {
             ID,
             "the table to be ACTIVE",
             ctx.timeouts.resource_ready,
-            // Every second: a cheap read that ends the longest wait of a cold `up` (about 10 s
+            // Twice a second: a cheap read that ends the longest wait of a cold `up` (about 10 s
             // on AWS); a back-off would see ACTIVE seconds late.
-            Backoff::new(1000, 1000),
+            Backoff::new(500, 500),
             || async {
                 let table = self.describe(ctx, &self.name).await?.ok_or_else(|| {
                     Error::other(format!("DynamoDB table `{}` disappeared while we waited for it", self.name))
