@@ -122,6 +122,36 @@ async fn down_keeps_the_table_then_deletes_everything() {
         .map(|call| call.to_string())
         .collect();
     c.eq("down --yes: calls touching the table or the account setting", proxy_deletes, Vec::<String>::new());
+    // The function goes at once, beside the API's teardown, not after it (the permission goes
+    // with the function: no RemovePermission); each Lambda ENI is deleted once.
+    let timeline = proxy.timeline();
+    let first = |operation: &str| timeline.iter().find(|t| t.call.operation == operation).map(|t| t.arrived);
+    let (detach, stage, unbind) =
+        (first("UpdateFunctionConfiguration"), first("DeleteStage"), first("UpdateUsagePlan"));
+    c.check(
+        detach.is_some() && stage.is_some() && detach < stage && detach < unbind,
+        format!("down --yes: the function's detach ({detach:?}) comes before DeleteStage ({stage:?}) and the usage plans' unbind ({unbind:?})"),
+    );
+    c.eq(
+        "down --yes: RemovePermission calls (the permission goes with the function)",
+        proxy.calls().iter().filter(|call| call.operation == "RemovePermission").count(),
+        0,
+    );
+    c.check(deleted.contains(&"api-permission"), format!("down --yes: api-permission is in `deleted`: {deleted:?}"));
+    // A second delete of the same ENI (by a subnet after the security group) would be answered
+    // NotFound by moto; "in use" refusals come from the strict model.
+    let eni_deletes: Vec<_> =
+        proxy.calls().into_iter().filter(|call| call.operation == "DeleteNetworkInterface").collect();
+    c.check(
+        eni_deletes.iter().any(|call| call.status == Some(200)),
+        format!("down --yes: the released Lambda ENIs were deleted: {eni_deletes:?}"),
+    );
+    let refused_by_moto: Vec<String> = eni_deletes
+        .iter()
+        .filter(|call| call.status != Some(200) && call.model.is_none())
+        .map(|call| call.to_string())
+        .collect();
+    c.eq("down --yes: DeleteNetworkInterface of an ENI already deleted", refused_by_moto, Vec::<String>::new());
 
     let inv = Inventory::scan(aws).await;
     let left: Vec<(&str, &str)> = inv.leftovers(&shape).iter().map(|i| (i.kind, i.id.as_str())).collect();

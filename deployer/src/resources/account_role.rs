@@ -146,17 +146,21 @@ impl ApiGatewayAccount {
             }
         };
         let policy_arn = format!("arn:{}:iam::aws:policy/{POLICY_NAME}", apigw::partition_of(&arn));
-        let attached = ctx
-            .aws
-            .iam
-            .list_attached_role_policies()
-            .role_name(name)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .await
-            .aws("IAM", "ListAttachedRolePolicies")?;
+        // A role this run created has no policy attached yet: nothing to list.
+        let attached = if written.is_some() {
+            Vec::new()
+        } else {
+            ctx.aws
+                .iam
+                .list_attached_role_policies()
+                .role_name(name)
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .await
+                .aws("IAM", "ListAttachedRolePolicies")?
+        };
         if !attached.iter().any(|p| p.policy_arn() == Some(policy_arn.as_str())) {
             // Right after CreateRole, IAM's eventual consistency can answer NoSuchEntity for the
             // new role (as for PutRolePolicy in iam_role.rs). NoSuchEntity for the *policy* is
@@ -243,7 +247,7 @@ impl Resource for ApiGatewayAccount {
     }
 
     fn create_rounds(&self) -> u32 {
-        5 // GetRole, CreateRole, ListAttachedRolePolicies, AttachRolePolicy, UpdateAccount
+        4 // GetRole, CreateRole, AttachRolePolicy, UpdateAccount
     }
 
     fn delete_rounds(&self) -> u32 {

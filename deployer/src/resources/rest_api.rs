@@ -133,6 +133,8 @@ pub struct LiveApi {
     pub endpoint_types: Vec<String>,
     /// By full path.
     pub resources: BTreeMap<String, LiveResource>,
+    /// Created by this run: it has no deployment yet, so the stage does not look for one.
+    pub created_in_this_run: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -466,6 +468,7 @@ impl RestApi {
                 .map(|e| e.types().iter().map(|t| t.as_str().to_string()).collect())
                 .unwrap_or_default(),
             resources,
+            created_in_this_run: false,
         })
     }
 
@@ -736,11 +739,13 @@ impl Resource for RestApi {
                 .endpoint_configuration()
                 .map(|e| e.types().iter().map(|t| t.as_str().to_string()).collect())
                 .unwrap_or_default(),
+            created_in_this_run: true,
             ..LiveApi::default()
         };
         if live.root_id.is_empty() {
             // Not in every answer: the root resource is the API's only one.
             live = self.read(ctx, &aws_sdk_apigateway::types::RestApi::builder().id(&live.id).build()).await?;
+            live.created_in_this_run = true;
         } else {
             live.resources.insert("/".into(), LiveResource { id: live.root_id.clone(), methods: BTreeMap::new() });
         }
@@ -806,6 +811,7 @@ mod tests {
             api_key_source: Some("HEADER".into()),
             endpoint_types: vec!["REGIONAL".into()],
             resources: BTreeMap::from([("/".to_string(), res("r0")), ("/{proxy+}".to_string(), res("r1"))]),
+            created_in_this_run: false,
         }
     }
 

@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use aws_sdk_apigateway::types::{Deployment, PatchOperation};
 
 use super::apigw::{self, SERVICE, call, dns_suffix, found, gone_is_ok, replace, tag_pairs};
+use super::rest_api::LiveApi;
 use super::{
     Change, Ctx, Dep, Drift, Id, Inputs, Resource, account_role, at_most_one, log_group, permission, rest_api,
 };
@@ -232,10 +233,12 @@ impl Stage {
 
     /// The deployment of this definition: an existing one with its description (left by a run
     /// killed between CreateDeployment and UpdateStage), else a new one. Deployments are
-    /// snapshots; one made from the same definition hash is as good as a new one.
-    async fn deployment_for(&self, ctx: &Ctx, api_id: &str, definition_hash: &str) -> Result<String> {
+    /// snapshots; one made from the same definition hash is as good as a new one. An API this
+    /// run created has none: no GetDeployments.
+    async fn deployment_for(&self, ctx: &Ctx, api: &LiveApi, definition_hash: &str) -> Result<String> {
+        let api_id = api.id.as_str();
         let description = deployment_description(definition_hash);
-        let existing = self.deployments(ctx, api_id).await?;
+        let existing = if api.created_in_this_run { Vec::new() } else { self.deployments(ctx, api_id).await? };
         if let Some(d) = existing
             .iter()
             .filter(|d| d.description() == Some(description.as_str()))
@@ -302,7 +305,7 @@ impl Resource for Stage {
     }
 
     fn create_rounds(&self) -> u32 {
-        4 // GetDeployments, CreateDeployment, CreateStage, UpdateStage
+        3 // CreateDeployment, CreateStage, UpdateStage (an API created with it has no deployment to look for)
     }
 
     async fn observe(&self, ctx: &Ctx) -> Result<Option<LiveStage>> {
@@ -355,8 +358,9 @@ impl Resource for Stage {
 
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<LiveStage> {
         let desired = self.desired(ctx, inputs)?;
-        let api_id = inputs.get(rest_api::ID)?.id.clone();
-        let deployment_id = self.deployment_for(ctx, &api_id, &desired.definition_hash).await?;
+        let api = inputs.get(rest_api::ID)?;
+        let api_id = api.id.clone();
+        let deployment_id = self.deployment_for(ctx, api, &desired.definition_hash).await?;
         call(ctx, ID, "CreateStage", || async {
             ctx.aws
                 .apigateway
@@ -398,7 +402,7 @@ impl Resource for Stage {
         let mut live = live.clone();
         let redeploy = changes.iter().any(|c| matches!(c, StageChange::Deployment(_)));
         if redeploy {
-            live.deployment_id = self.deployment_for(ctx, &live.api_id, &desired.definition_hash).await?;
+            live.deployment_id = self.deployment_for(ctx, inputs.get(rest_api::ID)?, &desired.definition_hash).await?;
             live.deployment_description = Some(deployment_description(&desired.definition_hash));
         }
         // One UpdateStage with every patch operation.
