@@ -39,6 +39,9 @@ ms_port_free "$SERVE_PORT" || ms_die "port $SERVE_PORT on 127.0.0.1 is in use: c
 # Emulator only: dummy credentials, no profile, nothing real reachable by accident.
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
 unset AWS_PROFILE AWS_DEFAULT_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL
+# moto has neither API Gateway's quotas nor IAM propagation: pace and hold 10 times shorter than
+# against AWS (the deployer refuses this without an endpoint URL).
+export MOVIES_STACK_EMULATOR_QUOTA_SPEEDUP=10
 
 SERVE_PID=""
 # On any exit (Ctrl-C included): serve stops its function processes, then moto stops.
