@@ -61,13 +61,13 @@ pub struct Call {
 }
 
 impl Call {
-    /// `"service Operation"`, handy for assertions and messages.
     /// A call on the stack lock's table (`movies-stack-locks`): the lock's own bookkeeping,
     /// not a change to the stack.
     pub fn is_lock(&self) -> bool {
         self.service == "dynamodb" && self.table.as_deref() == Some(LOCK_TABLE)
     }
 
+    /// `"service Operation"`, handy for assertions and messages.
     pub fn name(&self) -> String {
         format!("{} {}", self.service, self.operation)
     }
