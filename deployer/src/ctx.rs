@@ -2,6 +2,7 @@
 //! timeouts, Ctrl-C, the reads shared by the run's one discovery sweep, and API Gateway's pacing.
 
 use std::any::{Any, TypeId};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -22,7 +23,7 @@ pub struct Identity {
     pub arn: String,
 }
 
-/// One shared read: a `OnceCell<Arc<T>>`, by key and type.
+/// One shared read (or change): a `OnceCell<Arc<T>>`, by key and type.
 type Shared = Arc<dyn Any + Send + Sync>;
 
 pub struct Ctx {
@@ -35,11 +36,8 @@ pub struct Ctx {
     /// API Gateway's control-plane quotas, spent as fast as they allow.
     pub apigw: Pacer,
     identity: OnceCell<Identity>,
-    /// Reads shared by several resources (one sweep per run): key → `OnceCell<Arc<T>>`.
-    shared: Mutex<HashMap<(&'static str, TypeId), Shared>>,
-    /// Changes several resources would each make (deleting a network interface that both a
-    /// subnet and the security group hold), made once per run: [`Ctx::once_per_run`].
-    done: Mutex<HashMap<String, Arc<OnceCell<()>>>>,
+    /// Reads (and changes) shared by several resources, one per run: key → `OnceCell<Arc<T>>`.
+    shared: Mutex<HashMap<(Cow<'static, str>, TypeId), Shared>>,
 }
 
 #[derive(Debug, Clone)]
@@ -81,7 +79,6 @@ impl Ctx {
             apigw: Pacer::default(),
             identity: OnceCell::new(),
             shared: Mutex::new(HashMap::new()),
-            done: Mutex::new(HashMap::new()),
         }
     }
 
@@ -110,8 +107,10 @@ impl Ctx {
 
     /// A read several resources need (all the stack's subnets, every REST API...), made once per
     /// run by whichever asks first; the others wait for its answer. It is a snapshot of the start
-    /// of the run: the discovery sweep.
-    pub async fn once<T, F, Fut>(&self, key: &'static str, read: F) -> Result<Arc<T>>
+    /// of the run: the discovery sweep. Also a change several resources would each make (deleting
+    /// a network interface that both a subnet and the security group hold). A failure is not
+    /// remembered: the next to ask tries again.
+    pub async fn once<T, F, Fut>(&self, key: impl Into<Cow<'static, str>>, read: F) -> Result<Arc<T>>
     where
         T: Send + Sync + 'static,
         F: FnOnce() -> Fut,
@@ -120,24 +119,12 @@ impl Ctx {
         let cell: Arc<OnceCell<Arc<T>>> = {
             let mut shared = self.shared.lock().expect("shared reads lock");
             let entry = shared
-                .entry((key, TypeId::of::<T>()))
+                .entry((key.into(), TypeId::of::<T>()))
                 .or_insert_with(|| Arc::new(OnceCell::<Arc<T>>::new()) as Shared)
                 .clone();
             entry.downcast::<OnceCell<Arc<T>>>().expect("a shared read's cell has the type of its key")
         };
         cell.get_or_try_init(|| async { read().await.map(Arc::new) }).await.cloned()
-    }
-
-    /// A change several resources need made (`key` names it), made once in this run by
-    /// whichever asks first; the others wait for it. A failure is not remembered: the next to
-    /// ask tries again.
-    pub async fn once_per_run<F, Fut>(&self, key: String, change: F) -> Result<()>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<()>>,
-    {
-        let cell = self.done.lock().expect("changes made once lock").entry(key).or_default().clone();
-        cell.get_or_try_init(change).await.map(|_| ())
     }
 
     /// Forget every shared read: the next ones read AWS again (a new sweep).
@@ -149,7 +136,7 @@ impl Ctx {
     pub fn already<T: Send + Sync + 'static>(&self, key: &'static str) -> Result<Arc<T>> {
         let shared = self.shared.lock().expect("shared reads lock");
         shared
-            .get(&(key, TypeId::of::<T>()))
+            .get(&(Cow::Borrowed(key), TypeId::of::<T>()))
             .and_then(|cell| cell.clone().downcast::<OnceCell<Arc<T>>>().ok())
             .and_then(|cell| cell.get().cloned())
             .ok_or_else(|| Error::other(format!("internal: the shared read `{key}` was not made before it was needed")))

@@ -329,7 +329,7 @@ impl Graph {
 
     /// The longest chain along dependencies when each node costs `cost` rounds, and that chain
     /// (dependencies first; nodes that cost nothing left out).
-    pub fn longest_chain(&self, cost: impl Fn(&dyn Node) -> u32) -> (u32, Vec<Name>) {
+    fn longest_chain(&self, cost: impl Fn(&dyn Node) -> u32) -> (u32, Vec<Name>) {
         self.chain(&self.order, &self.deps, cost)
     }
 
@@ -376,7 +376,7 @@ impl Graph {
     }
 
     /// The dependency AWS deletes `name` with ([`Teardown::GoesWith`]), if any.
-    pub fn goes_with(&self, name: Name) -> Option<Name> {
+    fn goes_with(&self, name: Name) -> Option<Name> {
         self.index.get(&name).and_then(|&i| self.goes_with[i]).map(|d| self.nodes[d].name())
     }
 

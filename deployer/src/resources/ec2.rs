@@ -67,7 +67,7 @@ pub async fn release_lambda_enis(ctx: &Ctx, resource: Name, filter_name: &str, f
     // All at once, and each once in the run: the security group and the subnets hold the same
     // interfaces.
     let deleted = futures::future::join_all(available.iter().map(|&id| {
-        ctx.once_per_run(format!("DeleteNetworkInterface {id}"), move || async move {
+        ctx.once(format!("DeleteNetworkInterface {id}"), move || async move {
             ctx.progress(resource, format!("deleting released Lambda network interface {id}"));
             match ctx
                 .aws
@@ -88,7 +88,7 @@ pub async fn release_lambda_enis(ctx: &Ctx, resource: Name, filter_name: &str, f
     let mut in_use = interfaces.len() - available.len();
     for res in deleted {
         match res {
-            Ok(()) => {}
+            Ok(_) => {}
             // Still being released by Lambda: the next round retries.
             Err(e) if e.kind() == Some(crate::error::ErrorKind::Conflict) => in_use += 1,
             Err(e) => return Err(e),
