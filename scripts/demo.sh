@@ -62,6 +62,9 @@ MS=("$BIN" --env demo --endpoint-url "$ENDPOINT")
 OUT="$(mktemp "${TMPDIR:-/tmp}/movies-stack-demo.XXXXXX")"
 ARTIFACT=()
 [ -z "${MOVIES_STACK_ARTIFACT:-}" ] || ARTIFACT=(--artifact "$MOVIES_STACK_ARTIFACT")
+# What an administrator does once per stack on AWS: the permissions boundary of its roles.
+ms_say "movies-stack --env demo --endpoint-url $ENDPOINT bootstrap --apply"
+"${MS[@]}" bootstrap --apply
 ms_say "movies-stack --env demo --endpoint-url $ENDPOINT up ${ARTIFACT[*]}"
 "${MS[@]}" --output json up "${ARTIFACT[@]}" >"$OUT"
 

@@ -105,6 +105,9 @@ pub enum Command {
     Unlock(UnlockArgs),
     /// Print the least-privilege IAM policy for running movies-stack on this stack (JSON)
     IamPolicy(IamPolicyArgs),
+    /// Print (or, as an administrator, --apply) the permissions boundary that caps every role
+    /// the stack creates: once per stack, before the first `up` with the iam-policy
+    Bootstrap(BootstrapArgs),
     /// Show the stack's resources and their dependencies, from the config alone (no AWS call)
     Graph(GraphArgs),
     /// Prove the deployed API works end to end: the seed's requests with no key, a wrong key, the
@@ -138,6 +141,17 @@ pub struct IamPolicyArgs {
     /// The AWS account the policy is for (default: the caller's, from STS GetCallerIdentity)
     #[arg(long, value_name = "ID", value_parser = account_id)]
     pub account: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BootstrapArgs {
+    /// The AWS account the boundary is for (default: the caller's, from STS GetCallerIdentity)
+    #[arg(long, value_name = "ID", value_parser = account_id, conflicts_with = "apply")]
+    pub account: Option<String>,
+    /// Create the boundary policy (or bring it up to date), with administrator credentials
+    /// (iam:CreatePolicy, iam:CreatePolicyVersion, iam:DeletePolicyVersion on it)
+    #[arg(long)]
+    pub apply: bool,
 }
 
 /// A 12-digit AWS account id.

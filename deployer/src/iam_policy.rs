@@ -10,7 +10,7 @@
 use serde_json::{Value, json};
 
 use crate::config::Config;
-use crate::resources::{TAG_STACK, account_role, alarm};
+use crate::resources::{TAG_STACK, account_role, alarm, iam_role};
 use crate::{lock, stack};
 
 /// Who and where: the policy's resources are in this account and region.
@@ -59,8 +59,10 @@ const EC2_CREATES: [&str; 6] = [
 /// The policy document.
 pub fn policy(s: &Scope) -> Value {
     let c = s.config;
+    let partition = crate::aws::partition(s.region);
     let stack_tag = json!({ "StringEquals": { format!("aws:ResourceTag/{TAG_STACK}"): c.stack } });
     let request_tag = json!({ "StringEquals": { format!("aws:RequestTag/{TAG_STACK}"): c.stack } });
+    let within_boundary = json!({ "StringEquals": { "iam:PermissionsBoundary": boundary_arn(s) } });
     let function_arn = s.arn("lambda", &format!("function:{}", c.function.name));
     let table_arn = s.arn("dynamodb", &format!("table/{}", c.table.name));
     let lock_table_arn = s.arn("dynamodb", &format!("table/{}", lock::TABLE));
@@ -76,27 +78,41 @@ pub fn policy(s: &Scope) -> Value {
         .map(|a| s.arn("cloudwatch", &format!("alarm:{}", a.name)))
         .collect();
     let account_role = s.role(account_role::ROLE_NAME);
+    let web_acl = s.arn("wafv2", &format!("regional/webacl/{}/*", stack::web_acl_name(c)));
+    let stage = s.apigateway(&format!("/restapis/*/stages/{}", c.api.stage));
     let statements = vec![
         json!({
-            // Describe* and the account-wide checks support no resource-level permissions.
+            // These support no resource-level permissions (Service Authorization Reference).
             "Sid": "ReadWithoutResourceScope",
             "Effect": "Allow",
             "Action": [
-                "ec2:DescribeAvailabilityZones", "ec2:DescribeVpcs", "ec2:DescribeVpcAttribute",
+                "ec2:DescribeAvailabilityZones", "ec2:DescribeVpcs",
                 "ec2:DescribeSubnets", "ec2:DescribeRouteTables", "ec2:DescribeSecurityGroups",
                 "ec2:DescribeSecurityGroupRules", "ec2:DescribePrefixLists", "ec2:DescribeVpcEndpoints",
                 "ec2:DescribeFlowLogs", "ec2:DescribeNetworkInterfaces",
-                // The CloudTrail preflight reads every trail, organization trails included.
-                "cloudtrail:DescribeTrails", "cloudtrail:GetTrailStatus", "cloudtrail:GetEventSelectors",
-                // "Is this name owned by a CloudFormation stack?": any stack may own it.
+                // The CloudTrail preflight lists every trail, organization trails included.
+                "cloudtrail:DescribeTrails",
+                // "Is this name owned by a CloudFormation stack?", asked by PhysicalResourceId:
+                // the stack is what the answer names, so no stack ARN can be given in advance.
                 "cloudformation:DescribeStackResources",
                 // The account's Lambda concurrency, read before reserving some for the function.
                 "lambda:GetAccountSettings",
                 // Finds the web ACL by name (every run, `[waf]` on or off: an earlier config may
-                // have made one); listing supports no resource.
-                "wafv2:ListWebACLs"
+                // have made one).
+                "wafv2:ListWebACLs",
+                // Lists groups: AWS authorizes it on `log-group::log-stream:`, not on a group
+                // (terraform-provider-aws#8804), so no group's ARN can scope it.
+                "logs:DescribeLogGroups"
             ],
             "Resource": "*"
+        }),
+        json!({
+            // Every trail's status and selectors, wherever it lives (an organization trail
+            // belongs to the management account; shadow trails to their home region).
+            "Sid": "CloudTrailPreflight",
+            "Effect": "Allow",
+            "Action": ["cloudtrail:GetTrailStatus", "cloudtrail:GetEventSelectors"],
+            "Resource": format!("arn:{partition}:cloudtrail:*:*:trail/*")
         }),
         json!({
             "Sid": "Ec2CreateTaggedAsTheStack",
@@ -120,24 +136,25 @@ pub fn policy(s: &Scope) -> Value {
             "Effect": "Allow",
             "Action": [
                 "ec2:CreateSubnet", "ec2:CreateRouteTable", "ec2:CreateSecurityGroup", "ec2:CreateVpcEndpoint",
-                "ec2:CreateFlowLogs", "ec2:ModifyVpcAttribute", "ec2:ModifySubnetAttribute",
-                "ec2:AssociateRouteTable", "ec2:DisassociateRouteTable", "ec2:ReplaceRouteTableAssociation",
-                "ec2:DeleteRoute", "ec2:AuthorizeSecurityGroupEgress", "ec2:RevokeSecurityGroupEgress",
-                "ec2:RevokeSecurityGroupIngress", "ec2:ModifyVpcEndpoint", "ec2:DeleteVpcEndpoints",
-                "ec2:DeleteFlowLogs", "ec2:DeleteRouteTable", "ec2:DeleteSecurityGroup", "ec2:DeleteSubnet",
-                "ec2:DeleteVpc"
+                "ec2:CreateFlowLogs", "ec2:DescribeVpcAttribute", "ec2:ModifyVpcAttribute",
+                "ec2:ModifySubnetAttribute", "ec2:AssociateRouteTable", "ec2:DisassociateRouteTable",
+                "ec2:ReplaceRouteTableAssociation", "ec2:DeleteRoute", "ec2:AuthorizeSecurityGroupEgress",
+                "ec2:RevokeSecurityGroupEgress", "ec2:RevokeSecurityGroupIngress", "ec2:ModifyVpcEndpoint",
+                "ec2:DeleteVpcEndpoints", "ec2:DeleteFlowLogs", "ec2:DeleteRouteTable", "ec2:DeleteSecurityGroup",
+                "ec2:DeleteSubnet", "ec2:DeleteVpc"
             ],
             "Resource": s.ec2(&EC2_OWNED),
             "Condition": stack_tag
         }),
         json!({
-            // A rule of the (tag-scoped) group, to DynamoDB's AWS-owned prefix list.
+            // A rule of the (tag-scoped) group, to DynamoDB's prefix list, which AWS owns (its
+            // ARN's account may be `aws`).
             "Sid": "Ec2RulesOfTheStacksGroup",
             "Effect": "Allow",
             "Action": ["ec2:AuthorizeSecurityGroupEgress", "ec2:RevokeSecurityGroupEgress", "ec2:RevokeSecurityGroupIngress"],
             "Resource": [
                 s.arn("ec2", "security-group-rule/*"),
-                format!("arn:{}:ec2:{}:aws:prefix-list/*", crate::aws::partition(s.region), s.region)
+                format!("arn:{partition}:ec2:{}:*:prefix-list/*", s.region)
             ]
         }),
         json!({
@@ -149,13 +166,33 @@ pub fn policy(s: &Scope) -> Value {
             "Resource": s.arn("ec2", "network-interface/*")
         }),
         json!({
-            "Sid": "TheStacksRoles",
+            // ListRoleTags: a same-named role that is not ours is said to be someone else's.
+            "Sid": "ReadTheStacksRoles",
             "Effect": "Allow",
             "Action": [
-                "iam:GetRole", "iam:CreateRole", "iam:TagRole", "iam:DeleteRole", "iam:UpdateAssumeRolePolicy",
-                "iam:GetRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:ListRolePolicies",
-                "iam:ListAttachedRolePolicies", "iam:DetachRolePolicy"
+                "iam:GetRole", "iam:GetRolePolicy", "iam:ListRolePolicies", "iam:ListAttachedRolePolicies",
+                "iam:ListRoleTags"
             ],
+            "Resource": stack_roles
+        }),
+        json!({
+            // What can grant a permission (a new role, an inline policy, a trust policy) only
+            // on a role capped by the stack's permissions boundary, which this policy can never
+            // change or remove: whatever is written, the role can do no more than the boundary
+            // allows ("Permissions boundaries for IAM entities", IAM User Guide).
+            "Sid": "ChangeTheStacksRolesWithinTheBoundary",
+            "Effect": "Allow",
+            "Action": [
+                "iam:CreateRole", "iam:PutRolePolicy", "iam:UpdateAssumeRolePolicy", "iam:PutRolePermissionsBoundary"
+            ],
+            "Resource": stack_roles,
+            "Condition": within_boundary
+        }),
+        json!({
+            // Taking permissions away, and the tags of CreateRole.
+            "Sid": "TagAndEmptyTheStacksRoles",
+            "Effect": "Allow",
+            "Action": ["iam:TagRole", "iam:DeleteRolePolicy", "iam:DetachRolePolicy", "iam:DeleteRole"],
             "Resource": stack_roles
         }),
         json!({
@@ -163,8 +200,15 @@ pub fn policy(s: &Scope) -> Value {
             // changed or deleted afterwards.
             "Sid": "ApiGatewayCloudWatchRole",
             "Effect": "Allow",
-            "Action": ["iam:GetRole", "iam:CreateRole", "iam:TagRole", "iam:ListRoleTags", "iam:ListAttachedRolePolicies"],
+            "Action": ["iam:GetRole", "iam:TagRole", "iam:ListRoleTags", "iam:ListAttachedRolePolicies"],
             "Resource": account_role
+        }),
+        json!({
+            "Sid": "CreateApiGatewayCloudWatchRoleWithinTheBoundary",
+            "Effect": "Allow",
+            "Action": "iam:CreateRole",
+            "Resource": account_role,
+            "Condition": within_boundary
         }),
         json!({
             // API Gateway may point at any role of the account: `up` checks it still exists
@@ -179,10 +223,10 @@ pub fn policy(s: &Scope) -> Value {
             "Effect": "Allow",
             "Action": "iam:AttachRolePolicy",
             "Resource": account_role,
-            "Condition": { "ArnEquals": { "iam:PolicyARN": format!(
-                "arn:{}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs",
-                crate::aws::partition(s.region)
-            ) } }
+            "Condition": {
+                "ArnEquals": { "iam:PolicyARN": format!("arn:{partition}:iam::aws:policy/{}", account_role::POLICY_NAME) },
+                "StringEquals": { "iam:PermissionsBoundary": boundary_arn(s) }
+            }
         }),
         json!({
             "Sid": "PassTheFunctionRoleToLambda",
@@ -264,23 +308,39 @@ pub fn policy(s: &Scope) -> Value {
             "Resource": log_groups
         }),
         json!({
-            // Lists groups: no one group's ARN fits; this keeps it to the account and region.
-            "Sid": "FindLogGroups",
+            // API Gateway's actions are HTTP verbs on resource paths. Finding the stack's REST
+            // API, plans and keys lists them: a list is not a tagged resource, AWS cannot scope
+            // it (README, "What the policy cannot scope").
+            "Sid": "ApiGatewayFind",
             "Effect": "Allow",
-            "Action": "logs:DescribeLogGroups",
-            "Resource": s.arn("logs", "log-group:*")
+            "Action": "apigateway:GET",
+            "Resource": [s.apigateway("/restapis"), s.apigateway("/usageplans"), s.apigateway("/apikeys")]
         }),
         json!({
-            // API Gateway's actions are HTTP verbs on resource paths. REST API, usage plan and
-            // key ids are generated, so the paths end in `*`; the account setting is one path.
-            "Sid": "ApiGateway",
+            "Sid": "ApiGatewayCreateTaggedAsTheStack",
+            "Effect": "Allow",
+            "Action": "apigateway:POST",
+            "Resource": [s.apigateway("/restapis"), s.apigateway("/usageplans"), s.apigateway("/apikeys")],
+            "Condition": request_tag
+        }),
+        json!({
+            // A create that carries tags is also authorized as a PUT on the new resource's
+            // `/tags/<ARN>` (mattclay/aws-terminator#284): only with the stack's tag.
+            "Sid": "ApiGatewayTagOnCreate",
+            "Effect": "Allow",
+            "Action": "apigateway:PUT",
+            "Resource": s.apigateway("/tags/*"),
+            "Condition": request_tag
+        }),
+        json!({
+            // The stack's REST API, plans and keys, by their tag; methods, stages, deployments
+            // and plan keys inherit their parent's tags for this ("API Gateway resources that can
+            // be tagged", tag inheritance).
+            "Sid": "ApiGatewayTheStacksOwn",
             "Effect": "Allow",
             "Action": ["apigateway:GET", "apigateway:POST", "apigateway:PUT", "apigateway:PATCH", "apigateway:DELETE"],
-            "Resource": [
-                s.apigateway("/restapis"), s.apigateway("/restapis/*"),
-                s.apigateway("/usageplans"), s.apigateway("/usageplans/*"),
-                s.apigateway("/apikeys"), s.apigateway("/apikeys/*")
-            ]
+            "Resource": [s.apigateway("/restapis/*"), s.apigateway("/usageplans/*"), s.apigateway("/apikeys/*")],
+            "Condition": stack_tag
         }),
         json!({
             // The stack's web ACL (`[waf]`), by name; WAF adds the id to the ARN.
@@ -288,21 +348,24 @@ pub fn policy(s: &Scope) -> Value {
             "Effect": "Allow",
             "Action": [
                 "wafv2:CreateWebACL", "wafv2:GetWebACL", "wafv2:UpdateWebACL", "wafv2:DeleteWebACL",
-                "wafv2:TagResource", "wafv2:ListTagsForResource", "wafv2:AssociateWebACL", "wafv2:DisassociateWebACL"
+                "wafv2:TagResource", "wafv2:ListTagsForResource"
             ],
-            "Resource": s.arn("wafv2", &format!("regional/webacl/{}/*", stack::web_acl_name(c)))
+            "Resource": web_acl
         }),
         json!({
-            // Associating a web ACL with a stage acts on the stage too: WAF's actions, and API
-            // Gateway's own `SetWebACL` (WAF Developer Guide, "Permissions for AssociateWebACL").
-            // The API's id is generated: any API, this stage name.
+            // Associating the web ACL with the stage acts on both; disassociating on the stage;
+            // API Gateway's own `SetWebACL` on the stage too (WAF Developer Guide, "Permissions
+            // for AssociateWebACL"). The API's id is generated: any API, this stage name.
             "Sid": "TheWebAclOnTheStage",
             "Effect": "Allow",
-            "Action": [
-                "wafv2:AssociateWebACL", "wafv2:DisassociateWebACL", "wafv2:GetWebACLForResource",
-                "apigateway:SetWebACL"
-            ],
-            "Resource": s.apigateway(&format!("/restapis/*/stages/{}", c.api.stage))
+            "Action": ["wafv2:AssociateWebACL", "wafv2:GetWebACLForResource"],
+            "Resource": [web_acl, stage.clone()]
+        }),
+        json!({
+            "Sid": "TheStageOfTheWebAcl",
+            "Effect": "Allow",
+            "Action": ["wafv2:DisassociateWebACL", "apigateway:SetWebACL"],
+            "Resource": stage
         }),
         json!({
             "Sid": "ApiGatewayAccountSettings",
@@ -311,6 +374,47 @@ pub fn policy(s: &Scope) -> Value {
             "Resource": s.apigateway("/account")
         }),
     ];
+    json!({ "Version": "2012-10-17", "Statement": statements })
+}
+
+/// The permissions boundary's ARN: a customer-managed policy of the account.
+pub fn boundary_arn(s: &Scope) -> String {
+    iam_role::boundary_arn(crate::aws::partition(s.region), s.account, &stack::permissions_boundary_name(s.config))
+}
+
+/// The permissions boundary of every role the stack creates: what the function role, the
+/// flow-log role and the account's API Gateway CloudWatch role need, and nothing else. An
+/// administrator creates it (`movies-stack bootstrap`); the tool's policy can neither change nor
+/// remove it, and creates or changes a role only with it attached.
+pub fn boundary(s: &Scope) -> Value {
+    let c = s.config;
+    let role =
+        |purpose| iam_role::Role { id: iam_role::FUNCTION, name: String::new(), purpose, boundary: String::new() };
+    let function = role(iam_role::RolePurpose::Function {
+        table: c.table.name.clone(),
+        log_group: stack::function_log_group_name(c),
+    });
+    let flow = role(iam_role::RolePurpose::FlowLogs { log_group: stack::flow_log_group_name(c) });
+    let mut statements: Vec<Value> = Vec::new();
+    for (prefix, r) in [("Function", function), ("FlowLogs", flow)] {
+        let inline = r.policy_json(s.region, s.account).inline;
+        for st in inline["Statement"].as_array().into_iter().flatten() {
+            let mut st = st.clone();
+            st["Sid"] = json!(format!("{prefix}{}", st["Sid"].as_str().unwrap_or_default()));
+            statements.push(st);
+        }
+    }
+    statements.push(json!({
+        // AmazonAPIGatewayPushToCloudWatchLogs, which the shared CloudWatch role carries: API
+        // Gateway writes each API's execution and access logs with it, in groups it names.
+        "Sid": "ApiGatewayPushToCloudWatchLogs",
+        "Effect": "Allow",
+        "Action": [
+            "logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogGroups", "logs:DescribeLogStreams",
+            "logs:PutLogEvents", "logs:GetLogEvents", "logs:FilterLogEvents"
+        ],
+        "Resource": s.arn("logs", "log-group:*")
+    }));
     json!({ "Version": "2012-10-17", "Statement": statements })
 }
 
@@ -353,6 +457,57 @@ mod tests {
         assert!(text.contains("lambda:PutFunctionConcurrency") && text.contains("lambda:GetAccountSettings",));
         assert!(text.contains("arn:aws:wafv2:us-east-1:123456789012:regional/webacl/movies-dev-web-acl/*"));
         assert!(text.contains("arn:aws:apigateway:us-east-1::/restapis/*/stages/prod"));
+    }
+
+    #[test]
+    fn what_can_grant_a_permission_needs_the_boundary_and_the_boundary_is_untouchable() {
+        let p = scope_policy();
+        let boundary = "arn:aws:iam::123456789012:policy/movies-dev-permissions-boundary";
+        let granting = [
+            "iam:CreateRole",
+            "iam:PutRolePolicy",
+            "iam:UpdateAssumeRolePolicy",
+            "iam:AttachRolePolicy",
+            "iam:PutRolePermissionsBoundary",
+        ];
+        for st in p["Statement"].as_array().unwrap() {
+            let actions: Vec<&str> = match &st["Action"] {
+                Value::String(a) => vec![a.as_str()],
+                Value::Array(a) => a.iter().map(|v| v.as_str().unwrap()).collect(),
+                _ => vec![],
+            };
+            for a in &actions {
+                assert!(
+                    ![
+                        "iam:DeleteRolePermissionsBoundary",
+                        "iam:CreatePolicyVersion",
+                        "iam:SetDefaultPolicyVersion",
+                        "iam:DeletePolicy"
+                    ]
+                    .contains(a),
+                    "{a} would let the boundary be changed or removed"
+                );
+                if granting.contains(a) {
+                    assert_eq!(
+                        st["Condition"]["StringEquals"]["iam:PermissionsBoundary"], boundary,
+                        "{}: {a}",
+                        st["Sid"]
+                    );
+                }
+            }
+        }
+        let c = crate::config::parse("stack = \"movies-dev\"").unwrap();
+        let b = boundary_document(&c);
+        let text = b.to_string();
+        assert!(
+            text.contains("dynamodb:PutItem")
+                && text.contains("arn:aws:dynamodb:us-east-1:123456789012:table/demo_table")
+        );
+        assert!(!text.contains("\"iam:") && !text.contains("\"sts:") && !text.contains("\"lambda:"), "{text}");
+    }
+
+    fn boundary_document(c: &Config) -> Value {
+        boundary(&Scope { config: c, region: "us-east-1", account: "123456789012" })
     }
 
     #[test]

@@ -77,6 +77,7 @@ async fn run(cli: Cli) -> Result<i32, Error> {
         Command::Unlock(args) => commands::unlock::run(&config, &settings, args, printer).await,
         Command::Graph(args) => commands::graph::run(&config, args, global.output, printer),
         Command::IamPolicy(args) => commands::iam_policy::run(&config, &settings, args, printer).await,
+        Command::Bootstrap(args) => commands::bootstrap::run(&config, &settings, args, printer).await,
         Command::Smoke(args) => commands::smoke::run(&config, &settings, args, global.output, printer).await,
         Command::Usage(args) => commands::usage::run(&config, &settings, args, global.output, printer).await,
         Command::Logs(args) => commands::logs::run(&config, &settings, args, global.output, printer).await,

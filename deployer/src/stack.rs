@@ -33,6 +33,12 @@ pub fn api_name(c: &Config) -> String {
     c.stack.clone()
 }
 
+/// The customer-managed policy that caps every role the stack creates (their permissions
+/// boundary); an administrator creates it once (`movies-stack bootstrap`).
+pub fn permissions_boundary_name(c: &Config) -> String {
+    format!("{}-permissions-boundary", c.stack)
+}
+
 /// The web ACL's name.
 pub fn web_acl_name(c: &Config) -> String {
     format!("{}-web-acl", c.stack)
@@ -68,11 +74,13 @@ pub fn resources(c: &Config, artifact: Arc<Artifact>) -> Vec<Arc<dyn Node>> {
         id: iam_role::FLOW_LOGS,
         name: flow_log_role_name(c),
         purpose: RolePurpose::FlowLogs { log_group: flow_log_group_name(c) },
+        boundary: permissions_boundary_name(c),
     }));
     r.push(Arc::new(Role {
         id: iam_role::FUNCTION,
         name: function_role_name(c),
         purpose: RolePurpose::Function { table: c.table.name.clone(), log_group: function_log_group_name(c) },
+        boundary: permissions_boundary_name(c),
     }));
     r.push(Arc::new(flow_log::FlowLog { log_group: flow_log_group_name(c) }));
 
@@ -91,7 +99,10 @@ pub fn resources(c: &Config, artifact: Arc<Artifact>) -> Vec<Arc<dyn Node>> {
     }));
 
     // API
-    r.push(Arc::new(account_role::ApiGatewayAccount { role_name: account_role::ROLE_NAME.into() }));
+    r.push(Arc::new(account_role::ApiGatewayAccount {
+        role_name: account_role::ROLE_NAME.into(),
+        boundary: permissions_boundary_name(c),
+    }));
     r.push(Arc::new(rest_api::RestApi { name: api_name(c), function_name: c.function.name.clone() }));
     r.push(Arc::new(permission::ApiPermission { function_name: c.function.name.clone() }));
     r.push(Arc::new(stage::Stage {

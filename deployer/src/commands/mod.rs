@@ -13,6 +13,7 @@ use crate::resources::Name;
 use crate::resources::apigw::{EMULATOR_QUOTA_SPEEDUP, Pacer};
 use crate::ui::Printer;
 
+pub mod bootstrap;
 pub mod down;
 pub mod graph;
 pub mod help;

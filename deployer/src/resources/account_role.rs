@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use aws_sdk_iam::types::Tag;
 
 use super::apigw::{self, SERVICE, found, replace};
-use super::{Change, Ctx, Id, Inputs, Resource};
+use super::{Change, Ctx, Id, Inputs, Resource, iam_role};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, ErrorKind, Result};
 use crate::wait::{Backoff, pause, retry};
@@ -36,6 +36,9 @@ const TRUST_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Al
 pub struct ApiGatewayAccount {
     /// `movies-stack-apigateway-cloudwatch` ([`ROLE_NAME`]).
     pub role_name: String,
+    /// The permissions boundary the role is created with (a policy name of the account, see
+    /// `iam_role::Role::boundary`). A role that exists already is used as it is.
+    pub boundary: String,
 }
 
 /// The account setting as observed.
@@ -122,6 +125,8 @@ impl ApiGatewayAccount {
             }
             ctx.check_cloudformation_owner("IAM role", name).await?;
             ctx.progress(ID, format!("creating the shared IAM role {name}"));
+            let boundary =
+                iam_role::boundary_arn(crate::aws::partition(&ctx.aws.region), ctx.account_id(), &self.boundary);
             let res = ctx
                 .aws
                 .iam
@@ -132,10 +137,12 @@ impl ApiGatewayAccount {
                     "Lets API Gateway write access and execution logs to CloudWatch Logs; shared by every \
                      movies-stack stack of the account, never deleted by `down`",
                 )
+                .permissions_boundary(&boundary)
                 .set_tags(Some(shared_tags(ctx)?))
                 .send()
                 .await
-                .aws("IAM", "CreateRole");
+                .aws("IAM", "CreateRole")
+                .map_err(|e| iam_role::boundary_missing(e, &boundary));
             match res {
                 Ok(out) => {
                     written = Some(Instant::now());
@@ -310,7 +317,7 @@ mod tests {
     use super::*;
 
     fn desired() -> ApiGatewayAccount {
-        ApiGatewayAccount { role_name: ROLE_NAME.into() }
+        ApiGatewayAccount { role_name: ROLE_NAME.into(), boundary: "b".into() }
     }
 
     #[test]

@@ -758,6 +758,7 @@ mod tests {
                 inline: None,
                 extra_inline: vec![],
                 attached: vec![],
+                boundary: None,
             },
         );
         inputs.insert(

@@ -33,13 +33,17 @@ pub struct Role {
     pub id: Id<LiveRole>,
     pub name: String,
     pub purpose: RolePurpose,
+    /// The name of the customer-managed policy that caps the role (its permissions boundary),
+    /// which an administrator creates once (`movies-stack bootstrap`).
+    pub boundary: String,
 }
 
-/// The two policy documents of a role, as JSON.
+/// The two policy documents of a role, as JSON, and its permissions boundary's ARN.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RolePolicies {
     pub trust: Value,
     pub inline: Value,
+    pub boundary: String,
 }
 
 /// The live role, as far as we compare it. Documents are already decoded and parsed.
@@ -54,6 +58,8 @@ pub struct LiveRole {
     pub extra_inline: Vec<String>,
     /// ARNs of attached managed policies.
     pub attached: Vec<String>,
+    /// The permissions boundary's ARN, `None` when it has none.
+    pub boundary: Option<String>,
 }
 
 /// Trust policy of the function role.
@@ -166,6 +172,7 @@ impl Role {
         let arn = |service: &str, resource: String| {
             format!("arn:{}:{service}:{region}:{account_id}:{resource}", crate::aws::partition(region))
         };
+        let boundary = boundary_arn(crate::aws::partition(region), account_id, &self.boundary);
         match &self.purpose {
             RolePurpose::Function { table, log_group } => RolePolicies {
                 trust: function_trust_policy(),
@@ -173,13 +180,20 @@ impl Role {
                     &arn("dynamodb", format!("table/{table}")),
                     &arn("logs", format!("log-group:{log_group}")),
                 ),
+                boundary,
             },
             RolePurpose::FlowLogs { log_group } => RolePolicies {
                 trust: flow_logs_trust_policy(account_id),
                 inline: flow_logs_policy(&arn("logs", format!("log-group:{log_group}"))),
+                boundary,
             },
         }
     }
+}
+
+/// The ARN of a customer-managed policy of the account (the roles' permissions boundary).
+pub fn boundary_arn(partition: &str, account_id: &str, name: &str) -> String {
+    format!("arn:{partition}:iam::{account_id}:policy/{name}")
 }
 
 /// Decode `%XX` escapes (RFC 3986). Invalid escapes are kept as they are; `+` stays `+` (IAM
@@ -244,6 +258,9 @@ pub fn same_policy(a: &Value, b: &Value) -> bool {
 /// One difference of a role, with the part of the role it is about.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RoleChange {
+    /// The permissions boundary is missing or another: set to ours (first: IAM authorizes the
+    /// other changes by the role's boundary, `iam:PermissionsBoundary`).
+    Boundary(Change),
     Trust(Change),
     Inline(Change),
     /// Inline policies that are not ours, by name: removed (least privilege).
@@ -255,7 +272,7 @@ pub enum RoleChange {
 impl Drift for RoleChange {
     fn show(&self) -> Change {
         match self {
-            RoleChange::Trust(c) | RoleChange::Inline(c) => c.clone(),
+            RoleChange::Boundary(c) | RoleChange::Trust(c) | RoleChange::Inline(c) => c.clone(),
             RoleChange::ExtraInline(names) => Change::update("extra_inline_policies", "none", names.join(", ")),
             RoleChange::Attached(arns) => Change::update("attached_managed_policies", "none", arns.join(", ")),
         }
@@ -264,6 +281,13 @@ impl Drift for RoleChange {
 
 pub fn diff(desired: &RolePolicies, live: &LiveRole) -> Vec<RoleChange> {
     let mut changes = Vec::new();
+    if live.boundary.as_deref() != Some(desired.boundary.as_str()) {
+        changes.push(RoleChange::Boundary(Change::update(
+            "permissions_boundary",
+            desired.boundary.clone(),
+            live.boundary.clone().unwrap_or_else(|| "none".into()),
+        )));
+    }
     if !same_policy(&desired.trust, &live.trust) {
         changes.push(RoleChange::Trust(Change::update(
             "trust_policy",
@@ -291,6 +315,21 @@ pub fn diff(desired: &RolePolicies, live: &LiveRole) -> Vec<RoleChange> {
         changes.push(RoleChange::Attached(live.attached.clone()));
     }
     changes
+}
+
+/// IAM answers NoSuchEntity to a role created or bounded with a boundary policy that does not
+/// exist: an administrator has not run `movies-stack bootstrap` for this stack yet. Waiting will
+/// not change it. On CreateRole, the boundary is the only entity the request references that can be missing;
+/// on PutRolePermissionsBoundary the role can be too, so there the message must name the policy.
+pub fn boundary_missing(e: crate::error::Error, boundary: &str) -> crate::error::Error {
+    let creating = e.aws().is_some_and(|a| a.operation == "CreateRole");
+    if e.is_not_found() && (creating || e.to_string().contains(boundary)) {
+        return crate::error::Error::input(format!(
+            "the permissions boundary {boundary} does not exist: an administrator runs `movies-stack bootstrap --apply` \
+             once for this stack (README, \"Running against real AWS\"); {e}"
+        ));
+    }
+    e
 }
 
 /// `None` for IAM's NoSuchEntity: the role does not exist (or is being created).
@@ -452,6 +491,7 @@ impl Resource for Role {
             inline,
             extra_inline: names.unwrap_or_default().into_iter().filter(|n| n != INLINE_POLICY).collect(),
             attached: attached.unwrap_or_default(),
+            boundary: role.permissions_boundary().and_then(|b| b.permissions_boundary_arn()).map(str::to_string),
         }))
     }
 
@@ -479,10 +519,12 @@ impl Resource for Role {
             .role_name(&self.name)
             .assume_role_policy_document(policies.trust.to_string())
             .description(self.description(ctx))
+            .permissions_boundary(&policies.boundary)
             .set_tags(Some(tags))
             .send()
             .await
-            .aws("IAM", "CreateRole")?;
+            .aws("IAM", "CreateRole")
+            .map_err(|e| boundary_missing(e, &policies.boundary))?;
         let arn = out.role().map(|r| r.arn().to_string()).unwrap_or_default();
         // A crash here leaves the role without its policy: `diff` reports it, `update` puts it.
         self.put_inline_policy(ctx, &policies.inline).await?;
@@ -493,13 +535,27 @@ impl Resource for Role {
             inline: Some(policies.inline),
             extra_inline: Vec::new(),
             attached: Vec::new(),
+            boundary: Some(policies.boundary),
         })
     }
 
     async fn update(&self, ctx: &Ctx, _inputs: &Inputs, live: &LiveRole, changes: &[RoleChange]) -> Result<LiveRole> {
         let policies = self.policies(ctx);
-        for change in changes {
+        // The boundary first: IAM authorizes the other changes by the role's boundary.
+        let ordered = changes.iter().filter(|c| matches!(c, RoleChange::Boundary(_)));
+        for change in ordered.chain(changes.iter().filter(|c| !matches!(c, RoleChange::Boundary(_)))) {
             match change {
+                RoleChange::Boundary(_) => {
+                    ctx.aws
+                        .iam
+                        .put_role_permissions_boundary()
+                        .role_name(&self.name)
+                        .permissions_boundary(&policies.boundary)
+                        .send()
+                        .await
+                        .aws("IAM", "PutRolePermissionsBoundary")
+                        .map_err(|e| boundary_missing(e, &policies.boundary))?;
+                }
                 RoleChange::Trust(_) => {
                     ctx.aws
                         .iam
@@ -554,6 +610,7 @@ impl Resource for Role {
             inline: Some(policies.inline),
             extra_inline: Vec::new(),
             attached: Vec::new(),
+            boundary: Some(policies.boundary),
             ..live.clone()
         })
     }
@@ -606,6 +663,7 @@ mod tests {
                 table: "demo_table".into(),
                 log_group: "/aws/lambda/apigw_handler".into(),
             },
+            boundary: "movies-boundary".into(),
         }
     }
 
@@ -614,6 +672,7 @@ mod tests {
             id: FLOW_LOGS,
             name: "movies-flow".into(),
             purpose: RolePurpose::FlowLogs { log_group: "/movies/flow".into() },
+            boundary: "movies-boundary".into(),
         }
     }
 
@@ -629,6 +688,7 @@ mod tests {
             inline: Some(p.inline.clone()),
             extra_inline: vec![],
             attached: vec![],
+            boundary: Some(p.boundary.clone()),
         }
     }
 
@@ -779,5 +839,20 @@ mod tests {
         let changes = diff(&p, &live);
         assert_eq!(changes.len(), 1);
         assert!(matches!(changes[0], RoleChange::Inline(_)));
+    }
+
+    #[test]
+    fn a_role_without_the_stacks_boundary_is_drifted_and_the_boundary_goes_first() {
+        let p = policies(&function_role());
+        assert_eq!(p.boundary, "arn:aws:iam::123456789012:policy/movies-boundary");
+        let mut live = in_sync(&p);
+        live.boundary = None;
+        live.inline = None;
+        let changes = diff(&p, &live);
+        assert!(matches!(changes[0], RoleChange::Boundary(_)), "{changes:?}");
+        let shown = changes[0].show();
+        assert_eq!((shown.field.as_str(), shown.live.as_str()), ("permissions_boundary", "none"));
+        live.boundary = Some("arn:aws:iam::aws:policy/AdministratorAccess".into());
+        assert!(matches!(diff(&p, &live)[0], RoleChange::Boundary(_)), "another boundary is drift too");
     }
 }
