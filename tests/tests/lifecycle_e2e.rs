@@ -17,7 +17,8 @@
 //!   - the DynamoDB endpoint taken off route-table-1 (ModifyVpcEndpoint RemoveRouteTableIds),
 //!   - AdministratorAccess attached to the function's role (AttachRolePolicy),
 //!   - the flow-log role's trust opened to EC2 and its aws:SourceAccount condition dropped
-//!     (UpdateAssumeRolePolicy).
+//!     (UpdateAssumeRolePolicy),
+//!   - the function role's permissions boundary removed (PutRolePermissionsBoundary).
 //!
 //! For each: `status` exits 2 and names exactly that resource (drifted with the field, or
 //! missing); `plan` exits 2, names it with action update/create and makes no mutating call;
@@ -83,6 +84,7 @@ enum Drift {
     EndpointLostRouteTable,
     ManagedPolicy,
     TrustPolicy,
+    BoundaryRemoved,
     PermissionWidened,
 }
 
@@ -145,7 +147,7 @@ impl Expect {
 }
 
 impl Drift {
-    const ALL: [Drift; 13] = [
+    const ALL: [Drift; 14] = [
         Drift::Retention,
         Drift::RateLimit,
         Drift::FlowLogDeleted,
@@ -158,6 +160,7 @@ impl Drift {
         Drift::EndpointLostRouteTable,
         Drift::ManagedPolicy,
         Drift::TrustPolicy,
+        Drift::BoundaryRemoved,
         Drift::PermissionWidened,
     ];
 
@@ -237,6 +240,12 @@ impl Drift {
                     Shown::containing(&["vpc-flow-logs.amazonaws.com", "aws:SourceAccount"]),
                 ),
                 &["iam UpdateAssumeRolePolicy"],
+            ),
+            // The boundary goes back first: IAM authorizes the other role changes by it.
+            Drift::BoundaryRemoved => Expect::drifted(
+                "function-role",
+                field("permissions_boundary", Shown::text("none"), Shown::containing(&["-permissions-boundary"])),
+                &["iam PutRolePermissionsBoundary"],
             ),
             // A Lambda permission cannot be edited: it is removed and added again (calls sorted).
             Drift::PermissionWidened => Expect::drifted(
@@ -488,6 +497,14 @@ async fn make(drift: Drift, aws: &Aws, n: &StackNames, live: &Live) {
                 .await
                 .expect("UpdateAssumeRolePolicy");
         }
+        Drift::BoundaryRemoved => {
+            aws.iam
+                .delete_role_permissions_boundary()
+                .role_name(&live.function_role)
+                .send()
+                .await
+                .expect("DeleteRolePermissionsBoundary");
+        }
         Drift::PermissionWidened => {
             // Any API of the account may invoke the function, not only the stack's.
             let source = permission_source(aws, &n.function).await.expect("the stack's permission statement");
@@ -629,6 +646,15 @@ async fn check_fixed(c: &mut Checks, drift: Drift, aws: &Aws, n: &StackNames, li
             c.check(
                 statement["Condition"]["StringEquals"]["aws:SourceAccount"].is_string(),
                 format!("{what}: the flow-log role's trust has its aws:SourceAccount condition again: {trust}"),
+            );
+        }
+        Drift::BoundaryRemoved => {
+            let role = aws.iam.get_role().role_name(&live.function_role).send().await.expect("GetRole");
+            let boundary =
+                role.role().and_then(|r| r.permissions_boundary()).and_then(|b| b.permissions_boundary_arn());
+            c.check(
+                boundary.is_some_and(|b| b.ends_with(&format!(":policy/{}-permissions-boundary", n.stack))),
+                format!("{what}: the function role's permissions boundary is the stack's again: {boundary:?}"),
             );
         }
         Drift::PermissionWidened => {

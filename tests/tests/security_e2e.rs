@@ -403,3 +403,232 @@ async fn policies_are_least_privilege() {
     println!("runtime: {:.1}s", t0.elapsed().as_secs_f64());
     c.finish("6 least privilege");
 }
+
+// =============================================================================================
+// 7. The printed policy: the permissions boundary, no escalation, the linter
+
+const ACCOUNT: &str = e2e::strict::authz::ACCOUNT;
+
+async fn printed(env: &str, command: &str) -> Value {
+    let out = e2e::Deployer::new().run(&["--env", env, "--region", "us-east-1", command, "--account", ACCOUNT]).await;
+    out.assert_ok();
+    out.json()
+}
+
+/// Without the boundary an administrator creates once, `up` says what to do and creates no role;
+/// `bootstrap --apply` creates it, then says it is up to date; `up` then creates every role with
+/// it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_need_the_bootstrapped_boundary() {
+    let account = Account::start().await;
+    let stack = account.stack("boundary");
+    let (aws, n) = (&account.aws, &stack.names);
+    let mut c = Checks::new();
+    let mut d = stack.deployer.clone();
+    d.bootstrap = false;
+    let up = d.run(&["up", "--artifact", &stack.artifact]).await;
+    c.eq("up without the boundary fails", up.code, 1);
+    c.check(
+        up.stderr.contains(&format!("{}-permissions-boundary does not exist", n.stack))
+            && up.stderr.contains("bootstrap --apply"),
+        format!("up says the boundary is missing and how to create it\n{up}"),
+    );
+    let hits = account.proxy.model_hits();
+    c.check(hits[&e2e::Behaviour::IamBoundary] > 0, "the strict model refused CreateRole (NoSuchEntity)");
+    for role in [format!("{}-function", n.stack), format!("{}-flow-logs", n.stack)] {
+        let got = aws.iam.get_role().role_name(&role).send().await;
+        c.check(got.is_err(), format!("{role} was not created without its boundary"));
+    }
+    // The administrator's step, with the moto account's full rights (not through the proxy).
+    let admin = e2e::Deployer::with(&stack.config, account.moto.url());
+    let first = admin.run(&["bootstrap", "--apply"]).await;
+    c.check(
+        first.code == 0 && first.stdout.contains("created the permissions boundary"),
+        format!("bootstrap creates it\n{first}"),
+    );
+    let again = admin.run(&["bootstrap", "--apply"]).await;
+    c.check(
+        again.code == 0 && again.stdout.contains("is up to date"),
+        format!("a second bootstrap changes nothing\n{again}"),
+    );
+    let up = d.run(&["up", "--artifact", &stack.artifact]).await;
+    c.check(up.code == 0, format!("up after bootstrap\n{up}"));
+    let boundary = format!("arn:aws:iam::{ACCOUNT}:policy/{}-permissions-boundary", n.stack);
+    for role in [format!("{}-function", n.stack), format!("{}-flow-logs", n.stack)] {
+        let r = aws.iam.get_role().role_name(&role).send().await.expect("GetRole");
+        let got = r.role().and_then(|r| r.permissions_boundary()).and_then(|b| b.permissions_boundary_arn());
+        c.eq(&format!("{role}: its permissions boundary"), got, Some(boundary.as_str()));
+    }
+    c.finish("7 the boundary is bootstrapped once and required");
+}
+
+/// What the holder of the printed policy could try, evaluated as IAM does: nothing gives a
+/// role more than the boundary allows, nothing changes or removes the boundary, no other role
+/// or API is reachable; and the boundary itself grants no IAM, STS or Lambda action, so that a
+/// role made to trust someone else gives them nothing to climb with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_printed_policy_cannot_escalate() {
+    use e2e::strict::policy::{Request, evaluate, evaluate_bounded};
+    let mut c = Checks::new();
+    for env in ["dev", "prod"] {
+        let tool = printed(env, "iam-policy").await;
+        let boundary = printed(env, "bootstrap").await;
+        let stack = if env == "dev" { "movies-dev" } else { "movies-prod" };
+        let role = |name: &str| format!("arn:aws:iam::{ACCOUNT}:role/{name}");
+        let function_role = role(&format!("{stack}-function"));
+        let boundary_arn = format!("arn:aws:iam::{ACCOUNT}:policy/{stack}-permissions-boundary");
+        let ours = |r: Request| r.with("iam:PermissionsBoundary", [boundary_arn.as_str()]);
+        let allowed = |r: &Request| evaluate(&[&tool], r).expect("evaluable").allowed();
+        let denied: Vec<(&str, Request)> = vec![
+            ("a role without the boundary", Request::new("iam:CreateRole", &function_role)),
+            (
+                "a role with another boundary",
+                Request::new("iam:CreateRole", &function_role)
+                    .with("iam:PermissionsBoundary", ["arn:aws:iam::aws:policy/AdministratorAccess"]),
+            ),
+            ("an inline policy on a role without the boundary", Request::new("iam:PutRolePolicy", &function_role)),
+            (
+                "a trust policy on a role without the boundary",
+                Request::new("iam:UpdateAssumeRolePolicy", &function_role),
+            ),
+            ("removing the boundary", ours(Request::new("iam:DeleteRolePermissionsBoundary", &function_role))),
+            (
+                "another boundary",
+                Request::new("iam:PutRolePermissionsBoundary", &function_role)
+                    .with("iam:PermissionsBoundary", ["arn:aws:iam::aws:policy/AdministratorAccess"]),
+            ),
+            ("a new version of the boundary", Request::new("iam:CreatePolicyVersion", &boundary_arn)),
+            ("another default version of the boundary", Request::new("iam:SetDefaultPolicyVersion", &boundary_arn)),
+            ("deleting the boundary", Request::new("iam:DeletePolicy", &boundary_arn)),
+            (
+                "AdministratorAccess on the function role",
+                ours(Request::new("iam:AttachRolePolicy", &function_role))
+                    .with("iam:PolicyARN", ["arn:aws:iam::aws:policy/AdministratorAccess"]),
+            ),
+            ("a role of another name", ours(Request::new("iam:CreateRole", role("admin")))),
+            ("an inline policy on a role of another name", ours(Request::new("iam:PutRolePolicy", role("admin")))),
+            ("assuming a role", Request::new("sts:AssumeRole", &function_role)),
+            (
+                "passing the function role to EC2",
+                Request::new("iam:PassRole", &function_role).with("iam:PassedToService", ["ec2.amazonaws.com"]),
+            ),
+            (
+                "passing another role to Lambda",
+                Request::new("iam:PassRole", role("admin")).with("iam:PassedToService", ["lambda.amazonaws.com"]),
+            ),
+            (
+                "another function's code",
+                Request::new("lambda:UpdateFunctionCode", format!("arn:aws:lambda:us-east-1:{ACCOUNT}:function:other")),
+            ),
+            (
+                "another API's key value",
+                Request::new("apigateway:GET", "arn:aws:apigateway:us-east-1::/apikeys/other1234"),
+            ),
+            (
+                "deleting another API",
+                Request::new("apigateway:DELETE", "arn:aws:apigateway:us-east-1::/restapis/other1234")
+                    .with("aws:ResourceTag/team", ["x"]),
+            ),
+            (
+                "another stack's key value",
+                Request::new("apigateway:GET", "arn:aws:apigateway:us-east-1::/apikeys/other1234")
+                    .with("aws:ResourceTag/movies-stack:stack", ["someone-else"]),
+            ),
+        ];
+        for (what, r) in &denied {
+            c.check(!allowed(r), format!("{env}: the printed policy refuses {what}: {} on {}", r.action, r.resource));
+        }
+        // What it allows, it allows within the boundary: the function role with an inline
+        // AdministratorAccess and any trust can still do only what the boundary grants.
+        let inline = ours(Request::new("iam:PutRolePolicy", &function_role));
+        c.check(
+            allowed(&inline),
+            format!("{env}: an inline policy on the bounded function role is allowed (the stack needs it)"),
+        );
+        let trust = ours(Request::new("iam:UpdateAssumeRolePolicy", &function_role));
+        c.check(
+            allowed(&trust),
+            format!("{env}: a trust policy on the bounded function role is allowed (drift repair)"),
+        );
+        let admin = serde_json::json!({ "Version": "2012-10-17", "Statement": [{ "Effect": "Allow", "Action": "*", "Resource": "*" }] });
+        let table = format!("arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/demo_table");
+        let as_role = |r: &Request| evaluate_bounded(&[&admin], Some(&boundary), r).expect("evaluable").allowed();
+        c.check(
+            as_role(&Request::new("dynamodb:PutItem", &table)),
+            format!("{env}: the bounded role still writes the table"),
+        );
+        for (action, resource) in [
+            ("iam:CreateUser", "*".to_string()),
+            ("iam:PutRolePolicy", function_role.clone()),
+            ("sts:AssumeRole", role("admin")),
+            ("dynamodb:DeleteTable", table.clone()),
+            ("dynamodb:Scan", table.clone()),
+            ("lambda:UpdateFunctionCode", format!("arn:aws:lambda:us-east-1:{ACCOUNT}:function:apigw_handler")),
+            ("s3:GetObject", "arn:aws:s3:::any/thing".to_string()),
+            ("apigateway:GET", "arn:aws:apigateway:us-east-1::/apikeys/k".to_string()),
+        ] {
+            c.check(
+                !as_role(&Request::new(action, &resource)),
+                format!("{env}: the boundary caps the role: no {action} on {resource}"),
+            );
+        }
+        let granted: BTreeSet<String> = statements(&boundary).iter().flat_map(|st| list(&st["Action"])).collect();
+        c.check(
+            granted.iter().all(|a| ["dynamodb:PutItem", "logs:", "xray:", "ec2:"].iter().any(|ok| a.starts_with(ok))),
+            format!(
+                "{env}: the boundary grants only writes to the table, logs, traces and the function's ENIs: {granted:?}"
+            ),
+        );
+        c.check(
+            !granted.iter().any(|a| a.starts_with("iam:") || a.starts_with("sts:") || a.starts_with("lambda:")),
+            format!("{env}: no IAM, STS or Lambda action in the boundary"),
+        );
+    }
+    c.finish("7 the printed policy cannot escalate");
+}
+
+/// The IAM policy linter parliament (PyPI), on the printed policy and boundary of every config:
+/// no finding but the listed exceptions, each with its reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parliament_finds_nothing_unexplained() {
+    let mut c = Checks::new();
+    let parliament = e2e::venv_dir().join("bin/parliament");
+    let mut used = BTreeSet::new();
+    for env in ["dev", "prod", "local"] {
+        for command in ["iam-policy", "bootstrap"] {
+            let doc = printed(env, command).await;
+            let out = std::process::Command::new(&parliament)
+                .args(["--json", "--string", &doc.to_string()])
+                .stdin(std::process::Stdio::null())
+                .output()
+                .unwrap_or_else(|e| panic!("run {}: {e} (scripts/setup.sh installs it)", parliament.display()));
+            let text = String::from_utf8_lossy(&out.stdout);
+            c.check(
+                out.status.success() || !text.trim().is_empty(),
+                format!("parliament ran on {env} {command}: {}", String::from_utf8_lossy(&out.stderr)),
+            );
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                let finding: Value =
+                    serde_json::from_str(line).expect("parliament --json prints one JSON object a line");
+                let issue = finding["issue"].as_str().unwrap_or_default();
+                let detail = finding["detail"].to_string();
+                match e2e::iam_coverage::PARLIAMENT_EXCEPTIONS
+                    .iter()
+                    .position(|(i, d, _)| *i == issue && detail.contains(d))
+                {
+                    Some(k) => {
+                        used.insert(k);
+                    }
+                    None => {
+                        c.check(false, format!("parliament on `{env} {command}`: {issue} {detail}"));
+                    }
+                }
+            }
+        }
+    }
+    for (k, (issue, detail, why)) in e2e::iam_coverage::PARLIAMENT_EXCEPTIONS.iter().enumerate() {
+        println!("exception {issue} {detail}: {why}");
+        c.check(used.contains(&k), format!("the exception {issue} {detail} is still needed"));
+    }
+    c.finish("7 parliament");
+}

@@ -69,7 +69,61 @@ fn main() -> ExitCode {
     }
     println!();
     println!("every operation the suite sent ({}) was validated against AWS's service model", s.operations.len());
-    iam_policy_coverage(&s)
+    let authorized = authorization(&records);
+    let covered = iam_policy_coverage(&s);
+    if authorized { covered } else { ExitCode::from(1) }
+}
+
+/// What the authorization behaviour saw: every request of the movies-stack binary evaluated
+/// against the policy it printed for its stack, by action, resource and condition keys. False
+/// when one was denied or its resources could not be computed.
+fn authorization(records: &[e2e::strict::Record]) -> bool {
+    use std::collections::{BTreeMap, BTreeSet};
+    let mut evaluated = 0;
+    let mut allowed: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut unevaluated: BTreeMap<String, usize> = BTreeMap::new();
+    let mut denied = BTreeSet::new();
+    let mut unresolved = BTreeSet::new();
+    for r in records {
+        let a = &r.authorization;
+        evaluated += a.evaluated;
+        for (action, n) in &a.allowed {
+            *allowed.entry(action).or_insert(0) += n;
+        }
+        if a.unevaluated > 0 {
+            *unevaluated.entry(format!("{} {}", r.binary, r.test)).or_insert(0) += a.unevaluated;
+        }
+        denied.extend(a.denied.iter().map(|d| (d.clone(), format!("{} {}", r.binary, r.test))));
+        unresolved.extend(a.unresolved.iter().cloned());
+    }
+    println!();
+    println!(
+        "authorization: {evaluated} requests of the movies-stack binary evaluated against the policy it prints for its \
+         stack (action, resource, condition keys); authorization requests allowed, by action:"
+    );
+    for (action, n) in &allowed {
+        println!("  {action:<44} {n:>6}");
+    }
+    if !unevaluated.is_empty() {
+        println!("requests sent through a proxy that no deployer run registered a policy with (not evaluated):");
+        for (test, n) in &unevaluated {
+            println!("  {test}: {n}");
+        }
+    }
+    for (d, test) in &denied {
+        eprintln!(
+            "FAIL: denied ({}): {} needs {} on {} [{}] ({test})",
+            d.why,
+            d.operation,
+            d.action,
+            d.resource,
+            d.context.join(", ")
+        );
+    }
+    for u in &unresolved {
+        eprintln!("FAIL: the strict model cannot compute what AWS authorizes for {u}");
+    }
+    denied.is_empty() && unresolved.is_empty()
 }
 
 /// The printed policy against what the binary sent.

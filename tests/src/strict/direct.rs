@@ -72,6 +72,55 @@ impl MotoEc2 {
         if status.is_success() { Ok(text) } else { Err(format!("EC2 {action} answered {status}: {text}")) }
     }
 
+    /// One awsQuery call to another service of moto (IAM): the XML answer, or why it failed.
+    pub async fn query(
+        &self,
+        service: &str,
+        version: &str,
+        action: &str,
+        params: &[(String, String)],
+    ) -> Result<String, String> {
+        let mut body = format!("Action={action}&Version={version}");
+        for (k, v) in params {
+            body.push_str(&format!("&{}={}", form_encode(k), form_encode(v)));
+        }
+        let req = Request::builder()
+            .method("POST")
+            .uri(format!("{}/", self.upstream))
+            .header("content-type", "application/x-www-form-urlencoded; charset=utf-8")
+            .header(
+                "authorization",
+                format!("AWS4-HMAC-SHA256 Credential=strict-model/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"),
+            )
+            .header("content-length", body.len())
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| e.to_string())?;
+        self.send(req, action).await
+    }
+
+    /// A REST GET to moto's API Gateway (`/restapis/ID`): the JSON answer.
+    pub async fn get_json(&self, path: &str) -> Result<serde_json::Value, String> {
+        let req = Request::builder()
+            .method("GET")
+            .uri(format!("{}{path}", self.upstream))
+            .header(
+                "authorization",
+                "AWS4-HMAC-SHA256 Credential=strict-model/20260101/us-east-1/apigateway/aws4_request, SignedHeaders=host, Signature=0",
+            )
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| e.to_string())?;
+        let text = self.send(req, path).await?;
+        serde_json::from_str(&text).map_err(|e| format!("GET {path}: {e}"))
+    }
+
+    async fn send(&self, req: Request<Full<Bytes>>, what: &str) -> Result<String, String> {
+        let resp = self.client.request(req).await.map_err(|e| format!("{what} to {}: {e}", self.upstream))?;
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        if status.is_success() { Ok(text) } else { Err(format!("{what} answered {status}: {text}")) }
+    }
+
     /// The zone ID (`use1-az6`) of a subnet.
     pub async fn subnet_zone_id(&self, subnet: &str) -> Result<String, String> {
         let xml = self.call("DescribeSubnets", &[("SubnetId.1".into(), subnet.into())]).await?;

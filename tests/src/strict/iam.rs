@@ -14,6 +14,29 @@ use std::time::{Duration, Instant};
 use super::Exchange;
 use crate::proxy::Fault;
 
+/// [`super::Behaviour::IamBoundary`]: CreateRole or PutRolePermissionsBoundary naming a boundary
+/// policy that does not exist is refused with 404 NoSuchEntity (IAM API reference, CreateRole:
+/// "The request was rejected because it referenced a resource entity that does not exist");
+/// moto accepts any ARN. AWS-managed policies (`iam::aws:`) are taken to exist.
+pub async fn missing_boundary(moto: &super::MotoEc2, ex: &Exchange) -> Option<Fault> {
+    if ex.service != "iam" || !matches!(ex.operation.as_str(), "CreateRole" | "PutRolePermissionsBoundary") {
+        return None;
+    }
+    let arn = ex.str_at(&["PermissionsBoundary"])?;
+    if arn.contains(":iam::aws:policy/") {
+        return None;
+    }
+    let answer = moto.query("iam", "2010-05-08", "GetPolicy", &[("PolicyArn".into(), arn.into())]).await;
+    match answer {
+        Err(e) if e.contains("NoSuchEntity") => Some(Fault {
+            status: 404,
+            code: "NoSuchEntity".into(),
+            message: format!("Scope ARN: {arn} does not exist or is not attachable."),
+        }),
+        _ => None,
+    }
+}
+
 /// A role's name from its ARN (`arn:aws:iam::<account>:role/<path><name>`) or its name.
 pub fn role_name(arn_or_name: &str) -> &str {
     match arn_or_name.split_once(":role/") {

@@ -20,10 +20,14 @@
 //!    which moto lacks) and the unreserved minimum PutFunctionConcurrency must leave.
 //! 10. [`Behaviour::WafUnavailable`] and [`Behaviour::WafAssociated`]: a web ACL just created
 //!     cannot be associated yet, and an associated one cannot be deleted.
+//! 11. [`Behaviour::Authorization`]: each request of the movies-stack binary is authorized
+//!     against the policy `movies-stack iam-policy` prints, by action, resource and condition
+//!     keys, as AWS does ([`authz`]).
 //!
 //! Windows and rates are in [`Timings`]. Time is evaluated lazily: each request sees the state
 //! as of its arrival (ENIs are released by the first request after their window).
 
+pub mod authz;
 pub mod botocore;
 mod concurrency;
 mod direct;
@@ -31,9 +35,11 @@ mod dynamodb;
 mod ec2;
 mod iam;
 mod lambda;
+pub mod policy;
 mod quotas;
 pub mod report;
 pub mod request;
+pub mod sar;
 mod tags;
 mod timings;
 pub mod validate;
@@ -87,10 +93,15 @@ pub enum Behaviour {
     WafUnavailable,
     /// WAF DeleteWebACL: refused while the web ACL is associated with a resource.
     WafAssociated,
+    /// IAM: the request is authorized against the printed policy (action, resource, conditions).
+    Authorization,
+    /// IAM CreateRole / PutRolePermissionsBoundary: a boundary policy that does not exist is
+    /// refused (NoSuchEntity).
+    IamBoundary,
 }
 
 impl Behaviour {
-    pub const ALL: [Behaviour; 14] = [
+    pub const ALL: [Behaviour; 16] = [
         Behaviour::Validation,
         Behaviour::TagRules,
         Behaviour::IamPropagation,
@@ -105,6 +116,8 @@ impl Behaviour {
         Behaviour::LambdaConcurrency,
         Behaviour::WafUnavailable,
         Behaviour::WafAssociated,
+        Behaviour::Authorization,
+        Behaviour::IamBoundary,
     ];
 
     /// A stable name for records and reports.
@@ -124,6 +137,8 @@ impl Behaviour {
             Behaviour::LambdaConcurrency => "lambda-concurrency",
             Behaviour::WafUnavailable => "waf-unavailable",
             Behaviour::WafAssociated => "waf-associated",
+            Behaviour::Authorization => "authorization",
+            Behaviour::IamBoundary => "iam-boundary",
         }
     }
 
@@ -158,6 +173,9 @@ pub struct Config {
     pub zone_state: Option<(String, String)>,
     /// The account's Lambda concurrency limit in the region (AWS's default: 1000).
     pub lambda_concurrency_limit: i64,
+    /// The proxy's port: the policies registered for it ([`authz::register_policy`]) are the ones
+    /// the deployer holds.
+    pub port: Option<u16>,
 }
 
 impl Default for Config {
@@ -168,6 +186,7 @@ impl Default for Config {
             lambda_refused_zone: Some(LAMBDA_REFUSED_ZONE.to_string()),
             zone_state: Some((IMPAIRED_ZONE.to_string(), "impaired".to_string())),
             lambda_concurrency_limit: 1000,
+            port: None,
         }
     }
 }
@@ -248,6 +267,7 @@ pub struct Model {
     /// the IAM policy's coverage check.
     deployer_ops: Mutex<BTreeSet<(String, String)>>,
     not_checkable: Mutex<BTreeSet<(String, NotCheckable)>>,
+    authz: Mutex<authz::AuthzRecord>,
 }
 
 impl Model {
@@ -259,6 +279,7 @@ impl Model {
             ops: Mutex::new(BTreeMap::new()),
             deployer_ops: Mutex::new(BTreeSet::new()),
             not_checkable: Mutex::new(BTreeSet::new()),
+            authz: Mutex::new(authz::AuthzRecord::default()),
         }
     }
 
@@ -355,6 +376,13 @@ impl Model {
         } else {
             self.count(service, &ex.operation, false, false);
         }
+        if from_deployer
+            && self.on(Behaviour::Authorization)
+            && let Some(f) = self.authorize(moto, &ex, req).await
+        {
+            self.hit(Behaviour::Authorization);
+            return Verdict::Refuse(Behaviour::Authorization, f);
+        }
         if self.on(Behaviour::LambdaConcurrency) && ex.is("lambda", "GetAccountSettings") {
             self.hit(Behaviour::LambdaConcurrency);
             let limit = self.config.lambda_concurrency_limit;
@@ -369,6 +397,53 @@ impl Model {
                 Verdict::Refuse(b, fault)
             }
             None => Verdict::Forward(Some(ex)),
+        }
+    }
+
+    /// [`Behaviour::Authorization`]: the AccessDenied answer AWS would give the holder of the
+    /// registered policies, if any; what was evaluated goes to the record.
+    async fn authorize(&self, moto: &MotoEc2, ex: &Exchange, req: &HttpRequest<'_>) -> Option<Fault> {
+        let policies = self.config.port.map(authz::policies).unwrap_or_default();
+        if policies.is_empty() {
+            self.authz.lock().unwrap().unevaluated += 1;
+            return None;
+        }
+        let sar = match sar::get() {
+            Ok(s) => s,
+            Err(why) => return Some(Fault { status: 500, code: "StrictModel".into(), message: why }),
+        };
+        let region = authz::signed_region(req.headers).unwrap_or_else(|| "us-east-1".into());
+        let env = authz::Env::of_region(&region);
+        let resolved = authz::resolve_ids(moto, ex).await;
+        let mut derived = authz::derive(&sar, &env, &resolved, req.path);
+        authz::add_existing(moto, &policies, ex, req.path, &mut derived.requests).await;
+        let operation = format!("{} {}", ex.service, ex.operation);
+        let verdict = authz::first_denied(&policies, &derived.requests);
+        let mut rec = self.authz.lock().unwrap();
+        rec.evaluated += 1;
+        rec.unresolved.extend(derived.unresolved.iter().map(|why| format!("{operation}: {why}")));
+        match verdict {
+            Err(why) => {
+                rec.unresolved.push(format!("{operation}: {why}"));
+                None
+            }
+            Ok(Some((denied, why))) => {
+                let fault = authz::access_denied(&ex.service, &denied);
+                rec.denied.push(authz::Denied {
+                    operation,
+                    action: denied.action.clone(),
+                    resource: denied.resource.clone(),
+                    context: authz::context_strings(&denied),
+                    why,
+                });
+                Some(fault)
+            }
+            Ok(None) => {
+                for r in &derived.requests {
+                    *rec.allowed.entry(r.action.clone()).or_insert(0) += 1;
+                }
+                None
+            }
         }
     }
 
@@ -389,6 +464,11 @@ impl Model {
             && let Some(f) = tags::check(ex)
         {
             return Some((Behaviour::TagRules, f));
+        }
+        if self.on(Behaviour::IamBoundary)
+            && let Some(f) = iam::missing_boundary(moto, ex).await
+        {
+            return Some((Behaviour::IamBoundary, f));
         }
         if self.on(Behaviour::LambdaZones)
             && let Some(zone) = &self.config.lambda_refused_zone
@@ -507,6 +587,7 @@ impl Model {
             test: test.to_string(),
             operations: self.operations(),
             deployer_operations: self.deployer_ops.lock().unwrap().iter().cloned().collect(),
+            authorization: self.authz.lock().unwrap().clone(),
             behaviours: self.hits().into_iter().map(|(b, n)| (b.name().to_string(), n)).collect(),
             disabled: self.config.disabled.iter().map(|(b, why)| (b.name().to_string(), why.clone())).collect(),
             not_checkable: self

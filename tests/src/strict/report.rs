@@ -49,6 +49,9 @@ pub struct Record {
     /// `(service, operation)` the movies-stack binary sent (the IAM policy's coverage check).
     #[serde(default)]
     pub deployer_operations: Vec<(String, String)>,
+    /// What the authorization behaviour evaluated, allowed and denied.
+    #[serde(default)]
+    pub authorization: super::authz::AuthzRecord,
     /// Hits per behaviour name.
     pub behaviours: BTreeMap<String, usize>,
     /// Behaviours turned off, with the test's reason.
@@ -181,6 +184,7 @@ mod tests {
                 refused: 1,
             }],
             deployer_operations: vec![("lambda".into(), "GetPolicy".into())],
+            authorization: Default::default(),
             behaviours: BTreeMap::from([("validation".into(), 1)]),
             disabled: BTreeMap::from([("apigateway-quotas".into(), "why".into())]),
             not_checkable: Vec::new(),
