@@ -625,6 +625,8 @@ async fn exchange(
     let moto_api = parts.uri.path().starts_with("/moto-api");
     let mut seq = None;
     let mut exchange = None;
+    // A REST API write the model let through is in flight until this function returns.
+    let mut _rest_api_write = None;
     if !moto_api {
         let call = classify(&parts.method, &parts.uri, &parts.headers, &body);
         let protocol = Protocol::of(&call.service, &parts.headers, &body);
@@ -656,6 +658,7 @@ async fn exchange(
             }
             Verdict::Forward(ex) => exchange = ex,
         }
+        _rest_api_write = exchange.as_ref().and_then(|ex| state.model.rest_api_write(ex));
         let decision = state.rules.lock().unwrap().on_request(&call, Instant::now());
         if !decision.delay.is_zero() {
             tokio::time::sleep(decision.delay).await;

@@ -20,6 +20,8 @@
 //!    which moto lacks) and the unreserved minimum PutFunctionConcurrency must leave.
 //! 10. [`Behaviour::WafUnavailable`] and [`Behaviour::WafAssociated`]: a web ACL just created
 //!     cannot be associated yet, and an associated one cannot be deleted.
+//! 11. [`Behaviour::ApiGatewayConcurrentModification`]: one write at a time to a REST API's
+//!     resources, methods and integrations.
 //!
 //! Windows and rates are in [`Timings`]. Time is evaluated lazily: each request sees the state
 //! as of its arrival (ENIs are released by the first request after their window).
@@ -34,6 +36,7 @@ mod lambda;
 mod quotas;
 pub mod report;
 pub mod request;
+mod rest_api;
 mod tags;
 mod timings;
 pub mod validate;
@@ -87,10 +90,13 @@ pub enum Behaviour {
     WafUnavailable,
     /// WAF DeleteWebACL: refused while the web ACL is associated with a resource.
     WafAssociated,
+    /// API Gateway: a write to a REST API's resources, methods or integrations while another
+    /// write to the same API is in flight answers 409 ConflictException.
+    ApiGatewayConcurrentModification,
 }
 
 impl Behaviour {
-    pub const ALL: [Behaviour; 14] = [
+    pub const ALL: [Behaviour; 15] = [
         Behaviour::Validation,
         Behaviour::TagRules,
         Behaviour::IamPropagation,
@@ -105,6 +111,7 @@ impl Behaviour {
         Behaviour::LambdaConcurrency,
         Behaviour::WafUnavailable,
         Behaviour::WafAssociated,
+        Behaviour::ApiGatewayConcurrentModification,
     ];
 
     /// A stable name for records and reports.
@@ -124,6 +131,7 @@ impl Behaviour {
             Behaviour::LambdaConcurrency => "lambda-concurrency",
             Behaviour::WafUnavailable => "waf-unavailable",
             Behaviour::WafAssociated => "waf-associated",
+            Behaviour::ApiGatewayConcurrentModification => "apigateway-concurrent-modification",
         }
     }
 
@@ -169,6 +177,20 @@ impl Default for Config {
             zone_state: Some((IMPAIRED_ZONE.to_string(), "impaired".to_string())),
             lambda_concurrency_limit: 1000,
         }
+    }
+}
+
+/// A REST API write in flight ([`Behaviour::ApiGatewayConcurrentModification`]): the API takes
+/// writes again once this is dropped.
+pub struct RestApiWrite<'a> {
+    model: &'a Model,
+    api: String,
+    started: Instant,
+}
+
+impl Drop for RestApiWrite<'_> {
+    fn drop(&mut self) {
+        self.model.state.lock().unwrap().rest_api_writes.end(&self.api, self.started);
     }
 }
 
@@ -235,6 +257,7 @@ struct State {
     buckets: quotas::Buckets,
     reservations: concurrency::Reservations,
     web_acls: waf::WebAcls,
+    rest_api_writes: rest_api::Writes,
 }
 
 /// One proxy's model: its configuration, the state of the account as AWS would see it, and
@@ -443,7 +466,22 @@ impl Model {
         {
             return Some((Behaviour::WafAssociated, f));
         }
+        // Last: a write let through here is in flight until its answer leaves the proxy
+        // ([`Model::rest_api_write`]).
+        if self.on(Behaviour::ApiGatewayConcurrentModification)
+            && let Err(f) = st.rest_api_writes.begin(ex, now)
+        {
+            return Some((Behaviour::ApiGatewayConcurrentModification, f));
+        }
         None
+    }
+
+    /// The REST API write `ex` the model let through, in flight until the guard is dropped
+    /// (when the answer has left the proxy, whatever it was); `None` for any other request.
+    pub fn rest_api_write(&self, ex: &Exchange) -> Option<RestApiWrite<'_>> {
+        let api = rest_api::written_api(ex)?;
+        let started = self.state.lock().unwrap().rest_api_writes.hold_until(ex, std::time::Duration::ZERO)?;
+        Some(RestApiWrite { model: self, api: api.to_string(), started })
     }
 
     /// moto answered `status` with `body`: update the model's state, and rewrite the body where
@@ -455,11 +493,16 @@ impl Model {
         status: u16,
         body: &mut Vec<u8>,
     ) -> Option<Behaviour> {
+        let t = self.config.timings;
+        // AWS takes a while to apply a REST API write; moto, a millisecond.
+        let hold = self.state.lock().unwrap().rest_api_writes.hold_until(ex, t.apigateway_write);
+        if let Some(until) = hold {
+            tokio::time::sleep_until(until.into()).await;
+        }
         if !(200..300).contains(&status) {
             return None;
         }
         let now = Instant::now();
-        let t = self.config.timings;
         let text = String::from_utf8_lossy(body).into_owned();
         let mut json: Option<Value> = serde_json::from_slice(body).ok();
         let mut rewritten = None;
