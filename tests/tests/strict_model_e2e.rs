@@ -1,5 +1,5 @@
 //! The strict AWS model against a real moto, through the SDK (no deployer): a fresh role is
-//! refused, a function is Pending (updates refused) and then Active,
+//! refused, a function is Pending (updates and its reserved concurrency refused) and then Active,
 //! its VPC ENIs appear in moto, block their security group and subnet after the function is gone,
 //! and are released after their window. And two writes at once to one REST API's methods: one
 //! is refused as a concurrent modification.
@@ -110,6 +110,20 @@ async fn the_model_makes_aws_waits_and_lambda_enis_real() {
         update.as_ref().err().and_then(|e| e.as_service_error()).is_some_and(|e| e.is_resource_conflict_exception()),
         format!("an update while Pending is a ResourceConflictException: {update:?}"),
     );
+    // "Any invocations or other API actions that operate on the function will fail" (Lambda,
+    // function states): its reserved concurrency too.
+    let reserve = aws.lambda.put_function_concurrency().function_name("strict-fn").reserved_concurrent_executions(2);
+    let reserve = reserve.send().await;
+    let pending =
+        "The operation cannot be performed at this time. The function is currently in the following state: Pending";
+    c.check(
+        reserve
+            .as_ref()
+            .err()
+            .and_then(|e| e.as_service_error())
+            .is_some_and(|e| e.is_resource_conflict_exception() && e.message() == Some(pending)),
+        format!("PutFunctionConcurrency while Pending is a ResourceConflictException: {reserve:?}"),
+    );
 
     let enis = lambda_enis(&direct, &sg_id).await;
     c.eq("one Lambda ENI per subnet, in use", enis.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>(), vec!["in-use"]);
@@ -120,6 +134,12 @@ async fn the_model_makes_aws_waits_and_lambda_enis_real() {
         "Active after the Pending window",
         got.configuration().and_then(|f| f.state()).map(|s| s.as_str().to_string()),
         Some("Active".into()),
+    );
+    let reserve = aws.lambda.put_function_concurrency().function_name("strict-fn").reserved_concurrent_executions(2);
+    c.eq(
+        "PutFunctionConcurrency once Active",
+        reserve.send().await.ok().and_then(|o| o.reserved_concurrent_executions()),
+        Some(2),
     );
     aws.lambda.delete_function().function_name("strict-fn").send().await.expect("DeleteFunction");
     let deleted_at = Instant::now();
