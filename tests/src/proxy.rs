@@ -378,6 +378,12 @@ impl ProxyBuilder {
         self
     }
 
+    /// Mark a web ACL (by name) as one the caller may not `wafv2:GetWebACL`: another team's.
+    pub fn waf_unreadable_acl(mut self, name: &str) -> ProxyBuilder {
+        self.config.waf_unreadable_acls.insert(name.to_string());
+        self
+    }
+
     /// Listen on a free loopback port and forward everything to the upstream.
     pub fn start(self) -> Proxy {
         Proxy::start_with(&self.upstream, self.config)

@@ -22,6 +22,8 @@
 //!     cannot be associated yet, and an associated one cannot be deleted.
 //! 11. [`Behaviour::ApiGatewayConcurrentModification`]: one write at a time to a REST API's
 //!     resources, methods and integrations.
+//! 12. [`Behaviour::WafUnreadableAcl`]: a web ACL the caller may not read (another team's),
+//!     met through GetWebACLForResource.
 //!
 //! Windows and rates are in [`Timings`]. Time is evaluated lazily: each request sees the state
 //! as of its arrival (ENIs are released by the first request after their window).
@@ -93,10 +95,13 @@ pub enum Behaviour {
     /// API Gateway: a write to a REST API's resources, methods or integrations while another
     /// write to the same API is in flight answers 409 ConflictException.
     ApiGatewayConcurrentModification,
+    /// WAF GetWebACLForResource / GetWebACL: AccessDeniedException for a web ACL the caller may
+    /// not `wafv2:GetWebACL` ([`Config::waf_unreadable_acls`]).
+    WafUnreadableAcl,
 }
 
 impl Behaviour {
-    pub const ALL: [Behaviour; 15] = [
+    pub const ALL: [Behaviour; 16] = [
         Behaviour::Validation,
         Behaviour::TagRules,
         Behaviour::IamPropagation,
@@ -112,6 +117,7 @@ impl Behaviour {
         Behaviour::WafUnavailable,
         Behaviour::WafAssociated,
         Behaviour::ApiGatewayConcurrentModification,
+        Behaviour::WafUnreadableAcl,
     ];
 
     /// A stable name for records and reports.
@@ -132,6 +138,7 @@ impl Behaviour {
             Behaviour::WafUnavailable => "waf-unavailable",
             Behaviour::WafAssociated => "waf-associated",
             Behaviour::ApiGatewayConcurrentModification => "apigateway-concurrent-modification",
+            Behaviour::WafUnreadableAcl => "waf-unreadable-acl",
         }
     }
 
@@ -166,6 +173,8 @@ pub struct Config {
     pub zone_state: Option<(String, String)>,
     /// The account's Lambda concurrency limit in the region (AWS's default: 1000).
     pub lambda_concurrency_limit: i64,
+    /// Names of web ACLs the caller may not `wafv2:GetWebACL` (another team's); none by default.
+    pub waf_unreadable_acls: BTreeSet<String>,
 }
 
 impl Default for Config {
@@ -176,6 +185,7 @@ impl Default for Config {
             lambda_refused_zone: Some(LAMBDA_REFUSED_ZONE.to_string()),
             zone_state: Some((IMPAIRED_ZONE.to_string(), "impaired".to_string())),
             lambda_concurrency_limit: 1000,
+            waf_unreadable_acls: BTreeSet::new(),
         }
     }
 }
@@ -455,6 +465,11 @@ impl Model {
             && let Some(f) = st.tables.pitr_unavailable(ex, now, t.pitr_unavailable)
         {
             return Some((Behaviour::PitrWindow, f));
+        }
+        if self.on(Behaviour::WafUnreadableAcl)
+            && let Some(f) = st.web_acls.unreadable(ex, &self.config.waf_unreadable_acls)
+        {
+            return Some((Behaviour::WafUnreadableAcl, f));
         }
         if self.on(Behaviour::WafUnavailable)
             && let Some(f) = st.web_acls.unavailable(ex, now, t.waf_unavailable)
