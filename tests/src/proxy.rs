@@ -366,6 +366,12 @@ impl ProxyBuilder {
         self
     }
 
+    /// The zone ID where CreateSubnet is refused (`None`, the default: every zone is fine).
+    pub fn subnet_refused_zone(mut self, zone_id: Option<&str>) -> ProxyBuilder {
+        self.config.subnet_refused_zone = zone_id.map(str::to_string);
+        self
+    }
+
     /// A zone ID and the state DescribeAvailabilityZones reports for it (`None`: all available).
     pub fn zone_state(mut self, zone: Option<(&str, &str)>) -> ProxyBuilder {
         self.config.zone_state = zone.map(|(z, s)| (z.to_string(), s.to_string()));

@@ -24,6 +24,7 @@
 //!     resources, methods and integrations.
 //! 12. [`Behaviour::WafUnreadableAcl`]: a web ACL the caller may not read (another team's),
 //!     met through GetWebACLForResource.
+//! 13. [`Behaviour::SubnetZones`]: a zone where the account cannot create subnets.
 //!
 //! Windows and rates are in [`Timings`]. Time is evaluated lazily: each request sees the state
 //! as of its arrival (ENIs are released by the first request after their window).
@@ -98,10 +99,12 @@ pub enum Behaviour {
     /// WAF GetWebACLForResource / GetWebACL: AccessDeniedException for a web ACL the caller may
     /// not `wafv2:GetWebACL` ([`Config::waf_unreadable_acls`]).
     WafUnreadableAcl,
+    /// EC2 CreateSubnet refused in a zone ([`Config::subnet_refused_zone`]), as in older accounts.
+    SubnetZones,
 }
 
 impl Behaviour {
-    pub const ALL: [Behaviour; 16] = [
+    pub const ALL: [Behaviour; 17] = [
         Behaviour::Validation,
         Behaviour::TagRules,
         Behaviour::IamPropagation,
@@ -118,6 +121,7 @@ impl Behaviour {
         Behaviour::WafAssociated,
         Behaviour::ApiGatewayConcurrentModification,
         Behaviour::WafUnreadableAcl,
+        Behaviour::SubnetZones,
     ];
 
     /// A stable name for records and reports.
@@ -139,6 +143,7 @@ impl Behaviour {
             Behaviour::WafAssociated => "waf-associated",
             Behaviour::ApiGatewayConcurrentModification => "apigateway-concurrent-modification",
             Behaviour::WafUnreadableAcl => "waf-unreadable-acl",
+            Behaviour::SubnetZones => "subnet-zones",
         }
     }
 
@@ -169,6 +174,10 @@ pub struct Config {
     pub disabled: BTreeMap<Behaviour, String>,
     /// A zone ID where Lambda refuses subnets.
     pub lambda_refused_zone: Option<String>,
+    /// A zone ID where CreateSubnet is refused. None by default: only some older accounts meet
+    /// it, each in its own zones (widdix/aws-cf-templates#36), so no zone name or ID is known to
+    /// be refused everywhere as use1-az3 is for Lambda.
+    pub subnet_refused_zone: Option<String>,
     /// A zone ID and the state DescribeAvailabilityZones reports for it.
     pub zone_state: Option<(String, String)>,
     /// The account's Lambda concurrency limit in the region (AWS's default: 1000).
@@ -183,6 +192,7 @@ impl Default for Config {
             timings: Timings::fast(),
             disabled: BTreeMap::new(),
             lambda_refused_zone: Some(LAMBDA_REFUSED_ZONE.to_string()),
+            subnet_refused_zone: None,
             zone_state: Some((IMPAIRED_ZONE.to_string(), "impaired".to_string())),
             lambda_concurrency_limit: 1000,
             waf_unreadable_acls: BTreeSet::new(),
@@ -428,6 +438,12 @@ impl Model {
             && let Some(f) = lambda::refused_zone(moto, ex, zone).await
         {
             return Some((Behaviour::LambdaZones, f));
+        }
+        if self.on(Behaviour::SubnetZones)
+            && let Some(zone) = &self.config.subnet_refused_zone
+            && let Some(f) = ec2::refused_subnet_zone_in(moto, ex, zone).await
+        {
+            return Some((Behaviour::SubnetZones, f));
         }
         let mut st = self.state.lock().unwrap();
         if self.on(Behaviour::LambdaConcurrency)
