@@ -225,10 +225,8 @@ pub fn partition_of(arn: &str) -> &str {
     }
 }
 
-/// The DNS suffix of execute-api endpoints in a region.
-pub fn dns_suffix(region: &str) -> &'static str {
-    if region.starts_with("cn-") { "amazonaws.com.cn" } else { "amazonaws.com" }
-}
+/// The DNS suffix of execute-api endpoints in a region: its partition's.
+pub use crate::aws::dns_suffix;
 
 /// Every REST API of the account and region (one paginated read per run).
 pub async fn rest_apis(ctx: &Ctx) -> Result<Arc<Vec<RestApi>>> {
