@@ -183,28 +183,76 @@ pub fn check_profile_exists(name: &str) -> std::result::Result<(), String> {
     if in_config || in_creds { Ok(()) } else { Err(format!("{} or {}", config.display(), creds.display())) }
 }
 
-/// The partition of a region: `aws`, `aws-cn` (China) or `aws-us-gov` (GovCloud).
-pub fn partition(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else {
-        "aws"
-    }
+/// An AWS partition: its name in ARNs and the DNS suffix of its endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Partition {
+    pub id: &'static str,
+    pub dns_suffix: &'static str,
 }
 
-/// `us-east-1`, `eu-west-3`, `us-gov-west-1`, `ap-southeast-4`...
-pub fn validate_region(region: &str) -> Result<()> {
+const AWS: Partition = Partition { id: "aws", dns_suffix: "amazonaws.com" };
+
+/// The partitions the SDK knows (smithy-rs `partitions.json`, embedded in each SDK crate's
+/// `endpoint_lib.rs`; aws-sdk-lambda 1.156.0), each with the leading parts of its regions' names:
+/// a region is that prefix, then `-\w+-\d+` (the partition's `regionRegex`). The SDK resolves a
+/// name that matches none to `aws`: we refuse it instead, before any call.
+const PARTITIONS: &[(&[&str], Partition)] = &[
+    (&["us", "gov"], Partition { id: "aws-us-gov", dns_suffix: "amazonaws.com" }),
+    (&["us", "iso"], Partition { id: "aws-iso", dns_suffix: "c2s.ic.gov" }),
+    (&["us", "isob"], Partition { id: "aws-iso-b", dns_suffix: "sc2s.sgov.gov" }),
+    (&["eu", "isoe"], Partition { id: "aws-iso-e", dns_suffix: "cloud.adc-e.uk" }),
+    (&["us", "isof"], Partition { id: "aws-iso-f", dns_suffix: "csp.hci.ic.gov" }),
+    (&["eusc", "de"], Partition { id: "aws-eusc", dns_suffix: "amazonaws.eu" }),
+    (&["cn"], Partition { id: "aws-cn", dns_suffix: "amazonaws.com.cn" }),
+    (&["us"], AWS),
+    (&["eu"], AWS),
+    (&["ap"], AWS),
+    (&["sa"], AWS),
+    (&["ca"], AWS),
+    (&["me"], AWS),
+    (&["af"], AWS),
+    (&["il"], AWS),
+    (&["mx"], AWS),
+];
+
+/// The partition of a region name (`None`: a name no partition has). Pure.
+pub fn partition_of_region(region: &str) -> Option<Partition> {
     let parts: Vec<&str> = region.split('-').collect();
-    let ok = parts.len() >= 3
-        && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
-        && parts[0].len() == 2
-        && parts.last().is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()));
-    if ok {
+    let word = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    let number = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    PARTITIONS
+        .iter()
+        .find(|(prefix, _)| {
+            parts.len() == prefix.len() + 2
+                && parts.starts_with(prefix)
+                && word(parts[prefix.len()])
+                && number(parts[prefix.len() + 1])
+        })
+        .map(|(_, p)| *p)
+}
+
+/// The partition of a region: `aws`, `aws-cn`, `aws-us-gov`, `aws-iso`, ... (`aws` for a name
+/// [`validate_region`] refuses, which every command checks before its first call).
+pub fn partition(region: &str) -> &'static str {
+    partition_of_region(region).unwrap_or(AWS).id
+}
+
+/// The DNS suffix of a region's endpoints (`amazonaws.com`, `amazonaws.com.cn`, `c2s.ic.gov`...).
+pub fn dns_suffix(region: &str) -> &'static str {
+    partition_of_region(region).unwrap_or(AWS).dns_suffix
+}
+
+/// `us-east-1`, `eu-west-3`, `us-gov-west-1`, `cn-north-1`, `us-iso-east-1`, `eusc-de-east-1`...:
+/// a region of a partition the SDK knows.
+pub fn validate_region(region: &str) -> Result<()> {
+    if partition_of_region(region).is_some() {
         Ok(())
     } else {
-        Err(Error::input(format!("region `{region}` is not an AWS region name (expected something like us-east-1)")))
+        Err(Error::input(format!(
+            "region `{region}` is not a region of any AWS partition this tool knows (expected something like \
+             us-east-1, cn-north-1, us-gov-west-1, us-iso-east-1, us-isob-east-1, eu-isoe-west-1, us-isof-south-1 or \
+             eusc-de-east-1)"
+        )))
     }
 }
 
@@ -362,12 +410,33 @@ mod tests {
 
     #[test]
     fn region_names() {
-        for ok in ["us-east-1", "eu-west-3", "us-gov-west-1", "ap-southeast-4"] {
+        for ok in ["us-east-1", "eu-west-3", "us-gov-west-1", "ap-southeast-4", "il-central-1", "eusc-de-east-1"] {
             validate_region(ok).unwrap();
         }
-        for bad in ["useast1", "us-east", "US-EAST-1", "us-east-1a", "", "moon-base-x"] {
-            assert!(validate_region(bad).is_err(), "{bad}");
+        for bad in ["useast1", "us-east", "US-EAST-1", "us-east-1a", "", "moon-base-x", "xx-east-1", "eusc-east-1"] {
+            let e = validate_region(bad).unwrap_err();
+            assert_eq!(e.exit_code(), crate::error::exit::INPUT, "{bad}");
+            assert!(!e.to_string().contains('\n'), "one line: {e}");
         }
+    }
+
+    #[test]
+    fn every_partition_the_sdk_knows_with_its_dns_suffix() {
+        let cases = [
+            ("us-east-1", "aws", "amazonaws.com"),
+            ("mx-central-1", "aws", "amazonaws.com"),
+            ("cn-northwest-1", "aws-cn", "amazonaws.com.cn"),
+            ("us-gov-west-1", "aws-us-gov", "amazonaws.com"),
+            ("us-iso-east-1", "aws-iso", "c2s.ic.gov"),
+            ("us-isob-east-1", "aws-iso-b", "sc2s.sgov.gov"),
+            ("eu-isoe-west-1", "aws-iso-e", "cloud.adc-e.uk"),
+            ("us-isof-south-1", "aws-iso-f", "csp.hci.ic.gov"),
+            ("eusc-de-east-1", "aws-eusc", "amazonaws.eu"),
+        ];
+        for (region, id, suffix) in cases {
+            assert_eq!((partition(region), dns_suffix(region)), (id, suffix), "{region}");
+        }
+        assert_eq!(partition_of_region("jp-east-1"), None);
     }
 
     #[test]

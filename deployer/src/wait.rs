@@ -21,7 +21,8 @@ impl Backoff {
         Backoff { initial: Duration::from_millis(initial_ms), max: Duration::from_millis(max_ms) }
     }
 
-    fn delay(&self, attempt: u32) -> Duration {
+    /// The delay before retry number `attempt` (0-based).
+    pub fn delay(&self, attempt: u32) -> Duration {
         let factor = 2u32.saturating_pow(attempt.min(16));
         self.initial.saturating_mul(factor).min(self.max)
     }

@@ -366,6 +366,12 @@ impl ProxyBuilder {
         self
     }
 
+    /// The zone ID where CreateSubnet is refused (`None`, the default: every zone is fine).
+    pub fn subnet_refused_zone(mut self, zone_id: Option<&str>) -> ProxyBuilder {
+        self.config.subnet_refused_zone = zone_id.map(str::to_string);
+        self
+    }
+
     /// A zone ID and the state DescribeAvailabilityZones reports for it (`None`: all available).
     pub fn zone_state(mut self, zone: Option<(&str, &str)>) -> ProxyBuilder {
         self.config.zone_state = zone.map(|(z, s)| (z.to_string(), s.to_string()));
@@ -375,6 +381,12 @@ impl ProxyBuilder {
     /// The account's Lambda concurrency limit (default 1000; new accounts start at 10).
     pub fn lambda_concurrency_limit(mut self, limit: i64) -> ProxyBuilder {
         self.config.lambda_concurrency_limit = limit;
+        self
+    }
+
+    /// Mark a web ACL (by name) as one the caller may not `wafv2:GetWebACL`: another team's.
+    pub fn waf_unreadable_acl(mut self, name: &str) -> ProxyBuilder {
+        self.config.waf_unreadable_acls.insert(name.to_string());
         self
     }
 
@@ -627,6 +639,8 @@ async fn exchange(
     let moto_api = parts.uri.path().starts_with("/moto-api");
     let mut seq = None;
     let mut exchange = None;
+    // A REST API write the model let through is in flight until this function returns.
+    let mut _rest_api_write = None;
     if !moto_api {
         let call = classify(&parts.method, &parts.uri, &parts.headers, &body);
         let protocol = Protocol::of(&call.service, &parts.headers, &body);
@@ -658,6 +672,7 @@ async fn exchange(
             }
             Verdict::Forward(ex) => exchange = ex,
         }
+        _rest_api_write = exchange.as_ref().and_then(|ex| state.model.rest_api_write(ex));
         let decision = state.rules.lock().unwrap().on_request(&call, Instant::now());
         if !decision.delay.is_zero() {
             tokio::time::sleep(decision.delay).await;

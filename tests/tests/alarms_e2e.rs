@@ -352,6 +352,11 @@ async fn reserved_concurrency_is_set_and_read_back_and_refused_before_any_change
     let (_, up) = deployer.up_json(&["--artifact", art]).await;
     c.eq("up: the function", up["resources"]["function"].as_str(), Some("created"));
     c.eq("up: reserved concurrency read back", reserved(aws).await, Some(5));
+    // Lambda refuses it while the function is Pending (the strict model's lambda-states): sent
+    // once, after the function became Active.
+    let puts: Vec<String> =
+        proxy.calls().iter().filter(|call| call.operation == "PutFunctionConcurrency").map(|c| c.to_string()).collect();
+    c.eq("up: PutFunctionConcurrency once, when Active", puts, ["lambda PutFunctionConcurrency (mutating) -> 200"]);
     let st = deployer.run(&["--output", "json", "status"]).await;
     let json = json_of(&mut c, "status", &st);
     c.eq("status: in sync", st.code, 0);

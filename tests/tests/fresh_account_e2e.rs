@@ -9,12 +9,14 @@
 //!   or one of its mutating calls (chosen at random) is refused; then ONE `down` leaves nothing
 //!   tagged with the stack but the table, if `up` got to create it. The seed is printed
 //!   (`MOVIES_STACK_SEED` replays it).
+//! - `a_zone_ec2_refuses_subnets_in_is_left_for_the_next_one`: an older account where CreateSubnet
+//!   refuses a zone the deployer chose: the subnet goes to the next free zone.
 
 use std::time::Duration;
 
 use e2e::chaos::{Rng, Running, seed};
-use e2e::inventory::{Inventory, Shape};
-use e2e::{Account, Checks, Output, Stack};
+use e2e::inventory::{Inventory, Shape, TAG_STACK};
+use e2e::{Account, Aws, Behaviour, Checks, Output, Stack, ec2_filter};
 use serde_json::Value;
 
 /// `--output json ARGS`: the run and its parsed stdout (Null when it printed none).
@@ -229,4 +231,86 @@ async fn a_zone_lambda_refuses_is_named_with_the_way_out() {
     c.eq("down after the refusal: exit code", down.code, 0);
     Inventory::scan(&account.aws).await.check_gone(&mut c, &stack.names, "down after a refused zone");
     c.finish("a zone Lambda refuses");
+}
+
+/// The zone IDs of a stack's subnets, sorted, read straight from moto.
+async fn subnet_zones(aws: &Aws, stack: &str) -> Vec<String> {
+    let out = aws
+        .ec2
+        .describe_subnets()
+        .filters(ec2_filter(&format!("tag:{TAG_STACK}"), stack))
+        .send()
+        .await
+        .expect("DescribeSubnets");
+    let mut zones: Vec<String> =
+        out.subnets().iter().filter_map(|s| s.availability_zone_id()).map(str::to_string).collect();
+    zones.sort();
+    zones
+}
+
+/// Older accounts cannot create subnets in some zones that DescribeAvailabilityZones lists as
+/// available: "Value (us-east-1b) for parameter availabilityZone is invalid. Subnets can currently
+/// only be created in the following availability zones: ..." (widdix/aws-cf-templates#36). The
+/// model refuses CreateSubnet in use1-az2 (moto's us-east-1c), the deployer's first choice
+/// (use1-az1 is impaired and use1-az3 refused by Lambda in the default model): `up` moves that
+/// subnet to the next free zone, saying so, and converges; the next `up` changes nothing. With the
+/// zone named in the config, `up` stops naming the zone and the key to change. `down` leaves
+/// nothing behind either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zone_ec2_refuses_subnets_in_is_left_for_the_next_one() {
+    const REFUSED: &str = "use1-az2";
+    let account = Account::start().await;
+    let proxy = e2e::Proxy::builder(account.moto.url()).subnet_refused_zone(Some(REFUSED)).start();
+    let aws = &account.aws;
+    let mut c = Checks::new();
+
+    // ------------------------------------------------------------------ chosen: moved
+    let stack = account.stack("subnet-zone");
+    let deployer = stack.via(&proxy);
+    let up = deployer.run(&["up", "--artifact", stack.artifact.as_str()]).await;
+    c.eq("up with a zone EC2 refuses: exit code", up.code, 0);
+    c.check(
+        up.stderr.contains(
+            "EC2 does not create subnets in us-east-1c (use1-az2) for this account; using us-east-1f (use1-az5)",
+        ),
+        format!("up says which zone was refused and which it took:\n{up}"),
+    );
+    let refused: Vec<String> = proxy
+        .calls()
+        .iter()
+        .filter(|call| call.model == Some(Behaviour::SubnetZones))
+        .map(|call| call.to_string())
+        .collect();
+    c.eq("CreateSubnet refused once, in that zone", refused.len(), 1);
+    c.eq("the subnets' zones", subnet_zones(aws, &stack.names.stack).await, ["use1-az4", "use1-az5"]);
+    Inventory::scan(aws).await.check_converged(&mut c, &Shape::of(&stack).await, "after the up");
+    proxy.reset();
+    let again = deployer.run(&["up", "--artifact", stack.artifact.as_str()]).await;
+    let mutating: Vec<String> = proxy.mutating_calls().iter().map(|c| c.to_string()).collect();
+    c.check(again.code == 0 && mutating.is_empty(), format!("second up: 0 mutating calls: {mutating:?}\n{again}"));
+    let down = deployer.run(&["down", "--yes"]).await;
+    c.eq("down: exit code", down.code, 0);
+    Inventory::scan(aws).await.check_gone(&mut c, &stack.names, "down after a moved subnet");
+
+    // ------------------------------------------------------------------ named in the config
+    let pinned = account.stack_with("subnet-pin", &[("network.availability_zones", "[\"use1-az2\", \"use1-az4\"]")]);
+    let deployer = pinned.via(&proxy);
+    let up = deployer.run(&["up", "--artifact", pinned.artifact.as_str()]).await;
+    c.eq("up with a configured zone EC2 refuses: exit code (a failed resource)", up.code, 1);
+    println!("configured zone refused: {}", up.stderr.lines().find(|l| l.starts_with("error:")).unwrap_or_default());
+    let error = up.stderr.lines().find(|l| l.starts_with("error:")).unwrap_or_default().to_string();
+    for needle in
+        ["subnet-0", "us-east-1c (use1-az2)", "`network.availability_zones`", "us-east-1f", "InvalidParameterValue"]
+    {
+        c.check(error.contains(needle), format!("the error says {needle:?}: {error}\n{up}"));
+    }
+    c.eq(
+        "no subnet in the refused zone",
+        subnet_zones(aws, &pinned.names.stack).await.contains(&REFUSED.to_string()),
+        false,
+    );
+    let down = deployer.run(&["down", "--yes"]).await;
+    c.eq("down after the refusal: exit code", down.code, 0);
+    Inventory::scan(aws).await.check_gone(&mut c, &pinned.names, "down after a refused configured zone");
+    c.finish("a zone EC2 refuses subnets in");
 }

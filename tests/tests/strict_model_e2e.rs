@@ -1,6 +1,8 @@
 //! The strict AWS model against a real moto, through the SDK (no deployer): a fresh role is
-//! refused, a function is Pending and then Active, its VPC ENIs appear in moto, block their
-//! security group and subnet after the function is gone, and are released after their window.
+//! refused, a function is Pending (updates and its reserved concurrency refused) and then Active,
+//! its VPC ENIs appear in moto, block their security group and subnet after the function is gone,
+//! and are released after their window. And two writes at once to one REST API's methods: one
+//! is refused as a concurrent modification.
 
 use std::time::{Duration, Instant};
 
@@ -108,6 +110,20 @@ async fn the_model_makes_aws_waits_and_lambda_enis_real() {
         update.as_ref().err().and_then(|e| e.as_service_error()).is_some_and(|e| e.is_resource_conflict_exception()),
         format!("an update while Pending is a ResourceConflictException: {update:?}"),
     );
+    // "Any invocations or other API actions that operate on the function will fail" (Lambda,
+    // function states): its reserved concurrency too.
+    let reserve = aws.lambda.put_function_concurrency().function_name("strict-fn").reserved_concurrent_executions(2);
+    let reserve = reserve.send().await;
+    let pending =
+        "The operation cannot be performed at this time. The function is currently in the following state: Pending";
+    c.check(
+        reserve
+            .as_ref()
+            .err()
+            .and_then(|e| e.as_service_error())
+            .is_some_and(|e| e.is_resource_conflict_exception() && e.message() == Some(pending)),
+        format!("PutFunctionConcurrency while Pending is a ResourceConflictException: {reserve:?}"),
+    );
 
     let enis = lambda_enis(&direct, &sg_id).await;
     c.eq("one Lambda ENI per subnet, in use", enis.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>(), vec!["in-use"]);
@@ -118,6 +134,12 @@ async fn the_model_makes_aws_waits_and_lambda_enis_real() {
         "Active after the Pending window",
         got.configuration().and_then(|f| f.state()).map(|s| s.as_str().to_string()),
         Some("Active".into()),
+    );
+    let reserve = aws.lambda.put_function_concurrency().function_name("strict-fn").reserved_concurrent_executions(2);
+    c.eq(
+        "PutFunctionConcurrency once Active",
+        reserve.send().await.ok().and_then(|o| o.reserved_concurrent_executions()),
+        Some(2),
     );
     aws.lambda.delete_function().function_name("strict-fn").send().await.expect("DeleteFunction");
     let deleted_at = Instant::now();
@@ -158,4 +180,56 @@ async fn the_model_makes_aws_waits_and_lambda_enis_real() {
         format!("every call was validated: {:?}", proxy.model_operations()),
     );
     c.finish("strict model against moto");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_write_at_a_time_to_a_rest_apis_methods() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(moto.url());
+    let aws = Aws::new(proxy.url()).await;
+    let mut c = Checks::new();
+
+    let api = aws.apigateway.create_rest_api().name("strict-api").send().await.expect("CreateRestApi");
+    let api_id = api.id().expect("an API id").to_string();
+    let root = api.root_resource_id().map(str::to_string);
+    let root = match root {
+        Some(r) => r,
+        None => {
+            let resources = aws.apigateway.get_resources().rest_api_id(&api_id).send().await.expect("GetResources");
+            resources.items().first().and_then(|r| r.id()).expect("the root resource").to_string()
+        }
+    };
+    let put = |verb: &'static str| {
+        aws.apigateway
+            .put_method()
+            .rest_api_id(&api_id)
+            .resource_id(&root)
+            .http_method(verb)
+            .authorization_type("NONE")
+            .send()
+    };
+    // Sent at once: API Gateway applies one at a time and refuses the other.
+    let (get, post) = tokio::join!(put("GET"), put("POST"));
+    let conflicts: Vec<String> = [get.as_ref().err(), post.as_ref().err()]
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.as_service_error())
+        .filter(|e| e.is_conflict_exception())
+        .filter_map(|e| e.message().map(str::to_string))
+        .collect();
+    c.eq(
+        "two PutMethod at once: one refused as a concurrent modification",
+        conflicts,
+        vec!["Unable to complete operation due to concurrent modification. Please try again later.".to_string()],
+    );
+    c.eq("two PutMethod at once: the other applied", usize::from(get.is_ok()) + usize::from(post.is_ok()), 1);
+    // One after the other: both applied.
+    let (first, second) = if get.is_ok() { ("POST", "DELETE") } else { ("GET", "DELETE") };
+    c.check(put(first).await.is_ok(), format!("PutMethod {first} once the other write is done"));
+    c.check(put(second).await.is_ok(), format!("PutMethod {second} after it"));
+    c.check(
+        proxy.model_hits()[&Behaviour::ApiGatewayConcurrentModification] == 1,
+        format!("the model refused once: {:?}", proxy.model_hits()),
+    );
+    c.finish("REST API writes one at a time");
 }

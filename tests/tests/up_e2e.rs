@@ -15,7 +15,7 @@ use aws_sdk_ec2::types::VpcAttributeName;
 use e2e::artifact::code_sha256;
 use e2e::inventory::{TAG_RESOURCE, TAG_STACK, ec2_tags};
 use e2e::proxy::{count_by_service, percent_decode};
-use e2e::{Account, Checks, ec2_filter};
+use e2e::{Account, Behaviour, Checks, ec2_filter};
 
 const REGION: &str = "us-east-1";
 
@@ -95,6 +95,18 @@ async fn up_creates_the_whole_stack() {
     c.eq("outputs.TableName", output(&json, "TableName"), Some(n.table.as_str()));
     c.eq("outputs.FunctionName", output(&json, "FunctionName"), Some(n.function.as_str()));
     c.check(calls.iter().all(|call| call.service != "unknown"), "every call the deployer made was SigV4-signed");
+    // The API's `/` and `/{proxy+}` are written at once: API Gateway applies one write to an API
+    // at a time and refuses the other as a concurrent modification, which the deployer retries.
+    let conflicts: Vec<String> = calls
+        .iter()
+        .filter(|call| call.model == Some(Behaviour::ApiGatewayConcurrentModification))
+        .map(|call| call.to_string())
+        .collect();
+    println!("up: concurrent modifications refused and retried: {conflicts:?}");
+    c.check(
+        run.code == 0 && !conflicts.is_empty(),
+        format!("up converged through API Gateway's concurrent-modification refusals: {conflicts:?}"),
+    );
 
     // ---------------------------------------------------------------- VPC
     let vpcs =

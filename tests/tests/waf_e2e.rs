@@ -14,11 +14,17 @@
 //! 4. `enabled = false` again: `plan` shows two deletes, `up` disassociates, then deletes; the
 //!    next `up` makes no mutating call.
 //! 5. On again, then `down`: disassociated before deleted, nothing left.
+//!
+//! And a stage another team put on its own web ACL, which the deployer may not read
+//! (GetWebACLForResource "uses GetWebACL, to verify that your account has permission to access
+//! the retrieved web ACL": `Behaviour::WafUnreadableAcl`): `up` with `[waf]` on fails at the
+//! association, in one line naming that ACL and the permission it takes, and leaves the stage
+//! alone; off, the stack converges around it.
 
 use aws_sdk_wafv2::error::ProvideErrorMetadata as _;
 use aws_sdk_wafv2::types::{
     AllowAction, BlockAction, DefaultAction, RateBasedStatement, RateBasedStatementAggregateKeyType, Rule, Scope,
-    Statement, WebAcl,
+    Statement, VisibilityConfig, WebAcl,
 };
 use e2e::inventory::{Inventory, Shape, TAG_RESOURCE, TAG_STACK, stage_arn};
 use e2e::proxy::Rule as FaultRule;
@@ -378,4 +384,98 @@ async fn the_web_acl_is_created_associated_fixed_turned_off_and_removed() {
 
     println!("waf: {:.1}s in all", started.elapsed().as_secs_f64());
     c.finish("waf (off, on, drift, lock, off again, down)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stage_on_another_teams_web_acl_is_named_with_the_permission_it_takes() {
+    const THEIRS: &str = "edge-team-acl";
+    let account = Account::start().await;
+    let proxy = Proxy::builder(account.moto.url()).waf_unreadable_acl(THEIRS).start();
+    let stack = account.stack("foreign-acl");
+    let (aws, n, art) = (&account.aws, &stack.names, stack.artifact.as_str());
+    let deployer = stack.via(&proxy);
+    let mut c = Checks::new();
+
+    let cold = deployer.run(&["up", "--artifact", art]).await;
+    c.eq("[waf] off: cold up exit code", cold.code, 0);
+    let stage = our_stage_arn(&Inventory::scan(aws).await, n);
+
+    // Another team puts its own web ACL on the stage, through AWS (the proxy: the model sees it).
+    let team = Aws::new(proxy.url()).await;
+    let visibility = VisibilityConfig::builder()
+        .sampled_requests_enabled(false)
+        .cloud_watch_metrics_enabled(false)
+        .metric_name(THEIRS)
+        .build()
+        .expect("a visibility config");
+    let created = team
+        .wafv2
+        .create_web_acl()
+        .name(THEIRS)
+        .scope(Scope::Regional)
+        .default_action(DefaultAction::builder().allow(AllowAction::builder().build()).build())
+        .visibility_config(visibility)
+        .send()
+        .await
+        .expect("CreateWebACL of the other team");
+    let theirs = created.summary().and_then(|s| s.arn()).expect("the new ACL's ARN").to_string();
+    // A new web ACL is not associable at once (`Behaviour::WafUnavailable`).
+    tokio::time::sleep(e2e::strict::Timings::fast().waf_unavailable).await;
+    team.wafv2
+        .associate_web_acl()
+        .web_acl_arn(&theirs)
+        .resource_arn(&stage)
+        .send()
+        .await
+        .expect("AssociateWebACL of the other team");
+
+    // [waf] on: the association cannot be read. One line says which ACL and what it takes; the
+    // stage is left alone (our own ACL, which needs no stage, is made meanwhile).
+    write_config(account.dir.path(), n, &[("waf.enabled", "true")]);
+    proxy.reset();
+    let refused_before = proxy.model_hits()[&Behaviour::WafUnreadableAcl];
+    let up = deployer.run(&["up", "--artifact", art]).await;
+    c.eq("on: exit code (a failed resource)", up.code, 1);
+    let errors: Vec<&str> =
+        up.stderr.lines().filter(|l| l.starts_with("error:") && l.contains("wafv2:GetWebACL")).collect();
+    c.eq("on: one error line about it", errors.len(), 1);
+    let line = errors.first().copied().unwrap_or_default();
+    println!("on: {line}");
+    for needle in [
+        theirs.as_str(),
+        stage.as_str(),
+        "did not make",
+        "needs wafv2:GetWebACL on that web ACL",
+        "AccessDeniedException",
+    ] {
+        c.check(line.contains(needle), format!("on: the error says {needle:?}: {line}\n{up}"));
+    }
+    let associations: Vec<String> = mutating(&proxy).into_iter().filter(|m| m.contains("Associate")).collect();
+    c.eq("on: the stage's association untouched", associations, Vec::<String>::new());
+    c.check(
+        proxy.model_hits()[&Behaviour::WafUnreadableAcl] > refused_before,
+        format!("the model refused to read their ACL: {:?}", proxy.model_hits()),
+    );
+    c.eq("on: their ACL is still on the stage", associated_acl(aws, &stage).await, Some(THEIRS.to_string()));
+
+    // [waf] off: their association is not the stack's: up converges without touching it.
+    write_config(account.dir.path(), n, &[("waf.enabled", "false")]);
+    proxy.reset();
+    let off = deployer.run(&["up", "--artifact", art]).await;
+    c.eq("off: exit code", off.code, 0);
+    // Only our own ACL, made by the failed run, goes.
+    c.eq("off: wafv2 mutating calls", wafv2_mutating(&proxy), ["wafv2 DeleteWebACL"]);
+    c.eq("off: their ACL is still on the stage", associated_acl(aws, &stage).await, Some(THEIRS.to_string()));
+
+    // The other team takes its ACL back (straight to moto: the model would not let us read it).
+    aws.wafv2.disassociate_web_acl().resource_arn(&stage).send().await.expect("DisassociateWebACL of theirs");
+    let id = created.summary().and_then(|s| s.id()).expect("their ACL's id");
+    let token = aws.wafv2.get_web_acl().name(THEIRS).scope(Scope::Regional).id(id).send().await;
+    let token = token.expect("GetWebACL of theirs").lock_token().unwrap_or_default().to_string();
+    let delete = aws.wafv2.delete_web_acl().name(THEIRS).scope(Scope::Regional).id(id).lock_token(token);
+    delete.send().await.expect("DeleteWebACL of theirs");
+    let down = deployer.run(&["down", "--yes"]).await;
+    c.eq("down: exit code", down.code, 0);
+    Inventory::scan(aws).await.check_gone(&mut c, n, "after down");
+    c.finish("a stage on another team's web ACL");
 }

@@ -12,9 +12,9 @@ use aws_sdk_apigateway::types::{ApiKey, Op, PatchOperation, RestApi, UsagePlan, 
 
 use crate::aws::AwsResultExt;
 use crate::ctx::Ctx;
-use crate::error::{ErrorKind, Result};
+use crate::error::{AwsError, ErrorKind, Result};
 use crate::ui::Event;
-use crate::wait::pause;
+use crate::wait::{Backoff, pause};
 
 /// The service name in our error messages.
 pub const SERVICE: &str = "API Gateway";
@@ -117,8 +117,26 @@ impl Pacer {
     }
 }
 
+/// The start of API Gateway's answer to a write that met another write to the same REST API:
+/// 409 ConflictException "Unable to complete operation due to concurrent modification. Please
+/// try again later." API Gateway applies one write to an API's resources, methods and
+/// integrations at a time (hashicorp/terraform-provider-aws#776, #16439: terraform retries this
+/// error on every API Gateway call since v3.24.0). Other ConflictExceptions are real conflicts
+/// ("Another resource with the same parent already has this name") and are not retried.
+const CONCURRENT_MODIFICATION: &str = "Unable to complete operation due to concurrent modification";
+
+/// Whether an API Gateway error is the concurrent-modification conflict, which clears by itself.
+fn is_concurrent_modification(e: &AwsError) -> bool {
+    e.code.as_deref() == Some("ConflictException") && e.message.starts_with(CONCURRENT_MODIFICATION)
+}
+
+/// Retrying a concurrent modification: the other write takes a fraction of a second.
+const CONCURRENT_MODIFICATION_BACKOFF: Backoff = Backoff::new(200, 5000);
+
 /// One API Gateway call, paced by its quota. A 429 anyway (another client spent the quota) is
 /// retried after the quota's interval, doubling, for `ctx.timeouts.throttling`: never hammered.
+/// A concurrent modification of the same REST API (see [`CONCURRENT_MODIFICATION`]) is retried
+/// with its own backoff, for as long.
 pub async fn call<T, F, Fut>(ctx: &Ctx, id: impl Display, operation: &'static str, mut op: F) -> Result<T>
 where
     F: FnMut() -> Fut,
@@ -127,6 +145,7 @@ where
     let interval = ctx.apigw.interval(operation);
     let start = Instant::now();
     let mut attempt = 0u32;
+    let mut conflicts = 0u32;
     loop {
         let wait = ctx.apigw.reserve(operation, Instant::now());
         if !wait.is_zero() {
@@ -148,6 +167,19 @@ where
                 });
                 pause(ctx, operation, delay).await?;
                 attempt += 1;
+            }
+            Err(e) if e.aws().is_some_and(is_concurrent_modification) && start.elapsed() < ctx.timeouts.throttling => {
+                let delay = CONCURRENT_MODIFICATION_BACKOFF.delay(conflicts);
+                ctx.printer.event(Event::Retrying {
+                    id: id.to_string(),
+                    what: format!("another write to the REST API to finish before {operation}"),
+                    code: e.aws().and_then(|a| a.code.clone()).unwrap_or_default(),
+                    delay,
+                    elapsed: start.elapsed(),
+                    deadline: ctx.timeouts.throttling,
+                });
+                pause(ctx, operation, delay).await?;
+                conflicts += 1;
             }
             other => return other,
         }
@@ -193,10 +225,8 @@ pub fn partition_of(arn: &str) -> &str {
     }
 }
 
-/// The DNS suffix of execute-api endpoints in a region.
-pub fn dns_suffix(region: &str) -> &'static str {
-    if region.starts_with("cn-") { "amazonaws.com.cn" } else { "amazonaws.com" }
-}
+/// The DNS suffix of execute-api endpoints in a region: its partition's.
+pub use crate::aws::dns_suffix;
 
 /// Every REST API of the account and region (one paginated read per run).
 pub async fn rest_apis(ctx: &Ctx) -> Result<Arc<Vec<RestApi>>> {
@@ -298,6 +328,31 @@ mod tests {
         assert_eq!(partition_of("nonsense"), "aws");
         assert_eq!(dns_suffix("us-east-1"), "amazonaws.com");
         assert_eq!(dns_suffix("cn-north-1"), "amazonaws.com.cn");
+    }
+
+    #[test]
+    fn only_the_concurrent_modification_conflict_is_retried() {
+        let err = |code: &str, message: &str| AwsError {
+            service: SERVICE,
+            operation: "PutMethod",
+            code: Some(code.to_string()),
+            message: message.to_string(),
+            kind: crate::error::classify(Some(code), message, Some(409)),
+            status: Some(409),
+        };
+        assert!(is_concurrent_modification(&err(
+            "ConflictException",
+            "Unable to complete operation due to concurrent modification. Please try again later."
+        )));
+        assert!(!is_concurrent_modification(&err(
+            "ConflictException",
+            "Another resource with the same parent already has this name: {proxy+}"
+        )));
+        assert!(!is_concurrent_modification(&err("ConflictException", "Usage plan already exists")));
+        assert!(!is_concurrent_modification(&err(
+            "BadRequestException",
+            "Unable to complete operation due to concurrent modification. Please try again later."
+        )));
     }
 
     #[test]

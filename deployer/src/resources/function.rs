@@ -4,10 +4,13 @@
 //! deterministically).
 //!
 //! Reserved concurrency is not part of the function's configuration: PutFunctionConcurrency /
-//! DeleteFunctionConcurrency set it, GetFunction reports it (`Concurrency`), and it may change
-//! while the function is Pending or updating (those calls are not among the ones Lambda refuses
-//! then: Lambda developer guide, "Lambda function states"). Whether the account can spare it is
-//! checked before the run changes anything (`commands/preflight.rs`).
+//! DeleteFunctionConcurrency set it, GetFunction reports it (`Concurrency`). It may change while
+//! an update is in progress, but not while the function is Pending: then "any invocations or
+//! other API actions that operate on the function will fail" (Lambda developer guide, "Lambda
+//! function states"), as 409 ResourceConflictException "... The function is currently in the
+//! following state: Pending"; terraform's `resourceFunctionCreate` waits for Active before
+//! PutFunctionConcurrency, and so do we. Whether the account can spare it is checked before the
+//! run changes anything (`commands/preflight.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -434,8 +437,11 @@ impl Function {
             live.name = self.name.clone();
         }
         // A crash before this call leaves the function without it: `diff` reports it, and the
-        // next run's `update` sets it.
+        // next run's `update` sets it. Not while Pending (see the module's comment): the create
+        // then waits for Active, as `wait_ready` would.
         if let Some(n) = self.reserved_concurrency {
+            self.wait_active(ctx).await?;
+            live.state = State::Active.as_str().to_string();
             self.put_concurrency(ctx, Some(n)).await?;
             live.reserved_concurrency = Some(n);
         }
@@ -648,6 +654,10 @@ impl Resource for Function {
         // UpdateFunctionCode: each update makes the next one wait for LastUpdateStatus.
         let mut reserved = live.reserved_concurrency;
         if changes.iter().any(|c| matches!(c, FunctionChange::Concurrency(_))) {
+            // Left Pending by a run that stopped right after CreateFunction.
+            if live.state == State::Pending.as_str() {
+                self.wait_active(ctx).await?;
+            }
             self.put_concurrency(ctx, spec.reserved_concurrency).await?;
             reserved = spec.reserved_concurrency;
         }

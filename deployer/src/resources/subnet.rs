@@ -80,6 +80,29 @@ pub fn diff(desired: &DesiredSubnet, live: &LiveSubnet) -> Vec<SubnetChange> {
     changes
 }
 
+/// The zones CreateSubnet allows, when it refused the one asked for: older accounts cannot create
+/// subnets in some zones, and EC2 answers 400 InvalidParameterValue "Value (us-east-1b) for
+/// parameter availabilityZone is invalid. Subnets can currently only be created in the following
+/// availability zones: us-east-1d, us-east-1e, us-east-1a, us-east-1c." (widdix/aws-cf-templates#36,
+/// hashicorp/terraform#3434). `Some(names)` for that refusal (empty when none can be read).
+pub fn zone_refused(e: &Error) -> Option<Vec<String>> {
+    const ONLY_IN: &str = "Subnets can currently only be created in the following availability zones:";
+    let aws = e.aws()?;
+    if aws.code.as_deref() != Some("InvalidParameterValue") {
+        return None;
+    }
+    let (_, list) = aws.message.split_once(ONLY_IN)?;
+    Some(
+        list.trim()
+            .trim_end_matches('.')
+            .split(',')
+            .map(str::trim)
+            .filter(|z| !z.is_empty())
+            .map(str::to_string)
+            .collect(),
+    )
+}
+
 /// The stack's subnets (one read per run; `zones.rs` reads it too).
 pub async fn stack_subnets(ctx: &Ctx) -> Result<Arc<Vec<aws_sdk_ec2::types::Subnet>>> {
     ctx.once("ec2:DescribeSubnets", || async {
@@ -159,18 +182,40 @@ impl Resource for Subnet {
     }
 
     async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<LiveSubnet> {
-        let desired = self.desired(inputs, self.zones.of(ctx, self.index).await?)?;
-        let out = ctx
-            .aws
-            .ec2
-            .create_subnet()
-            .vpc_id(&desired.vpc_id)
-            .cidr_block(&desired.cidr)
-            .availability_zone(&desired.az.name)
-            .tag_specifications(tag_spec(ctx, id(self.index).name(), ResourceType::Subnet))
-            .send()
-            .await
-            .aws("EC2", "CreateSubnet")?;
+        let mut desired = self.desired(inputs, self.zones.of(ctx, self.index).await?)?;
+        // A zone CreateSubnet refuses makes nothing: the subnet moves to another zone (each
+        // refusal rules one out, so this ends).
+        let out = loop {
+            let res = ctx
+                .aws
+                .ec2
+                .create_subnet()
+                .vpc_id(&desired.vpc_id)
+                .cidr_block(&desired.cidr)
+                .availability_zone(&desired.az.name)
+                .tag_specifications(tag_spec(ctx, id(self.index).name(), ResourceType::Subnet))
+                .send()
+                .await
+                .aws("EC2", "CreateSubnet");
+            match res {
+                Ok(out) => break out,
+                Err(e) => {
+                    let Some(allowed) = zone_refused(&e) else { return Err(e) };
+                    let next = self
+                        .zones
+                        .refused(ctx, self.index, &desired.az, &allowed)
+                        .await
+                        .map_err(|why| Error::input(format!("{why}. AWS said: {e}")))?;
+                    ctx.warn(format!(
+                        "{}: EC2 does not create subnets in {} for this account; using {} instead",
+                        id(self.index),
+                        desired.az,
+                        next
+                    ));
+                    desired.az = next;
+                }
+            }
+        };
         let subnet = out.subnet().ok_or_else(|| Error::other("EC2 CreateSubnet returned no subnet"))?;
         let mut live = live_subnet(subnet);
         live.az = desired.az;
@@ -263,6 +308,34 @@ mod tests {
             assert_eq!(changes[0].field, field);
             assert_eq!(changes[0].replace, replace, "{field}");
         }
+    }
+
+    #[test]
+    fn a_zone_refusal_is_read_with_the_zones_it_allows() {
+        let err = |code: &str, message: &str| {
+            Error::Aws(crate::error::AwsError {
+                service: "EC2",
+                operation: "CreateSubnet",
+                code: Some(code.into()),
+                message: message.into(),
+                kind: crate::error::classify(Some(code), message, Some(400)),
+                status: Some(400),
+            })
+        };
+        let refused = err(
+            "InvalidParameterValue",
+            "Value (ap-northeast-1a) for parameter availabilityZone is invalid. Subnets can currently only be created \
+             in the following availability zones: ap-northeast-1c, ap-northeast-1d.",
+        );
+        assert_eq!(zone_refused(&refused), Some(vec!["ap-northeast-1c".to_string(), "ap-northeast-1d".to_string()]));
+        assert_eq!(zone_refused(&err("InvalidParameterValue", "Value (x) for parameter cidrBlock is invalid.")), None);
+        assert_eq!(
+            zone_refused(&err(
+                "InvalidSubnet.Conflict",
+                "Subnets can currently only be created in the following availability zones: a."
+            )),
+            None
+        );
     }
 
     #[test]

@@ -543,6 +543,62 @@ impl WebAclAssociation {
     }
 }
 
+/// The web ACL a GetWebACLForResource refusal is about. The call "uses GetWebACL, to verify that
+/// your account has permission to access the retrieved web ACL" (WAFV2 API reference,
+/// GetWebACLForResource): a stage on a web ACL the caller may not read (another team's) is
+/// refused with IAM's "... is not authorized to perform: wafv2:GetWebACL on resource: ARN ...".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnreadableAcl {
+    /// Not ours: its ARN, from the refusal.
+    Foreign(String),
+    /// Our own ACL (the policy lacks wafv2:GetWebACL on it).
+    Ours,
+    /// The refusal names wafv2:GetWebACL but no ARN.
+    Unnamed,
+}
+
+/// Which ACL an access denial of GetWebACLForResource is about, when it is about reading one.
+pub fn unreadable_acl(e: &Error, our_acl: &str) -> Option<UnreadableAcl> {
+    let message = &e.aws()?.message;
+    if !message.contains("wafv2:GetWebACL ") && !message.ends_with("wafv2:GetWebACL") {
+        return None;
+    }
+    let Some(arn) = message
+        .split("on resource: ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .filter(|arn| arn.starts_with("arn:") && arn.contains("/webacl/"))
+    else {
+        return Some(UnreadableAcl::Unnamed);
+    };
+    let name = arn.split("/webacl/").nth(1).and_then(|rest| rest.split('/').next());
+    Some(if name == Some(our_acl) { UnreadableAcl::Ours } else { UnreadableAcl::Foreign(arn.to_string()) })
+}
+
+impl UnreadableAcl {
+    /// One line: which stage, which ACL, the permission it takes and the ways out.
+    fn explain(&self, stage: &str, stage_arn: &str, our_acl: &str, e: &Error) -> Error {
+        let acl = match self {
+            UnreadableAcl::Foreign(arn) => {
+                format!("web ACL {arn}, which this tool did not make (its own is `{our_acl}`)")
+            }
+            UnreadableAcl::Unnamed => {
+                format!("a web ACL AWS did not name, most likely not this tool's (its own is `{our_acl}`)")
+            }
+            UnreadableAcl::Ours => {
+                return Error::input(format!(
+                    "reading the web ACL of stage `{stage}` ({stage_arn}) needs wafv2:GetWebACL on this tool's own web \
+                     ACL `{our_acl}`: add it to the deployer's policy (`movies-stack iam-policy` prints it). {e}"
+                ));
+            }
+        };
+        Error::input(format!(
+            "stage `{stage}` ({stage_arn}) is associated with {acl}; reading that association needs wafv2:GetWebACL \
+             on that web ACL: grant it to the deployer, or have its owner disassociate it from the stage. {e}"
+        ))
+    }
+}
+
 #[async_trait]
 impl Resource for WebAclAssociation {
     type Live = LiveAssociation;
@@ -589,6 +645,15 @@ impl Resource for WebAclAssociation {
             .send()
             .await
             .aws(SERVICE, "GetWebACLForResource");
+        let res = match res {
+            Err(e) if e.kind() == Some(ErrorKind::Auth) => match unreadable_acl(&e, &self.acl_name) {
+                // Turned off, an association with an ACL that is not ours is not ours to remove.
+                Some(UnreadableAcl::Foreign(_)) | Some(UnreadableAcl::Unnamed) if !self.enabled => return Ok(None),
+                Some(acl) => return Err(acl.explain(&self.stage_name, &resource_arn, &self.acl_name, &e)),
+                None => Err(e),
+            },
+            other => other,
+        };
         // WAFNonexistentItemException: no such stage (terraform `findWebACLByResourceARN`).
         let Some(out) = apigw::found(res)? else { return Ok(None) };
         let Some(acl) = out.web_acl() else { return Ok(None) };
@@ -711,6 +776,52 @@ mod tests {
             "arn:aws:apigateway:us-east-1::/restapis/a1b2c3/stages/prod"
         );
         assert_eq!(stage_arn("cn-north-1", "x", "dev"), "arn:aws-cn:apigateway:cn-north-1::/restapis/x/stages/dev");
+    }
+
+    #[test]
+    fn an_access_denial_names_the_web_acl_it_could_not_read() {
+        const THEIRS: &str = "arn:aws:wafv2:us-east-1:1:regional/webacl/edge-team/9a8b";
+        let denied = |message: &str| {
+            Error::Aws(crate::error::AwsError {
+                service: SERVICE,
+                operation: "GetWebACLForResource",
+                code: Some("AccessDeniedException".into()),
+                message: message.into(),
+                kind: ErrorKind::Auth,
+                status: Some(400),
+            })
+        };
+        let iam = |arn: &str| {
+            denied(&format!(
+                "User: arn:aws:iam::1:user/d is not authorized to perform: wafv2:GetWebACL on resource: {arn} because \
+                 no identity-based policy allows the wafv2:GetWebACL action"
+            ))
+        };
+        let theirs = iam(THEIRS);
+        assert_eq!(unreadable_acl(&theirs, "s-web-acl"), Some(UnreadableAcl::Foreign(THEIRS.into())));
+        let ours = "arn:aws:wafv2:us-east-1:1:regional/webacl/s-web-acl/x";
+        assert_eq!(unreadable_acl(&iam(ours), "s-web-acl"), Some(UnreadableAcl::Ours));
+        assert_eq!(
+            unreadable_acl(&denied("You are not authorized to perform: wafv2:GetWebACL"), "s-web-acl"),
+            Some(UnreadableAcl::Unnamed)
+        );
+        assert_eq!(
+            unreadable_acl(&denied("not authorized to perform: wafv2:GetWebACLForResource on resource: x"), "s"),
+            None,
+            "a denial of the call itself is the policy's business"
+        );
+        let stage = stage_arn("us-east-1", "a1", "prod");
+        let text = UnreadableAcl::Foreign(THEIRS.into()).explain("prod", &stage, "s-web-acl", &theirs).to_string();
+        assert!(!text.contains('\n'), "one line: {text}");
+        for needle in
+            [THEIRS, stage.as_str(), "did not make", "wafv2:GetWebACL on that web ACL", "AccessDeniedException"]
+        {
+            assert!(text.contains(needle), "{needle:?} in {text}");
+        }
+        assert_eq!(
+            UnreadableAcl::Foreign(THEIRS.into()).explain("prod", &stage, "s", &theirs).exit_code(),
+            crate::error::exit::INPUT
+        );
     }
 
     #[tokio::test]

@@ -10,8 +10,15 @@
 //! - `network.availability_zones` in the config, by name or ID, is taken as given (and checked);
 //! - otherwise an existing subnet keeps its zone, and a missing one takes the first available,
 //!   Lambda-supported zone by ID that no other subnet of the stack uses.
+//!
+//! Older accounts cannot create subnets in some zones that DescribeAvailabilityZones lists as
+//! `available`, and nothing tells them apart before CreateSubnet refuses ("Subnets can currently
+//! only be created in the following availability zones: ...", widdix/aws-cf-templates#36). A
+//! subnet whose zone was chosen then takes the next candidate that CreateSubnet allows
+//! ([`Zones::refused`]); a zone the config names is the config's to change.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
 
 use super::ec2::filter;
 use super::{Ctx, TAG_RESOURCE};
@@ -43,6 +50,20 @@ fn pick(choice: &Choice, index: u8) -> Result<Zone> {
         .ok_or_else(|| Error::other(format!("internal: no zone chosen for subnet-{index}")))
 }
 
+/// The zone a subnet takes once CreateSubnet refused the ones in `refused` (IDs): the first
+/// candidate not refused, allowed (zone names CreateSubnet listed; empty: not listed) and not
+/// in `taken` (the other subnets' zones). Pure.
+pub fn fallback(candidates: &[Zone], refused: &BTreeSet<String>, allowed: &[String], taken: &[&Zone]) -> Option<Zone> {
+    candidates
+        .iter()
+        .find(|z| {
+            !refused.contains(&z.id)
+                && (allowed.is_empty() || allowed.contains(&z.name))
+                && !taken.iter().any(|t| t.id == z.id)
+        })
+        .cloned()
+}
+
 /// A zone as DescribeAvailabilityZones reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegionZone {
@@ -57,6 +78,9 @@ pub struct Choice {
     pub zones: Vec<Zone>,
     /// Per subnet: "config", "kept" (where the subnet is) or "chosen".
     pub how: Vec<&'static str>,
+    /// The usable zones (available, Lambda-supported), in the order they are chosen: where a
+    /// subnet goes when CreateSubnet refuses its zone. Empty when the config names the zones.
+    pub candidates: Vec<Zone>,
 }
 
 /// Choose the zones of `count` subnets. Pure.
@@ -95,7 +119,7 @@ pub fn choose(
             }
             zones.push(z.zone.clone());
         }
-        return Ok(Choice { how: vec!["config"; zones.len()], zones });
+        return Ok(Choice { how: vec!["config"; zones.len()], zones, candidates: Vec::new() });
     }
     let mut candidates: Vec<&RegionZone> = region_zones
         .iter()
@@ -127,7 +151,7 @@ pub fn choose(
         zones.push(next.zone.clone());
         how.push("chosen");
     }
-    Ok(Choice { zones, how })
+    Ok(Choice { zones, how, candidates: candidates.iter().map(|z| z.zone.clone()).collect() })
 }
 
 /// The stack's zone choice, made once per sweep (a shared read of the run) for its subnets.
@@ -135,25 +159,78 @@ pub fn choose(
 pub struct Zones {
     pub wanted: Vec<String>,
     pub count: usize,
+    /// What CreateSubnet refused in this run, and where the subnets went instead.
+    moved: Mutex<Moved>,
+}
+
+#[derive(Debug, Default)]
+struct Moved {
+    /// Zone IDs CreateSubnet refused.
+    refused: BTreeSet<String>,
+    /// Subnet index → the zone it takes instead of the chosen one.
+    to: BTreeMap<u8, Zone>,
+}
+
+impl Moved {
+    fn zone(&self, choice: &Choice, index: u8) -> Result<Zone> {
+        match self.to.get(&index) {
+            Some(z) => Ok(z.clone()),
+            None => pick(choice, index),
+        }
+    }
 }
 
 const CHOICE: &str = "zones: the stack's choice";
 
 impl Zones {
     pub fn new(wanted: Vec<String>, count: usize) -> Zones {
-        Zones { wanted, count }
+        Zones { wanted, count, moved: Mutex::new(Moved::default()) }
     }
 
     /// The zone of subnet `index`: two reads the first time (the region's zones, the stack's
     /// subnets, both in the discovery sweep), none after.
     pub async fn of(&self, ctx: &Ctx, index: u8) -> Result<Zone> {
         let choice = ctx.once(CHOICE, || self.decide(ctx)).await?;
-        pick(&choice, index)
+        self.moved.lock().expect("zones lock").zone(&choice, index)
     }
 
     /// The zone of subnet `index`, once [`Zones::of`] has chosen (every subnet's `observe` does).
     pub fn chosen(&self, ctx: &Ctx, index: u8) -> Result<Zone> {
-        pick(&*ctx.already::<Choice>(CHOICE)?, index)
+        self.moved.lock().expect("zones lock").zone(&*ctx.already::<Choice>(CHOICE)?, index)
+    }
+
+    /// CreateSubnet refused subnet `index` in `zone`, allowing only the zones named in `allowed`
+    /// (empty: it did not say): the zone the subnet takes instead, away from the other subnets.
+    /// A zone the config names is not replaced: the error says which key to change.
+    pub async fn refused(&self, ctx: &Ctx, index: u8, zone: &Zone, allowed: &[String]) -> Result<Zone> {
+        let choice = ctx.once(CHOICE, || self.decide(ctx)).await?;
+        let mut moved = self.moved.lock().expect("zones lock");
+        moved.refused.insert(zone.id.clone());
+        let allowed_text = if allowed.is_empty() { "AWS did not say where".to_string() } else { allowed.join(", ") };
+        if choice.how.get(usize::from(index)) == Some(&"config") {
+            return Err(Error::input(format!(
+                "EC2 refused subnet-{index} in {zone}, which `network.availability_zones` names: this account can \
+                 create subnets only in {allowed_text}. Name other zones in `network.availability_zones` (or remove \
+                 the key to let movies-stack choose)"
+            )));
+        }
+        let others: Vec<Zone> = (0..choice.zones.len())
+            .filter_map(|i| u8::try_from(i).ok())
+            .filter(|i| *i != index)
+            .filter_map(|i| moved.zone(&choice, i).ok())
+            .collect();
+        let taken: Vec<&Zone> = others.iter().collect();
+        let next = fallback(&choice.candidates, &moved.refused, allowed, &taken).ok_or_else(|| {
+            let refused: Vec<&str> = moved.refused.iter().map(String::as_str).collect();
+            Error::input(format!(
+                "EC2 refused subnet-{index} in {zone}: this account can create subnets only in {allowed_text}, and no \
+                 other available zone that Lambda supports is free (refused: {}). Lower `network.az_count`, or name \
+                 the zones in `network.availability_zones`",
+                refused.join(", ")
+            ))
+        })?;
+        moved.to.insert(index, next.clone());
+        Ok(next)
     }
 
     async fn decide(&self, ctx: &Ctx) -> Result<Choice> {
@@ -236,6 +313,24 @@ mod tests {
         assert_eq!(ids(&c), ["use1-az2", "use1-az4"]);
         assert_eq!(c.how, ["chosen", "chosen"]);
         assert_eq!(c.zones[0].name, "us-east-1d");
+        let candidates: Vec<&str> = c.candidates.iter().map(|z| z.id.as_str()).collect();
+        assert_eq!(candidates, ["use1-az2", "use1-az4", "use1-az6"]);
+    }
+
+    #[test]
+    fn a_refused_zone_falls_back_to_the_next_free_allowed_candidate() {
+        let c = choose(&region(), &[], &BTreeMap::new(), 2, "us-east-1").unwrap();
+        let refused = BTreeSet::from(["use1-az2".to_string()]);
+        // subnet-0 refused in az2: az4 is subnet-1's, so az6.
+        let got = fallback(&c.candidates, &refused, &[], &[&c.zones[1]]).unwrap();
+        assert_eq!(got.id, "use1-az6");
+        // Only the zones CreateSubnet listed.
+        let allowed = ["us-east-1d".to_string(), "us-east-1e".to_string()];
+        assert_eq!(fallback(&c.candidates, &refused, &allowed, &[]).map(|z| z.id), Some("use1-az4".to_string()));
+        assert_eq!(fallback(&c.candidates, &refused, &allowed, &[&c.zones[1]]), None);
+        // Configured zones have no candidates: nothing to fall back to.
+        let pinned = choose(&region(), &["use1-az2".to_string()], &BTreeMap::new(), 1, "us-east-1").unwrap();
+        assert!(pinned.candidates.is_empty());
     }
 
     #[test]

@@ -155,13 +155,7 @@ fn function_spec(ctx: &Ctx, config: &Config, settings: &AwsSettings, bootstrap: 
         Error::input("no AWS credentials to give the function (set AWS_PROFILE or AWS_ACCESS_KEY_ID)")
     })?;
     let region = ctx.aws.region.clone();
-    let partition = if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else {
-        "aws"
-    };
+    let partition = crate::aws::partition(&region);
     let mut variables = vec![("TABLE_NAME".to_string(), config.table.name.clone())];
     if let Some(url) = &settings.endpoint_url {
         variables.push(("AWS_ENDPOINT_URL".to_string(), url.clone()));

@@ -37,9 +37,10 @@ fn main() -> ExitCode {
         println!("{service:<16} {operation:<36} {calls:>7} {validated:>9} {refused:>7}");
     }
     println!();
-    println!("{:<20} {:>7}", "behaviour", "hits");
+    let width = Behaviour::ALL.iter().map(|b| b.name().len()).max().unwrap_or(0);
+    println!("{:<width$} {:>7}", "behaviour", "hits");
     for b in Behaviour::ALL {
-        println!("{:<20} {:>7}", b.name(), s.behaviours.get(b.name()).copied().unwrap_or(0));
+        println!("{:<width$} {:>7}", b.name(), s.behaviours.get(b.name()).copied().unwrap_or(0));
     }
     for (b, tests) in &s.disabled {
         println!();

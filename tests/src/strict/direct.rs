@@ -121,6 +121,16 @@ impl MotoEc2 {
         if status.is_success() { Ok(text) } else { Err(format!("{what} answered {status}: {text}")) }
     }
 
+    /// The region's zones, `(name, ID)`, in moto's order.
+    pub async fn zones(&self) -> Result<Vec<(String, String)>, String> {
+        let xml = self.call("DescribeAvailabilityZones", &[]).await?;
+        let (names, ids) = (xml_all(&xml, "zoneName"), xml_all(&xml, "zoneId"));
+        if names.len() != ids.len() {
+            return Err(format!("DescribeAvailabilityZones: {} names for {} IDs", names.len(), ids.len()));
+        }
+        Ok(names.into_iter().zip(ids).map(|(n, i)| (n.to_string(), i.to_string())).collect())
+    }
+
     /// The zone ID (`use1-az6`) of a subnet.
     pub async fn subnet_zone_id(&self, subnet: &str) -> Result<String, String> {
         let xml = self.call("DescribeSubnets", &[("SubnetId.1".into(), subnet.into())]).await?;

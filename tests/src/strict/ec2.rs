@@ -1,15 +1,21 @@
-//! EC2: eventual consistency of fresh security groups and subnets, and zone states.
+//! EC2: eventual consistency of fresh security groups and subnets, zone states, and a zone where
+//! the account cannot create subnets.
 //!
 //! EC2's API is eventually consistent: "a resource that you just created might not be visible
 //! to a subsequent call" (EC2 API reference, "Eventual consistency in the Amazon EC2 API"); the
 //! answer is the resource's NotFound code.
+//!
+//! Older accounts cannot create subnets in some zones: CreateSubnet answers 400
+//! InvalidParameterValue "Value (us-east-1b) for parameter availabilityZone is invalid. Subnets can
+//! currently only be created in the following availability zones: us-east-1d, us-east-1e,
+//! us-east-1a, us-east-1c." (widdix/aws-cf-templates#36; hashicorp/terraform#3434, kz8s/tack#67).
 
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use super::Exchange;
-use super::direct::{xml_all, xml_first};
+use super::direct::{MotoEc2, xml_all, xml_first};
 use crate::proxy::Fault;
 
 /// Security groups and subnets created a moment ago.
@@ -55,6 +61,47 @@ impl Fresh {
             ("InvalidSubnetID.NotFound", format!("The subnet ID '{id}' does not exist"))
         };
         Some(Fault { status: 400, code: code.into(), message })
+    }
+}
+
+/// CreateSubnet in `refused` (a zone ID), asked by zone name or ID, as an account that cannot
+/// create subnets there is answered; `zones` are the region's `(name, ID)`.
+pub fn refused_subnet_zone(ex: &Exchange, zones: &[(String, String)], refused: &str) -> Option<Fault> {
+    if !ex.is("ec2", "CreateSubnet") {
+        return None;
+    }
+    let (parameter, value) = match (ex.str_at(&["AvailabilityZone"]), ex.str_at(&["AvailabilityZoneId"])) {
+        (Some(name), _) => ("availabilityZone", name),
+        (None, Some(id)) => ("availabilityZoneId", id),
+        (None, None) => return None,
+    };
+    let zone_id = zones.iter().find(|(n, i)| n == value || i == value).map_or(value, |(_, i)| i.as_str());
+    if zone_id != refused {
+        return None;
+    }
+    let others: Vec<&str> = zones.iter().filter(|(_, i)| i != refused).map(|(n, _)| n.as_str()).collect();
+    Some(Fault {
+        status: 400,
+        code: "InvalidParameterValue".into(),
+        message: format!(
+            "Value ({value}) for parameter {parameter} is invalid. Subnets can currently only be created in the \
+             following availability zones: {}.",
+            others.join(", ")
+        ),
+    })
+}
+
+/// [`refused_subnet_zone`] with the region's zones read from moto (only for a CreateSubnet).
+pub async fn refused_subnet_zone_in(moto: &MotoEc2, ex: &Exchange, refused: &str) -> Option<Fault> {
+    if !ex.is("ec2", "CreateSubnet") {
+        return None;
+    }
+    match moto.zones().await {
+        Ok(zones) => refused_subnet_zone(ex, &zones, refused),
+        Err(e) => {
+            eprintln!("strict model: reading the zones from moto failed: {e}");
+            None
+        }
     }
 }
 
@@ -145,6 +192,32 @@ mod tests {
         <item><zoneName>us-east-1a</zoneName><zoneState>available</zoneState><zoneId>use1-az6</zoneId></item>\
         <item><zoneName>us-east-1b</zoneName><zoneState>available</zoneState><zoneId>use1-az1</zoneId><messages><item>m</item></messages></item>\
         </availabilityZoneInfo></DescribeAvailabilityZonesResponse>";
+
+    #[test]
+    fn subnets_are_refused_in_one_zone_by_name_or_id() {
+        let zones: Vec<(String, String)> =
+            [("us-east-1a", "use1-az6"), ("us-east-1b", "use1-az1"), ("us-east-1c", "use1-az2")]
+                .iter()
+                .map(|(n, i)| (n.to_string(), i.to_string()))
+                .collect();
+        let create = |k: &str, v: &str| ex("CreateSubnet", json!({"VpcId": "vpc-1", "CidrBlock": "10.0.1.0/24", k: v}));
+        let f = refused_subnet_zone(&create("AvailabilityZone", "us-east-1b"), &zones, "use1-az1").unwrap();
+        assert_eq!((f.status, f.code.as_str()), (400, "InvalidParameterValue"));
+        assert_eq!(
+            f.message,
+            "Value (us-east-1b) for parameter availabilityZone is invalid. Subnets can currently only be created in \
+             the following availability zones: us-east-1a, us-east-1c."
+        );
+        let f = refused_subnet_zone(&create("AvailabilityZoneId", "use1-az1"), &zones, "use1-az1").unwrap();
+        assert!(
+            f.message.starts_with("Value (use1-az1) for parameter availabilityZoneId is invalid."),
+            "{}",
+            f.message
+        );
+        assert!(refused_subnet_zone(&create("AvailabilityZone", "us-east-1c"), &zones, "use1-az1").is_none());
+        assert!(refused_subnet_zone(&ex("CreateSubnet", json!({"VpcId": "vpc-1"})), &zones, "use1-az1").is_none());
+        assert!(refused_subnet_zone(&ex("CreateVpc", json!({})), &zones, "use1-az1").is_none());
+    }
 
     #[test]
     fn a_zone_is_impaired_and_left_out_of_available_only_answers() {

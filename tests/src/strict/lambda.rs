@@ -5,6 +5,10 @@
 //!   `Creating`); after each UpdateFunctionCode / UpdateFunctionConfiguration,
 //!   `LastUpdateStatus` is `InProgress`. Meanwhile UpdateFunctionCode,
 //!   UpdateFunctionConfiguration and PublishVersion answer 409 ResourceConflictException.
+//!   While Pending, "any invocations or other API actions that operate on the function will
+//!   fail" (the states page): PutFunctionConcurrency and DeleteFunctionConcurrency answer the same
+//!   409 then (terraform's `resourceFunctionCreate` waits for Active before it reserves
+//!   concurrency).
 //! - A function with a VPC config gets Hyperplane ENIs (description `AWS Lambda VPC ENI-...`),
 //!   made here in moto through EC2 directly: one per subnet, with the function's security groups,
 //!   `in-use` (attached to a stand-in instance, as moto knows no service-owned attachments).
@@ -103,11 +107,16 @@ impl Functions {
         self.named(ex)?.1.role.clone()
     }
 
-    /// Updates refused while the function is Pending or an update is in progress.
+    /// Updates refused while the function is Pending or an update is in progress; its reserved
+    /// concurrency, while it is Pending.
     pub fn conflict(&self, ex: &Exchange, now: Instant, t: &Timings) -> Option<Fault> {
-        if !(ex.service == "lambda"
-            && matches!(ex.operation.as_str(), "UpdateFunctionCode" | "UpdateFunctionConfiguration" | "PublishVersion"))
-        {
+        if ex.service != "lambda" {
+            return None;
+        }
+        let update =
+            matches!(ex.operation.as_str(), "UpdateFunctionCode" | "UpdateFunctionConfiguration" | "PublishVersion");
+        let concurrency = matches!(ex.operation.as_str(), "PutFunctionConcurrency" | "DeleteFunctionConcurrency");
+        if !(update || concurrency) {
             return None;
         }
         let (_, f) = self.named(ex)?;
@@ -117,7 +126,7 @@ impl Functions {
                     .into(),
             );
         }
-        if f.updated.is_some_and(|u| now.saturating_duration_since(u) < t.lambda_update) {
+        if update && f.updated.is_some_and(|u| now.saturating_duration_since(u) < t.lambda_update) {
             return conflict(format!(
                 "The operation cannot be performed at this time. An update is in progress for resource: {}",
                 f.arn
@@ -442,10 +451,31 @@ mod tests {
         let f = fns.conflict(&code, t0, &t).unwrap();
         assert_eq!((f.status, f.code.as_str()), (409, "ResourceConflictException"));
         assert!(f.message.ends_with("in the following state: Pending"));
+        // Reserved concurrency operates on the function too: refused while Pending.
+        let put = ex("PutFunctionConcurrency", json!({"FunctionName": "f", "ReservedConcurrentExecutions": 5}));
+        let delete = ex("DeleteFunctionConcurrency", json!({"FunctionName": arn}));
+        for call in [&put, &delete] {
+            let f = fns.conflict(call, t0, &t).unwrap();
+            assert_eq!(
+                (f.status, f.code.as_str(), f.message.as_str()),
+                (
+                    409,
+                    "ResourceConflictException",
+                    "The operation cannot be performed at this time. The function is currently in the following state: Pending"
+                ),
+                "{}",
+                call.operation
+            );
+        }
 
         let t1 = t0 + t.lambda_pending;
         assert!(fns.conflict(&code, t1, &t).is_none());
+        assert!(fns.conflict(&put, t1, &t).is_none());
         fns.record(&code, Some(&json!({})), t1);
+        assert!(
+            fns.conflict(&put, t1, &t).is_none(),
+            "an update in progress holds back updates only (the states page lists them)"
+        );
         let f = fns.conflict(&ex("PublishVersion", json!({"FunctionName": "f"})), t1, &t).unwrap();
         assert_eq!(
             f.message,

@@ -22,7 +22,12 @@
 //!     cannot be associated yet, and an associated one cannot be deleted.
 //! 11. [`Behaviour::Authorization`]: each request of the movies-stack binary is authorized
 //!     against the policy `movies-stack iam-policy` prints, by action, resource and condition
-//!     keys, as AWS does ([`authz`]).
+//!     keys, as AWS does ([`authz`]); [`Behaviour::IamBoundary`]: a role's boundary must exist.
+//! 12. [`Behaviour::ApiGatewayConcurrentModification`]: one write at a time to a REST API's
+//!     resources, methods and integrations.
+//! 13. [`Behaviour::WafUnreadableAcl`]: a web ACL the caller may not read (another team's),
+//!     met through GetWebACLForResource.
+//! 14. [`Behaviour::SubnetZones`]: a zone where the account cannot create subnets.
 //!
 //! Windows and rates are in [`Timings`]. Time is evaluated lazily: each request sees the state
 //! as of its arrival (ENIs are released by the first request after their window).
@@ -40,6 +45,7 @@ mod quotas;
 pub mod report;
 pub mod request;
 pub mod sar;
+mod rest_api;
 mod tags;
 mod timings;
 pub mod validate;
@@ -98,10 +104,18 @@ pub enum Behaviour {
     /// IAM CreateRole / PutRolePermissionsBoundary: a boundary policy that does not exist is
     /// refused (NoSuchEntity).
     IamBoundary,
+    /// API Gateway: a write to a REST API's resources, methods or integrations while another
+    /// write to the same API is in flight answers 409 ConflictException.
+    ApiGatewayConcurrentModification,
+    /// WAF GetWebACLForResource / GetWebACL: AccessDeniedException for a web ACL the caller may
+    /// not `wafv2:GetWebACL` ([`Config::waf_unreadable_acls`]).
+    WafUnreadableAcl,
+    /// EC2 CreateSubnet refused in a zone ([`Config::subnet_refused_zone`]), as in older accounts.
+    SubnetZones,
 }
 
 impl Behaviour {
-    pub const ALL: [Behaviour; 16] = [
+    pub const ALL: [Behaviour; 19] = [
         Behaviour::Validation,
         Behaviour::TagRules,
         Behaviour::IamPropagation,
@@ -118,6 +132,9 @@ impl Behaviour {
         Behaviour::WafAssociated,
         Behaviour::Authorization,
         Behaviour::IamBoundary,
+        Behaviour::ApiGatewayConcurrentModification,
+        Behaviour::WafUnreadableAcl,
+        Behaviour::SubnetZones,
     ];
 
     /// A stable name for records and reports.
@@ -139,6 +156,9 @@ impl Behaviour {
             Behaviour::WafAssociated => "waf-associated",
             Behaviour::Authorization => "authorization",
             Behaviour::IamBoundary => "iam-boundary",
+            Behaviour::ApiGatewayConcurrentModification => "apigateway-concurrent-modification",
+            Behaviour::WafUnreadableAcl => "waf-unreadable-acl",
+            Behaviour::SubnetZones => "subnet-zones",
         }
     }
 
@@ -169,6 +189,10 @@ pub struct Config {
     pub disabled: BTreeMap<Behaviour, String>,
     /// A zone ID where Lambda refuses subnets.
     pub lambda_refused_zone: Option<String>,
+    /// A zone ID where CreateSubnet is refused. None by default: only some older accounts meet
+    /// it, each in its own zones (widdix/aws-cf-templates#36), so no zone name or ID is known to
+    /// be refused everywhere as use1-az3 is for Lambda.
+    pub subnet_refused_zone: Option<String>,
     /// A zone ID and the state DescribeAvailabilityZones reports for it.
     pub zone_state: Option<(String, String)>,
     /// The account's Lambda concurrency limit in the region (AWS's default: 1000).
@@ -176,6 +200,8 @@ pub struct Config {
     /// The proxy's port: the policies registered for it ([`authz::register_policy`]) are the ones
     /// the deployer holds.
     pub port: Option<u16>,
+    /// Names of web ACLs the caller may not `wafv2:GetWebACL` (another team's); none by default.
+    pub waf_unreadable_acls: BTreeSet<String>,
 }
 
 impl Default for Config {
@@ -184,10 +210,26 @@ impl Default for Config {
             timings: Timings::fast(),
             disabled: BTreeMap::new(),
             lambda_refused_zone: Some(LAMBDA_REFUSED_ZONE.to_string()),
+            subnet_refused_zone: None,
             zone_state: Some((IMPAIRED_ZONE.to_string(), "impaired".to_string())),
             lambda_concurrency_limit: 1000,
             port: None,
+            waf_unreadable_acls: BTreeSet::new(),
         }
+    }
+}
+
+/// A REST API write in flight ([`Behaviour::ApiGatewayConcurrentModification`]): the API takes
+/// writes again once this is dropped.
+pub struct RestApiWrite<'a> {
+    model: &'a Model,
+    api: String,
+    started: Instant,
+}
+
+impl Drop for RestApiWrite<'_> {
+    fn drop(&mut self) {
+        self.model.state.lock().unwrap().rest_api_writes.end(&self.api, self.started);
     }
 }
 
@@ -254,6 +296,7 @@ struct State {
     buckets: quotas::Buckets,
     reservations: concurrency::Reservations,
     web_acls: waf::WebAcls,
+    rest_api_writes: rest_api::Writes,
 }
 
 /// One proxy's model: its configuration, the state of the account as AWS would see it, and
@@ -476,6 +519,12 @@ impl Model {
         {
             return Some((Behaviour::LambdaZones, f));
         }
+        if self.on(Behaviour::SubnetZones)
+            && let Some(zone) = &self.config.subnet_refused_zone
+            && let Some(f) = ec2::refused_subnet_zone_in(moto, ex, zone).await
+        {
+            return Some((Behaviour::SubnetZones, f));
+        }
         let mut st = self.state.lock().unwrap();
         if self.on(Behaviour::LambdaConcurrency)
             && let Some(f) = st.reservations.refuse(ex, self.config.lambda_concurrency_limit)
@@ -513,6 +562,11 @@ impl Model {
         {
             return Some((Behaviour::PitrWindow, f));
         }
+        if self.on(Behaviour::WafUnreadableAcl)
+            && let Some(f) = st.web_acls.unreadable(ex, &self.config.waf_unreadable_acls)
+        {
+            return Some((Behaviour::WafUnreadableAcl, f));
+        }
         if self.on(Behaviour::WafUnavailable)
             && let Some(f) = st.web_acls.unavailable(ex, now, t.waf_unavailable)
         {
@@ -523,7 +577,22 @@ impl Model {
         {
             return Some((Behaviour::WafAssociated, f));
         }
+        // Last: a write let through here is in flight until its answer leaves the proxy
+        // ([`Model::rest_api_write`]).
+        if self.on(Behaviour::ApiGatewayConcurrentModification)
+            && let Err(f) = st.rest_api_writes.begin(ex, now)
+        {
+            return Some((Behaviour::ApiGatewayConcurrentModification, f));
+        }
         None
+    }
+
+    /// The REST API write `ex` the model let through, in flight until the guard is dropped
+    /// (when the answer has left the proxy, whatever it was); `None` for any other request.
+    pub fn rest_api_write(&self, ex: &Exchange) -> Option<RestApiWrite<'_>> {
+        let api = rest_api::written_api(ex)?;
+        let started = self.state.lock().unwrap().rest_api_writes.hold_until(ex, std::time::Duration::ZERO)?;
+        Some(RestApiWrite { model: self, api: api.to_string(), started })
     }
 
     /// moto answered `status` with `body`: update the model's state, and rewrite the body where
@@ -535,11 +604,16 @@ impl Model {
         status: u16,
         body: &mut Vec<u8>,
     ) -> Option<Behaviour> {
+        let t = self.config.timings;
+        // AWS takes a while to apply a REST API write; moto, a millisecond.
+        let hold = self.state.lock().unwrap().rest_api_writes.hold_until(ex, t.apigateway_write);
+        if let Some(until) = hold {
+            tokio::time::sleep_until(until.into()).await;
+        }
         if !(200..300).contains(&status) {
             return None;
         }
         let now = Instant::now();
-        let t = self.config.timings;
         let text = String::from_utf8_lossy(body).into_owned();
         let mut json: Option<Value> = serde_json::from_slice(body).ok();
         let mut rewritten = None;

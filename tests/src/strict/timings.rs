@@ -120,6 +120,10 @@ pub struct Timings {
     pub eni_linger: Duration,
     /// After CreateWebACL, AssociateWebACL with it answers WAFUnavailableEntityException.
     pub waf_unavailable: Duration,
+    /// How long API Gateway takes to apply a write to a REST API's resources, methods or
+    /// integrations at least (another write to the same API meanwhile answers ConflictException).
+    /// No documented figure: long enough that writes sent at once meet, as they do on AWS.
+    pub apigateway_write: Duration,
     pub apigateway: ApiGatewayQuotas,
 }
 
@@ -141,6 +145,7 @@ impl Timings {
             ec2_not_found: ms(500),
             eni_linger: ms(3000),
             waf_unavailable: ms(1500),
+            apigateway_write: ms(50),
             apigateway: ApiGatewayQuotas::aws().faster(FAST_QUOTA_SPEEDUP),
         }
     }
@@ -159,6 +164,7 @@ impl Timings {
             ec2_not_found: Duration::ZERO,
             eni_linger: Duration::ZERO,
             waf_unavailable: Duration::ZERO,
+            apigateway_write: Duration::ZERO,
             apigateway: ApiGatewayQuotas::aws(),
         }
     }
@@ -179,6 +185,7 @@ impl Timings {
             eni_linger: s(120),
             // "from a few seconds to a number of minutes" (WAFV2 API reference, AssociateWebACL).
             waf_unavailable: s(10),
+            apigateway_write: Duration::from_millis(200),
             apigateway: ApiGatewayQuotas::aws(),
         }
     }

@@ -7,9 +7,15 @@
 //!   requested. Retry your request.", aws/aws-pdk#508, hashicorp/terraform-provider-aws#17527);
 //! - DeleteWebACL of an ACL still associated with a resource answers WAFAssociatedItemException
 //!   ("Before deleting any web ACL, first disassociate it from all resources", DeleteWebACL);
-//!   moto deletes it and leaves the resource pointing at nothing.
+//!   moto deletes it and leaves the resource pointing at nothing;
+//! - GetWebACLForResource "uses GetWebACL, to verify that your account has permission to access
+//!   the retrieved web ACL. If you get an error that indicates that your account isn't authorized
+//!   to perform wafv2:GetWebACL on the resource, that error won't be included in your CloudTrail
+//!   event history" (GetWebACLForResource): a resource associated with a web ACL the caller may
+//!   not read (another team's, marked so by a test) answers AccessDeniedException, in IAM's words,
+//!   naming that ACL; and so does GetWebACL on it. moto has no IAM.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -86,6 +92,44 @@ impl WebAcls {
                 .into(),
         })
     }
+
+    /// GetWebACLForResource of a resource associated with, or GetWebACL of, an ACL named in
+    /// `unreadable`: the caller may not `wafv2:GetWebACL` it.
+    pub fn unreadable(&self, ex: &Exchange, unreadable: &BTreeSet<String>) -> Option<Fault> {
+        if ex.service != "wafv2" || unreadable.is_empty() {
+            return None;
+        }
+        let acl = match ex.operation.as_str() {
+            "GetWebACLForResource" => self.associations.get(ex.str_at(&["ResourceArn"])?)?.clone(),
+            "GetWebACL" => {
+                let suffix = acl_suffix(ex)?;
+                let mut known = self.created.keys().chain(self.associations.values());
+                known.find(|arn| arn.ends_with(&suffix))?.clone()
+            }
+            _ => return None,
+        };
+        unreadable.contains(acl_name(&acl)?).then(|| get_web_acl_denied(&acl))
+    }
+}
+
+/// IAM's refusal of `wafv2:GetWebACL` on `acl_arn` (the shape of every IAM denial:
+/// "User: ARN is not authorized to perform: ACTION on resource: ARN because no identity-based
+/// policy allows the ACTION action").
+fn get_web_acl_denied(acl_arn: &str) -> Fault {
+    let account = acl_arn.split(':').nth(4).unwrap_or("123456789012");
+    Fault {
+        status: 400,
+        code: "AccessDeniedException".into(),
+        message: format!(
+            "User: arn:aws:iam::{account}:user/deployer is not authorized to perform: wafv2:GetWebACL on resource: \
+             {acl_arn} because no identity-based policy allows the wafv2:GetWebACL action"
+        ),
+    }
+}
+
+/// The name in a web ACL ARN (`.../webacl/NAME/ID`).
+fn acl_name(arn: &str) -> Option<&str> {
+    arn.split("/webacl/").nth(1)?.split('/').next()
 }
 
 /// The end of the ARN of the ACL a request names by `Name` and `Id`: `/webacl/NAME/ID`.
@@ -124,5 +168,32 @@ mod tests {
         assert!(acls.still_associated(&delete).is_none(), "deletable once disassociated");
         acls.record(&delete, None, t0 + w);
         assert!(acls.created.is_empty());
+    }
+
+    #[test]
+    fn another_teams_acl_is_not_readable_through_the_resource() {
+        const THEIRS: &str = "arn:aws:wafv2:us-east-1:123456789012:regional/webacl/edge-team/9a8b";
+        let t0 = Instant::now();
+        let mut acls = WebAcls::default();
+        let unreadable = BTreeSet::from(["edge-team".to_string()]);
+        acls.record(&ex("CreateWebACL", json!({"Name": "edge-team"})), Some(&json!({"Summary": {"ARN": THEIRS}})), t0);
+        let for_stage = ex("GetWebACLForResource", json!({"ResourceArn": STAGE}));
+        assert!(acls.unreadable(&for_stage, &unreadable).is_none(), "nothing associated: nothing to read");
+        acls.record(&ex("AssociateWebACL", json!({"WebACLArn": THEIRS, "ResourceArn": STAGE})), None, t0);
+        let f = acls.unreadable(&for_stage, &unreadable).unwrap();
+        assert_eq!((f.status, f.code.as_str()), (400, "AccessDeniedException"));
+        assert_eq!(
+            f.message,
+            format!(
+                "User: arn:aws:iam::123456789012:user/deployer is not authorized to perform: wafv2:GetWebACL on \
+                 resource: {THEIRS} because no identity-based policy allows the wafv2:GetWebACL action"
+            )
+        );
+        let get = ex("GetWebACL", json!({"Name": "edge-team", "Id": "9a8b", "Scope": "REGIONAL"}));
+        assert_eq!(acls.unreadable(&get, &unreadable).unwrap().code, "AccessDeniedException");
+        assert!(acls.unreadable(&for_stage, &BTreeSet::new()).is_none(), "readable unless marked");
+        // Our own ACL on the stage is readable.
+        acls.record(&ex("AssociateWebACL", json!({"WebACLArn": ACL, "ResourceArn": STAGE})), None, t0);
+        assert!(acls.unreadable(&for_stage, &unreadable).is_none());
     }
 }
