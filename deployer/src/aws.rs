@@ -137,11 +137,18 @@ impl Clients {
             .to_builder()
             .retry_config(RetryConfig::standard().with_max_attempts(10).with_max_backoff(Duration::from_secs(20)))
             .build();
+        // EC2 throttles each account by token buckets per action (RequestLimitExceeded), often
+        // for several seconds under load: 4 attempts can all land in one throttled stretch (the
+        // suite's fault test saw it). Eight, with backoff capped at 20 s, as for API Gateway.
+        let ec2_sdk = sdk
+            .to_builder()
+            .retry_config(RetryConfig::standard().with_max_attempts(8).with_max_backoff(Duration::from_secs(20)))
+            .build();
         Ok(Clients {
             lock_dynamodb: client!(aws_sdk_dynamodb, &sdk, lock_calls, retries),
             lock_calls,
             region,
-            ec2: client!(aws_sdk_ec2, &sdk, calls, retries),
+            ec2: client!(aws_sdk_ec2, &ec2_sdk, calls, retries),
             lambda: client!(aws_sdk_lambda, &sdk, calls, retries),
             dynamodb: client!(aws_sdk_dynamodb, &sdk, calls, retries),
             apigateway: client!(aws_sdk_apigateway, &apigw_sdk, calls, retries),
