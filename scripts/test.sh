@@ -39,6 +39,16 @@ trap summary EXIT
 
 phase setup "scripts/setup.sh"
 "$MS_ROOT/scripts/setup.sh"
+# libfaketime (Debian's `faketime`): the lock test runs a deployer whose wall clock is a minute ahead.
+if ! ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1; then
+    command -v apt-get >/dev/null || ms_die "the lock test needs libfaketime: install your system's faketime package"
+    ms_say "apt-get install faketime (for the lock test)"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get install -y -qq faketime >/dev/null ||
+        { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq faketime >/dev/null; } ||
+        ms_die "apt-get install faketime failed"
+fi
 ms_use_venv
 TARGET="$(ms_target_dir)"
 BIN="$TARGET/debug/movies-stack"

@@ -1,10 +1,11 @@
 //! The SDK configuration (profile / region / endpoint / credentials) and the one struct that
 //! holds every client. Also: mapping SDK errors to [`AwsError`], the retry classifier that keeps
-//! quota errors from being retried, and the interceptor that counts calls.
+//! quota errors from being retried, the interceptor that counts calls, and the [`Fence`] that
+//! stops a run's changes once it can no longer be sure it holds the stack lock.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
@@ -57,6 +58,9 @@ pub struct Clients {
     /// change to the stack.
     pub lock_dynamodb: aws_sdk_dynamodb::Client,
     pub lock_calls: CallCounter,
+    /// Closed when this run may no longer hold the stack lock: every stack client refuses its
+    /// mutating calls from then on (the lock's own client is not fenced).
+    pub fence: Fence,
     /// The credentials the clients sign with (`serve` hands them to the function it runs).
     pub credentials: Option<aws_sdk_sts::config::SharedCredentialsProvider>,
 }
@@ -68,6 +72,16 @@ macro_rules! client {
                 .retry_classifier(QuotaIsNotRetried)
                 .interceptor($calls.clone())
                 .interceptor($retries.clone())
+                .build(),
+        )
+    };
+    ($krate:ident, $sdk:expr, $calls:expr, $retries:expr, $fence:expr) => {
+        $krate::Client::from_conf(
+            $krate::config::Builder::from($sdk)
+                .retry_classifier(QuotaIsNotRetried)
+                .interceptor($calls.clone())
+                .interceptor($retries.clone())
+                .interceptor($fence.clone())
                 .build(),
         )
     };
@@ -144,21 +158,23 @@ impl Clients {
             .to_builder()
             .retry_config(RetryConfig::standard().with_max_attempts(8).with_max_backoff(Duration::from_secs(20)))
             .build();
+        let fence = Fence::default();
         Ok(Clients {
             lock_dynamodb: client!(aws_sdk_dynamodb, &sdk, lock_calls, retries),
             lock_calls,
             region,
-            ec2: client!(aws_sdk_ec2, &ec2_sdk, calls, retries),
-            lambda: client!(aws_sdk_lambda, &sdk, calls, retries),
-            dynamodb: client!(aws_sdk_dynamodb, &sdk, calls, retries),
-            apigateway: client!(aws_sdk_apigateway, &apigw_sdk, calls, retries),
-            logs: client!(aws_sdk_cloudwatchlogs, &sdk, calls, retries),
-            iam: client!(aws_sdk_iam, &sdk, calls, retries),
-            sts: client!(aws_sdk_sts, &sdk, calls, retries),
-            cloudformation: client!(aws_sdk_cloudformation, &sdk, calls, retries),
-            cloudtrail: client!(aws_sdk_cloudtrail, &sdk, calls, retries),
-            cloudwatch: client!(aws_sdk_cloudwatch, &sdk, calls, retries),
-            wafv2: client!(aws_sdk_wafv2, &sdk, calls, retries),
+            ec2: client!(aws_sdk_ec2, &ec2_sdk, calls, retries, fence),
+            lambda: client!(aws_sdk_lambda, &sdk, calls, retries, fence),
+            dynamodb: client!(aws_sdk_dynamodb, &sdk, calls, retries, fence),
+            apigateway: client!(aws_sdk_apigateway, &apigw_sdk, calls, retries, fence),
+            logs: client!(aws_sdk_cloudwatchlogs, &sdk, calls, retries, fence),
+            iam: client!(aws_sdk_iam, &sdk, calls, retries, fence),
+            sts: client!(aws_sdk_sts, &sdk, calls, retries, fence),
+            cloudformation: client!(aws_sdk_cloudformation, &sdk, calls, retries, fence),
+            cloudtrail: client!(aws_sdk_cloudtrail, &sdk, calls, retries, fence),
+            cloudwatch: client!(aws_sdk_cloudwatch, &sdk, calls, retries, fence),
+            wafv2: client!(aws_sdk_wafv2, &sdk, calls, retries, fence),
+            fence,
             calls,
             credentials: sdk.credentials_provider(),
         })
@@ -411,9 +427,109 @@ impl Intercept for CallCounter {
     }
 }
 
+/// The stack lock's fence, on this run's own monotonic clock. Open until the lock is taken
+/// ([`Fence::hold`]); then open only while the last successful renewal (timed from before it was
+/// sent) is younger than the lease minus a margin, and shut for good once the lock was taken
+/// away. AWS cannot refuse a run that lost its lease, so the run refuses itself: each attempt of
+/// a mutating call on a stack client checks the fence first.
+#[derive(Debug, Clone, Default)]
+pub struct Fence(Arc<Mutex<FenceState>>);
+
+#[derive(Debug, Default)]
+struct FenceState {
+    /// (sent at, how long after it this run may still change the stack)
+    held: Option<(Instant, Duration)>,
+    lost: Option<String>,
+}
+
+impl Fence {
+    /// The lock was taken (or renewed) by a request sent at `sent`: changes are allowed until
+    /// `sent + safe_for`.
+    pub fn hold(&self, sent: Instant, safe_for: Duration) {
+        let mut st = self.0.lock().expect("fence lock");
+        if st.lost.is_none() {
+            st.held = Some((sent, safe_for));
+        }
+    }
+
+    /// The lock was released: nothing to time any more (a lost lock stays lost).
+    pub fn release(&self) {
+        self.0.lock().expect("fence lock").held = None;
+    }
+
+    /// The lock is someone else's now: no change from this run any more.
+    pub fn lose(&self, why: impl Into<String>) {
+        self.0.lock().expect("fence lock").lost.get_or_insert_with(|| why.into());
+    }
+
+    /// Why this run may not change the stack any more; `None` while it may (or before the lock
+    /// is held: commands that take no lock are never fenced).
+    pub fn closed(&self) -> Option<String> {
+        let st = self.0.lock().expect("fence lock");
+        if let Some(why) = &st.lost {
+            return Some(why.clone());
+        }
+        let (sent, safe_for) = st.held?;
+        let age = sent.elapsed();
+        (age > safe_for).then(|| {
+            format!(
+                "its lock was last renewed {:.0} s ago, past the {:.0} s this run may keep changing the stack without \
+                 renewing it",
+                age.as_secs_f64(),
+                safe_for.as_secs_f64()
+            )
+        })
+    }
+}
+
+/// A mutating call refused by the [`Fence`].
+#[derive(Debug, thiserror::Error)]
+#[error("this run stopped before {operation}: it may no longer hold the stack lock ({why})")]
+pub struct Fenced {
+    pub operation: String,
+    pub why: String,
+}
+
+impl Intercept for Fence {
+    fn name(&self) -> &'static str {
+        "Fence"
+    }
+
+    fn read_before_attempt(
+        &self,
+        _context: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> std::result::Result<(), BoxError> {
+        let Some(meta) = cfg.load::<Metadata>() else { return Ok(()) };
+        if !is_mutating(meta.name()) {
+            return Ok(());
+        }
+        match self.closed() {
+            Some(why) => Err(Box::new(Fenced { operation: format!("{} {}", meta.service(), meta.name()), why })),
+            None => Ok(()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fence_opens_with_the_lock_and_closes_with_its_age_or_its_loss() {
+        let fence = Fence::default();
+        assert_eq!(fence.closed(), None, "no lock held: never fenced");
+        fence.hold(Instant::now(), Duration::from_secs(50));
+        assert_eq!(fence.closed(), None, "just renewed");
+        fence.hold(Instant::now() - Duration::from_secs(51), Duration::from_secs(50));
+        assert!(fence.closed().is_some_and(|w| w.contains("51 s ago")), "{:?}", fence.closed());
+        fence.hold(Instant::now(), Duration::from_secs(50));
+        assert_eq!(fence.closed(), None, "renewed again");
+        fence.lose("taken by bob");
+        fence.hold(Instant::now(), Duration::from_secs(50));
+        assert_eq!(fence.closed().as_deref(), Some("taken by bob"), "a lost lock stays lost");
+    }
 
     #[test]
     fn region_names() {

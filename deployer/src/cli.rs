@@ -32,6 +32,10 @@ pub struct Global {
     /// Send every AWS call to this endpoint, e.g. a local emulator (overrides AWS_ENDPOINT_URL)
     #[arg(long, global = true, env = "AWS_ENDPOINT_URL", value_name = "URL")]
     pub endpoint_url: Option<String>,
+    /// Allow a plain http:// endpoint on another machine (signed requests, with any session
+    /// token, then cross the network unencrypted); loopback endpoints need no flag
+    #[arg(long, global = true)]
+    pub allow_insecure_endpoint: bool,
     /// Output format of the command's result (stdout); progress always goes to stderr
     #[arg(long, global = true, value_enum, default_value_t = Output::Human)]
     pub output: Output,
@@ -300,6 +304,11 @@ pub struct DownArgs {
     /// How long to wait for another run's lock on this stack, in seconds (0: fail at once)
     #[arg(long, default_value_t = 0, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub lock_timeout: u64,
+    /// This run's lease on the stack lock, in seconds: renewed every third of it; a run that
+    /// cannot renew stops changing the stack a sixth of it before its end, and another run takes
+    /// the lock once it stayed unchanged for the whole lease
+    #[arg(long, default_value_t = 60, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(crate::lock::MIN_LEASE.as_secs()..=3600))]
+    pub lock_lease: u64,
 }
 
 #[derive(Debug, Args)]
@@ -316,6 +325,11 @@ pub struct UpArgs {
     /// How long to wait for another run's lock on this stack, in seconds (0: fail at once)
     #[arg(long, default_value_t = 0, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub lock_timeout: u64,
+    /// This run's lease on the stack lock, in seconds: renewed every third of it; a run that
+    /// cannot renew stops changing the stack a sixth of it before its end, and another run takes
+    /// the lock once it stayed unchanged for the whole lease
+    #[arg(long, default_value_t = 60, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(crate::lock::MIN_LEASE.as_secs()..=3600))]
+    pub lock_lease: u64,
     /// After a successful deploy, run `smoke` against the stage (exit 5 if a step fails)
     #[arg(long)]
     pub smoke: bool,

@@ -14,7 +14,7 @@ pub mod exit {
     /// Invalid input: config file, flags, credentials, region. No AWS call was made for it
     /// unless the input could only be checked by AWS (credentials).
     pub const INPUT: i32 = 3;
-    /// Another run holds the stack's lock.
+    /// Another run holds the stack's lock, or this run lost it (it stopped changing the stack).
     pub const LOCKED: i32 = 4;
     /// `smoke` (or `up --smoke`): the API answered, but a step did not match what it must answer.
     pub const SMOKE_FAILED: i32 = 5;

@@ -466,6 +466,11 @@ impl Proxy {
         self.calls().into_iter().filter(Call::is_lock).collect()
     }
 
+    /// What [`Proxy::timeline`]'s times count from (to put two proxies' calls on one clock).
+    pub fn epoch(&self) -> Instant {
+        *self.state.epoch.lock().unwrap()
+    }
+
     /// Every recorded call with its arrival and answer times, in arrival order.
     pub fn timeline(&self) -> Vec<Timed> {
         let epoch = *self.state.epoch.lock().unwrap();

@@ -36,13 +36,13 @@ pub async fn run(
         Duration::from_secs(args.eni_timeout * 60);
 
     // Locked while we look: what we observe must not change under us.
-    let lock = Some(("down", Duration::from_secs(args.lock_timeout)));
+    let lock = Some(("down", Duration::from_secs(args.lock_timeout), Duration::from_secs(args.lock_lease)));
     let (found, lock) = super::sweep(&ctx, settings, &graph, lock).await?;
     let lock = lock.expect("down takes the lock");
     // `found` is in registry order, not `graph.names()`'s dependency order: each failure names
     // its resource itself.
     if let Some(Err(e)) = found.iter().find(|f| f.is_err()) {
-        super::release_lock(&ctx, lock).await;
+        let _ = super::release_lock(&ctx, lock).await;
         return Err(Error::other(format!("cannot tell what exists: {e}")));
     }
     let names = graph.names();
@@ -55,7 +55,7 @@ pub async fn run(
         names.iter().filter(|(n, _)| present.contains(*n) && !keep.contains(n)).map(|(n, _)| *n).collect();
     let to_delete: Vec<String> = names.iter().filter(|(n, _)| doomed.contains(n)).map(|(n, _)| n.to_string()).collect();
     if to_delete.is_empty() {
-        super::release_lock(&ctx, lock).await;
+        let _ = super::release_lock(&ctx, lock).await;
         ctx.info(format!("down: nothing to delete in stack {}", config.stack));
         print_result(&printer, output, config, &[], args.delete_data, serde_json::Map::new());
         return Ok(exit::OK);
@@ -79,7 +79,7 @@ pub async fn run(
         let mut answer = String::new();
         std::io::stdin().lock().read_line(&mut answer).map_err(|e| Error::other(format!("stdin: {e}")))?;
         if answer.trim() != config.stack {
-            super::release_lock(&ctx, lock).await;
+            let _ = super::release_lock(&ctx, lock).await;
             eprintln!("down: cancelled, nothing was deleted");
             return Ok(exit::FAILURE);
         }
@@ -87,7 +87,7 @@ pub async fn run(
 
     printer.event(Event::Phase(Phase::Destroying));
     let report = graph.destroy(ctx.clone(), &found, &keep, usize::from(args.concurrency)).await;
-    super::release_lock(&ctx, lock).await;
+    let fenced = super::release_lock(&ctx, lock).await;
     let (calls, mutating) = ctx.aws.calls.totals();
     let deleted: Vec<String> = report
         .outcomes
@@ -104,6 +104,12 @@ pub async fn run(
     if report.interrupted {
         ctx.info("interrupted: run `movies-stack down` again to finish.");
         return Ok(exit::INTERRUPTED);
+    }
+    if let Some(fenced) = fenced {
+        for e in &report.errors {
+            ctx.warn(format!("error: {e}"));
+        }
+        return Err(fenced);
     }
     if let Some(first) = report.errors.first() {
         for e in &report.errors[1..] {

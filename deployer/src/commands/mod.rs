@@ -69,6 +69,20 @@ pub fn aws_settings(global: &Global, config: &Config) -> Result<AwsSettings> {
         })?;
     }
     let endpoint_url = global.endpoint_url.clone().or_else(|| config.aws.endpoint_url.clone());
+    if let Some(url) = &endpoint_url
+        && config::plain_http_off_machine(url)
+        && !global.allow_insecure_endpoint
+    {
+        let source = if global.endpoint_url.is_some() {
+            src.endpoint_url.to_string()
+        } else {
+            format!("{}: key `aws.endpoint_url`", config.path.display())
+        };
+        return Err(Error::input(format!(
+            "{source} {url:?}: plain http:// to another machine would send signed AWS requests (and any session \
+             token) unencrypted: use https://, or pass --allow-insecure-endpoint"
+        )));
+    }
     if config.aws.dummy_credentials && endpoint_url.is_none() {
         return Err(Error::input(format!(
             "{}: key `aws.dummy_credentials`: dummy credentials are only for an emulator: set aws.endpoint_url, --endpoint-url or AWS_ENDPOINT_URL too",
@@ -155,20 +169,20 @@ pub async fn who_am_i(ctx: &Ctx, settings: &AwsSettings) -> Result<()> {
 }
 
 /// The discovery sweep, all at once: who we are, the stack's lock when the command changes
-/// anything (`lock`: the command's name and how long to wait), and what the stack owns. A
+/// anything (`lock`: the command's name, how long to wait, and its lease), and what the stack owns. A
 /// failure to say who we are wins (it explains every other failure); a lock taken is released
 /// when something else failed.
 pub async fn sweep(
     ctx: &Arc<Ctx>,
     settings: &AwsSettings,
     graph: &Graph,
-    lock: Option<(&str, std::time::Duration)>,
+    lock: Option<(&str, std::time::Duration, std::time::Duration)>,
 ) -> Result<(Vec<Found>, Option<LockGuard>)> {
     ctx.printer.event(crate::ui::Event::Phase(crate::ui::Phase::Discovering));
     let began = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let take_lock = async {
         match lock {
-            Some((command, wait)) => crate::lock::acquire(ctx.clone(), command, wait).await.map(Some),
+            Some((command, wait, lease)) => crate::lock::acquire(ctx.clone(), command, wait, lease).await.map(Some),
             None => Ok(None),
         }
     };
@@ -182,7 +196,7 @@ pub async fn sweep(
         Ok(((), found)) => found,
         Err(e) => {
             if let Ok(Some(lock)) = lock {
-                release_lock(ctx, lock).await;
+                let _ = release_lock(ctx, lock).await;
             }
             return Err(e);
         }
@@ -222,13 +236,21 @@ pub async fn artifact(
 }
 
 /// Release the stack lock at the end of a run; a failure is only a warning (the lease expires).
-pub async fn release_lock(ctx: &Ctx, lock: LockGuard) {
-    if lock.lost() {
-        ctx.warn("this run lost the stack lock while it ran (unlock --force?): check `movies-stack status`");
-    }
+/// When the run was fenced (its lease ran out unrenewed, or the lock was taken away), the error
+/// the command must end with (exit 4): its work was cut short.
+#[must_use]
+pub async fn release_lock(ctx: &Ctx, lock: LockGuard) -> Option<Error> {
+    let fenced = lock.fenced();
     if let Err(e) = lock.release().await {
-        ctx.warn(format!("could not release the stack lock (it expires by itself within a minute): {e}"));
+        ctx.warn(format!("could not release the stack lock (its lease ends by itself): {e}"));
     }
+    fenced.map(|why| {
+        Error::Locked(format!(
+            "stack {}: this run stopped changing the stack: {why}. Another run may hold the lock now: look with \
+             `movies-stack status`, then run this command again to finish",
+            ctx.stack
+        ))
+    })
 }
 
 /// The live stack as `smoke`, `usage` and `logs` read it: the state of the resources they

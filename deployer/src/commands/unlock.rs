@@ -1,5 +1,6 @@
 //! `movies-stack unlock --force`: remove the stack's lock, e.g. after a run on another machine
 //! died (a run on this machine that died is detected and its lock taken over automatically).
+//! Only the run it names is removed: a lock that changed hands since it was read is left alone.
 
 use std::sync::Arc;
 
@@ -16,17 +17,25 @@ pub async fn run(
 ) -> Result<i32> {
     let ctx = super::connect(settings, config, printer.clone(), false).await?;
     super::who_am_i(&ctx, settings).await?;
+    let holder = crate::lock::read(&ctx).await?;
+    let Some(holder) = holder else {
+        if !args.force {
+            return Err(Error::input(format!(
+                "stack {} is not locked; nothing to do (unlock needs --force)",
+                config.stack
+            )));
+        }
+        ctx.info(format!("unlock: stack {} was not locked", config.stack));
+        return Ok(exit::OK);
+    };
     if !args.force {
-        let holder = crate::lock::read(&ctx).await.unwrap_or(None);
-        return Err(Error::input(match holder {
-            Some(h) => format!("stack {} is locked by {}; pass --force to remove the lock", config.stack, h.describe()),
-            None => format!("stack {} is not locked; nothing to do (unlock needs --force)", config.stack),
-        }));
+        return Err(Error::input(format!(
+            "stack {} is locked by {}; pass --force to remove the lock",
+            config.stack,
+            holder.describe()
+        )));
     }
-    let holder = crate::lock::force_unlock(&ctx).await?;
-    match holder {
-        Some(h) => ctx.info(format!("unlock: removed the lock of stack {} held by {}", config.stack, h.describe())),
-        None => ctx.info(format!("unlock: stack {} was not locked", config.stack)),
-    }
+    crate::lock::force_unlock(&ctx, &holder).await?;
+    ctx.info(format!("unlock: removed the lock of stack {} held by {}", config.stack, holder.describe()));
     Ok(exit::OK)
 }

@@ -21,10 +21,8 @@ pub async fn run(
     printer: Arc<dyn Printer>,
 ) -> Result<i32> {
     let started = Instant::now();
-    if let Some(u) = &args.smoke_url
-        && !crate::config::valid_url(u)
-    {
-        return Err(Error::input(format!("--smoke-url {u:?}: expected an http:// or https:// URL")));
+    if let Some(u) = &args.smoke_url {
+        super::smoke::check_url("--smoke-url", u)?;
     }
     // Inputs first: a bad --artifact or a failed build costs no AWS call.
     let artifact = super::artifact(config, args.artifact.as_deref(), &printer).await?;
@@ -32,7 +30,11 @@ pub async fn run(
     let graph = crate::stack::graph(config, Arc::new(artifact))?;
 
     let ctx = super::connect(settings, config, printer.clone(), true).await?;
-    let lock = Some(("up", std::time::Duration::from_secs(args.lock_timeout)));
+    let lock = Some((
+        "up",
+        std::time::Duration::from_secs(args.lock_timeout),
+        std::time::Duration::from_secs(args.lock_lease),
+    ));
     let (swept, trail, concurrency) = tokio::join!(
         super::sweep(&ctx, settings, &graph, lock),
         super::preflight::check_cloudtrail(&ctx, args.require_cloudtrail),
@@ -56,12 +58,13 @@ pub async fn run(
         }
     });
     if let Err(e) = preflight {
-        super::release_lock(&ctx, lock).await;
+        // Nothing was changed yet: the error is the preflight's.
+        let _ = super::release_lock(&ctx, lock).await;
         return Err(e);
     }
     printer.event(Event::Phase(Phase::Applying));
     let report = graph.apply(ctx.clone(), &found, usize::from(args.concurrency)).await;
-    super::release_lock(&ctx, lock).await;
+    let fenced = super::release_lock(&ctx, lock).await;
 
     let (calls, mutating) = ctx.aws.calls.totals();
     let changes = report.changes();
@@ -94,6 +97,12 @@ pub async fn run(
     if report.interrupted {
         print_remaining(&ctx, &report);
         return Ok(exit::INTERRUPTED);
+    }
+    if let Some(fenced) = fenced {
+        for e in &report.errors {
+            ctx.warn(format!("error: {e}"));
+        }
+        return Err(fenced);
     }
     if let Some(first) = report.errors.first() {
         for e in &report.errors[1..] {
