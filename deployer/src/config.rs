@@ -573,6 +573,25 @@ pub fn valid_url(u: &str) -> bool {
     matches!(rest, Some(r) if !r.is_empty() && !r.starts_with('/') && !r.contains(char::is_whitespace))
 }
 
+/// A plain `http://` URL to a host that is not this machine (loopback: `localhost`, 127.0.0.0/8,
+/// `[::1]`): what it carries (signed AWS requests with a session token, an API key) crosses the
+/// network unencrypted.
+pub fn plain_http_off_machine(u: &str) -> bool {
+    let Some(rest) = u.strip_prefix("http://") else { return false };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        v6.split(']').next().unwrap_or_default()
+    } else {
+        host_port.split(':').next().unwrap_or_default()
+    };
+    let host = host.to_ascii_lowercase();
+    let loopback = host == "localhost"
+        || host.ends_with(".localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    !loopback
+}
+
 /// "10.1.0.0/16" -> (10.1.0.0, 16)
 pub fn parse_cidr(s: &str) -> Option<(Ipv4Addr, u8)> {
     let (ip, prefix) = s.split_once('/')?;
@@ -590,6 +609,31 @@ pub fn subnet_cidr(vpc_cidr: &str, subnet_prefix: u8, n: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn plain_http_is_for_this_machine_only() {
+        for on_machine in [
+            "http://localhost:5055",
+            "http://127.0.0.1:5055/",
+            "http://127.9.9.9",
+            "http://[::1]:4566/x",
+            "http://moto.localhost:5055",
+            "http://user:pw@LOCALHOST:1",
+            "https://aws.example.com",
+            "https://10.0.0.1:4566",
+        ] {
+            assert!(!super::plain_http_off_machine(on_machine), "{on_machine}");
+        }
+        for off in [
+            "http://aws.example.com",
+            "http://10.0.0.1:4566",
+            "http://[fd00::1]:1/",
+            "http://localhost.evil.com",
+            "http://127.0.0.1.nip.io",
+        ] {
+            assert!(super::plain_http_off_machine(off), "{off}");
+        }
+    }
+
     use super::*;
 
     #[test]

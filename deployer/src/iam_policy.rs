@@ -287,14 +287,20 @@ pub fn policy(s: &Scope) -> Value {
             "Resource": table_arn
         }),
         json!({
-            // The per-stack lock (`lock.rs`): one table per account and region, one item per stack.
-            "Sid": "TheStackLock",
+            // The per-stack lock (`lock.rs`): one table per account and region, shared by every
+            // stack of it...
+            "Sid": "TheLockTable",
             "Effect": "Allow",
-            "Action": [
-                "dynamodb:DescribeTable", "dynamodb:CreateTable", "dynamodb:TagResource",
-                "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"
-            ],
+            "Action": ["dynamodb:DescribeTable", "dynamodb:CreateTable", "dynamodb:TagResource"],
             "Resource": lock_table_arn
+        }),
+        json!({
+            // ...one item per stack: this stack's only (its partition key is the stack's name).
+            "Sid": "TheStacksLockItem",
+            "Effect": "Allow",
+            "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+            "Resource": lock_table_arn,
+            "Condition": { "ForAllValues:StringEquals": { "dynamodb:LeadingKeys": [c.stack.clone()] } }
         }),
         json!({
             "Sid": "TheLogGroups",

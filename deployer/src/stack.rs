@@ -104,7 +104,7 @@ pub fn resources(c: &Config, artifact: Arc<Artifact>) -> Vec<Arc<dyn Node>> {
         boundary: permissions_boundary_name(c),
     }));
     r.push(Arc::new(rest_api::RestApi { name: api_name(c), function_name: c.function.name.clone() }));
-    r.push(Arc::new(permission::ApiPermission { function_name: c.function.name.clone() }));
+    r.push(Arc::new(permission::ApiPermission { function_name: c.function.name.clone(), stage: c.api.stage.clone() }));
     r.push(Arc::new(stage::Stage {
         stage_name: c.api.stage.clone(),
         access_log_group: access_log_group_name(c),

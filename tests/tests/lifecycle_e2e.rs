@@ -250,7 +250,11 @@ impl Drift {
             // A Lambda permission cannot be edited: it is removed and added again (calls sorted).
             Drift::PermissionWidened => Expect::drifted(
                 "api-permission",
-                field("source_arn", Shown::containing(&[":*/*"]), Shown::containing(&[&format!(":{}/*", live.api_id)])),
+                field(
+                    "source_arn",
+                    Shown::containing(&[":*/*"]),
+                    Shown::containing(&[&format!(":{}/{STAGE}/*", live.api_id)]),
+                ),
                 &["lambda AddPermission", "lambda RemovePermission"],
             ),
         }
@@ -258,6 +262,9 @@ impl Drift {
 }
 
 /// Ids and names the drifts need, looked up once after the cold `up`.
+/// The stage of the suite's config (tests/src/config.rs): the only one the permission lets in.
+const STAGE: &str = "prod";
+
 struct Live {
     vpc_id: String,
     sg_id: String,
@@ -660,8 +667,8 @@ async fn check_fixed(c: &mut Checks, drift: Drift, aws: &Aws, n: &StackNames, li
         Drift::PermissionWidened => {
             let source = permission_source(aws, &n.function).await;
             c.check(
-                source.as_ref().is_some_and(|s| s.ends_with(&format!(":{}/*", live.api_id))),
-                format!("{what}: the permission's source ARN is the stack's API again: {source:?}"),
+                source.as_ref().is_some_and(|s| s.ends_with(&format!(":{}/{STAGE}/*", live.api_id))),
+                format!("{what}: the permission's source ARN is the stack's stage again: {source:?}"),
             );
         }
     }

@@ -315,6 +315,12 @@ async fn policies_are_least_privilege() {
         statements(&trust).iter().any(|st| st["Condition"]["StringEquals"]["aws:SourceAccount"].is_string()),
         format!("{s}-flow-logs: trust limited by aws:SourceAccount: {trust}"),
     );
+    c.check(
+        statements(&trust).iter().any(|st| {
+            st["Condition"]["ArnLike"]["aws:SourceArn"].as_str().is_some_and(|a| a.ends_with(":vpc-flow-log/*"))
+        }),
+        format!("{s}-flow-logs: trust limited by aws:SourceArn to this account's flow logs: {trust}"),
+    );
     // The policy does what the function needs: PutItem on its table.
     let r = aws.iam.get_role_policy().role_name(format!("{s}-function")).policy_name("movies-stack").send().await;
     let doc = r.map(|r| parse(r.policy_document())).unwrap_or(Value::Null);
@@ -355,6 +361,11 @@ async fn policies_are_least_privilege() {
                 format!("endpoint statement {i}: explicit DynamoDB actions only: {actions:?}"),
             );
             c.check(st.get("NotResource").is_none() && st.get("NotAction").is_none(), format!("endpoint: {st}"));
+            c.eq(
+                &format!("endpoint statement {i}: only this account's principals"),
+                st["Condition"]["StringEquals"]["aws:PrincipalAccount"].as_str(),
+                Some(ACCOUNT),
+            );
         }
         c.check(!statements(&doc).is_empty(), format!("endpoint has a policy: {doc}"));
     }
@@ -530,6 +541,14 @@ async fn the_printed_policy_cannot_escalate() {
                     .with("aws:ResourceTag/team", ["x"]),
             ),
             (
+                "another stack's lock",
+                Request::new(
+                    "dynamodb:UpdateItem",
+                    format!("arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/movies-stack-locks"),
+                )
+                .with("dynamodb:LeadingKeys", ["someone-elses-stack"]),
+            ),
+            (
                 "another stack's key value",
                 Request::new("apigateway:GET", "arn:aws:apigateway:us-east-1::/apikeys/other1234")
                     .with("aws:ResourceTag/movies-stack:stack", ["someone-else"]),
@@ -545,6 +564,12 @@ async fn the_printed_policy_cannot_escalate() {
             allowed(&inline),
             format!("{env}: an inline policy on the bounded function role is allowed (the stack needs it)"),
         );
+        let lock = Request::new(
+            "dynamodb:UpdateItem",
+            format!("arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/movies-stack-locks"),
+        )
+        .with("dynamodb:LeadingKeys", [stack]);
+        c.check(allowed(&lock), format!("{env}: the stack's own lock item is allowed"));
         let trust = ours(Request::new("iam:UpdateAssumeRolePolicy", &function_role));
         c.check(
             allowed(&trust),

@@ -140,10 +140,8 @@ pub async fn run(
     output: Output,
     printer: Arc<dyn Printer>,
 ) -> Result<i32> {
-    if let Some(u) = &args.url
-        && !crate::config::valid_url(u)
-    {
-        return Err(Error::input(format!("--url {u:?}: expected an http:// or https:// URL")));
+    if let Some(u) = &args.url {
+        check_url("--url", u)?;
     }
     let ctx = super::connect(settings, config, printer.clone(), false).await?;
     let live =
@@ -169,6 +167,30 @@ pub async fn run(
     Ok(report.exit_code())
 }
 
+/// A URL the smoke test may send the Standard key to: http(s), and plain http:// only to this
+/// machine (the key would cross the network unencrypted).
+pub fn check_url(flag: &str, u: &str) -> Result<()> {
+    if !crate::config::valid_url(u) {
+        return Err(Error::input(format!("{flag} {u:?}: expected an http:// or https:// URL")));
+    }
+    if crate::config::plain_http_off_machine(u) {
+        return Err(Error::input(format!(
+            "{flag} {u:?}: plain http:// to another machine would send the Standard API key unencrypted: use https:// \
+             (plain http:// is for localhost only)"
+        )));
+    }
+    Ok(())
+}
+
+/// An answer with every key value this test sent replaced by a placeholder: a server that echoes
+/// the request must not put a key on stdout.
+fn redacted(answer: Answer, keys: &[&str]) -> Answer {
+    answer.map(|(status, body, latency)| {
+        let body = keys.iter().filter(|k| !k.is_empty()).fold(body, |b, k| b.replace(k, "<the API key sent>"));
+        (status, body, latency)
+    })
+}
+
 /// Run every step against `target`. `Err` only when the test cannot start (the key's value
 /// cannot be read); a step that fails is recorded in the report.
 pub async fn smoke(ctx: &Ctx, target: &Target) -> Result<Report> {
@@ -179,11 +201,16 @@ pub async fn smoke(ctx: &Ctx, target: &Target) -> Result<Report> {
     let wrong_key = format!("movies-stack-smoke-wrong-key-{}", random_hex(12));
     let mut steps = Vec::new();
 
-    let r = http.send(&target.url, "POST", None, &body).await;
+    let sent = [key.as_str(), wrong_key.as_str()];
+    let send = |method: &'static str, key: Option<&str>, body: &str| {
+        let (http, url, body, key) = (&http, &target.url, body.to_string(), key.map(str::to_string));
+        async move { redacted(http.send(url, method, key.as_deref(), &body).await, &sent) }
+    };
+    let r = send("POST", None, &body).await;
     steps.push(expect(r, "no key", "POST /", 403, Some(FORBIDDEN)));
-    let r = http.send(&target.url, "POST", Some(&wrong_key), &body).await;
+    let r = send("POST", Some(&wrong_key), &body).await;
     steps.push(expect(r, "wrong key", "POST /", 403, None));
-    let r = http.send(&target.url, "POST", Some(&key), &body).await;
+    let r = send("POST", Some(&key), &body).await;
     steps.push(expect(r, "Standard key", "POST /", 200, Some(INSERTED)));
 
     let started = Instant::now();
@@ -192,9 +219,9 @@ pub async fn smoke(ctx: &Ctx, target: &Target) -> Result<Report> {
 
     // Truncated JSON: refused by the request validator or by the function, either way a 400.
     let malformed = format!(r#"{{"year": {SAMPLE_YEAR}, "title": "{SAMPLE_TITLE}", "id": "{item_id}""#);
-    let r = http.send(&target.url, "POST", Some(&key), &malformed).await;
+    let r = send("POST", Some(&key), &malformed).await;
     steps.push(expect(r, "malformed body", "POST /", 400, None));
-    let r = http.send(&target.url, "GET", Some(&key), "").await;
+    let r = send("GET", Some(&key), "").await;
     steps.push(expect(r, "GET", "GET /", 405, None));
 
     if !target.keep_item {
@@ -351,6 +378,24 @@ impl Http {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_sent_is_never_quoted_back() {
+        let echoed = answer(500, r#"{"headers": {"x-api-key": "k3y-VALUE-123"}, "also": "k3y-VALUE-123"}"#);
+        let step = expect(redacted(echoed, &["k3y-VALUE-123", ""]), "k", "POST /", 200, Some(INSERTED));
+        let problem = step.problem.expect("a 500 is a problem");
+        assert!(!problem.contains("k3y-VALUE-123"), "{problem}");
+        assert!(problem.contains("<the API key sent>"), "{problem}");
+    }
+
+    #[test]
+    fn the_key_goes_over_plain_http_to_this_machine_only() {
+        check_url("--url", "http://127.0.0.1:8080/").unwrap();
+        check_url("--url", "https://abc.execute-api.us-east-1.amazonaws.com/prod/").unwrap();
+        let e = check_url("--url", "http://api.example.com/").unwrap_err();
+        assert_eq!(e.exit_code(), crate::error::exit::INPUT);
+        assert!(e.to_string().contains("--url") && e.to_string().contains("https://"), "{e}");
+    }
 
     fn answer(status: u16, body: &str) -> Answer {
         Ok((status, body.to_string(), Duration::from_millis(12)))

@@ -122,17 +122,21 @@ pub fn function_policy(table_arn: &str, log_group_arn: &str) -> Value {
     })
 }
 
-/// Trust policy of the flow-log role. `aws:SourceAccount` keeps another account's flow logs from
-/// using this role (confused deputy; VPC Flow Logs user guide, "IAM role for publishing flow
-/// logs to CloudWatch Logs").
-pub fn flow_logs_trust_policy(account_id: &str) -> Value {
+/// Trust policy of the flow-log role. `aws:SourceAccount` and `aws:SourceArn` keep another
+/// account's flow logs (or another region's) from using this role: the confused deputy (VPC
+/// Flow Logs user guide, "IAM role for publishing flow logs to CloudWatch Logs", whose example
+/// has both).
+pub fn flow_logs_trust_policy(flow_logs_arn: &str, account_id: &str) -> Value {
     json!({
         "Version": "2012-10-17",
         "Statement": [{
             "Effect": "Allow",
             "Principal": { "Service": "vpc-flow-logs.amazonaws.com" },
             "Action": "sts:AssumeRole",
-            "Condition": { "StringEquals": { "aws:SourceAccount": account_id } }
+            "Condition": {
+                "StringEquals": { "aws:SourceAccount": account_id },
+                "ArnLike": { "aws:SourceArn": flow_logs_arn }
+            }
         }]
     })
 }
@@ -183,7 +187,7 @@ impl Role {
                 boundary,
             },
             RolePurpose::FlowLogs { log_group } => RolePolicies {
-                trust: flow_logs_trust_policy(account_id),
+                trust: flow_logs_trust_policy(&arn("ec2", "vpc-flow-log/*".to_string()), account_id),
                 inline: flow_logs_policy(&arn("logs", format!("log-group:{log_group}"))),
                 boundary,
             },

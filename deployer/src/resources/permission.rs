@@ -19,6 +19,8 @@ const ACTION: &str = "lambda:InvokeFunction";
 pub struct ApiPermission {
     /// The function whose resource policy holds the statement.
     pub function_name: String,
+    /// The only stage that may invoke it.
+    pub stage: String,
 }
 
 /// Our statement(s) in the function's policy.
@@ -36,9 +38,11 @@ pub struct PermissionStatement {
     pub source_arn: Option<String>,
 }
 
-/// Any stage, method and path of this API only: `arn:aws:execute-api:REGION:ACCOUNT:API_ID/*`.
-pub fn source_arn(partition: &str, region: &str, account_id: &str, api_id: &str) -> String {
-    format!("arn:{partition}:execute-api:{region}:{account_id}:{api_id}/*")
+/// Any method and path of this API's stage only:
+/// `arn:aws:execute-api:REGION:ACCOUNT:API_ID/STAGE/*` (not another stage of it, nor the
+/// console's test invocations).
+pub fn source_arn(partition: &str, region: &str, account_id: &str, api_id: &str, stage: &str) -> String {
+    format!("arn:{partition}:execute-api:{region}:{account_id}:{api_id}/{stage}/*")
 }
 
 pub fn desired(source_arn: String) -> PermissionStatement {
@@ -111,7 +115,13 @@ pub fn diff(desired: &PermissionStatement, live: &[PermissionStatement]) -> Vec<
 impl ApiPermission {
     fn desired(&self, ctx: &Ctx, inputs: &Inputs) -> Result<PermissionStatement> {
         let api_id = &inputs.get(rest_api::ID)?.id;
-        Ok(desired(source_arn(crate::aws::partition(&ctx.aws.region), &ctx.aws.region, ctx.account_id(), api_id)))
+        Ok(desired(source_arn(
+            crate::aws::partition(&ctx.aws.region),
+            &ctx.aws.region,
+            ctx.account_id(),
+            api_id,
+            &self.stage,
+        )))
     }
 
     /// Our statements in the function's policy (empty when the function has no policy, or does
@@ -251,7 +261,7 @@ impl Resource for ApiPermission {
 mod tests {
     use super::*;
 
-    const ARN: &str = "arn:aws:execute-api:us-east-1:123456789012:abc123/*";
+    const ARN: &str = "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/*";
 
     /// A GetPolicy document as Lambda returns it.
     fn policy(statements: &str) -> String {
@@ -267,8 +277,8 @@ mod tests {
     const OTHER: &str = r#"{"Sid":"someone-else","Effect":"Allow","Principal":{"Service":"s3.amazonaws.com"},"Action":"lambda:InvokeFunction","Resource":"arn:f"}"#;
 
     #[test]
-    fn source_arn_is_scoped_to_the_api() {
-        assert_eq!(source_arn("aws", "us-east-1", "123456789012", "abc123"), ARN);
+    fn source_arn_is_scoped_to_the_stage() {
+        assert_eq!(source_arn("aws", "us-east-1", "123456789012", "abc123", "prod"), ARN);
     }
 
     #[test]

@@ -53,8 +53,9 @@ pub fn service_name(region: &str) -> String {
     format!("com.amazonaws.{region}.dynamodb")
 }
 
-/// The endpoint policy: only our actions, only on our table.
-pub fn policy(table_arn: &str) -> Value {
+/// The endpoint policy: only our actions, only on our table, only by this account's principals
+/// (`aws:PrincipalAccount`: credentials of another account, taken into the VPC, get nothing).
+pub fn policy(table_arn: &str, account_id: &str) -> Value {
     json!({
         "Version": "2012-10-17",
         "Statement": [{
@@ -63,6 +64,7 @@ pub fn policy(table_arn: &str) -> Value {
             "Principal": "*",
             "Action": ACTIONS,
             "Resource": table_arn,
+            "Condition": { "StringEquals": { "aws:PrincipalAccount": account_id } }
         }]
     })
 }
@@ -227,7 +229,7 @@ impl DynamoDbEndpoint {
             vpc_id: inputs.get(vpc::ID)?.id.clone(),
             service_name: service_name(&ctx.aws.region),
             route_table_ids,
-            policy: policy(&table::arn(ctx, &self.table_name)),
+            policy: policy(&table::arn(ctx, &self.table_name), ctx.account_id()),
         })
     }
 }
@@ -414,7 +416,7 @@ mod tests {
             vpc_id: "vpc-1".into(),
             service_name: service_name("us-east-1"),
             route_table_ids: ["rtb-1", "rtb-2"].map(String::from).into(),
-            policy: policy(ARN),
+            policy: policy(ARN, "123456789012"),
         }
     }
 
@@ -427,7 +429,7 @@ mod tests {
             state: "available".into(),
             // AWS returns them in its own order: compared as a set.
             route_table_ids: ["rtb-2", "rtb-1"].map(String::from).into(),
-            policy: Some(policy(ARN).to_string()),
+            policy: Some(policy(ARN, "123456789012").to_string()),
         }
     }
 
@@ -438,24 +440,32 @@ mod tests {
 
     #[test]
     fn policy_is_limited_to_put_item_on_the_table() {
-        let p = policy(ARN);
+        let p = policy(ARN, "123456789012");
         assert_eq!(p["Statement"][0]["Action"], json!(["dynamodb:PutItem"]));
+        assert_eq!(p["Statement"][0]["Condition"]["StringEquals"]["aws:PrincipalAccount"], json!("123456789012"));
         assert_eq!(p["Statement"][0]["Resource"], json!(ARN));
         assert_eq!(p["Statement"][0]["Principal"], json!("*"));
     }
 
     #[test]
     fn policy_comparison_is_semantic() {
-        let d = policy(ARN);
+        let d = policy(ARN, "123456789012");
         let reformatted = format!(
             r#"{{ "Statement": {{ "Resource": ["{ARN}"], "Action": "dynamodb:PutItem", "Principal": {{"AWS": "*"}},
-                 "Effect": "Allow", "Sid": "FunctionWritesToTheStackTableOnly" }},
+                 "Effect": "Allow", "Sid": "FunctionWritesToTheStackTableOnly",
+                 "Condition": {{"StringEquals": {{"aws:PrincipalAccount": "123456789012"}}}} }},
                 "Version": "2012-10-17" }}"#
         );
         assert!(policy_matches(&d, Some(&reformatted)));
-        let broad = policy(ARN).to_string().replace("dynamodb:PutItem", "dynamodb:*");
+        let broad = policy(ARN, "123456789012").to_string().replace("dynamodb:PutItem", "dynamodb:*");
         assert!(!policy_matches(&d, Some(&broad)));
-        let other_table = policy("arn:aws:dynamodb:us-east-1:123456789012:table/other");
+        let other_table = policy("arn:aws:dynamodb:us-east-1:123456789012:table/other", "123456789012");
+        assert!(!policy_matches(&d, Some(&other_table.to_string())));
+        let any_account = policy(ARN, "123456789012")
+            .to_string()
+            .replace(r#","Condition":{"StringEquals":{"aws:PrincipalAccount":"123456789012"}}"#, "");
+        assert!(!any_account.contains("PrincipalAccount"), "{any_account}");
+        assert!(!policy_matches(&d, Some(&any_account)));
         assert!(!policy_matches(&d, Some(&other_table.to_string())));
         assert!(!policy_matches(&d, Some("not json")));
         assert!(!policy_matches(&d, None));

@@ -15,7 +15,8 @@
 //!   Gateway's resource is the request's path;
 //! - the **condition keys**: `aws:RequestTag/*`, `aws:TagKeys`, `aws:ResourceTag/*` (EC2 and API
 //!   Gateway read from moto; API Gateway's children inherit their REST API's or usage plan's
-//!   tags), `iam:PassedToService`, `iam:PermissionsBoundary`, `iam:PolicyARN`, `ec2:CreateAction`.
+//!   tags), `iam:PassedToService`, `iam:PermissionsBoundary`, `iam:PolicyARN`, `ec2:CreateAction`,
+//!   `dynamodb:LeadingKeys` (the partition key of an item request, by the table's schema).
 //!
 //! The policies are registered per proxy by [`crate::Deployer`] before each run
 //! ([`register_policy`]); a request is allowed when one of them allows it. A request is refused
@@ -631,6 +632,15 @@ pub async fn add_existing(moto: &MotoEc2, policies: &[Arc<Value>], ex: &Exchange
             }
         }
     }
+    if ex.service == "dynamodb"
+        && policies_mention(policies, "dynamodb:leadingkeys")
+        && matches!(ex.operation.as_str(), "GetItem" | "PutItem" | "UpdateItem" | "DeleteItem")
+        && let Some(key) = leading_keys(moto, ex).await
+    {
+        for r in reqs.iter_mut().filter(|r| r.action.starts_with("dynamodb:")) {
+            *r = r.clone().with("dynamodb:LeadingKeys", [key.clone()]);
+        }
+    }
     if ex.service == "iam"
         && ex.operation != "CreateRole"
         && policies_mention(policies, "iam:permissionsboundary")
@@ -643,6 +653,18 @@ pub async fn add_existing(moto: &MotoEc2, policies: &[Arc<Value>], ex: &Exchange
             }
         }
     }
+}
+
+/// `dynamodb:LeadingKeys` of an item request: the value of the table's partition key in its
+/// `Key` (or `Item`), the key named by the table's schema (moto's DescribeTable).
+async fn leading_keys(moto: &MotoEc2, ex: &Exchange) -> Option<String> {
+    let table = ex.str_at(&["TableName"])?;
+    let described = moto.dynamodb("DescribeTable", &serde_json::json!({ "TableName": table })).await.ok()?;
+    let schema = described.pointer("/Table/KeySchema")?.as_array()?;
+    let hash = schema.iter().find(|k| k["KeyType"] == "HASH")?["AttributeName"].as_str()?;
+    let key = ex.input.get("Key").or_else(|| ex.input.get("Item"))?;
+    let value = key.get(hash)?.as_object()?.values().next()?;
+    value.as_str().map(str::to_string)
 }
 
 async fn ec2_tags(moto: &MotoEc2, ids: &[String]) -> HashMap<String, Vec<(String, String)>> {

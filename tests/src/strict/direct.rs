@@ -98,6 +98,25 @@ impl MotoEc2 {
         self.send(req, action).await
     }
 
+    /// One DynamoDB call (JSON protocol) to moto: the JSON answer.
+    pub async fn dynamodb(&self, operation: &str, input: &serde_json::Value) -> Result<serde_json::Value, String> {
+        let body = input.to_string();
+        let req = Request::builder()
+            .method("POST")
+            .uri(format!("{}/", self.upstream))
+            .header("content-type", "application/x-amz-json-1.0")
+            .header("x-amz-target", format!("DynamoDB_20120810.{operation}"))
+            .header(
+                "authorization",
+                "AWS4-HMAC-SHA256 Credential=strict-model/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0",
+            )
+            .header("content-length", body.len())
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| e.to_string())?;
+        let text = self.send(req, operation).await?;
+        serde_json::from_str(&text).map_err(|e| format!("{operation}: {e}"))
+    }
+
     /// A REST GET to moto's API Gateway (`/restapis/ID`): the JSON answer.
     pub async fn get_json(&self, path: &str) -> Result<serde_json::Value, String> {
         let req = Request::builder()
