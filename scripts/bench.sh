@@ -9,7 +9,9 @@
 #         again at 0 ms to subtract the local work;
 #      b. the strict model with AWS-like waits (`--timings aws-like`), 80 ms per call, cold `up` only.
 #   3. serve: requests/s and p50/p99 through `movies-stack serve` with 1 and 4 environments, and
-#      serve's own overhead against invoking the Runtime API directly      (tests/src/bin/bench_serve.rs)
+#      serve's own overhead against invoking the Runtime API directly; then a real load generator
+#      (Debian's `wrk`, installed here when missing) at 1, 8 and 64 connections: only 200 and 429
+#      answers                                                              (tests/src/bin/bench_serve.rs)
 #
 # Builds what it needs:
 #   - `cargo build --workspace --bins` (the harness, the deployer), as scripts/test.sh does;
@@ -23,7 +25,7 @@
 #
 # Knobs: BENCH_INVOCATIONS (2000), BENCH_STARTUP_RUNS (30), BENCH_SKIP_DEPLOY=1,
 #        BENCH_SKIP_HANDLER=1, BENCH_SKIP_SERVE=1 (each part can be skipped);
-#        serve: BENCH_SERVE_REQUESTS (2000 per row), BENCH_SERVE_CLIENTS (4);
+#        serve: BENCH_SERVE_REQUESTS (2000 per row), BENCH_SERVE_CLIENTS (4), BENCH_SERVE_WRK_SECONDS (10 per row);
 #        deploy: BENCH_LATENCY_MS (100), BENCH_REPEAT (3), BENCH_CONCURRENCY (the deployer's default),
 #        BENCH_SKIP_AWS_LIKE=1, BENCH_LOG_DIR (each run's output and timed AWS calls),
 #        BENCH_BEFORE_BIN (another movies-stack binary for the "before" column) with
@@ -95,10 +97,16 @@ if [ "${BENCH_SKIP_DEPLOY:-0}" != 1 ]; then
 fi
 
 if [ "${BENCH_SKIP_SERVE:-0}" != 1 ]; then
+    if ! command -v wrk >/dev/null; then
+        ms_say "installing the load generator: apt-get install wrk"
+        apt-get install -y wrk >/dev/null || (apt-get update >/dev/null && apt-get install -y wrk >/dev/null) ||
+            ms_die "cannot install wrk (apt-get install wrk)"
+    fi
     printf '\n## Serve (%s, %s)\n' "$(uname -m)" "$(date -u +%Y-%m-%dT%H:%MZ)"
     MOVIES_STACK_BIN="$TARGET/debug/movies-stack" "$TARGET/debug/bench_serve" \
         --bootstrap "$BENCH_TARGET/release/bootstrap" \
         --artifact "$ARTIFACT" \
         --requests "${BENCH_SERVE_REQUESTS:-2000}" \
-        --clients "${BENCH_SERVE_CLIENTS:-4}"
+        --clients "${BENCH_SERVE_CLIENTS:-4}" \
+        --wrk-seconds "${BENCH_SERVE_WRK_SECONDS:-10}"
 fi

@@ -69,6 +69,11 @@ impl Serve {
         serve
     }
 
+    /// serve's process id (None once it has been waited for).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     pub fn lines(&self) -> Vec<String> {
         self.stderr.lock().unwrap().clone()
     }

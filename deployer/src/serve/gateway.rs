@@ -5,15 +5,23 @@
 //! 1. the stage: `/{stage}` and below; anything else is 403 `{"message":"Forbidden"}` (what the
 //!    execute-api endpoint answers for a stage that does not exist);
 //! 2. the route: `ANY /` and `ANY /{proxy+}`;
-//! 3. the body: at most 10 MB (API Gateway's payload limit), else 413;
+//! 3. a declared `Content-Length` over 10 MB (API Gateway's payload limit) → 413;
 //! 4. the API key in `x-api-key`: missing, unknown, disabled, or not in a usage plan of this stage
 //!    → 403 `{"message":"Forbidden"}`;
 //! 5. the key's usage plan: throttle → 429 `{"message":"Too Many Requests"}`, quota → 429
 //!    `{"message":"Limit Exceeded"}` ([`super::limits`]);
-//! 6. the Lambda proxy event to the function ([`proxy_event`]); its answer mapped back
-//!    ([`map_response`]): a function error, a crash, a timeout of the function or a malformed
-//!    answer → 502 `{"message": "Internal server error"}`; no answer within the integration
-//!    timeout (29 s by default) → 504 `{"message": "Endpoint request timed out"}`.
+//! 6. the body, read only now: a chunked body is cut off with 413 once it passes 10 MB; a
+//!    client gone mid-body gets nothing run (400 in the access log);
+//! 7. the Lambda proxy event to the function ([`proxy_event`]): when as many events already wait
+//!    for an environment as the pool allows, 503 `{"message":"Service Unavailable"}` with
+//!    `Retry-After: 1`; its answer mapped back ([`map_response`]): a function error, a crash, a
+//!    timeout of the function or a malformed answer → 502 `{"message": "Internal server
+//!    error"}`; no answer within the integration timeout (29 s by default) → 504
+//!    `{"message": "Endpoint request timed out"}`, and an event still waiting is withdrawn (it
+//!    never runs), as is one whose client went away.
+//!
+//! Steps 1–5 read no body: an unauthenticated or refused request costs its head, whatever it
+//! declares. hyper then reads at most one buffer of the unread body and closes the connection.
 //!
 //! Every response carries `x-amzn-RequestId`, `x-amz-apigw-id` and `X-Amzn-Trace-Id`, and gets an
 //! access log line in the stage's format.
@@ -31,7 +39,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
-use hyper::body::Incoming;
+use hyper::body::{Body, Incoming};
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use serde_json::{Map, Value, json};
@@ -43,7 +51,7 @@ use super::rules::{Key, Rules};
 use super::runtime::{Outcome, Pool};
 
 /// API Gateway's maximum payload (REST APIs: 10 MB).
-const MAX_REQUEST_BYTES: usize = 10 * 1024 * 1024;
+pub const MAX_REQUEST_BYTES: usize = 10 * 1024 * 1024;
 
 /// An answer API Gateway itself gives (a "gateway response"), with its documented status, body
 /// and response type (https://docs.aws.amazon.com/apigateway/latest/developerguide/supported-gateway-response-types.html).
@@ -60,6 +68,10 @@ pub enum GatewayError {
     /// A function error, crash or timeout, or a malformed proxy response.
     Integration,
     IntegrationTimeout,
+    /// As many events wait for an environment as the pool allows (where Lambda would throttle).
+    Saturated,
+    /// The client went away before its body ended: nothing runs; only the access log sees it.
+    IncompleteBody,
 }
 
 impl GatewayError {
@@ -72,6 +84,16 @@ impl GatewayError {
             GatewayError::Throttled | GatewayError::QuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::Integration => StatusCode::BAD_GATEWAY,
             GatewayError::IntegrationTimeout => StatusCode::GATEWAY_TIMEOUT,
+            GatewayError::Saturated => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::IncompleteBody => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// `Retry-After` (seconds), for the answers a client should retry.
+    pub fn retry_after(self) -> Option<&'static str> {
+        match self {
+            GatewayError::Saturated => Some("1"),
+            _ => None,
         }
     }
 
@@ -85,6 +107,8 @@ impl GatewayError {
             GatewayError::QuotaExceeded => r#"{"message":"Limit Exceeded"}"#,
             GatewayError::Integration => r#"{"message": "Internal server error"}"#,
             GatewayError::IntegrationTimeout => r#"{"message": "Endpoint request timed out"}"#,
+            GatewayError::Saturated => r#"{"message":"Service Unavailable"}"#,
+            GatewayError::IncompleteBody => r#"{"message":"Bad Request"}"#,
         }
     }
 
@@ -99,6 +123,8 @@ impl GatewayError {
             GatewayError::QuotaExceeded => "QUOTA_EXCEEDED",
             GatewayError::Integration => "DEFAULT_5XX",
             GatewayError::IntegrationTimeout => "INTEGRATION_TIMEOUT",
+            GatewayError::Saturated => "DEFAULT_5XX",
+            GatewayError::IncompleteBody => "DEFAULT_4XX",
         }
     }
 
@@ -112,6 +138,8 @@ impl GatewayError {
             GatewayError::QuotaExceeded => "Limit Exceeded",
             GatewayError::Integration => "Internal server error",
             GatewayError::IntegrationTimeout => "Endpoint request timed out",
+            GatewayError::Saturated => "Service Unavailable",
+            GatewayError::IncompleteBody => "Bad Request",
         }
     }
 }
@@ -544,6 +572,9 @@ impl Gateway {
                 let mut r = Response::new(Full::new(Bytes::from_static(e.body().as_bytes())));
                 *r.status_mut() = e.status();
                 r.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
+                if let Some(after) = e.retry_after() {
+                    r.headers_mut().insert("retry-after", HeaderValue::from_static(after));
+                }
                 r
             }
         };
@@ -581,13 +612,10 @@ impl Gateway {
         info.resource_id = Some(resource_id);
 
         let (parts, body) = req.into_parts();
-        let body = match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(GatewayError::RequestTooLarge),
-            // The client went away mid-body: nobody reads the answer; it is logged.
-            Err(_) => Bytes::new(),
-        };
-
+        // Nothing of the body is read before the key and the usage plan accept the request.
+        if body.size_hint().lower() > MAX_REQUEST_BYTES as u64 {
+            return Err(GatewayError::RequestTooLarge);
+        }
         let key_value = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
         let key = rules.key(&key_value).filter(|k| k.enabled).ok_or(GatewayError::InvalidApiKey)?;
         info.api_key_id = Some(key.id.clone());
@@ -609,6 +637,12 @@ impl Gateway {
                 return Err(GatewayError::QuotaExceeded);
             }
         }
+        let body = match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(GatewayError::RequestTooLarge),
+            // The client went away mid-body: nobody reads the answer, and nothing runs.
+            Err(_) => return Err(GatewayError::IncompleteBody),
+        };
 
         let mut headers = parts.headers;
         add_forwarding_headers(&mut headers, info, self.port);
@@ -624,15 +658,26 @@ impl Gateway {
         let event = proxy_event(info, rules, &request);
         let lambda_trace = format!("Root={};Parent={:016x};Sampled=0", info.trace_id, super::random_u128() as u64);
         let started = Instant::now();
-        let outcome = self.pool.invoke(Bytes::from(event.to_string()), lambda_trace);
-        let outcome = tokio::time::timeout(self.integration_timeout, outcome).await;
+        let mut invocation = self.pool.invoke(Bytes::from(event.to_string()), lambda_trace).map_err(|full| {
+            eprintln!("serve: {} {} events already wait for an environment: 503", info.request_id, full.bound);
+            GatewayError::Saturated
+        })?;
+        // Dropped with this future (the client went away), the invocation is withdrawn if it
+        // still waits.
+        let outcome = tokio::time::timeout(self.integration_timeout, invocation.outcome()).await;
         info.integration_latency_ms = Some(started.elapsed().as_millis());
         let outcome = match outcome {
             Err(_) => {
+                let never_ran = invocation.withdraw();
                 eprintln!(
-                    "serve: {} Execution failed due to a timeout error: no answer within {} s (--integration-timeout)",
+                    "serve: {} Execution failed due to a timeout error: no answer within {} s (--integration-timeout); {}",
                     info.request_id,
-                    self.integration_timeout.as_secs()
+                    self.integration_timeout.as_secs(),
+                    if never_ran {
+                        "it waited for an environment and will not run"
+                    } else {
+                        "the function was running"
+                    }
                 );
                 return Err(GatewayError::IntegrationTimeout);
             }
@@ -859,6 +904,8 @@ mod tests {
             QuotaExceeded,
             Integration,
             IntegrationTimeout,
+            Saturated,
+            IncompleteBody,
         ] {
             let body: Value = serde_json::from_str(e.body()).expect("JSON body");
             assert_eq!(body["message"], e.message(), "{e:?}");
@@ -873,5 +920,116 @@ mod tests {
         assert_eq!(GatewayError::Integration.body(), r#"{"message": "Internal server error"}"#);
         assert_eq!(GatewayError::IntegrationTimeout.status(), StatusCode::GATEWAY_TIMEOUT);
         assert_eq!(GatewayError::IntegrationTimeout.message(), "Endpoint request timed out");
+    }
+
+    /// A gateway with [`sample_rules`] on a loopback port, its function never started (a
+    /// bootstrap that does not exist), and where its access log goes.
+    async fn gateway_on_loopback() -> (SocketAddr, std::path::PathBuf) {
+        use crate::serve::server::{Limits, Server, serve_connection};
+        let log_path = std::env::temp_dir().join(format!("serve-gateway-test-{}.log", crate::serve::random_u64()));
+        let pool = Pool::new(crate::serve::runtime::sample_spec(), 1);
+        let gateway = Arc::new(Gateway::new(
+            sample_rules(),
+            pool,
+            AccessLog::file(&log_path).unwrap(),
+            Duration::from_secs(5),
+            0,
+        ));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limits = Limits { header_read: Duration::from_secs(5), connections: 16, read_buffer: 64 * 1024 };
+        let mut server = Server::new(listener, limits);
+        tokio::spawn(async move {
+            loop {
+                let (stream, peer, permit) = server.accept().await;
+                let gateway = gateway.clone();
+                serve_connection(stream, permit, limits, move |req| {
+                    let gateway = gateway.clone();
+                    async move { gateway.handle(req, peer).await }
+                });
+            }
+        });
+        (addr, log_path)
+    }
+
+    /// Send `head` (and `body`, in the background), then read the answer's status line: how
+    /// long it took, and how many body bytes had been written by then.
+    fn answer_to(addr: SocketAddr, head: &str, body: &'static [u8]) -> (String, Duration, usize) {
+        use std::io::{Read, Write};
+        use std::sync::atomic::AtomicUsize;
+        let mut conn = std::net::TcpStream::connect(addr).unwrap();
+        conn.write_all(head.as_bytes()).unwrap();
+        let written = Arc::new(AtomicUsize::new(0));
+        let mut out = conn.try_clone().unwrap();
+        let counter = written.clone();
+        std::thread::spawn(move || {
+            for chunk in body.chunks(16 * 1024) {
+                if out.write_all(chunk).is_err() {
+                    return;
+                }
+                counter.fetch_add(chunk.len(), Ordering::SeqCst);
+            }
+        });
+        let start = Instant::now();
+        conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 1024];
+        let n = conn.read(&mut buf).unwrap_or(0);
+        let status = String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or_default().to_string();
+        (status, start.elapsed(), written.load(Ordering::SeqCst))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_key_and_the_length_are_checked_before_the_body_is_read() {
+        let (addr, log_path) = gateway_on_loopback().await;
+        tokio::task::spawn_blocking(move || {
+            const TEN_MB: usize = 10 * 1024 * 1024;
+            // Declared 10 MB, none sent: with no key, or an unknown one, 403 at once.
+            for key in ["", "x-api-key: not-a-key\r\n", "x-api-key: \r\n"] {
+                let head = format!("POST /prod/ HTTP/1.1\r\nhost: t\r\n{key}content-length: {TEN_MB}\r\n\r\n");
+                let (status, took, _) = answer_to(addr, &head, b"");
+                assert_eq!(status, "HTTP/1.1 403 Forbidden", "{key:?}");
+                assert!(took < Duration::from_secs(2), "{key:?}: answered after {took:?}, without the body");
+            }
+            // A declared length over the limit, with a good key: 413 without the body.
+            let head = format!(
+                "POST /prod/ HTTP/1.1\r\nhost: t\r\nx-api-key: VALUE-1\r\ncontent-length: {}\r\n\r\n",
+                TEN_MB + 1
+            );
+            let (status, took, _) = answer_to(addr, &head, b"");
+            assert_eq!(status, "HTTP/1.1 413 Payload Too Large");
+            assert!(took < Duration::from_secs(2), "answered after {took:?}");
+            // A chunked body with a good key: 413 once it passes 10 MB, before it ends.
+            static CHUNKS: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+            let chunks = CHUNKS.get_or_init(|| {
+                let chunk = vec![b'a'; 1024 * 1024];
+                let mut body = Vec::new();
+                for _ in 0..32 {
+                    body.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+                    body.extend_from_slice(&chunk);
+                    body.extend_from_slice(b"\r\n");
+                }
+                body.extend_from_slice(b"0\r\n\r\n");
+                body
+            });
+            let head = "POST /prod/ HTTP/1.1\r\nhost: t\r\nx-api-key: VALUE-1\r\ntransfer-encoding: chunked\r\n\r\n";
+            let (status, _, written) = answer_to(addr, head, chunks);
+            assert_eq!(status, "HTTP/1.1 413 Payload Too Large");
+            assert!(written < chunks.len(), "answered before the 32 MB body ended ({written} bytes written)");
+        })
+        .await
+        .unwrap();
+        let log = std::fs::read_to_string(&log_path).unwrap();
+        let _ = std::fs::remove_file(&log_path);
+        let statuses: Vec<Value> =
+            log.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["status"].clone()).collect();
+        assert_eq!(statuses, [json!("403"), json!("403"), json!("403"), json!("413"), json!("413")]);
+    }
+
+    #[test]
+    fn only_the_queue_full_answer_asks_for_a_retry() {
+        assert_eq!(GatewayError::Saturated.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(GatewayError::Saturated.retry_after(), Some("1"));
+        assert_eq!(GatewayError::Throttled.retry_after(), None);
+        assert_eq!(GatewayError::IntegrationTimeout.retry_after(), None);
     }
 }

@@ -5,7 +5,8 @@
 //! - [`rules`]: what to enforce, read from the deployed stack (re-read on SIGHUP);
 //! - [`gateway`]: the HTTP front: stage, routes, keys, usage plans ([`limits`]), the proxy event
 //!   and response, the access log ([`access_log`]);
-//! - [`runtime`]: the real `bootstrap`, run as Lambda runs it behind an embedded Runtime API.
+//! - [`runtime`]: the real `bootstrap`, run as Lambda runs it behind an embedded Runtime API;
+//! - [`server`]: connections: header-read and idle timeouts, a connection cap, accept back-off.
 //!
 //! Output: access log lines on stdout (or `--access-log FILE`); everything else on stderr, our
 //! lines prefixed `serve:`, the function's `[env N]`.
@@ -15,15 +16,14 @@ pub mod gateway;
 pub mod limits;
 pub mod rules;
 pub mod runtime;
+pub mod server;
 
-use std::convert::Infallible;
 use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::config::SharedCredentialsProvider;
-use hyper_util::rt::TokioIo;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::aws::AwsSettings;
@@ -35,6 +35,7 @@ use crate::ui::Printer;
 use access_log::AccessLog;
 use gateway::Gateway;
 use runtime::{FunctionSpec, Pool};
+use server::{Limits, Server};
 
 /// How long stopped function processes get to exit before we stop waiting for them.
 const PROCESS_GRACE: Duration = Duration::from_secs(5);
@@ -58,6 +59,7 @@ pub async fn run(config: &Config, settings: &AwsSettings, args: &ServeArgs, prin
         .await
         .map_err(|e| Error::input(format!("--bind {} --port {}: cannot listen there: {e}", args.bind, args.port)))?;
     let local = listener.local_addr().map_err(|e| Error::other(format!("cannot read the listening address: {e}")))?;
+    let mut server = Server::new(listener, Limits::for_this_process());
 
     let ctx = crate::commands::connect(settings, config, printer, false).await?;
     // Who we are first: bad credentials or region get their one-line cause, not a failed read.
@@ -85,6 +87,15 @@ pub async fn run(config: &Config, settings: &AwsSettings, args: &ServeArgs, prin
     );
     let url = format!("http://{local}/{}/", rules.stage);
     let pool = Pool::new(spec, usize::from(args.concurrency));
+    let limits = server.limits();
+    eprintln!(
+        "serve: limits: {} connections, request head within {} s (also the keep-alive idle timeout), \
+         {} events waiting for an environment, bodies up to {} MB",
+        limits.connections,
+        limits.header_read.as_secs(),
+        pool.queue_bound(),
+        gateway::MAX_REQUEST_BYTES / (1024 * 1024)
+    );
     let gateway =
         Arc::new(Gateway::new(rules, pool.clone(), log, Duration::from_secs(args.integration_timeout), local.port()));
     eprintln!("serve: listening on {url} (Ctrl-C stops; SIGHUP re-reads the stack's keys and plans)");
@@ -95,18 +106,19 @@ pub async fn run(config: &Config, settings: &AwsSettings, args: &ServeArgs, prin
     let reloading = Arc::new(tokio::sync::Mutex::new(()));
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                match accepted {
-                    Ok((stream, peer)) => serve_connection(gateway.clone(), stream, peer),
-                    Err(e) => eprintln!("serve: accept failed: {e}"),
-                }
+            (stream, peer, permit) = server.accept() => {
+                let gateway = gateway.clone();
+                server::serve_connection(stream, permit, limits, move |req| {
+                    let gateway = gateway.clone();
+                    async move { gateway.handle(req, peer).await }
+                });
             }
             _ = hangup.recv() => reload(ctx.clone(), config.clone(), gateway.clone(), reloading.clone()),
             _ = tokio::signal::ctrl_c() => break,
             _ = terminate.recv() => break,
         }
     }
-    drop(listener);
+    drop(server);
     eprintln!("serve: stopping: answering the requests in flight (Ctrl-C again to stop at once)");
     tokio::select! {
         _ = gateway.drained(Duration::from_secs(args.integration_timeout)) => {}
@@ -115,18 +127,6 @@ pub async fn run(config: &Config, settings: &AwsSettings, args: &ServeArgs, prin
     pool.shutdown(PROCESS_GRACE).await;
     eprintln!("serve: stopped");
     Ok(exit::OK)
-}
-
-/// One HTTP/1.1 connection (keep-alive) to the gateway.
-fn serve_connection(gateway: Arc<Gateway>, stream: tokio::net::TcpStream, peer: std::net::SocketAddr) {
-    let _ = stream.set_nodelay(true);
-    tokio::spawn(async move {
-        let svc = hyper::service::service_fn(move |req| {
-            let gateway = gateway.clone();
-            async move { Ok::<_, Infallible>(gateway.handle(req, peer).await) }
-        });
-        let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
-    });
 }
 
 /// SIGHUP: read the rules again; on failure keep serving with the old ones. One at a time.

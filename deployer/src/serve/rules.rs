@@ -119,7 +119,8 @@ pub struct Key {
 pub struct LiveKey {
     pub id: String,
     pub name: String,
-    pub value: String,
+    /// None: GetApiKey returned no value (or an empty one); such a key matches no request.
+    pub value: Option<String>,
     pub enabled: bool,
 }
 
@@ -143,8 +144,12 @@ pub struct Rules {
 }
 
 impl Rules {
-    /// The key with this value, enabled or not.
+    /// The key with this value, enabled or not. An empty value is no key: [`assemble`] never
+    /// stores one, and a request without `x-api-key` must not find a key whose value is unknown.
     pub fn key(&self, value: &str) -> Option<&Key> {
+        if value.is_empty() {
+            return None;
+        }
         self.keys.get(value)
     }
 
@@ -188,7 +193,8 @@ impl Rules {
 
 /// The plans and keys that apply to the stage, from the plans bound to it and their keys. A key
 /// in two of them is something AWS refuses ("a given API key can only be associated with one
-/// usage plan for each stage"): the first plan wins and a warning says so. Pure.
+/// usage plan for each stage"): the first plan wins and a warning says so. A key whose value
+/// GetApiKey did not return is left out (a warning says so): it can match no request. Pure.
 pub fn assemble(bound: Vec<(LivePlan, Vec<LiveKey>)>) -> (Vec<Arc<Plan>>, HashMap<String, Key>, Vec<String>) {
     let mut plans = Vec::new();
     let mut keys: HashMap<String, Key> = HashMap::new();
@@ -208,14 +214,21 @@ pub fn assemble(bound: Vec<(LivePlan, Vec<LiveKey>)>) -> (Vec<Arc<Plan>>, HashMa
             quota,
         });
         for k in live_keys {
-            if let Some(other) = keys.get(&k.value) {
+            let Some(value) = k.value.filter(|v| !v.is_empty()) else {
+                warnings.push(format!(
+                    "API key {} of usage plan {}: API Gateway returned no value for it; no request will match it",
+                    k.id, plan.name
+                ));
+                continue;
+            };
+            if let Some(other) = keys.get(&value) {
                 warnings.push(format!(
                     "API key {} is in two usage plans of this stage ({} and {}); AWS does not allow that: using {}",
                     k.id, other.plan.name, plan.name, other.plan.name
                 ));
                 continue;
             }
-            keys.insert(k.value, Key { id: k.id, name: k.name, enabled: k.enabled, plan: plan.clone() });
+            keys.insert(value, Key { id: k.id, name: k.name, enabled: k.enabled, plan: plan.clone() });
         }
         plans.push(plan);
     }
@@ -291,7 +304,7 @@ pub async fn load(ctx: &Arc<Ctx>, config: &Config) -> Result<Rules> {
             keys.push(LiveKey {
                 id: id.to_string(),
                 name: key.name().unwrap_or(id).to_string(),
-                value: key.value().unwrap_or_default().to_string(),
+                value: key.value().map(str::to_string),
                 enabled: key.enabled(),
             });
         }
@@ -327,7 +340,7 @@ pub fn sample_rules() -> Rules {
         quota: Some((100, "DAY".into())),
         api_stages: vec![("api1".into(), "prod".into())],
     };
-    let key = LiveKey { id: "k1".into(), name: "standard".into(), value: "VALUE-1".into(), enabled: true };
+    let key = LiveKey { id: "k1".into(), name: "standard".into(), value: Some("VALUE-1".into()), enabled: true };
     let (plans, keys, _) = assemble(vec![(plan, vec![key])]);
     Rules {
         stack: "movies-test".into(),
@@ -378,7 +391,7 @@ mod tests {
     }
 
     fn key(id: &str, value: &str, enabled: bool) -> LiveKey {
-        LiveKey { id: id.into(), name: format!("key-{id}"), value: value.into(), enabled }
+        LiveKey { id: id.into(), name: format!("key-{id}"), value: Some(value.into()), enabled }
     }
 
     #[test]
@@ -410,5 +423,20 @@ mod tests {
         assert_eq!(warnings.len(), 2, "{warnings:?}");
         assert!(warnings.iter().any(|w| w.contains("FORTNIGHT")), "{warnings:?}");
         assert!(warnings.iter().any(|w| w.contains("two usage plans")), "{warnings:?}");
+    }
+
+    #[test]
+    fn a_key_without_a_value_matches_nothing() {
+        let mut unknown = key("k2", "", true);
+        unknown.value = None;
+        let (plans, keys, warnings) =
+            assemble(vec![(live("p1", None, None), vec![key("k1", "v1", true), unknown, key("k3", "", true)])]);
+        assert_eq!(keys.len(), 1, "only the key with a value is kept");
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings.iter().all(|w| w.contains("no value")), "{warnings:?}");
+        let rules = Rules { plans, keys, ..sample_rules() };
+        // A request without `x-api-key` looks up the empty string: it finds nothing.
+        assert!(rules.key("").is_none());
+        assert_eq!(rules.key("v1").map(|k| k.id.as_str()), Some("k1"));
     }
 }

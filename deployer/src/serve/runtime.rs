@@ -13,7 +13,12 @@
 //! The pool: an event goes to an idle environment (one waiting in `/next`); when none is idle, a
 //! new one starts, up to `max`; beyond that, events wait in order for the next free one (Lambda
 //! would throttle at the account's concurrency instead; API Gateway's integration timeout bounds
-//! the wait). An environment that exits is gone: its invocation in flight, if any, ends
+//! the wait). At most [`QUEUE_PER_ENVIRONMENT`] × `max` events wait: past that, [`Pool::invoke`]
+//! refuses at once ([`QueueFull`]), so a flood costs a bounded amount of memory and the waits
+//! stay short. An event is handed out once: whoever takes it first, an environment
+//! ([`Job::claim`]) or its caller giving up ([`Invocation::withdraw`], or dropping the
+//! [`Invocation`]: its client went away or it was answered 504), wins; a withdrawn event never
+//! runs. An environment that exits is gone: its invocation in flight, if any, ends
 //! [`Outcome::Crashed`]; one that dies before asking for its first event fails the oldest waiting
 //! event ([`Outcome::NotRun`], as an init failure fails the invoke that started it). The
 //! function's timeout is enforced from the moment the event is handed out: the process is stopped
@@ -23,7 +28,7 @@ use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -40,6 +45,18 @@ use tokio::sync::{Notify, oneshot};
 /// Lambda's limit on a synchronous invocation's response payload (6 MB); above it the invoke
 /// fails with `Function.ResponseSizeTooLarge`.
 const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024;
+
+/// Events that may wait for an environment, per environment allowed (`--concurrency`). 16 × 4
+/// (the default) = 64 waiting: as many as 64 keep-alive clients can have in flight, so a load
+/// of that size waits rather than being refused, while a flood is refused at once instead of
+/// queueing for the whole integration timeout (and holding each event, up to 13 MB, meanwhile).
+pub const QUEUE_PER_ENVIRONMENT: usize = 16;
+
+/// The queue is full: the event was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueFull {
+    pub bound: usize,
+}
 
 /// The function as the stack configures it, and where its processes come from.
 pub struct FunctionSpec {
@@ -152,16 +169,69 @@ pub struct Pool(Arc<Inner>);
 struct Inner {
     spec: FunctionSpec,
     max: usize,
+    /// At most this many events wait.
+    max_queue: usize,
     state: Mutex<State>,
     /// Notified whenever an environment ends.
     ended: Notify,
 }
 
 struct Job {
+    ticket: u64,
     request_id: String,
     payload: Bytes,
     trace_id: String,
     done: oneshot::Sender<Outcome>,
+    /// [`WAITING`], then [`CLAIMED`] by an environment or [`WITHDRAWN`] by the caller, once.
+    claim: Arc<AtomicU8>,
+}
+
+const WAITING: u8 = 0;
+const CLAIMED: u8 = 1;
+const WITHDRAWN: u8 = 2;
+
+impl Job {
+    /// Take the event for an environment: false when its caller gave up on it (it must not run).
+    fn claim(&self) -> bool {
+        !self.done.is_closed()
+            && self.claim.compare_exchange(WAITING, CLAIMED, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+    }
+}
+
+/// An event given to the pool: its outcome, or taken back while it still waits.
+pub struct Invocation {
+    pool: Arc<Inner>,
+    ticket: u64,
+    claim: Arc<AtomicU8>,
+    done: oneshot::Receiver<Outcome>,
+}
+
+impl Invocation {
+    /// The outcome (Err: the pool dropped the event without one).
+    pub async fn outcome(&mut self) -> Result<Outcome, oneshot::error::RecvError> {
+        (&mut self.done).await
+    }
+
+    /// Give up on the event: true when no environment took it (it never runs; its place in the
+    /// queue is freed), false when one did (it runs, or ran).
+    pub fn withdraw(&self) -> bool {
+        if self.claim.compare_exchange(WAITING, WITHDRAWN, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+            return self.claim.load(Ordering::SeqCst) == WITHDRAWN;
+        }
+        let mut st = lock(&self.pool.state);
+        if let Some(at) = st.queue.iter().position(|j| j.ticket == self.ticket) {
+            st.queue.remove(at);
+        }
+        true
+    }
+}
+
+impl Drop for Invocation {
+    /// A caller that no longer waits (its client went away, or it answered 504) withdraws its
+    /// event if no environment took it yet.
+    fn drop(&mut self) {
+        self.withdraw();
+    }
 }
 
 #[derive(Default)]
@@ -180,6 +250,7 @@ struct State {
     /// soon, so none is started for it.
     returning: usize,
     next_number: u32,
+    next_ticket: u64,
     stopping: bool,
 }
 
@@ -205,9 +276,22 @@ struct InFlight {
     timer: tokio::task::JoinHandle<()>,
 }
 
+/// The oldest waiting event an environment may take; events given up on are dropped on the way.
+fn next_claimed(queue: &mut VecDeque<Job>) -> Option<Job> {
+    while let Some(job) = queue.pop_front() {
+        if job.claim() {
+            return Some(job);
+        }
+    }
+    None
+}
+
 /// Hand `job` to an idle environment; it comes back when none is idle.
 fn to_idle(st: &mut State, mut job: Job) -> Option<Job> {
     while let Some((_, waiter)) = st.idle.pop_front() {
+        if waiter.is_closed() {
+            continue;
+        }
         match waiter.send(job) {
             Ok(()) => return None,
             // That environment's poll is gone (its process ended): try the next.
@@ -223,33 +307,50 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Pool {
     pub fn new(spec: FunctionSpec, max: usize) -> Pool {
+        let max = max.max(1);
         Pool(Arc::new(Inner {
             spec,
-            max: max.max(1),
+            max,
+            max_queue: max * QUEUE_PER_ENVIRONMENT,
             state: Mutex::new(State { next_number: 1, ..State::default() }),
             ended: Notify::new(),
         }))
     }
 
-    /// Queue an event; the receiver gets its outcome. `trace_id` is the X-Ray trace header
-    /// handed to the function.
-    pub fn invoke(&self, payload: Bytes, trace_id: String) -> oneshot::Receiver<Outcome> {
+    /// How many events may wait for an environment.
+    pub fn queue_bound(&self) -> usize {
+        self.0.max_queue
+    }
+
+    /// Give the function an event: to an idle environment, else into the queue, unless the queue
+    /// is full. `trace_id` is the X-Ray trace header handed to the function.
+    pub fn invoke(&self, payload: Bytes, trace_id: String) -> Result<Invocation, QueueFull> {
         let (done, rx) = oneshot::channel();
-        let job = Job { request_id: super::request_id(), payload, trace_id, done };
+        let claim = Arc::new(AtomicU8::new(WAITING));
         let spawn = {
             let mut st = lock(&self.0.state);
+            let ticket = st.next_ticket;
+            st.next_ticket += 1;
+            let invocation = Invocation { pool: self.0.clone(), ticket, claim: claim.clone(), done: rx };
+            let job = Job { ticket, request_id: super::request_id(), payload, trace_id, done, claim };
             if st.stopping {
                 let _ = job.done.send(Outcome::NotRun("serve is stopping".into()));
-                return rx;
+                return Ok(invocation);
             }
-            let Some(job) = to_idle(&mut st, job) else { return rx };
+            let Some(job) = to_idle(&mut st, job) else { return Ok(invocation) };
+            if st.queue.len() >= self.0.max_queue {
+                // Not queued: the caller's withdraw finds nothing to remove.
+                job.claim.store(WITHDRAWN, Ordering::SeqCst);
+                return Err(QueueFull { bound: self.0.max_queue });
+            }
             st.queue.push_back(job);
-            self.0.reserve(&mut st)
+            (invocation, self.0.reserve(&mut st))
         };
+        let (invocation, spawn) = spawn;
         if let Some(number) = spawn {
             self.0.clone().spawn_env(number);
         }
-        rx
+        Ok(invocation)
     }
 
     /// Stop: events still waiting end [`Outcome::NotRun`], every process is stopped; waits up to
@@ -400,7 +501,7 @@ impl Inner {
                 None
             } else {
                 st.starting -= 1;
-                st.queue.pop_front()
+                next_claimed(&mut st.queue)
             };
             (initialised, init_failed, self.reserve(&mut st))
         };
@@ -430,36 +531,40 @@ impl Inner {
 
     /// `GET /next` of environment `env`: the next event for it, once there is one.
     async fn next(self: &Arc<Self>, env: &Arc<Env>) -> Response<Full<Bytes>> {
-        let (first, waiting) = {
-            let mut st = lock(&self.state);
-            let first = !env.polled.swap(true, Ordering::SeqCst);
-            if first {
-                st.starting -= 1;
-            }
-            if env.returning.swap(false, Ordering::SeqCst) {
-                st.returning -= 1;
-            }
-            let waiting = match st.queue.pop_front() {
-                Some(job) => Ok(job),
-                None => {
-                    let (tx, rx) = oneshot::channel();
-                    st.idle.push_back((env.number, tx));
-                    Err(rx)
+        let job = loop {
+            let (first, waiting) = {
+                let mut st = lock(&self.state);
+                let first = !env.polled.swap(true, Ordering::SeqCst);
+                if first {
+                    st.starting -= 1;
                 }
+                if env.returning.swap(false, Ordering::SeqCst) {
+                    st.returning -= 1;
+                }
+                let waiting = match next_claimed(&mut st.queue) {
+                    Some(job) => Ok(job),
+                    None => {
+                        let (tx, rx) = oneshot::channel();
+                        st.idle.push_back((env.number, tx));
+                        Err(rx)
+                    }
+                };
+                (first, waiting)
             };
-            (first, waiting)
-        };
-        if first {
-            eprintln!("serve: env {} ready in {} ms", env.number, env.started.elapsed().as_millis());
-        }
-        let job = match waiting {
-            Ok(job) => job,
-            Err(rx) => match rx.await {
-                Ok(job) => job,
-                // `serve` is stopping and this process is about to be stopped: an answer would
-                // only make the runtime report an error first.
-                Err(_) => std::future::pending().await,
-            },
+            if first {
+                eprintln!("serve: env {} ready in {} ms", env.number, env.started.elapsed().as_millis());
+            }
+            match waiting {
+                Ok(job) => break job,
+                Err(rx) => match rx.await {
+                    Ok(job) if job.claim() => break job,
+                    // Given up on while it was on its way here: wait for another.
+                    Ok(_) => continue,
+                    // `serve` is stopping and this process is about to be stopped: an answer
+                    // would only make the runtime report an error first.
+                    Err(_) => std::future::pending().await,
+                },
+            }
         };
         let timeout = self.spec.timeout;
         let deadline_ms = epoch_ms() + u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
@@ -496,6 +601,8 @@ impl Inner {
 
     /// An event taken by an environment that ended before running it: first in line again.
     fn requeue(self: &Arc<Self>, job: Job) {
+        // Claimed by an environment that never ran it: it may be taken (or withdrawn) again.
+        job.claim.store(WAITING, Ordering::SeqCst);
         let spawn = {
             let mut st = lock(&self.state);
             if st.stopping {
@@ -643,21 +750,28 @@ fn epoch_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
+/// A function whose bootstrap is `/opt/fn/bootstrap` (which does not exist), for the other
+/// modules' tests.
+#[cfg(test)]
+pub fn sample_spec() -> FunctionSpec {
+    FunctionSpec {
+        bootstrap: PathBuf::from("/opt/fn/bootstrap"),
+        name: "apigw_handler".into(),
+        arn: "arn:aws:lambda:eu-west-1:123456789012:function:apigw_handler".into(),
+        memory_mb: 512,
+        timeout: Duration::from_secs(10),
+        region: "eu-west-1".into(),
+        variables: vec![("TABLE_NAME".into(), "demo_table".into())],
+        credentials: SharedCredentialsProvider::new(Credentials::new("AKID", "SECRET", None, None, "test")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn spec() -> FunctionSpec {
-        FunctionSpec {
-            bootstrap: PathBuf::from("/opt/fn/bootstrap"),
-            name: "apigw_handler".into(),
-            arn: "arn:aws:lambda:eu-west-1:123456789012:function:apigw_handler".into(),
-            memory_mb: 512,
-            timeout: Duration::from_secs(10),
-            region: "eu-west-1".into(),
-            variables: vec![("TABLE_NAME".into(), "demo_table".into())],
-            credentials: SharedCredentialsProvider::new(Credentials::new("AKID", "SECRET", None, None, "test")),
-        }
+        sample_spec()
     }
 
     #[test]
@@ -693,5 +807,66 @@ mod tests {
         assert_eq!(t, "env 2: Task timed out after 3.00 seconds");
         let c = Outcome::Crashed { env: 1, status: "signal: 9 (SIGKILL)".into() }.failure().unwrap();
         assert!(c.contains("env 1 exited") && c.contains("SIGKILL"), "{c}");
+    }
+
+    fn pool(max: usize) -> Pool {
+        Pool::new(spec(), max)
+    }
+
+    fn queued(pool: &Pool) -> usize {
+        lock(&pool.0.state).queue.len()
+    }
+
+    /// On a current-thread runtime without an await, no environment starts: every event waits.
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_queue_is_bounded_and_refuses_past_it() {
+        let pool = pool(2);
+        assert_eq!(pool.queue_bound(), 2 * QUEUE_PER_ENVIRONMENT);
+        let mut waiting: Vec<Invocation> = (0..pool.queue_bound())
+            .map(|i| pool.invoke(Bytes::from_static(b"{}"), format!("t{i}")).expect("room in the queue"))
+            .collect();
+        assert_eq!(queued(&pool), pool.queue_bound());
+        let full = pool.invoke(Bytes::from_static(b"{}"), "t".into()).err();
+        assert_eq!(full, Some(QueueFull { bound: 2 * QUEUE_PER_ENVIRONMENT }));
+        assert_eq!(queued(&pool), pool.queue_bound(), "a refused event is not queued");
+        // A caller that stops waiting (dropped: its client went away) frees its place.
+        waiting.remove(3);
+        assert_eq!(queued(&pool), pool.queue_bound() - 1);
+        waiting.push(pool.invoke(Bytes::from_static(b"{}"), "t".into()).expect("the freed place"));
+        // One answered 504 while waiting: withdrawn, it never reaches an environment.
+        assert!(waiting[0].withdraw(), "it never ran");
+        assert!(waiting[0].withdraw(), "withdrawing twice says the same");
+        assert_eq!(queued(&pool), pool.queue_bound() - 1);
+    }
+
+    fn job(ticket: u64) -> (Job, oneshot::Receiver<Outcome>) {
+        let (done, rx) = oneshot::channel();
+        let job = Job {
+            ticket,
+            request_id: format!("r{ticket}"),
+            payload: Bytes::new(),
+            trace_id: String::new(),
+            done,
+            claim: Arc::new(AtomicU8::new(WAITING)),
+        };
+        (job, rx)
+    }
+
+    #[test]
+    fn an_environment_never_takes_an_event_given_up_on() {
+        let (gone, gone_rx) = job(1);
+        drop(gone_rx);
+        let (withdrawn, _withdrawn_rx) = job(2);
+        withdrawn.claim.store(WITHDRAWN, Ordering::SeqCst);
+        let (live, _live_rx) = job(3);
+        let claim = live.claim.clone();
+        let mut queue = VecDeque::from([gone, withdrawn, live]);
+        let taken = next_claimed(&mut queue).expect("the live event");
+        assert_eq!(taken.ticket, 3);
+        assert!(queue.is_empty(), "the dead events are dropped on the way");
+        assert_eq!(claim.load(Ordering::SeqCst), CLAIMED);
+        // Claimed first: its caller's withdraw loses (it runs).
+        assert!(!taken.claim(), "claimed once");
+        assert_eq!(claim.compare_exchange(WAITING, WITHDRAWN, Ordering::SeqCst, Ordering::SeqCst), Err(CLAIMED));
     }
 }

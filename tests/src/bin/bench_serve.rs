@@ -3,7 +3,7 @@
 //! same `bootstrap` through a Lambda Runtime API directly. Run through `scripts/bench.sh`.
 //!
 //! ```text
-//! bench_serve --bootstrap PATH --artifact ZIP [--requests N] [--clients C]
+//! bench_serve --bootstrap PATH --artifact ZIP [--requests N] [--clients C] [--wrk-seconds S] [--wrk-only]
 //! ```
 //!
 //! - A stack is deployed into a fresh moto (through the recording proxy) with a Premium plan too
@@ -17,7 +17,13 @@
 //!   routing. `POST /` adds the handler's PutItem.
 //! - Direct: the same `bootstrap` under the suite's Runtime API server ([`RuntimeApi`]), the
 //!   fixture event invoked sequentially, latency from queueing the event to its result.
+//! - Load generator: `wrk` (Debian's package; `scripts/bench.sh` installs it) against one `serve`
+//!   (4 environments, the default), `POST /` with the Premium key, `S` seconds at 1, 8 and 64
+//!   connections (2 threads; 1 for 1 connection), after a warm-up at 64; a Lua script counts the
+//!   answers by status and reads wrk's latency percentiles. Any answer but 200 or 429, or any
+//!   socket error, fails the run.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -36,15 +42,26 @@ struct Args {
     artifact: Option<PathBuf>,
     requests: usize,
     clients: usize,
+    wrk_seconds: u64,
+    wrk_only: bool,
 }
 
 fn usage() -> ! {
-    eprintln!("usage: bench_serve --bootstrap PATH [--artifact ZIP] [--requests N] [--clients C]");
+    eprintln!(
+        "usage: bench_serve --bootstrap PATH [--artifact ZIP] [--requests N] [--clients C] [--wrk-seconds S] [--wrk-only]"
+    );
     std::process::exit(2)
 }
 
 fn parse_args() -> Args {
-    let mut args = Args { bootstrap: PathBuf::new(), artifact: None, requests: 2000, clients: 4 };
+    let mut args = Args {
+        bootstrap: PathBuf::new(),
+        artifact: None,
+        requests: 2000,
+        clients: 4,
+        wrk_seconds: 10,
+        wrk_only: false,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut val = || it.next().unwrap_or_else(|| usage());
@@ -53,6 +70,8 @@ fn parse_args() -> Args {
             "--artifact" => args.artifact = Some(PathBuf::from(val())),
             "--requests" => args.requests = val().parse().unwrap_or_else(|_| usage()),
             "--clients" => args.clients = val().parse().unwrap_or_else(|_| usage()),
+            "--wrk-seconds" => args.wrk_seconds = val().parse().unwrap_or_else(|_| usage()),
+            "--wrk-only" => args.wrk_only = true,
             _ => usage(),
         }
     }
@@ -172,6 +191,25 @@ async fn main() {
     proxy.add_rule(Rule::new().service("dynamodb").operation("PutItem").reply(200, "application/x-amz-json-1.0", "{}"));
 
     println!("bootstrap under test: {}", bootstrap.display());
+    let premium_key = key.clone();
+    if !args.wrk_only {
+        closed_loop(&deployer, &dir, &bootstrap, &key, &names, &proxy, n, clients).await;
+    }
+    load_generator(&deployer, &dir, &bootstrap, &premium_key, args.wrk_seconds).await;
+}
+
+/// The closed-loop rows (our own client), then the direct invocations.
+#[allow(clippy::too_many_arguments)]
+async fn closed_loop(
+    deployer: &Deployer,
+    dir: &TempDir,
+    bootstrap: &std::path::Path,
+    key: &str,
+    names: &StackNames,
+    proxy: &Proxy,
+    n: usize,
+    clients: usize,
+) {
     println!(
         "\n### Through `movies-stack serve` (debug build): {n} requests per row, after {WARMUP} warm-up; client-side latency\n"
     );
@@ -180,10 +218,10 @@ async fn main() {
     let mut serve_seq_p50 = Duration::ZERO;
     let mut started = Vec::new();
     for envs in [1usize, 4] {
-        let serve = Serve::start(&deployer, dir.path(), &bootstrap, &["--concurrency", &envs.to_string()]).await;
+        let serve = Serve::start(deployer, dir.path(), bootstrap, &["--concurrency", &envs.to_string()]).await;
         let base = serve.base.clone();
         let path = format!("{}/", serve.stage_path);
-        let key = key.clone();
+        let key = key.to_string();
         let get = |clients, n| Load { method: "GET", body: "", status: 405, clients, n };
         let loads = [get(1, n), get(clients, n), Load { method: "POST", body: MOVIE, status: 200, clients, n }];
         let rows = tokio::task::spawn_blocking(move || {
@@ -218,8 +256,7 @@ async fn main() {
 
     // The same bootstrap, invoked directly through a Runtime API, sequentially.
     let api = RuntimeApi::start(&names.function);
-    let mut func =
-        Function::spawn(&bootstrap, &api, &[("TABLE_NAME", &names.table), ("AWS_ENDPOINT_URL", proxy.url())]);
+    let mut func = Function::spawn(bootstrap, &api, &[("TABLE_NAME", &names.table), ("AWS_ENDPOINT_URL", proxy.url())]);
     api.wait_for_poll(1, Duration::from_secs(10)).await.expect("first poll");
     let mut direct = Vec::new();
     for (method, body, status) in [("GET", "", 405), ("POST", MOVIE, 200)] {
@@ -253,4 +290,94 @@ async fn main() {
         ms(direct_get),
         ms(serve_seq_p50.saturating_sub(direct_get))
     );
+}
+
+/// Counts wrk's answers by status and prints one `WRK` line per figure (wrk's own summary has no
+/// status breakdown). The key comes from the environment, never from the command line.
+const WRK_SCRIPT: &str = r#"
+wrk.method = "POST"
+wrk.body = '{"year":"2023","title":"Bench Movie","id":"bench"}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["x-api-key"] = os.getenv("BENCH_API_KEY")
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) statuses = {} end
+function response(status, headers, body) statuses[status] = (statuses[status] or 0) + 1 end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("WRK requests %d\nWRK duration_us %d\nWRK p50_us %d\nWRK p99_us %d\n",
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99)))
+  io.write(string.format("WRK socket_errors %d\n", e.connect + e.read + e.write + e.timeout))
+  local counts = {}
+  for _, t in ipairs(threads) do
+    for status, n in pairs(t:get("statuses")) do counts[status] = (counts[status] or 0) + n end
+  end
+  for status, n in pairs(counts) do io.write(string.format("WRK status_%d %d\n", status, n)) end
+end
+"#;
+
+/// One wrk run: its `WRK` figures by name.
+fn wrk(url: &str, key: &str, script: &std::path::Path, connections: usize, seconds: u64) -> BTreeMap<String, u64> {
+    let threads = connections.min(2).to_string();
+    let out = std::process::Command::new("wrk")
+        .args(["-t", &threads, "-c", &connections.to_string(), "-d", &format!("{seconds}s"), "--timeout", "10s"])
+        .arg("-s")
+        .arg(script)
+        .arg(url)
+        .env("BENCH_API_KEY", key)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run wrk (apt-get install wrk; scripts/bench.sh does): {e}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "wrk failed ({}):\n{text}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    text.lines()
+        .filter_map(|l| l.strip_prefix("WRK "))
+        .filter_map(|l| l.split_once(' '))
+        .filter_map(|(k, v)| Some((k.to_string(), v.trim().parse().ok()?)))
+        .collect()
+}
+
+/// requests/s and wrk's p50/p99 at 1, 8 and 64 connections through one `serve`.
+async fn load_generator(deployer: &Deployer, dir: &TempDir, bootstrap: &std::path::Path, key: &str, seconds: u64) {
+    let script = dir.path().join("count-statuses.lua");
+    std::fs::write(&script, WRK_SCRIPT).expect("write the wrk script");
+    let serve = Serve::start(deployer, dir.path(), bootstrap, &[]).await;
+    let url = format!("{}{}/", serve.base, serve.stage_path);
+    println!(
+        "\n### Load generator: wrk, `POST /` → 200 (PutItem answered at once), 4 environments, {seconds} s per row\n"
+    );
+    row(&["connections".into(), "requests".into(), "req/s".into(), "p50 ms".into(), "p99 ms".into(), "answers".into()]);
+    row(&["---:".into(), "---:".into(), "---:".into(), "---:".into(), "---:".into(), "---".into()]);
+    let (url2, key2, script2) = (url.clone(), key.to_string(), script.clone());
+    let rows = tokio::task::spawn_blocking(move || {
+        // Every environment started before the rows.
+        wrk(&url2, &key2, &script2, 64, 2);
+        [1usize, 8, 64].map(|c| (c, wrk(&url2, &key2, &script2, c, seconds)))
+    })
+    .await
+    .expect("wrk runs");
+    let mut bad = Vec::new();
+    for (connections, figures) in &rows {
+        let get = |k: &str| figures.get(k).copied().unwrap_or(0);
+        let answers: Vec<String> =
+            figures.iter().filter_map(|(k, v)| k.strip_prefix("status_").map(|s| format!("{v} × {s}"))).collect();
+        for (k, v) in figures {
+            if (k.starts_with("status_") && k != "status_200" && k != "status_429") || (k == "socket_errors" && *v > 0)
+            {
+                bad.push(format!("{connections} connections: {k} = {v}"));
+            }
+        }
+        let secs = get("duration_us") as f64 / 1e6;
+        row(&[
+            connections.to_string(),
+            get("requests").to_string(),
+            format!("{:.0}", get("requests") as f64 / secs),
+            format!("{:.2}", get("p50_us") as f64 / 1e3),
+            format!("{:.2}", get("p99_us") as f64 / 1e3),
+            answers.join(", "),
+        ]);
+    }
+    println!("\nEnvironments started: {}.", serve.count("started (pid"));
+    let (code, stderr) = serve.stop().await;
+    assert_eq!(code, Some(0), "serve's exit code:\n{stderr}");
+    assert!(bad.is_empty(), "answers other than 200 and 429, or socket errors: {bad:?}");
 }
