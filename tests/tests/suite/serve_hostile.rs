@@ -22,7 +22,7 @@
 //!   withdrawn, and nothing runs twice or after being answered: the `PutItem`s the proxy saw
 //!   equal the flood's 200s plus its 504s answered while the function was already running.
 //!
-//! Needs `cargo build --workspace --bins` and `MOVIES_STACK_ARTIFACT`, as serve_e2e.
+//! Needs `cargo build --workspace --bins` and `MOVIES_STACK_ARTIFACT`, as the `serve` module.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
