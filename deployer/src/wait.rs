@@ -33,6 +33,17 @@ impl Backoff {
 /// back-off would see the role usable up to a whole delay late, on the cold `up`'s longest path.
 pub const IAM_PROPAGATION: Backoff = Backoff::new(1000, 2000);
 
+/// Every future run to its end, then the first error in their order (all the values when none
+/// failed). Unlike `try_join_all`, a failure in one of them (Ctrl-C seen by its wait included)
+/// never drops the others in the middle of a call: a write in flight is always answered, so what
+/// it did is known before the run ends. For writes; reads may be dropped.
+pub async fn settle_all<T, F>(futures: impl IntoIterator<Item = F>) -> Result<Vec<T>>
+where
+    F: Future<Output = Result<T>>,
+{
+    futures::future::join_all(futures).await.into_iter().collect()
+}
+
 /// Sleep for `delay`, or fail at once when Ctrl-C arrives (`ctx.stop`).
 pub async fn pause(ctx: &Ctx, what: &str, delay: Duration) -> Result<()> {
     let mut stop = ctx.stop.clone();

@@ -509,7 +509,7 @@ impl RestApi {
             }
             _ => None,
         });
-        futures::future::try_join_all(removals.map(|(what, rid, verb)| {
+        crate::wait::settle_all(removals.map(|(what, rid, verb)| {
             let api_id = &api_id;
             async move {
                 ctx.progress(ID, what);
@@ -548,7 +548,7 @@ impl RestApi {
                 _ => None,
             })
             .collect();
-        let created = futures::future::try_join_all(paths.iter().map(|path| {
+        let created = crate::wait::settle_all(paths.iter().map(|path| {
             let (live, api_id) = (&live, &api_id);
             async move {
                 let mut rid = live.resources.get(*path).map(|r| r.id.clone());

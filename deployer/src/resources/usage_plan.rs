@@ -349,7 +349,7 @@ impl Resource for UsagePlan {
         // `delete` runs first); anyone else's goes too. Both at once: they touch different parts.
         let remove_keys = async {
             let keys = apigw::usage_plan_keys(ctx, self.id, id).await?;
-            futures::future::try_join_all(keys.iter().map(|key| async move {
+            crate::wait::settle_all(keys.iter().map(|key| async move {
                 let key_id = key.id().unwrap_or_default();
                 gone_is_ok(
                     call(ctx, self.id, "DeleteUsagePlanKey", || async {
@@ -369,7 +369,10 @@ impl Resource for UsagePlan {
         };
         let unbind: Vec<_> =
             live.api_stages.iter().map(|(a, s)| p("remove", "/apiStages", format!("{a}:{s}"))).collect();
-        futures::future::try_join(remove_keys, self.patch(ctx, id, unbind)).await?;
+        // Both run to their end (neither is cut by the other's failure or by Ctrl-C).
+        let (removed, unbound) = tokio::join!(remove_keys, self.patch(ctx, id, unbind));
+        removed?;
+        unbound?;
         gone_is_ok(
             call(ctx, self.id, "DeleteUsagePlan", || async {
                 ctx.aws.apigateway.delete_usage_plan().usage_plan_id(id).send().await.aws(SERVICE, "DeleteUsagePlan")

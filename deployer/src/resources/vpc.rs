@@ -102,7 +102,7 @@ impl Vpc {
     }
 
     async fn set_attributes(&self, ctx: &Ctx, id: &str, names: &[&VpcAttributeName]) -> Result<()> {
-        futures::future::try_join_all(names.iter().map(|n| self.set_attribute(ctx, id, n))).await?;
+        crate::wait::settle_all(names.iter().map(|n| self.set_attribute(ctx, id, n))).await?;
         Ok(())
     }
 }
