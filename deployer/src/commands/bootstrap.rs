@@ -32,13 +32,7 @@ pub async fn run(
     printer: Arc<dyn Printer>,
 ) -> Result<i32> {
     let aws = Clients::new(settings, Some(printer.clone())).await?;
-    let account = match &args.account {
-        Some(a) => a.clone(),
-        None => {
-            let id = aws.sts.get_caller_identity().send().await.aws("STS", "GetCallerIdentity")?;
-            id.account().unwrap_or_default().to_string()
-        }
-    };
+    let account = super::iam_policy::account_id(&aws, args.account.as_deref()).await?;
     let scope = Scope { config, region: &aws.region, account: &account };
     let doc = boundary(&scope);
     let arn = boundary_arn(&scope);

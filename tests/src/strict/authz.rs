@@ -437,16 +437,6 @@ fn apigateway_created(operation: &str, path: &str, input: &Value) -> Option<Stri
     })
 }
 
-/// `%`-encoding as API Gateway's tag paths carry an ARN.
-fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// The roles a request hands to a service, and the service.
 fn passed_roles(ex: &Exchange) -> Vec<(String, &'static str)> {
     let mut out = Vec::new();
@@ -488,7 +478,10 @@ pub fn derive(sar: &Sar, env: &Env, ex: &Exchange, path: &str) -> Derived {
         if !tags.is_empty()
             && let Some(created) = apigateway_created(&ex.operation, path, &ex.input)
         {
-            d.requests.push(base("apigateway:PUT", &arn(&format!("/tags/{}", url_encode(&arn(&created))))));
+            d.requests.push(base(
+                "apigateway:PUT",
+                &arn(&format!("/tags/{}", super::direct::percent_encode(&arn(&created)))),
+            ));
         }
     } else {
         match resources_of(sar, env, ex, &action) {

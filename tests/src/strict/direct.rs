@@ -34,7 +34,9 @@ pub fn xml_first<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
     xml_all(xml, tag).into_iter().next()
 }
 
-fn form_encode(s: &str) -> String {
+/// RFC 3986 `%`-encoding: every byte but the unreserved characters (form values, and API
+/// Gateway's tag paths that carry an ARN).
+pub(crate) fn percent_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
@@ -46,33 +48,10 @@ fn form_encode(s: &str) -> String {
 impl MotoEc2 {
     /// One EC2 query call; the XML answer, or why it failed.
     pub async fn call(&self, action: &str, params: &[(String, String)]) -> Result<String, String> {
-        let mut body = format!("Action={action}&Version=2016-11-15");
-        for (k, v) in params {
-            body.push('&');
-            body.push_str(&form_encode(k));
-            body.push('=');
-            body.push_str(&form_encode(v));
-        }
-        let req = Request::builder()
-            .method("POST")
-            .uri(format!("{}/", self.upstream))
-            .header("content-type", "application/x-www-form-urlencoded; charset=utf-8")
-            // moto routes by the credential scope; it checks no signature.
-            .header(
-                "authorization",
-                "AWS4-HMAC-SHA256 Credential=strict-model/20260101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0",
-            )
-            .header("content-length", body.len())
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| e.to_string())?;
-        let resp = self.client.request(req).await.map_err(|e| format!("EC2 {action} to {}: {e}", self.upstream))?;
-        let status = resp.status();
-        let bytes = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        if status.is_success() { Ok(text) } else { Err(format!("EC2 {action} answered {status}: {text}")) }
+        self.query("ec2", "2016-11-15", action, params).await.map_err(|e| format!("EC2 {e}"))
     }
 
-    /// One awsQuery call to another service of moto (IAM): the XML answer, or why it failed.
+    /// One awsQuery call to a service of moto (EC2, IAM): the XML answer, or why it failed.
     pub async fn query(
         &self,
         service: &str,
@@ -82,54 +61,48 @@ impl MotoEc2 {
     ) -> Result<String, String> {
         let mut body = format!("Action={action}&Version={version}");
         for (k, v) in params {
-            body.push_str(&format!("&{}={}", form_encode(k), form_encode(v)));
+            body.push_str(&format!("&{}={}", percent_encode(k), percent_encode(v)));
         }
-        let req = Request::builder()
-            .method("POST")
-            .uri(format!("{}/", self.upstream))
-            .header("content-type", "application/x-www-form-urlencoded; charset=utf-8")
-            .header(
-                "authorization",
-                format!("AWS4-HMAC-SHA256 Credential=strict-model/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"),
-            )
-            .header("content-length", body.len())
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| e.to_string())?;
+        let req = self.request("POST", "/", service, Some("application/x-www-form-urlencoded; charset=utf-8"), body)?;
         self.send(req, action).await
     }
 
     /// One DynamoDB call (JSON protocol) to moto: the JSON answer.
     pub async fn dynamodb(&self, operation: &str, input: &serde_json::Value) -> Result<serde_json::Value, String> {
-        let body = input.to_string();
-        let req = Request::builder()
-            .method("POST")
-            .uri(format!("{}/", self.upstream))
-            .header("content-type", "application/x-amz-json-1.0")
-            .header("x-amz-target", format!("DynamoDB_20120810.{operation}"))
-            .header(
-                "authorization",
-                "AWS4-HMAC-SHA256 Credential=strict-model/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0",
-            )
-            .header("content-length", body.len())
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| e.to_string())?;
+        let mut req = self.request("POST", "/", "dynamodb", Some("application/x-amz-json-1.0"), input.to_string())?;
+        let target = format!("DynamoDB_20120810.{operation}").parse().map_err(|e| format!("{operation}: {e}"))?;
+        req.headers_mut().insert("x-amz-target", target);
         let text = self.send(req, operation).await?;
         serde_json::from_str(&text).map_err(|e| format!("{operation}: {e}"))
     }
 
     /// A REST GET to moto's API Gateway (`/restapis/ID`): the JSON answer.
     pub async fn get_json(&self, path: &str) -> Result<serde_json::Value, String> {
-        let req = Request::builder()
-            .method("GET")
-            .uri(format!("{}{path}", self.upstream))
-            .header(
-                "authorization",
-                "AWS4-HMAC-SHA256 Credential=strict-model/20260101/us-east-1/apigateway/aws4_request, SignedHeaders=host, Signature=0",
-            )
-            .body(Full::new(Bytes::new()))
-            .map_err(|e| e.to_string())?;
+        let req = self.request("GET", path, "apigateway", None, String::new())?;
         let text = self.send(req, path).await?;
         serde_json::from_str(&text).map_err(|e| format!("GET {path}: {e}"))
+    }
+
+    /// A request to moto for `service`: moto routes by the credential scope of the authorization
+    /// header and checks no signature.
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        service: &str,
+        content_type: Option<&str>,
+        body: String,
+    ) -> Result<Request<Full<Bytes>>, String> {
+        let mut req = Request::builder().method(method).uri(format!("{}{path}", self.upstream)).header(
+            "authorization",
+            format!(
+                "AWS4-HMAC-SHA256 Credential=strict-model/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"
+            ),
+        );
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct).header("content-length", body.len());
+        }
+        req.body(Full::new(Bytes::from(body))).map_err(|e| e.to_string())
     }
 
     async fn send(&self, req: Request<Full<Bytes>>, what: &str) -> Result<String, String> {
@@ -167,6 +140,6 @@ mod tests {
         assert_eq!(xml_all(xml, "zoneName"), ["a", "b"]);
         assert_eq!(xml_first(xml, "item"), Some("<zoneName>a</zoneName>"));
         assert_eq!(xml_first(xml, "nope"), None);
-        assert_eq!(form_encode("AWS Lambda VPC ENI-f/1"), "AWS%20Lambda%20VPC%20ENI-f%2F1");
+        assert_eq!(percent_encode("AWS Lambda VPC ENI-f/1"), "AWS%20Lambda%20VPC%20ENI-f%2F1");
     }
 }

@@ -99,8 +99,8 @@ async fn put_lock(aws: &Aws, stack: &str, h: &FakeHolder<'_>) {
     put.send().await.expect("PutItem (fake lock holder)");
 }
 
-/// The lock item's `run_id`, if there is one.
-async fn lock_run_id(aws: &Aws, stack: &str) -> Option<String> {
+/// The stack's lock item as it is now (a consistent read through the SDK), if there is one.
+async fn read_lock(aws: &Aws, stack: &str) -> Option<std::collections::HashMap<String, AttributeValue>> {
     let out = aws
         .dynamodb
         .get_item()
@@ -110,22 +110,33 @@ async fn lock_run_id(aws: &Aws, stack: &str) -> Option<String> {
         .send()
         .await
         .expect("GetItem (lock)");
-    out.item().and_then(|i| i.get("run_id")).and_then(|v| v.as_s().ok()).cloned()
+    out.item().cloned()
+}
+
+/// The lock item's `run_id`, if there is one.
+async fn lock_run_id(aws: &Aws, stack: &str) -> Option<String> {
+    read_lock(aws, stack).await.and_then(|i| i.get("run_id").and_then(|v| v.as_s().ok()).cloned())
+}
+
+/// Wait (a minute at most) until `proxy` has seen a call on the lock table that `seen` accepts,
+/// while `run` is still running.
+async fn wait_for_lock_call(
+    proxy: &e2e::proxy::Proxy,
+    run: &Running,
+    what: &str,
+    seen: impl Fn(&e2e::proxy::Call) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !proxy.lock_calls().iter().any(&seen) {
+        assert!(Instant::now() < deadline && !run.finished(), "{what} never happened:\n{}", run.stderr_now());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// Whether the stack's lock is held: an item whose lease has not been released (a released lock
 /// keeps its item, with `expires_at` 0 and `released_at`, for the next holder).
 async fn lock_item(aws: &Aws, stack: &str) -> bool {
-    let out = aws
-        .dynamodb
-        .get_item()
-        .table_name(LOCK_TABLE)
-        .key("stack", AttributeValue::S(stack.into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("GetItem (lock)");
-    out.item().is_some_and(|item| {
+    read_lock(aws, stack).await.is_some_and(|item| {
         !item.contains_key("released_at")
             && item.get("expires_at").and_then(|v| v.as_n().ok()) != Some(&"0".to_string())
     })
@@ -179,11 +190,7 @@ async fn two_ups_at_once_never_duplicate() {
     pa.reset();
     pb.reset();
     let ra = Running::spawn(da, &up);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !pa.lock_calls().iter().any(|c| c.operation == "PutItem" && c.status == Some(200)) {
-        assert!(Instant::now() < deadline && !ra.finished(), "A never took the lock:\n{}", ra.stderr_now());
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_for_lock_call(pa, &ra, "A taking the lock", |c| c.operation == "PutItem" && c.status == Some(200)).await;
     let rb = Running::spawn(
         &db,
         &["--output", "json", "up", "--artifact", stack.artifact.as_str(), "--lock-timeout", "120"],
@@ -356,15 +363,7 @@ async fn read_only_commands_take_no_lock_and_foreign_locks_need_force() {
     proxy.reset();
     proxy.add_rule(Rule::new().service("dynamodb").operation("DeleteItem").delay(Duration::from_secs(3)));
     let unlock = Running::spawn(d, &["unlock", "--force"]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !proxy.lock_calls().iter().any(|c| c.operation == "DeleteItem") {
-        assert!(
-            Instant::now() < deadline && !unlock.finished(),
-            "unlock never sent DeleteItem:\n{}",
-            unlock.stderr_now()
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_for_lock_call(proxy, &unlock, "unlock's DeleteItem", |c| c.operation == "DeleteItem").await;
     // While its DeleteItem is on the way, another run takes the lock.
     let other = FakeHolder { host: "build-agent-8", pid: 777, started: now(), ..agent.clone() };
     put_lock(aws, &n.stack, &other).await;
@@ -410,11 +409,7 @@ async fn a_run_that_cannot_renew_stops_and_a_clock_ahead_never_takes_a_live_leas
     ));
     let art = stack.artifact.as_str();
     let ra = Running::spawn(da, &["up", "--artifact", art, "--lock-lease", "6"]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !pa.lock_calls().iter().any(|c| c.operation == "PutItem" && c.status == Some(200)) {
-        assert!(Instant::now() < deadline && !ra.finished(), "A never took the lock:\n{}", ra.stderr_now());
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_for_lock_call(pa, &ra, "A taking the lock", |c| c.operation == "PutItem" && c.status == Some(200)).await;
     let rb = Running::spawn(&db, &["up", "--artifact", art, "--lock-timeout", "120"]);
     let (oa, ob) = tokio::join!(ra.wait(), rb.wait());
 
@@ -471,18 +466,9 @@ async fn a_run_that_cannot_renew_stops_and_a_clock_ahead_never_takes_a_live_leas
         format!("B says whose lock it took and why\n{ob}"),
     );
     // B's clock really ran a minute ahead: its lock item says so.
-    let item = account
-        .aws
-        .dynamodb
-        .get_item()
-        .table_name(LOCK_TABLE)
-        .key("stack", AttributeValue::S(stack.names.stack.clone()))
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("GetItem (lock)");
+    let item = read_lock(&account.aws, &stack.names.stack).await;
     let b_started: u64 = item
-        .item()
+        .as_ref()
         .and_then(|i| i.get("started_at"))
         .and_then(|v| v.as_n().ok())
         .and_then(|v| v.parse().ok())
