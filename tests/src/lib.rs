@@ -47,7 +47,7 @@ pub use deployer::{Deployer, Output, deployer_bin};
 pub use moto::Moto;
 pub use proxy::{Call, Fault, Proxy, ProxyBuilder, Rule};
 pub use runtime_api::{Function, RuntimeApi};
-pub use serve::Serve;
+pub use serve::{LoadStack, Serve};
 pub use strict::Behaviour;
 
 use std::path::PathBuf;

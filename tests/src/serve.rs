@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::io::AsyncBufReadExt;
 
-use crate::{Deployer, HttpAnswer, free_port, http_exchange};
+use crate::{Deployer, HttpAnswer, Moto, Proxy, StackNames, TempDir, free_port, http_exchange, write_config};
 
 /// The User-Agent of [`Serve::call`]'s requests.
 pub const USER_AGENT: &str = "serve-e2e/1.0";
@@ -197,4 +197,38 @@ fn signal(child: &tokio::process::Child, sig: &str) {
     let pid = child.id().expect("serve is running").to_string();
     let status = std::process::Command::new("kill").args([sig, &pid]).status().expect("run kill");
     assert!(status.success(), "kill {sig} {pid}");
+}
+
+/// A stack deployed into a moto of its own for loads against `serve`: the Premium plan's limits
+/// raised out of the way (5,000 requests/s, burst 5,000, 2,000,000,000 a day), so that what is
+/// measured is serve. Fields drop in their order: the deployer first, moto last.
+pub struct LoadStack {
+    pub deployer: Deployer,
+    pub names: StackNames,
+    pub dir: TempDir,
+    pub proxy: Proxy,
+    pub moto: Moto,
+}
+
+impl LoadStack {
+    /// Start moto and a proxy, write the config under a temporary folder named after `prefix`,
+    /// and `up` the stack with `artifact`.
+    pub async fn deploy(prefix: &str, artifact: &Path) -> LoadStack {
+        let moto = Moto::start();
+        let proxy = Proxy::start(moto.url());
+        let dir = TempDir::new(prefix);
+        let names = StackNames::unique(prefix);
+        let config = write_config(
+            dir.path(),
+            &names,
+            &[
+                ("usage_plans.premium.rate_limit", "5000.0"),
+                ("usage_plans.premium.burst_limit", "5000"),
+                ("usage_plans.premium.quota_limit", "2000000000"),
+            ],
+        );
+        let deployer = Deployer::with(&config, proxy.url());
+        deployer.up_json(&["--artifact", artifact.to_str().expect("utf-8 path")]).await;
+        LoadStack { deployer, names, dir, proxy, moto }
+    }
 }

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use e2e::artifact::artifact_path;
 use e2e::bench::{Stats, fixture_event, ms, row};
 use e2e::runtime_api::{Outcome, RuntimeApi};
-use e2e::{Deployer, Function, Moto, Proxy, Rule, Serve, StackNames, TempDir, write_config};
+use e2e::{Deployer, Function, LoadStack, Proxy, Rule, Serve, StackNames, TempDir};
 
 const WARMUP: usize = 50;
 const MOVIE: &str = r#"{"year":"2023","title":"Bench Movie","id":"bench"}"#;
@@ -170,21 +170,8 @@ async fn main() {
     let artifact = args.artifact.clone().unwrap_or_else(artifact_path);
     let (n, clients) = (args.requests, args.clients);
 
-    let moto = Moto::start();
-    let proxy = Proxy::start(moto.url());
-    let dir = TempDir::new("bench-serve");
-    let names = StackNames::unique("bench-serve");
-    let config = write_config(
-        dir.path(),
-        &names,
-        &[
-            ("usage_plans.premium.rate_limit", "5000.0"),
-            ("usage_plans.premium.burst_limit", "5000"),
-            ("usage_plans.premium.quota_limit", "2000000000"),
-        ],
-    );
-    let deployer = Deployer::with(&config, proxy.url());
-    deployer.up_json(&["--artifact", artifact.to_str().expect("utf-8 path")]).await;
+    // `_moto` (not `_`): moto runs until the end of the function.
+    let LoadStack { deployer, names, dir, proxy, moto: _moto } = LoadStack::deploy("bench-serve", &artifact).await;
     let keys = deployer.run(&["--output", "json", "keys", "--tier", "premium"]).await;
     keys.assert_ok();
     let key = keys.json()["keys"]["premium"]["value"].as_str().expect("premium key value").to_string();

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use e2e::artifact::artifact_path;
 use e2e::runtime_api::bootstrap_bin;
-use e2e::{Checks, Deployer, Moto, Proxy, Rule, Serve, StackNames, TempDir, write_config};
+use e2e::{Checks, LoadStack, Rule, Serve};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -280,21 +280,9 @@ async fn good_client(addr: String, key: String, start: Instant, until: Instant) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_good_client_is_served_while_hostile_ones_are_bounded() {
-    let moto = Moto::start();
-    let proxy = Proxy::start(moto.url());
-    let dir = TempDir::new("serve-hostile");
-    let names = StackNames::unique("serve-hostile");
-    let config = write_config(
-        dir.path(),
-        &names,
-        &[
-            ("usage_plans.premium.rate_limit", "5000.0"),
-            ("usage_plans.premium.burst_limit", "5000"),
-            ("usage_plans.premium.quota_limit", "2000000000"),
-        ],
-    );
-    let deployer = Deployer::with(&config, proxy.url());
-    deployer.up_json(&["--artifact", artifact_path().to_str().expect("utf-8 path")]).await;
+    // `_moto` (not `_`): moto runs until the end of the function.
+    let LoadStack { deployer, names, dir, proxy, moto: _moto } =
+        LoadStack::deploy("serve-hostile", &artifact_path()).await;
     let keys = deployer.run(&["--output", "json", "keys"]).await;
     keys.assert_ok();
     let keys = keys.json();
