@@ -377,7 +377,7 @@ impl Intercept for RetryAnnouncer {
             cfg.load::<aws_smithy_runtime_api::client::retries::RequestAttempts>().map(|a| a.attempts()).unwrap_or(1);
         if let (Some(reporter), true) = (&self.0, attempt > 1) {
             let op = cfg.load::<Metadata>().map(|m| format!("{} {}", m.service(), m.name())).unwrap_or_default();
-            reporter.event(crate::ui::Event::SdkRetry { operation: op, attempt });
+            reporter.event(crate::events::Event::SdkRetry { operation: op, attempt });
         }
         Ok(())
     }

@@ -12,9 +12,10 @@ use tokio::sync::OnceCell;
 
 use crate::aws::{AwsResultExt, Clients};
 use crate::error::{Error, Result};
-use crate::resources::apigw::Pacer;
-use crate::resources::{Name, TAG_RESOURCE, TAG_STACK, cloudformation_owner};
-use crate::ui::{Event, Printer};
+use crate::events::Event;
+use crate::ids::{Name, TAG_RESOURCE, TAG_STACK};
+use crate::pacer::Pacer;
+use crate::ui::Printer;
 
 /// Who the credentials are.
 #[derive(Debug, Clone)]
@@ -199,8 +200,8 @@ impl Ctx {
     }
 
     /// A step of the work on `id` (a resource's name, or `lock`), in words.
-    pub fn progress(&self, id: impl std::fmt::Display, message: impl Into<String>) {
-        self.printer.event(Event::Progress { id: id.to_string(), message: message.into() });
+    pub fn progress(&self, id: impl Into<Name>, message: impl Into<String>) {
+        self.printer.event(Event::Progress { id: id.into(), message: message.into() });
     }
 
     pub fn warn(&self, message: impl Into<String>) {
@@ -245,6 +246,21 @@ impl Ctx {
     }
 }
 
+/// The CloudFormation resource that owns `physical_name`, among the DescribeStackResources answer
+/// for it. That answer lists EVERY resource of the owning stack, and keeps deleted stacks for 90
+/// days (CloudFormation API reference): match the physical id, and skip what is deleted
+/// (`DELETE_COMPLETE`) or was left behind by a delete (`DELETE_SKIPPED`, no longer managed).
+pub fn cloudformation_owner<'a>(
+    resources: &'a [aws_sdk_cloudformation::types::StackResource],
+    physical_name: &str,
+) -> Option<&'a aws_sdk_cloudformation::types::StackResource> {
+    use aws_sdk_cloudformation::types::ResourceStatus;
+    resources.iter().find(|r| {
+        r.physical_resource_id() == Some(physical_name)
+            && !matches!(r.resource_status(), Some(ResourceStatus::DeleteComplete | ResourceStatus::DeleteSkipped))
+    })
+}
+
 #[cfg(test)]
 impl Ctx {
     /// A context for unit tests: clients pointed at a closed port (no call may succeed), a
@@ -275,7 +291,36 @@ impl Ctx {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_cloudformation::types::{ResourceStatus, StackResource};
     use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn resource(stack: &str, logical: &str, physical: &str, status: ResourceStatus) -> StackResource {
+        StackResource::builder()
+            .stack_name(stack)
+            .logical_resource_id(logical)
+            .physical_resource_id(physical)
+            .resource_type("AWS::Test::Thing")
+            .resource_status(status)
+            .timestamp(aws_smithy_types::DateTime::from_secs(0))
+            .build()
+    }
+
+    #[test]
+    fn the_owner_is_the_clashing_resource_of_a_live_stack() {
+        // DescribeStackResources by physical id answers every resource of the owning stack.
+        let live = [
+            resource("cdk", "Vpc", "vpc-1", ResourceStatus::CreateComplete),
+            resource("cdk", "Table", "demo_table", ResourceStatus::UpdateComplete),
+        ];
+        assert_eq!(cloudformation_owner(&live, "demo_table").and_then(|r| r.logical_resource_id()), Some("Table"));
+        assert!(cloudformation_owner(&live, "other_table").is_none());
+        // A deleted stack is kept for 90 days; a retained resource is no longer managed.
+        let gone = [
+            resource("old", "Table", "demo_table", ResourceStatus::DeleteComplete),
+            resource("older", "Table", "demo_table", ResourceStatus::DeleteSkipped),
+        ];
+        assert!(cloudformation_owner(&gone, "demo_table").is_none());
+    }
 
     #[tokio::test]
     async fn a_shared_read_is_made_once_whoever_asks() {
@@ -301,7 +346,7 @@ mod tests {
     #[tokio::test]
     async fn ownership_needs_both_tags() {
         let ctx = Ctx::for_tests(false).await;
-        let vpc = crate::resources::vpc::ID.name();
+        let vpc = Name::of("vpc");
         assert!(ctx.owns(vpc, [(TAG_STACK, "t"), (TAG_RESOURCE, "vpc")]));
         assert!(!ctx.owns(vpc, [(TAG_STACK, "other"), (TAG_RESOURCE, "vpc")]));
         assert!(!ctx.owns(vpc, [(TAG_STACK, "t"), (TAG_RESOURCE, "subnet-0")]));

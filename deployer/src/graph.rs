@@ -20,8 +20,8 @@ use tokio::task::JoinSet;
 
 use crate::ctx::Ctx;
 use crate::error::{Error, Result};
+use crate::events::{Action, Event, Outcome};
 use crate::resources::{Change, Dep, Drift, Inputs, Name, Need, Resource, Teardown};
-use crate::ui::{Action, Event};
 
 /// A resource's live state, erased.
 pub type Live = Arc<dyn Any + Send + Sync>;
@@ -112,47 +112,6 @@ impl<R: Resource> Node for R {
     }
     fn outputs(&self, ctx: &Ctx, live: &Live) -> Vec<(&'static str, String)> {
         typed::<R>(live).map(|l| Resource::outputs(self, ctx, l)).unwrap_or_default()
-    }
-}
-
-/// What happened to one resource.
-#[derive(Debug, Clone)]
-pub enum Outcome {
-    Created,
-    Updated(Vec<Change>),
-    Unchanged,
-    Failed(String),
-    /// Not attempted: a dependency failed, or the run was interrupted before it started.
-    Skipped(String),
-    /// Started, then stopped by Ctrl-C in a wait (calls in flight finished): the next run
-    /// finishes it.
-    Stopped(String),
-    /// `down`: deleted (true), or it was already gone (false).
-    Deleted(bool),
-    /// `down`: left in place on purpose (the table without `--delete-data`).
-    Kept,
-}
-
-impl Outcome {
-    pub fn is_change(&self) -> bool {
-        matches!(self, Outcome::Created | Outcome::Updated(_) | Outcome::Deleted(true))
-    }
-
-    pub fn summary(&self) -> String {
-        match self {
-            Outcome::Created => "created".into(),
-            Outcome::Updated(changes) => {
-                let fields: Vec<&str> = changes.iter().map(|c| c.field.as_str()).collect();
-                format!("updated: {}", fields.join(", "))
-            }
-            Outcome::Unchanged => "no changes".into(),
-            Outcome::Failed(e) => format!("failed: {e}"),
-            Outcome::Skipped(why) => format!("skipped: {why}"),
-            Outcome::Stopped(why) => format!("stopped: {why}"),
-            Outcome::Deleted(true) => "deleted".into(),
-            Outcome::Deleted(false) => "already gone".into(),
-            Outcome::Kept => "kept".into(),
-        }
     }
 }
 
@@ -515,10 +474,7 @@ impl Graph {
                 // errors are reported by the apply pass).
                 match found.ok().flatten() {
                     Some(live) if doomed => {
-                        ctx.printer.event(Event::Started {
-                            id: node.name().to_string(),
-                            action: Action::Deleting(node.kind()),
-                        });
+                        ctx.printer.event(Event::Started { id: node.name(), action: Action::Deleting(node.kind()) });
                         node.delete(&ctx, &live).await?;
                         Ok(Done { outcome: Outcome::Deleted(true), quiet: false, live: None, ready: None })
                     }
@@ -554,7 +510,7 @@ impl Graph {
                     let quiet = removed.is_some();
                     return Ok(Done { outcome: removed.unwrap_or(Outcome::Unchanged), quiet, live: None, ready: None });
                 }
-                let id = node.name().to_string();
+                let id = node.name();
                 let (outcome, live) = match found.map_err(Error::other)? {
                     None => {
                         ctx.printer.event(Event::Started { id, action: Action::Creating(node.kind()) });
@@ -585,7 +541,7 @@ impl Graph {
                 let ready = ready.then(|| {
                     let (node, ctx, live) = (node.clone(), ctx.clone(), live.clone());
                     Box::pin(async move {
-                        ctx.printer.event(Event::Started { id: node.name().to_string(), action: Action::Readying });
+                        ctx.printer.event(Event::Started { id: node.name(), action: Action::Readying });
                         node.wait_ready(&ctx, &live).await
                     }) as BoxFuture<'static, Result<()>>
                 });
@@ -645,10 +601,7 @@ impl Graph {
                         Outcome::Deleted(true)
                     }
                     Some(live) => {
-                        ctx.printer.event(Event::Started {
-                            id: node.name().to_string(),
-                            action: Action::Deleting(node.kind()),
-                        });
+                        ctx.printer.event(Event::Started { id: node.name(), action: Action::Deleting(node.kind()) });
                         node.delete(&ctx, &live).await?;
                         Outcome::Deleted(true)
                     }
@@ -754,7 +707,7 @@ impl Graph {
                     let name = self.nodes[i].name();
                     ended[i] = Some(t0.elapsed());
                     if !done.quiet {
-                        ctx.printer.event(Event::Finished { id: name.to_string(), outcome: done.outcome.clone() });
+                        ctx.printer.event(Event::Finished { id: name, outcome: done.outcome.clone() });
                     }
                     if let Some(live) = done.live {
                         inputs.insert_any(name, live);
@@ -781,13 +734,11 @@ impl Graph {
                     if e.is_interrupted() {
                         interrupted = true;
                         outcomes[i] = Some(Outcome::Stopped(e.to_string()));
-                        ctx.printer
-                            .event(Event::Finished { id: name.to_string(), outcome: Outcome::Stopped(e.to_string()) });
+                        ctx.printer.event(Event::Finished { id: name, outcome: Outcome::Stopped(e.to_string()) });
                         continue;
                     }
                     let e = e.for_resource(name);
-                    ctx.printer
-                        .event(Event::Finished { id: name.to_string(), outcome: Outcome::Failed(e.to_string()) });
+                    ctx.printer.event(Event::Finished { id: name, outcome: Outcome::Failed(e.to_string()) });
                     outcomes[i] = Some(Outcome::Failed(e.to_string()));
                     errors.push(e);
                     // Forward: its dependents cannot be done. Reverse: its dependencies are

@@ -35,11 +35,14 @@ use aws_sdk_dynamodb::types::{
 };
 
 use crate::aws::AwsResultExt;
+use crate::ctx::Ctx;
 use crate::error::{Error, ErrorKind, Result};
-use crate::resources::Ctx;
+use crate::ids::Name;
 use crate::wait::{Backoff, wait_until};
 
 pub const TABLE: &str = "movies-stack-locks";
+/// What the lock's progress lines are about.
+const PROGRESS: Name = Name::of("lock");
 /// The lease when none is given: a holder that stops renewing (killed, network gone) loses the
 /// lock after this.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
@@ -285,7 +288,7 @@ async fn ensure_table(ctx: &Ctx) -> Result<()> {
         }
         Ok(_) => {}
         Err(e) if e.is_not_found() => {
-            ctx.progress("lock", format!("creating the lock table {TABLE} (first use in this account and region)"));
+            ctx.progress(PROGRESS, format!("creating the lock table {TABLE} (first use in this account and region)"));
             let created = ddb
                 .create_table()
                 .table_name(TABLE)
@@ -328,7 +331,7 @@ async fn ensure_table(ctx: &Ctx) -> Result<()> {
     }
     wait_until(
         ctx,
-        "lock",
+        PROGRESS,
         "the lock table to be ACTIVE",
         ctx.timeouts.resource_ready,
         Backoff::new(500, 5000),
@@ -386,7 +389,7 @@ pub async fn acquire(ctx: Arc<Ctx>, command: &str, wait: Duration, lease: Durati
                     n("released_at").unwrap_or_else(|| n("expires_at").unwrap_or(0))
                 });
                 if noted {
-                    ctx.progress("lock", "acquired");
+                    ctx.progress(PROGRESS, "acquired");
                 }
                 let renewer = tokio::spawn(renew(ctx.clone(), me.run_id.clone(), lease));
                 return Ok(LockGuard { ctx, me, renewer, previous_end, took_over });
@@ -429,7 +432,7 @@ pub async fn acquire(ctx: Arc<Ctx>, command: &str, wait: Duration, lease: Durati
                         lease_s + 10
                     )));
                 }
-                ctx.progress("lock", format!("waiting for the lock held by {desc}"));
+                ctx.progress(PROGRESS, format!("waiting for the lock held by {desc}"));
                 noted = true;
                 tokio::time::sleep(
                     Duration::from_secs(2).min(wait.saturating_sub(started.elapsed()).max(Duration::from_millis(100))),

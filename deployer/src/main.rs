@@ -8,9 +8,14 @@ mod commands;
 mod config;
 mod ctx;
 mod error;
+mod events;
 mod graph;
 mod iam_policy;
+mod ids;
+#[cfg(test)]
+mod layers;
 mod lock;
+mod pacer;
 mod package;
 mod resources;
 mod serve;

@@ -10,82 +10,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use crate::graph::Outcome;
-
-/// What the engine is doing as a whole.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// The sweep that finds what the stack owns (and the lock, and who we are).
-    Discovering,
-    Applying,
-    Destroying,
-}
-
-/// What is being done to one resource.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    Creating(&'static str),
-    /// The fields that change.
-    Updating(Vec<String>),
-    Deleting(&'static str),
-    /// Waiting for it to be ready (a function `Active`).
-    Readying,
-}
-
-impl std::fmt::Display for Action {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Action::Creating(kind) => write!(f, "creating {kind}"),
-            Action::Updating(fields) => write!(f, "updating {}", fields.join(", ")),
-            Action::Deleting(kind) => write!(f, "deleting {kind}"),
-            Action::Readying => f.write_str("waiting until ready"),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub enum Event {
-    Phase(Phase),
-    /// Work on a resource started.
-    Started {
-        id: String,
-        action: Action,
-    },
-    /// A step of that work, in the resource's words ("uploading code ...").
-    Progress {
-        id: String,
-        message: String,
-    },
-    /// A named wait polls: `what` is not yet true.
-    Waiting {
-        id: String,
-        what: String,
-        elapsed: Duration,
-        deadline: Duration,
-    },
-    /// A call failed with an error that clears by itself (throttling, propagation, conflict):
-    /// retried after `delay`.
-    Retrying {
-        id: String,
-        what: String,
-        code: String,
-        delay: Duration,
-        elapsed: Duration,
-        deadline: Duration,
-    },
-    /// The SDK retries a call by itself (throttling, 5xx).
-    SdkRetry {
-        operation: String,
-        attempt: u32,
-    },
-    /// Done with a resource.
-    Finished {
-        id: String,
-        outcome: Outcome,
-    },
-    Warning(String),
-    Info(String),
-}
+use crate::events::{Event, Outcome};
+use crate::ids::Name;
 
 /// Renders events (stderr) and owns stdout.
 pub trait Printer: Send + Sync {
@@ -155,7 +81,7 @@ impl Printer for PlainPrinter {
 /// A live line per resource.
 pub struct TtyPrinter {
     multi: MultiProgress,
-    bars: Mutex<HashMap<String, ProgressBar>>,
+    bars: Mutex<HashMap<Name, ProgressBar>>,
 }
 
 impl TtyPrinter {
@@ -163,9 +89,9 @@ impl TtyPrinter {
         TtyPrinter { multi: MultiProgress::new(), bars: Mutex::new(HashMap::new()) }
     }
 
-    fn bar(&self, id: &str) -> ProgressBar {
+    fn bar(&self, id: Name) -> ProgressBar {
         let mut bars = self.bars.lock().expect("bars lock");
-        bars.entry(id.to_string())
+        bars.entry(id)
             .or_insert_with(|| {
                 let bar = self.multi.add(ProgressBar::new_spinner());
                 bar.set_style(
@@ -190,10 +116,10 @@ impl Printer for TtyPrinter {
             | Event::Retrying { id, .. } => {
                 let text = line(&event, 1).unwrap_or_default();
                 let message = text.strip_prefix(&format!("{id}: ")).unwrap_or(&text).to_string();
-                self.bar(id).set_message(message);
+                self.bar(*id).set_message(message);
             }
             Event::Finished { id, outcome } => {
-                let bar = self.bar(id);
+                let bar = self.bar(*id);
                 let (template, message) = match outcome {
                     Outcome::Failed(e) => ("✗ {prefix:<22.bold.red} {wide_msg}", e.clone()),
                     other => ("  {prefix:<22.bold} {wide_msg}", other.summary()),

@@ -1,13 +1,13 @@
 //! Named waiters and retries: each has a deadline and reports what it waits for (typed events:
 //! [`Event::Waiting`], [`Event::Retrying`]). Retries match an [`ErrorKind`], never raw strings.
 
-use std::fmt::Display;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
 use crate::ctx::Ctx;
 use crate::error::{Error, ErrorKind, Result};
-use crate::ui::Event;
+use crate::events::Event;
+use crate::ids::Name;
 
 /// Exponential backoff between `initial` and `max`.
 #[derive(Debug, Clone, Copy)]
@@ -63,7 +63,7 @@ pub async fn pause(ctx: &Ctx, what: &str, delay: Duration) -> Result<()> {
 /// `what` names the wait: "IAM role propagation", "the function's previous update to finish".
 pub async fn retry<T, F, Fut>(
     ctx: &Ctx,
-    id: impl Display,
+    id: impl Into<Name>,
     what: &str,
     kinds: &[ErrorKind],
     deadline: Duration,
@@ -74,6 +74,7 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T>>,
 {
+    let id: Name = id.into();
     let start = Instant::now();
     let mut attempt = 0;
     loop {
@@ -90,7 +91,7 @@ where
                 }
                 let delay = backoff.delay(attempt).min(deadline - elapsed);
                 ctx.printer.event(Event::Retrying {
-                    id: id.to_string(),
+                    id,
                     what: what.to_string(),
                     code: e.aws().and_then(|a| a.code.clone()).unwrap_or_default(),
                     delay,
@@ -107,7 +108,7 @@ where
 /// Poll `check` until it returns `Some`, or fail after `deadline`.
 pub async fn wait_until<T, F, Fut>(
     ctx: &Ctx,
-    id: impl Display,
+    id: impl Into<Name>,
     what: &str,
     deadline: Duration,
     backoff: Backoff,
@@ -117,6 +118,7 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Option<T>>>,
 {
+    let id: Name = id.into();
     let start = Instant::now();
     let mut attempt = 0;
     loop {
@@ -128,7 +130,7 @@ where
             return Err(Error::Timeout { what: what.to_string(), after: elapsed });
         }
         let delay = backoff.delay(attempt).min(deadline - elapsed);
-        ctx.printer.event(Event::Waiting { id: id.to_string(), what: what.to_string(), elapsed, deadline });
+        ctx.printer.event(Event::Waiting { id, what: what.to_string(), elapsed, deadline });
         pause(ctx, what, delay).await?;
         attempt += 1;
     }

@@ -81,6 +81,10 @@ impl Rejection {
     }
 }
 
+/// DynamoDB error codes that mean "slow down" (answered with 503).
+pub const THROTTLING_CODES: [&str; 3] =
+    ["ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"];
+
 /// What went wrong when writing the item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreErrorKind {

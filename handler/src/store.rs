@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_http_client::{Builder, tls};
 
-use crate::{Movie, MovieStore, StoreError, StoreErrorKind};
+use crate::{Movie, MovieStore, StoreError, StoreErrorKind, THROTTLING_CODES};
 
 /// The HTTPS client for the AWS SDK: hyper 1 + rustls 0.23 with the `ring` provider (no aws-lc,
 /// nothing to cross-compile but `ring`). Plain `http://` endpoints (a local moto server through
@@ -97,10 +97,6 @@ impl MovieStore for DynamoStore {
             .map_err(|e| store_error(&e))
     }
 }
-
-/// DynamoDB error codes that mean "slow down" (answered with 503).
-pub const THROTTLING_CODES: [&str; 3] =
-    ["ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"];
 
 /// Maps an AWS error code to a [`StoreErrorKind`].
 pub fn classify_code(code: Option<&str>) -> StoreErrorKind {

@@ -237,8 +237,7 @@ impl Intercept for XRay {
             Some(Err(_)) => response.and_then(|r| r.body().bytes()).and_then(error_code),
             _ => None,
         };
-        let throttle =
-            status == Some(429) || code.as_deref().is_some_and(|c| crate::store::THROTTLING_CODES.contains(&c));
+        let throttle = status == Some(429) || code.as_deref().is_some_and(|c| crate::THROTTLING_CODES.contains(&c));
         let segment = Subsegment {
             name: "DynamoDB",
             id: segment_id(),

@@ -16,11 +16,12 @@ use crate::aws::{AwsResultExt, AwsSettings, Clients};
 use crate::cli::BootstrapArgs;
 use crate::config::Config;
 use crate::error::{Error, Result, exit};
+use crate::events::Event;
 use crate::iam_policy::{Scope, boundary, boundary_arn};
 use crate::resources::TAG_STACK;
 use crate::resources::iam_role::{parse_policy_document, same_policy};
 use crate::stack;
-use crate::ui::{Event, Printer};
+use crate::ui::Printer;
 
 /// IAM keeps at most five versions of a managed policy (IAM quotas).
 const MAX_VERSIONS: usize = 5;

@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use crate::cli::{DownArgs, Output};
 use crate::config::Config;
 use crate::error::{Error, Result, exit};
-use crate::graph::Outcome;
+use crate::events::{Event, Outcome, Phase};
 use crate::package::Artifact;
 use crate::resources::{Name, account_role, table};
-use crate::ui::{Event, Phase, Printer};
+use crate::ui::Printer;
 
 pub async fn run(
     config: &Config,

@@ -9,8 +9,8 @@ use crate::ctx::Ctx;
 use crate::error::{Error, ErrorKind, Result};
 use crate::graph::{Found, Graph, Step};
 use crate::lock::LockGuard;
+use crate::pacer::{EMULATOR_QUOTA_SPEEDUP, Pacer};
 use crate::resources::Name;
-use crate::resources::apigw::{EMULATOR_QUOTA_SPEEDUP, Pacer};
 use crate::ui::Printer;
 
 pub mod bootstrap;
@@ -178,7 +178,7 @@ pub async fn sweep(
     graph: &Graph,
     lock: Option<(&str, std::time::Duration, std::time::Duration)>,
 ) -> Result<(Vec<Found>, Option<LockGuard>)> {
-    ctx.printer.event(crate::ui::Event::Phase(crate::ui::Phase::Discovering));
+    ctx.printer.event(crate::events::Event::Phase(crate::events::Phase::Discovering));
     let began = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let take_lock = async {
         match lock {
@@ -221,14 +221,14 @@ pub async fn artifact(
     let artifact = match path {
         Some(path) => crate::package::read_artifact(path)?,
         None => {
-            printer.event(crate::ui::Event::Info(format!(
+            printer.event(crate::events::Event::Info(format!(
                 "building handler/ for {} (cargo lambda build --release)",
                 config.function.architecture
             )));
             crate::package::build(&config.function.architecture).await?
         }
     };
-    printer.event(crate::ui::Event::Info(format!(
+    printer.event(crate::events::Event::Info(format!(
         "function code: {} (CodeSha256 {})",
         artifact.source, artifact.sha256_b64
     )));

@@ -9,8 +9,9 @@ use std::time::Instant;
 use crate::cli::{Output, UpArgs};
 use crate::config::Config;
 use crate::error::{Error, Result, exit};
-use crate::graph::{Outcome, Report};
-use crate::ui::{Event, Phase, Printer};
+use crate::events::{Event, Outcome, Phase};
+use crate::graph::Report;
+use crate::ui::Printer;
 
 pub async fn run(
     config: &Config,

@@ -95,7 +95,7 @@ impl Drift for KeyDrift {
 
 /// The key's value, for the `keys` command only. Never log it.
 pub async fn key_value(ctx: &Ctx, id: &str) -> Result<String> {
-    let out = apigw::api_key_with_value(ctx, "keys", id).await?;
+    let out = apigw::api_key_with_value(ctx, crate::ids::Name::of("keys"), id).await?;
     out.value()
         .map(str::to_string)
         .ok_or_else(|| Error::other(format!("API key {id} has no value in the GetApiKey answer")))

@@ -3,7 +3,10 @@
 
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 
+use std::sync::Arc;
+
 use super::{Ctx, Name, TAG_STACK, at_most_one};
+use crate::aws::AwsResultExt;
 use crate::error::Result;
 
 /// Tags for a create call: ours plus a `Name` for the console.
@@ -95,4 +98,14 @@ pub async fn release_lambda_enis(ctx: &Ctx, resource: Name, filter_name: &str, f
         }
     }
     Ok(in_use)
+}
+/// The stack's subnets (one read per run, shared by the subnets, their zones and the route
+/// tables).
+pub async fn stack_subnets(ctx: &Ctx) -> Result<Arc<Vec<aws_sdk_ec2::types::Subnet>>> {
+    ctx.once("ec2:DescribeSubnets", || async {
+        let out =
+            ctx.aws.ec2.describe_subnets().filters(stack_filter(ctx)).send().await.aws("EC2", "DescribeSubnets")?;
+        Ok(out.subnets().to_vec())
+    })
+    .await
 }

@@ -9,7 +9,6 @@
 use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
-use std::marker::PhantomData;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -39,70 +38,8 @@ pub mod vpc_endpoint;
 pub mod web_acl;
 pub mod zones;
 
-/// Tag keys every resource carries, set in the create call itself.
-pub const TAG_STACK: &str = "movies-stack:stack";
-pub const TAG_RESOURCE: &str = "movies-stack:resource";
-
-/// The logical name of a resource in the stack (`vpc`, `subnet-1`, `usage-plan-standard`): also
-/// the value of its `movies-stack:resource` tag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Name {
-    base: &'static str,
-    index: Option<u8>,
-}
-
-impl fmt::Display for Name {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.index {
-            Some(i) => write!(f, "{}-{i}", self.base),
-            None => f.write_str(self.base),
-        }
-    }
-}
-
-/// A resource id whose type says what the resource hands to its dependents: `Id<LiveVpc>`.
-pub struct Id<T> {
-    name: Name,
-    out: PhantomData<fn() -> T>,
-}
-
-impl<T> Id<T> {
-    pub const fn new(base: &'static str) -> Self {
-        Id { name: Name { base, index: None }, out: PhantomData }
-    }
-
-    /// `subnet-0`, `subnet-1`...
-    pub const fn indexed(base: &'static str, index: u8) -> Self {
-        Id { name: Name { base, index: Some(index) }, out: PhantomData }
-    }
-
-    pub const fn name(&self) -> Name {
-        self.name
-    }
-}
-
-impl<T> Clone for Id<T> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-impl<T> Copy for Id<T> {}
-impl<T> PartialEq for Id<T> {
-    fn eq(&self, other: &Self) -> bool {
-        self.name == other.name
-    }
-}
-impl<T> Eq for Id<T> {}
-impl<T> fmt::Debug for Id<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Id({})", self.name)
-    }
-}
-impl<T> fmt::Display for Id<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.name.fmt(f)
-    }
-}
+pub use crate::events::Change;
+pub use crate::ids::{Id, Name, TAG_RESOURCE, TAG_STACK};
 
 /// What a dependency needs of the resource it depends on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,27 +145,6 @@ impl Inputs {
     }
 }
 
-/// One field that differs between the desired and the live resource, as people read it
-/// (`plan`, `status`, progress lines, JSON).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Change {
-    pub field: String,
-    pub desired: String,
-    pub live: String,
-    /// The field cannot be changed in place: the resource must be replaced.
-    pub replace: bool,
-}
-
-impl Change {
-    pub fn update(field: impl Into<String>, desired: impl ToString, live: impl ToString) -> Self {
-        Change { field: field.into(), desired: desired.to_string(), live: live.to_string(), replace: false }
-    }
-
-    pub fn replace(field: impl Into<String>, desired: impl ToString, live: impl ToString) -> Self {
-        Change { field: field.into(), desired: desired.to_string(), live: live.to_string(), replace: true }
-    }
-}
-
 /// A resource's typed change: what its `update` matches on, and how it reads.
 pub trait Drift: fmt::Debug + Clone + Send + Sync + 'static {
     fn show(&self) -> Change;
@@ -321,21 +237,6 @@ pub trait Resource: Send + Sync + 'static {
     }
 }
 
-/// The CloudFormation resource that owns `physical_name`, among the DescribeStackResources answer
-/// for it. That answer lists EVERY resource of the owning stack, and keeps deleted stacks for 90
-/// days (CloudFormation API reference): match the physical id, and skip what is deleted
-/// (`DELETE_COMPLETE`) or was left behind by a delete (`DELETE_SKIPPED`, no longer managed).
-pub fn cloudformation_owner<'a>(
-    resources: &'a [aws_sdk_cloudformation::types::StackResource],
-    physical_name: &str,
-) -> Option<&'a aws_sdk_cloudformation::types::StackResource> {
-    use aws_sdk_cloudformation::types::ResourceStatus;
-    resources.iter().find(|r| {
-        r.physical_resource_id() == Some(physical_name)
-            && !matches!(r.resource_status(), Some(ResourceStatus::DeleteComplete | ResourceStatus::DeleteSkipped))
-    })
-}
-
 /// At most one live resource may carry a resource tag; more is a leftover of something we did
 /// not do (a copy made by hand?) and is reported, never guessed at.
 pub fn at_most_one<T>(mut found: Vec<T>, what: &str, resource: Name) -> Result<Option<T>> {
@@ -358,36 +259,6 @@ pub fn compare<T: PartialEq + fmt::Debug>(changes: &mut Vec<Change>, field: &str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_sdk_cloudformation::types::{ResourceStatus, StackResource};
-
-    fn resource(stack: &str, logical: &str, physical: &str, status: ResourceStatus) -> StackResource {
-        StackResource::builder()
-            .stack_name(stack)
-            .logical_resource_id(logical)
-            .physical_resource_id(physical)
-            .resource_type("AWS::Test::Thing")
-            .resource_status(status)
-            .timestamp(aws_smithy_types::DateTime::from_secs(0))
-            .build()
-    }
-
-    #[test]
-    fn the_owner_is_the_clashing_resource_of_a_live_stack() {
-        // DescribeStackResources by physical id answers every resource of the owning stack.
-        let live = [
-            resource("cdk", "Vpc", "vpc-1", ResourceStatus::CreateComplete),
-            resource("cdk", "Table", "demo_table", ResourceStatus::UpdateComplete),
-        ];
-        assert_eq!(cloudformation_owner(&live, "demo_table").and_then(|r| r.logical_resource_id()), Some("Table"));
-        assert!(cloudformation_owner(&live, "other_table").is_none());
-        // A deleted stack is kept for 90 days; a retained resource is no longer managed.
-        let gone = [
-            resource("old", "Table", "demo_table", ResourceStatus::DeleteComplete),
-            resource("older", "Table", "demo_table", ResourceStatus::DeleteSkipped),
-        ];
-        assert!(cloudformation_owner(&gone, "demo_table").is_none());
-    }
-
     #[derive(Debug, PartialEq)]
     struct LiveThing(u32);
     const THING: Id<LiveThing> = Id::new("thing");

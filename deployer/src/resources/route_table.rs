@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{ResourceType, Route};
 
-use super::ec2::{filter, pick, stack_filter, tag_spec};
+use super::ec2::{filter, pick, stack_filter, stack_subnets, tag_spec};
 use super::{Change, Ctx, Dep, Drift, Id, Inputs, Resource, subnet, vpc};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, ErrorKind, Result};
@@ -307,7 +307,7 @@ impl Resource for RouteTable {
     }
 
     async fn observe(&self, ctx: &Ctx) -> Result<Option<LiveRouteTable>> {
-        let (tables, subnets) = tokio::try_join!(stack_route_tables(ctx), subnet::stack_subnets(ctx))?;
+        let (tables, subnets) = tokio::try_join!(stack_route_tables(ctx), stack_subnets(ctx))?;
         let Some(rt) = pick(ctx, &tables, |t| t.tags(), "route table", self.name())? else { return Ok(None) };
         let mut live = live_table(&rt);
         // Our subnet not associated with it: with which table is it, then? (drift only)

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType};
 
-use super::ec2::{pick, stack_filter, tag_spec};
+use super::ec2::{pick, stack_subnets, tag_spec};
 use super::vpc;
 use super::zones::{Zone, Zones};
 use super::{Change, Ctx, Dep, Drift, Id, Inputs, Resource};
@@ -101,16 +101,6 @@ pub fn zone_refused(e: &Error) -> Option<Vec<String>> {
             .map(str::to_string)
             .collect(),
     )
-}
-
-/// The stack's subnets (one read per run; `zones.rs` reads it too).
-pub async fn stack_subnets(ctx: &Ctx) -> Result<Arc<Vec<aws_sdk_ec2::types::Subnet>>> {
-    ctx.once("ec2:DescribeSubnets", || async {
-        let out =
-            ctx.aws.ec2.describe_subnets().filters(stack_filter(ctx)).send().await.aws("EC2", "DescribeSubnets")?;
-        Ok(out.subnets().to_vec())
-    })
-    .await
 }
 
 fn live_subnet(s: &aws_sdk_ec2::types::Subnet) -> LiveSubnet {

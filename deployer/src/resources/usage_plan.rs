@@ -228,7 +228,7 @@ pub struct DayUsage {
 /// SDK's `items`) maps key ids to `[[used, remaining], ...]` (API Gateway REST API reference,
 /// "Usage").
 pub async fn usage(ctx: &Ctx, plan_id: &str, key_id: &str, start: &str, end: &str) -> Result<Vec<DayUsage>> {
-    let pages: Vec<_> = call(ctx, "usage", "GetUsage", || async {
+    let pages: Vec<_> = call(ctx, crate::ids::Name::of("usage"), "GetUsage", || async {
         ctx.aws
             .apigateway
             .get_usage()

@@ -272,7 +272,7 @@ async fn region_zones(ctx: &Ctx) -> Result<Vec<RegionZone>> {
 
 /// Subnet index → zone ID of the stack's existing subnets (from their `subnet-N` tags).
 async fn existing_subnet_zones(ctx: &Ctx) -> Result<BTreeMap<usize, String>> {
-    Ok(super::subnet::stack_subnets(ctx)
+    Ok(super::ec2::stack_subnets(ctx)
         .await?
         .iter()
         .filter_map(|s| {

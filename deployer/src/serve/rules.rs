@@ -15,6 +15,7 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::graph::Compared;
+use crate::ids::Name;
 use crate::package::Artifact;
 use crate::resources::Ctx;
 use crate::resources::apigw::{self, dns_suffix};
@@ -22,6 +23,9 @@ use crate::resources::rest_api::{self, LiveApi};
 use crate::resources::stage::{self, LiveStage};
 use crate::resources::table::{self, LiveTable};
 use crate::resources::usage_plan::{LivePlan, live_plan};
+
+/// What `serve`'s reads of the stack are about, in progress lines.
+const SERVE: Name = Name::of("serve");
 
 /// A usage plan's quota period. Periods start at 00:00 UTC: every day; on Sundays (the API
 /// reference of `QuotaSettings.offset`: "with a time period of WEEK, an offset of 0 starts on
@@ -296,11 +300,11 @@ pub async fn load(ctx: &Arc<Ctx>, config: &Config) -> Result<Rules> {
         if !plan.api_stages.iter().any(|(a, s)| *a == api_id && *s == stage_name) {
             continue;
         }
-        let members = apigw::usage_plan_keys(ctx.as_ref(), "serve", &plan.id).await?;
+        let members = apigw::usage_plan_keys(ctx.as_ref(), SERVE, &plan.id).await?;
         let mut keys = Vec::new();
         for member in members.iter().filter(|m| m.r#type().is_none_or(|t| t == "API_KEY")) {
             let Some(id) = member.id() else { continue };
-            let key = apigw::api_key_with_value(ctx.as_ref(), "serve", id).await?;
+            let key = apigw::api_key_with_value(ctx.as_ref(), SERVE, id).await?;
             keys.push(LiveKey {
                 id: id.to_string(),
                 name: key.name().unwrap_or(id).to_string(),
