@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-/// Documented exit codes (README "Exit codes").
+/// Documented exit codes (docs/commands.md "Exit codes").
 pub mod exit {
     pub const OK: i32 = 0;
     /// A failure while talking to AWS, or any runtime failure.

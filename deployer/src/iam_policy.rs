@@ -316,7 +316,7 @@ pub fn policy(s: &Scope) -> Value {
         json!({
             // API Gateway's actions are HTTP verbs on resource paths. Finding the stack's REST
             // API, plans and keys lists them: a list is not a tagged resource, AWS cannot scope
-            // it (README, "What the policy cannot scope").
+            // it (docs/iam.md, "What the policy cannot scope").
             "Sid": "ApiGatewayFind",
             "Effect": "Allow",
             "Action": "apigateway:GET",

@@ -25,7 +25,7 @@ const CONFIG: &[(&str, &str)] = &[
     ("api.throttle_burst", "200"),
 ];
 
-/// The five alarms this test specifies (README, "The alarms"): resource `alarm-{what}`, named
+/// The five alarms this test specifies (docs/config.md, "The alarms"): resource `alarm-{what}`, named
 /// `{stack}-{what}`.
 const ALARMS: [&str; 5] = ["function-errors", "function-throttles", "concurrent-executions", "api-5xx", "api-latency"];
 

@@ -1,5 +1,5 @@
 //! The bad-input corpus (issue 5, part 4): broken config files, flags and environments, in one
-//! table with one runner. Each must exit 3 (README "Exit codes": invalid input, including clap's
+//! table with one runner. Each must exit 3 (docs/commands.md "Exit codes": invalid input, including clap's
 //! own flag errors) with an `error:` line (plus clap's indented continuation) that names the
 //! file, key, flag or variable, and the input-only ones must make ZERO AWS calls (a recording
 //! proxy with a dead upstream stands in for AWS). A control run with the valid base config

@@ -512,7 +512,7 @@ async fn up_creates_the_whole_stack() {
         }
     }
 
-    // Beyond the section-3 contract (DESIGN §1 item 14, README): the account-level API Gateway
+    // Beyond the section-3 contract (DESIGN §1 item 14, docs/config.md): the account-level API Gateway
     // CloudWatch role is set when the account had none (a fresh moto account has none).
     match aws.apigateway.get_account().send().await {
         Ok(a) => {
