@@ -91,6 +91,18 @@ macro_rules! client {
 pub const APP_NAME: &str = "movies-stack";
 
 impl Clients {
+    /// The account a policy is printed for: `given` (`--account`), else the caller's (STS
+    /// GetCallerIdentity).
+    pub async fn account_id(&self, given: Option<&str>) -> Result<String> {
+        Ok(match given {
+            Some(a) => a.to_string(),
+            None => {
+                let id = self.sts.get_caller_identity().send().await.aws("STS", "GetCallerIdentity")?;
+                id.account().unwrap_or_default().to_string()
+            }
+        })
+    }
+
     /// `reporter`: where the SDK's own retries are announced (a progress line each).
     pub async fn new(
         settings: &AwsSettings,

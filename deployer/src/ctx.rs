@@ -65,19 +65,22 @@ impl Default for Timeouts {
 }
 
 impl Ctx {
+    /// Every value resolved: a context is not changed once built.
     pub fn new(
         aws: Clients,
         stack: String,
         printer: Arc<dyn Printer>,
         stop: tokio::sync::watch::Receiver<bool>,
+        timeouts: Timeouts,
+        apigw: Pacer,
     ) -> Ctx {
         Ctx {
             aws,
             stack,
             printer,
-            timeouts: Timeouts::default(),
+            timeouts,
             stop,
-            apigw: Pacer::default(),
+            apigw,
             identity: OnceCell::new(),
             shared: Mutex::new(HashMap::new()),
         }
@@ -280,6 +283,8 @@ impl Ctx {
             "t".into(),
             Arc::new(crate::ui::Recorder::default()),
             stop,
+            Timeouts::default(),
+            Pacer::default(),
         );
         ctx.identity
             .set(Identity { account: "123456789012".into(), arn: "arn:aws:iam::123456789012:user/t".into() })

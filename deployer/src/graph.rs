@@ -364,6 +364,30 @@ impl Graph {
         serde_json::Value::Array(nodes.collect())
     }
 
+    /// How a run went against what the graph allows, for `--output json` (the benchmark reads it,
+    /// docs/benchmarks.md): the bound (the longest chain of calls the graph forces one after another,
+    /// and that chain), the critical path the scheduler followed (relative to the start of its
+    /// phase), and the graph the bound comes from. `rounds_key` names what the bound counts
+    /// (`create_rounds`, `delete_rounds`).
+    pub fn run_shape(
+        &self,
+        rounds_key: &str,
+        (rounds, chain): &(u32, Vec<Name>),
+        critical_path: &[Step],
+    ) -> serde_json::Map<String, serde_json::Value> {
+        let path: Vec<serde_json::Value> = critical_path
+            .iter()
+            .map(|s| serde_json::json!({"resource": s.name.to_string(), "start_ms": s.start.as_millis(), "end_ms": s.end.as_millis()}))
+            .collect();
+        let bound =
+            serde_json::json!({rounds_key: rounds, "chain": chain.iter().map(Name::to_string).collect::<Vec<_>>()});
+        serde_json::Map::from_iter([
+            ("critical_path".to_string(), serde_json::Value::Array(path)),
+            ("bound".to_string(), bound),
+            ("graph".to_string(), self.describe()),
+        ])
+    }
+
     /// Every resource looks for itself, all at once (reads only). Indexed like the registry.
     pub async fn observe(&self, ctx: &Arc<Ctx>) -> Vec<Found> {
         let mut set = JoinSet::new();

@@ -19,6 +19,8 @@ mod pacer;
 mod package;
 mod resources;
 mod serve;
+mod session;
+mod smoke_check;
 mod stack;
 mod ui;
 mod wait;

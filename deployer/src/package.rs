@@ -50,6 +50,30 @@ pub fn read_artifact(path: &Path) -> Result<Artifact> {
     Ok(Artifact::from_zip(zip, path.display().to_string()))
 }
 
+/// The function code to compare or deploy: `--artifact ZIP`, or handler/ built for the
+/// configured architecture.
+pub async fn artifact(
+    config: &crate::config::Config,
+    path: Option<&Path>,
+    printer: &std::sync::Arc<dyn crate::ui::Printer>,
+) -> Result<Artifact> {
+    let artifact = match path {
+        Some(path) => read_artifact(path)?,
+        None => {
+            printer.event(crate::events::Event::Info(format!(
+                "building handler/ for {} (cargo lambda build --release)",
+                config.function.architecture
+            )));
+            build(&config.function.architecture).await?
+        }
+    };
+    printer.event(crate::events::Event::Info(format!(
+        "function code: {} (CodeSha256 {})",
+        artifact.source, artifact.sha256_b64
+    )));
+    Ok(artifact)
+}
+
 /// A zip with one entry `bootstrap`, mode 0755, timestamp 1980-01-01 00:00: the same bytes in
 /// give the same zip out.
 pub fn deterministic_zip(bootstrap: &[u8]) -> Result<Vec<u8>> {

@@ -3,7 +3,7 @@
 //! result goes through [`Printer::out`], which first stops live rendering, so progress and results
 //! never interleave and no command has to remember to stop the bars.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -160,6 +160,15 @@ impl Printer for Recorder {
     fn out(&self, text: &str) {
         self.out.lock().expect("recorder lock").push(text.to_string());
     }
+}
+
+/// A title and one line per output.
+pub fn outputs_text(title: &str, outs: &BTreeMap<&'static str, String>) -> String {
+    let mut text = title.to_string();
+    for (k, v) in outs {
+        text.push_str(&format!("\n  {k:<18} {v}"));
+    }
+    text
 }
 
 /// `text` and a newline on stdout: [`write_stdout_bytes`].

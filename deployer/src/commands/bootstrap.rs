@@ -33,7 +33,7 @@ pub async fn run(
     printer: Arc<dyn Printer>,
 ) -> Result<i32> {
     let aws = Clients::new(settings, Some(printer.clone())).await?;
-    let account = super::iam_policy::account_id(&aws, args.account.as_deref()).await?;
+    let account = aws.account_id(args.account.as_deref()).await?;
     let scope = Scope { config, region: &aws.region, account: &account };
     let doc = boundary(&scope);
     let arn = boundary_arn(&scope);

@@ -10,10 +10,12 @@ use std::time::{Duration, Instant};
 
 use crate::cli::{DownArgs, Output};
 use crate::config::Config;
+use crate::ctx::Timeouts;
 use crate::error::{Error, Result, exit};
 use crate::events::{Event, Outcome, Phase};
 use crate::package::Artifact;
 use crate::resources::{Name, account_role, table};
+use crate::session::{CtrlC, LockRequest, Session};
 use crate::ui::Printer;
 
 pub async fn run(
@@ -31,18 +33,22 @@ pub async fn run(
     }
     let started = Instant::now();
     let graph = crate::stack::graph(config, Arc::new(Artifact::unknown()))?;
-    let mut ctx = super::connect(settings, config, printer.clone(), true).await?;
-    Arc::get_mut(&mut ctx).expect("ctx not shared yet").timeouts.eni_release =
-        Duration::from_secs(args.eni_timeout * 60);
+    let timeouts = Timeouts { eni_release: Duration::from_secs(args.eni_timeout * 60), ..Timeouts::default() };
+    let session = Session::open(settings, config, printer.clone(), CtrlC::Graceful, timeouts).await?;
+    let ctx = session.ctx.clone();
 
     // Locked while we look: what we observe must not change under us.
-    let lock = Some(("down", Duration::from_secs(args.lock_timeout), Duration::from_secs(args.lock_lease)));
-    let (found, lock) = super::sweep(&ctx, settings, &graph, lock).await?;
+    let lock = LockRequest {
+        command: "down",
+        wait: Duration::from_secs(args.lock_timeout),
+        lease: Duration::from_secs(args.lock_lease),
+    };
+    let (found, lock) = session.sweep(&graph, Some(lock)).await?;
     let lock = lock.expect("down takes the lock");
     // `found` is in registry order, not `graph.names()`'s dependency order: each failure names
     // its resource itself.
     if let Some(Err(e)) = found.iter().find(|f| f.is_err()) {
-        let _ = super::release_lock(&ctx, lock).await;
+        let _ = session.close(lock).await;
         return Err(Error::other(format!("cannot tell what exists: {e}")));
     }
     let names = graph.names();
@@ -55,7 +61,7 @@ pub async fn run(
         names.iter().filter(|(n, _)| present.contains(*n) && !keep.contains(n)).map(|(n, _)| *n).collect();
     let to_delete: Vec<String> = names.iter().filter(|(n, _)| doomed.contains(n)).map(|(n, _)| n.to_string()).collect();
     if to_delete.is_empty() {
-        let _ = super::release_lock(&ctx, lock).await;
+        let _ = session.close(lock).await;
         ctx.info(format!("down: nothing to delete in stack {}", config.stack));
         print_result(&printer, output, config, &[], args.delete_data, serde_json::Map::new());
         return Ok(exit::OK);
@@ -79,7 +85,7 @@ pub async fn run(
         let mut answer = String::new();
         std::io::stdin().lock().read_line(&mut answer).map_err(|e| Error::other(format!("stdin: {e}")))?;
         if answer.trim() != config.stack {
-            let _ = super::release_lock(&ctx, lock).await;
+            let _ = session.close(lock).await;
             eprintln!("down: cancelled, nothing was deleted");
             return Ok(exit::FAILURE);
         }
@@ -87,7 +93,7 @@ pub async fn run(
 
     printer.event(Event::Phase(Phase::Destroying));
     let report = graph.destroy(ctx.clone(), &found, &keep, usize::from(args.concurrency)).await;
-    let fenced = super::release_lock(&ctx, lock).await;
+    let fenced = session.close(lock).await;
     let (calls, mutating) = ctx.aws.calls.totals();
     let deleted: Vec<String> = report
         .outcomes
@@ -120,12 +126,12 @@ pub async fn run(
     // The bound of a `down`, mirroring `up`'s: the longest chain of delete calls that must
     // happen one after another.
     let bound = graph.teardown_bound(|name| doomed.contains(&name));
-    let shape = super::run_shape(&graph, "delete_rounds", &bound, &report.critical_path);
+    let shape = graph.run_shape("delete_rounds", &bound, &report.critical_path);
     print_result(&printer, output, config, &deleted, args.delete_data, shape);
     Ok(exit::OK)
 }
 
-/// The result; in JSON with `shape` (how the run went against the graph, [`super::run_shape`]).
+/// The result; in JSON with `shape` (how the run went against the graph, `Graph::run_shape`).
 fn print_result(
     printer: &Arc<dyn Printer>,
     output: Output,

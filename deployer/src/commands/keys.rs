@@ -4,9 +4,11 @@ use std::sync::Arc;
 
 use crate::cli::{KeysArgs, Output, Tier};
 use crate::config::Config;
+use crate::ctx::Timeouts;
 use crate::error::{Error, Result, exit};
 use crate::package::Artifact;
 use crate::resources::api_key::{self, LiveKey};
+use crate::session::{CtrlC, Session};
 use crate::ui::Printer;
 
 pub async fn run(
@@ -17,13 +19,14 @@ pub async fn run(
     printer: Arc<dyn Printer>,
 ) -> Result<i32> {
     let graph = crate::stack::graph(config, Arc::new(Artifact::unknown()))?;
-    let ctx = super::connect(settings, config, printer.clone(), false).await?;
+    let session = Session::open(settings, config, printer.clone(), CtrlC::Exits, Timeouts::default()).await?;
+    let ctx = session.ctx.clone();
     let tiers: Vec<&str> = match args.tier {
         Some(Tier::Standard) => vec!["standard"],
         Some(Tier::Premium) => vec!["premium"],
         None => vec!["standard", "premium"],
     };
-    super::who_am_i(&ctx, settings).await?;
+    session.who_am_i().await?;
     let mut keys = serde_json::Map::new();
     for tier in tiers {
         let id = api_key::id(tier);

@@ -11,9 +11,11 @@ use serde_json::Value;
 
 use crate::cli::{LogSource, LogsArgs, Output};
 use crate::config::Config;
+use crate::ctx::Timeouts;
 use crate::error::{Error, Result, exit};
 use crate::resources::log_group::{self, LogEvent};
 use crate::resources::{Ctx, log_group::filter_events};
+use crate::session::{CtrlC, Session};
 use crate::ui::Printer;
 
 /// How far back each `--follow` read starts before the previous read: CloudWatch Logs makes an
@@ -33,8 +35,9 @@ pub async fn run(
         LogSource::Api => (log_group::ACCESS, crate::stack::access_log_group_name(config)),
         LogSource::Flow => (log_group::FLOW, crate::stack::flow_log_group_name(config)),
     };
-    let ctx = super::connect(settings, config, printer.clone(), false).await?;
-    let live = super::observe_live(&ctx, settings, config, &[resource.name()]).await?;
+    let session = Session::open(settings, config, printer.clone(), CtrlC::Exits, Timeouts::default()).await?;
+    let ctx = session.ctx.clone();
+    let live = session.observe_live(config, &[resource.name()]).await?;
     let group = match (live.state.get(resource), live.failure(resource.name())) {
         (Ok(group), _) => group.name.clone(),
         (Err(_), Some(e)) => return Err(Error::other(format!("cannot read log group {name}: {e}"))),

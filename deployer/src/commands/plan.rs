@@ -7,9 +7,11 @@ use serde::Serialize;
 
 use crate::cli::{Output, PlanArgs};
 use crate::config::Config;
+use crate::ctx::Timeouts;
 use crate::error::{Result, exit};
 use crate::graph::{Compared, Graph};
 use crate::resources::{Change, Name};
+use crate::session::{CtrlC, Session};
 use crate::ui::Printer;
 
 #[derive(Debug, Serialize)]
@@ -53,10 +55,11 @@ pub async fn run(
     output: Output,
     printer: Arc<dyn Printer>,
 ) -> Result<i32> {
-    let artifact = super::artifact(config, args.artifact.as_deref(), &printer).await?;
+    let artifact = crate::package::artifact(config, args.artifact.as_deref(), &printer).await?;
     let graph = crate::stack::graph(config, Arc::new(artifact))?;
-    let ctx = super::connect(settings, config, printer.clone(), false).await?;
-    let (found, _) = super::sweep(&ctx, settings, &graph, None).await?;
+    let session = Session::open(settings, config, printer.clone(), CtrlC::Exits, Timeouts::default()).await?;
+    let ctx = session.ctx.clone();
+    let (found, _) = session.sweep(&graph, None).await?;
     let rows = rows(&graph, graph.compare(&ctx, &found));
     let count = |a: &str| rows.iter().filter(|r| r.action == a).count();
     let (create, update, replace, delete, errors) =

@@ -9,10 +9,12 @@ use serde::Serialize;
 
 use crate::cli::Output;
 use crate::config::Config;
+use crate::ctx::Timeouts;
 use crate::error::{Result, exit};
 use crate::graph::Compared;
 use crate::package::Artifact;
 use crate::resources::Change;
+use crate::session::{CtrlC, Session};
 use crate::ui::Printer;
 
 #[derive(Debug, Serialize)]
@@ -36,8 +38,9 @@ pub async fn run(
 ) -> Result<i32> {
     // The code is not compared (status builds nothing): only configuration drift.
     let graph = crate::stack::graph(config, Arc::new(Artifact::unknown()))?;
-    let ctx = super::connect(settings, config, printer.clone(), false).await?;
-    let (found, _) = super::sweep(&ctx, settings, &graph, None).await?;
+    let session = Session::open(settings, config, printer.clone(), CtrlC::Exits, Timeouts::default()).await?;
+    let ctx = session.ctx.clone();
+    let (found, _) = session.sweep(&graph, None).await?;
     let mut rows = Vec::new();
     // Health: what each resource reports about itself (`Resource::health`).
     let mut health: BTreeMap<String, BTreeMap<&str, String>> = BTreeMap::new();
@@ -103,7 +106,7 @@ pub async fn run(
                 "\nUsage plans (desired): standard {}; premium {}",
                 plans["standard"], plans["premium"]
             ));
-            text.push_str(&format!("\n{}", super::up::outputs_text("Outputs:", &outputs)));
+            text.push_str(&format!("\n{}", crate::ui::outputs_text("Outputs:", &outputs)));
             text.push_str(&format!(
                 "\n{}",
                 if in_sync {

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use crate::cli::UnlockArgs;
 use crate::config::Config;
+use crate::ctx::Timeouts;
 use crate::error::{Error, Result, exit};
+use crate::session::{CtrlC, Session};
 use crate::ui::Printer;
 
 pub async fn run(
@@ -15,8 +17,9 @@ pub async fn run(
     args: &UnlockArgs,
     printer: Arc<dyn Printer>,
 ) -> Result<i32> {
-    let ctx = super::connect(settings, config, printer.clone(), false).await?;
-    super::who_am_i(&ctx, settings).await?;
+    let session = Session::open(settings, config, printer.clone(), CtrlC::Exits, Timeouts::default()).await?;
+    let ctx = session.ctx.clone();
+    session.who_am_i().await?;
     let holder = crate::lock::read(&ctx).await?;
     let Some(holder) = holder else {
         if !args.force {

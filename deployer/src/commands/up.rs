@@ -8,9 +8,11 @@ use std::time::Instant;
 
 use crate::cli::{Output, UpArgs};
 use crate::config::Config;
+use crate::ctx::Timeouts;
 use crate::error::{Error, Result, exit};
 use crate::events::{Event, Outcome, Phase};
 use crate::graph::Report;
+use crate::session::{CtrlC, LockRequest, Session};
 use crate::ui::Printer;
 
 pub async fn run(
@@ -23,21 +25,22 @@ pub async fn run(
 ) -> Result<i32> {
     let started = Instant::now();
     if let Some(u) = &args.smoke_url {
-        super::smoke::check_url("--smoke-url", u)?;
+        crate::smoke_check::check_url("--smoke-url", u)?;
     }
     // Inputs first: a bad --artifact or a failed build costs no AWS call.
-    let artifact = super::artifact(config, args.artifact.as_deref(), &printer).await?;
+    let artifact = crate::package::artifact(config, args.artifact.as_deref(), &printer).await?;
     let build_time = started.elapsed();
     let graph = crate::stack::graph(config, Arc::new(artifact))?;
 
-    let ctx = super::connect(settings, config, printer.clone(), true).await?;
-    let lock = Some((
-        "up",
-        std::time::Duration::from_secs(args.lock_timeout),
-        std::time::Duration::from_secs(args.lock_lease),
-    ));
+    let session = Session::open(settings, config, printer.clone(), CtrlC::Graceful, Timeouts::default()).await?;
+    let ctx = session.ctx.clone();
+    let lock = LockRequest {
+        command: "up",
+        wait: std::time::Duration::from_secs(args.lock_timeout),
+        lease: std::time::Duration::from_secs(args.lock_lease),
+    };
     let (swept, trail, concurrency) = tokio::join!(
-        super::sweep(&ctx, settings, &graph, lock),
+        session.sweep(&graph, Some(lock)),
         super::preflight::check_cloudtrail(&ctx, args.require_cloudtrail),
         super::preflight::account_concurrency(&ctx, config)
     );
@@ -60,12 +63,12 @@ pub async fn run(
     });
     if let Err(e) = preflight {
         // Nothing was changed yet: the error is the preflight's.
-        let _ = super::release_lock(&ctx, lock).await;
+        let _ = session.close(lock).await;
         return Err(e);
     }
     printer.event(Event::Phase(Phase::Applying));
     let report = graph.apply(ctx.clone(), &found, usize::from(args.concurrency)).await;
-    let fenced = super::release_lock(&ctx, lock).await;
+    let fenced = session.close(lock).await;
 
     let (calls, mutating) = ctx.aws.calls.totals();
     let changes = report.changes();
@@ -127,7 +130,7 @@ pub async fn run(
     // `--smoke`: the deployed API, tested right away with the state just applied (the function
     // made ready first: a Pending function cannot serve).
     let smoke = if args.smoke {
-        let target = super::smoke::Target::from_outputs(
+        let target = crate::smoke_check::Target::from_outputs(
             config,
             &report.state,
             args.smoke_url.as_deref(),
@@ -140,7 +143,7 @@ pub async fn run(
             function.wait_ready(&ctx, live).await?;
         }
         ctx.info(format!("up: smoke test of {}", target.url));
-        Some(super::smoke::smoke(&ctx, &target).await?)
+        Some(crate::smoke_check::smoke(&ctx, &target).await?)
     } else {
         None
     };
@@ -153,7 +156,7 @@ pub async fn run(
                 "resources": report.outcomes.iter().map(|(id, o)| (id.to_string(), o.summary())).collect::<BTreeMap<_, _>>(),
                 "calls": {"total": calls, "mutating": mutating},
             });
-            let shape = super::run_shape(&graph, "create_rounds", &bound, &report.critical_path);
+            let shape = graph.run_shape("create_rounds", &bound, &report.critical_path);
             json.as_object_mut().expect("a JSON object").extend(shape);
             if let Some(s) = &smoke {
                 json["smoke"] = serde_json::to_value(s).expect("report serializes");
@@ -161,7 +164,7 @@ pub async fn run(
             printer.out(&json.to_string());
         }
         Output::Human => {
-            let mut text = outputs_text(&format!("Outputs of stack {}:", config.stack), &outs);
+            let mut text = crate::ui::outputs_text(&format!("Outputs of stack {}:", config.stack), &outs);
             if let Some(s) = &smoke {
                 text.push_str("\n\n");
                 text.push_str(&s.human());
@@ -170,15 +173,6 @@ pub async fn run(
         }
     }
     Ok(smoke.map_or(exit::OK, |s| s.exit_code()))
-}
-
-/// A title and one line per output.
-pub fn outputs_text(title: &str, outs: &BTreeMap<&'static str, String>) -> String {
-    let mut text = title.to_string();
-    for (k, v) in outs {
-        text.push_str(&format!("\n  {k:<18} {v}"));
-    }
-    text
 }
 
 /// The function's state at the end of the run, when it was created or changed.
@@ -208,23 +202,4 @@ fn print_remaining(ctx: &crate::ctx::Ctx, report: &Report) {
         ctx.info(format!("  {mark:<9} {id}: {}", o.summary()));
     }
     ctx.info("run `movies-stack up` again to finish.");
-}
-
-/// Turns true on the first Ctrl-C (SIGINT) or SIGTERM.
-pub fn interrupt_signal() -> tokio::sync::watch::Receiver<bool> {
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {},
-            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {},
-        }
-        eprintln!("\nstopping: finishing the calls in flight (Ctrl-C again to abort at once)...");
-        let _ = tx.send(true);
-        // A second Ctrl-C aborts immediately.
-        if tokio::signal::ctrl_c().await.is_ok() {
-            std::process::exit(exit::INTERRUPTED);
-        }
-    });
-    rx
 }

@@ -8,9 +8,11 @@ use serde::Serialize;
 
 use crate::cli::{Output, Tier, UsageArgs};
 use crate::config::Config;
+use crate::ctx::Timeouts;
 use crate::error::{Result, exit};
 use crate::resources::usage_plan::{self, DayUsage, LivePlan};
 use crate::resources::{Name, api_key};
+use crate::session::{CtrlC, Session};
 use crate::ui::Printer;
 
 #[derive(Debug, Serialize)]
@@ -89,9 +91,10 @@ pub async fn run(
         Some(Tier::Premium) => vec!["premium"],
         None => vec!["standard", "premium"],
     };
-    let ctx = super::connect(settings, config, printer.clone(), false).await?;
+    let session = Session::open(settings, config, printer.clone(), CtrlC::Exits, Timeouts::default()).await?;
+    let ctx = session.ctx.clone();
     let names: Vec<Name> = tiers.iter().flat_map(|t| [api_key::id(t).name(), usage_plan::id(t).name()]).collect();
-    let live = super::observe_live(&ctx, settings, config, &names).await?;
+    let live = session.observe_live(config, &names).await?;
     // GetUsage counts UTC days; today is the last one.
     let today = crate::clock::now_ms().div_euclid(86_400_000);
     let first = today - i64::from(args.days) + 1;

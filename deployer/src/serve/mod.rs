@@ -31,6 +31,7 @@ use crate::cli::ServeArgs;
 use crate::config::Config;
 use crate::error::{Error, Result, exit};
 use crate::resources::Ctx;
+use crate::session::{CtrlC, Session};
 use crate::ui::Printer;
 use access_log::AccessLog;
 use gateway::Gateway;
@@ -61,9 +62,10 @@ pub async fn run(config: &Config, settings: &AwsSettings, args: &ServeArgs, prin
     let local = listener.local_addr().map_err(|e| Error::other(format!("cannot read the listening address: {e}")))?;
     let mut server = Server::new(listener, Limits::for_this_process());
 
-    let ctx = crate::commands::connect(settings, config, printer, false).await?;
+    let session = Session::open(settings, config, printer, CtrlC::Exits, crate::ctx::Timeouts::default()).await?;
+    let ctx = session.ctx.clone();
     // Who we are first: bad credentials or region get their one-line cause, not a failed read.
-    crate::commands::who_am_i(&ctx, settings).await?;
+    session.who_am_i().await?;
     let rules = rules::load(&ctx, config).await?;
     let bootstrap = match &args.bootstrap {
         Some(path) => path.clone(),
