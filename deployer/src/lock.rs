@@ -38,7 +38,7 @@ use crate::aws::AwsResultExt;
 use crate::ctx::Ctx;
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::Name;
-use crate::wait::{Backoff, wait_until};
+use crate::wait::{backoff, wait_until};
 
 pub const TABLE: &str = "movies-stack-locks";
 /// What the lock's progress lines are about.
@@ -334,7 +334,7 @@ async fn ensure_table(ctx: &Ctx) -> Result<()> {
         PROGRESS,
         "the lock table to be ACTIVE",
         ctx.timeouts.resource_ready,
-        Backoff::new(500, 5000),
+        backoff::SETTLING,
         || async {
             let out = ddb.describe_table().table_name(TABLE).send().await.aws("DynamoDB", "DescribeTable")?;
             Ok(out.table().and_then(|t| t.table_status()).filter(|s| s.as_str() == "ACTIVE").map(|_| ()))

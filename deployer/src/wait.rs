@@ -28,10 +28,50 @@ impl Backoff {
     }
 }
 
-/// Retrying a call that names a role this run wrote moments ago, refused until IAM has propagated
-/// it (CreateFunction, CreateFlowLogs): every 1-2 s. Propagation takes seconds; a doubling
-/// back-off would see the role usable up to a whole delay late, on the cold `up`'s longest path.
-pub const IAM_PROPAGATION: Backoff = Backoff::new(1000, 2000);
+/// The back-offs of the waits and retries, named by what they wait for, in one place.
+pub mod backoff {
+    use std::time::Duration;
+
+    use super::Backoff;
+
+    /// API Gateway accepting a role this run made (UpdateAccount): IAM propagation, at
+    /// UpdateAccount's quota of 1 per 20 s.
+    pub const API_GATEWAY_ROLE: Backoff = Backoff::new(5000, 20000);
+    /// Another write to the same REST API finishing (API Gateway's concurrent modification):
+    /// a fraction of a second.
+    pub const CONCURRENT_MODIFICATION: Backoff = Backoff::new(200, 5000);
+    /// A VPC's dependencies going (its subnets, groups and endpoint, deleted at the same
+    /// time): seconds, or minutes when Lambda's ENIs hold a subnet.
+    pub const DEPENDENCIES_GOING: Backoff = Backoff::new(2000, 30000);
+    /// Lambda releasing a function's VPC network interfaces before a security group or a
+    /// subnet can go: minutes on AWS (down).
+    pub const ENI_RELEASE: Backoff = Backoff::new(5000, 30000);
+    /// An EC2 resource created moments ago by this run becoming visible to the next call
+    /// (eventual consistency), for at most [`JUST_CREATED`].
+    pub const JUST_CREATED_VISIBLE: Backoff = Backoff::new(1000, 5000);
+    /// A transition that takes tens of seconds: a function `Active`, a table's PITR or
+    /// stream, a deletion that waits for another one.
+    pub const LONG_STATE: Backoff = Backoff::new(2000, 20000);
+    /// A change or a state that settles in a second or two: EC2's eventual consistency, a VPC
+    /// `available`, the lock table `ACTIVE`, an endpoint's route tables.
+    pub const SETTLING: Backoff = Backoff::new(500, 5000);
+    /// A resource's state that settles within seconds to a minute: a function's
+    /// `LastUpdateStatus`, a role or an endpoint changing, a WAF association.
+    pub const STATE: Backoff = Backoff::new(1000, 10000);
+    /// Twice a second, no back-off: a cheap read that ends the longest wait of a cold `up`
+    /// (a table `ACTIVE`, about 10 s on AWS); a back-off would see it seconds late.
+    pub const TWICE_A_SECOND: Backoff = Backoff::new(500, 500);
+    /// WAF's optimistic lock refused, or an entity not yet visible: read again soon, then
+    /// back off.
+    pub const WAF_CONFLICT: Backoff = Backoff::new(500, 10000);
+    /// How long an EC2 resource this run created moments ago is waited for to become visible to
+    /// the next call: EC2's eventual consistency is seconds; longer means it is really gone.
+    pub const JUST_CREATED: Duration = Duration::from_secs(60);
+    /// Retrying a call that names a role this run wrote moments ago, refused until IAM has propagated
+    /// it (CreateFunction, CreateFlowLogs): every 1-2 s. Propagation takes seconds; a doubling
+    /// back-off would see the role usable up to a whole delay late, on the cold `up`'s longest path.
+    pub const IAM_PROPAGATION: Backoff = Backoff::new(1000, 2000);
+}
 
 /// Every future run to its end, then the first error in their order (all the values when none
 /// failed). Unlike `try_join_all`, a failure in one of them (Ctrl-C seen by its wait included)

@@ -19,7 +19,7 @@ use super::apigw::{self, SERVICE, found, replace};
 use super::{Change, Ctx, Id, Inputs, Resource, iam_role};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, ErrorKind, Result};
-use crate::wait::{Backoff, pause, retry};
+use crate::wait::{backoff, pause, retry};
 
 pub const ID: Id<LiveAccount> = Id::new("apigw-account");
 pub const ROLE_NAME: &str = "movies-stack-apigateway-cloudwatch";
@@ -178,7 +178,7 @@ impl ApiGatewayAccount {
                 "the new IAM role to be visible",
                 &[ErrorKind::NotFound],
                 ctx.timeouts.iam_propagation,
-                Backoff::new(1000, 10000),
+                backoff::STATE,
                 || async {
                     ctx.aws
                         .iam
@@ -221,7 +221,7 @@ impl ApiGatewayAccount {
             "the new role to be usable by API Gateway (IAM propagation)",
             &[ErrorKind::Propagating],
             ctx.timeouts.iam_propagation,
-            Backoff::new(5_000, 20_000),
+            backoff::API_GATEWAY_ROLE,
             || async {
                 apigw::call(ctx, ID, "UpdateAccount", || async {
                     ctx.aws

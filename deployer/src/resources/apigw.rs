@@ -9,12 +9,17 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_apigateway::types::{ApiKey, Op, PatchOperation, RestApi, UsagePlan, UsagePlanKey};
 
+use aws_smithy_async::future::pagination_stream::PaginationStream;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
 use crate::aws::AwsResultExt;
 use crate::ctx::Ctx;
 use crate::error::{AwsError, ErrorKind, Result};
 use crate::events::Event;
 use crate::ids::Name;
-use crate::wait::{Backoff, pause};
+use crate::wait::{backoff, pause};
 
 /// The service name in our error messages.
 pub const SERVICE: &str = "API Gateway";
@@ -31,9 +36,6 @@ const CONCURRENT_MODIFICATION: &str = "Unable to complete operation due to concu
 fn is_concurrent_modification(e: &AwsError) -> bool {
     e.code.as_deref() == Some("ConflictException") && e.message.starts_with(CONCURRENT_MODIFICATION)
 }
-
-/// Retrying a concurrent modification: the other write takes a fraction of a second.
-const CONCURRENT_MODIFICATION_BACKOFF: Backoff = Backoff::new(200, 5000);
 
 /// One API Gateway call, paced by its quota. A 429 anyway (another client spent the quota) is
 /// retried after the quota's interval, doubling, for `ctx.timeouts.throttling`: never hammered.
@@ -72,7 +74,7 @@ where
                 attempt += 1;
             }
             Err(e) if e.aws().is_some_and(is_concurrent_modification) && start.elapsed() < ctx.timeouts.throttling => {
-                let delay = CONCURRENT_MODIFICATION_BACKOFF.delay(conflicts);
+                let delay = backoff::CONCURRENT_MODIFICATION.delay(conflicts);
                 ctx.printer.event(Event::Retrying {
                     id,
                     what: format!("another write to the REST API to finish before {operation}"),
@@ -87,6 +89,22 @@ where
             other => return other,
         }
     }
+}
+
+/// Every item of a paginated API Gateway list, every page (`limit(500)`), as one paced call.
+pub async fn list<T, E>(
+    ctx: &Ctx,
+    who: impl Into<Name>,
+    operation: &'static str,
+    items: impl Fn() -> PaginationStream<std::result::Result<T, SdkError<E, HttpResponse>>>,
+) -> Result<Vec<T>>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    call(ctx, who, operation, || async {
+        items().collect::<std::result::Result<Vec<_>, _>>().await.aws(SERVICE, operation)
+    })
+    .await
 }
 
 /// One JSON-Patch operation of an Update* call.
@@ -134,17 +152,8 @@ pub use crate::aws::dns_suffix;
 /// Every REST API of the account and region (one paginated read per run).
 pub async fn rest_apis(ctx: &Ctx) -> Result<Arc<Vec<RestApi>>> {
     ctx.once("apigateway:GetRestApis", || {
-        call(ctx, Name::of("api"), "GetRestApis", || async {
-            ctx.aws
-                .apigateway
-                .get_rest_apis()
-                .limit(500)
-                .into_paginator()
-                .items()
-                .send()
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .await
-                .aws(SERVICE, "GetRestApis")
+        list(ctx, Name::of("api"), "GetRestApis", || {
+            ctx.aws.apigateway.get_rest_apis().limit(500).into_paginator().items().send()
         })
     })
     .await
@@ -152,18 +161,8 @@ pub async fn rest_apis(ctx: &Ctx) -> Result<Arc<Vec<RestApi>>> {
 
 /// The keys in one usage plan (GetUsagePlanKeys, every page), for `who`'s progress lines.
 pub async fn usage_plan_keys(ctx: &Ctx, who: impl Into<Name>, plan_id: &str) -> Result<Vec<UsagePlanKey>> {
-    call(ctx, who, "GetUsagePlanKeys", || async {
-        ctx.aws
-            .apigateway
-            .get_usage_plan_keys()
-            .usage_plan_id(plan_id)
-            .limit(500)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .await
-            .aws(SERVICE, "GetUsagePlanKeys")
+    list(ctx, who, "GetUsagePlanKeys", || {
+        ctx.aws.apigateway.get_usage_plan_keys().usage_plan_id(plan_id).limit(500).into_paginator().items().send()
     })
     .await
 }
@@ -184,17 +183,8 @@ pub async fn api_key_with_value(
 /// Every usage plan of the account and region (one paginated read per run).
 pub async fn usage_plans(ctx: &Ctx) -> Result<Arc<Vec<UsagePlan>>> {
     ctx.once("apigateway:GetUsagePlans", || {
-        call(ctx, Name::of("usage-plans"), "GetUsagePlans", || async {
-            ctx.aws
-                .apigateway
-                .get_usage_plans()
-                .limit(500)
-                .into_paginator()
-                .items()
-                .send()
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .await
-                .aws(SERVICE, "GetUsagePlans")
+        list(ctx, Name::of("usage-plans"), "GetUsagePlans", || {
+            ctx.aws.apigateway.get_usage_plans().limit(500).into_paginator().items().send()
         })
     })
     .await
@@ -203,18 +193,8 @@ pub async fn usage_plans(ctx: &Ctx) -> Result<Arc<Vec<UsagePlan>>> {
 /// Every API key of the account and region, without values (one paginated read per run).
 pub async fn api_keys(ctx: &Ctx) -> Result<Arc<Vec<ApiKey>>> {
     ctx.once("apigateway:GetApiKeys", || {
-        call(ctx, Name::of("api-keys"), "GetApiKeys", || async {
-            ctx.aws
-                .apigateway
-                .get_api_keys()
-                .include_values(false)
-                .limit(500)
-                .into_paginator()
-                .items()
-                .send()
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .await
-                .aws(SERVICE, "GetApiKeys")
+        list(ctx, Name::of("api-keys"), "GetApiKeys", || {
+            ctx.aws.apigateway.get_api_keys().include_values(false).limit(500).into_paginator().items().send()
         })
     })
     .await

@@ -8,7 +8,7 @@ use super::ec2::{pick, stack_filter, tag_spec};
 use super::{Change, Ctx, Dep, Id, Inputs, Resource, iam_role, log_group, vpc};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, ErrorKind, Result};
-use crate::wait::{IAM_PROPAGATION, retry};
+use crate::wait::{backoff, retry};
 
 pub const ID: Id<LiveFlowLog> = Id::new("flow-log");
 /// Seconds; 60 rather than the default 600 so traffic shows up within a minute or so.
@@ -179,7 +179,7 @@ impl Resource for FlowLog {
             "the flow-log role to be assumable (IAM propagation)",
             &[ErrorKind::Propagating],
             ctx.timeouts.iam_propagation,
-            IAM_PROPAGATION,
+            backoff::IAM_PROPAGATION,
             || async {
                 ctx.aws
                     .ec2

@@ -25,7 +25,7 @@ use aws_smithy_types::Blob;
 use super::{Change, Ctx, Dep, Drift, Id, Inputs, Resource, compare, iam_role, security_group, subnet};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, ErrorKind, Result};
-use crate::wait::{Backoff, IAM_PROPAGATION, retry, wait_until};
+use crate::wait::{backoff, retry, wait_until};
 
 pub const ID: Id<LiveFunction> = Id::new("function");
 pub const RUNTIME: &str = "provided.al2023";
@@ -305,26 +305,19 @@ impl Function {
 
     /// Pending → Active after create (Lambda sets up the VPC ENIs meanwhile); Failed is final.
     async fn wait_active(&self, ctx: &Ctx) -> Result<()> {
-        wait_until(
-            ctx,
-            ID,
-            "the function to become Active",
-            ctx.timeouts.resource_ready,
-            Backoff::new(1000, 10000),
-            || async {
-                let c = self.get_config(ctx, &self.name).await?;
-                match c.state() {
-                    Some(State::Pending) => Ok(None),
-                    Some(State::Failed) => Err(Error::other(format!(
-                        "Lambda function `{}` is in state Failed: {} ({})",
-                        self.name,
-                        c.state_reason().unwrap_or("no reason given"),
-                        c.state_reason_code().map(|r| r.as_str()).unwrap_or("no code")
-                    ))),
-                    _ => Ok(Some(())),
-                }
-            },
-        )
+        wait_until(ctx, ID, "the function to become Active", ctx.timeouts.resource_ready, backoff::STATE, || async {
+            let c = self.get_config(ctx, &self.name).await?;
+            match c.state() {
+                Some(State::Pending) => Ok(None),
+                Some(State::Failed) => Err(Error::other(format!(
+                    "Lambda function `{}` is in state Failed: {} ({})",
+                    self.name,
+                    c.state_reason().unwrap_or("no reason given"),
+                    c.state_reason_code().map(|r| r.as_str()).unwrap_or("no code")
+                ))),
+                _ => Ok(Some(())),
+            }
+        })
         .await
     }
 
@@ -343,7 +336,7 @@ impl Function {
             ID,
             "the function's previous update to finish",
             ctx.timeouts.resource_ready,
-            Backoff::new(1000, 10000),
+            backoff::STATE,
             || async {
                 let c = self.get_config(ctx, &live.name).await?;
                 let now = live_from(&c);
@@ -360,7 +353,7 @@ impl Function {
             ID,
             "the function update to be Successful",
             ctx.timeouts.resource_ready,
-            Backoff::new(1000, 10000),
+            backoff::STATE,
             || async {
                 let c = self.get_config(ctx, name).await?;
                 match c.last_update_status() {
@@ -391,7 +384,7 @@ impl Function {
             "IAM role propagation",
             &[ErrorKind::Propagating],
             ctx.timeouts.iam_propagation,
-            IAM_PROPAGATION,
+            backoff::IAM_PROPAGATION,
             || async {
                 ctx.aws
                     .lambda
@@ -506,7 +499,7 @@ impl Function {
             "the function to accept its configuration",
             &[ErrorKind::Conflict, ErrorKind::Propagating],
             deadline,
-            Backoff::new(2000, 20000),
+            backoff::LONG_STATE,
             || async {
                 ctx.aws
                     .lambda
@@ -539,7 +532,7 @@ impl Function {
             "the function's previous update to finish",
             &[ErrorKind::Conflict],
             ctx.timeouts.resource_ready,
-            Backoff::new(2000, 20000),
+            backoff::LONG_STATE,
             || async {
                 ctx.aws
                     .lambda
@@ -689,7 +682,7 @@ impl Resource for Function {
                 "the function's previous update to finish",
                 &[ErrorKind::Conflict],
                 ctx.timeouts.resource_ready,
-                Backoff::new(2000, 20000),
+                backoff::LONG_STATE,
                 || async {
                     ctx.aws
                         .lambda
@@ -720,7 +713,7 @@ impl Resource for Function {
             "the function's previous update to finish",
             &[ErrorKind::Conflict],
             ctx.timeouts.resource_ready,
-            Backoff::new(2000, 20000),
+            backoff::LONG_STATE,
             || async {
                 ctx.aws.lambda.delete_function().function_name(name).send().await.aws("Lambda", "DeleteFunction")
             },

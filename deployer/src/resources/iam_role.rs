@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::{Change, Ctx, Drift, Id, Inputs, Resource};
 use crate::aws::AwsResultExt;
 use crate::error::{ErrorKind, Result};
-use crate::wait::{Backoff, retry};
+use crate::wait::{backoff, retry};
 
 pub const FUNCTION: Id<LiveRole> = Id::new("function-role");
 pub const FLOW_LOGS: Id<LiveRole> = Id::new("flow-log-role");
@@ -420,7 +420,7 @@ impl Role {
             "the new IAM role to be visible",
             &[ErrorKind::NotFound],
             ctx.timeouts.iam_propagation,
-            Backoff::new(1000, 10000),
+            backoff::STATE,
             || async {
                 ctx.aws
                     .iam

@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::{Change, Ctx, Dep, Id, Inputs, Resource, function, rest_api};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, ErrorKind, Result};
-use crate::wait::{Backoff, retry};
+use crate::wait::{backoff, retry};
 
 pub const ID: Id<LivePermission> = Id::new("api-permission");
 pub const STATEMENT_ID: &str = "movies-stack-apigateway";
@@ -142,7 +142,7 @@ impl ApiPermission {
             "the function's update to finish",
             &[ErrorKind::Conflict],
             ctx.timeouts.resource_ready,
-            Backoff::new(2000, 20000),
+            backoff::LONG_STATE,
             || async {
                 ctx.aws
                     .lambda
@@ -170,7 +170,7 @@ impl ApiPermission {
                 "the function's update to finish",
                 &[ErrorKind::Conflict],
                 ctx.timeouts.resource_ready,
-                Backoff::new(2000, 20000),
+                backoff::LONG_STATE,
                 || async {
                     ctx.aws
                         .lambda

@@ -372,7 +372,7 @@ impl RestApi {
     /// called where the embedding lacks them.
     async fn read(&self, ctx: &Ctx, api: &aws_sdk_apigateway::types::RestApi) -> Result<LiveApi> {
         let id = api.id().unwrap_or_default().to_string();
-        let items: Vec<_> = call(ctx, ID, "GetResources", || async {
+        let items: Vec<_> = apigw::list(ctx, ID, "GetResources", || {
             ctx.aws
                 .apigateway
                 .get_resources()
@@ -382,9 +382,6 @@ impl RestApi {
                 .into_paginator()
                 .items()
                 .send()
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .await
-                .aws(SERVICE, "GetResources")
         })
         .await?;
         let mut resources = BTreeMap::new();

@@ -3,7 +3,6 @@
 //! drift and is removed.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{ResourceType, Route};
@@ -12,7 +11,7 @@ use super::ec2::{filter, pick, stack_filter, stack_subnets, tag_spec};
 use super::{Change, Ctx, Dep, Drift, Id, Inputs, Resource, subnet, vpc};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, ErrorKind, Result};
-use crate::wait::{Backoff, retry};
+use crate::wait::{backoff, retry};
 
 /// `route-table-{index}`: the table of `subnet-{index}`.
 pub const fn id(index: u8) -> Id<LiveRouteTable> {
@@ -158,10 +157,6 @@ fn live_route(r: &Route) -> Option<LiveRoute> {
     Some(LiveRoute { destination, target: route_target(r) })
 }
 
-/// AWS is eventually consistent right after CreateRouteTable: the first association may answer
-/// InvalidRouteTableID.NotFound for a moment.
-const JUST_CREATED: Duration = Duration::from_secs(60);
-
 /// The stack's route tables, with their routes and associations (one read per run).
 async fn stack_route_tables(ctx: &Ctx) -> Result<Arc<Vec<aws_sdk_ec2::types::RouteTable>>> {
     ctx.once("ec2:DescribeRouteTables", || async {
@@ -228,9 +223,9 @@ impl RouteTable {
     /// if it is with another table, move it (ReplaceRouteTableAssociation).
     async fn associate(&self, ctx: &Ctx, rt_id: &str, subnet_id: &str) -> Result<String> {
         let other = self.subnet_association(ctx, subnet_id).await?.filter(|o| o.route_table_id != rt_id);
-        let deadline = JUST_CREATED.min(ctx.timeouts.resource_ready);
+        let deadline = backoff::JUST_CREATED.min(ctx.timeouts.resource_ready);
         let what = format!("route table {rt_id} to be visible");
-        let backoff = Backoff::new(1000, 5000);
+        let backoff = backoff::JUST_CREATED_VISIBLE;
         match other {
             Some(other) => {
                 ctx.progress(
@@ -391,7 +386,7 @@ impl Resource for RouteTable {
             "the route table's associations to go",
             &[ErrorKind::Conflict],
             ctx.timeouts.resource_ready,
-            Backoff::new(1000, 10000),
+            backoff::STATE,
             || async {
                 ctx.aws.ec2.delete_route_table().route_table_id(&live.id).send().await.aws("EC2", "DeleteRouteTable")
             },

@@ -2,8 +2,6 @@
 //! region's DynamoDB prefix list (through the gateway endpoint). The all-traffic egress rule EC2
 //! adds to every new group is revoked.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{IpPermission, PrefixListId, ResourceType, SecurityGroupRule};
 
@@ -12,7 +10,7 @@ use super::vpc_endpoint::{dynamodb_prefix_list_id, known_prefix_list_id};
 use super::{Change, Ctx, Dep, Id, Inputs, Resource, vpc};
 use crate::aws::AwsResultExt;
 use crate::error::{ErrorKind, Result};
-use crate::wait::{Backoff, retry};
+use crate::wait::{backoff, retry};
 
 pub const ID: Id<LiveGroup> = Id::new("function-sg");
 pub const DESCRIPTION: &str = "movies-stack: Lambda function (egress 443 to DynamoDB only)";
@@ -137,9 +135,6 @@ fn live_rule(r: &SecurityGroupRule) -> LiveRule {
         peer,
     }
 }
-
-/// Right after CreateSecurityGroup, EC2's eventual consistency can answer InvalidGroup.NotFound.
-const JUST_CREATED: Duration = Duration::from_secs(60);
 
 /// The stack's security groups (one read per run).
 async fn stack_groups(ctx: &Ctx) -> Result<std::sync::Arc<Vec<aws_sdk_ec2::types::SecurityGroup>>> {
@@ -327,14 +322,14 @@ impl Resource for FunctionSecurityGroup {
         let group_id = out.group_id().unwrap_or_default().to_string();
         // EC2 gives every new group an all-traffic egress rule (-1 to 0.0.0.0/0): replace it by
         // ours. A run killed before this point leaves that rule; observe shows it as drift.
-        let deadline = JUST_CREATED.min(ctx.timeouts.resource_ready);
+        let deadline = backoff::JUST_CREATED.min(ctx.timeouts.resource_ready);
         retry(
             ctx,
             ID,
             "the new security group to be visible",
             &[ErrorKind::NotFound],
             deadline,
-            Backoff::new(1000, 5000),
+            backoff::JUST_CREATED_VISIBLE,
             || async {
                 let plan = plan_rules(&desired, &rules(ctx, &group_id).await?);
                 self.apply_rules(ctx, &group_id, &desired, &plan).await
@@ -364,20 +359,13 @@ impl Resource for FunctionSecurityGroup {
         // they are released DeleteSecurityGroup answers DependencyViolation.
         let what =
             format!("Lambda network interfaces using security group {group_id} to be released (can take ~45 min)");
-        let res = retry(
-            ctx,
-            ID,
-            &what,
-            &[ErrorKind::Conflict],
-            ctx.timeouts.eni_release,
-            Backoff::new(5000, 30000),
-            || async {
+        let res =
+            retry(ctx, ID, &what, &[ErrorKind::Conflict], ctx.timeouts.eni_release, backoff::ENI_RELEASE, || async {
                 // Delete the ENIs Lambda has released, then try the group.
                 super::ec2::release_lambda_enis(ctx, ID.name(), "group-id", group_id).await?;
                 ctx.aws.ec2.delete_security_group().group_id(group_id).send().await.aws("EC2", "DeleteSecurityGroup")
-            },
-        )
-        .await;
+            })
+            .await;
         crate::error::gone_is_ok(res)
     }
 }

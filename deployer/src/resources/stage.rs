@@ -215,18 +215,8 @@ impl Stage {
     }
 
     async fn deployments(&self, ctx: &Ctx, api_id: &str) -> Result<Vec<Deployment>> {
-        call(ctx, ID, "GetDeployments", || async {
-            ctx.aws
-                .apigateway
-                .get_deployments()
-                .rest_api_id(api_id)
-                .limit(500)
-                .into_paginator()
-                .items()
-                .send()
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .await
-                .aws(SERVICE, "GetDeployments")
+        apigw::list(ctx, ID, "GetDeployments", || {
+            ctx.aws.apigateway.get_deployments().rest_api_id(api_id).limit(500).into_paginator().items().send()
         })
         .await
     }

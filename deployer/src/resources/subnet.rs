@@ -12,7 +12,7 @@ use super::zones::{Zone, Zones};
 use super::{Change, Ctx, Dep, Drift, Id, Inputs, Resource};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, ErrorKind, Result};
-use crate::wait::{Backoff, retry};
+use crate::wait::{backoff, retry};
 
 /// `subnet-{index}`.
 pub const fn id(index: u8) -> Id<LiveSubnet> {
@@ -237,19 +237,12 @@ impl Resource for Subnet {
         // min, reports of 40-60 min: hashicorp/terraform-provider-aws#10329, #32130); until then
         // DeleteSubnet answers DependencyViolation.
         let what = format!("Lambda network interfaces in subnet {} to be released (can take ~45 min)", live.id);
-        let res = retry(
-            ctx,
-            name,
-            &what,
-            &[ErrorKind::Conflict],
-            ctx.timeouts.eni_release,
-            Backoff::new(5000, 30000),
-            || async {
+        let res =
+            retry(ctx, name, &what, &[ErrorKind::Conflict], ctx.timeouts.eni_release, backoff::ENI_RELEASE, || async {
                 super::ec2::release_lambda_enis(ctx, name, "subnet-id", &live.id).await?;
                 ctx.aws.ec2.delete_subnet().subnet_id(&live.id).send().await.aws("EC2", "DeleteSubnet")
-            },
-        )
-        .await;
+            })
+            .await;
         crate::error::gone_is_ok(res)
     }
 }

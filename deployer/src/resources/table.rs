@@ -13,7 +13,7 @@ use aws_smithy_types::error::operation::BuildError;
 use super::{Change, Ctx, Drift, Id, Inputs, Resource};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, ErrorKind, Result};
-use crate::wait::{Backoff, retry, wait_until};
+use crate::wait::{backoff, retry, wait_until};
 
 pub const ID: Id<LiveTable> = Id::new("table");
 
@@ -269,7 +269,7 @@ impl Table {
             ctx.timeouts.resource_ready,
             // Twice a second: a cheap read that ends the longest wait of a cold `up` (about 10 s
             // on AWS); a back-off would see ACTIVE seconds late.
-            Backoff::new(500, 500),
+            backoff::TWICE_A_SECOND,
             || async {
                 let table = self.describe(ctx, &self.name).await?.ok_or_else(|| {
                     Error::other(format!("DynamoDB table `{}` disappeared while we waited for it", self.name))
@@ -292,7 +292,7 @@ impl Table {
             "DynamoDB to accept point-in-time recovery",
             &[ErrorKind::Propagating, ErrorKind::Conflict],
             ctx.timeouts.resource_ready,
-            Backoff::new(2000, 20000),
+            backoff::LONG_STATE,
             || async {
                 ctx.aws
                     .dynamodb
@@ -310,7 +310,7 @@ impl Table {
             ID,
             "point-in-time recovery to read back ENABLED",
             ctx.timeouts.resource_ready,
-            Backoff::new(1000, 10000),
+            backoff::STATE,
             || async { Ok(self.pitr_enabled(ctx).await?.then_some(())) },
         )
         .await
@@ -332,7 +332,7 @@ impl Table {
             "the table to finish its current update",
             &[ErrorKind::Conflict],
             ctx.timeouts.resource_ready,
-            Backoff::new(2000, 20000),
+            backoff::LONG_STATE,
             || async {
                 build(ctx.aws.dynamodb.update_table().table_name(&self.name))
                     .send()
@@ -475,7 +475,7 @@ impl Resource for Table {
                 "the table to finish its current update",
                 &[ErrorKind::Conflict],
                 ctx.timeouts.resource_ready,
-                Backoff::new(2000, 20000),
+                backoff::LONG_STATE,
                 || async {
                     ctx.aws
                         .dynamodb
@@ -500,7 +500,7 @@ impl Resource for Table {
             "the table to finish its current update",
             &[ErrorKind::Conflict],
             ctx.timeouts.resource_ready,
-            Backoff::new(2000, 20000),
+            backoff::LONG_STATE,
             || async { ctx.aws.dynamodb.delete_table().table_name(&name).send().await.aws("DynamoDB", "DeleteTable") },
         )
         .await;

@@ -10,7 +10,7 @@ use super::ec2::{pick, stack_filter, tag_spec};
 use super::{Change, Ctx, Drift, Id, Inputs, Resource};
 use crate::aws::AwsResultExt;
 use crate::error::{ErrorKind, Result};
-use crate::wait::{Backoff, retry, wait_until};
+use crate::wait::{backoff, retry, wait_until};
 
 pub const ID: Id<LiveVpc> = Id::new("vpc");
 
@@ -152,7 +152,7 @@ impl Resource for Vpc {
         let id = vpc.and_then(|v| v.vpc_id()).unwrap_or_default().to_string();
         // Usually `available` at once; `pending` otherwise, for a moment.
         if vpc.and_then(|v| v.state()).is_none_or(|s| s.as_str() != "available") {
-            wait_until(ctx, ID, "VPC available", ctx.timeouts.resource_ready, Backoff::new(500, 5000), || async {
+            wait_until(ctx, ID, "VPC available", ctx.timeouts.resource_ready, backoff::SETTLING, || async {
                 let out = ctx.aws.ec2.describe_vpcs().vpc_ids(&id).send().await.aws("EC2", "DescribeVpcs")?;
                 Ok(out.vpcs().first().filter(|v| v.state().is_some_and(|s| s.as_str() == "available")).map(|_| ()))
             })
@@ -183,7 +183,7 @@ impl Resource for Vpc {
             "the VPC's dependencies to go",
             &[ErrorKind::Conflict],
             ctx.timeouts.eni_release,
-            Backoff::new(2000, 30000),
+            backoff::DEPENDENCIES_GOING,
             || async { ctx.aws.ec2.delete_vpc().vpc_id(&live.id).send().await.aws("EC2", "DeleteVpc") },
         )
         .await;

@@ -12,7 +12,7 @@ use super::ec2::{filter, stack_filter, tag_spec};
 use super::{Change, Ctx, Dep, Id, Inputs, Resource, at_most_one, route_table, table, vpc};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, Result};
-use crate::wait::{Backoff, wait_until};
+use crate::wait::{backoff, wait_until};
 
 pub const ID: Id<LiveEndpoint> = Id::new("dynamodb-endpoint");
 
@@ -294,7 +294,7 @@ impl Resource for DynamoDbEndpoint {
             ID,
             "the DynamoDB endpoint to be available",
             ctx.timeouts.resource_ready,
-            Backoff::new(500, 5000),
+            backoff::SETTLING,
             || async {
                 let out = ctx
                     .aws
@@ -381,7 +381,7 @@ impl Resource for DynamoDbEndpoint {
             ID,
             "the DynamoDB endpoint to be deleted",
             ctx.timeouts.resource_ready,
-            Backoff::new(1000, 10000),
+            backoff::STATE,
             || async {
                 match ctx
                     .aws

@@ -22,7 +22,7 @@ use super::apigw::{self, tag_pairs};
 use super::{Change, Ctx, Dep, Id, Inputs, Resource, at_most_one, compare, rest_api, stage};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, ErrorKind, Result, gone_is_ok};
-use crate::wait::{Backoff, retry};
+use crate::wait::{backoff, retry};
 
 pub const ACL: Id<LiveWebAcl> = Id::new("web-acl");
 pub const ASSOCIATION: Id<LiveAssociation> = Id::new("web-acl-association");
@@ -334,7 +334,7 @@ impl WebAcl {
             what,
             &[ErrorKind::Conflict, ErrorKind::Propagating],
             ctx.timeouts.resource_ready,
-            Backoff::new(500, 10_000),
+            backoff::WAF_CONFLICT,
             || async move {
                 let current = token.lock().expect("lock token").clone();
                 let res = op(current).await;
@@ -526,7 +526,7 @@ impl WebAclAssociation {
             "the new web ACL to be associable (WAF propagation)",
             &[ErrorKind::Propagating],
             ctx.timeouts.resource_ready,
-            Backoff::new(1000, 10_000),
+            backoff::STATE,
             || async {
                 ctx.aws
                     .wafv2
