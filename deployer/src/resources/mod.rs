@@ -1,4 +1,4 @@
-//! One module per AWS resource kind, each implementing [`Resource`]. The executor (`graph.rs`)
+//! One module per AWS resource kind, each implementing [`Resource`]. The executor (`graph/`)
 //! decides what to do from what `observe` finds; resources never decide whether to create.
 //! `stack.rs` is the registry: the resources of a stack, in one list.
 //!
