@@ -11,10 +11,17 @@ use crate::{repo_root, venv_dir};
 /// executable's path (a test binary `<target>/debug/deps/e2e-xxxx`, or a bin such as
 /// `<target>/debug/bench_deploy`).
 pub fn deployer_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("MOVIES_STACK_BIN").filter(|p| !p.is_empty()) {
+    workspace_bin("movies-stack", "MOVIES_STACK_BIN", "deployer")
+}
+
+/// A binary of the workspace: `$env_var` (absolute, or relative to the repository), else
+/// `<target>/debug/<name>` derived from this executable's path (a test binary in
+/// `<target>/debug/deps/`, or a bin in `<target>/debug/`). `what` names it in the failure.
+pub fn workspace_bin(name: &str, env_var: &str, what: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(env_var).filter(|p| !p.is_empty()) {
         let p = PathBuf::from(p);
         let p = if p.is_absolute() { p } else { repo_root().join(p) };
-        assert!(p.is_file(), "MOVIES_STACK_BIN={} does not exist", p.display());
+        assert!(p.is_file(), "{env_var}={} does not exist", p.display());
         return p;
     }
     let exe = std::env::current_exe().expect("current_exe");
@@ -22,11 +29,11 @@ pub fn deployer_bin() -> PathBuf {
     if profile_dir.file_name().is_some_and(|n| n == "deps") {
         profile_dir = profile_dir.parent().expect("deps has a parent");
     }
-    let bin = profile_dir.join(format!("movies-stack{}", std::env::consts::EXE_SUFFIX));
+    let bin = profile_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(
         bin.is_file(),
-        "the deployer binary {} does not exist: run `cargo build --workspace --bins` first (scripts/test.sh does), \
-         or set MOVIES_STACK_BIN",
+        "the {what} binary {} does not exist: run `cargo build --workspace --bins` first (scripts/test.sh does), \
+         or set {env_var}",
         bin.display()
     );
     bin

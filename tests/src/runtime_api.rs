@@ -38,7 +38,6 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::repo_root;
 
 /// The account and region in the function ARN handed out with each event.
 pub const FUNCTION_ARN_PREFIX: &str = "arn:aws:lambda:us-east-1:123456789012:function:";
@@ -397,25 +396,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Fu
 /// from this executable's path (a test binary in `<target>/debug/deps/`, or a bin in
 /// `<target>/debug/`).
 pub fn bootstrap_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("MOVIES_STACK_BOOTSTRAP").filter(|p| !p.is_empty()) {
-        let p = PathBuf::from(p);
-        let p = if p.is_absolute() { p } else { repo_root().join(p) };
-        assert!(p.is_file(), "MOVIES_STACK_BOOTSTRAP={} does not exist", p.display());
-        return p;
-    }
-    let exe = std::env::current_exe().expect("current_exe");
-    let mut dir = exe.parent().expect("exe has a parent");
-    if dir.file_name().is_some_and(|n| n == "deps") {
-        dir = dir.parent().expect("deps has a parent");
-    }
-    let bin = dir.join(format!("bootstrap{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.is_file(),
-        "the handler binary {} does not exist: run `cargo build --workspace --bins` first (scripts/test.sh does), \
-         or set MOVIES_STACK_BOOTSTRAP",
-        bin.display()
-    );
-    bin
+    crate::deployer::workspace_bin("bootstrap", "MOVIES_STACK_BOOTSTRAP", "handler")
 }
 
 /// The environment Lambda gives a `provided.al2023` function (without the caller's own variables).

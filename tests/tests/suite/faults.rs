@@ -47,6 +47,55 @@ fn pct(part: usize, whole: usize) -> f64 {
     if whole == 0 { 0.0 } else { 100.0 * part as f64 / whole as f64 }
 }
 
+/// What `up` did with a fault window on one operation: `status`/`code`/`message` answered from
+/// the operation's first call on, for `window`.
+struct ThroughWindow {
+    opened: bool,
+    out: e2e::Output,
+    after_window: Duration,
+    calls: Vec<Call>,
+    faulted: usize,
+}
+
+async fn up_through_window(
+    account: &Account,
+    e: &Stack,
+    (service, operation): (&str, &str),
+    (status, code, message): (u16, &str, &str),
+    window: Duration,
+) -> ThroughWindow {
+    let rule = Rule::new().service(service).operation(operation).fail(status, code, message);
+    let armed = Window::arm(&account.proxy, rule, window);
+    let run = Running::spawn(&e.deployer, &["up", "--artifact", &e.artifact]);
+    let opened = armed.open_when_hit(&account.proxy, &run).await;
+    let opened_at = Instant::now();
+    let out = run.wait().await;
+    let after_window = opened_at.elapsed();
+    let calls = of(&account.proxy.calls(), service, operation);
+    let faulted = calls.iter().filter(|c| c.injected).count();
+    println!(
+        "{operation}: {} attempts, {faulted} answered {code} ({window:?} window); up exit {} in {:.1}s ({:.1}s after the window opened)",
+        calls.len(),
+        out.code,
+        out.elapsed.as_secs_f64(),
+        after_window.as_secs_f64()
+    );
+    ThroughWindow { opened, out, after_window, calls, faulted }
+}
+
+impl ThroughWindow {
+    /// The window opened, `up` retried inside it, outlasted it and succeeded.
+    fn check_waited_out(&self, c: &mut Checks, operation: &str, window: Duration) {
+        c.check(self.opened, format!("the window opened ({operation} was called)"));
+        c.check(self.out.code == 0, format!("up succeeds after the window\n{}", self.out));
+        c.check(
+            self.faulted >= 2,
+            format!("{operation} was retried inside the window: {} faulted attempts", self.faulted),
+        );
+        c.check(self.after_window >= window, format!("up outlasted the {window:?} window: {:?}", self.after_window));
+    }
+}
+
 /// 1(a) Latency on every call, 30% of API Gateway calls answered 429 TooManyRequestsException,
 /// 20% of EC2 calls RequestLimitExceeded / 503: `up` converges, and the next `up` (same faults)
 /// changes nothing.
@@ -207,35 +256,18 @@ async fn iam_propagation_window_is_waited_out() {
     )])
     .await;
     let e = account.stack("flt-iam");
-    let window = Window::arm(
-        &account.proxy,
-        Rule::new().service("lambda").operation("CreateFunction").fail(
-            400,
-            "InvalidParameterValueException",
-            "The role defined for the function cannot be assumed by Lambda.",
-        ),
+    let r = up_through_window(
+        &account,
+        &e,
+        ("lambda", "CreateFunction"),
+        (400, "InvalidParameterValueException", "The role defined for the function cannot be assumed by Lambda."),
         WINDOW,
-    );
-    let run = Running::spawn(&e.deployer, &["up", "--artifact", &e.artifact]);
-    let opened = window.open_when_hit(&account.proxy, &run).await;
-    let opened_at = Instant::now();
-    let out = run.wait().await;
-    let after_window = opened_at.elapsed();
-    let calls = of(&account.proxy.calls(), "lambda", "CreateFunction");
-    let faulted = calls.iter().filter(|c| c.injected).count();
-    println!(
-        "CreateFunction: {} attempts, {faulted} answered with the IAM error; up exit {} in {:.1}s ({:.1}s after the window opened)",
-        calls.len(),
-        out.code,
-        out.elapsed.as_secs_f64(),
-        after_window.as_secs_f64()
-    );
+    )
+    .await;
     let mut c = Checks::new();
-    c.check(opened, "the window opened (CreateFunction was called)");
-    c.check(out.code == 0, format!("up succeeds after the window\n{out}"));
-    c.check(faulted >= 2, format!("CreateFunction was retried inside the window: {faulted} faulted attempts"));
-    c.eq("successful CreateFunction calls", calls.iter().filter(|c| !c.injected && c.status == Some(201)).count(), 1);
-    c.check(after_window >= WINDOW, format!("up outlasted the {WINDOW:?} window: {after_window:?}"));
+    r.check_waited_out(&mut c, "CreateFunction", WINDOW);
+    c.eq("successful CreateFunction calls", r.calls.iter().filter(|c| !c.injected && c.status == Some(201)).count(), 1);
+    let out = r.out;
     let iam_lines: Vec<&str> = out.stderr.lines().filter(|l| l.contains("IAM")).collect();
     println!("  progress: {iam_lines:?}");
     c.check(!iam_lines.is_empty(), format!("stderr says it waits for IAM\n{}", out.stderr));
@@ -260,35 +292,18 @@ async fn pitr_window_is_waited_out_and_read_back() {
     .await;
     let e = account.stack("flt-pitr");
     let msg = format!("Backups are being enabled for the table: {}. Please retry later", e.names.table);
-    let window = Window::arm(
-        &account.proxy,
-        Rule::new().service("dynamodb").operation("UpdateContinuousBackups").fail(
-            400,
-            "ContinuousBackupsUnavailableException",
-            &msg,
-        ),
+    let r = up_through_window(
+        &account,
+        &e,
+        ("dynamodb", "UpdateContinuousBackups"),
+        (400, "ContinuousBackupsUnavailableException", &msg),
         WINDOW,
-    );
-    let run = Running::spawn(&e.deployer, &["up", "--artifact", &e.artifact]);
-    let opened = window.open_when_hit(&account.proxy, &run).await;
-    let opened_at = Instant::now();
-    let out = run.wait().await;
-    let after_window = opened_at.elapsed();
-    let calls = of(&account.proxy.calls(), "dynamodb", "UpdateContinuousBackups");
-    let faulted = calls.iter().filter(|c| c.injected).count();
-    println!(
-        "UpdateContinuousBackups: {} attempts, {faulted} faulted; up exit {} in {:.1}s ({:.1}s after the window opened)",
-        calls.len(),
-        out.code,
-        out.elapsed.as_secs_f64(),
-        after_window.as_secs_f64()
-    );
+    )
+    .await;
     let mut c = Checks::new();
-    c.check(opened, "the window opened (UpdateContinuousBackups was called)");
-    c.check(out.code == 0, format!("up succeeds after the window\n{out}"));
-    c.check(faulted >= 2, format!("UpdateContinuousBackups was retried inside the window: {faulted} faulted"));
-    c.eq("successful UpdateContinuousBackups calls", calls.iter().filter(|c| !c.injected).count(), 1);
-    c.check(after_window >= WINDOW, format!("up outlasted the {WINDOW:?} window: {after_window:?}"));
+    r.check_waited_out(&mut c, "UpdateContinuousBackups", WINDOW);
+    c.eq("successful UpdateContinuousBackups calls", r.calls.iter().filter(|c| !c.injected).count(), 1);
+    let out = r.out;
     let lines: Vec<&str> = out.stderr.lines().filter(|l| l.contains("ContinuousBackupsUnavailable")).collect();
     println!("  progress: {lines:?}");
     c.check(!lines.is_empty(), format!("stderr shows the wait\n{}", out.stderr));
@@ -462,30 +477,18 @@ async fn dependency_violation_window_during_down() {
 async fn throttling_window_on_an_api_gateway_read_is_waited_out() {
     let t0 = std::time::Instant::now();
     let (account, e) = env("flt-read").await;
-    let window = Window::arm(
-        &account.proxy,
-        Rule::new().service("apigateway").operation("GetRestApis").fail(
-            429,
-            "TooManyRequestsException",
-            "Too Many Requests",
-        ),
+    let r = up_through_window(
+        &account,
+        &e,
+        ("apigateway", "GetRestApis"),
+        (429, "TooManyRequestsException", "Too Many Requests"),
         DEPLOY_WINDOW,
-    );
-    let run = Running::spawn(&e.deployer, &["up", "--artifact", &e.artifact]);
-    let opened = window.open_when_hit(&account.proxy, &run).await;
-    let out = run.wait().await;
-    let calls = of(&account.proxy.calls(), "apigateway", "GetRestApis");
-    println!(
-        "GetRestApis: {} attempts, {} throttled ({DEPLOY_WINDOW:?} window); up exit {} in {:.1}s: {}",
-        calls.len(),
-        calls.iter().filter(|c| c.injected).count(),
-        out.code,
-        out.elapsed.as_secs_f64(),
-        out.stderr.lines().filter(|l| l.starts_with("error")).collect::<Vec<_>>().join(" | ")
-    );
+    )
+    .await;
+    println!("  errors: {}", r.out.stderr.lines().filter(|l| l.starts_with("error")).collect::<Vec<_>>().join(" | "));
     let mut c = Checks::new();
-    c.check(opened, "the GetRestApis window opened");
-    c.check(out.code == 0, format!("up waits out a throttled API Gateway read (exit 0)\n{out}"));
+    c.check(r.opened, "the GetRestApis window opened");
+    c.check(r.out.code == 0, format!("up waits out a throttled API Gateway read (exit 0)\n{}", r.out));
     println!("runtime: {:.1}s", t0.elapsed().as_secs_f64());
     c.finish("1a' throttled API Gateway read");
 }
