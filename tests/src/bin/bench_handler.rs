@@ -29,35 +29,26 @@ use e2e::runtime_api::{Outcome, RuntimeApi};
 const FUNCTION: &str = "movies-handler-bench";
 const WARMUP: usize = 50;
 
+/// Start-up and per-request overhead of the handler's `bootstrap`, run as Lambda runs it.
+#[derive(clap::Parser)]
+#[command(name = "bench_handler")]
 struct Args {
+    /// The host build of the handler's `bootstrap`.
+    #[arg(long)]
     bootstrap: PathBuf,
+    /// The arm64 zip, for its size.
+    #[arg(long)]
     artifact: Option<PathBuf>,
+    /// Invocations measured after the warm-up.
+    #[arg(long, default_value_t = 2000)]
     invocations: usize,
+    /// Cold starts measured.
+    #[arg(long, default_value_t = 30)]
     startup_runs: usize,
 }
 
-fn usage() -> ! {
-    eprintln!("usage: bench_handler --bootstrap PATH [--artifact ZIP] [--invocations N] [--startup-runs N]");
-    std::process::exit(2)
-}
-
 fn parse_args() -> Args {
-    let mut args = Args { bootstrap: PathBuf::new(), artifact: None, invocations: 2000, startup_runs: 30 };
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        let mut val = || it.next().unwrap_or_else(|| usage());
-        match a.as_str() {
-            "--bootstrap" => args.bootstrap = PathBuf::from(val()),
-            "--artifact" => args.artifact = Some(PathBuf::from(val())),
-            "--invocations" => args.invocations = val().parse().unwrap_or_else(|_| usage()),
-            "--startup-runs" => args.startup_runs = val().parse().unwrap_or_else(|_| usage()),
-            _ => usage(),
-        }
-    }
-    if args.bootstrap.as_os_str().is_empty() {
-        usage();
-    }
-    args
+    <Args as clap::Parser>::parse()
 }
 
 /// A fake DynamoDB on 127.0.0.1: std threads, HTTP/1.1 keep-alive, every request answered

@@ -37,46 +37,36 @@ use e2e::{Deployer, Function, LoadStack, Proxy, Rule, Serve, StackNames, TempDir
 const WARMUP: usize = 50;
 const MOVIE: &str = r#"{"year":"2023","title":"Bench Movie","id":"bench"}"#;
 
+/// `movies-stack serve` under load: its overhead over the handler, and wrk's figures.
+#[derive(clap::Parser)]
+#[command(name = "bench_serve")]
 struct Args {
+    /// The host build of the handler's `bootstrap`.
+    #[arg(long)]
     bootstrap: PathBuf,
+    /// The arm64 zip deployed into moto (default: the suite's).
+    #[arg(long)]
     artifact: Option<PathBuf>,
+    /// Requests measured after the warm-up (at least `--clients`).
+    #[arg(long, default_value_t = 2000)]
     requests: usize,
-    clients: usize,
+    /// Concurrent keep-alive clients (at least 1).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
+    clients: u64,
+    /// How long wrk runs at each connection count.
+    #[arg(long, default_value_t = 10)]
     wrk_seconds: u64,
+    /// Only wrk's figures.
+    #[arg(long)]
     wrk_only: bool,
 }
 
-fn usage() -> ! {
-    eprintln!(
-        "usage: bench_serve --bootstrap PATH [--artifact ZIP] [--requests N] [--clients C] [--wrk-seconds S] [--wrk-only]"
-    );
-    std::process::exit(2)
-}
-
 fn parse_args() -> Args {
-    let mut args = Args {
-        bootstrap: PathBuf::new(),
-        artifact: None,
-        requests: 2000,
-        clients: 4,
-        wrk_seconds: 10,
-        wrk_only: false,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        let mut val = || it.next().unwrap_or_else(|| usage());
-        match a.as_str() {
-            "--bootstrap" => args.bootstrap = PathBuf::from(val()),
-            "--artifact" => args.artifact = Some(PathBuf::from(val())),
-            "--requests" => args.requests = val().parse().unwrap_or_else(|_| usage()),
-            "--clients" => args.clients = val().parse().unwrap_or_else(|_| usage()),
-            "--wrk-seconds" => args.wrk_seconds = val().parse().unwrap_or_else(|_| usage()),
-            "--wrk-only" => args.wrk_only = true,
-            _ => usage(),
-        }
-    }
-    if args.bootstrap.as_os_str().is_empty() || args.clients == 0 || args.requests < args.clients {
-        usage();
+    let args = <Args as clap::Parser>::parse();
+    if (args.requests as u64) < args.clients {
+        <Args as clap::CommandFactory>::command()
+            .error(clap::error::ErrorKind::ValueValidation, "--requests must be at least --clients")
+            .exit();
     }
     args
 }
@@ -168,7 +158,7 @@ async fn main() {
     let args = parse_args();
     let bootstrap = args.bootstrap.canonicalize().unwrap_or_else(|e| panic!("{}: {e}", args.bootstrap.display()));
     let artifact = args.artifact.clone().unwrap_or_else(artifact_path);
-    let (n, clients) = (args.requests, args.clients);
+    let (n, clients) = (args.requests, usize::try_from(args.clients).expect("a client count"));
 
     // `_moto` (not `_`): moto runs until the end of the function.
     let LoadStack { deployer, names, dir, proxy, moto: _moto } = LoadStack::deploy("bench-serve", &artifact).await;
