@@ -18,8 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use bytes::Bytes;
-use e2e::artifact::artifact_path;
-use e2e::{Aws, Checks, Deployer, Moto, Output, Proxy, StackNames, TempDir, free_port, write_config};
+use e2e::{Account, Aws, Checks, Deployer, Output, Stack, StackNames, free_port};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
@@ -170,10 +169,10 @@ fn leaks(run: &Output, secrets: &[String]) -> usize {
 }
 
 struct Setup {
-    _moto: Moto,
-    _proxy: Proxy,
-    _dir: TempDir,
+    /// Moto and the proxy; another stack of the same account.
+    account: Account,
     names: StackNames,
+    artifact: String,
     deployer: Deployer,
     aws: Aws,
     gateway: Gateway,
@@ -183,13 +182,10 @@ struct Setup {
 
 /// A deployed stack in moto behind the local gateway.
 async fn setup() -> Setup {
-    let moto = Moto::start();
-    let proxy = Proxy::start(moto.url());
-    let dir = TempDir::new("smoke");
-    let names = StackNames::unique("smoke");
-    let deployer = Deployer::with(&write_config(dir.path(), &names, &[]), proxy.url());
-    let aws = Aws::new(moto.url()).await;
-    let (_, up) = deployer.up_json(&["--artifact", artifact_path().to_str().unwrap()]).await;
+    let account = Account::start().await;
+    let Stack { names, deployer, artifact, .. } = account.stack("smoke");
+    let aws = account.aws.clone();
+    let (_, up) = deployer.up_json(&["--artifact", &artifact]).await;
     let mut keys = Vec::new();
     for (tier, output) in [("standard", "StandardApiKeyId"), ("premium", "PremiumApiKeyId")] {
         let id = up["outputs"][output].as_str().expect("key id output");
@@ -198,7 +194,7 @@ async fn setup() -> Setup {
     }
     let secrets = keys.iter().map(|(_, v)| v.clone()).collect();
     let gateway = Gateway::start(aws.clone(), names.table.clone(), keys).await;
-    Setup { _moto: moto, _proxy: proxy, _dir: dir, names, deployer, aws, gateway, secrets }
+    Setup { account, names, artifact, deployer, aws, gateway, secrets }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -334,10 +330,9 @@ async fn smoke_passes_against_a_working_api_and_names_each_way_of_failing() {
     // ------------------------------------------------------------------ bad input, no stack
     let run = s.deployer.run(&["smoke", "--url", "ftp://x"]).await;
     c.eq("--url ftp://x: exit code", run.code, 3);
-    let other = StackNames::unique("smokenone");
-    let dir = TempDir::new("smokenone");
-    let nothing = Deployer::with(&write_config(dir.path(), &other, &[]), s.deployer.endpoint.as_deref().unwrap());
-    let run = nothing.run(&["smoke"]).await;
+    let nothing = s.account.stack("smokenone");
+    let other = &nothing.names;
+    let run = nothing.deployer.run(&["smoke"]).await;
     c.eq("no stack: exit code", run.code, 1);
     c.check(
         run.stderr.contains(&format!("stack {} has no `stage`", other.stack)) && run.stderr.contains("movies-stack up"),
@@ -350,8 +345,7 @@ async fn smoke_passes_against_a_working_api_and_names_each_way_of_failing() {
 async fn up_smoke_tests_the_api_after_the_deploy() {
     let s = setup().await;
     let mut c = Checks::new();
-    let art = artifact_path();
-    let art = art.to_str().unwrap();
+    let art = s.artifact.as_str();
     let url = s.gateway.url.clone();
 
     let run = s.deployer.run(&["--output", "json", "up", "--artifact", art, "--smoke", "--smoke-url", &url]).await;

@@ -8,9 +8,8 @@
 //! SDK's `items`) mapping each key id to one `[used, remaining]` pair per day). Everything else
 //! is moto.
 
-use e2e::artifact::artifact_path;
 use e2e::proxy::{Rule, rest_operation};
-use e2e::{Aws, Checks, Deployer, Moto, Proxy, StackNames, TempDir, write_config};
+use e2e::{Account, Checks};
 use serde_json::{Value, json};
 
 /// AWS's GetUsage answer for one plan: `rows` for `key` over `start..=end`.
@@ -44,13 +43,10 @@ fn get_usage(plan: &str) -> Rule {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_shows_requests_per_day_and_the_quota_left() {
-    let moto = Moto::start();
-    let proxy = Proxy::start(moto.url());
-    let dir = TempDir::new("usage");
-    let n = StackNames::unique("usage");
-    let deployer = Deployer::with(&write_config(dir.path(), &n, &[]), proxy.url());
-    let aws = Aws::new(moto.url()).await;
-    let (_, up) = deployer.up_json(&["--artifact", artifact_path().to_str().unwrap()]).await;
+    let account = Account::start().await;
+    let e = account.stack("usage");
+    let (n, deployer, aws, proxy) = (&e.names, &e.deployer, &account.aws, &account.proxy);
+    let (_, up) = deployer.up_json(&["--artifact", &e.artifact]).await;
     let standard_key = up["outputs"]["StandardApiKeyId"].as_str().unwrap_or_default().to_string();
     let premium_key = up["outputs"]["PremiumApiKeyId"].as_str().unwrap_or_default().to_string();
     let plans = aws.apigateway.get_usage_plans().send().await.expect("GetUsagePlans");
