@@ -71,7 +71,7 @@ async fn run(cli: Cli) -> Result<i32, Error> {
     }
     let config = commands::load_config(global)?;
     let settings = commands::aws_settings(global, &config)?;
-    let printer = ui::printer(global.verbose);
+    let printer = ui::printer(global.output, global.verbose, global.quiet);
     match &cli.command {
         Command::Up(args) => commands::up::run(&config, &settings, args, global.output, global.verbose, printer).await,
         Command::Plan(args) => commands::plan::run(&config, &settings, args, global.output, printer).await,
@@ -86,7 +86,9 @@ async fn run(cli: Cli) -> Result<i32, Error> {
         Command::Smoke(args) => commands::smoke::run(&config, &settings, args, global.output, printer).await,
         Command::Usage(args) => commands::usage::run(&config, &settings, args, global.output, printer).await,
         Command::Logs(args) => commands::logs::run(&config, &settings, args, global.output, printer).await,
-        Command::Serve(args) => serve::run(&config, &settings, args, ui::plain_printer(global.verbose)).await,
+        Command::Serve(args) => {
+            serve::run(&config, &settings, args, ui::plain_printer(global.output, global.verbose, global.quiet)).await
+        }
         Command::Completions(_) | Command::Man(_) => unreachable!("answered before the config is read"),
     }
 }

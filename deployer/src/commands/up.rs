@@ -31,6 +31,7 @@ pub async fn run(
     let graph = crate::stack::graph(config, Arc::new(artifact))?;
 
     let ctx = super::connect(settings, config, printer.clone(), true).await?;
+    say_when_interrupted(&ctx);
     let lock = Some((
         "up",
         std::time::Duration::from_secs(args.lock_timeout),
@@ -210,6 +211,17 @@ fn print_remaining(ctx: &crate::ctx::Ctx, report: &Report) {
     ctx.info("run `movies-stack up` again to finish.");
 }
 
+/// The first Ctrl-C (or SIGTERM) of `up` or `down` ([`interrupt_signal`] turned `ctx.stop`
+/// true): [`Event::Interrupted`] says that the calls in flight finish.
+pub fn say_when_interrupted(ctx: &crate::ctx::Ctx) {
+    let (mut stop, printer) = (ctx.stop.clone(), ctx.printer.clone());
+    tokio::spawn(async move {
+        if stop.wait_for(|stopped| *stopped).await.is_ok() {
+            printer.event(Event::Interrupted);
+        }
+    });
+}
+
 /// Turns true on the first Ctrl-C (SIGINT) or SIGTERM.
 pub fn interrupt_signal() -> tokio::sync::watch::Receiver<bool> {
     let (tx, rx) = tokio::sync::watch::channel(false);
@@ -219,7 +231,6 @@ pub fn interrupt_signal() -> tokio::sync::watch::Receiver<bool> {
             _ = tokio::signal::ctrl_c() => {},
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {},
         }
-        eprintln!("\nstopping: finishing the calls in flight (Ctrl-C again to abort at once)...");
         let _ = tx.send(true);
         // A second Ctrl-C aborts immediately.
         if tokio::signal::ctrl_c().await.is_ok() {
