@@ -79,12 +79,14 @@ fn line(event: &Event) -> String {
         // After the `^C` the terminal echoes.
         Event::Interrupted => "\nstopping: finishing the calls in flight (Ctrl-C again to abort at once)...".into(),
         Event::Cancelled => "down: cancelled, nothing was deleted".into(),
+        Event::Serve(event) => event.to_string(),
     }
 }
 
-/// Lines that carry no timestamp, as they never did: the Ctrl-C and cancel notices.
+/// Lines that carry no timestamp: `serve`'s (`serve: ...`, `[env N] ...`, read by scripts from
+/// the start of the line) and the Ctrl-C and cancel notices.
 fn untimed(event: &Event) -> bool {
-    matches!(event, Event::Interrupted | Event::Cancelled)
+    matches!(event, Event::Serve(_) | Event::Interrupted | Event::Cancelled)
 }
 
 /// An event as one JSON line: its fields, its `level`, and `at_ms`, the milliseconds since the
@@ -198,7 +200,8 @@ impl Printer for TtyPrinter {
             | Event::Info(_)
             | Event::Notice(_)
             | Event::Interrupted
-            | Event::Cancelled => {
+            | Event::Cancelled
+            | Event::Serve(_) => {
                 let _ = self.multi.println(line(&event));
             }
         }
@@ -242,8 +245,7 @@ pub fn write_stdout(text: &str) {
 /// quietly with exit 0, as SIGPIPE would end a C tool, instead of `println!`'s panic; any other
 /// write error ends it with exit 1, saying so.
 pub fn write_stdout_bytes(bytes: &[u8]) {
-    let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_all(bytes).and_then(|()| out.flush()) {
+    if let Err(e) = try_write_stdout_bytes(bytes) {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             std::process::exit(0);
         }
@@ -252,12 +254,19 @@ pub fn write_stdout_bytes(bytes: &[u8]) {
     }
 }
 
+/// Bytes on stdout, flushed; the error is the caller's to handle (a stream of results that
+/// must not end the process, such as `serve`'s access log).
+pub fn try_write_stdout_bytes(bytes: &[u8]) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes).and_then(|()| out.flush())
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::events::{Action, Change, Phase};
+    use crate::events::{Action, Change, Phase, ServeEvent};
 
     /// What a [`PlainPrinter`] wrote.
     #[derive(Clone, Default)]
@@ -321,6 +330,16 @@ mod tests {
             (Event::Notice("About to delete 3 resources".into()), "notice"),
             (Event::Interrupted, "interrupted"),
             (Event::Cancelled, "cancelled"),
+            (Event::Serve(ServeEvent::EnvReady { env: 1, init: Duration::from_millis(42) }), "serve_env_ready"),
+            (
+                Event::Serve(ServeEvent::FunctionOutput { env: 2, line: r#"{"level":"INFO"}"#.into() }),
+                "serve_function_output",
+            ),
+            (
+                Event::Serve(ServeEvent::Rules { rules: vec!["usage plan a".into(), "usage plan b".into()] }),
+                "serve_rules",
+            ),
+            (Event::Serve(ServeEvent::Listening { url: "http://127.0.0.1:3000/prod/".into() }), "serve_listening"),
         ]
     }
 
@@ -350,7 +369,10 @@ mod tests {
             (&lines[7]["outcome"], &lines[7]["error"], &lines[7]["level"]),
             (&"failed".into(), &"AccessDenied".into(), &"error".into())
         );
-        assert_eq!(lines[10]["level"], "notice");
+        assert_eq!(lines[13]["init_ms"], 42);
+        assert_eq!((&lines[14]["env"], &lines[14]["line"]), (&2.into(), &r#"{"level":"INFO"}"#.into()));
+        assert_eq!(lines[15]["rules"], serde_json::json!(["usage plan a", "usage plan b"]));
+        assert_eq!(lines[16]["level"], "notice");
     }
 
     #[test]
@@ -375,14 +397,20 @@ mod tests {
                 "About to delete 3 resources",
             ]
         );
-        // The Ctrl-C and cancel notices, as they always were: no timestamp.
-        let untimed: Vec<&str> = lines.iter().copied().filter(|l| !l.starts_with('[')).collect();
+        // serve's lines and the Ctrl-C and cancel notices, as they always were: no timestamp.
+        let untimed: Vec<&str> =
+            lines.iter().copied().filter(|l| !l.starts_with('[') || l.starts_with("[env ")).collect();
         assert_eq!(
             untimed,
             [
                 "",
                 "stopping: finishing the calls in flight (Ctrl-C again to abort at once)...",
                 "down: cancelled, nothing was deleted",
+                "serve: env 1 ready in 42 ms",
+                r#"[env 2] {"level":"INFO"}"#,
+                "serve: usage plan a",
+                "serve: usage plan b",
+                "serve: listening on http://127.0.0.1:3000/prod/ (Ctrl-C stops; SIGHUP re-reads the stack's keys and plans)",
             ]
         );
         assert!(!text.contains("phase:"), "phases only with -v:\n{text}");
@@ -398,15 +426,15 @@ mod tests {
             .lines()
             .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["event"].as_str().unwrap().to_string())
             .collect();
-        assert_eq!(tags, ["finished", "warning", "notice", "interrupted", "cancelled"]);
+        assert_eq!(tags, ["finished", "warning", "notice", "interrupted", "cancelled", "serve_listening"]);
         assert!(json.contains("\"outcome\":\"failed\""), "{json}");
         let human = printed(Output::Human, 0, true, events());
         assert_eq!(
             human.lines().count(),
-            6,
-            "the failure, the warning, the notice, the blank line and the stopping line, the cancel:\n{human}"
+            7,
+            "the failure, the warning, the notice, the blank line and the stopping line, the cancel, listening:\n{human}"
         );
-        assert!(!human.contains("creating") && !human.contains("up: 3 created"), "{human}");
+        assert!(!human.contains("creating") && !human.contains("up: 3 created") && !human.contains("[env "), "{human}");
         assert!(
             human.contains("role: FAILED: AccessDenied") && human.contains("warning: no CloudTrail trail"),
             "{human}"
