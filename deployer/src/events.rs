@@ -198,22 +198,21 @@ impl Event {
 /// them.
 impl serde::Serialize for Event {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let millis = |d: &Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         let wire = match self {
             Event::Serve(event) => return event.serialize(serializer),
             Event::Phase(phase) => Wire::Phase { phase: *phase },
             Event::Started { id, action } => Wire::Started { id: id.to_string(), action: action.into() },
             Event::Progress { id, message } => Wire::Progress { id: id.to_string(), message },
             Event::Waiting { id, what, elapsed, deadline } => {
-                Wire::Waiting { id: id.to_string(), what, elapsed_ms: millis(elapsed), deadline_ms: millis(deadline) }
+                Wire::Waiting { id: id.to_string(), what, elapsed_ms: millis(*elapsed), deadline_ms: millis(*deadline) }
             }
             Event::Retrying { id, what, code, delay, elapsed, deadline } => Wire::Retrying {
                 id: id.to_string(),
                 what,
                 code,
-                delay_ms: millis(delay),
-                elapsed_ms: millis(elapsed),
-                deadline_ms: millis(deadline),
+                delay_ms: millis(*delay),
+                elapsed_ms: millis(*elapsed),
+                deadline_ms: millis(*deadline),
             },
             Event::SdkRetry { operation, attempt } => Wire::SdkRetry { operation, attempt: *attempt },
             Event::Finished { id, outcome } => Wire::Finished { id: id.to_string(), outcome: outcome.into() },
@@ -333,9 +332,14 @@ impl<'a> From<&'a Outcome> for OutcomeWire<'a> {
     }
 }
 
-/// A duration as whole milliseconds (JSON fields named `..._ms`).
+/// A duration as whole milliseconds: the JSON fields named `..._ms`.
+pub fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// [`millis`] for `#[serde(serialize_with)]`.
 fn ms<S: serde::Serializer>(d: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    serializer.serialize_u64(millis(*d))
 }
 
 /// What `serve` tells: its stack and limits, its execution environments, the requests the

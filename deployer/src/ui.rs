@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use crate::events::{Event, Level, Outcome};
+use crate::events::{Event, Level, Outcome, millis};
 use crate::ids::Name;
 
 /// The format of the command's result (stdout) and of its progress (stderr).
@@ -121,8 +121,7 @@ impl PlainPrinter {
         let elapsed = self.start.elapsed();
         Some(match self.output {
             Output::Json => {
-                let at_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
-                let json = serde_json::to_string(&JsonLine { event, level: event.level(), at_ms })
+                let json = serde_json::to_string(&JsonLine { event, level: event.level(), at_ms: millis(elapsed) })
                     .expect("events serialize to JSON");
                 format!("{json}\n")
             }

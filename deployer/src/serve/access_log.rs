@@ -14,10 +14,6 @@ pub enum AccessLog {
 }
 
 impl AccessLog {
-    pub fn stdout() -> AccessLog {
-        AccessLog::Stdout
-    }
-
     pub fn file(path: &std::path::Path) -> std::io::Result<AccessLog> {
         let f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
         Ok(AccessLog::File(Mutex::new(f)))

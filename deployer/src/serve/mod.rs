@@ -55,7 +55,7 @@ pub async fn run(config: &Config, settings: &AwsSettings, args: &ServeArgs, prin
     let log = match &args.access_log {
         Some(path) => AccessLog::file(path)
             .map_err(|e| Error::input(format!("--access-log {}: cannot open for appending: {e}", path.display())))?,
-        None => AccessLog::stdout(),
+        None => AccessLog::Stdout,
     };
     let listener = tokio::net::TcpListener::bind((args.bind, args.port))
         .await
