@@ -48,11 +48,12 @@ fn main() {
         }
     };
     init_logging(cli.global.verbose);
+    let output = cli.global.output;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let code = match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            ui::print_error(output, &e.to_string(), e.exit_code());
             e.exit_code()
         }
     };

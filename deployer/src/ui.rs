@@ -235,6 +235,29 @@ impl Printer for Recorder {
     }
 }
 
+/// The error that ends the command, last on stderr: `error: ...`, or with `--output json` one
+/// JSON line like the events' (`"event":"error"`, its `message` and the `exit_code`).
+pub fn print_error(output: Output, message: &str, exit_code: i32) {
+    let _ = std::io::stderr().write_all(error_line(output, message, exit_code).as_bytes());
+}
+
+fn error_line(output: Output, message: &str, exit_code: i32) -> String {
+    #[derive(serde::Serialize)]
+    struct ErrorLine<'a> {
+        event: &'static str,
+        message: &'a str,
+        exit_code: i32,
+        level: Level,
+    }
+    match output {
+        Output::Human => format!("error: {message}\n"),
+        Output::Json => {
+            let line = ErrorLine { event: "error", message, exit_code, level: Level::Error };
+            format!("{}\n", serde_json::to_string(&line).expect("an error line serializes to JSON"))
+        }
+    }
+}
+
 /// `text` and a newline on stdout: [`write_stdout_bytes`].
 pub fn write_stdout(text: &str) {
     write_stdout_bytes(format!("{text}\n").as_bytes());
@@ -437,6 +460,14 @@ mod tests {
         assert!(
             human.contains("role: FAILED: AccessDenied") && human.contains("warning: no CloudTrail trail"),
             "{human}"
+        );
+        // The error that ends the run, even with -q.
+        assert_eq!(error_line(Output::Human, "no stack", 1), "error: no stack\n");
+        let error: serde_json::Value =
+            serde_json::from_str(&error_line(Output::Json, "a \"quoted\"\nline", 4)).unwrap();
+        assert_eq!(
+            error,
+            serde_json::json!({"event": "error", "message": "a \"quoted\"\nline", "exit_code": 4, "level": "error"})
         );
         // Unchanged resources are a detail (-v), like phases.
         let unchanged = || vec![Event::Finished { id: id("table"), outcome: Outcome::Unchanged }];

@@ -4,7 +4,7 @@
 //! - `json_progress_and_quiet`: a cold `--output json up` writes only JSON objects on stderr, one
 //!   per line, each with its `"event"` tag (`started`, `finished` with the resource's `id`); a
 //!   `-q up` that changes nothing writes no progress (warnings at most) and its result on stdout as
-//!   before; `--output json serve` writes only JSON lines (`serve_listening` with its URL, the
+//!   before; a failed `--output json` run ends with its error as a JSON line; `--output json serve` writes only JSON lines (`serve_listening` with its URL, the
 //!   environment started and ready, the function's own output tagged with its environment,
 //!   `serve_stopped`), while the access log keeps its format; `-q serve` writes the address it
 //!   listens on and nothing else for a request that succeeds.
@@ -90,6 +90,13 @@ async fn json_progress_and_quiet() {
     c.check(loud.stderr.lines().count() > quiet.stderr.lines().count(), "-q up: fewer lines than without");
     let refused = deployer.run(&["-q", "-v", "status"]).await;
     c.eq("-q with -v: a usage error", refused.code, 3);
+    let failed = deployer.run(&["--output", "json", "smoke", "--url", "ftp://x"]).await;
+    c.eq("--output json, a failed run: exit code", failed.code, 3);
+    let last = json_lines(&failed.stderr).map(|lines| lines.last().cloned().unwrap_or(Value::Null));
+    c.check(
+        last.as_ref().is_ok_and(|l| l["event"] == "error" && l["exit_code"] == 3 && l["message"].is_string()),
+        format!("--output json, a failed run: its error is the last JSON line: {last:?}\n{failed}"),
+    );
 
     let keys = deployer.run(&["--output", "json", "keys", "--tier", "standard"]).await.json();
     let key = keys["keys"]["standard"]["value"].as_str().unwrap_or_default().to_string();
