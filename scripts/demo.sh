@@ -59,24 +59,15 @@ trap 'exit 130' INT TERM
 ENDPOINT="http://127.0.0.1:$MS_PORT"
 MS=("$BIN" --env demo --endpoint-url "$ENDPOINT")
 
-OUT="$(mktemp "${TMPDIR:-/tmp}/movies-stack-demo.XXXXXX")"
 ARTIFACT=()
 [ -z "${MOVIES_STACK_ARTIFACT:-}" ] || ARTIFACT=(--artifact "$MOVIES_STACK_ARTIFACT")
 # What an administrator does once per stack on AWS: the permissions boundary of its roles.
 ms_say "movies-stack --env demo --endpoint-url $ENDPOINT bootstrap --apply"
 "${MS[@]}" bootstrap --apply
 ms_say "movies-stack --env demo --endpoint-url $ENDPOINT up ${ARTIFACT[*]}"
-"${MS[@]}" --output json up "${ARTIFACT[@]}" >"$OUT"
-
-ms_say "stack outputs"
-"$MS_VENV/bin/python" - "$OUT" <<'PY'
-import json, sys
-doc = json.load(open(sys.argv[1]))
-for key, value in doc.get("outputs", {}).items():
-    print(f"  {key:18} {value}")
-print(f"  ({doc.get('changes', '?')} changes)")
-PY
-rm -f "$OUT"
+# Human output: the progress on stderr, then the stack's outputs on stdout (`--output json` would
+# make the progress JSON lines too).
+"${MS[@]}" up "${ARTIFACT[@]}"
 
 SERVE_LOG="$MS_STATE_DIR/serve-$SERVE_PORT.log"
 ACCESS_LOG="$MS_STATE_DIR/serve-$SERVE_PORT-access.log"

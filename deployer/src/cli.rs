@@ -36,12 +36,17 @@ pub struct Global {
     /// token, then cross the network unencrypted); loopback endpoints need no flag
     #[arg(long, global = true)]
     pub allow_insecure_endpoint: bool,
-    /// Output format of the command's result (stdout); progress always goes to stderr
+    /// Output format of the command's result (stdout) and of its progress (stderr: with json,
+    /// one JSON object per line)
     #[arg(long, global = true, value_enum, default_value_t = Output::Human)]
     pub output: Output,
     /// More detail on stderr (-v, -vv)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// No progress or info lines on stderr: only warnings, errors and what must be read (a
+    /// confirmation, the address `serve` listens on); the result on stdout is unchanged
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
     /// Where `--profile`, `--region` and `--endpoint-url` came from, for error messages.
     #[arg(skip)]
     pub sources: Sources,
@@ -82,11 +87,7 @@ impl Sources {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Output {
-    Human,
-    Json,
-}
+pub use crate::ui::Output;
 
 #[derive(Debug, Subcommand)]
 pub enum Command {

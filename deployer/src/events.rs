@@ -1,12 +1,15 @@
 //! What the engine tells the printer, typed: phases, work started on a resource, its progress,
-//! waits and retries, and what became of it. Below everything that emits or prints them.
+//! waits and retries, and what became of it; and what `serve` tells ([`ServeEvent`]). Each has a
+//! [`Level`] (what `-v` and `-q` show) and a JSON form (`--output json`). Below everything that
+//! emits or prints them.
 
 use std::time::Duration;
 
 use crate::ids::Name;
 
 /// What the engine is doing as a whole.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Phase {
     /// The sweep that finds what the stack owns (and the lock, and who we are).
     Discovering,
@@ -78,6 +81,16 @@ pub enum Event {
     },
     Warning(String),
     Info(String),
+    /// Shown even with `-q`: what the user must read to answer the command (`down`'s
+    /// confirmation).
+    Notice(String),
+    /// The first Ctrl-C (or SIGTERM) of `up` or `down`: the calls in flight finish, nothing new
+    /// starts.
+    Interrupted,
+    /// `down`: the confirmation did not match the stack's name; nothing was deleted.
+    Cancelled,
+    /// A line of `serve`.
+    Serve(ServeEvent),
 }
 
 /// What happened to one resource.
@@ -139,5 +152,450 @@ impl Change {
 
     pub fn replace(field: impl Into<String>, desired: impl ToString, live: impl ToString) -> Self {
         Change { field: field.into(), desired: desired.to_string(), live: live.to_string(), replace: true }
+    }
+}
+
+/// How much an event matters. `-v` shows every level, the default all but [`Level::Detail`],
+/// `-q` only [`Level::Notice`] and above.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    /// Only with `-v`: phases, a resource found unchanged.
+    Detail,
+    /// Work under way: starts, steps, waits, retries, what became of a resource.
+    Progress,
+    /// A fact worth a line: a summary, an environment started, a request refused by the rules.
+    Info,
+    /// What the user must read to answer or use the command (`down`'s confirmation, the address
+    /// `serve` listens on): shown even with `-q`.
+    Notice,
+    Warning,
+    Error,
+}
+
+impl Event {
+    pub fn level(&self) -> Level {
+        match self {
+            Event::Phase(_) | Event::Finished { outcome: Outcome::Unchanged, .. } => Level::Detail,
+            Event::Finished { outcome: Outcome::Failed(_), .. } => Level::Error,
+            Event::Started { .. }
+            | Event::Progress { .. }
+            | Event::Waiting { .. }
+            | Event::Retrying { .. }
+            | Event::SdkRetry { .. }
+            | Event::Finished { .. } => Level::Progress,
+            Event::Info(_) => Level::Info,
+            Event::Notice(_) => Level::Notice,
+            Event::Warning(_) | Event::Interrupted | Event::Cancelled => Level::Warning,
+            Event::Serve(event) => event.level(),
+        }
+    }
+}
+
+/// The JSON form of an event (`--output json`): an object whose `"event"` names the variant
+/// (`"started"`, `"finished"`, `"serve_env_ready"`, ...), with the resource's `id`, and
+/// durations in milliseconds (`elapsed_ms`). The tags and field names are stable: scripts read
+/// them.
+impl serde::Serialize for Event {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let wire = match self {
+            Event::Serve(event) => return event.serialize(serializer),
+            Event::Phase(phase) => Wire::Phase { phase: *phase },
+            Event::Started { id, action } => Wire::Started { id: id.to_string(), action: action.into() },
+            Event::Progress { id, message } => Wire::Progress { id: id.to_string(), message },
+            Event::Waiting { id, what, elapsed, deadline } => {
+                Wire::Waiting { id: id.to_string(), what, elapsed_ms: millis(*elapsed), deadline_ms: millis(*deadline) }
+            }
+            Event::Retrying { id, what, code, delay, elapsed, deadline } => Wire::Retrying {
+                id: id.to_string(),
+                what,
+                code,
+                delay_ms: millis(*delay),
+                elapsed_ms: millis(*elapsed),
+                deadline_ms: millis(*deadline),
+            },
+            Event::SdkRetry { operation, attempt } => Wire::SdkRetry { operation, attempt: *attempt },
+            Event::Finished { id, outcome } => Wire::Finished { id: id.to_string(), outcome: outcome.into() },
+            Event::Warning(message) => Wire::Warning { message },
+            Event::Info(message) => Wire::Info { message },
+            Event::Notice(message) => Wire::Notice { message },
+            Event::Interrupted => Wire::Interrupted,
+            Event::Cancelled => Wire::Cancelled,
+        };
+        wire.serialize(serializer)
+    }
+}
+
+/// [`Event`] as it is written in JSON.
+#[derive(serde::Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+enum Wire<'a> {
+    Phase {
+        phase: Phase,
+    },
+    Started {
+        id: String,
+        #[serde(flatten)]
+        action: ActionWire<'a>,
+    },
+    Progress {
+        id: String,
+        message: &'a str,
+    },
+    Waiting {
+        id: String,
+        what: &'a str,
+        elapsed_ms: u64,
+        deadline_ms: u64,
+    },
+    Retrying {
+        id: String,
+        what: &'a str,
+        code: &'a str,
+        delay_ms: u64,
+        elapsed_ms: u64,
+        deadline_ms: u64,
+    },
+    SdkRetry {
+        operation: &'a str,
+        attempt: u32,
+    },
+    Finished {
+        id: String,
+        #[serde(flatten)]
+        outcome: OutcomeWire<'a>,
+    },
+    Warning {
+        message: &'a str,
+    },
+    Info {
+        message: &'a str,
+    },
+    Notice {
+        message: &'a str,
+    },
+    Interrupted,
+    Cancelled,
+}
+
+#[derive(serde::Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+enum ActionWire<'a> {
+    Creating { kind: &'static str },
+    Updating { fields: &'a [String] },
+    Deleting { kind: &'static str },
+    Readying,
+}
+
+impl<'a> From<&'a Action> for ActionWire<'a> {
+    fn from(action: &'a Action) -> Self {
+        match action {
+            Action::Creating(kind) => ActionWire::Creating { kind },
+            Action::Updating(fields) => ActionWire::Updating { fields },
+            Action::Deleting(kind) => ActionWire::Deleting { kind },
+            Action::Readying => ActionWire::Readying,
+        }
+    }
+}
+
+/// An outcome in JSON: the fields that changed, never their values (the human line shows no
+/// more).
+#[derive(serde::Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+enum OutcomeWire<'a> {
+    Created,
+    Updated { fields: Vec<&'a str> },
+    Unchanged,
+    Failed { error: &'a str },
+    Skipped { reason: &'a str },
+    Stopped { reason: &'a str },
+    Deleted,
+    AlreadyGone,
+    Kept,
+}
+
+impl<'a> From<&'a Outcome> for OutcomeWire<'a> {
+    fn from(outcome: &'a Outcome) -> Self {
+        match outcome {
+            Outcome::Created => OutcomeWire::Created,
+            Outcome::Updated(changes) => {
+                OutcomeWire::Updated { fields: changes.iter().map(|c| c.field.as_str()).collect() }
+            }
+            Outcome::Unchanged => OutcomeWire::Unchanged,
+            Outcome::Failed(error) => OutcomeWire::Failed { error },
+            Outcome::Skipped(reason) => OutcomeWire::Skipped { reason },
+            Outcome::Stopped(reason) => OutcomeWire::Stopped { reason },
+            Outcome::Deleted(true) => OutcomeWire::Deleted,
+            Outcome::Deleted(false) => OutcomeWire::AlreadyGone,
+            Outcome::Kept => OutcomeWire::Kept,
+        }
+    }
+}
+
+/// A duration as whole milliseconds: the JSON fields named `..._ms`.
+pub fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// [`millis`] for `#[serde(serialize_with)]`.
+fn ms<S: serde::Serializer>(d: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_u64(millis(*d))
+}
+
+/// What `serve` tells: its stack and limits, its execution environments, the requests the
+/// gateway refused or could not answer, the function's own output. The human text of each
+/// ([`Display`](std::fmt::Display)) is the line `serve` has always written (`serve: ...`, the
+/// function's `[env N] ...`); the JSON tag of each starts with `serve_`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "event")]
+pub enum ServeEvent {
+    /// The stack and stage served.
+    #[serde(rename = "serve_stack")]
+    Stack { stack: String, api_id: String, stage: String, invoke_url: String },
+    /// The usage plans and keys enforced, one line each (at start and after a reload).
+    #[serde(rename = "serve_rules")]
+    Rules { rules: Vec<String> },
+    /// The function as it is run.
+    #[serde(rename = "serve_function")]
+    Function {
+        name: String,
+        bootstrap: String,
+        memory_mb: i32,
+        #[serde(rename = "timeout_ms", serialize_with = "ms")]
+        timeout: Duration,
+        table: String,
+        environments: u16,
+        #[serde(rename = "integration_timeout_ms", serialize_with = "ms")]
+        integration_timeout: Duration,
+    },
+    /// The bounds this process keeps to.
+    #[serde(rename = "serve_limits")]
+    Limits {
+        connections: usize,
+        #[serde(rename = "header_read_ms", serialize_with = "ms")]
+        header_read: Duration,
+        queue: usize,
+        body_bytes: usize,
+    },
+    #[serde(rename = "serve_building_handler")]
+    BuildingHandler,
+    #[serde(rename = "serve_listening")]
+    Listening { url: String },
+    #[serde(rename = "serve_stopping")]
+    Stopping,
+    #[serde(rename = "serve_stopped")]
+    Stopped,
+    /// SIGHUP: the stack is read again.
+    #[serde(rename = "serve_reloading")]
+    Reloading,
+    #[serde(rename = "serve_reloaded")]
+    Reloaded,
+    #[serde(rename = "serve_reload_failed")]
+    ReloadFailed { error: String },
+    #[serde(rename = "serve_env_could_not_start")]
+    EnvCouldNotStart { env: u32, error: String },
+    #[serde(rename = "serve_env_started")]
+    EnvStarted { env: u32, pid: u32 },
+    /// It asked for its first event: its initialisation took `init`.
+    #[serde(rename = "serve_env_ready")]
+    EnvReady {
+        env: u32,
+        #[serde(rename = "init_ms", serialize_with = "ms")]
+        init: Duration,
+    },
+    /// `POST /runtime/init/error`.
+    #[serde(rename = "serve_env_init_error")]
+    EnvInitError { env: u32, error: String },
+    /// It ended before asking for an event.
+    #[serde(rename = "serve_env_init_failed")]
+    EnvInitFailed { env: u32, init_error: Option<String>, status: String },
+    /// It ended while handling an event.
+    #[serde(rename = "serve_env_crashed")]
+    EnvCrashed { env: u32, status: String, request_id: String },
+    #[serde(rename = "serve_env_exited")]
+    EnvExited { env: u32, status: String },
+    #[serde(rename = "serve_task_timed_out")]
+    TaskTimedOut {
+        env: u32,
+        request_id: String,
+        #[serde(rename = "after_ms", serialize_with = "ms")]
+        after: Duration,
+    },
+    /// A line the function's process wrote (stdout or stderr), as it wrote it.
+    #[serde(rename = "serve_function_output")]
+    FunctionOutput { env: u32, line: String },
+    /// 429: the key's usage plan throttles.
+    #[serde(rename = "serve_throttled")]
+    Throttled { request_id: String, usage_plan: String },
+    /// 429: the key's quota is used up.
+    #[serde(rename = "serve_quota_exhausted")]
+    QuotaExhausted { request_id: String, usage_plan: String, limit: u64, period: String },
+    /// 503: too many events wait for an environment already.
+    #[serde(rename = "serve_saturated")]
+    Saturated { request_id: String, waiting: usize },
+    /// 504: no answer within the integration timeout; `function_ran`: an environment had taken
+    /// the event.
+    #[serde(rename = "serve_integration_timeout")]
+    IntegrationTimeout {
+        request_id: String,
+        #[serde(rename = "timeout_ms", serialize_with = "ms")]
+        timeout: Duration,
+        function_ran: bool,
+    },
+    /// 502: the invoke failed.
+    #[serde(rename = "serve_invocation_failed")]
+    InvocationFailed { request_id: String, error: String },
+    /// 502: the function answered something that is not a proxy response.
+    #[serde(rename = "serve_malformed_response")]
+    MalformedResponse { request_id: String, error: String },
+    #[serde(rename = "serve_accept_failed")]
+    AcceptFailed {
+        error: String,
+        #[serde(rename = "retry_in_ms", serialize_with = "ms")]
+        retry_in: Duration,
+    },
+    /// Connections over the cap were answered 503 and closed (one event a second at most).
+    #[serde(rename = "serve_connections_refused")]
+    ConnectionsRefused { refused: usize, open: usize },
+    #[serde(rename = "serve_access_log_failed")]
+    AccessLogFailed { error: String },
+}
+
+impl ServeEvent {
+    pub fn level(&self) -> Level {
+        use ServeEvent::*;
+        match self {
+            Listening { .. } => Level::Notice,
+            ReloadFailed { .. }
+            | EnvCouldNotStart { .. }
+            | EnvInitError { .. }
+            | EnvInitFailed { .. }
+            | EnvCrashed { .. }
+            | TaskTimedOut { .. }
+            | Saturated { .. }
+            | IntegrationTimeout { .. }
+            | InvocationFailed { .. }
+            | MalformedResponse { .. }
+            | AcceptFailed { .. }
+            | ConnectionsRefused { .. }
+            | AccessLogFailed { .. } => Level::Warning,
+            Stack { .. }
+            | Rules { .. }
+            | Function { .. }
+            | Limits { .. }
+            | BuildingHandler
+            | Stopping
+            | Stopped
+            | Reloading
+            | Reloaded
+            | EnvStarted { .. }
+            | EnvReady { .. }
+            | EnvExited { .. }
+            | FunctionOutput { .. }
+            | Throttled { .. }
+            | QuotaExhausted { .. } => Level::Info,
+        }
+    }
+}
+
+/// Why an environment's first event failed: it ended before asking for one (`init_error`: what
+/// it reported to `/runtime/init/error`).
+pub fn init_failure(env: u32, init_error: Option<&str>, status: &str) -> String {
+    let reported = init_error.map(|e| format!("init error {e}, ")).unwrap_or_default();
+    format!("env {env} failed to initialise ({reported}{status}) before asking for an event")
+}
+
+impl std::fmt::Display for ServeEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use ServeEvent::*;
+        match self {
+            FunctionOutput { env, line } => return write!(f, "[env {env}] {line}"),
+            Rules { rules } => {
+                let lines: Vec<String> = rules.iter().map(|r| format!("serve: {r}")).collect();
+                return f.write_str(&lines.join("\n"));
+            }
+            _ => f.write_str("serve: ")?,
+        }
+        match self {
+            Stack { stack, api_id, stage, invoke_url } => {
+                write!(f, "stack {stack}: REST API {api_id} stage {stage} ({invoke_url})")
+            }
+            Function { name, bootstrap, memory_mb, timeout, table, environments, integration_timeout } => write!(
+                f,
+                "function {name} ({bootstrap}): {memory_mb} MB, timeout {} s, table {table}, up to {environments} \
+                 environment(s); integration timeout {} s",
+                timeout.as_secs(),
+                integration_timeout.as_secs()
+            ),
+            Limits { connections, header_read, queue, body_bytes } => write!(
+                f,
+                "limits: {connections} connections, request head within {} s (also the keep-alive idle timeout), \
+                 {queue} events waiting for an environment, bodies up to {} MB",
+                header_read.as_secs(),
+                body_bytes / (1024 * 1024)
+            ),
+            BuildingHandler => {
+                f.write_str("building the handler for this machine: cargo build --release -p handler --bin bootstrap")
+            }
+            Listening { url } => {
+                write!(f, "listening on {url} (Ctrl-C stops; SIGHUP re-reads the stack's keys and plans)")
+            }
+            Stopping => f.write_str("stopping: answering the requests in flight (Ctrl-C again to stop at once)"),
+            Stopped => f.write_str("stopped"),
+            Reloading => f.write_str("SIGHUP: re-reading the stack"),
+            Reloaded => f.write_str("rules reloaded"),
+            ReloadFailed { error } => write!(f, "reload failed, still serving the previous rules: {error}"),
+            EnvCouldNotStart { env, error } => write!(f, "env {env} could not start: {error}"),
+            EnvStarted { env, pid } => write!(f, "env {env} started (pid {pid})"),
+            EnvReady { env, init } => write!(f, "env {env} ready in {} ms", init.as_millis()),
+            EnvInitError { env, error } => write!(f, "env {env}: init error {error}"),
+            EnvInitFailed { env, init_error, status } => {
+                f.write_str(&init_failure(*env, init_error.as_deref(), status))
+            }
+            EnvCrashed { env, status, request_id } => {
+                write!(f, "env {env} exited ({status}) during invocation {request_id}")
+            }
+            EnvExited { env, status } => write!(f, "env {env} exited ({status})"),
+            TaskTimedOut { env, request_id, after } => write!(
+                f,
+                "env {env}: {request_id} Task timed out after {:.2} seconds; stopping the environment",
+                after.as_secs_f64()
+            ),
+            // The execution log lines API Gateway writes for these (knowledge-center article
+            // api-gateway-429-limit), without the key.
+            Throttled { request_id, usage_plan } => {
+                write!(f, "{request_id} Key throttle limit exceeded for Usage Plan ID {usage_plan}")
+            }
+            QuotaExhausted { request_id, usage_plan, limit, period } => write!(
+                f,
+                "{request_id} Key quota exhausted for Usage Plan ID {usage_plan}. Limit: {limit} Period: {period}"
+            ),
+            Saturated { request_id, waiting } => {
+                write!(f, "{request_id} {waiting} events already wait for an environment: 503")
+            }
+            IntegrationTimeout { request_id, timeout, function_ran } => write!(
+                f,
+                "{request_id} Execution failed due to a timeout error: no answer within {} s (--integration-timeout); {}",
+                timeout.as_secs(),
+                if *function_ran {
+                    "the function was running"
+                } else {
+                    "it waited for an environment and will not run"
+                }
+            ),
+            InvocationFailed { request_id, error } => write!(f, "{request_id} Lambda invocation failed: {error}"),
+            MalformedResponse { request_id, error } => write!(
+                f,
+                "{request_id} Execution failed due to configuration error: Malformed Lambda proxy response: {error}"
+            ),
+            AcceptFailed { error, retry_in } => {
+                write!(f, "accept failed: {error}; retrying in {} ms", retry_in.as_millis())
+            }
+            ConnectionsRefused { refused, open } => {
+                write!(f, "{refused} connection(s) refused (503): {open} open, the most this process allows")
+            }
+            AccessLogFailed { error } => write!(f, "cannot write the access log: {error}"),
+            FunctionOutput { .. } | Rules { .. } => Ok(()),
+        }
     }
 }

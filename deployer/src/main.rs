@@ -49,12 +49,13 @@ fn main() {
             std::process::exit(code);
         }
     };
-    init_logging(cli.global.verbose);
+    let output = cli.global.output;
+    init_logging(cli.global.verbose, output);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let code = match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            ui::print_error(output, &e.to_string(), e.exit_code());
             e.exit_code()
         }
     };
@@ -73,7 +74,7 @@ async fn run(cli: Cli) -> Result<i32, Error> {
     }
     let config = commands::load_config(global)?;
     let settings = commands::aws_settings(global, &config)?;
-    let printer = ui::printer(global.verbose);
+    let printer = ui::printer(global.output, global.verbose, global.quiet);
     match &cli.command {
         Command::Up(args) => commands::up::run(&config, &settings, args, global.output, global.verbose, printer).await,
         Command::Plan(args) => commands::plan::run(&config, &settings, args, global.output, printer).await,
@@ -88,14 +89,17 @@ async fn run(cli: Cli) -> Result<i32, Error> {
         Command::Smoke(args) => commands::smoke::run(&config, &settings, args, global.output, printer).await,
         Command::Usage(args) => commands::usage::run(&config, &settings, args, global.output, printer).await,
         Command::Logs(args) => commands::logs::run(&config, &settings, args, global.output, printer).await,
-        Command::Serve(args) => serve::run(&config, &settings, args, ui::plain_printer(global.verbose)).await,
+        Command::Serve(args) => {
+            serve::run(&config, &settings, args, ui::plain_printer(global.output, global.verbose, global.quiet)).await
+        }
         Command::Completions(_) | Command::Man(_) => unreachable!("answered before the config is read"),
     }
 }
 
-/// Logs go to stderr. `-v`: our debug lines; `-vv`: also the SDK at info. Never the SDK's
-/// debug/trace levels: they can contain request and response bodies (API key values).
-fn init_logging(verbose: u8) {
+/// Logs go to stderr (one JSON object per line with `--output json`, like the progress). `-v`:
+/// our debug lines; `-vv`: also the SDK at info. Never the SDK's debug/trace levels: they can
+/// contain request and response bodies (API key values).
+fn init_logging(verbose: u8, output: ui::Output) {
     let filter = match verbose {
         // aws-config warns (with its whole error chain) each time a region or credential source
         // it tries is absent, e.g. IMDS off an EC2 instance: our own message says what to do.
@@ -103,9 +107,12 @@ fn init_logging(verbose: u8) {
         1 => "warn,movies_stack=debug",
         _ => "info,movies_stack=trace,aws_smithy_runtime=info,aws_smithy_http_client=info,hyper=info",
     };
-    let _ = tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    let _ = match output {
+        ui::Output::Json => logs.json().try_init(),
+        ui::Output::Human => logs.try_init(),
+    };
 }

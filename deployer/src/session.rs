@@ -224,7 +224,7 @@ fn interrupt_signal(printer: Arc<dyn Printer>) -> tokio::sync::watch::Receiver<b
             _ = tokio::signal::ctrl_c() => {},
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {},
         }
-        printer.event(Event::Info("stopping: finishing the calls in flight (Ctrl-C again to abort at once)...".into()));
+        printer.event(Event::Interrupted);
         let _ = tx.send(true);
         // A second Ctrl-C aborts immediately.
         if tokio::signal::ctrl_c().await.is_ok() {

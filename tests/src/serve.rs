@@ -31,7 +31,8 @@ pub struct Serve {
 
 impl Serve {
     /// `movies-stack [flags of deployer] serve --port P --bootstrap B --access-log DIR/access-P.log
-    /// EXTRA...`, ready once it says "listening on".
+    /// EXTRA...`, ready once it says "listening on" (or, with `--output json`, writes its
+    /// `serve_listening` line).
     pub async fn start(deployer: &Deployer, dir: &Path, bootstrap: &Path, extra: &[&str]) -> Serve {
         let port = free_port().to_string();
         let access_log = dir.join(format!("access-{port}.log"));
@@ -62,7 +63,9 @@ impl Serve {
             access_log,
             reader,
         };
-        if serve.wait_line(|l| l.contains("serve: listening on http://"), Duration::from_secs(120)).await.is_none() {
+        let listening =
+            |l: &str| l.contains("serve: listening on http://") || l.contains(r#""event":"serve_listening""#);
+        if serve.wait_line(listening, Duration::from_secs(120)).await.is_none() {
             let status = serve.child.try_wait().ok().flatten();
             panic!("serve did not start listening (exit {status:?}):\n{}", serve.stderr_text());
         }

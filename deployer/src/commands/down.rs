@@ -67,7 +67,8 @@ pub async fn run(
         return Ok(exit::OK);
     }
     if !args.yes {
-        ctx.info(format!(
+        // Shown even with -q: what the answer deletes.
+        printer.event(Event::Notice(format!(
             "About to delete {} resources of stack {} in account {} ({}): {}.\n{}",
             to_delete.len(),
             config.stack,
@@ -79,14 +80,16 @@ pub async fn run(
             } else {
                 format!("The table {} and its items are kept (--delete-data to delete them).", config.table.name)
             }
-        ));
+        )));
+        // The question itself is no event: it waits for the answer on the same line, on the
+        // terminal (stdin is one here), whatever --output says.
         eprint!("Type the stack name ({}) to confirm: ", config.stack);
         let _ = std::io::stderr().flush();
         let mut answer = String::new();
         std::io::stdin().lock().read_line(&mut answer).map_err(|e| Error::other(format!("stdin: {e}")))?;
         if answer.trim() != config.stack {
             let _ = session.close(lock).await;
-            eprintln!("down: cancelled, nothing was deleted");
+            printer.event(Event::Cancelled);
             return Ok(exit::FAILURE);
         }
     }

@@ -6,27 +6,29 @@
 use std::io::Write;
 use std::sync::Mutex;
 
-/// Where the lines go: stdout, or a file (`--access-log FILE`, appended to).
-pub struct AccessLog {
-    out: Mutex<Box<dyn Write + Send>>,
+/// Where the lines go: stdout (the command's result, as every command's), or a file
+/// (`--access-log FILE`, appended to).
+pub enum AccessLog {
+    Stdout,
+    File(Mutex<std::fs::File>),
 }
 
 impl AccessLog {
-    pub fn stdout() -> AccessLog {
-        AccessLog { out: Mutex::new(Box::new(std::io::stdout())) }
-    }
-
     pub fn file(path: &std::path::Path) -> std::io::Result<AccessLog> {
         let f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(AccessLog { out: Mutex::new(Box::new(f)) })
+        Ok(AccessLog::File(Mutex::new(f)))
     }
 
-    /// Write one line (flushed: the line is complete when the response goes out).
-    pub fn write(&self, line: &str) {
-        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
-        // A log that cannot be written must not fail the request; stderr says so once per line.
-        if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush()) {
-            eprintln!("serve: cannot write the access log: {e}");
+    /// Write one line, whole and flushed: the line is complete when the response goes out. An
+    /// error is the caller's to report (it must not fail the request, nor end `serve`).
+    pub fn write(&self, line: &str) -> std::io::Result<()> {
+        let line = format!("{line}\n");
+        match self {
+            AccessLog::Stdout => crate::ui::try_write_stdout_bytes(line.as_bytes()),
+            AccessLog::File(f) => {
+                let mut f = f.lock().unwrap_or_else(|p| p.into_inner());
+                f.write_all(line.as_bytes()).and_then(|()| f.flush())
+            }
         }
     }
 }

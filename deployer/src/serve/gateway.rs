@@ -49,6 +49,8 @@ use super::access_log::{AccessLog, render};
 use super::limits::{Limiter, Verdict};
 use super::rules::{Key, Rules};
 use super::runtime::{Outcome, Pool};
+use crate::events::{Event, ServeEvent};
+use crate::ui::Printer;
 
 /// API Gateway's maximum payload (REST APIs: 10 MB).
 pub const MAX_REQUEST_BYTES: usize = 10 * 1024 * 1024;
@@ -485,6 +487,7 @@ pub struct Gateway {
     integration_timeout: Duration,
     /// The port we listen on (`X-Forwarded-Port`).
     port: u16,
+    printer: Arc<dyn Printer>,
     in_flight: AtomicUsize,
     idle: Notify,
 }
@@ -501,7 +504,14 @@ impl Drop for Tracked<'_> {
 }
 
 impl Gateway {
-    pub fn new(rules: Rules, pool: Pool, log: AccessLog, integration_timeout: Duration, port: u16) -> Gateway {
+    pub fn new(
+        rules: Rules,
+        pool: Pool,
+        log: AccessLog,
+        integration_timeout: Duration,
+        port: u16,
+        printer: Arc<dyn Printer>,
+    ) -> Gateway {
         Gateway {
             rules: RwLock::new(Arc::new(rules)),
             limiter: Limiter::default(),
@@ -509,9 +519,14 @@ impl Gateway {
             log,
             integration_timeout,
             port,
+            printer,
             in_flight: AtomicUsize::new(0),
             idle: Notify::new(),
         }
+    }
+
+    fn say(&self, event: ServeEvent) {
+        self.printer.event(Event::Serve(event));
     }
 
     pub fn rules(&self) -> Arc<Rules> {
@@ -591,7 +606,10 @@ impl Gateway {
         info.status = response.status().as_u16();
         info.response_length = hyper::body::Body::size_hint(response.body()).exact().unwrap_or(0) as usize;
         info.latency_ms = received.elapsed().as_millis();
-        self.log.write(&render(&rules.access_log_format, |name| info.context_var(name, &rules)));
+        // A log that cannot be written must not fail the request; a warning says so, once per line.
+        if let Err(e) = self.log.write(&render(&rules.access_log_format, |name| info.context_var(name, &rules))) {
+            self.say(ServeEvent::AccessLogFailed { error: e.to_string() });
+        }
         response
     }
 
@@ -622,18 +640,21 @@ impl Gateway {
         let epoch_secs = info.epoch_ms.div_euclid(1000);
         match self.limiter.check(&key.plan, &key.id, Instant::now(), epoch_secs) {
             Verdict::Allowed => {}
-            // The execution log lines API Gateway writes for these (knowledge-center article
-            // api-gateway-429-limit), without the key.
             Verdict::Throttled => {
-                eprintln!("serve: {} Key throttle limit exceeded for Usage Plan ID {}", info.request_id, key.plan.id);
+                self.say(ServeEvent::Throttled {
+                    request_id: info.request_id.clone(),
+                    usage_plan: key.plan.id.clone(),
+                });
                 return Err(GatewayError::Throttled);
             }
             Verdict::QuotaExceeded => {
-                let q = key.plan.quota.as_ref().map(|q| (q.limit, q.period.as_str())).unwrap_or((0, "-"));
-                eprintln!(
-                    "serve: {} Key quota exhausted for Usage Plan ID {}. Limit: {} Period: {}",
-                    info.request_id, key.plan.id, q.0, q.1
-                );
+                let (limit, period) = key.plan.quota.as_ref().map(|q| (q.limit, q.period.as_str())).unwrap_or((0, "-"));
+                self.say(ServeEvent::QuotaExhausted {
+                    request_id: info.request_id.clone(),
+                    usage_plan: key.plan.id.clone(),
+                    limit,
+                    period: period.to_string(),
+                });
                 return Err(GatewayError::QuotaExceeded);
             }
         }
@@ -659,7 +680,7 @@ impl Gateway {
         let lambda_trace = format!("Root={};Parent={:016x};Sampled=0", info.trace_id, super::random_u128() as u64);
         let started = Instant::now();
         let mut invocation = self.pool.invoke(Bytes::from(event.to_string()), lambda_trace).map_err(|full| {
-            eprintln!("serve: {} {} events already wait for an environment: 503", info.request_id, full.bound);
+            self.say(ServeEvent::Saturated { request_id: info.request_id.clone(), waiting: full.bound });
             GatewayError::Saturated
         })?;
         // Dropped with this future (the client went away), the invocation is withdrawn if it
@@ -669,16 +690,11 @@ impl Gateway {
         let outcome = match outcome {
             Err(_) => {
                 let never_ran = invocation.withdraw();
-                eprintln!(
-                    "serve: {} Execution failed due to a timeout error: no answer within {} s (--integration-timeout); {}",
-                    info.request_id,
-                    self.integration_timeout.as_secs(),
-                    if never_ran {
-                        "it waited for an environment and will not run"
-                    } else {
-                        "the function was running"
-                    }
-                );
+                self.say(ServeEvent::IntegrationTimeout {
+                    request_id: info.request_id.clone(),
+                    timeout: self.integration_timeout,
+                    function_ran: !never_ran,
+                });
                 return Err(GatewayError::IntegrationTimeout);
             }
             Ok(Err(_)) => Outcome::NotRun("the execution environment ended before taking the event".into()),
@@ -688,15 +704,12 @@ impl Gateway {
             Outcome::Response(payload) => payload,
             failed => {
                 let why = failed.failure().unwrap_or_default();
-                eprintln!("serve: {} Lambda invocation failed: {why}", info.request_id);
+                self.say(ServeEvent::InvocationFailed { request_id: info.request_id.clone(), error: why });
                 return Err(GatewayError::Integration);
             }
         };
         let mapped = map_response(&payload).map_err(|why| {
-            eprintln!(
-                "serve: {} Execution failed due to configuration error: Malformed Lambda proxy response: {why}",
-                info.request_id
-            );
+            self.say(ServeEvent::MalformedResponse { request_id: info.request_id.clone(), error: why.to_string() });
             GatewayError::Integration
         })?;
         let mut response = Response::new(Full::new(mapped.body));
@@ -927,18 +940,20 @@ mod tests {
     async fn gateway_on_loopback() -> (SocketAddr, std::path::PathBuf) {
         use crate::serve::server::{Limits, Server, serve_connection};
         let log_path = std::env::temp_dir().join(format!("serve-gateway-test-{}.log", crate::serve::random_u64()));
-        let pool = Pool::new(crate::serve::runtime::sample_spec(), 1);
+        let printer: Arc<crate::ui::Recorder> = Arc::new(crate::ui::Recorder::default());
+        let pool = Pool::new(crate::serve::runtime::sample_spec(), 1, printer.clone());
         let gateway = Arc::new(Gateway::new(
             sample_rules(),
             pool,
             AccessLog::file(&log_path).unwrap(),
             Duration::from_secs(5),
             0,
+            printer.clone(),
         ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let limits = Limits { header_read: Duration::from_secs(5), connections: 16, read_buffer: 64 * 1024 };
-        let mut server = Server::new(listener, limits);
+        let mut server = Server::new(listener, limits, printer);
         tokio::spawn(async move {
             loop {
                 let (stream, peer, permit) = server.accept().await;

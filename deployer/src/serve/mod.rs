@@ -8,8 +8,9 @@
 //! - [`runtime`]: the real `bootstrap`, run as Lambda runs it behind an embedded Runtime API;
 //! - [`server`]: connections: header-read and idle timeouts, a connection cap, accept back-off.
 //!
-//! Output: access log lines on stdout (or `--access-log FILE`); everything else on stderr, our
-//! lines prefixed `serve:`, the function's `[env N]`.
+//! Output: access log lines on stdout (or `--access-log FILE`); everything else is a
+//! [`ServeEvent`] for the printer (stderr: our lines prefixed `serve:`, the function's `[env N]`,
+//! or JSON lines).
 
 pub mod access_log;
 pub mod gateway;
@@ -30,6 +31,7 @@ use crate::aws::AwsSettings;
 use crate::cli::ServeArgs;
 use crate::config::Config;
 use crate::error::{Error, Result, exit};
+use crate::events::{Event, ServeEvent};
 use crate::resources::Ctx;
 use crate::session::{CtrlC, Session};
 use crate::ui::Printer;
@@ -54,53 +56,58 @@ pub async fn run(config: &Config, settings: &AwsSettings, args: &ServeArgs, prin
     let log = match &args.access_log {
         Some(path) => AccessLog::file(path)
             .map_err(|e| Error::input(format!("--access-log {}: cannot open for appending: {e}", path.display())))?,
-        None => AccessLog::stdout(),
+        None => AccessLog::Stdout,
     };
     let listener = tokio::net::TcpListener::bind((args.bind, args.port))
         .await
         .map_err(|e| Error::input(format!("--bind {} --port {}: cannot listen there: {e}", args.bind, args.port)))?;
     let local = listener.local_addr().map_err(|e| Error::other(format!("cannot read the listening address: {e}")))?;
-    let mut server = Server::new(listener, Limits::for_this_process());
+    let mut server = Server::new(listener, Limits::for_this_process(), printer.clone());
 
-    let session = Session::open(settings, config, printer, CtrlC::Exits, crate::ctx::Timeouts::default()).await?;
+    let say = {
+        let printer = printer.clone();
+        move |event: ServeEvent| printer.event(Event::Serve(event))
+    };
+    let session =
+        Session::open(settings, config, printer.clone(), CtrlC::Exits, crate::ctx::Timeouts::default()).await?;
     let ctx = session.ctx.clone();
     // Who we are first: bad credentials or region get their one-line cause, not a failed read.
     session.who_am_i().await?;
     let rules = rules::load(&ctx, config).await?;
     let bootstrap = match &args.bootstrap {
         Some(path) => path.clone(),
-        None => build_host_bootstrap().await?,
+        None => build_host_bootstrap(&*printer).await?,
     };
     let spec = function_spec(&ctx, config, settings, bootstrap)?;
 
-    eprintln!("serve: stack {}: REST API {} stage {} ({})", rules.stack, rules.api_id, rules.stage, rules.invoke_url());
-    for line in rules.describe() {
-        eprintln!("serve: {line}");
-    }
-    eprintln!(
-        "serve: function {} ({}): {} MB, timeout {} s, table {}, up to {} environment(s); integration timeout {} s",
-        spec.name,
-        spec.bootstrap.display(),
-        spec.memory_mb,
-        spec.timeout.as_secs(),
-        rules.table,
-        args.concurrency,
-        args.integration_timeout
-    );
+    say(ServeEvent::Stack {
+        stack: rules.stack.clone(),
+        api_id: rules.api_id.clone(),
+        stage: rules.stage.clone(),
+        invoke_url: rules.invoke_url(),
+    });
+    say(ServeEvent::Rules { rules: rules.describe() });
+    let integration_timeout = Duration::from_secs(args.integration_timeout);
+    say(ServeEvent::Function {
+        name: spec.name.clone(),
+        bootstrap: spec.bootstrap.display().to_string(),
+        memory_mb: spec.memory_mb,
+        timeout: spec.timeout,
+        table: rules.table.clone(),
+        environments: args.concurrency,
+        integration_timeout,
+    });
     let url = format!("http://{local}/{}/", rules.stage);
-    let pool = Pool::new(spec, usize::from(args.concurrency));
+    let pool = Pool::new(spec, usize::from(args.concurrency), printer.clone());
     let limits = server.limits();
-    eprintln!(
-        "serve: limits: {} connections, request head within {} s (also the keep-alive idle timeout), \
-         {} events waiting for an environment, bodies up to {} MB",
-        limits.connections,
-        limits.header_read.as_secs(),
-        pool.queue_bound(),
-        gateway::MAX_REQUEST_BYTES / (1024 * 1024)
-    );
-    let gateway =
-        Arc::new(Gateway::new(rules, pool.clone(), log, Duration::from_secs(args.integration_timeout), local.port()));
-    eprintln!("serve: listening on {url} (Ctrl-C stops; SIGHUP re-reads the stack's keys and plans)");
+    say(ServeEvent::Limits {
+        connections: limits.connections,
+        header_read: limits.header_read,
+        queue: pool.queue_bound(),
+        body_bytes: gateway::MAX_REQUEST_BYTES,
+    });
+    let gateway = Arc::new(Gateway::new(rules, pool.clone(), log, integration_timeout, local.port(), printer.clone()));
+    say(ServeEvent::Listening { url });
 
     let signal_err = |e: std::io::Error| Error::other(format!("cannot install a signal handler: {e}"));
     let mut hangup = signal(SignalKind::hangup()).map_err(signal_err)?;
@@ -115,37 +122,42 @@ pub async fn run(config: &Config, settings: &AwsSettings, args: &ServeArgs, prin
                     async move { gateway.handle(req, peer).await }
                 });
             }
-            _ = hangup.recv() => reload(ctx.clone(), config.clone(), gateway.clone(), reloading.clone()),
+            _ = hangup.recv() => reload(ctx.clone(), config.clone(), gateway.clone(), reloading.clone(), printer.clone()),
             _ = tokio::signal::ctrl_c() => break,
             _ = terminate.recv() => break,
         }
     }
     drop(server);
-    eprintln!("serve: stopping: answering the requests in flight (Ctrl-C again to stop at once)");
+    say(ServeEvent::Stopping);
     tokio::select! {
         _ = gateway.drained(Duration::from_secs(args.integration_timeout)) => {}
         _ = tokio::signal::ctrl_c() => {}
     }
     pool.shutdown(PROCESS_GRACE).await;
-    eprintln!("serve: stopped");
+    say(ServeEvent::Stopped);
     Ok(exit::OK)
 }
 
 /// SIGHUP: read the rules again; on failure keep serving with the old ones. One at a time.
-fn reload(ctx: Arc<Ctx>, config: Config, gateway: Arc<Gateway>, reloading: Arc<tokio::sync::Mutex<()>>) {
+fn reload(
+    ctx: Arc<Ctx>,
+    config: Config,
+    gateway: Arc<Gateway>,
+    reloading: Arc<tokio::sync::Mutex<()>>,
+    printer: Arc<dyn Printer>,
+) {
+    let say = move |event: ServeEvent| printer.event(Event::Serve(event));
     tokio::spawn(async move {
         let _one = reloading.lock().await;
-        eprintln!("serve: SIGHUP: re-reading the stack");
+        say(ServeEvent::Reloading);
         match rules::load(&ctx, &config).await {
             Ok(rules) => {
-                let lines = rules.describe();
+                let described = rules.describe();
                 gateway.set_rules(rules);
-                for line in lines {
-                    eprintln!("serve: {line}");
-                }
-                eprintln!("serve: rules reloaded");
+                say(ServeEvent::Rules { rules: described });
+                say(ServeEvent::Reloaded);
             }
-            Err(e) => eprintln!("serve: reload failed, still serving the previous rules: {e}"),
+            Err(e) => say(ServeEvent::ReloadFailed { error: e.to_string() }),
         }
     });
 }
@@ -177,11 +189,11 @@ fn function_spec(ctx: &Ctx, config: &Config, settings: &AwsSettings, bootstrap: 
 
 /// `cargo build --release -p handler --bin bootstrap` for this machine; the binary's path from
 /// cargo's own report (whatever the target directory is).
-async fn build_host_bootstrap() -> Result<PathBuf> {
+async fn build_host_bootstrap(printer: &dyn Printer) -> Result<PathBuf> {
     let root = crate::package::repo_root().ok_or_else(|| {
         Error::input("cannot find the handler crate (handler/Cargo.toml) above the current directory; run from the repository, or pass --bootstrap PATH")
     })?;
-    eprintln!("serve: building the handler for this machine: cargo build --release -p handler --bin bootstrap");
+    printer.event(Event::Serve(ServeEvent::BuildingHandler));
     let out = tokio::process::Command::new("cargo")
         .current_dir(&root)
         .args(["build", "--release", "-p", "handler", "--bin", "bootstrap", "--message-format=json-render-diagnostics"])

@@ -42,6 +42,9 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncBufReadExt, AsyncRead};
 use tokio::sync::{Notify, oneshot};
 
+use crate::events::{Event, ServeEvent, init_failure};
+use crate::ui::Printer;
+
 /// Lambda's limit on a synchronous invocation's response payload (6 MB); above it the invoke
 /// fails with `Function.ResponseSizeTooLarge`.
 const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024;
@@ -168,6 +171,8 @@ pub struct Pool(Arc<Inner>);
 
 struct Inner {
     spec: FunctionSpec,
+    /// Where the environments' lines and the function's output go.
+    printer: Arc<dyn Printer>,
     max: usize,
     /// At most this many events wait.
     max_queue: usize,
@@ -306,10 +311,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Pool {
-    pub fn new(spec: FunctionSpec, max: usize) -> Pool {
+    pub fn new(spec: FunctionSpec, max: usize, printer: Arc<dyn Printer>) -> Pool {
         let max = max.max(1);
         Pool(Arc::new(Inner {
             spec,
+            printer,
             max,
             max_queue: max * QUEUE_PER_ENVIRONMENT,
             state: Mutex::new(State { next_number: 1, ..State::default() }),
@@ -383,6 +389,10 @@ impl Pool {
 }
 
 impl Inner {
+    fn say(&self, event: ServeEvent) {
+        self.printer.event(Event::Serve(event));
+    }
+
     /// Reserve a new environment's number when events wait that the starting environments will
     /// not take, and there is room.
     fn reserve(&self, st: &mut State) -> Option<u32> {
@@ -399,7 +409,7 @@ impl Inner {
     fn spawn_env(self: Arc<Self>, number: u32) {
         tokio::spawn(async move {
             if let Err(why) = self.clone().start_env(number).await {
-                eprintln!("serve: env {number} could not start: {why}");
+                self.say(ServeEvent::EnvCouldNotStart { env: number, error: why.clone() });
                 self.ended(number, None, why);
             }
         });
@@ -447,12 +457,12 @@ impl Inner {
                 return Err(format!("cannot run {}: {e}", bootstrap.display()));
             }
         };
-        eprintln!("serve: env {number} started (pid {})", child.id().unwrap_or(0));
+        self.say(ServeEvent::EnvStarted { env: number, pid: child.id().unwrap_or(0) });
         if let Some(out) = child.stdout.take() {
-            forward_lines(out, number);
+            forward_lines(out, number, self.printer.clone());
         }
         if let Some(err) = child.stderr.take() {
-            forward_lines(err, number);
+            forward_lines(err, number, self.printer.clone());
         }
         let stopping = {
             let mut st = lock(&self.state);
@@ -507,20 +517,17 @@ impl Inner {
         };
         if let Some(f) = in_flight {
             f.timer.abort();
-            eprintln!("serve: env {number} exited ({status}) during invocation {}", f.request_id);
+            self.say(ServeEvent::EnvCrashed { env: number, status: status.clone(), request_id: f.request_id });
             let _ = f.done.send(Outcome::Crashed { env: number, status });
         } else if !initialised {
-            let reason = env.and_then(|e| lock(&e.init_error).clone()).map(|e| format!("init error {e}, "));
-            let why = format!(
-                "env {number} failed to initialise ({}{status}) before asking for an event",
-                reason.unwrap_or_default()
-            );
-            eprintln!("serve: {why}");
+            let init_error = env.and_then(|e| lock(&e.init_error).clone());
+            let why = init_failure(number, init_error.as_deref(), &status);
+            self.say(ServeEvent::EnvInitFailed { env: number, init_error, status });
             if let Some(job) = init_failed {
                 let _ = job.done.send(Outcome::NotRun(why));
             }
         } else {
-            eprintln!("serve: env {number} exited ({status})");
+            self.say(ServeEvent::EnvExited { env: number, status });
         }
         // After the line above: `shutdown` returns on this, and the process may end right after.
         self.ended.notify_waiters();
@@ -552,7 +559,7 @@ impl Inner {
                 (first, waiting)
             };
             if first {
-                eprintln!("serve: env {} ready in {} ms", env.number, env.started.elapsed().as_millis());
+                self.say(ServeEvent::EnvReady { env: env.number, init: env.started.elapsed() });
             }
             match waiting {
                 Ok(job) => break job,
@@ -625,11 +632,7 @@ impl Inner {
         };
         if let Some(f) = f {
             let after = self.spec.timeout;
-            eprintln!(
-                "serve: env {}: {request_id} Task timed out after {:.2} seconds; stopping the environment",
-                env.number,
-                after.as_secs_f64()
-            );
+            self.say(ServeEvent::TaskTimedOut { env: env.number, request_id: request_id.to_string(), after });
             let _ = f.done.send(Outcome::TimedOut { env: env.number, after });
             env.kill.notify_one();
         }
@@ -700,7 +703,7 @@ async fn handle(pool: &Arc<Inner>, env: &Arc<Env>, req: Request<Incoming>) -> Re
     };
     if rest == "init/error" {
         let text = body.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
-        eprintln!("serve: env {}: init error {text}", env.number);
+        pool.say(ServeEvent::EnvInitError { env: env.number, error: text.clone() });
         *lock(&env.init_error) = Some(text);
         return json(StatusCode::ACCEPTED, r#"{"status":"OK"}"#);
     }
@@ -735,13 +738,14 @@ fn json(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     r
 }
 
-/// The process's output lines on our stderr, tagged with its environment's number (in Lambda
+/// The process's output lines to the printer, tagged with its environment's number (in Lambda
 /// they go to the function's log group).
-fn forward_lines(pipe: impl AsyncRead + Unpin + Send + 'static, number: u32) {
+fn forward_lines(pipe: impl AsyncRead + Unpin + Send + 'static, number: u32, printer: Arc<dyn Printer>) {
     tokio::spawn(async move {
         let mut lines = tokio::io::BufReader::new(pipe).split(b'\n');
         while let Ok(Some(line)) = lines.next_segment().await {
-            eprintln!("[env {number}] {}", String::from_utf8_lossy(&line));
+            let line = String::from_utf8_lossy(&line).into_owned();
+            printer.event(Event::Serve(ServeEvent::FunctionOutput { env: number, line }));
         }
     });
 }
@@ -810,7 +814,7 @@ mod tests {
     }
 
     fn pool(max: usize) -> Pool {
-        Pool::new(spec(), max)
+        Pool::new(spec(), max, Arc::new(crate::ui::Recorder::default()))
     }
 
     fn queued(pool: &Pool) -> usize {

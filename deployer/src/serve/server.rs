@@ -27,6 +27,9 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::events::{Event, ServeEvent};
+use crate::ui::Printer;
+
 /// What one connection may hold, and how many there may be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -104,6 +107,7 @@ pub struct Server {
     /// Refused since the last line about it, and when that line was written (one a second).
     refused: usize,
     refused_said: Option<Instant>,
+    printer: Arc<dyn Printer>,
 }
 
 /// The answer to a connection over the cap, written once without waiting.
@@ -111,7 +115,7 @@ const OVER_CAP: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: appl
 retry-after: 1\r\nconnection: close\r\ncontent-length: 33\r\n\r\n{\"message\":\"Service Unavailable\"}";
 
 impl Server {
-    pub fn new(listener: TcpListener, limits: Limits) -> Server {
+    pub fn new(listener: TcpListener, limits: Limits, printer: Arc<dyn Printer>) -> Server {
         Server {
             listener,
             permits: Arc::new(Semaphore::new(limits.connections)),
@@ -119,6 +123,7 @@ impl Server {
             backoff: Backoff::default(),
             refused: 0,
             refused_said: None,
+            printer,
         }
     }
 
@@ -141,7 +146,8 @@ impl Server {
                 }
                 Err(e) => {
                     let delay = self.backoff.failed();
-                    eprintln!("serve: accept failed: {e}; retrying in {} ms", delay.as_millis());
+                    let event = ServeEvent::AcceptFailed { error: e.to_string(), retry_in: delay };
+                    self.printer.event(Event::Serve(event));
                     tokio::time::sleep(delay).await;
                 }
             }
@@ -153,10 +159,8 @@ impl Server {
         drop(stream);
         self.refused += 1;
         if self.refused_said.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
-            eprintln!(
-                "serve: {} connection(s) refused (503): {} open, the most this process allows",
-                self.refused, self.limits.connections
-            );
+            let event = ServeEvent::ConnectionsRefused { refused: self.refused, open: self.limits.connections };
+            self.printer.event(Event::Serve(event));
             self.refused = 0;
             self.refused_said = Some(Instant::now());
         }
@@ -224,7 +228,7 @@ mod tests {
     async fn ok_server(limits: Limits) -> SocketAddr {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let mut server = Server::new(listener, limits);
+        let mut server = Server::new(listener, limits, Arc::new(crate::ui::Recorder::default()));
         tokio::spawn(async move {
             loop {
                 let (stream, _, permit) = server.accept().await;

@@ -20,6 +20,7 @@ mod keys;
 mod lifecycle;
 mod lock;
 mod logs;
+mod output;
 mod security;
 mod serve;
 mod serve_hostile;
