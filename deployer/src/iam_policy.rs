@@ -10,8 +10,8 @@
 use serde_json::{Value, json};
 
 use crate::config::Config;
-use crate::resources::{TAG_STACK, account_role, alarm, iam_role};
-use crate::{lock, stack};
+use crate::lock;
+use crate::resources::{TAG_STACK, account_role, alarm, iam_role, log_group, rest_api, web_acl};
 
 /// Who and where: the policy's resources are in this account and region.
 #[derive(Debug, Clone)]
@@ -67,18 +67,18 @@ pub fn policy(s: &Scope) -> Value {
     let table_arn = s.arn("dynamodb", &format!("table/{}", c.table.name));
     let lock_table_arn = s.arn("dynamodb", &format!("table/{}", lock::TABLE));
     let log_groups: Vec<String> =
-        [stack::flow_log_group_name(c), stack::function_log_group_name(c), stack::access_log_group_name(c)]
+        [log_group::flow_log_group_name(c), log_group::function_log_group_name(c), log_group::access_log_group_name(c)]
             .iter()
             .flat_map(|g| s.log_group(g))
             .collect();
-    let stack_roles = [s.role(&stack::function_role_name(c)), s.role(&stack::flow_log_role_name(c))];
-    let watched = alarm::Watched { function: &c.function.name, api: &stack::api_name(c), stage: &c.api.stage };
+    let stack_roles = [s.role(&iam_role::function_role_name(c)), s.role(&iam_role::flow_log_role_name(c))];
+    let watched = alarm::Watched { function: &c.function.name, api: &rest_api::api_name(c), stage: &c.api.stage };
     let alarm_arns: Vec<String> = alarm::alarms(&c.stack, &watched, &c.alarms)
         .iter()
         .map(|a| s.arn("cloudwatch", &format!("alarm:{}", a.name)))
         .collect();
     let account_role = s.role(account_role::ROLE_NAME);
-    let web_acl = s.arn("wafv2", &format!("regional/webacl/{}/*", stack::web_acl_name(c)));
+    let web_acl = s.arn("wafv2", &format!("regional/webacl/{}/*", web_acl::web_acl_name(c)));
     let stage = s.apigateway(&format!("/restapis/*/stages/{}", c.api.stage));
     let statements = vec![
         json!({
@@ -232,14 +232,14 @@ pub fn policy(s: &Scope) -> Value {
             "Sid": "PassTheFunctionRoleToLambda",
             "Effect": "Allow",
             "Action": "iam:PassRole",
-            "Resource": s.role(&stack::function_role_name(c)),
+            "Resource": s.role(&iam_role::function_role_name(c)),
             "Condition": { "StringEquals": { "iam:PassedToService": "lambda.amazonaws.com" } }
         }),
         json!({
             "Sid": "PassTheFlowLogRoleToVpcFlowLogs",
             "Effect": "Allow",
             "Action": "iam:PassRole",
-            "Resource": s.role(&stack::flow_log_role_name(c)),
+            "Resource": s.role(&iam_role::flow_log_role_name(c)),
             "Condition": { "StringEquals": { "iam:PassedToService": "vpc-flow-logs.amazonaws.com" } }
         }),
         json!({
@@ -385,7 +385,7 @@ pub fn policy(s: &Scope) -> Value {
 
 /// The permissions boundary's ARN: a customer-managed policy of the account.
 pub fn boundary_arn(s: &Scope) -> String {
-    iam_role::boundary_arn(crate::aws::partition(s.region), s.account, &stack::permissions_boundary_name(s.config))
+    iam_role::boundary_arn(crate::aws::partition(s.region), s.account, &iam_role::permissions_boundary_name(s.config))
 }
 
 /// The permissions boundary of every role the stack creates: what the function role, the
@@ -398,9 +398,9 @@ pub fn boundary(s: &Scope) -> Value {
         |purpose| iam_role::Role { id: iam_role::FUNCTION, name: String::new(), purpose, boundary: String::new() };
     let function = role(iam_role::RolePurpose::Function {
         table: c.table.name.clone(),
-        log_group: stack::function_log_group_name(c),
+        log_group: log_group::function_log_group_name(c),
     });
-    let flow = role(iam_role::RolePurpose::FlowLogs { log_group: stack::flow_log_group_name(c) });
+    let flow = role(iam_role::RolePurpose::FlowLogs { log_group: log_group::flow_log_group_name(c) });
     let mut statements: Vec<Value> = Vec::new();
     for (prefix, r) in [("Function", function), ("FlowLogs", flow)] {
         let inline = r.policy_json(s.region, s.account).inline;

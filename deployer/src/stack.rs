@@ -12,38 +12,6 @@ use crate::package::Artifact;
 use crate::resources::iam_role::{Role, RolePurpose};
 use crate::resources::*;
 
-/// Names derived from the stack name (the config names only the table, function and stage).
-pub fn function_role_name(c: &Config) -> String {
-    format!("{}-function", c.stack)
-}
-pub fn flow_log_role_name(c: &Config) -> String {
-    format!("{}-flow-logs", c.stack)
-}
-pub fn access_log_group_name(c: &Config) -> String {
-    format!("/movies-stack/{}/api-access", c.stack)
-}
-pub fn flow_log_group_name(c: &Config) -> String {
-    format!("/movies-stack/{}/vpc-flow-logs", c.stack)
-}
-pub fn function_log_group_name(c: &Config) -> String {
-    format!("/aws/lambda/{}", c.function.name)
-}
-/// The REST API's name: API Gateway's `ApiName` metric dimension too.
-pub fn api_name(c: &Config) -> String {
-    c.stack.clone()
-}
-
-/// The customer-managed policy that caps every role the stack creates (their permissions
-/// boundary); an administrator creates it once (`movies-stack bootstrap`).
-pub fn permissions_boundary_name(c: &Config) -> String {
-    format!("{}-permissions-boundary", c.stack)
-}
-
-/// The web ACL's name.
-pub fn web_acl_name(c: &Config) -> String {
-    format!("{}-web-acl", c.stack)
-}
-
 pub fn resources(c: &Config, artifact: Arc<Artifact>) -> Vec<Arc<dyn Node>> {
     let azs = u8::try_from(c.network.az_count()).expect("the config allows at most 6 zones");
     let retention = c.logs.retention_days;
@@ -62,9 +30,9 @@ pub fn resources(c: &Config, artifact: Arc<Artifact>) -> Vec<Arc<dyn Node>> {
 
     // Logs
     for (id, name) in [
-        (log_group::FLOW, flow_log_group_name(c)),
-        (log_group::FUNCTION, function_log_group_name(c)),
-        (log_group::ACCESS, access_log_group_name(c)),
+        (log_group::FLOW, log_group::flow_log_group_name(c)),
+        (log_group::FUNCTION, log_group::function_log_group_name(c)),
+        (log_group::ACCESS, log_group::access_log_group_name(c)),
     ] {
         r.push(Arc::new(log_group::LogGroup { id, name, retention_days: retention }));
     }
@@ -72,17 +40,20 @@ pub fn resources(c: &Config, artifact: Arc<Artifact>) -> Vec<Arc<dyn Node>> {
     // IAM
     r.push(Arc::new(Role {
         id: iam_role::FLOW_LOGS,
-        name: flow_log_role_name(c),
-        purpose: RolePurpose::FlowLogs { log_group: flow_log_group_name(c) },
-        boundary: permissions_boundary_name(c),
+        name: iam_role::flow_log_role_name(c),
+        purpose: RolePurpose::FlowLogs { log_group: log_group::flow_log_group_name(c) },
+        boundary: iam_role::permissions_boundary_name(c),
     }));
     r.push(Arc::new(Role {
         id: iam_role::FUNCTION,
-        name: function_role_name(c),
-        purpose: RolePurpose::Function { table: c.table.name.clone(), log_group: function_log_group_name(c) },
-        boundary: permissions_boundary_name(c),
+        name: iam_role::function_role_name(c),
+        purpose: RolePurpose::Function {
+            table: c.table.name.clone(),
+            log_group: log_group::function_log_group_name(c),
+        },
+        boundary: iam_role::permissions_boundary_name(c),
     }));
-    r.push(Arc::new(flow_log::FlowLog { log_group: flow_log_group_name(c) }));
+    r.push(Arc::new(flow_log::FlowLog { log_group: log_group::flow_log_group_name(c) }));
 
     // Data and compute
     r.push(Arc::new(table::Table { name: c.table.name.clone() }));
@@ -93,7 +64,7 @@ pub fn resources(c: &Config, artifact: Arc<Artifact>) -> Vec<Arc<dyn Node>> {
         timeout_seconds: c.function.timeout_seconds,
         subnets: azs,
         table_name: c.table.name.clone(),
-        log_group: function_log_group_name(c),
+        log_group: log_group::function_log_group_name(c),
         artifact,
         reserved_concurrency: c.function.reserved_concurrency,
     }));
@@ -101,13 +72,13 @@ pub fn resources(c: &Config, artifact: Arc<Artifact>) -> Vec<Arc<dyn Node>> {
     // API
     r.push(Arc::new(account_role::ApiGatewayAccount {
         role_name: account_role::ROLE_NAME.into(),
-        boundary: permissions_boundary_name(c),
+        boundary: iam_role::permissions_boundary_name(c),
     }));
-    r.push(Arc::new(rest_api::RestApi { name: api_name(c), function_name: c.function.name.clone() }));
+    r.push(Arc::new(rest_api::RestApi { name: rest_api::api_name(c), function_name: c.function.name.clone() }));
     r.push(Arc::new(permission::ApiPermission { function_name: c.function.name.clone(), stage: c.api.stage.clone() }));
     r.push(Arc::new(stage::Stage {
         stage_name: c.api.stage.clone(),
-        access_log_group: access_log_group_name(c),
+        access_log_group: log_group::access_log_group_name(c),
         throttle: c.api.throttle(),
     }));
     for (tier, plan) in c.usage_plans.tiers() {
@@ -123,14 +94,18 @@ pub fn resources(c: &Config, artifact: Arc<Artifact>) -> Vec<Arc<dyn Node>> {
     }
 
     // Monitoring
-    let watched = alarm::Watched { function: &c.function.name, api: &api_name(c), stage: &c.api.stage };
+    let watched = alarm::Watched { function: &c.function.name, api: &rest_api::api_name(c), stage: &c.api.stage };
     r.extend(alarm::alarms(&c.stack, &watched, &c.alarms).into_iter().map(|a| Arc::new(a) as Arc<dyn Node>));
 
     // WAF (`[waf] enabled`; off, they stay in the graph so that `up` removes what was made).
     let waf = c.waf.enabled;
-    r.push(Arc::new(web_acl::WebAcl { name: web_acl_name(c), rate_limit: c.waf.rate_limit_per_5min, enabled: waf }));
+    r.push(Arc::new(web_acl::WebAcl {
+        name: web_acl::web_acl_name(c),
+        rate_limit: c.waf.rate_limit_per_5min,
+        enabled: waf,
+    }));
     r.push(Arc::new(web_acl::WebAclAssociation {
-        acl_name: web_acl_name(c),
+        acl_name: web_acl::web_acl_name(c),
         stage_name: c.api.stage.clone(),
         enabled: waf,
     }));

@@ -19,8 +19,7 @@ use crate::error::{Error, Result, exit};
 use crate::events::Event;
 use crate::iam_policy::{Scope, boundary, boundary_arn};
 use crate::resources::TAG_STACK;
-use crate::resources::iam_role::{parse_policy_document, same_policy};
-use crate::stack;
+use crate::resources::iam_role::{self, parse_policy_document, same_policy};
 use crate::ui::Printer;
 
 /// IAM keeps at most five versions of a managed policy (IAM quotas).
@@ -42,7 +41,7 @@ pub async fn run(
         printer.event(Event::Info(format!(
             "an administrator creates it as {arn}: `movies-stack --env ... bootstrap --apply`, or \
              `aws iam create-policy --policy-name {} --policy-document file://boundary.json`",
-            stack::permissions_boundary_name(config)
+            iam_role::permissions_boundary_name(config)
         )));
         return Ok(exit::OK);
     }
@@ -52,7 +51,7 @@ pub async fn run(
 }
 
 async fn apply(aws: &Clients, config: &Config, arn: &str, doc: &serde_json::Value) -> Result<String> {
-    let name = stack::permissions_boundary_name(config);
+    let name = iam_role::permissions_boundary_name(config);
     let existing = aws.iam.get_policy().policy_arn(arn).send().await.aws("IAM", "GetPolicy");
     let policy = match existing {
         Ok(out) => out.policy().cloned(),

@@ -31,9 +31,9 @@ pub async fn run(
     printer: Arc<dyn Printer>,
 ) -> Result<i32> {
     let (resource, name) = match args.source {
-        LogSource::Function => (log_group::FUNCTION, crate::stack::function_log_group_name(config)),
-        LogSource::Api => (log_group::ACCESS, crate::stack::access_log_group_name(config)),
-        LogSource::Flow => (log_group::FLOW, crate::stack::flow_log_group_name(config)),
+        LogSource::Function => (log_group::FUNCTION, crate::resources::log_group::function_log_group_name(config)),
+        LogSource::Api => (log_group::ACCESS, crate::resources::log_group::access_log_group_name(config)),
+        LogSource::Flow => (log_group::FLOW, crate::resources::log_group::flow_log_group_name(config)),
     };
     let session = Session::open(settings, config, printer.clone(), CtrlC::Exits, Timeouts::default()).await?;
     let ctx = session.ctx.clone();

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::{Change, Ctx, Drift, Id, Inputs, Resource};
 use crate::aws::AwsResultExt;
+use crate::config::Config;
 use crate::error::{ErrorKind, Result};
 use crate::wait::{backoff, retry};
 
@@ -16,6 +17,22 @@ pub const FUNCTION: Id<LiveRole> = Id::new("function-role");
 pub const FLOW_LOGS: Id<LiveRole> = Id::new("flow-log-role");
 /// The name of the one inline policy each role carries.
 pub const INLINE_POLICY: &str = "movies-stack";
+
+/// The function's role: named after the stack.
+pub fn function_role_name(c: &Config) -> String {
+    format!("{}-function", c.stack)
+}
+
+/// The VPC flow logs' delivery role: named after the stack.
+pub fn flow_log_role_name(c: &Config) -> String {
+    format!("{}-flow-logs", c.stack)
+}
+
+/// The customer-managed policy that caps every role the stack creates (their permissions
+/// boundary); an administrator creates it once (`movies-stack bootstrap`).
+pub fn permissions_boundary_name(c: &Config) -> String {
+    format!("{}-permissions-boundary", c.stack)
+}
 
 /// What the role is for. The policies name the stack's table and log groups by ARN, which AWS
 /// defines from their names: a role needs nothing else to exist first.

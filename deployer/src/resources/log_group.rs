@@ -6,12 +6,28 @@ use async_trait::async_trait;
 
 use super::{Change, Ctx, Id, Inputs, Name, Resource};
 use crate::aws::AwsResultExt;
+use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 
 /// The function's own group: Lambda may have created a group of that name.
 pub const FUNCTION: Id<LiveLogGroup> = Id::new("function-log-group");
 pub const ACCESS: Id<LiveLogGroup> = Id::new("access-log-group");
 pub const FLOW: Id<LiveLogGroup> = Id::new("flow-log-group");
+
+/// The API's access logs.
+pub fn access_log_group_name(c: &Config) -> String {
+    format!("/movies-stack/{}/api-access", c.stack)
+}
+
+/// The VPC's flow logs.
+pub fn flow_log_group_name(c: &Config) -> String {
+    format!("/movies-stack/{}/vpc-flow-logs", c.stack)
+}
+
+/// The function's logs: the group Lambda writes to by default, named after the function.
+pub fn function_log_group_name(c: &Config) -> String {
+    format!("/aws/lambda/{}", c.function.name)
+}
 
 /// One log event as `logs` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -17,9 +17,15 @@ use sha2::{Digest, Sha256};
 use super::apigw::{self, SERVICE, call, found, gone_is_ok, replace, tag_pairs};
 use super::{Change, Ctx, Drift, Id, Inputs, Resource, at_most_one};
 use crate::aws::AwsResultExt;
+use crate::config::Config;
 use crate::error::{Error, Result};
 
 pub const ID: Id<LiveApi> = Id::new("api");
+
+/// The REST API's name (the stack's): API Gateway's `ApiName` metric dimension too.
+pub fn api_name(c: &Config) -> String {
+    c.stack.clone()
+}
 
 /// Desired: the API of the stack, named after the stack.
 #[derive(Debug, Clone, PartialEq, Eq)]

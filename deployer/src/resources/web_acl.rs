@@ -21,11 +21,17 @@ use aws_sdk_wafv2::types::{
 use super::apigw::{self, tag_pairs};
 use super::{Change, Ctx, Dep, Id, Inputs, Resource, at_most_one, compare, rest_api, stage};
 use crate::aws::AwsResultExt;
+use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result, gone_is_ok};
 use crate::wait::{backoff, retry};
 
 pub const ACL: Id<LiveWebAcl> = Id::new("web-acl");
 pub const ASSOCIATION: Id<LiveAssociation> = Id::new("web-acl-association");
+
+/// The web ACL's name.
+pub fn web_acl_name(c: &Config) -> String {
+    format!("{}-web-acl", c.stack)
+}
 
 const SERVICE: &str = "WAFV2";
 /// The one rule of the ACL.
