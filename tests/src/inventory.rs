@@ -30,8 +30,8 @@ pub const ACCOUNT_ROLE: &str = "movies-stack-apigateway-cloudwatch";
 pub struct Expected {
     /// Its logical id: the value of its `movies-stack:resource` tag.
     pub resource: String,
-    /// Its [`Item::kind`].
-    pub kind: &'static str,
+    /// Its kind (an [`Item`] of it is `ItemKind::Of(kind)`).
+    pub kind: Kind,
     /// The name the stack gives it, for the kinds whose name is fixed by the config (a leftover
     /// that lost its tags is still found by it); `None` for EC2 kinds.
     pub name: Option<String>,
@@ -40,35 +40,72 @@ pub struct Expected {
     pub wanted: bool,
 }
 
-/// The deployer's kinds (`Resource::kind`) and the inventory kind each is listed as; `None`: no
-/// item of its own (the shared account setting, a permission inside the function's policy, the
-/// stage and the web ACL association, counted per API by [`Inventory::check_converged`]).
-const KINDS: &[(&str, Option<&str>)] = &[
-    ("VPC", Some("vpc")),
-    ("subnet", Some("subnet")),
-    ("route table", Some("route-table")),
-    ("security group", Some("security-group")),
-    ("VPC endpoint", Some("vpc-endpoint")),
-    ("VPC flow log", Some("flow-log")),
-    ("IAM role", Some("iam-role")),
-    ("log group", Some("log-group")),
-    ("Lambda function", Some("function")),
-    ("DynamoDB table", Some("table")),
-    ("REST API", Some("rest-api")),
-    ("usage plan", Some("usage-plan")),
-    ("API key", Some("api-key")),
-    ("CloudWatch alarm", Some("alarm")),
-    ("web ACL", Some("web-acl")),
-    ("API Gateway account CloudWatch role", None),
-    ("Lambda permission", None),
-    ("API stage", None),
-    ("web ACL association", None),
-];
+pub use movies_stack_kinds::Kind;
+
+/// Whether the inventory lists a resource of this kind as an item of its own ([`Inventory::scan`]);
+/// false: no item of its own (the shared account setting, a permission inside the function's
+/// policy, the stage and the web ACL association, counted per API by
+/// [`Inventory::check_converged`]). Exhaustive: a new kind does not compile until the inventory
+/// says how it lists it.
+fn is_item(kind: Kind) -> bool {
+    match kind {
+        Kind::Vpc
+        | Kind::Subnet
+        | Kind::RouteTable
+        | Kind::SecurityGroup
+        | Kind::VpcEndpoint
+        | Kind::FlowLog
+        | Kind::IamRole
+        | Kind::LogGroup
+        | Kind::Function
+        | Kind::Table
+        | Kind::RestApi
+        | Kind::UsagePlan
+        | Kind::ApiKey
+        | Kind::Alarm
+        | Kind::WebAcl => true,
+        Kind::ApiGatewayAccount | Kind::LambdaPermission | Kind::Stage | Kind::WebAclAssociation => false,
+    }
+}
+
+/// What an inventory item is: a resource of one of the stack's kinds, or one AWS makes by itself
+/// in every VPC (the stack never creates those).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ItemKind {
+    Of(Kind),
+    /// A VPC's implicit main route table.
+    MainRouteTable,
+    /// A VPC's `default` security group.
+    DefaultSecurityGroup,
+}
+
+impl From<Kind> for ItemKind {
+    fn from(kind: Kind) -> Self {
+        ItemKind::Of(kind)
+    }
+}
+
+impl PartialEq<Kind> for ItemKind {
+    fn eq(&self, kind: &Kind) -> bool {
+        *self == ItemKind::Of(*kind)
+    }
+}
+
+impl fmt::Display for ItemKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ItemKind::Of(kind) => kind.fmt(f),
+            ItemKind::MainRouteTable => f.write_str("main route table"),
+            ItemKind::DefaultSecurityGroup => f.write_str("default security group"),
+        }
+    }
+}
 
 /// What a stack is made of, as the deployer's one registry (`stack.rs`) builds it from the
 /// stack's config: `movies-stack graph --output json` (no AWS call). The tests keep no list of
 /// their own: a resource added to the registry is expected here as it is; a resource of a new
-/// kind fails loudly until the inventory can list that kind ([`KINDS`] and [`Inventory::scan`]).
+/// kind does not compile until the inventory says how it lists that kind ([`is_item`] and
+/// [`Inventory::scan`]).
 #[derive(Debug, Clone)]
 pub struct Shape {
     pub names: StackNames,
@@ -97,13 +134,12 @@ impl Shape {
         let resources = nodes
             .iter()
             .filter_map(|n| {
-                let kind = n["kind"].as_str().expect("a resource has a kind");
-                let item = KINDS.iter().find(|(k, _)| *k == kind).map(|(_, item)| *item).unwrap_or_else(|| {
-                    panic!("the deployer has a new kind of resource, {kind:?}: list it in inventory::KINDS and scan it in Inventory::scan")
-                })?;
-                Some(Expected {
+                let kind: Kind = serde_json::from_value(n["kind"].clone()).unwrap_or_else(|e| {
+                    panic!("the deployer has a new kind of resource, {}: {e} (a movies-stack binary newer than the tests?)", n["kind"])
+                });
+                is_item(kind).then(|| Expected {
                     resource: n["resource"].as_str().expect("a resource has an id").to_string(),
-                    kind: item,
+                    kind,
                     name: n["name"].as_str().map(str::to_string),
                     wanted: n["wanted"].as_bool().expect("a resource says whether it is wanted"),
                 })
@@ -126,7 +162,7 @@ impl Shape {
     }
 
     /// Whether a converged stack has a resource of this kind.
-    pub fn has(&self, kind: &str) -> bool {
+    pub fn has(&self, kind: Kind) -> bool {
         self.wanted().any(|e| e.kind == kind)
     }
 }
@@ -134,11 +170,8 @@ impl Shape {
 /// One resource on the server.
 #[derive(Debug, Clone)]
 pub struct Item {
-    /// `vpc`, `subnet`, `route-table`, `security-group`, `vpc-endpoint`, `flow-log`, `iam-role`,
-    /// `log-group`, `function`, `table`, `rest-api`, `usage-plan`, `api-key`, `alarm`, `web-acl`;
-    /// implicit ones:
-    /// `main-route-table`, `default-security-group`.
-    pub kind: &'static str,
+    /// One of the stack's kinds, or a VPC's implicit main route table or default security group.
+    pub kind: ItemKind,
     pub id: String,
     pub name: String,
     /// The `movies-stack:stack` tag.
@@ -204,9 +237,9 @@ pub fn ec2_tags(tags: &[Tag]) -> HashMap<String, String> {
     tags.iter().filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string()))).collect()
 }
 
-fn item(kind: &'static str, id: &str, name: &str, tags: &HashMap<String, String>, vpc: Option<&str>) -> Item {
+fn item(kind: impl Into<ItemKind>, id: &str, name: &str, tags: &HashMap<String, String>, vpc: Option<&str>) -> Item {
     Item {
-        kind,
+        kind: kind.into(),
         id: id.to_string(),
         name: name.to_string(),
         stack: tags.get(TAG_STACK).cloned(),
@@ -229,7 +262,7 @@ impl Inventory {
                 inv.default_vpcs.insert(id.to_string());
                 continue;
             }
-            inv.items.push(item("vpc", id, v.cidr_block().unwrap_or_default(), &ec2_tags(v.tags()), Some(id)));
+            inv.items.push(item(Kind::Vpc, id, v.cidr_block().unwrap_or_default(), &ec2_tags(v.tags()), Some(id)));
         }
         let in_default = |vpc: Option<&str>, inv: &Inventory| vpc.is_some_and(|v| inv.default_vpcs.contains(v));
         let subnets = aws.ec2.describe_subnets().send().await.expect("DescribeSubnets");
@@ -238,7 +271,7 @@ impl Inventory {
                 continue;
             }
             let id = s.subnet_id().unwrap_or_default();
-            inv.items.push(item("subnet", id, s.cidr_block().unwrap_or_default(), &ec2_tags(s.tags()), s.vpc_id()));
+            inv.items.push(item(Kind::Subnet, id, s.cidr_block().unwrap_or_default(), &ec2_tags(s.tags()), s.vpc_id()));
         }
         let rts = aws.ec2.describe_route_tables().send().await.expect("DescribeRouteTables");
         for rt in rts.route_tables() {
@@ -248,7 +281,8 @@ impl Inventory {
             let id = rt.route_table_id().unwrap_or_default();
             let main = rt.associations().iter().any(|a| a.main() == Some(true));
             let tags = ec2_tags(rt.tags());
-            let kind = if main && !tags.contains_key(TAG_STACK) { "main-route-table" } else { "route-table" };
+            let kind =
+                if main && !tags.contains_key(TAG_STACK) { ItemKind::MainRouteTable } else { Kind::RouteTable.into() };
             inv.items.push(item(kind, id, "", &tags, rt.vpc_id()));
             let subnets: Vec<String> =
                 rt.associations().iter().filter_map(|a| a.subnet_id().map(str::to_string)).collect();
@@ -262,9 +296,9 @@ impl Inventory {
             let id = g.group_id().unwrap_or_default();
             let tags = ec2_tags(g.tags());
             let kind = if g.group_name() == Some("default") && !tags.contains_key(TAG_STACK) {
-                "default-security-group"
+                ItemKind::DefaultSecurityGroup
             } else {
-                "security-group"
+                Kind::SecurityGroup.into()
             };
             inv.items.push(item(kind, id, g.group_name().unwrap_or_default(), &tags, g.vpc_id()));
             inv.sg_rules.insert(id.to_string(), (g.ip_permissions().len(), g.ip_permissions_egress().len()));
@@ -278,7 +312,7 @@ impl Inventory {
             }
             let id = e.vpc_endpoint_id().unwrap_or_default();
             inv.items.push(item(
-                "vpc-endpoint",
+                Kind::VpcEndpoint,
                 id,
                 e.service_name().unwrap_or_default(),
                 &ec2_tags(e.tags()),
@@ -289,7 +323,7 @@ impl Inventory {
         for f in fls.flow_logs() {
             let id = f.flow_log_id().unwrap_or_default();
             inv.items.push(item(
-                "flow-log",
+                Kind::FlowLog,
                 id,
                 f.resource_id().unwrap_or_default(),
                 &ec2_tags(f.tags()),
@@ -304,7 +338,7 @@ impl Inventory {
             let tags = aws.iam.list_role_tags().role_name(r.role_name()).send().await.expect("ListRoleTags");
             let tags: HashMap<String, String> =
                 tags.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect();
-            inv.items.push(item("iam-role", r.role_name(), r.role_name(), &tags, None));
+            inv.items.push(item(Kind::IamRole, r.role_name(), r.role_name(), &tags, None));
         }
 
         // ------------------------------------------------------------ CloudWatch Logs
@@ -324,7 +358,7 @@ impl Inventory {
                 .map(str::to_string)
                 .unwrap_or_else(|| g.arn().unwrap_or_default().trim_end_matches(":*").to_string());
             let tags = aws.logs.list_tags_for_resource().resource_arn(&arn).send().await.expect("ListTagsForResource");
-            inv.items.push(item("log-group", name, name, &tags.tags().cloned().unwrap_or_default(), None));
+            inv.items.push(item(Kind::LogGroup, name, name, &tags.tags().cloned().unwrap_or_default(), None));
         }
 
         // ------------------------------------------------------------ Lambda
@@ -333,7 +367,7 @@ impl Inventory {
             let name = f.function_name().unwrap_or_default();
             let arn = f.function_arn().unwrap_or_default();
             let tags = aws.lambda.list_tags().resource(arn).send().await.expect("ListTags (lambda)");
-            inv.items.push(item("function", name, name, &tags.tags().cloned().unwrap_or_default(), None));
+            inv.items.push(item(Kind::Function, name, name, &tags.tags().cloned().unwrap_or_default(), None));
             let statements = match aws.lambda.get_policy().function_name(name).send().await {
                 Ok(p) => serde_json::from_str::<serde_json::Value>(p.policy().unwrap_or("{}"))
                     .ok()
@@ -352,7 +386,7 @@ impl Inventory {
             let tags = aws.dynamodb.list_tags_of_resource().resource_arn(arn).send().await.expect("ListTagsOfResource");
             let tags: HashMap<String, String> =
                 tags.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect();
-            inv.items.push(item("table", t, t, &tags, None));
+            inv.items.push(item(Kind::Table, t, t, &tags, None));
         }
 
         // ------------------------------------------------------------ API Gateway
@@ -360,7 +394,7 @@ impl Inventory {
         for a in apis.items() {
             let id = a.id().unwrap_or_default();
             inv.items.push(item(
-                "rest-api",
+                Kind::RestApi,
                 id,
                 a.name().unwrap_or_default(),
                 &a.tags().cloned().unwrap_or_default(),
@@ -389,7 +423,7 @@ impl Inventory {
         for p in plans.items() {
             let id = p.id().unwrap_or_default();
             inv.items.push(item(
-                "usage-plan",
+                Kind::UsagePlan,
                 id,
                 p.name().unwrap_or_default(),
                 &p.tags().cloned().unwrap_or_default(),
@@ -404,7 +438,7 @@ impl Inventory {
         for k in keys.items() {
             let id = k.id().unwrap_or_default();
             inv.items.push(item(
-                "api-key",
+                Kind::ApiKey,
                 id,
                 k.name().unwrap_or_default(),
                 &k.tags().cloned().unwrap_or_default(),
@@ -427,7 +461,7 @@ impl Inventory {
                 .iter()
                 .map(|t| (t.key().unwrap_or_default().to_string(), t.value().unwrap_or_default().to_string()))
                 .collect();
-            inv.items.push(item("alarm", name, name, &tags, None));
+            inv.items.push(item(Kind::Alarm, name, name, &tags, None));
         }
 
         // ------------------------------------------------------------ WAF (REGIONAL web ACLs)
@@ -456,7 +490,13 @@ impl Inventory {
                     .iter()
                     .map(|t| (t.key().to_string(), t.value().to_string()))
                     .collect();
-                inv.items.push(item("web-acl", a.id().unwrap_or_default(), a.name().unwrap_or_default(), &tags, None));
+                inv.items.push(item(
+                    Kind::WebAcl,
+                    a.id().unwrap_or_default(),
+                    a.name().unwrap_or_default(),
+                    &tags,
+                    None,
+                ));
             }
             match page.next_marker() {
                 Some(m) if !page.web_acls().is_empty() => marker = Some(m.to_string()),
@@ -475,8 +515,8 @@ impl Inventory {
     /// anything carrying one of the names the stack gives ([`Expected::name`]), tagged or not.
     pub fn leftovers(&self, shape: &Shape) -> Vec<&Item> {
         // The web ACL is left over whether or not the config still enables it.
-        let named: BTreeSet<(&str, &str)> =
-            shape.resources.iter().filter_map(|e| Some((e.kind, e.name.as_deref()?))).collect();
+        let named: BTreeSet<(ItemKind, &str)> =
+            shape.resources.iter().filter_map(|e| Some((ItemKind::Of(e.kind), e.name.as_deref()?))).collect();
         let stack = shape.names.stack.as_str();
         self.items
             .iter()
@@ -491,10 +531,10 @@ impl Inventory {
 
     /// The shared account-level CloudWatch role ([`ACCOUNT_ROLE`]), if it exists.
     pub fn account_role(&self) -> Option<&Item> {
-        self.items.iter().find(|i| i.kind == "iam-role" && i.name == ACCOUNT_ROLE)
+        self.items.iter().find(|i| i.kind == Kind::IamRole && i.name == ACCOUNT_ROLE)
     }
 
-    pub fn count(&self, kind: &str, stack: &str) -> usize {
+    pub fn count(&self, kind: Kind, stack: &str) -> usize {
         self.of_stack(stack).filter(|i| i.kind == kind).count()
     }
 
@@ -503,13 +543,15 @@ impl Inventory {
     /// role): something created them and did not tag them. The implicit main route table /
     /// default security group of a VPC count as left behind when their VPC is gone.
     pub fn untagged(&self) -> Vec<&Item> {
-        let vpcs: BTreeSet<&str> = self.items.iter().filter(|i| i.kind == "vpc").map(|i| i.id.as_str()).collect();
+        let vpcs: BTreeSet<&str> = self.items.iter().filter(|i| i.kind == Kind::Vpc).map(|i| i.id.as_str()).collect();
         self.items
             .iter()
             .filter(|i| i.stack.is_none() && !i.shared)
             .filter(|i| match i.kind {
-                "main-route-table" | "default-security-group" => !i.vpc.as_deref().is_some_and(|v| vpcs.contains(v)),
-                _ => true,
+                ItemKind::MainRouteTable | ItemKind::DefaultSecurityGroup => {
+                    !i.vpc.as_deref().is_some_and(|v| vpcs.contains(v))
+                }
+                ItemKind::Of(_) => true,
             })
             .collect()
     }
@@ -521,8 +563,8 @@ impl Inventory {
         let names = &shape.names;
         let s = names.stack.as_str();
         let expected: Vec<&Expected> = shape.wanted().collect();
-        let waf = shape.has("web-acl");
-        let mut per_kind: BTreeMap<&str, usize> = BTreeMap::new();
+        let waf = shape.has(Kind::WebAcl);
+        let mut per_kind: BTreeMap<Kind, usize> = BTreeMap::new();
         for e in &expected {
             *per_kind.entry(e.kind).or_insert(0) += 1;
         }
@@ -535,7 +577,7 @@ impl Inventory {
         }
         // Tagged items beyond the kinds above would be something new we do not count.
         let other: Vec<String> =
-            self.of_stack(s).filter(|i| !expected.iter().any(|e| e.kind == i.kind)).map(|i| i.to_string()).collect();
+            self.of_stack(s).filter(|i| !expected.iter().any(|e| i.kind == e.kind)).map(|i| i.to_string()).collect();
         c.check(other.is_empty(), format!("{label}: unexpected kinds tagged {s}: {other:?}"));
         // Each expected resource under its own resource tag.
         for e in &expected {
@@ -544,21 +586,21 @@ impl Inventory {
             c.eq(&format!("{label}: {}s tagged {s} as resource {}", e.kind, e.resource), found, 1);
         }
         // Each logical resource once.
-        let mut seen: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+        let mut seen: BTreeMap<(ItemKind, &str), usize> = BTreeMap::new();
         for i in self.of_stack(s) {
             *seen.entry((i.kind, i.resource.as_deref().unwrap_or("<none>"))).or_insert(0) += 1;
         }
         let dup: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
         c.check(dup.is_empty(), format!("{label}: resource tags used twice: {dup:?}"));
         // Names by which a duplicate could hide without our tag (API Gateway allows duplicate names).
-        for e in expected.iter().filter(|e| matches!(e.kind, "rest-api" | "api-key" | "usage-plan")) {
+        for e in expected.iter().filter(|e| matches!(e.kind, Kind::RestApi | Kind::ApiKey | Kind::UsagePlan)) {
             let name = e.name.as_deref().unwrap_or_default();
             let n = self.items.iter().filter(|i| i.kind == e.kind && i.name == name).count();
             c.eq(&format!("{label}: {}s named {name}", e.kind), n, 1);
         }
 
         // Untaggable parts.
-        for api in self.of_stack(s).filter(|i| i.kind == "rest-api") {
+        for api in self.of_stack(s).filter(|i| i.kind == Kind::RestApi) {
             let parts = self.apis.get(&api.id).cloned().unwrap_or_default();
             c.check(
                 (1..=2).contains(&parts.deployments),
@@ -578,14 +620,14 @@ impl Inventory {
                 want.iter().collect::<Vec<_>>(),
             );
         }
-        for plan in self.of_stack(s).filter(|i| i.kind == "usage-plan") {
+        for plan in self.of_stack(s).filter(|i| i.kind == Kind::UsagePlan) {
             let keys = self.plan_keys.get(&plan.id).cloned().unwrap_or_default();
             c.check(
                 keys.len() == 1,
                 format!("{label}: keys in usage plan {}: {keys:?} (expected exactly 1)", plan.name),
             );
             let key_ids: BTreeSet<&str> =
-                self.of_stack(s).filter(|i| i.kind == "api-key").map(|i| i.id.as_str()).collect();
+                self.of_stack(s).filter(|i| i.kind == Kind::ApiKey).map(|i| i.id.as_str()).collect();
             c.check(
                 keys.iter().all(|k| key_ids.contains(k.as_str())),
                 format!("{label}: usage plan {} holds only the stack's keys: {keys:?}", plan.name),
@@ -596,29 +638,30 @@ impl Inventory {
             self.permissions.get(&names.function).copied(),
             Some(1),
         );
-        for sg in self.of_stack(s).filter(|i| i.kind == "security-group") {
+        for sg in self.of_stack(s).filter(|i| i.kind == Kind::SecurityGroup) {
             c.eq(
                 &format!("{label}: (ingress, egress) rules of {}", sg.id),
                 self.sg_rules.get(&sg.id).copied(),
                 Some((0, 1)),
             );
         }
-        for rt in self.of_stack(s).filter(|i| i.kind == "route-table") {
+        for rt in self.of_stack(s).filter(|i| i.kind == Kind::RouteTable) {
             let n = self.rt_subnets.get(&rt.id).map(Vec::len).unwrap_or(0);
             c.eq(&format!("{label}: subnet associations of {}", rt.id), n, 1);
         }
         // In our VPC: only the implicit main route table and default SG besides our own.
-        for vpc in self.of_stack(s).filter(|i| i.kind == "vpc") {
-            for implicit in ["main-route-table", "default-security-group"] {
+        for vpc in self.of_stack(s).filter(|i| i.kind == Kind::Vpc) {
+            for implicit in [ItemKind::MainRouteTable, ItemKind::DefaultSecurityGroup] {
                 let n = self.items.iter().filter(|i| i.kind == implicit && i.vpc.as_deref() == Some(&vpc.id)).count();
                 c.eq(&format!("{label}: {implicit}s in {}", vpc.id), n, 1);
             }
             let strangers: Vec<String> = self
                 .items
                 .iter()
-                .filter(|i| i.vpc.as_deref() == Some(&vpc.id) && i.kind != "vpc")
+                .filter(|i| i.vpc.as_deref() == Some(&vpc.id) && i.kind != Kind::Vpc)
                 .filter(|i| {
-                    i.stack.as_deref() != Some(s) && !matches!(i.kind, "main-route-table" | "default-security-group")
+                    i.stack.as_deref() != Some(s)
+                        && !matches!(i.kind, ItemKind::MainRouteTable | ItemKind::DefaultSecurityGroup)
                 })
                 .map(|i| i.to_string())
                 .collect();
@@ -637,18 +680,21 @@ impl Inventory {
     /// to create one) before `down`: that many are kept.
     pub fn check_gone_but_tables(&self, c: &mut Checks, names: &StackNames, tables: usize, label: &str) {
         let s = names.stack.as_str();
-        let left: Vec<String> =
-            self.of_stack(s).filter(|i| !(i.kind == "table" && i.name == names.table)).map(|i| i.to_string()).collect();
+        let left: Vec<String> = self
+            .of_stack(s)
+            .filter(|i| !(i.kind == Kind::Table && i.name == names.table))
+            .map(|i| i.to_string())
+            .collect();
         c.check(left.is_empty(), format!("{label}: still tagged {s} after down: {left:?}"));
-        c.eq(&format!("{label}: the kept table {}", names.table), self.count("table", s), tables);
+        c.eq(&format!("{label}: the kept table {}", names.table), self.count(Kind::Table, s), tables);
         self.check_nothing_untagged(c, label);
     }
 
     pub fn check_nothing_untagged(&self, c: &mut Checks, label: &str) {
         let untagged: Vec<String> = self.untagged().iter().map(|i| i.to_string()).collect();
         c.check(untagged.is_empty(), format!("{label}: resources without a {TAG_STACK} tag: {untagged:?}"));
-        let vpcs = self.items.iter().filter(|i| i.kind == "vpc").count();
-        let tagged_vpcs = self.items.iter().filter(|i| i.kind == "vpc" && i.stack.is_some()).count();
+        let vpcs = self.items.iter().filter(|i| i.kind == Kind::Vpc).count();
+        let tagged_vpcs = self.items.iter().filter(|i| i.kind == Kind::Vpc && i.stack.is_some()).count();
         c.eq(&format!("{label}: VPCs besides the default one that are not ours"), vpcs - tagged_vpcs, 0);
     }
 }
@@ -673,25 +719,25 @@ mod tests {
             names,
             &graph(&[
                 ("subnet-0", "subnet", None, true),
-                ("stage", "API stage", None, true),
-                ("alarm-api-5xx", "CloudWatch alarm", Some("s-api-5xx"), true),
-                ("web-acl", "web ACL", Some("s-web-acl"), false),
+                ("stage", "stage", None, true),
+                ("alarm-api-5xx", "alarm", Some("s-api-5xx"), true),
+                ("web-acl", "web-acl", Some("s-web-acl"), false),
             ]),
         );
-        let kinds: Vec<(&str, &str, bool)> =
+        let kinds: Vec<(&str, Kind, bool)> =
             shape.resources.iter().map(|e| (e.resource.as_str(), e.kind, e.wanted)).collect();
         assert_eq!(
             kinds,
-            [("subnet-0", "subnet", true), ("alarm-api-5xx", "alarm", true), ("web-acl", "web-acl", false)]
+            [("subnet-0", Kind::Subnet, true), ("alarm-api-5xx", Kind::Alarm, true), ("web-acl", Kind::WebAcl, false)]
         );
-        assert!(shape.has("alarm") && !shape.has("web-acl"), "a resource turned off is not expected");
+        assert!(shape.has(Kind::Alarm) && !shape.has(Kind::WebAcl), "a resource turned off is not expected");
         assert_eq!(shape.resources[2].name.as_deref(), Some("s-web-acl"));
     }
 
     #[test]
     #[should_panic(expected = "new kind of resource")]
     fn a_kind_the_inventory_cannot_list_fails_loudly() {
-        Shape::from_graph(StackNames::unique("inv"), &graph(&[("queue", "SQS queue", Some("q"), true)]));
+        Shape::from_graph(StackNames::unique("inv"), &graph(&[("queue", "sqs-queue", Some("q"), true)]));
     }
 
     /// Leftovers are what carries the stack's tag or one of its names; shared resources and
@@ -711,20 +757,20 @@ mod tests {
         let untagged = HashMap::new();
         let inv = Inventory {
             items: vec![
-                item("subnet", "subnet-1", "10.1.0.0/24", &tagged(&names.stack, "subnet-0"), Some("vpc-1")),
-                item("function", &names.function, &names.function, &untagged, None),
-                item("iam-role", ACCOUNT_ROLE, ACCOUNT_ROLE, &shared, None),
-                item("table", &other.table, &other.table, &tagged(&other.stack, "table"), None),
-                item("log-group", "/aws/lambda/someone-else", "/aws/lambda/someone-else", &untagged, None),
+                item(Kind::Subnet, "subnet-1", "10.1.0.0/24", &tagged(&names.stack, "subnet-0"), Some("vpc-1")),
+                item(Kind::Function, &names.function, &names.function, &untagged, None),
+                item(Kind::IamRole, ACCOUNT_ROLE, ACCOUNT_ROLE, &shared, None),
+                item(Kind::Table, &other.table, &other.table, &tagged(&other.stack, "table"), None),
+                item(Kind::LogGroup, "/aws/lambda/someone-else", "/aws/lambda/someone-else", &untagged, None),
             ],
             ..Inventory::default()
         };
         let shape = Shape::from_graph(
             names.clone(),
-            &graph(&[("subnet-0", "subnet", None, true), ("function", "Lambda function", Some(&names.function), true)]),
+            &graph(&[("subnet-0", "subnet", None, true), ("function", "function", Some(&names.function), true)]),
         );
-        let left: Vec<(&str, &str)> = inv.leftovers(&shape).iter().map(|i| (i.kind, i.id.as_str())).collect();
-        assert_eq!(left, [("subnet", "subnet-1"), ("function", names.function.as_str())]);
+        let left: Vec<(ItemKind, &str)> = inv.leftovers(&shape).iter().map(|i| (i.kind, i.id.as_str())).collect();
+        assert_eq!(left, [(Kind::Subnet.into(), "subnet-1"), (Kind::Function.into(), names.function.as_str())]);
         assert_eq!(inv.find(&names.stack, "subnet-0").map(|i| i.id.as_str()), Some("subnet-1"));
         assert!(inv.account_role().is_some_and(|r| r.shared));
     }

@@ -50,7 +50,7 @@ pub fn run(config: &Config, args: &GraphArgs, output: Output, printer: Arc<dyn P
         Output::Human => {
             let mut text = format!("Stack {}: {}, in dependency order:", config.stack, graph.size_text());
             let id_width = nodes.iter().map(|n| n.name().to_string().len()).max().unwrap_or(0);
-            let kind_width = nodes.iter().map(|n| n.kind().len()).max().unwrap_or(0);
+            let kind_width = nodes.iter().map(|n| n.kind().label().len()).max().unwrap_or(0);
             for n in &nodes {
                 let deps: Vec<String> = n
                     .deps()

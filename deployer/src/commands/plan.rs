@@ -30,7 +30,7 @@ pub fn rows(graph: &Graph, compared: Vec<(Name, Compared)>) -> Vec<Row> {
     compared
         .into_iter()
         .map(|(name, c)| {
-            let kind = graph.node(name).map(|n| n.kind()).unwrap_or("?");
+            let kind = graph.node(name).map(|n| n.kind().label()).unwrap_or("?");
             let replaces_itself = graph.node(name).is_some_and(|n| n.replaces_itself());
             let (action, changes, error) = match c {
                 Compared::Missing => ("create", vec![], None),

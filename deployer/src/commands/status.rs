@@ -45,7 +45,7 @@ pub async fn run(
     // Health: what each resource reports about itself (`Resource::health`).
     let mut health: BTreeMap<String, BTreeMap<&str, String>> = BTreeMap::new();
     for (name, compared) in graph.compare(&ctx, &found) {
-        let kind = graph.node(name).map(|n| n.kind()).unwrap_or("?");
+        let kind = graph.node(name).map(|n| n.kind().label()).unwrap_or("?");
         let (state, drift, error) = match compared {
             Compared::Missing => ("missing", vec![], None),
             Compared::Present { live, changes } => {

@@ -68,7 +68,7 @@ impl Graph {
 
     /// Names and kinds, in dependency order.
     pub fn names(&self) -> Vec<(Name, &'static str)> {
-        self.order.iter().map(|&i| (self.nodes[i].name(), self.nodes[i].kind())).collect()
+        self.order.iter().map(|&i| (self.nodes[i].name(), self.nodes[i].kind().label())).collect()
     }
 
     /// How many resources the stack has, for people: "23 resources", or "23 resources + 7 turned
@@ -164,6 +164,7 @@ impl Graph {
             serde_json::json!({
                 "resource": self.nodes[i].name().to_string(),
                 "kind": self.nodes[i].kind(),
+                "label": self.nodes[i].kind().label(),
                 "name": self.nodes[i].aws_name(),
                 "wanted": self.nodes[i].wanted(),
                 "create_rounds": self.nodes[i].create_rounds(),

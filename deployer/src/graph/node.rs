@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use crate::ctx::Ctx;
 use crate::error::{Error, Result};
-use crate::resources::{Change, Dep, Drift, Inputs, Name, Resource};
+use crate::resources::{Change, Dep, Drift, Inputs, Kind, Name, Resource};
 
 /// A resource's live state, erased.
 pub type Live = Arc<dyn Any + Send + Sync>;
@@ -23,7 +23,7 @@ pub struct Diff {
 #[async_trait]
 pub trait Node: Send + Sync {
     fn name(&self) -> Name;
-    fn kind(&self) -> &'static str;
+    fn kind(&self) -> Kind;
     fn aws_name(&self) -> Option<String>;
     fn deps(&self) -> Vec<Dep>;
     fn create_rounds(&self) -> u32;
@@ -49,7 +49,7 @@ impl<R: Resource> Node for R {
     fn name(&self) -> Name {
         self.id().name()
     }
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> Kind {
         Resource::kind(self)
     }
     fn aws_name(&self) -> Option<String> {

@@ -126,7 +126,8 @@ impl Graph {
                 // errors are reported by the apply pass).
                 match found.ok().flatten() {
                     Some(live) if doomed => {
-                        ctx.printer.event(Event::Started { id: node.name(), action: Action::Deleting(node.kind()) });
+                        ctx.printer
+                            .event(Event::Started { id: node.name(), action: Action::Deleting(node.kind().label()) });
                         node.delete(&ctx, &live).await?;
                         Ok(Done { outcome: Outcome::Deleted(true), quiet: false, live: None, ready: None })
                     }
@@ -165,7 +166,7 @@ impl Graph {
                 let id = node.name();
                 let (outcome, live) = match found.map_err(Error::other)? {
                     None => {
-                        ctx.printer.event(Event::Started { id, action: Action::Creating(node.kind()) });
+                        ctx.printer.event(Event::Started { id, action: Action::Creating(node.kind().label()) });
                         (Outcome::Created, node.create(&ctx, &inputs).await?)
                     }
                     Some(live) => {
@@ -253,7 +254,8 @@ impl Graph {
                         Outcome::Deleted(true)
                     }
                     Some(live) => {
-                        ctx.printer.event(Event::Started { id: node.name(), action: Action::Deleting(node.kind()) });
+                        ctx.printer
+                            .event(Event::Started { id: node.name(), action: Action::Deleting(node.kind().label()) });
                         node.delete(&ctx, &live).await?;
                         Outcome::Deleted(true)
                     }

@@ -8,7 +8,7 @@ use super::*;
 use crate::ctx::Ctx;
 use crate::error::{Error, Result};
 use crate::events::Outcome;
-use crate::resources::{Change, Dep, Id, Inputs, Resource};
+use crate::resources::{Change, Dep, Id, Inputs, Kind, Resource};
 
 /// A fake resource: records start/end in a shared log; can fail; can be present.
 struct Fake {
@@ -34,8 +34,8 @@ impl Resource for Fake {
     fn id(&self) -> Id<String> {
         self.id
     }
-    fn kind(&self) -> &'static str {
-        "fake"
+    fn kind(&self) -> Kind {
+        Kind::Vpc
     }
     fn deps(&self) -> Vec<Dep> {
         let dep = |d: &Id<String>| if self.goes_with == Some(*d) { Dep::on(*d).goes_with() } else { Dep::on(*d) };

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use aws_sdk_iam::types::Tag;
 
 use super::apigw::{self, SERVICE, found, replace};
-use super::{Change, Ctx, Id, Inputs, Resource, iam_role};
+use super::{Change, Ctx, Id, Inputs, Kind, Resource, iam_role};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, ErrorKind, Result};
 use crate::wait::{backoff, pause, retry};
@@ -249,8 +249,8 @@ impl Resource for ApiGatewayAccount {
         ID
     }
 
-    fn kind(&self) -> &'static str {
-        "API Gateway account CloudWatch role"
+    fn kind(&self) -> Kind {
+        Kind::ApiGatewayAccount
     }
 
     fn create_rounds(&self) -> u32 {

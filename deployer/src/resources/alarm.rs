@@ -36,7 +36,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_cloudwatch::types::{AlarmType, ComparisonOperator, Dimension, MetricAlarm, Statistic, Tag};
 
-use super::{Change, Ctx, Id, Inputs, Name, Resource, compare};
+use super::{Change, Ctx, Id, Inputs, Kind, Name, Resource, compare};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, Result};
 
@@ -364,8 +364,8 @@ impl Resource for Alarm {
         self.id
     }
 
-    fn kind(&self) -> &'static str {
-        "CloudWatch alarm"
+    fn kind(&self) -> Kind {
+        Kind::Alarm
     }
     fn aws_name(&self) -> Option<String> {
         Some(self.name.clone())

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use super::apigw::{self, SERVICE, call, found, gone_is_ok, replace, tag_pairs};
 use super::usage_plan::{self, LivePlan};
-use super::{Change, Ctx, Dep, Drift, Id, Inputs, Resource, at_most_one};
+use super::{Change, Ctx, Dep, Drift, Id, Inputs, Kind, Resource, at_most_one};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, ErrorKind, Result};
 
@@ -156,8 +156,8 @@ impl Resource for ApiKey {
         self.id
     }
 
-    fn kind(&self) -> &'static str {
-        "API key"
+    fn kind(&self) -> Kind {
+        Kind::ApiKey
     }
     fn aws_name(&self) -> Option<String> {
         Some(self.name.clone())

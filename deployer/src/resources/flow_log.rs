@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use aws_sdk_ec2::types::{FlowLog as Ec2FlowLog, FlowLogsResourceType, LogDestinationType, ResourceType, TrafficType};
 
 use super::ec2::{pick, stack_filter, tag_spec};
-use super::{Change, Ctx, Dep, Id, Inputs, Resource, iam_role, log_group, vpc};
+use super::{Change, Ctx, Dep, Id, Inputs, Kind, Resource, iam_role, log_group, vpc};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, ErrorKind, Result};
 use crate::wait::{backoff, retry};
@@ -116,8 +116,8 @@ impl Resource for FlowLog {
         ID
     }
 
-    fn kind(&self) -> &'static str {
-        "VPC flow log"
+    fn kind(&self) -> Kind {
+        Kind::FlowLog
     }
 
     fn deps(&self) -> Vec<Dep> {

@@ -22,7 +22,7 @@ use aws_sdk_lambda::types::{
 };
 use aws_smithy_types::Blob;
 
-use super::{Change, Ctx, Dep, Drift, Id, Inputs, Resource, compare, iam_role, security_group, subnet};
+use super::{Change, Ctx, Dep, Drift, Id, Inputs, Kind, Resource, compare, iam_role, security_group, subnet};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, ErrorKind, Result};
 use crate::wait::{backoff, retry, wait_until};
@@ -580,8 +580,8 @@ impl Resource for Function {
         ID
     }
 
-    fn kind(&self) -> &'static str {
-        "Lambda function"
+    fn kind(&self) -> Kind {
+        Kind::Function
     }
     fn aws_name(&self) -> Option<String> {
         Some(self.name.clone())

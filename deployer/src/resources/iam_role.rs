@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use aws_sdk_iam::types::Tag;
 use serde_json::{Value, json};
 
-use super::{Change, Ctx, Drift, Id, Inputs, Resource};
+use super::{Change, Ctx, Drift, Id, Inputs, Kind, Resource};
 use crate::aws::AwsResultExt;
 use crate::config::Config;
 use crate::error::{ErrorKind, Result};
@@ -476,8 +476,8 @@ impl Resource for Role {
         self.id
     }
 
-    fn kind(&self) -> &'static str {
-        "IAM role"
+    fn kind(&self) -> Kind {
+        Kind::IamRole
     }
     fn aws_name(&self) -> Option<String> {
         Some(self.name.clone())

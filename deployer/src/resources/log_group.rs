@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 
-use super::{Change, Ctx, Id, Inputs, Name, Resource};
+use super::{Change, Ctx, Id, Inputs, Kind, Name, Resource};
 use crate::aws::AwsResultExt;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
@@ -190,8 +190,8 @@ impl Resource for LogGroup {
         self.id
     }
 
-    fn kind(&self) -> &'static str {
-        "log group"
+    fn kind(&self) -> Kind {
+        Kind::LogGroup
     }
     fn aws_name(&self) -> Option<String> {
         Some(self.name.clone())

@@ -15,6 +15,7 @@ use async_trait::async_trait;
 
 pub use crate::ctx::Ctx;
 use crate::error::{Error, Result};
+pub use movies_stack_kinds::Kind;
 
 pub mod account_role;
 pub mod alarm;
@@ -170,8 +171,8 @@ pub trait Resource: Send + Sync + 'static {
 
     /// The typed id, unique in the stack.
     fn id(&self) -> Id<Self::Live>;
-    /// The kind, for people: "VPC", "usage plan", ...
-    fn kind(&self) -> &'static str;
+    /// Its kind: `graph --output json` emits its id, people read its label ("VPC", "usage plan").
+    fn kind(&self) -> Kind;
     /// Its name in AWS when the config fixes it (roles, log groups, the table, the function, the
     /// REST API, usage plans, keys, alarms, the web ACL); `None` where AWS assigns the id (EC2).
     /// `graph --output json` shows it: the tests find leftovers by it, tags or not.

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::{Change, Ctx, Dep, Id, Inputs, Resource, function, rest_api};
+use super::{Change, Ctx, Dep, Id, Inputs, Kind, Resource, function, rest_api};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, ErrorKind, Result};
 use crate::wait::{backoff, retry};
@@ -202,8 +202,8 @@ impl Resource for ApiPermission {
         ID
     }
 
-    fn kind(&self) -> &'static str {
-        "Lambda permission"
+    fn kind(&self) -> Kind {
+        Kind::LambdaPermission
     }
 
     /// It lives in the function's policy (the function must exist, not be Active: AddPermission

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use aws_sdk_ec2::types::{ResourceType, Route};
 
 use super::ec2::{filter, pick, stack_filter, stack_subnets, tag_spec};
-use super::{Change, Ctx, Dep, Drift, Id, Inputs, Resource, subnet, vpc};
+use super::{Change, Ctx, Dep, Drift, Id, Inputs, Kind, Resource, subnet, vpc};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, ErrorKind, Result};
 use crate::wait::{backoff, retry};
@@ -285,8 +285,8 @@ impl Resource for RouteTable {
         id(self.index)
     }
 
-    fn kind(&self) -> &'static str {
-        "route table"
+    fn kind(&self) -> Kind {
+        Kind::RouteTable
     }
 
     fn deps(&self) -> Vec<Dep> {

@@ -7,7 +7,7 @@ use aws_sdk_ec2::types::{IpPermission, PrefixListId, ResourceType, SecurityGroup
 
 use super::ec2::{filter, pick, stack_filter, tag_spec};
 use super::vpc_endpoint::{dynamodb_prefix_list_id, known_prefix_list_id};
-use super::{Change, Ctx, Dep, Id, Inputs, Resource, vpc};
+use super::{Change, Ctx, Dep, Id, Inputs, Kind, Resource, vpc};
 use crate::aws::AwsResultExt;
 use crate::error::{ErrorKind, Result};
 use crate::wait::{backoff, retry};
@@ -258,8 +258,8 @@ impl Resource for FunctionSecurityGroup {
         ID
     }
 
-    fn kind(&self) -> &'static str {
-        "security group"
+    fn kind(&self) -> Kind {
+        Kind::SecurityGroup
     }
 
     fn deps(&self) -> Vec<Dep> {

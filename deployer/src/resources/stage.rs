@@ -15,7 +15,7 @@ use aws_sdk_apigateway::types::{Deployment, PatchOperation};
 use super::apigw::{self, SERVICE, call, dns_suffix, found, gone_is_ok, replace, tag_pairs};
 use super::rest_api::LiveApi;
 use super::{
-    Change, Ctx, Dep, Drift, Id, Inputs, Resource, account_role, at_most_one, log_group, permission, rest_api,
+    Change, Ctx, Dep, Drift, Id, Inputs, Kind, Resource, account_role, at_most_one, log_group, permission, rest_api,
 };
 use crate::aws::AwsResultExt;
 use crate::error::Result;
@@ -283,8 +283,8 @@ impl Resource for Stage {
         ID
     }
 
-    fn kind(&self) -> &'static str {
-        "API stage"
+    fn kind(&self) -> Kind {
+        Kind::Stage
     }
 
     fn deps(&self) -> Vec<Dep> {

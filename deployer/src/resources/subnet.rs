@@ -9,7 +9,7 @@ use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType};
 use super::ec2::{pick, stack_subnets, tag_spec};
 use super::vpc;
 use super::zones::{Zone, Zones};
-use super::{Change, Ctx, Dep, Drift, Id, Inputs, Resource};
+use super::{Change, Ctx, Dep, Drift, Id, Inputs, Kind, Resource};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, ErrorKind, Result};
 use crate::wait::{backoff, retry};
@@ -143,8 +143,8 @@ impl Resource for Subnet {
         id(self.index)
     }
 
-    fn kind(&self) -> &'static str {
-        "subnet"
+    fn kind(&self) -> Kind {
+        Kind::Subnet
     }
 
     fn deps(&self) -> Vec<Dep> {

@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_smithy_types::error::operation::BuildError;
 
-use super::{Change, Ctx, Drift, Id, Inputs, Resource};
+use super::{Change, Ctx, Drift, Id, Inputs, Kind, Resource};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, ErrorKind, Result};
 use crate::wait::{backoff, retry, wait_until};
@@ -354,8 +354,8 @@ impl Resource for Table {
         ID
     }
 
-    fn kind(&self) -> &'static str {
-        "DynamoDB table"
+    fn kind(&self) -> Kind {
+        Kind::Table
     }
     fn aws_name(&self) -> Option<String> {
         Some(self.name.clone())

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, VpcAttributeName};
 
 use super::ec2::{pick, stack_filter, tag_spec};
-use super::{Change, Ctx, Drift, Id, Inputs, Resource};
+use super::{Change, Ctx, Drift, Id, Inputs, Kind, Resource};
 use crate::aws::AwsResultExt;
 use crate::error::{ErrorKind, Result};
 use crate::wait::{backoff, retry, wait_until};
@@ -116,8 +116,8 @@ impl Resource for Vpc {
         ID
     }
 
-    fn kind(&self) -> &'static str {
-        "VPC"
+    fn kind(&self) -> Kind {
+        Kind::Vpc
     }
 
     fn create_rounds(&self) -> u32 {

@@ -9,7 +9,7 @@ use aws_sdk_ec2::types::{ResourceType, VpcEndpoint, VpcEndpointType};
 use serde_json::{Value, json};
 
 use super::ec2::{filter, stack_filter, tag_spec};
-use super::{Change, Ctx, Dep, Id, Inputs, Resource, at_most_one, route_table, table, vpc};
+use super::{Change, Ctx, Dep, Id, Inputs, Kind, Resource, at_most_one, route_table, table, vpc};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, Result};
 use crate::wait::{backoff, wait_until};
@@ -243,8 +243,8 @@ impl Resource for DynamoDbEndpoint {
         ID
     }
 
-    fn kind(&self) -> &'static str {
-        "VPC endpoint"
+    fn kind(&self) -> Kind {
+        Kind::VpcEndpoint
     }
 
     fn deps(&self) -> Vec<Dep> {

@@ -19,7 +19,7 @@ use aws_sdk_wafv2::types::{
 };
 
 use super::apigw::{self, tag_pairs};
-use super::{Change, Ctx, Dep, Id, Inputs, Resource, at_most_one, compare, rest_api, stage};
+use super::{Change, Ctx, Dep, Id, Inputs, Kind, Resource, at_most_one, compare, rest_api, stage};
 use crate::aws::AwsResultExt;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result, gone_is_ok};
@@ -364,8 +364,8 @@ impl Resource for WebAcl {
         ACL
     }
 
-    fn kind(&self) -> &'static str {
-        "web ACL"
+    fn kind(&self) -> Kind {
+        Kind::WebAcl
     }
     fn aws_name(&self) -> Option<String> {
         Some(self.name.clone())
@@ -614,8 +614,8 @@ impl Resource for WebAclAssociation {
         ASSOCIATION
     }
 
-    fn kind(&self) -> &'static str {
-        "web ACL association"
+    fn kind(&self) -> Kind {
+        Kind::WebAclAssociation
     }
 
     fn deps(&self) -> Vec<Dep> {

@@ -34,6 +34,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use e2e::artifact::write_modified;
+use e2e::inventory::Kind;
 use e2e::proxy::Timed;
 use e2e::strict::Timings;
 use e2e::{Aws, Behaviour, Deployer, Moto, Output, Proxy, Rule, StackNames, TempDir, write_config};
@@ -329,7 +330,7 @@ fn idle(calls: &[Timed], chain: &[usize]) -> Duration {
 #[derive(Debug, Clone)]
 struct GraphNode {
     name: String,
-    kind: String,
+    kind: Kind,
     create_rounds: u32,
     deps: Vec<String>,
 }
@@ -341,7 +342,7 @@ fn graph_of(json: &Value) -> Option<Vec<GraphNode>> {
         .map(|n| {
             Some(GraphNode {
                 name: n.get("resource")?.as_str()?.to_string(),
-                kind: n.get("kind")?.as_str()?.to_string(),
+                kind: serde_json::from_value(n.get("kind")?.clone()).ok()?,
                 create_rounds: u32::try_from(n.get("create_rounds")?.as_u64()?).ok()?,
                 deps: n
                     .get("deps")?
@@ -374,15 +375,31 @@ struct Waits {
 /// - API Gateway's quotas: a cold `up` calls each paced operation within its burst; a 429 would
 ///   show in the call log (reported).
 fn model_waits(node: &GraphNode, dep: Option<&GraphNode>, t: &Timings) -> Waits {
-    let own = match node.kind.as_str() {
-        "DynamoDB table" => t.table_creating.max(t.pitr_unavailable),
-        "security group" => t.ec2_not_found,
-        "API Gateway account" => t.iam_propagation,
-        _ => Duration::ZERO,
+    // Exhaustive: a new kind does not compile until the model says what it waits for.
+    let own = match node.kind {
+        Kind::Table => t.table_creating.max(t.pitr_unavailable),
+        Kind::SecurityGroup => t.ec2_not_found,
+        Kind::ApiGatewayAccount => t.iam_propagation,
+        Kind::Vpc
+        | Kind::Subnet
+        | Kind::RouteTable
+        | Kind::VpcEndpoint
+        | Kind::FlowLog
+        | Kind::IamRole
+        | Kind::LogGroup
+        | Kind::Function
+        | Kind::RestApi
+        | Kind::LambdaPermission
+        | Kind::Stage
+        | Kind::UsagePlan
+        | Kind::ApiKey
+        | Kind::Alarm
+        | Kind::WebAcl
+        | Kind::WebAclAssociation => Duration::ZERO,
     };
-    let before = match (dep.map(|d| d.kind.as_str()), node.kind.as_str()) {
-        (Some("IAM role"), "Lambda function" | "VPC flow log") => t.iam_propagation,
-        (Some("subnet"), "route table") => t.ec2_not_found,
+    let before = match (dep.map(|d| d.kind), node.kind) {
+        (Some(Kind::IamRole), Kind::Function | Kind::FlowLog) => t.iam_propagation,
+        (Some(Kind::Subnet), Kind::RouteTable) => t.ec2_not_found,
         _ => Duration::ZERO,
     };
     Waits { own, before }
@@ -842,22 +859,17 @@ mod tests {
         assert!(sequential_chain(&[]).is_empty());
     }
 
-    fn node(name: &str, kind: &str, rounds: u32, deps: &[&str]) -> GraphNode {
-        GraphNode {
-            name: name.into(),
-            kind: kind.into(),
-            create_rounds: rounds,
-            deps: deps.iter().map(|d| d.to_string()).collect(),
-        }
+    fn node(name: &str, kind: Kind, rounds: u32, deps: &[&str]) -> GraphNode {
+        GraphNode { name: name.into(), kind, create_rounds: rounds, deps: deps.iter().map(|d| d.to_string()).collect() }
     }
 
     #[test]
     fn the_model_path_adds_the_waits_to_the_rounds() {
         let l = Duration::from_millis(100);
         let graph = [
-            node("role", "IAM role", 2, &[]),
-            node("function", "Lambda function", 1, &["role"]),
-            node("table", "DynamoDB table", 4, &[]),
+            node("role", Kind::IamRole, 2, &[]),
+            node("function", Kind::Function, 1, &["role"]),
+            node("table", Kind::Table, 4, &[]),
         ];
         // No waits: the longest chain of rounds (3) plus the sweep and the release.
         let (path, chain) = model_path(&graph, l, &Timings::instant());
@@ -872,5 +884,17 @@ mod tests {
         let (path, chain) = model_path(&graph, l, &slow_iam);
         assert_eq!(path, l * 5 + Duration::from_secs(30));
         assert_eq!(chain, ["role", "function"]);
+    }
+
+    #[test]
+    fn the_api_gateway_account_waits_for_iam_inside_its_own_create() {
+        // UpdateAccount is refused until the new role has propagated (after AttachRolePolicy).
+        let l = Duration::from_millis(100);
+        let graph =
+            [node("apigw-account", Kind::ApiGatewayAccount, 4, &[]), node("stage", Kind::Stage, 2, &["apigw-account"])];
+        let t = Timings::aws_like();
+        let (path, chain) = model_path(&graph, l, &t);
+        assert_eq!(path, l * 8 + t.iam_propagation);
+        assert_eq!(chain, ["apigw-account", "stage"]);
     }
 }

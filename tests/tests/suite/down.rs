@@ -13,7 +13,7 @@
 use std::collections::BTreeSet;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use e2e::inventory::{ACCOUNT_ROLE, Inventory, Shape};
+use e2e::inventory::{ACCOUNT_ROLE, Inventory, ItemKind, Kind, Shape};
 use e2e::{Account, Aws, Checks, Proxy};
 use serde_json::Value;
 
@@ -154,8 +154,8 @@ async fn down_keeps_the_table_then_deletes_everything() {
     c.eq("down --yes: DeleteNetworkInterface of an ENI already deleted", refused_by_moto, Vec::<String>::new());
 
     let inv = Inventory::scan(aws).await;
-    let left: Vec<(&str, &str)> = inv.leftovers(&shape).iter().map(|i| (i.kind, i.id.as_str())).collect();
-    c.eq("down --yes: what is left of the stack", left, [("table", n.table.as_str())]);
+    let left: Vec<(ItemKind, &str)> = inv.leftovers(&shape).iter().map(|i| (i.kind, i.id.as_str())).collect();
+    c.eq("down --yes: what is left of the stack", left, [(Kind::Table.into(), n.table.as_str())]);
     check_account_role(&mut c, &inv, "down --yes");
     c.eq("down --yes: the table's item is kept", item_title(aws, &n.table).await.as_deref(), Some("Kept Movie"));
     c.eq("down --yes: the table is the same", table_identity(aws, &n.table).await, table_before.clone());

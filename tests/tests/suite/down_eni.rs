@@ -12,7 +12,7 @@
 
 use std::time::Instant;
 
-use e2e::inventory::{Inventory, Shape, TAG_STACK};
+use e2e::inventory::{Inventory, ItemKind, Kind, Shape, TAG_STACK};
 use e2e::{Account, Aws, Behaviour, Checks, ec2_filter};
 
 /// The stack's Lambda ENIs (by the function's name in their description), with their status.
@@ -118,9 +118,9 @@ async fn down_waits_for_the_lingering_lambda_enis_and_deletes_them() {
         format!("the function's group {sg_id} no longer exists"),
     );
     let inv = Inventory::scan(aws).await;
-    let left: Vec<(&str, &str)> =
+    let left: Vec<(ItemKind, &str)> =
         inv.leftovers(&Shape::of(&stack).await).iter().map(|i| (i.kind, i.id.as_str())).collect();
-    c.eq("what is left of the stack", left, [("table", n.table.as_str())]);
+    c.eq("what is left of the stack", left, [(Kind::Table.into(), n.table.as_str())]);
 
     println!("down with lingering ENIs: {:.1}s in all", started.elapsed().as_secs_f64());
     c.finish("down with lingering Lambda ENIs");

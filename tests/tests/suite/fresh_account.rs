@@ -15,7 +15,7 @@
 use std::time::Duration;
 
 use e2e::chaos::{Rng, Running, seed};
-use e2e::inventory::{Inventory, Shape, TAG_STACK};
+use e2e::inventory::{Inventory, Kind, Shape, TAG_STACK};
 use e2e::{Account, Aws, Behaviour, Checks, Output, Stack, ec2_filter};
 use serde_json::Value;
 
@@ -183,7 +183,7 @@ async fn down_once_after_up_killed_or_failed_at_random_points() {
             }
         };
         let before = Inventory::scan(aws).await;
-        let tables = before.count("table", &stack.names.stack);
+        let tables = before.count(Kind::Table, &stack.names.stack);
         let left = before.of_stack(&stack.names.stack).count();
         let down = stack.deployer.run(&["down", "--yes"]).await;
         println!(

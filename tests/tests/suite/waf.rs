@@ -26,7 +26,7 @@ use aws_sdk_wafv2::types::{
     AllowAction, BlockAction, DefaultAction, RateBasedStatement, RateBasedStatementAggregateKeyType, Rule, Scope,
     Statement, VisibilityConfig, WebAcl,
 };
-use e2e::inventory::{Inventory, Shape, TAG_RESOURCE, TAG_STACK, stage_arn};
+use e2e::inventory::{Inventory, Kind, Shape, TAG_RESOURCE, TAG_STACK, stage_arn};
 use e2e::proxy::Rule as FaultRule;
 use e2e::{Account, Aws, Behaviour, Checks, Deployer, Proxy, StackNames, write_config};
 use serde_json::Value;
@@ -191,7 +191,7 @@ async fn the_web_acl_is_created_associated_fixed_turned_off_and_removed() {
     c.eq("off: wafv2 mutating calls", wafv2_mutating(proxy), Vec::<String>::new());
     c.eq("off: up's web-acl outcome", json["resources"]["web-acl"].as_str(), Some("no changes"));
     let inv = Inventory::scan(aws).await;
-    c.eq("off: web ACLs on the server", inv.items.iter().filter(|i| i.kind == "web-acl").count(), 0);
+    c.eq("off: web ACLs on the server", inv.items.iter().filter(|i| i.kind == Kind::WebAcl).count(), 0);
     inv.check_converged(&mut c, &Shape::of(&stack).await, "off");
     let stage = our_stage_arn(&inv, n);
     let (code, json, states) = waf_status(deployer).await;
@@ -380,7 +380,7 @@ async fn the_web_acl_is_created_associated_fixed_turned_off_and_removed() {
     );
     let inv = Inventory::scan(aws).await;
     inv.check_gone(&mut c, n, "after down");
-    c.eq("after down: web ACLs on the server", inv.items.iter().filter(|i| i.kind == "web-acl").count(), 0);
+    c.eq("after down: web ACLs on the server", inv.items.iter().filter(|i| i.kind == Kind::WebAcl).count(), 0);
 
     println!("waf: {:.1}s in all", started.elapsed().as_secs_f64());
     c.finish("waf (off, on, drift, lock, off again, down)");
