@@ -37,6 +37,7 @@ use aws_sdk_dynamodb::types::{
 use crate::aws::AwsResultExt;
 use crate::ctx::Ctx;
 use crate::error::{Error, ErrorKind, Result};
+use crate::grant::{Condition, Grant, Scope};
 use crate::ids::Name;
 use crate::wait::{backoff, wait_until};
 
@@ -60,6 +61,25 @@ fn renew_every(lease: Duration) -> Duration {
 
 /// How long after a successful renewal (timed from before it was sent) the holder may go on
 /// changing the stack: the lease minus a sixth of it, for calls in flight when the fence shuts.
+/// What the lock needs of the tool's policy. One table per account and region, shared by every
+/// stack of it, and one item per stack: this stack's only (its partition key is the stack's name).
+pub fn grants(s: &Scope) -> Vec<Grant> {
+    let table = || [s.arn("dynamodb", &format!("table/{TABLE}"))];
+    let item = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"];
+    vec![
+        Grant::new(
+            "TheLockTable",
+            &["dynamodb:DescribeTable", "dynamodb:CreateTable", "dynamodb:TagResource"],
+            table(),
+        ),
+        Grant::new("TheStacksLockItem", &item, table()).when(Condition::any_of(
+            "ForAllValues:StringEquals",
+            "dynamodb:LeadingKeys",
+            [s.config.stack.clone()],
+        )),
+    ]
+}
+
 pub fn safe_for(lease: Duration) -> Duration {
     lease - lease / 6
 }

@@ -9,6 +9,7 @@ mod config;
 mod ctx;
 mod error;
 mod events;
+mod grant;
 mod graph;
 mod iam_policy;
 mod ids;

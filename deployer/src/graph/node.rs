@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use crate::ctx::Ctx;
 use crate::error::{Error, Result};
-use crate::resources::{Change, Dep, Drift, Inputs, Kind, Name, Resource};
+use crate::resources::{Change, Dep, Drift, Grant, Inputs, Kind, Name, Resource, Scope};
 
 /// A resource's live state, erased.
 pub type Live = Arc<dyn Any + Send + Sync>;
@@ -24,6 +24,7 @@ pub struct Diff {
 pub trait Node: Send + Sync {
     fn name(&self) -> Name;
     fn kind(&self) -> Kind;
+    fn grants(&self, scope: &Scope) -> Vec<Grant>;
     fn aws_name(&self) -> Option<String>;
     fn deps(&self) -> Vec<Dep>;
     fn create_rounds(&self) -> u32;
@@ -51,6 +52,9 @@ impl<R: Resource> Node for R {
     }
     fn kind(&self) -> Kind {
         Resource::kind(self)
+    }
+    fn grants(&self, scope: &Scope) -> Vec<Grant> {
+        Resource::grants(self, scope)
     }
     fn aws_name(&self) -> Option<String> {
         Resource::aws_name(self)

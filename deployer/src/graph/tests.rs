@@ -8,7 +8,7 @@ use super::*;
 use crate::ctx::Ctx;
 use crate::error::{Error, Result};
 use crate::events::Outcome;
-use crate::resources::{Change, Dep, Id, Inputs, Kind, Resource};
+use crate::resources::{Change, Dep, Grant, Id, Inputs, Kind, Resource, Scope};
 
 /// A fake resource: records start/end in a shared log; can fail; can be present.
 struct Fake {
@@ -36,6 +36,9 @@ impl Resource for Fake {
     }
     fn kind(&self) -> Kind {
         Kind::Vpc
+    }
+    fn grants(&self, _scope: &Scope) -> Vec<Grant> {
+        Vec::new()
     }
     fn deps(&self) -> Vec<Dep> {
         let dep = |d: &Id<String>| if self.goes_with == Some(*d) { Dep::on(*d).goes_with() } else { Dep::on(*d) };

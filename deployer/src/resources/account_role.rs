@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use aws_sdk_iam::types::Tag;
 
 use super::apigw::{self, SERVICE, found, replace};
-use super::{Change, Ctx, Id, Inputs, Kind, Resource, iam_role};
+use super::{Change, Condition, Ctx, Grant, Id, Inputs, Kind, Resource, Scope, iam_role};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, ErrorKind, Result};
 use crate::wait::{backoff, pause, retry};
@@ -251,6 +251,37 @@ impl Resource for ApiGatewayAccount {
 
     fn kind(&self) -> Kind {
         Kind::ApiGatewayAccount
+    }
+    fn grants(&self, s: &Scope) -> Vec<Grant> {
+        let role = || [s.role(&self.role_name)];
+        let boundary = || {
+            let arn = iam_role::boundary_arn(s.partition(), s.account, &self.boundary);
+            Condition::equals("iam:PermissionsBoundary", arn)
+        };
+        let policy = format!("arn:{}:iam::aws:policy/{POLICY_NAME}", s.partition());
+        vec![
+            // The account's role: created if the account has none, never changed or deleted
+            // afterwards.
+            Grant::new(
+                "ApiGatewayCloudWatchRole",
+                &["iam:GetRole", "iam:TagRole", "iam:ListRoleTags", "iam:ListAttachedRolePolicies"],
+                role(),
+            ),
+            Grant::new("CreateApiGatewayCloudWatchRoleWithinTheBoundary", &["iam:CreateRole"], role()).when(boundary()),
+            // API Gateway may point at any role of the account: `up` checks it still exists
+            // (read only).
+            Grant::new("CheckTheAccountsCloudWatchRole", &["iam:GetRole"], [s.role("*")]),
+            Grant::new("ApiGatewayCloudWatchRolePolicy", &["iam:AttachRolePolicy"], role())
+                .when(Condition::one("ArnEquals", "iam:PolicyARN", policy))
+                .when(boundary()),
+            Grant::new("PassTheCloudWatchRoleToApiGateway", &["iam:PassRole"], role())
+                .when(Condition::equals("iam:PassedToService", "apigateway.amazonaws.com")),
+            Grant::new(
+                "ApiGatewayAccountSettings",
+                &["apigateway:GET", "apigateway:PATCH"],
+                [s.apigateway("/account")],
+            ),
+        ]
     }
 
     fn create_rounds(&self) -> u32 {

@@ -36,7 +36,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_cloudwatch::types::{AlarmType, ComparisonOperator, Dimension, MetricAlarm, Statistic, Tag};
 
-use super::{Change, Ctx, Id, Inputs, Kind, Name, Resource, compare};
+use super::{Change, Ctx, Grant, Id, Inputs, Kind, Name, Resource, Scope, compare};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, Result};
 
@@ -366,6 +366,21 @@ impl Resource for Alarm {
 
     fn kind(&self) -> Kind {
         Kind::Alarm
+    }
+    fn grants(&self, s: &Scope) -> Vec<Grant> {
+        // By name (each action supports the `alarm` resource type). The tags ride on
+        // PutMetricAlarm, which needs cloudwatch:TagResource for them: "To use this field to set
+        // tags for an alarm when you create it, you must be signed on with both the
+        // cloudwatch:PutMetricAlarm and cloudwatch:TagResource permissions" (PutMetricAlarm API
+        // reference, Tags).
+        let actions = [
+            "cloudwatch:DescribeAlarms",
+            "cloudwatch:ListTagsForResource",
+            "cloudwatch:PutMetricAlarm",
+            "cloudwatch:TagResource",
+            "cloudwatch:DeleteAlarms",
+        ];
+        vec![Grant::new("TheAlarms", &actions, [s.arn("cloudwatch", &format!("alarm:{}", self.name))])]
     }
     fn aws_name(&self) -> Option<String> {
         Some(self.name.clone())

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use super::apigw::{self, SERVICE, call, found, gone_is_ok, replace, tag_pairs};
 use super::usage_plan::{self, LivePlan};
-use super::{Change, Ctx, Dep, Drift, Id, Inputs, Kind, Resource, at_most_one};
+use super::{Change, Ctx, Dep, Drift, Grant, Id, Inputs, Kind, Resource, Scope, at_most_one};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, ErrorKind, Result};
 
@@ -158,6 +158,9 @@ impl Resource for ApiKey {
 
     fn kind(&self) -> Kind {
         Kind::ApiKey
+    }
+    fn grants(&self, s: &Scope) -> Vec<Grant> {
+        apigw::grants(s, "/apikeys")
     }
     fn aws_name(&self) -> Option<String> {
         Some(self.name.clone())

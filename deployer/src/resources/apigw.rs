@@ -14,6 +14,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
+use super::{Grant, Scope, request_tagged, resource_tagged};
 use crate::aws::AwsResultExt;
 use crate::ctx::Ctx;
 use crate::error::{AwsError, ErrorKind, Result};
@@ -198,6 +199,30 @@ pub async fn api_keys(ctx: &Ctx) -> Result<Arc<Vec<ApiKey>>> {
         })
     })
     .await
+}
+
+/// What a kind that API Gateway keeps in a collection (`/restapis`, `/usageplans`, `/apikeys`)
+/// needs of the tool's policy. API Gateway's actions are HTTP verbs on resource paths. Finding
+/// the stack's own lists the collection: a list is not a tagged resource, AWS cannot scope it
+/// (docs/iam.md, "What the policy cannot scope"). A create needs the stack's tag in the request, and
+/// a create that carries tags is also authorized as a PUT on the new resource's `/tags/<ARN>`
+/// (mattclay/aws-terminator#284): only with the stack's tag.
+pub fn grants(s: &Scope, collection: &str) -> Vec<Grant> {
+    vec![
+        Grant::new("ApiGatewayFind", &["apigateway:GET"], [s.apigateway(collection)]),
+        Grant::new("ApiGatewayCreateTaggedAsTheStack", &["apigateway:POST"], [s.apigateway(collection)])
+            .when(request_tagged(s)),
+        Grant::new("ApiGatewayTagOnCreate", &["apigateway:PUT"], [s.apigateway("/tags/*")]).when(request_tagged(s)),
+        the_stacks_own(s, collection),
+    ]
+}
+
+/// The stack's REST API, plans and keys, by their tag; methods, stages, deployments and plan keys
+/// inherit their parent's tags for this ("API Gateway resources that can be tagged", tag
+/// inheritance).
+pub fn the_stacks_own(s: &Scope, collection: &str) -> Grant {
+    let verbs = ["apigateway:GET", "apigateway:POST", "apigateway:PUT", "apigateway:PATCH", "apigateway:DELETE"];
+    Grant::new("ApiGatewayTheStacksOwn", &verbs, [s.apigateway(&format!("{collection}/*"))]).when(resource_tagged(s))
 }
 
 #[cfg(test)]

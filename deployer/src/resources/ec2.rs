@@ -5,7 +5,7 @@ use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 
 use std::sync::Arc;
 
-use super::{Ctx, Name, TAG_STACK, at_most_one};
+use super::{Condition, Ctx, Grant, Name, Scope, TAG_STACK, at_most_one, request_tagged, resource_tagged};
 use crate::aws::AwsResultExt;
 use crate::error::Result;
 
@@ -15,6 +15,46 @@ pub fn tag_spec(ctx: &Ctx, resource: Name, kind: ResourceType) -> TagSpecificati
         ctx.tags(resource).into_iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect();
     tags.push(Tag::builder().key("Name").value(format!("{}-{resource}", ctx.stack)).build());
     TagSpecification::builder().resource_type(kind).set_tags(Some(tags)).build()
+}
+
+/// What an EC2 kind needs of the tool's policy, in the statements every EC2 kind shares:
+/// - `reads`: EC2's describes, which support no resource-level permissions (Service
+///   Authorization Reference): on `*`;
+/// - `create` on its own type (`resource_type`), only with the stack's tag in the request, and
+///   `ec2:CreateTags` only as part of that create (the tags ride on the create call and nowhere
+///   else);
+/// - `changes` on the stack's own EC2 resources (by tag) of the types they act on (`acts_on`):
+///   creating a subnet, route table, group, endpoint or flow log also acts on the VPC (an
+///   endpoint on the route tables, an association on the subnet).
+pub fn grants(
+    s: &Scope,
+    resource_type: &str,
+    reads: &[&'static str],
+    create: &'static str,
+    changes: &[&'static str],
+    acts_on: &[&str],
+) -> Vec<Grant> {
+    let own = || [s.ec2(resource_type)];
+    vec![
+        Grant::new("ReadWithoutResourceScope", reads, ["*".to_string()]),
+        Grant::new("Ec2CreateTaggedAsTheStack", &[create], own()).when(request_tagged(s)),
+        Grant::new("Ec2TagOnCreateOnly", &["ec2:CreateTags"], own()).when(Condition::any_of(
+            "StringEquals",
+            "ec2:CreateAction",
+            [create.trim_start_matches("ec2:")],
+        )),
+        Grant::new("Ec2ChangeTheStacksOwn", changes, own().into_iter().chain(acts_on.iter().map(|t| s.ec2(t))))
+            .when(resource_tagged(s)),
+    ]
+}
+
+/// `down` deletes the function's Hyperplane ENIs once Lambda releases them ([`release_lambda_enis`]).
+/// Lambda owns and names them: they carry no tag of ours and no id known in advance.
+pub fn released_enis_grants(s: &Scope) -> Vec<Grant> {
+    vec![
+        Grant::new("ReadWithoutResourceScope", &["ec2:DescribeNetworkInterfaces"], ["*".to_string()]),
+        Grant::new("Ec2ReleasedLambdaNetworkInterfaces", &["ec2:DeleteNetworkInterface"], [s.ec2("network-interface")]),
+    ]
 }
 
 /// The filter that finds everything of this stack: one describe per EC2 type finds them all (the

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use aws_sdk_ec2::types::{FlowLog as Ec2FlowLog, FlowLogsResourceType, LogDestinationType, ResourceType, TrafficType};
 
 use super::ec2::{pick, stack_filter, tag_spec};
-use super::{Change, Ctx, Dep, Id, Inputs, Kind, Resource, iam_role, log_group, vpc};
+use super::{Change, Ctx, Dep, Grant, Id, Inputs, Kind, Resource, Scope, iam_role, log_group, vpc};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, ErrorKind, Result};
 use crate::wait::{backoff, retry};
@@ -118,6 +118,10 @@ impl Resource for FlowLog {
 
     fn kind(&self) -> Kind {
         Kind::FlowLog
+    }
+    fn grants(&self, s: &Scope) -> Vec<Grant> {
+        let changes = ["ec2:CreateFlowLogs", "ec2:DeleteFlowLogs"];
+        super::ec2::grants(s, "vpc-flow-log", &["ec2:DescribeFlowLogs"], "ec2:CreateFlowLogs", &changes, &["vpc"])
     }
 
     fn deps(&self) -> Vec<Dep> {

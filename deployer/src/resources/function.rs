@@ -22,7 +22,9 @@ use aws_sdk_lambda::types::{
 };
 use aws_smithy_types::Blob;
 
-use super::{Change, Ctx, Dep, Drift, Id, Inputs, Kind, Resource, compare, iam_role, security_group, subnet};
+use super::{
+    Change, Ctx, Dep, Drift, Grant, Id, Inputs, Kind, Resource, Scope, compare, iam_role, security_group, subnet,
+};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, ErrorKind, Result};
 use crate::wait::{backoff, retry, wait_until};
@@ -582,6 +584,25 @@ impl Resource for Function {
 
     fn kind(&self) -> Kind {
         Kind::Function
+    }
+    fn grants(&self, s: &Scope) -> Vec<Grant> {
+        let actions = [
+            "lambda:GetFunction",
+            "lambda:CreateFunction",
+            "lambda:TagResource",
+            "lambda:ListTags",
+            "lambda:UpdateFunctionCode",
+            "lambda:UpdateFunctionConfiguration",
+            "lambda:DeleteFunction",
+            "lambda:PutFunctionConcurrency",
+            "lambda:DeleteFunctionConcurrency",
+        ];
+        vec![
+            // The account's Lambda concurrency, read before reserving some for the function: it
+            // supports no resource-level permission.
+            Grant::new("ReadWithoutResourceScope", &["lambda:GetAccountSettings"], ["*".to_string()]),
+            Grant::new("TheFunction", &actions, [s.arn("lambda", &format!("function:{}", self.name))]),
+        ]
     }
     fn aws_name(&self) -> Option<String> {
         Some(self.name.clone())

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use aws_sdk_iam::types::Tag;
 use serde_json::{Value, json};
 
-use super::{Change, Ctx, Drift, Id, Inputs, Kind, Resource};
+use super::{Change, Condition, Ctx, Drift, Grant, Id, Inputs, Kind, Resource, Scope};
 use crate::aws::AwsResultExt;
 use crate::config::Config;
 use crate::error::{ErrorKind, Result};
@@ -478,6 +478,41 @@ impl Resource for Role {
 
     fn kind(&self) -> Kind {
         Kind::IamRole
+    }
+    fn grants(&self, s: &Scope) -> Vec<Grant> {
+        let role = || [s.role(&self.name)];
+        let boundary =
+            Condition::equals("iam:PermissionsBoundary", boundary_arn(s.partition(), s.account, &self.boundary));
+        let (pass, service) = match self.purpose {
+            RolePurpose::Function { .. } => ("PassTheFunctionRoleToLambda", "lambda.amazonaws.com"),
+            RolePurpose::FlowLogs { .. } => ("PassTheFlowLogRoleToVpcFlowLogs", "vpc-flow-logs.amazonaws.com"),
+        };
+        let read = [
+            "iam:GetRole",
+            "iam:GetRolePolicy",
+            "iam:ListRolePolicies",
+            "iam:ListAttachedRolePolicies",
+            "iam:ListRoleTags",
+        ];
+        let grant =
+            ["iam:CreateRole", "iam:PutRolePolicy", "iam:UpdateAssumeRolePolicy", "iam:PutRolePermissionsBoundary"];
+        vec![
+            // ListRoleTags: a same-named role that is not ours is said to be someone else's.
+            Grant::new("ReadTheStacksRoles", &read, role()),
+            // What can grant a permission (a new role, an inline policy, a trust policy) only on
+            // a role capped by the stack's permissions boundary, which the tool's policy can never
+            // change or remove: whatever is written, the role can do no more than the boundary
+            // allows ("Permissions boundaries for IAM entities", IAM User Guide).
+            Grant::new("ChangeTheStacksRolesWithinTheBoundary", &grant, role()).when(boundary),
+            // Taking permissions away, and the tags of CreateRole.
+            Grant::new(
+                "TagAndEmptyTheStacksRoles",
+                &["iam:TagRole", "iam:DeleteRolePolicy", "iam:DetachRolePolicy", "iam:DeleteRole"],
+                role(),
+            ),
+            // Handed to the service that assumes it (CreateFunction, CreateFlowLogs), and only to it.
+            Grant::new(pass, &["iam:PassRole"], role()).when(Condition::equals("iam:PassedToService", service)),
+        ]
     }
     fn aws_name(&self) -> Option<String> {
         Some(self.name.clone())

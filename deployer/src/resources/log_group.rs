@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 
-use super::{Change, Ctx, Id, Inputs, Kind, Name, Resource};
+use super::{Change, Ctx, Grant, Id, Inputs, Kind, Name, Resource, Scope};
 use crate::aws::AwsResultExt;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
@@ -192,6 +192,21 @@ impl Resource for LogGroup {
 
     fn kind(&self) -> Kind {
         Kind::LogGroup
+    }
+    fn grants(&self, s: &Scope) -> Vec<Grant> {
+        let actions = [
+            "logs:CreateLogGroup",
+            "logs:TagResource",
+            "logs:ListTagsForResource",
+            "logs:PutRetentionPolicy",
+            "logs:DeleteLogGroup",
+        ];
+        vec![
+            // Lists groups: AWS authorizes it on `log-group::log-stream:`, not on a group
+            // (terraform-provider-aws#8804), so no group's ARN can scope it.
+            Grant::new("ReadWithoutResourceScope", &["logs:DescribeLogGroups"], ["*".to_string()]),
+            Grant::new("TheLogGroups", &actions, s.log_group(&self.name)),
+        ]
     }
     fn aws_name(&self) -> Option<String> {
         Some(self.name.clone())

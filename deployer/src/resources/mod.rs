@@ -15,6 +15,7 @@ use async_trait::async_trait;
 
 pub use crate::ctx::Ctx;
 use crate::error::{Error, Result};
+pub use crate::grant::{Condition, Grant, Scope};
 pub use movies_stack_kinds::Kind;
 
 pub mod account_role;
@@ -179,6 +180,10 @@ pub trait Resource: Send + Sync + 'static {
     fn aws_name(&self) -> Option<String> {
         None
     }
+    /// What the tool's IAM policy must allow to manage it (`movies-stack iam-policy`), scoped to
+    /// this stack's names and tags: every call its functions make, and nothing else. Grants of
+    /// several resources that share a Sid are merged into one statement.
+    fn grants(&self, scope: &Scope) -> Vec<Grant>;
     /// The resources whose state this one needs, and how much of it.
     fn deps(&self) -> Vec<Dep> {
         Vec::new()
@@ -236,6 +241,16 @@ pub trait Resource: Send + Sync + 'static {
     fn outputs(&self, _ctx: &Ctx, _live: &Self::Live) -> Vec<(&'static str, String)> {
         Vec::new()
     }
+}
+
+/// Only for a request that tags what it creates as this stack's (the tags ride on the create call).
+pub fn request_tagged(s: &Scope) -> Condition {
+    Condition::equals(format!("aws:RequestTag/{TAG_STACK}"), &s.config.stack)
+}
+
+/// Only on what is tagged as this stack's.
+pub fn resource_tagged(s: &Scope) -> Condition {
+    Condition::equals(format!("aws:ResourceTag/{TAG_STACK}"), &s.config.stack)
 }
 
 /// At most one live resource may carry a resource tag; more is a leftover of something we did

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::{Change, Ctx, Dep, Id, Inputs, Kind, Resource, function, rest_api};
+use super::{Change, Ctx, Dep, Grant, Id, Inputs, Kind, Resource, Scope, function, rest_api};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, ErrorKind, Result};
 use crate::wait::{backoff, retry};
@@ -204,6 +204,11 @@ impl Resource for ApiPermission {
 
     fn kind(&self) -> Kind {
         Kind::LambdaPermission
+    }
+    fn grants(&self, s: &Scope) -> Vec<Grant> {
+        // A statement of the function's resource-based policy: authorized on the function.
+        let actions = ["lambda:GetPolicy", "lambda:AddPermission", "lambda:RemovePermission"];
+        vec![Grant::new("TheFunction", &actions, [s.arn("lambda", &format!("function:{}", self.function_name))])]
     }
 
     /// It lives in the function's policy (the function must exist, not be Active: AddPermission

@@ -15,7 +15,7 @@ use aws_sdk_apigateway::types::{ApiKeySourceType, EndpointConfiguration, Endpoin
 use sha2::{Digest, Sha256};
 
 use super::apigw::{self, SERVICE, call, found, gone_is_ok, replace, tag_pairs};
-use super::{Change, Ctx, Drift, Id, Inputs, Kind, Resource, at_most_one};
+use super::{Change, Ctx, Drift, Grant, Id, Inputs, Kind, Resource, Scope, at_most_one};
 use crate::aws::AwsResultExt;
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -685,6 +685,9 @@ impl Resource for RestApi {
 
     fn kind(&self) -> Kind {
         Kind::RestApi
+    }
+    fn grants(&self, s: &Scope) -> Vec<Grant> {
+        apigw::grants(s, "/restapis")
     }
     fn aws_name(&self) -> Option<String> {
         Some(self.name.clone())

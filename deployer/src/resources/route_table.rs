@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use aws_sdk_ec2::types::{ResourceType, Route};
 
 use super::ec2::{filter, pick, stack_filter, stack_subnets, tag_spec};
-use super::{Change, Ctx, Dep, Drift, Id, Inputs, Kind, Resource, subnet, vpc};
+use super::{Change, Ctx, Dep, Drift, Grant, Id, Inputs, Kind, Resource, Scope, subnet, vpc};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, ErrorKind, Result};
 use crate::wait::{backoff, retry};
@@ -287,6 +287,18 @@ impl Resource for RouteTable {
 
     fn kind(&self) -> Kind {
         Kind::RouteTable
+    }
+    fn grants(&self, s: &Scope) -> Vec<Grant> {
+        let changes = [
+            "ec2:CreateRouteTable",
+            "ec2:AssociateRouteTable",
+            "ec2:DisassociateRouteTable",
+            "ec2:ReplaceRouteTableAssociation",
+            "ec2:DeleteRoute",
+            "ec2:DeleteRouteTable",
+        ];
+        let reads = ["ec2:DescribeRouteTables"];
+        super::ec2::grants(s, "route-table", &reads, "ec2:CreateRouteTable", &changes, &["vpc", "subnet"])
     }
 
     fn deps(&self) -> Vec<Dep> {

@@ -7,7 +7,7 @@ use aws_sdk_ec2::types::{IpPermission, PrefixListId, ResourceType, SecurityGroup
 
 use super::ec2::{filter, pick, stack_filter, tag_spec};
 use super::vpc_endpoint::{dynamodb_prefix_list_id, known_prefix_list_id};
-use super::{Change, Ctx, Dep, Id, Inputs, Kind, Resource, vpc};
+use super::{Change, Ctx, Dep, Grant, Id, Inputs, Kind, Resource, Scope, vpc};
 use crate::aws::AwsResultExt;
 use crate::error::{ErrorKind, Result};
 use crate::wait::{backoff, retry};
@@ -260,6 +260,22 @@ impl Resource for FunctionSecurityGroup {
 
     fn kind(&self) -> Kind {
         Kind::SecurityGroup
+    }
+    fn grants(&self, s: &Scope) -> Vec<Grant> {
+        let reads = ["ec2:DescribeSecurityGroups", "ec2:DescribeSecurityGroupRules"];
+        let rules =
+            ["ec2:AuthorizeSecurityGroupEgress", "ec2:RevokeSecurityGroupEgress", "ec2:RevokeSecurityGroupIngress"];
+        let changes = [&["ec2:CreateSecurityGroup"], &rules[..], &["ec2:DeleteSecurityGroup"]].concat();
+        let mut grants = super::ec2::grants(s, "security-group", &reads, "ec2:CreateSecurityGroup", &changes, &["vpc"]);
+        // A rule of the (tag-scoped) group, to DynamoDB's prefix list, which AWS owns (its ARN's
+        // account may be `aws`).
+        grants.push(Grant::new(
+            "Ec2RulesOfTheStacksGroup",
+            &rules,
+            [s.ec2("security-group-rule"), format!("arn:{}:ec2:{}:*:prefix-list/*", s.partition(), s.region)],
+        ));
+        grants.extend(super::ec2::released_enis_grants(s));
+        grants
     }
 
     fn deps(&self) -> Vec<Dep> {

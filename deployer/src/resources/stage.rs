@@ -15,7 +15,8 @@ use aws_sdk_apigateway::types::{Deployment, PatchOperation};
 use super::apigw::{self, SERVICE, call, dns_suffix, found, gone_is_ok, replace, tag_pairs};
 use super::rest_api::LiveApi;
 use super::{
-    Change, Ctx, Dep, Drift, Id, Inputs, Kind, Resource, account_role, at_most_one, log_group, permission, rest_api,
+    Change, Ctx, Dep, Drift, Grant, Id, Inputs, Kind, Resource, Scope, account_role, at_most_one, log_group,
+    permission, rest_api,
 };
 use crate::aws::AwsResultExt;
 use crate::error::Result;
@@ -285,6 +286,10 @@ impl Resource for Stage {
 
     fn kind(&self) -> Kind {
         Kind::Stage
+    }
+    fn grants(&self, s: &Scope) -> Vec<Grant> {
+        // The stage and its deployments are the REST API's: its tag covers them.
+        vec![apigw::the_stacks_own(s, "/restapis")]
     }
 
     fn deps(&self) -> Vec<Dep> {

@@ -9,7 +9,7 @@ use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType};
 use super::ec2::{pick, stack_subnets, tag_spec};
 use super::vpc;
 use super::zones::{Zone, Zones};
-use super::{Change, Ctx, Dep, Drift, Id, Inputs, Kind, Resource};
+use super::{Change, Ctx, Dep, Drift, Grant, Id, Inputs, Kind, Resource, Scope};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, ErrorKind, Result};
 use crate::wait::{backoff, retry};
@@ -145,6 +145,13 @@ impl Resource for Subnet {
 
     fn kind(&self) -> Kind {
         Kind::Subnet
+    }
+    fn grants(&self, s: &Scope) -> Vec<Grant> {
+        let reads = ["ec2:DescribeAvailabilityZones", "ec2:DescribeSubnets"];
+        let changes = ["ec2:CreateSubnet", "ec2:ModifySubnetAttribute", "ec2:DeleteSubnet"];
+        let mut grants = super::ec2::grants(s, "subnet", &reads, "ec2:CreateSubnet", &changes, &["vpc"]);
+        grants.extend(super::ec2::released_enis_grants(s));
+        grants
     }
 
     fn deps(&self) -> Vec<Dep> {

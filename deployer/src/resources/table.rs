@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_smithy_types::error::operation::BuildError;
 
-use super::{Change, Ctx, Drift, Id, Inputs, Kind, Resource};
+use super::{Change, Ctx, Drift, Grant, Id, Inputs, Kind, Resource, Scope};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, ErrorKind, Result};
 use crate::wait::{backoff, retry, wait_until};
@@ -356,6 +356,19 @@ impl Resource for Table {
 
     fn kind(&self) -> Kind {
         Kind::Table
+    }
+    fn grants(&self, s: &Scope) -> Vec<Grant> {
+        let actions = [
+            "dynamodb:DescribeTable",
+            "dynamodb:CreateTable",
+            "dynamodb:TagResource",
+            "dynamodb:ListTagsOfResource",
+            "dynamodb:DescribeContinuousBackups",
+            "dynamodb:UpdateContinuousBackups",
+            "dynamodb:UpdateTable",
+            "dynamodb:DeleteTable",
+        ];
+        vec![Grant::new("TheTable", &actions, [s.arn("dynamodb", &format!("table/{}", self.name))])]
     }
     fn aws_name(&self) -> Option<String> {
         Some(self.name.clone())

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use aws_sdk_apigateway::types::{ApiStage, Op, QuotaPeriodType, QuotaSettings, ThrottleSettings};
 
 use super::apigw::{self, SERVICE, call, gone_is_ok, patch, tag_pairs};
-use super::{Change, Ctx, Dep, Drift, Id, Inputs, Kind, Resource, at_most_one, rest_api, stage};
+use super::{Change, Ctx, Dep, Drift, Grant, Id, Inputs, Kind, Resource, Scope, at_most_one, rest_api, stage};
 use crate::aws::AwsResultExt;
 use crate::error::Result;
 
@@ -269,6 +269,9 @@ impl Resource for UsagePlan {
 
     fn kind(&self) -> Kind {
         Kind::UsagePlan
+    }
+    fn grants(&self, s: &Scope) -> Vec<Grant> {
+        apigw::grants(s, "/usageplans")
     }
     fn aws_name(&self) -> Option<String> {
         Some(self.name.clone())

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, VpcAttributeName};
 
 use super::ec2::{pick, stack_filter, tag_spec};
-use super::{Change, Ctx, Drift, Id, Inputs, Kind, Resource};
+use super::{Change, Ctx, Drift, Grant, Id, Inputs, Kind, Resource, Scope};
 use crate::aws::AwsResultExt;
 use crate::error::{ErrorKind, Result};
 use crate::wait::{backoff, retry, wait_until};
@@ -118,6 +118,10 @@ impl Resource for Vpc {
 
     fn kind(&self) -> Kind {
         Kind::Vpc
+    }
+    fn grants(&self, s: &Scope) -> Vec<Grant> {
+        let changes = ["ec2:DescribeVpcAttribute", "ec2:ModifyVpcAttribute", "ec2:DeleteVpc"];
+        super::ec2::grants(s, "vpc", &["ec2:DescribeVpcs"], "ec2:CreateVpc", &changes, &[])
     }
 
     fn create_rounds(&self) -> u32 {

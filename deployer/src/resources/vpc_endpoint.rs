@@ -9,7 +9,7 @@ use aws_sdk_ec2::types::{ResourceType, VpcEndpoint, VpcEndpointType};
 use serde_json::{Value, json};
 
 use super::ec2::{filter, stack_filter, tag_spec};
-use super::{Change, Ctx, Dep, Id, Inputs, Kind, Resource, at_most_one, route_table, table, vpc};
+use super::{Change, Ctx, Dep, Grant, Id, Inputs, Kind, Resource, Scope, at_most_one, route_table, table, vpc};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, Result};
 use crate::wait::{backoff, wait_until};
@@ -245,6 +245,11 @@ impl Resource for DynamoDbEndpoint {
 
     fn kind(&self) -> Kind {
         Kind::VpcEndpoint
+    }
+    fn grants(&self, s: &Scope) -> Vec<Grant> {
+        let reads = ["ec2:DescribeVpcEndpoints", "ec2:DescribePrefixLists"];
+        let changes = ["ec2:CreateVpcEndpoint", "ec2:ModifyVpcEndpoint", "ec2:DeleteVpcEndpoints"];
+        super::ec2::grants(s, "vpc-endpoint", &reads, "ec2:CreateVpcEndpoint", &changes, &["vpc", "route-table"])
     }
 
     fn deps(&self) -> Vec<Dep> {

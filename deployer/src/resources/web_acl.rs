@@ -19,14 +19,21 @@ use aws_sdk_wafv2::types::{
 };
 
 use super::apigw::{self, tag_pairs};
-use super::{Change, Ctx, Dep, Id, Inputs, Kind, Resource, at_most_one, compare, rest_api, stage};
+use super::{Change, Ctx, Dep, Grant, Id, Inputs, Kind, Resource, at_most_one, compare, rest_api, stage};
 use crate::aws::AwsResultExt;
 use crate::config::Config;
+// WAF has a `Scope` of its own (REGIONAL or CLOUDFRONT).
 use crate::error::{Error, ErrorKind, Result, gone_is_ok};
+use crate::grant::Scope as PolicyScope;
 use crate::wait::{backoff, retry};
 
 pub const ACL: Id<LiveWebAcl> = Id::new("web-acl");
 pub const ASSOCIATION: Id<LiveAssociation> = Id::new("web-acl-association");
+
+/// Any web ACL of this name: WAF adds the id to the ARN.
+fn acl_arn_pattern(s: &PolicyScope, name: &str) -> String {
+    s.arn("wafv2", &format!("regional/webacl/{name}/*"))
+}
 
 /// The web ACL's name.
 pub fn web_acl_name(c: &Config) -> String {
@@ -367,6 +374,22 @@ impl Resource for WebAcl {
     fn kind(&self) -> Kind {
         Kind::WebAcl
     }
+    fn grants(&self, s: &PolicyScope) -> Vec<Grant> {
+        let actions = [
+            "wafv2:CreateWebACL",
+            "wafv2:GetWebACL",
+            "wafv2:UpdateWebACL",
+            "wafv2:DeleteWebACL",
+            "wafv2:TagResource",
+            "wafv2:ListTagsForResource",
+        ];
+        vec![
+            // Finds the web ACL by name (every run, `[waf]` on or off: an earlier config may have
+            // made one).
+            Grant::new("ReadWithoutResourceScope", &["wafv2:ListWebACLs"], ["*".to_string()]),
+            Grant::new("TheWebAcl", &actions, [acl_arn_pattern(s, &self.name)]),
+        ]
+    }
     fn aws_name(&self) -> Option<String> {
         Some(self.name.clone())
     }
@@ -616,6 +639,20 @@ impl Resource for WebAclAssociation {
 
     fn kind(&self) -> Kind {
         Kind::WebAclAssociation
+    }
+    fn grants(&self, s: &PolicyScope) -> Vec<Grant> {
+        // Associating the web ACL with the stage acts on both; disassociating on the stage; API
+        // Gateway's own `SetWebACL` on the stage too (WAF Developer Guide, "Permissions for
+        // AssociateWebACL"). The API's id is generated: any API, this stage name.
+        let stage = s.apigateway(&format!("/restapis/*/stages/{}", self.stage_name));
+        vec![
+            Grant::new(
+                "TheWebAclOnTheStage",
+                &["wafv2:AssociateWebACL", "wafv2:GetWebACLForResource"],
+                [acl_arn_pattern(s, &self.acl_name), stage.clone()],
+            ),
+            Grant::new("TheStageOfTheWebAcl", &["wafv2:DisassociateWebACL", "apigateway:SetWebACL"], [stage]),
+        ]
     }
 
     fn deps(&self) -> Vec<Dep> {
