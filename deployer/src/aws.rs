@@ -22,7 +22,7 @@ use aws_smithy_runtime_api::client::retries::classifiers::{ClassifyRetry, RetryA
 use aws_smithy_types::config_bag::ConfigBag;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use crate::error::{AwsError, Error, ErrorKind, Result, chain, classify};
+use crate::error::{AwsError, Codes, Error, ErrorKind, Result, chain, classify_with};
 
 /// Where the SDK configuration comes from: flags > environment > config file > AWS defaults.
 #[derive(Debug, Clone, Default)]
@@ -294,6 +294,9 @@ pub fn validate_region(region: &str) -> Result<()> {
 /// Map an SDK result to ours, naming the service and operation.
 pub trait AwsResultExt<T> {
     fn aws(self, service: &'static str, operation: &'static str) -> Result<T>;
+    /// As [`AwsResultExt::aws`], for a kind whose calls meet codes of their own (`codes`, listed
+    /// in its module), classified before the generic ones ([`classify_with`]).
+    fn aws_with(self, service: &'static str, operation: &'static str, codes: &Codes) -> Result<T>;
 }
 
 impl<T, E> AwsResultExt<T> for std::result::Result<T, SdkError<E, HttpResponse>>
@@ -301,11 +304,20 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     fn aws(self, service: &'static str, operation: &'static str) -> Result<T> {
-        self.map_err(|e| Error::Aws(aws_error(&e, service, operation)))
+        self.aws_with(service, operation, &[])
+    }
+
+    fn aws_with(self, service: &'static str, operation: &'static str, codes: &Codes) -> Result<T> {
+        self.map_err(|e| Error::Aws(aws_error(&e, service, operation, codes)))
     }
 }
 
-pub fn aws_error<E>(e: &SdkError<E, HttpResponse>, service: &'static str, operation: &'static str) -> AwsError
+pub fn aws_error<E>(
+    e: &SdkError<E, HttpResponse>,
+    service: &'static str,
+    operation: &'static str,
+    codes: &Codes,
+) -> AwsError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
@@ -315,7 +327,7 @@ where
             let err = se.err();
             let code = err.code().map(str::to_string);
             let message = err.message().map(str::to_string).unwrap_or_default();
-            let kind = classify(code.as_deref(), &message, status);
+            let kind = classify_with(codes, code.as_deref(), &message, status);
             AwsError { service, operation, code, message, kind, status }
         }
         other => {

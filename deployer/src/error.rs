@@ -179,19 +179,28 @@ const PROPAGATING_MESSAGES: [&str; 8] = [
     "backups are being enabled",
 ];
 
-/// Classify an AWS error from its code, message and HTTP status.
+/// Error codes that only one kind's calls meet, with what each means there. The kind's module
+/// lists them (its `CODES`) and classifies its own calls with them ([`classify_with`], through
+/// `AwsResultExt::aws_with`); this file keeps the codes every service shares.
+pub type Codes = [(&'static str, ErrorKind)];
+
+/// Classify an AWS error from its code, message and HTTP status, as a call of no kind with codes
+/// of its own (the SDK calls go through `AwsResultExt`, which calls [`classify_with`]).
+#[cfg(test)]
 pub fn classify(code: Option<&str>, message: &str, status: Option<u16>) -> ErrorKind {
+    classify_with(&[], code, message, status)
+}
+
+/// [`classify`], with the codes one kind meets (`codes`) taken before the generic ones.
+pub fn classify_with(codes: &Codes, code: Option<&str>, message: &str, status: Option<u16>) -> ErrorKind {
     let code = code.unwrap_or("");
     let msg = message.to_ascii_lowercase();
     // Order matters: the same code (e.g. InvalidParameterValueException) can mean propagation.
-    if PROPAGATING_MESSAGES.iter().any(|m| msg.contains(m))
-        || code == "ContinuousBackupsUnavailableException"
-        // WAF: "If you've just created a resource that you're using in this operation, you might
-        // just need to wait a few minutes" (WAFV2 API reference, WAFUnavailableEntityException);
-        // AssociateWebACL right after CreateWebACL is the documented case.
-        || code == "WAFUnavailableEntityException"
-    {
+    if PROPAGATING_MESSAGES.iter().any(|m| msg.contains(m)) {
         return ErrorKind::Propagating;
+    }
+    if let Some((_, kind)) = codes.iter().find(|(c, _)| *c == code) {
+        return *kind;
     }
     match code {
         "TooManyRequestsException"
@@ -206,27 +215,12 @@ pub fn classify(code: Option<&str>, message: &str, status: Option<u16>) -> Error
             return ErrorKind::Throttled;
         }
         "LimitExceededException"
-        | "ServiceQuotaExceededException"
-        | "VpcLimitExceeded"
-        | "SubnetLimitExceeded"
-        | "RulesPerSecurityGroupLimitExceeded"
-        | "SecurityGroupLimitExceeded"
-        | "CodeStorageExceededException"
-        | "FlowLogsLimitExceeded"
-        | "WAFLimitsExceededException" => return ErrorKind::Quota,
+        | "ServiceQuotaExceededException" => return ErrorKind::Quota,
         "ResourceAlreadyExistsException"
         | "EntityAlreadyExists"
-        | "InvalidGroup.Duplicate"
-        | "FlowLogAlreadyExists"
-        | "InvalidPermission.Duplicate"
         | "RouteAlreadyExists"
-        | "TableAlreadyExistsException"
-        | "WAFDuplicateItemException" => return ErrorKind::AlreadyExists,
-        // WAF: the web ACL changed since its lock token was read, or it is still associated with
-        // a resource (WAFV2 API reference: WAFOptimisticLockException, WAFAssociatedItemException).
-        "WAFOptimisticLockException" | "WAFAssociatedItemException" => return ErrorKind::Conflict,
-        // WAF names "not found" its own way.
-        "WAFNonexistentItemException" => return ErrorKind::NotFound,
+        // DynamoDB: the stack's table and the lock table are both created by CreateTable.
+        | "TableAlreadyExistsException" => return ErrorKind::AlreadyExists,
         "ResourceConflictException"
         | "DependencyViolation"
         | "ResourceInUseException"
@@ -337,12 +331,6 @@ mod tests {
                 ErrorKind::Propagating,
             ),
             ("InvalidParameterValueException", "Runtime cobol is not supported", Some(400), ErrorKind::Fatal),
-            (
-                "ContinuousBackupsUnavailableException",
-                "Backups are being enabled for the table: t. Please retry later",
-                Some(400),
-                ErrorKind::Propagating,
-            ),
             ("TooManyRequestsException", "Too Many Requests", Some(429), ErrorKind::Throttled),
             ("ThrottlingException", "Rate exceeded", Some(400), ErrorKind::Throttled),
             ("LimitExceededException", "too many usage plans", Some(429), ErrorKind::Quota),
@@ -360,21 +348,20 @@ mod tests {
                 ErrorKind::Auth,
             ),
             ("BadRequestException", "Invalid API Stage", Some(400), ErrorKind::Fatal),
-            (
-                "WAFUnavailableEntityException",
-                "AWS WAF couldn't retrieve the resource that you requested. Retry your request.",
-                Some(400),
-                ErrorKind::Propagating,
-            ),
-            ("WAFOptimisticLockException", "AWS WAF couldn't save your changes", Some(400), ErrorKind::Conflict),
-            ("WAFAssociatedItemException", "AWS WAF couldn't perform the operation", Some(400), ErrorKind::Conflict),
-            ("WAFNonexistentItemException", "your resource doesn't exist", Some(400), ErrorKind::NotFound),
-            ("WAFDuplicateItemException", "a duplicate of an existing one", Some(400), ErrorKind::AlreadyExists),
-            ("WAFLimitsExceededException", "too many web ACLs", Some(400), ErrorKind::Quota),
         ];
         for (code, msg, status, want) in cases {
             assert_eq!(classify(Some(code), msg, *status), *want, "{code}: {msg}");
         }
+    }
+
+    #[test]
+    fn a_kinds_own_codes_come_after_the_propagation_messages_and_before_the_generic_ones() {
+        const CODES: &Codes = &[("OddNotFoundException", ErrorKind::Conflict), ("Odd", ErrorKind::Quota)];
+        assert_eq!(classify_with(CODES, Some("Odd"), "no", Some(400)), ErrorKind::Quota);
+        assert_eq!(classify(Some("Odd"), "no", Some(400)), ErrorKind::Fatal, "elsewhere, an unknown code");
+        assert_eq!(classify_with(CODES, Some("OddNotFoundException"), "x", Some(404)), ErrorKind::Conflict);
+        let propagating = "Unable to assume given IAM role: 'arn:aws:iam::1:role/r'";
+        assert_eq!(classify_with(CODES, Some("Odd"), propagating, Some(400)), ErrorKind::Propagating);
     }
 
     #[test]

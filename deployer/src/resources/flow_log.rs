@@ -7,10 +7,15 @@ use aws_sdk_ec2::types::{FlowLog as Ec2FlowLog, FlowLogsResourceType, LogDestina
 use super::ec2::{pick, stack_filter, tag_spec};
 use super::{Change, Ctx, Dep, Grant, Id, Inputs, Kind, Resource, Scope, iam_role, log_group, vpc};
 use crate::aws::AwsResultExt;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Codes, Error, ErrorKind, Result};
 use crate::wait::{backoff, retry};
 
 pub const ID: Id<LiveFlowLog> = Id::new("flow-log");
+
+/// Codes only the flow log's calls meet: flow logs per resource, and a flow log of the same
+/// destination and traffic type that exists already.
+const CODES: &Codes =
+    &[("FlowLogsLimitExceeded", ErrorKind::Quota), ("FlowLogAlreadyExists", ErrorKind::AlreadyExists)];
 /// Seconds; 60 rather than the default 600 so traffic shows up within a minute or so.
 pub const MAX_AGGREGATION_INTERVAL: i32 = 60;
 
@@ -83,13 +88,16 @@ impl FlowLog {
     }
 
     async fn delete_by_id(&self, ctx: &Ctx, flow_log_id: &str) -> Result<()> {
-        let out =
-            match ctx.aws.ec2.delete_flow_logs().flow_log_ids(flow_log_id).send().await.aws("EC2", "DeleteFlowLogs") {
-                Ok(out) => out,
-                // InvalidFlowLogId.NotFound: already gone.
-                Err(e) if e.is_not_found() => return Ok(()),
-                Err(e) => return Err(e),
-            };
+        let out = match ctx.aws.ec2.delete_flow_logs().flow_log_ids(flow_log_id).send().await.aws_with(
+            "EC2",
+            "DeleteFlowLogs",
+            CODES,
+        ) {
+            Ok(out) => out,
+            // InvalidFlowLogId.NotFound: already gone.
+            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) => return Err(e),
+        };
         // Per-id failures come back in `Unsuccessful` with HTTP 200.
         match out
             .unsuccessful()
@@ -140,14 +148,11 @@ impl Resource for FlowLog {
     async fn observe(&self, ctx: &Ctx) -> Result<Option<LiveFlowLog>> {
         let all = ctx
             .once("ec2:DescribeFlowLogs", || async {
-                let out = ctx
-                    .aws
-                    .ec2
-                    .describe_flow_logs()
-                    .filter(stack_filter(ctx))
-                    .send()
-                    .await
-                    .aws("EC2", "DescribeFlowLogs")?;
+                let out = ctx.aws.ec2.describe_flow_logs().filter(stack_filter(ctx)).send().await.aws_with(
+                    "EC2",
+                    "DescribeFlowLogs",
+                    CODES,
+                )?;
                 Ok(out.flow_logs().to_vec())
             })
             .await?;
@@ -198,7 +203,7 @@ impl Resource for FlowLog {
                     .tag_specifications(tag_spec(ctx, ID.name(), ResourceType::VpcFlowLog))
                     .send()
                     .await
-                    .aws("EC2", "CreateFlowLogs")
+                    .aws_with("EC2", "CreateFlowLogs", CODES)
             },
         )
         .await?;

@@ -26,10 +26,13 @@ use super::{
     Change, Ctx, Dep, Drift, Grant, Id, Inputs, Kind, Resource, Scope, compare, iam_role, security_group, subnet,
 };
 use crate::aws::AwsResultExt;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Codes, Error, ErrorKind, Result};
 use crate::wait::{backoff, retry, wait_until};
 
 pub const ID: Id<LiveFunction> = Id::new("function");
+
+/// Codes only the function's calls meet: the account's 75 GB of code storage (Lambda quotas).
+const CODES: &Codes = &[("CodeStorageExceededException", ErrorKind::Quota)];
 pub const RUNTIME: &str = "provided.al2023";
 pub const HANDLER: &str = "bootstrap";
 const TRACING: &str = "Active";
@@ -259,7 +262,7 @@ impl Function {
     /// GetFunction: the configuration, the tags and the reserved concurrency; `None` when the
     /// function does not exist.
     async fn get(&self, ctx: &Ctx, name: &str) -> Result<Option<Got>> {
-        match ctx.aws.lambda.get_function().function_name(name).send().await.aws("Lambda", "GetFunction") {
+        match ctx.aws.lambda.get_function().function_name(name).send().await.aws_with("Lambda", "GetFunction", CODES) {
             Ok(out) => {
                 let config = out
                     .configuration()
@@ -293,7 +296,7 @@ impl Function {
                 .resource(arn)
                 .send()
                 .await
-                .aws("Lambda", "ListTags")?
+                .aws_with("Lambda", "ListTags", CODES)?
                 .tags()
                 .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
                 .unwrap_or_default(),
@@ -410,7 +413,7 @@ impl Function {
                     )
                     .send()
                     .await
-                    .aws("Lambda", "CreateFunction")
+                    .aws_with("Lambda", "CreateFunction", CODES)
             },
         )
         .await
@@ -454,15 +457,14 @@ impl Function {
                     .reserved_concurrent_executions(n)
                     .send()
                     .await
-                    .aws("Lambda", "PutFunctionConcurrency")?;
+                    .aws_with("Lambda", "PutFunctionConcurrency", CODES)?;
             }
             None => {
-                lambda
-                    .delete_function_concurrency()
-                    .function_name(&self.name)
-                    .send()
-                    .await
-                    .aws("Lambda", "DeleteFunctionConcurrency")?;
+                lambda.delete_function_concurrency().function_name(&self.name).send().await.aws_with(
+                    "Lambda",
+                    "DeleteFunctionConcurrency",
+                    CODES,
+                )?;
             }
         }
         Ok(())
@@ -518,7 +520,7 @@ impl Function {
                     .set_logging_config(logging(c))
                     .send()
                     .await
-                    .aws("Lambda", "UpdateFunctionConfiguration")
+                    .aws_with("Lambda", "UpdateFunctionConfiguration", CODES)
             },
         )
         .await?;
@@ -544,7 +546,7 @@ impl Function {
                     .architectures(Architecture::from(spec.architecture.as_str()))
                     .send()
                     .await
-                    .aws("Lambda", "UpdateFunctionCode")
+                    .aws_with("Lambda", "UpdateFunctionCode", CODES)
             },
         )
         .await?;
@@ -712,7 +714,7 @@ impl Resource for Function {
                         .vpc_config(empty.clone())
                         .send()
                         .await
-                        .aws("Lambda", "UpdateFunctionConfiguration")
+                        .aws_with("Lambda", "UpdateFunctionConfiguration", CODES)
                 },
             )
             .await;
@@ -736,7 +738,11 @@ impl Resource for Function {
             ctx.timeouts.resource_ready,
             backoff::LONG_STATE,
             || async {
-                ctx.aws.lambda.delete_function().function_name(name).send().await.aws("Lambda", "DeleteFunction")
+                ctx.aws.lambda.delete_function().function_name(name).send().await.aws_with(
+                    "Lambda",
+                    "DeleteFunction",
+                    CODES,
+                )
             },
         )
         .await;

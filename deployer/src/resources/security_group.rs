@@ -9,10 +9,19 @@ use super::ec2::{filter, pick, stack_filter, tag_spec};
 use super::vpc_endpoint::{dynamodb_prefix_list_id, known_prefix_list_id};
 use super::{Change, Ctx, Dep, Grant, Id, Inputs, Kind, Resource, Scope, vpc};
 use crate::aws::AwsResultExt;
-use crate::error::{ErrorKind, Result};
+use crate::error::{Codes, ErrorKind, Result};
 use crate::wait::{backoff, retry};
 
 pub const ID: Id<LiveGroup> = Id::new("function-sg");
+
+/// Codes only the security group's calls meet: groups per VPC and rules per group (quotas), a
+/// group of the same name or a rule that exists already.
+const CODES: &Codes = &[
+    ("SecurityGroupLimitExceeded", ErrorKind::Quota),
+    ("RulesPerSecurityGroupLimitExceeded", ErrorKind::Quota),
+    ("InvalidGroup.Duplicate", ErrorKind::AlreadyExists),
+    ("InvalidPermission.Duplicate", ErrorKind::AlreadyExists),
+];
 pub const DESCRIPTION: &str = "movies-stack: Lambda function (egress 443 to DynamoDB only)";
 const HTTPS: i32 = 443;
 
@@ -139,14 +148,11 @@ fn live_rule(r: &SecurityGroupRule) -> LiveRule {
 /// The stack's security groups (one read per run).
 async fn stack_groups(ctx: &Ctx) -> Result<std::sync::Arc<Vec<aws_sdk_ec2::types::SecurityGroup>>> {
     ctx.once("ec2:DescribeSecurityGroups", || async {
-        let out = ctx
-            .aws
-            .ec2
-            .describe_security_groups()
-            .filters(stack_filter(ctx))
-            .send()
-            .await
-            .aws("EC2", "DescribeSecurityGroups")?;
+        let out = ctx.aws.ec2.describe_security_groups().filters(stack_filter(ctx)).send().await.aws_with(
+            "EC2",
+            "DescribeSecurityGroups",
+            CODES,
+        )?;
         Ok(out.security_groups().to_vec())
     })
     .await
@@ -185,7 +191,7 @@ impl FunctionSecurityGroup {
                 .ip_permissions(permission)
                 .send()
                 .await
-                .aws("EC2", "AuthorizeSecurityGroupEgress");
+                .aws_with("EC2", "AuthorizeSecurityGroupEgress", CODES);
             match res {
                 Ok(_) => {}
                 // InvalidPermission.Duplicate: a concurrent or earlier call already added it.
@@ -205,7 +211,7 @@ impl FunctionSecurityGroup {
                 .set_security_group_rule_ids(Some(ids))
                 .send()
                 .await
-                .aws("EC2", "RevokeSecurityGroupEgress")?;
+                .aws_with("EC2", "RevokeSecurityGroupEgress", CODES)?;
         }
         if !plan.revoke_ingress.is_empty() {
             for r in &plan.revoke_ingress {
@@ -219,7 +225,7 @@ impl FunctionSecurityGroup {
                 .set_security_group_rule_ids(Some(ids))
                 .send()
                 .await
-                .aws("EC2", "RevokeSecurityGroupIngress")?;
+                .aws_with("EC2", "RevokeSecurityGroupIngress", CODES)?;
         }
         Ok(())
     }
@@ -238,7 +244,7 @@ async fn rules(ctx: &Ctx, group_id: &str) -> Result<Vec<LiveRule>> {
             .set_next_token(token)
             .send()
             .await
-            .aws("EC2", "DescribeSecurityGroupRules")?;
+            .aws_with("EC2", "DescribeSecurityGroupRules", CODES)?;
         // The filter is on the rule's own group; a rule of another group that merely
         // references ours is not ours to revoke.
         all.extend(out.security_group_rules().iter().filter(|r| r.group_id() == Some(group_id)).map(live_rule));
@@ -320,7 +326,7 @@ impl Resource for FunctionSecurityGroup {
             .filters(filter("group-name", &desired.name))
             .send()
             .await
-            .aws("EC2", "DescribeSecurityGroups")?;
+            .aws_with("EC2", "DescribeSecurityGroups", CODES)?;
         if !same_name.security_groups().is_empty() {
             return Err(ctx.not_ours("security group", &desired.name));
         }
@@ -334,7 +340,7 @@ impl Resource for FunctionSecurityGroup {
             .tag_specifications(tag_spec(ctx, ID.name(), ResourceType::SecurityGroup))
             .send()
             .await
-            .aws("EC2", "CreateSecurityGroup")?;
+            .aws_with("EC2", "CreateSecurityGroup", CODES)?;
         let group_id = out.group_id().unwrap_or_default().to_string();
         // EC2 gives every new group an all-traffic egress rule (-1 to 0.0.0.0/0): replace it by
         // ours. A run killed before this point leaves that rule; observe shows it as drift.
@@ -379,7 +385,11 @@ impl Resource for FunctionSecurityGroup {
             retry(ctx, ID, &what, &[ErrorKind::Conflict], ctx.timeouts.eni_release, backoff::ENI_RELEASE, || async {
                 // Delete the ENIs Lambda has released, then try the group.
                 super::ec2::release_lambda_enis(ctx, ID.name(), "group-id", group_id).await?;
-                ctx.aws.ec2.delete_security_group().group_id(group_id).send().await.aws("EC2", "DeleteSecurityGroup")
+                ctx.aws.ec2.delete_security_group().group_id(group_id).send().await.aws_with(
+                    "EC2",
+                    "DeleteSecurityGroup",
+                    CODES,
+                )
             })
             .await;
         crate::error::gone_is_ok(res)

@@ -11,13 +11,16 @@ use super::vpc;
 use super::zones::{Zone, Zones};
 use super::{Change, Ctx, Dep, Drift, Grant, Id, Inputs, Kind, Resource, Scope};
 use crate::aws::AwsResultExt;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Codes, Error, ErrorKind, Result};
 use crate::wait::{backoff, retry};
 
 /// `subnet-{index}`.
 pub const fn id(index: u8) -> Id<LiveSubnet> {
     Id::indexed("subnet", index)
 }
+
+/// Codes only the subnets' calls meet: subnets per VPC.
+const CODES: &Codes = &[("SubnetLimitExceeded", ErrorKind::Quota)];
 
 #[derive(Debug, Clone)]
 pub struct Subnet {
@@ -129,7 +132,7 @@ impl Subnet {
             .map_public_ip_on_launch(AttributeBooleanValue::builder().value(false).build())
             .send()
             .await
-            .aws("EC2", "ModifySubnetAttribute")?;
+            .aws_with("EC2", "ModifySubnetAttribute", CODES)?;
         Ok(())
     }
 }
@@ -193,7 +196,7 @@ impl Resource for Subnet {
                 .tag_specifications(tag_spec(ctx, id(self.index).name(), ResourceType::Subnet))
                 .send()
                 .await
-                .aws("EC2", "CreateSubnet");
+                .aws_with("EC2", "CreateSubnet", CODES);
             match res {
                 Ok(out) => break out,
                 Err(e) => {
@@ -247,7 +250,7 @@ impl Resource for Subnet {
         let res =
             retry(ctx, name, &what, &[ErrorKind::Conflict], ctx.timeouts.eni_release, backoff::ENI_RELEASE, || async {
                 super::ec2::release_lambda_enis(ctx, name, "subnet-id", &live.id).await?;
-                ctx.aws.ec2.delete_subnet().subnet_id(&live.id).send().await.aws("EC2", "DeleteSubnet")
+                ctx.aws.ec2.delete_subnet().subnet_id(&live.id).send().await.aws_with("EC2", "DeleteSubnet", CODES)
             })
             .await;
         crate::error::gone_is_ok(res)

@@ -12,10 +12,14 @@ use aws_smithy_types::error::operation::BuildError;
 
 use super::{Change, Ctx, Drift, Grant, Id, Inputs, Kind, Resource, Scope};
 use crate::aws::AwsResultExt;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Codes, Error, ErrorKind, Result};
 use crate::wait::{backoff, retry, wait_until};
 
 pub const ID: Id<LiveTable> = Id::new("table");
+
+/// Codes only the table's calls meet: UpdateContinuousBackups right after CreateTable answers
+/// "Backups are being enabled for the table" (terraform `updatePITR` retries it).
+const CODES: &Codes = &[("ContinuousBackupsUnavailableException", ErrorKind::Propagating)];
 
 /// One item by its partition key `id`, read strongly consistent (`smoke` reads back what the API
 /// just wrote). `None`: no such item.
@@ -33,7 +37,7 @@ pub async fn get_item(
         .consistent_read(true)
         .send()
         .await
-        .aws("DynamoDB", "GetItem")?;
+        .aws_with("DynamoDB", "GetItem", CODES)?;
     Ok(out.item)
 }
 
@@ -46,7 +50,7 @@ pub async fn delete_item(ctx: &Ctx, table: &str, id: &str) -> Result<()> {
         .key(KEY.0, aws_sdk_dynamodb::types::AttributeValue::S(id.to_string()))
         .send()
         .await
-        .aws("DynamoDB", "DeleteItem")?;
+        .aws_with("DynamoDB", "DeleteItem", CODES)?;
     Ok(())
 }
 
@@ -210,7 +214,11 @@ fn live_from(table: &TableDescription, point_in_time_recovery: bool) -> LiveTabl
 impl Table {
     /// DescribeTable; `None` when the table does not exist.
     async fn describe(&self, ctx: &Ctx, name: &str) -> Result<Option<TableDescription>> {
-        match ctx.aws.dynamodb.describe_table().table_name(name).send().await.aws("DynamoDB", "DescribeTable") {
+        match ctx.aws.dynamodb.describe_table().table_name(name).send().await.aws_with(
+            "DynamoDB",
+            "DescribeTable",
+            CODES,
+        ) {
             Ok(out) => Ok(out.table().cloned()),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
@@ -218,14 +226,11 @@ impl Table {
     }
 
     async fn pitr_enabled(&self, ctx: &Ctx) -> Result<bool> {
-        let out = ctx
-            .aws
-            .dynamodb
-            .describe_continuous_backups()
-            .table_name(&self.name)
-            .send()
-            .await
-            .aws("DynamoDB", "DescribeContinuousBackups")?;
+        let out = ctx.aws.dynamodb.describe_continuous_backups().table_name(&self.name).send().await.aws_with(
+            "DynamoDB",
+            "DescribeContinuousBackups",
+            CODES,
+        )?;
         Ok(out
             .continuous_backups_description()
             .and_then(|c| c.point_in_time_recovery_description())
@@ -245,7 +250,7 @@ impl Table {
                 .set_next_token(token.take())
                 .send()
                 .await
-                .aws("DynamoDB", "ListTagsOfResource")?;
+                .aws_with("DynamoDB", "ListTagsOfResource", CODES)?;
             tags.extend(out.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())));
             match out.next_token() {
                 Some(t) => token = Some(t.to_string()),
@@ -301,7 +306,7 @@ impl Table {
                     .point_in_time_recovery_specification(spec.clone())
                     .send()
                     .await
-                    .aws("DynamoDB", "UpdateContinuousBackups")
+                    .aws_with("DynamoDB", "UpdateContinuousBackups", CODES)
             },
         )
         .await?;
@@ -334,10 +339,11 @@ impl Table {
             ctx.timeouts.resource_ready,
             backoff::LONG_STATE,
             || async {
-                build(ctx.aws.dynamodb.update_table().table_name(&self.name))
-                    .send()
-                    .await
-                    .aws("DynamoDB", "UpdateTable")
+                build(ctx.aws.dynamodb.update_table().table_name(&self.name)).send().await.aws_with(
+                    "DynamoDB",
+                    "UpdateTable",
+                    CODES,
+                )
             },
         )
         .await?;
@@ -426,7 +432,7 @@ impl Resource for Table {
             .set_tags(Some(tags))
             .send()
             .await
-            .aws("DynamoDB", "CreateTable")?;
+            .aws_with("DynamoDB", "CreateTable", CODES)?;
         // A crash from here on leaves PITR off: `diff` reports it and `update` enables it.
         let table = self.wait_active(ctx).await?;
         self.enable_pitr(ctx).await?;
@@ -497,7 +503,7 @@ impl Resource for Table {
                         .deletion_protection_enabled(false)
                         .send()
                         .await
-                        .aws("DynamoDB", "UpdateTable")
+                        .aws_with("DynamoDB", "UpdateTable", CODES)
                 },
             )
             .await;
@@ -514,7 +520,13 @@ impl Resource for Table {
             &[ErrorKind::Conflict],
             ctx.timeouts.resource_ready,
             backoff::LONG_STATE,
-            || async { ctx.aws.dynamodb.delete_table().table_name(&name).send().await.aws("DynamoDB", "DeleteTable") },
+            || async {
+                ctx.aws.dynamodb.delete_table().table_name(&name).send().await.aws_with(
+                    "DynamoDB",
+                    "DeleteTable",
+                    CODES,
+                )
+            },
         )
         .await;
         crate::error::gone_is_ok(res)
@@ -535,6 +547,13 @@ impl Resource for Table {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pitr_right_after_create_table_is_propagation() {
+        let msg = "Backups are being enabled for the table: t. Please retry later";
+        let kind = crate::error::classify_with(CODES, Some("ContinuousBackupsUnavailableException"), msg, Some(400));
+        assert_eq!(kind, ErrorKind::Propagating);
+    }
 
     fn live() -> LiveTable {
         LiveTable {

@@ -9,10 +9,13 @@ use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, VpcAttributeName};
 use super::ec2::{pick, stack_filter, tag_spec};
 use super::{Change, Ctx, Drift, Grant, Id, Inputs, Kind, Resource, Scope};
 use crate::aws::AwsResultExt;
-use crate::error::{ErrorKind, Result};
+use crate::error::{Codes, ErrorKind, Result};
 use crate::wait::{backoff, retry, wait_until};
 
 pub const ID: Id<LiveVpc> = Id::new("vpc");
+
+/// Codes only the VPC's calls meet: VPCs per region (5 by default).
+const CODES: &Codes = &[("VpcLimitExceeded", ErrorKind::Quota)];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Vpc {
@@ -65,7 +68,11 @@ pub fn diff(desired: &Vpc, live: &LiveVpc) -> Vec<VpcChange> {
 /// The stack's VPCs (one read per run).
 async fn stack_vpcs(ctx: &Ctx) -> Result<Arc<Vec<aws_sdk_ec2::types::Vpc>>> {
     ctx.once("ec2:DescribeVpcs", || async {
-        let out = ctx.aws.ec2.describe_vpcs().filters(stack_filter(ctx)).send().await.aws("EC2", "DescribeVpcs")?;
+        let out = ctx.aws.ec2.describe_vpcs().filters(stack_filter(ctx)).send().await.aws_with(
+            "EC2",
+            "DescribeVpcs",
+            CODES,
+        )?;
         Ok(out.vpcs().to_vec())
     })
     .await
@@ -73,15 +80,11 @@ async fn stack_vpcs(ctx: &Ctx) -> Result<Arc<Vec<aws_sdk_ec2::types::Vpc>>> {
 
 impl Vpc {
     async fn attribute(&self, ctx: &Ctx, id: &str, name: VpcAttributeName) -> Result<bool> {
-        let out = ctx
-            .aws
-            .ec2
-            .describe_vpc_attribute()
-            .vpc_id(id)
-            .attribute(name.clone())
-            .send()
-            .await
-            .aws("EC2", "DescribeVpcAttribute")?;
+        let out = ctx.aws.ec2.describe_vpc_attribute().vpc_id(id).attribute(name.clone()).send().await.aws_with(
+            "EC2",
+            "DescribeVpcAttribute",
+            CODES,
+        )?;
         let value = match name {
             VpcAttributeName::EnableDnsSupport => out.enable_dns_support(),
             _ => out.enable_dns_hostnames(),
@@ -97,7 +100,7 @@ impl Vpc {
             VpcAttributeName::EnableDnsSupport => req.enable_dns_support(on),
             _ => req.enable_dns_hostnames(on),
         };
-        req.send().await.aws("EC2", "ModifyVpcAttribute")?;
+        req.send().await.aws_with("EC2", "ModifyVpcAttribute", CODES)?;
         Ok(())
     }
 
@@ -151,13 +154,14 @@ impl Resource for Vpc {
             .tag_specifications(tag_spec(ctx, ID.name(), ResourceType::Vpc))
             .send()
             .await
-            .aws("EC2", "CreateVpc")?;
+            .aws_with("EC2", "CreateVpc", CODES)?;
         let vpc = out.vpc();
         let id = vpc.and_then(|v| v.vpc_id()).unwrap_or_default().to_string();
         // Usually `available` at once; `pending` otherwise, for a moment.
         if vpc.and_then(|v| v.state()).is_none_or(|s| s.as_str() != "available") {
             wait_until(ctx, ID, "VPC available", ctx.timeouts.resource_ready, backoff::SETTLING, || async {
-                let out = ctx.aws.ec2.describe_vpcs().vpc_ids(&id).send().await.aws("EC2", "DescribeVpcs")?;
+                let out =
+                    ctx.aws.ec2.describe_vpcs().vpc_ids(&id).send().await.aws_with("EC2", "DescribeVpcs", CODES)?;
                 Ok(out.vpcs().first().filter(|v| v.state().is_some_and(|s| s.as_str() == "available")).map(|_| ()))
             })
             .await?;
@@ -188,7 +192,7 @@ impl Resource for Vpc {
             &[ErrorKind::Conflict],
             ctx.timeouts.eni_release,
             backoff::DEPENDENCIES_GOING,
-            || async { ctx.aws.ec2.delete_vpc().vpc_id(&live.id).send().await.aws("EC2", "DeleteVpc") },
+            || async { ctx.aws.ec2.delete_vpc().vpc_id(&live.id).send().await.aws_with("EC2", "DeleteVpc", CODES) },
         )
         .await;
         crate::error::gone_is_ok(res)

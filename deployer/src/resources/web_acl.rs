@@ -23,7 +23,7 @@ use super::{Change, Ctx, Dep, Grant, Id, Inputs, Kind, Resource, at_most_one, co
 use crate::aws::AwsResultExt;
 use crate::config::Config;
 // WAF has a `Scope` of its own (REGIONAL or CLOUDFRONT).
-use crate::error::{Error, ErrorKind, Result, gone_is_ok};
+use crate::error::{Codes, Error, ErrorKind, Result, gone_is_ok};
 use crate::grant::Scope as PolicyScope;
 use crate::wait::{backoff, retry};
 
@@ -41,6 +41,21 @@ pub fn web_acl_name(c: &Config) -> String {
 }
 
 const SERVICE: &str = "WAFV2";
+
+/// Codes only WAF's calls meet (WAFV2 API reference, Errors). "If you've just created a resource
+/// that you're using in this operation, you might just need to wait a few minutes"
+/// (WAFUnavailableEntityException): AssociateWebACL right after CreateWebACL is the documented
+/// case. The web ACL changed since its lock token was read, or it is still associated with a
+/// resource (WAFOptimisticLockException, WAFAssociatedItemException). WAF names "not found",
+/// "already exists" and its quotas its own way.
+const CODES: &Codes = &[
+    ("WAFUnavailableEntityException", ErrorKind::Propagating),
+    ("WAFOptimisticLockException", ErrorKind::Conflict),
+    ("WAFAssociatedItemException", ErrorKind::Conflict),
+    ("WAFNonexistentItemException", ErrorKind::NotFound),
+    ("WAFDuplicateItemException", ErrorKind::AlreadyExists),
+    ("WAFLimitsExceededException", ErrorKind::Quota),
+];
 /// The one rule of the ACL.
 pub const RULE_NAME: &str = "rate-limit-per-ip";
 /// The rate-based rule counts requests over the last 5 minutes (`EvaluationWindowSec`: 60, 120,
@@ -229,7 +244,7 @@ async fn acl_summaries(ctx: &Ctx) -> Result<Arc<Vec<WebAclSummary>>> {
                 .set_next_marker(marker.take())
                 .send()
                 .await
-                .aws(SERVICE, "ListWebACLs")?;
+                .aws_with(SERVICE, "ListWebACLs", CODES)?;
             let page = out.web_acls();
             all.extend_from_slice(page);
             // A marker may come with the last page; an empty page ends it too.
@@ -248,8 +263,11 @@ async fn summary(ctx: &Ctx, name: &str) -> Result<Option<WebAclSummary>> {
 }
 
 async fn get_acl(ctx: &Ctx, name: &str, id: &str) -> Result<LiveWebAcl> {
-    let out =
-        ctx.aws.wafv2.get_web_acl().name(name).scope(Scope::Regional).id(id).send().await.aws(SERVICE, "GetWebACL")?;
+    let out = ctx.aws.wafv2.get_web_acl().name(name).scope(Scope::Regional).id(id).send().await.aws_with(
+        SERVICE,
+        "GetWebACL",
+        CODES,
+    )?;
     let acl = out.web_acl().ok_or_else(|| Error::other(format!("WAFV2 GetWebACL returned no web ACL for `{name}`")))?;
     Ok(live_acl(acl, out.lock_token().unwrap_or_default()))
 }
@@ -405,14 +423,11 @@ impl Resource for WebAcl {
     async fn observe(&self, ctx: &Ctx) -> Result<Option<LiveWebAcl>> {
         let Some(found) = summary(ctx, &self.name).await? else { return Ok(None) };
         let arn = found.arn().unwrap_or_default();
-        let tags = ctx
-            .aws
-            .wafv2
-            .list_tags_for_resource()
-            .resource_arn(arn)
-            .send()
-            .await
-            .aws(SERVICE, "ListTagsForResource")?;
+        let tags = ctx.aws.wafv2.list_tags_for_resource().resource_arn(arn).send().await.aws_with(
+            SERVICE,
+            "ListTagsForResource",
+            CODES,
+        )?;
         let tags = tags.tag_info_for_resource().map(|t| t.tag_list()).unwrap_or_default();
         if !ctx.owns(ACL.name(), tags.iter().map(|t| (t.key(), t.value()))) {
             // Someone else's ACL of that name: never adopted. Turned off, it is none of ours.
@@ -449,7 +464,7 @@ impl Resource for WebAcl {
             .set_tags(Some(tags))
             .send()
             .await
-            .aws(SERVICE, "CreateWebACL")?;
+            .aws_with(SERVICE, "CreateWebACL", CODES)?;
         let s = out.summary().ok_or_else(|| Error::other("WAFV2 CreateWebACL returned no summary"))?;
         Ok(self.as_live(s.id().unwrap_or_default(), s.arn().unwrap_or_default(), s.lock_token().unwrap_or_default()))
     }
@@ -474,7 +489,7 @@ impl Resource for WebAcl {
                     .visibility_config(visibility.clone())
                     .send()
                     .await
-                    .aws(SERVICE, "UpdateWebACL")
+                    .aws_with(SERVICE, "UpdateWebACL", CODES)
             })
             .await?;
         Ok(self.as_live(&live.id, &live.arn, out.next_lock_token().unwrap_or_default()))
@@ -496,7 +511,7 @@ impl Resource for WebAcl {
                         .lock_token(token)
                         .send()
                         .await
-                        .aws(SERVICE, "DeleteWebACL")
+                        .aws_with(SERVICE, "DeleteWebACL", CODES)
                 },
             )
             .await;
@@ -564,7 +579,7 @@ impl WebAclAssociation {
                     .resource_arn(&resource_arn)
                     .send()
                     .await
-                    .aws(SERVICE, "AssociateWebACL")
+                    .aws_with(SERVICE, "AssociateWebACL", CODES)
             },
         )
         .await?;
@@ -680,14 +695,11 @@ impl Resource for WebAclAssociation {
         let ours: Vec<_> = apis.iter().filter(|a| ctx.owns(rest_api::ID.name(), tag_pairs(a.tags()))).collect();
         let Some(api) = at_most_one(ours, "REST API", rest_api::ID.name())? else { return Ok(None) };
         let resource_arn = stage_arn(&ctx.aws.region, api.id().unwrap_or_default(), &self.stage_name);
-        let res = ctx
-            .aws
-            .wafv2
-            .get_web_acl_for_resource()
-            .resource_arn(&resource_arn)
-            .send()
-            .await
-            .aws(SERVICE, "GetWebACLForResource");
+        let res = ctx.aws.wafv2.get_web_acl_for_resource().resource_arn(&resource_arn).send().await.aws_with(
+            SERVICE,
+            "GetWebACLForResource",
+            CODES,
+        );
         let res = match res {
             Err(e) if e.kind() == Some(ErrorKind::Auth) => match unreadable_acl(&e, &self.acl_name) {
                 // Turned off, an association with an ACL that is not ours is not ours to remove.
@@ -734,14 +746,11 @@ impl Resource for WebAclAssociation {
     }
 
     async fn delete(&self, ctx: &Ctx, live: &LiveAssociation) -> Result<()> {
-        let res = ctx
-            .aws
-            .wafv2
-            .disassociate_web_acl()
-            .resource_arn(&live.resource_arn)
-            .send()
-            .await
-            .aws(SERVICE, "DisassociateWebACL");
+        let res = ctx.aws.wafv2.disassociate_web_acl().resource_arn(&live.resource_arn).send().await.aws_with(
+            SERVICE,
+            "DisassociateWebACL",
+            CODES,
+        );
         gone_is_ok(res)
     }
 }
@@ -749,6 +758,25 @@ impl Resource for WebAclAssociation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn waf_names_its_errors_its_own_way() {
+        let cases: &[(&str, &str, ErrorKind)] = &[
+            (
+                "WAFUnavailableEntityException",
+                "AWS WAF couldn't retrieve the resource that you requested. Retry your request.",
+                ErrorKind::Propagating,
+            ),
+            ("WAFOptimisticLockException", "AWS WAF couldn't save your changes", ErrorKind::Conflict),
+            ("WAFAssociatedItemException", "AWS WAF couldn't perform the operation", ErrorKind::Conflict),
+            ("WAFNonexistentItemException", "your resource doesn't exist", ErrorKind::NotFound),
+            ("WAFDuplicateItemException", "a duplicate of an existing one", ErrorKind::AlreadyExists),
+            ("WAFLimitsExceededException", "too many web ACLs", ErrorKind::Quota),
+        ];
+        for (code, msg, want) in cases {
+            assert_eq!(crate::error::classify_with(CODES, Some(code), msg, Some(400)), *want, "{code}: {msg}");
+        }
+    }
     use crate::resources::test_support::*;
 
     fn acl() -> WebAcl {
