@@ -97,7 +97,7 @@ pub enum Event {
 #[derive(Debug, Clone)]
 pub enum Outcome {
     Created,
-    Updated(Vec<Change>),
+    Updated(Vec<FieldChange>),
     Unchanged,
     Failed(String),
     /// Not attempted: a dependency failed, or the run was interrupted before it started.
@@ -137,7 +137,7 @@ impl Outcome {
 /// One field that differs between the desired and the live resource, as people read it
 /// (`plan`, `status`, progress lines, JSON).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Change {
+pub struct FieldChange {
     pub field: String,
     pub desired: String,
     pub live: String,
@@ -145,13 +145,13 @@ pub struct Change {
     pub replace: bool,
 }
 
-impl Change {
+impl FieldChange {
     pub fn update(field: impl Into<String>, desired: impl ToString, live: impl ToString) -> Self {
-        Change { field: field.into(), desired: desired.to_string(), live: live.to_string(), replace: false }
+        FieldChange { field: field.into(), desired: desired.to_string(), live: live.to_string(), replace: false }
     }
 
     pub fn replace(field: impl Into<String>, desired: impl ToString, live: impl ToString) -> Self {
-        Change { field: field.into(), desired: desired.to_string(), live: live.to_string(), replace: true }
+        FieldChange { field: field.into(), desired: desired.to_string(), live: live.to_string(), replace: true }
     }
 }
 

@@ -17,7 +17,7 @@ use crate::graph::{Found, Graph};
 use crate::ids::{Id, Name};
 use crate::lock::LockGuard;
 use crate::pacer::Pacer;
-use crate::resources::Inputs;
+use crate::resources::LiveStates;
 use crate::ui::Printer;
 
 /// What Ctrl-C does during the session.
@@ -169,7 +169,7 @@ impl Session {
         let graph = crate::stack::graph(config, Arc::new(crate::package::Artifact::unknown()))?;
         // As in `sweep`: a failed identity ends the reads at once.
         let ((), found) = tokio::try_join!(self.who_am_i(), async { Ok(graph.observe_only(&self.ctx, names).await) })?;
-        let mut state = Inputs::lenient();
+        let mut state = LiveStates::lenient();
         let mut errors = BTreeMap::new();
         for (name, f) in found {
             match f {
@@ -187,7 +187,7 @@ impl Session {
 /// The live stack as `smoke`, `usage`, `logs` and `serve` read it: the state of the resources
 /// they need, read by the same `observe` code as `status`, and the ones that could not be read.
 pub struct LiveStack {
-    pub state: Inputs,
+    pub state: LiveStates,
     stack: String,
     /// Resource -> why observing it failed.
     errors: BTreeMap<Name, String>,

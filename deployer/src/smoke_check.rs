@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::error::{Error, Result, exit};
-use crate::resources::{Ctx, Inputs, api_key, stage, table};
+use crate::resources::{Ctx, LiveStates, api_key, stage, table};
 
 /// The seed's sample body; `id` is replaced by the run's unique id.
 const SAMPLE_TITLE: &str = "Test Movie";
@@ -41,7 +41,7 @@ impl Target {
     /// From a stack's outputs; `url` overrides the stage's invoke URL.
     pub fn from_outputs(
         config: &Config,
-        outputs: &Inputs,
+        outputs: &LiveStates,
         url: Option<&str>,
         keep_item: bool,
         timeout: Duration,

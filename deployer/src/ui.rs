@@ -297,7 +297,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::events::{Action, Change, Phase, ServeEvent};
+    use crate::events::{Action, FieldChange, Phase, ServeEvent};
 
     /// What a [`PlainPrinter`] wrote.
     #[derive(Clone, Default)]
@@ -351,7 +351,7 @@ mod tests {
             (
                 Event::Finished {
                     id: id("stage"),
-                    outcome: Outcome::Updated(vec![Change::update("tracing", "true", "false")]),
+                    outcome: Outcome::Updated(vec![FieldChange::update("tracing", "true", "false")]),
                 },
                 "finished",
             ),

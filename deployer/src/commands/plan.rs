@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::ctx::Timeouts;
 use crate::error::{Result, exit};
 use crate::graph::{Compared, Graph};
-use crate::resources::{Change, Name};
+use crate::resources::{FieldChange, Name};
 use crate::session::{CtrlC, Session};
 use crate::ui::Printer;
 
@@ -21,7 +21,7 @@ pub struct Row {
     /// create | update | replace | delete (turned off in the config) | none | off (turned off,
     /// absent) | error
     pub action: &'static str,
-    pub changes: Vec<Change>,
+    pub changes: Vec<FieldChange>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }

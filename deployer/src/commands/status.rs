@@ -13,7 +13,7 @@ use crate::ctx::Timeouts;
 use crate::error::{Result, exit};
 use crate::graph::Compared;
 use crate::package::Artifact;
-use crate::resources::Change;
+use crate::resources::FieldChange;
 use crate::session::{CtrlC, Session};
 use crate::ui::Printer;
 
@@ -25,7 +25,7 @@ struct Row {
     /// off, but present: `up` deletes it) | error
     state: &'static str,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    drift: Vec<Change>,
+    drift: Vec<FieldChange>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }

@@ -27,7 +27,7 @@ pub async fn run(
     if let Some(u) = &args.smoke_url {
         crate::smoke_check::check_url("--smoke-url", u)?;
     }
-    // Inputs first: a bad --artifact or a failed build costs no AWS call.
+    // LiveStates first: a bad --artifact or a failed build costs no AWS call.
     let artifact = crate::package::artifact(config, args.artifact.as_deref(), &printer).await?;
     let build_time = started.elapsed();
     let graph = crate::stack::graph(config, Arc::new(artifact))?;

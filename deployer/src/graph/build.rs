@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::ctx::Ctx;
 use crate::error::{Error, Result};
-use crate::resources::{Inputs, Name, Need, Teardown};
+use crate::resources::{LiveStates, Name, Need, Teardown};
 
 use super::{Graph, Node, Step};
 
@@ -86,7 +86,7 @@ impl Graph {
     }
 
     /// The stack's outputs (`ApiUrl`, `StandardApiKeyId`, ...) from the resources in `state`.
-    pub fn outputs(&self, ctx: &Ctx, state: &Inputs) -> std::collections::BTreeMap<&'static str, String> {
+    pub fn outputs(&self, ctx: &Ctx, state: &LiveStates) -> std::collections::BTreeMap<&'static str, String> {
         self.nodes.iter().filter_map(|n| state.get_any(n.name()).map(|live| n.outputs(ctx, live))).flatten().collect()
     }
 

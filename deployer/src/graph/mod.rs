@@ -23,7 +23,7 @@ mod passes;
 mod report;
 mod schedule;
 
-pub use node::{Live, Node};
+pub use node::{AnyLive, Node};
 pub use report::{Compared, Found, Report, Step};
 
 pub struct Graph {

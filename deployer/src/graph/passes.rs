@@ -10,7 +10,7 @@ use tokio::task::JoinSet;
 use crate::ctx::Ctx;
 use crate::error::{Error, Result};
 use crate::events::{Action, Event, Outcome};
-use crate::resources::{Change, Inputs, Name, Need};
+use crate::resources::{FieldChange, LiveStates, Name, Need};
 
 use super::schedule::{Direction, Done};
 use super::{Compared, Found, Graph, Node, Report};
@@ -45,8 +45,8 @@ impl Graph {
     }
 
     /// The present resources' states, as lenient inputs.
-    pub fn present(&self, found: &[Found]) -> Inputs {
-        let mut inputs = Inputs::lenient();
+    pub fn present(&self, found: &[Found]) -> LiveStates {
+        let mut inputs = LiveStates::lenient();
         for (i, f) in found.iter().enumerate() {
             if let Ok(Some(live)) = f {
                 inputs.insert_any(self.nodes[i].name(), live.clone());
@@ -73,7 +73,7 @@ impl Graph {
                         // Compared once what it needs exists.
                         Err(Error::MissingDependency { resource }) => Compared::Present {
                             live: live.clone(),
-                            changes: vec![Change::update(
+                            changes: vec![FieldChange::update(
                                 "depends on",
                                 format!("{resource} (to be created)"),
                                 "missing",
@@ -118,7 +118,7 @@ impl Graph {
         let nodes = self.nodes.clone();
         let doomed = doomed.clone();
         let work_ctx = ctx.clone();
-        let work = move |i: usize, _inputs: Inputs| -> BoxFuture<'static, Result<Done>> {
+        let work = move |i: usize, _inputs: LiveStates| -> BoxFuture<'static, Result<Done>> {
             let (node, ctx, found, doomed) =
                 (nodes[i].clone(), work_ctx.clone(), found[i].clone(), doomed.contains(&i));
             Box::pin(async move {
@@ -154,7 +154,7 @@ impl Graph {
         let nodes = self.nodes.clone();
         let work_ctx = ctx.clone();
         let before = removed.clone();
-        let work = move |i: usize, inputs: Inputs| -> BoxFuture<'static, Result<Done>> {
+        let work = move |i: usize, inputs: LiveStates| -> BoxFuture<'static, Result<Done>> {
             let (node, ctx, found, ready) = (nodes[i].clone(), work_ctx.clone(), found[i].clone(), needs_ready[i]);
             let removed = removed.get(&i).cloned();
             Box::pin(async move {
@@ -201,7 +201,7 @@ impl Graph {
                 Ok(Done { outcome, quiet: false, live: Some(live), ready })
             })
         };
-        let mut report = self.schedule(ctx, Direction::Forward, concurrency, Inputs::default(), work).await;
+        let mut report = self.schedule(ctx, Direction::Forward, concurrency, LiveStates::default(), work).await;
         // A node the config turns off has nothing left to do in this pass (removed before it, or
         // absent): when a Ctrl-C or a failed dependency kept the pass from reaching it, it is
         // not "remaining".
@@ -240,7 +240,7 @@ impl Graph {
         let found: Vec<Found> = found.to_vec();
         let nodes = self.nodes.clone();
         let work_ctx = ctx.clone();
-        let work = move |i: usize, _inputs: Inputs| -> BoxFuture<'static, Result<Done>> {
+        let work = move |i: usize, _inputs: LiveStates| -> BoxFuture<'static, Result<Done>> {
             let (node, ctx, found, kept) = (nodes[i].clone(), work_ctx.clone(), found[i].clone(), kept.contains(&i));
             let with = with[i];
             Box::pin(async move {

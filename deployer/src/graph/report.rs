@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use crate::error::Error;
 use crate::events::Outcome;
-use crate::resources::{Change, Inputs, Name};
+use crate::resources::{FieldChange, LiveStates, Name};
 
-use super::Live;
+use super::AnyLive;
 
 /// One step of the critical path the scheduler actually followed: the node, when it started and
 /// when it was done (relative to the start of the phase).
@@ -21,7 +21,7 @@ pub struct Report {
     /// In dependency order (reverse dependency order for `destroy`).
     pub outcomes: Vec<(Name, Outcome)>,
     /// The live state of every resource that exists at the end.
-    pub state: Inputs,
+    pub state: LiveStates,
     pub errors: Vec<Error>,
     pub interrupted: bool,
     /// The chain of nodes, each released by the previous one, that ended last.
@@ -35,14 +35,14 @@ impl Report {
 }
 
 /// What the observation found for one resource.
-pub type Found = std::result::Result<Option<Live>, String>;
+pub type Found = std::result::Result<Option<AnyLive>, String>;
 
 /// A present resource compared with its desired state (`plan`, `status`).
 pub enum Compared {
     Missing,
     Present {
-        live: Live,
-        changes: Vec<Change>,
+        live: AnyLive,
+        changes: Vec<FieldChange>,
     },
     /// Turned off in the config, and absent: as desired.
     Off,

@@ -13,9 +13,9 @@ use tokio::task::JoinSet;
 use crate::ctx::Ctx;
 use crate::error::Result;
 use crate::events::{Event, Outcome};
-use crate::resources::{Inputs, Name, Need};
+use crate::resources::{LiveStates, Name, Need};
 
-use super::{Graph, Live, Node, Report, Step};
+use super::{AnyLive, Graph, Node, Report, Step};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Direction {
@@ -31,7 +31,7 @@ pub(super) struct Done {
     /// No `Finished` event: the node was only passed through (the other pass of `apply` does
     /// its work).
     pub(super) quiet: bool,
-    pub(super) live: Option<Live>,
+    pub(super) live: Option<AnyLive>,
     /// The wait for readiness, when a dependent needs this node ready.
     pub(super) ready: Option<BoxFuture<'static, Result<()>>>,
 }
@@ -53,11 +53,11 @@ impl Graph {
         ctx: Arc<Ctx>,
         dir: Direction,
         concurrency: usize,
-        inputs: Inputs,
+        inputs: LiveStates,
         work: F,
     ) -> Report
     where
-        F: Fn(usize, Inputs) -> BoxFuture<'static, Result<Done>>,
+        F: Fn(usize, LiveStates) -> BoxFuture<'static, Result<Done>>,
     {
         let n = self.nodes.len();
         let t0 = Instant::now();

@@ -8,7 +8,7 @@ use super::*;
 use crate::ctx::Ctx;
 use crate::error::{Error, Result};
 use crate::events::Outcome;
-use crate::resources::{Change, Dep, Grant, Id, Inputs, Kind, Resource, Scope};
+use crate::resources::{Dep, FieldChange, Grant, Id, Kind, LiveStates, Resource, Scope};
 
 /// A fake resource: records start/end in a shared log; can fail; can be present.
 struct Fake {
@@ -30,7 +30,7 @@ struct Fake {
 #[async_trait]
 impl Resource for Fake {
     type Live = String;
-    type Change = Change;
+    type Change = FieldChange;
     fn id(&self) -> Id<String> {
         self.id
     }
@@ -53,14 +53,14 @@ impl Resource for Fake {
     async fn observe(&self, _ctx: &Ctx) -> Result<Option<String>> {
         Ok(self.present.then(|| self.id.to_string()))
     }
-    fn diff(&self, _ctx: &Ctx, inputs: &Inputs, _live: &String) -> Result<Vec<Change>> {
+    fn diff(&self, _ctx: &Ctx, inputs: &LiveStates, _live: &String) -> Result<Vec<FieldChange>> {
         for d in &self.deps {
             // Dependencies' states are visible (typed).
             inputs.get(*d)?;
         }
         Ok(vec![])
     }
-    async fn create(&self, _ctx: &Ctx, inputs: &Inputs) -> Result<String> {
+    async fn create(&self, _ctx: &Ctx, inputs: &LiveStates) -> Result<String> {
         for d in &self.deps {
             inputs.get(*d)?;
         }
@@ -72,7 +72,7 @@ impl Resource for Fake {
         }
         Ok(self.id.to_string())
     }
-    async fn update(&self, _: &Ctx, _: &Inputs, live: &String, _: &[Change]) -> Result<String> {
+    async fn update(&self, _: &Ctx, _: &LiveStates, live: &String, _: &[FieldChange]) -> Result<String> {
         Ok(live.clone())
     }
     async fn delete(&self, _: &Ctx, _: &String) -> Result<()> {

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use aws_sdk_iam::types::Tag;
 
 use super::apigw::{self, SERVICE, found, replace};
-use super::{Change, Condition, Ctx, Grant, Id, Inputs, Kind, Resource, Scope, iam_role};
+use super::{Condition, Ctx, FieldChange, Grant, Id, Kind, LiveStates, Resource, Scope, iam_role};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, ErrorKind, Result};
 use crate::wait::{backoff, pause, retry};
@@ -51,9 +51,9 @@ pub struct LiveAccount {
 }
 
 /// Pure. A set role is left alone unless it is known to be deleted.
-pub fn diff(desired: &ApiGatewayAccount, live: &LiveAccount) -> Vec<Change> {
+pub fn diff(desired: &ApiGatewayAccount, live: &LiveAccount) -> Vec<FieldChange> {
     if live.role_exists == Some(false) {
-        vec![Change::update(
+        vec![FieldChange::update(
             "cloudwatch_role_arn",
             format!("role {}", desired.role_name),
             format!("{} (role deleted)", live.role_arn),
@@ -243,7 +243,7 @@ impl ApiGatewayAccount {
 #[async_trait]
 impl Resource for ApiGatewayAccount {
     type Live = LiveAccount;
-    type Change = Change;
+    type Change = FieldChange;
 
     fn id(&self) -> Id<LiveAccount> {
         ID
@@ -303,11 +303,11 @@ impl Resource for ApiGatewayAccount {
         Ok(Some(LiveAccount { role_arn: arn.to_string(), role_exists: self.role_exists(ctx, arn).await }))
     }
 
-    fn diff(&self, _ctx: &Ctx, _inputs: &Inputs, live: &LiveAccount) -> Result<Vec<Change>> {
+    fn diff(&self, _ctx: &Ctx, _inputs: &LiveStates, live: &LiveAccount) -> Result<Vec<FieldChange>> {
         Ok(diff(self, live))
     }
 
-    async fn create(&self, ctx: &Ctx, _inputs: &Inputs) -> Result<LiveAccount> {
+    async fn create(&self, ctx: &Ctx, _inputs: &LiveStates) -> Result<LiveAccount> {
         self.set_account_role(ctx).await
     }
 
@@ -315,9 +315,9 @@ impl Resource for ApiGatewayAccount {
     async fn update(
         &self,
         ctx: &Ctx,
-        _inputs: &Inputs,
+        _inputs: &LiveStates,
         _live: &LiveAccount,
-        _changes: &[Change],
+        _changes: &[FieldChange],
     ) -> Result<LiveAccount> {
         self.set_account_role(ctx).await
     }

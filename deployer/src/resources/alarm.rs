@@ -36,7 +36,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_cloudwatch::types::{AlarmType, ComparisonOperator, Dimension, MetricAlarm, Statistic, Tag};
 
-use super::{Change, Ctx, Grant, Id, Inputs, Kind, Name, Resource, Scope, compare};
+use super::{Ctx, FieldChange, Grant, Id, Kind, LiveStates, Name, Resource, Scope, compare};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, Result};
 
@@ -218,18 +218,18 @@ pub fn alarms(stack: &str, watched: &Watched, settings: &crate::config::Alarms) 
 }
 
 /// What differs, field by field: each is fixed by the same one PutMetricAlarm. Pure.
-pub fn diff(desired: &AlarmSpec, live: &AlarmSpec) -> Vec<Change> {
+pub fn diff(desired: &AlarmSpec, live: &AlarmSpec) -> Vec<FieldChange> {
     let mut changes = Vec::new();
     compare(&mut changes, "namespace", &desired.namespace, &live.namespace);
     compare(&mut changes, "metric", &desired.metric, &live.metric);
     compare(&mut changes, "dimensions", &desired.dimensions, &live.dimensions);
     if desired.stat != live.stat {
-        changes.push(Change::update("statistic", &desired.stat, &live.stat));
+        changes.push(FieldChange::update("statistic", &desired.stat, &live.stat));
     }
     compare(&mut changes, "period_seconds", desired.period_seconds, live.period_seconds);
     compare(&mut changes, "evaluation_periods", desired.evaluation_periods, live.evaluation_periods);
     if desired.threshold != live.threshold {
-        changes.push(Change::update("threshold", desired.threshold, live.threshold));
+        changes.push(FieldChange::update("threshold", desired.threshold, live.threshold));
     }
     compare(&mut changes, "comparison", &desired.comparison, &live.comparison);
     compare(&mut changes, "treat_missing_data", &desired.treat_missing_data, &live.treat_missing_data);
@@ -358,7 +358,7 @@ impl Alarm {
 #[async_trait]
 impl Resource for Alarm {
     type Live = LiveAlarm;
-    type Change = Change;
+    type Change = FieldChange;
 
     fn id(&self) -> Id<LiveAlarm> {
         self.id
@@ -420,16 +420,22 @@ impl Resource for Alarm {
         }
     }
 
-    fn diff(&self, _ctx: &Ctx, _inputs: &Inputs, live: &LiveAlarm) -> Result<Vec<Change>> {
+    fn diff(&self, _ctx: &Ctx, _inputs: &LiveStates, live: &LiveAlarm) -> Result<Vec<FieldChange>> {
         Ok(diff(&self.spec, &live.spec))
     }
 
-    async fn create(&self, ctx: &Ctx, _inputs: &Inputs) -> Result<LiveAlarm> {
+    async fn create(&self, ctx: &Ctx, _inputs: &LiveStates) -> Result<LiveAlarm> {
         self.put(ctx).await?;
         Ok(self.live_after_put(ctx, "INSUFFICIENT_DATA"))
     }
 
-    async fn update(&self, ctx: &Ctx, _inputs: &Inputs, live: &LiveAlarm, _changes: &[Change]) -> Result<LiveAlarm> {
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        _inputs: &LiveStates,
+        live: &LiveAlarm,
+        _changes: &[FieldChange],
+    ) -> Result<LiveAlarm> {
         // Whatever differs, one PutMetricAlarm with the whole configuration fixes it.
         self.put(ctx).await?;
         Ok(self.live_after_put(ctx, &live.state))
@@ -551,7 +557,7 @@ mod tests {
         }
         let mut live = desired.clone();
         live.threshold = 9000.0;
-        assert_eq!(diff(&desired, &live), vec![Change::update("threshold", 2500, 9000)]);
+        assert_eq!(diff(&desired, &live), vec![FieldChange::update("threshold", 2500, 9000)]);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use super::apigw::{self, SERVICE, call, found, gone_is_ok, replace, tag_pairs};
 use super::usage_plan::{self, LivePlan};
-use super::{Change, Ctx, Dep, Drift, Grant, Id, Inputs, Kind, Resource, Scope, at_most_one};
+use super::{Ctx, Dep, FieldChange, Grant, Id, Kind, KindChange, LiveStates, Resource, Scope, at_most_one};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, ErrorKind, Result};
 
@@ -71,11 +71,11 @@ pub fn diff(desired: &ApiKey, live: &LiveKey) -> Vec<KeyChange> {
 }
 
 impl ApiKey {
-    fn show(&self, change: &KeyChange) -> Change {
+    fn show(&self, change: &KeyChange) -> FieldChange {
         match change {
-            KeyChange::Name { live } => Change::update("name", &self.name, live),
-            KeyChange::Enable => Change::update("enabled", true, false),
-            KeyChange::JoinPlan => Change::update("usage_plan_key", format!("in {}", self.plan), "missing"),
+            KeyChange::Name { live } => FieldChange::update("name", &self.name, live),
+            KeyChange::Enable => FieldChange::update("enabled", true, false),
+            KeyChange::JoinPlan => FieldChange::update("usage_plan_key", format!("in {}", self.plan), "missing"),
         }
     }
 }
@@ -84,11 +84,11 @@ impl ApiKey {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyDrift {
     pub change: KeyChange,
-    shown: Change,
+    shown: FieldChange,
 }
 
-impl Drift for KeyDrift {
-    fn show(&self) -> Change {
+impl KindChange for KeyDrift {
+    fn show(&self) -> FieldChange {
         self.shown.clone()
     }
 }
@@ -192,11 +192,11 @@ impl Resource for ApiKey {
         Ok(Some(LiveKey { id, name: key.name().unwrap_or_default().to_string(), enabled: key.enabled(), plan_id }))
     }
 
-    fn diff(&self, _ctx: &Ctx, _inputs: &Inputs, live: &LiveKey) -> Result<Vec<KeyDrift>> {
+    fn diff(&self, _ctx: &Ctx, _inputs: &LiveStates, live: &LiveKey) -> Result<Vec<KeyDrift>> {
         Ok(diff(self, live).into_iter().map(|change| KeyDrift { shown: self.show(&change), change }).collect())
     }
 
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<LiveKey> {
+    async fn create(&self, ctx: &Ctx, inputs: &LiveStates) -> Result<LiveKey> {
         let plan_id = inputs.get(self.plan)?.id.clone();
         // The answer carries the generated value: only the id is kept.
         let id = call(ctx, self.id, "CreateApiKey", || async {
@@ -219,7 +219,7 @@ impl Resource for ApiKey {
         Ok(LiveKey { id, name: self.name.clone(), enabled: true, plan_id: Some(plan_id) })
     }
 
-    async fn update(&self, ctx: &Ctx, inputs: &Inputs, live: &LiveKey, changes: &[KeyDrift]) -> Result<LiveKey> {
+    async fn update(&self, ctx: &Ctx, inputs: &LiveStates, live: &LiveKey, changes: &[KeyDrift]) -> Result<LiveKey> {
         let mut live = live.clone();
         for drift in changes {
             match &drift.change {

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use aws_sdk_ec2::types::{FlowLog as Ec2FlowLog, FlowLogsResourceType, LogDestinationType, ResourceType, TrafficType};
 
 use super::ec2::{pick, stack_filter, tag_spec};
-use super::{Change, Ctx, Dep, Grant, Id, Inputs, Kind, Resource, Scope, iam_role, log_group, vpc};
+use super::{Ctx, Dep, FieldChange, Grant, Id, Kind, LiveStates, Resource, Scope, iam_role, log_group, vpc};
 use crate::aws::AwsResultExt;
 use crate::error::{Codes, Error, ErrorKind, Result};
 use crate::wait::{backoff, retry};
@@ -47,11 +47,11 @@ pub struct LiveFlowLog {
 }
 
 /// Every field of a flow log is fixed at creation: each difference is a replacement.
-pub fn diff(desired: &DesiredFlowLog, live: &LiveFlowLog) -> Vec<Change> {
+pub fn diff(desired: &DesiredFlowLog, live: &LiveFlowLog) -> Vec<FieldChange> {
     let mut changes = Vec::new();
     let mut field = |name: &str, want: &str, have: &str| {
         if want != have {
-            changes.push(Change::replace(name, want, have));
+            changes.push(FieldChange::replace(name, want, have));
         }
     };
     field("resource", &desired.vpc_id, &live.resource_id);
@@ -79,7 +79,7 @@ fn live_flow_log(f: &Ec2FlowLog) -> LiveFlowLog {
 }
 
 impl FlowLog {
-    fn desired(&self, inputs: &Inputs) -> Result<DesiredFlowLog> {
+    fn desired(&self, inputs: &LiveStates) -> Result<DesiredFlowLog> {
         Ok(DesiredFlowLog {
             vpc_id: inputs.get(vpc::ID)?.id.clone(),
             log_group: self.log_group.clone(),
@@ -118,7 +118,7 @@ impl FlowLog {
 #[async_trait]
 impl Resource for FlowLog {
     type Live = LiveFlowLog;
-    type Change = Change;
+    type Change = FieldChange;
 
     fn id(&self) -> Id<LiveFlowLog> {
         ID
@@ -173,11 +173,11 @@ impl Resource for FlowLog {
         Ok(Some(live))
     }
 
-    fn diff(&self, _ctx: &Ctx, inputs: &Inputs, live: &LiveFlowLog) -> Result<Vec<Change>> {
+    fn diff(&self, _ctx: &Ctx, inputs: &LiveStates, live: &LiveFlowLog) -> Result<Vec<FieldChange>> {
         Ok(diff(&self.desired(inputs)?, live))
     }
 
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<LiveFlowLog> {
+    async fn create(&self, ctx: &Ctx, inputs: &LiveStates) -> Result<LiveFlowLog> {
         let desired = self.desired(inputs)?;
         // With a delivery role created a moment ago, EC2 answers 400 InvalidParameter "Unable to
         // assume given IAM role" until IAM has propagated it (ErrorKind::Propagating;
@@ -236,7 +236,13 @@ impl Resource for FlowLog {
         })
     }
 
-    async fn update(&self, ctx: &Ctx, inputs: &Inputs, live: &LiveFlowLog, _changes: &[Change]) -> Result<LiveFlowLog> {
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        inputs: &LiveStates,
+        live: &LiveFlowLog,
+        _changes: &[FieldChange],
+    ) -> Result<LiveFlowLog> {
         // Immutable: delete then create. A run killed in between finds no flow log and creates
         // it; creating first would fail with FlowLogAlreadyExists when only the role changed.
         ctx.progress(ID, format!("replacing flow log {} (flow logs cannot be modified)", live.id));

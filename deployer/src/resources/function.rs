@@ -23,7 +23,8 @@ use aws_sdk_lambda::types::{
 use aws_smithy_types::Blob;
 
 use super::{
-    Change, Ctx, Dep, Drift, Grant, Id, Inputs, Kind, Resource, Scope, compare, iam_role, security_group, subnet,
+    Ctx, Dep, FieldChange, Grant, Id, Kind, KindChange, LiveStates, Resource, Scope, compare, iam_role, security_group,
+    subnet,
 };
 use crate::aws::AwsResultExt;
 use crate::error::{Codes, Error, ErrorKind, Result};
@@ -112,11 +113,11 @@ pub enum FunctionChange {
     /// State `Failed`: Lambda's documented remedy is to delete and re-create the function.
     Failed { reason: String },
     /// UpdateFunctionCode: the code or the architecture (they travel together).
-    Code(Change),
+    Code(FieldChange),
     /// UpdateFunctionConfiguration: everything else, in one call.
-    Configuration(Change),
+    Configuration(FieldChange),
     /// PutFunctionConcurrency, or DeleteFunctionConcurrency when none is wanted.
-    Concurrency(Change),
+    Concurrency(FieldChange),
 }
 
 impl FunctionChange {
@@ -129,10 +130,10 @@ impl FunctionChange {
     }
 }
 
-impl Drift for FunctionChange {
-    fn show(&self) -> Change {
+impl KindChange for FunctionChange {
+    fn show(&self) -> FieldChange {
         match self {
-            FunctionChange::Failed { reason } => Change::replace("state", "Active", format!("Failed: {reason}")),
+            FunctionChange::Failed { reason } => FieldChange::replace("state", "Active", format!("Failed: {reason}")),
             FunctionChange::Code(c) | FunctionChange::Configuration(c) | FunctionChange::Concurrency(c) => c.clone(),
         }
     }
@@ -145,10 +146,14 @@ pub fn diff(desired: &FunctionSpec, live: &LiveFunction) -> Vec<FunctionChange> 
     }
     // `status` / `down` / `keys` build nothing: the code is not compared then.
     if !desired.code_sha256.is_empty() && desired.code_sha256 != live.code_sha256 {
-        changes.push(FunctionChange::Code(Change::update("code", &desired.code_sha256, &live.code_sha256)));
+        changes.push(FunctionChange::Code(FieldChange::update("code", &desired.code_sha256, &live.code_sha256)));
     }
     if desired.architecture != live.architecture {
-        changes.push(FunctionChange::Code(Change::update("architecture", &desired.architecture, &live.architecture)));
+        changes.push(FunctionChange::Code(FieldChange::update(
+            "architecture",
+            &desired.architecture,
+            &live.architecture,
+        )));
     }
     let mut config = Vec::new();
     let changes_of_config = &mut config;
@@ -173,7 +178,7 @@ pub fn diff(desired: &FunctionSpec, live: &LiveFunction) -> Vec<FunctionChange> 
     changes.extend(config.into_iter().map(FunctionChange::Configuration));
     if desired.reserved_concurrency != live.reserved_concurrency {
         let text = |r: Option<i32>| r.map_or("none".to_string(), |r| r.to_string());
-        changes.push(FunctionChange::Concurrency(Change::update(
+        changes.push(FunctionChange::Concurrency(FieldChange::update(
             "reserved_concurrency",
             text(desired.reserved_concurrency),
             text(live.reserved_concurrency),
@@ -236,7 +241,7 @@ struct Got {
 
 impl Function {
     /// The function as the stack wants it, from its dependencies' states.
-    pub fn spec(&self, inputs: &Inputs) -> Result<FunctionSpec> {
+    pub fn spec(&self, inputs: &LiveStates) -> Result<FunctionSpec> {
         let subnet_ids = (0..self.subnets)
             .map(|i| inputs.get(subnet::id(i)).map(|s| s.id.clone()))
             .collect::<Result<BTreeSet<_>>>()?;
@@ -375,7 +380,7 @@ impl Function {
         .await
     }
 
-    async fn create_function(&self, ctx: &Ctx, inputs: &Inputs) -> Result<LiveFunction> {
+    async fn create_function(&self, ctx: &Ctx, inputs: &LiveStates) -> Result<LiveFunction> {
         let spec = self.spec(inputs)?;
         let c = &spec.config;
         // Right after the role is created, Lambda may not see it yet ("The role defined for the
@@ -473,7 +478,7 @@ impl Function {
     /// Lambda refuses subnets in some zones ("The provided subnets contain availability zone
     /// Lambda doesn't support"); `zones.rs` skips the ones reported publicly. For any other,
     /// name the subnets and their zones, and the way out.
-    fn explain_zone_refusal(&self, e: Error, inputs: &Inputs) -> Error {
+    fn explain_zone_refusal(&self, e: Error, inputs: &LiveStates) -> Error {
         let refused = e
             .aws()
             .is_some_and(|a| a.message.to_ascii_lowercase().contains("availability zone lambda doesn't support"));
@@ -643,20 +648,20 @@ impl Resource for Function {
         Ok(Some(live))
     }
 
-    fn diff(&self, _ctx: &Ctx, inputs: &Inputs, live: &LiveFunction) -> Result<Vec<FunctionChange>> {
+    fn diff(&self, _ctx: &Ctx, inputs: &LiveStates, live: &LiveFunction) -> Result<Vec<FunctionChange>> {
         Ok(diff(&self.spec(inputs)?, live))
     }
 
     /// Returns as soon as Lambda has the function (`Pending` while it sets up the network
     /// interfaces): what depends on it needs only its ARN. `wait_ready` waits for `Active`.
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<LiveFunction> {
+    async fn create(&self, ctx: &Ctx, inputs: &LiveStates) -> Result<LiveFunction> {
         self.create_function(ctx, inputs).await
     }
 
     async fn update(
         &self,
         ctx: &Ctx,
-        inputs: &Inputs,
+        inputs: &LiveStates,
         live: &LiveFunction,
         changes: &[FunctionChange],
     ) -> Result<LiveFunction> {
@@ -777,8 +782,8 @@ mod tests {
     use crate::resources::subnet::LiveSubnet;
     use crate::resources::zones::Zone;
 
-    fn inputs() -> Inputs {
-        let mut inputs = Inputs::default();
+    fn inputs() -> LiveStates {
+        let mut inputs = LiveStates::default();
         inputs.insert(
             iam_role::FUNCTION,
             iam_role::LiveRole {
@@ -961,7 +966,7 @@ mod tests {
                 Some((d, lv)) => {
                     assert_eq!(
                         changes,
-                        vec![FunctionChange::Concurrency(Change::update("reserved_concurrency", d, lv))]
+                        vec![FunctionChange::Concurrency(FieldChange::update("reserved_concurrency", d, lv))]
                     );
                     assert!(!changes[0].is_configuration() && !changes[0].is_code());
                 }

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use aws_sdk_iam::types::Tag;
 use serde_json::{Value, json};
 
-use super::{Change, Condition, Ctx, Drift, Grant, Id, Inputs, Kind, Resource, Scope};
+use super::{Condition, Ctx, FieldChange, Grant, Id, Kind, KindChange, LiveStates, Resource, Scope};
 use crate::aws::AwsResultExt;
 use crate::config::Config;
 use crate::error::{ErrorKind, Result};
@@ -281,21 +281,21 @@ pub fn same_policy(a: &Value, b: &Value) -> bool {
 pub enum RoleChange {
     /// The permissions boundary is missing or another: set to ours (first: IAM authorizes the
     /// other changes by the role's boundary, `iam:PermissionsBoundary`).
-    Boundary(Change),
-    Trust(Change),
-    Inline(Change),
+    Boundary(FieldChange),
+    Trust(FieldChange),
+    Inline(FieldChange),
     /// Inline policies that are not ours, by name: removed (least privilege).
     ExtraInline(Vec<String>),
     /// Attached managed policies, by ARN: detached (least privilege).
     Attached(Vec<String>),
 }
 
-impl Drift for RoleChange {
-    fn show(&self) -> Change {
+impl KindChange for RoleChange {
+    fn show(&self) -> FieldChange {
         match self {
             RoleChange::Boundary(c) | RoleChange::Trust(c) | RoleChange::Inline(c) => c.clone(),
-            RoleChange::ExtraInline(names) => Change::update("extra_inline_policies", "none", names.join(", ")),
-            RoleChange::Attached(arns) => Change::update("attached_managed_policies", "none", arns.join(", ")),
+            RoleChange::ExtraInline(names) => FieldChange::update("extra_inline_policies", "none", names.join(", ")),
+            RoleChange::Attached(arns) => FieldChange::update("attached_managed_policies", "none", arns.join(", ")),
         }
     }
 }
@@ -303,26 +303,26 @@ impl Drift for RoleChange {
 pub fn diff(desired: &RolePolicies, live: &LiveRole) -> Vec<RoleChange> {
     let mut changes = Vec::new();
     if live.boundary.as_deref() != Some(desired.boundary.as_str()) {
-        changes.push(RoleChange::Boundary(Change::update(
+        changes.push(RoleChange::Boundary(FieldChange::update(
             "permissions_boundary",
             desired.boundary.clone(),
             live.boundary.clone().unwrap_or_else(|| "none".into()),
         )));
     }
     if !same_policy(&desired.trust, &live.trust) {
-        changes.push(RoleChange::Trust(Change::update(
+        changes.push(RoleChange::Trust(FieldChange::update(
             "trust_policy",
             normalize_policy(&desired.trust),
             normalize_policy(&live.trust),
         )));
     }
     match &live.inline {
-        None => changes.push(RoleChange::Inline(Change::update(
+        None => changes.push(RoleChange::Inline(FieldChange::update(
             "inline_policy",
             normalize_policy(&desired.inline),
             "inline policy missing",
         ))),
-        Some(inline) if !same_policy(&desired.inline, inline) => changes.push(RoleChange::Inline(Change::update(
+        Some(inline) if !same_policy(&desired.inline, inline) => changes.push(RoleChange::Inline(FieldChange::update(
             "inline_policy",
             normalize_policy(&desired.inline),
             normalize_policy(inline),
@@ -551,11 +551,11 @@ impl Resource for Role {
         }))
     }
 
-    fn diff(&self, ctx: &Ctx, _inputs: &Inputs, live: &LiveRole) -> Result<Vec<RoleChange>> {
+    fn diff(&self, ctx: &Ctx, _inputs: &LiveStates, live: &LiveRole) -> Result<Vec<RoleChange>> {
         Ok(diff(&self.policies(ctx), live))
     }
 
-    async fn create(&self, ctx: &Ctx, _inputs: &Inputs) -> Result<LiveRole> {
+    async fn create(&self, ctx: &Ctx, _inputs: &LiveStates) -> Result<LiveRole> {
         let policies = self.policies(ctx);
         let tags = ctx
             .tags(self.id.name())
@@ -595,7 +595,13 @@ impl Resource for Role {
         })
     }
 
-    async fn update(&self, ctx: &Ctx, _inputs: &Inputs, live: &LiveRole, changes: &[RoleChange]) -> Result<LiveRole> {
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        _inputs: &LiveStates,
+        live: &LiveRole,
+        changes: &[RoleChange],
+    ) -> Result<LiveRole> {
         let policies = self.policies(ctx);
         // The boundary first: IAM authorizes the other changes by the role's boundary.
         let ordered = changes.iter().filter(|c| matches!(c, RoleChange::Boundary(_)));
@@ -883,7 +889,7 @@ mod tests {
         live.trust = parse_policy_document("%7Bnot%20json");
         live.extra_inline = vec!["admin".into()];
         live.attached = vec!["arn:aws:iam::aws:policy/AdministratorAccess".into()];
-        let changes: Vec<Change> = diff(&p, &live).iter().map(Drift::show).collect();
+        let changes: Vec<FieldChange> = diff(&p, &live).iter().map(KindChange::show).collect();
         let fields: Vec<&str> = changes.iter().map(|c| c.field.as_str()).collect();
         assert_eq!(fields, vec!["trust_policy", "inline_policy", "extra_inline_policies", "attached_managed_policies"]);
         assert!(changes.iter().all(|c| !c.replace));

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 
-use super::{Change, Ctx, Grant, Id, Inputs, Kind, Name, Resource, Scope};
+use super::{Ctx, FieldChange, Grant, Id, Kind, LiveStates, Name, Resource, Scope};
 use crate::aws::AwsResultExt;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
@@ -85,14 +85,14 @@ pub struct LiveLogGroup {
 }
 
 /// The one thing of a log group that can drift: its retention.
-pub fn diff(desired: &LogGroup, live: &LiveLogGroup) -> Vec<Change> {
+pub fn diff(desired: &LogGroup, live: &LiveLogGroup) -> Vec<FieldChange> {
     let mut changes = Vec::new();
     if live.retention_days != Some(desired.retention_days) {
         let live_retention = match live.retention_days {
             Some(days) => days.to_string(),
             None => "never expire".to_string(),
         };
-        changes.push(Change::update("retention_days", desired.retention_days, live_retention));
+        changes.push(FieldChange::update("retention_days", desired.retention_days, live_retention));
     }
     changes
 }
@@ -184,7 +184,7 @@ impl LogGroup {
 #[async_trait]
 impl Resource for LogGroup {
     type Live = LiveLogGroup;
-    type Change = Change;
+    type Change = FieldChange;
 
     fn id(&self) -> Id<LiveLogGroup> {
         self.id
@@ -231,11 +231,11 @@ impl Resource for LogGroup {
         }
     }
 
-    fn diff(&self, _ctx: &Ctx, _inputs: &Inputs, live: &LiveLogGroup) -> Result<Vec<Change>> {
+    fn diff(&self, _ctx: &Ctx, _inputs: &LiveStates, live: &LiveLogGroup) -> Result<Vec<FieldChange>> {
         Ok(diff(self, live))
     }
 
-    async fn create(&self, ctx: &Ctx, _inputs: &Inputs) -> Result<LiveLogGroup> {
+    async fn create(&self, ctx: &Ctx, _inputs: &LiveStates) -> Result<LiveLogGroup> {
         let res = ctx
             .aws
             .logs
@@ -269,9 +269,9 @@ impl Resource for LogGroup {
     async fn update(
         &self,
         ctx: &Ctx,
-        _inputs: &Inputs,
+        _inputs: &LiveStates,
         live: &LiveLogGroup,
-        _changes: &[Change],
+        _changes: &[FieldChange],
     ) -> Result<LiveLogGroup> {
         // Retention is the only change.
         self.put_retention(ctx).await?;
@@ -317,7 +317,7 @@ mod tests {
             match want {
                 None => assert!(changes.is_empty(), "{live_days:?}: {changes:?}"),
                 Some(l) => {
-                    assert_eq!(changes, vec![Change::update("retention_days", 365, l)], "{live_days:?}");
+                    assert_eq!(changes, vec![FieldChange::update("retention_days", 365, l)], "{live_days:?}");
                 }
             }
         }

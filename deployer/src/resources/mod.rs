@@ -40,7 +40,7 @@ pub mod vpc_endpoint;
 pub mod web_acl;
 pub mod zones;
 
-pub use crate::events::Change;
+pub use crate::events::FieldChange;
 pub use crate::ids::{Id, Name, TAG_RESOURCE, TAG_STACK};
 
 /// What a dependency needs of the resource it depends on.
@@ -92,24 +92,24 @@ impl Dep {
 
 /// The live state of every resource known so far, by name: what dependents read.
 #[derive(Clone, Default)]
-pub struct Inputs {
+pub struct LiveStates {
     map: HashMap<Name, Arc<dyn Any + Send + Sync>>,
-    /// For `plan` / `status` / `down`: a dependency may not exist. [`Inputs::get`] then answers
+    /// For `plan` / `status` / `down`: a dependency may not exist. [`LiveStates::get`] then answers
     /// [`Error::MissingDependency`]: never a made-up value, never a call.
     lenient: bool,
 }
 
-impl fmt::Debug for Inputs {
+impl fmt::Debug for LiveStates {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut names: Vec<String> = self.map.keys().map(Name::to_string).collect();
         names.sort();
-        f.debug_struct("Inputs").field("present", &names).field("lenient", &self.lenient).finish()
+        f.debug_struct("LiveStates").field("present", &names).field("lenient", &self.lenient).finish()
     }
 }
 
-impl Inputs {
+impl LiveStates {
     pub fn lenient() -> Self {
-        Inputs { map: HashMap::new(), lenient: true }
+        LiveStates { map: HashMap::new(), lenient: true }
     }
 
     /// The live state of `id`. The executor runs a resource after its dependencies, so a missing
@@ -148,14 +148,14 @@ impl Inputs {
 }
 
 /// A resource's typed change: what its `update` matches on, and how it reads.
-pub trait Drift: fmt::Debug + Clone + Send + Sync + 'static {
-    fn show(&self) -> Change;
+pub trait KindChange: fmt::Debug + Clone + Send + Sync + 'static {
+    fn show(&self) -> FieldChange;
 }
 
 /// The generic change of resources whose every change is handled the same way (or that have
-/// none): the displayed [`Change`] itself.
-impl Drift for Change {
-    fn show(&self) -> Change {
+/// none): the displayed [`FieldChange`] itself.
+impl KindChange for FieldChange {
+    fn show(&self) -> FieldChange {
         self.clone()
     }
 }
@@ -165,10 +165,10 @@ impl Drift for Change {
 #[async_trait]
 pub trait Resource: Send + Sync + 'static {
     /// The live resource as far as the stack cares: found by `observe`, returned by `create` and
-    /// `update`, read by dependents through [`Inputs::get`].
+    /// `update`, read by dependents through [`LiveStates::get`].
     type Live: fmt::Debug + Clone + Send + Sync + 'static;
     /// One difference between desired and live.
-    type Change: Drift;
+    type Change: KindChange;
 
     /// The typed id, unique in the stack.
     fn id(&self) -> Id<Self::Live>;
@@ -202,14 +202,14 @@ pub trait Resource: Send + Sync + 'static {
     async fn observe(&self, ctx: &Ctx) -> Result<Option<Self::Live>>;
     /// What differs, given the dependencies' states. Pure. In lenient mode, a missing dependency
     /// is [`Error::MissingDependency`] (the comparison waits for it to exist).
-    fn diff(&self, ctx: &Ctx, inputs: &Inputs, live: &Self::Live) -> Result<Vec<Self::Change>>;
+    fn diff(&self, ctx: &Ctx, inputs: &LiveStates, live: &Self::Live) -> Result<Vec<Self::Change>>;
     /// Create it, with its tags in the create call.
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Self::Live>;
+    async fn create(&self, ctx: &Ctx, inputs: &LiveStates) -> Result<Self::Live>;
     /// Bring the live resource to the desired state for the given changes.
     async fn update(
         &self,
         ctx: &Ctx,
-        inputs: &Inputs,
+        inputs: &LiveStates,
         live: &Self::Live,
         changes: &[Self::Change],
     ) -> Result<Self::Live>;
@@ -266,9 +266,9 @@ pub fn at_most_one<T>(mut found: Vec<T>, what: &str, resource: Name) -> Result<O
 }
 
 /// Compare one field; push a generic change when it differs.
-pub fn compare<T: PartialEq + fmt::Debug>(changes: &mut Vec<Change>, field: &str, desired: T, live: T) {
+pub fn compare<T: PartialEq + fmt::Debug>(changes: &mut Vec<FieldChange>, field: &str, desired: T, live: T) {
     if desired != live {
-        changes.push(Change::update(field, format!("{desired:?}"), format!("{live:?}")));
+        changes.push(FieldChange::update(field, format!("{desired:?}"), format!("{live:?}")));
     }
 }
 
@@ -282,11 +282,11 @@ mod tests {
 
     #[test]
     fn inputs_are_typed_and_lenient_ones_never_make_up_a_value() {
-        let mut inputs = Inputs::lenient();
+        let mut inputs = LiveStates::lenient();
         assert!(matches!(inputs.get(THING), Err(Error::MissingDependency { .. })));
         inputs.insert_any(THING.name(), Arc::new(LiveThing(7)));
         assert_eq!(inputs.get(THING).unwrap(), &LiveThing(7));
-        let strict = Inputs::default();
+        let strict = LiveStates::default();
         assert!(strict.get(OTHER).unwrap_err().to_string().starts_with("internal:"));
         assert_eq!(OTHER.to_string(), "other-1");
     }

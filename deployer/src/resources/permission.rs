@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::{Change, Ctx, Dep, Grant, Id, Inputs, Kind, Resource, Scope, function, rest_api};
+use super::{Ctx, Dep, FieldChange, Grant, Id, Kind, LiveStates, Resource, Scope, function, rest_api};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, ErrorKind, Result};
 use crate::wait::{backoff, retry};
@@ -91,29 +91,29 @@ pub fn our_statements(policy: &str) -> Result<Vec<PermissionStatement>> {
 
 /// Every difference is a replacement: a Lambda permission cannot be edited, only removed and
 /// added again. `live` holds at least one statement.
-pub fn diff(desired: &PermissionStatement, live: &[PermissionStatement]) -> Vec<Change> {
+pub fn diff(desired: &PermissionStatement, live: &[PermissionStatement]) -> Vec<FieldChange> {
     let mut changes = Vec::new();
     if live.len() > 1 {
-        changes.push(Change::replace("statements", 1, live.len()));
+        changes.push(FieldChange::replace("statements", 1, live.len()));
     }
     let Some(l) = live.first() else {
         return changes;
     };
     if l.principal != desired.principal {
-        changes.push(Change::replace("principal", &desired.principal, &l.principal));
+        changes.push(FieldChange::replace("principal", &desired.principal, &l.principal));
     }
     if l.action != desired.action {
-        changes.push(Change::replace("action", &desired.action, &l.action));
+        changes.push(FieldChange::replace("action", &desired.action, &l.action));
     }
     if l.source_arn != desired.source_arn {
         let show = |a: &Option<String>| a.clone().unwrap_or_else(|| "none (any source)".to_string());
-        changes.push(Change::replace("source_arn", show(&desired.source_arn), show(&l.source_arn)));
+        changes.push(FieldChange::replace("source_arn", show(&desired.source_arn), show(&l.source_arn)));
     }
     changes
 }
 
 impl ApiPermission {
-    fn desired(&self, ctx: &Ctx, inputs: &Inputs) -> Result<PermissionStatement> {
+    fn desired(&self, ctx: &Ctx, inputs: &LiveStates) -> Result<PermissionStatement> {
         let api_id = &inputs.get(rest_api::ID)?.id;
         Ok(desired(source_arn(
             crate::aws::partition(&ctx.aws.region),
@@ -196,7 +196,7 @@ impl ApiPermission {
 #[async_trait]
 impl Resource for ApiPermission {
     type Live = LivePermission;
-    type Change = Change;
+    type Change = FieldChange;
 
     fn id(&self) -> Id<LivePermission> {
         ID
@@ -233,11 +233,11 @@ impl Resource for ApiPermission {
         Ok((!statements.is_empty()).then(|| LivePermission { function_name: self.function_name.clone(), statements }))
     }
 
-    fn diff(&self, ctx: &Ctx, inputs: &Inputs, live: &LivePermission) -> Result<Vec<Change>> {
+    fn diff(&self, ctx: &Ctx, inputs: &LiveStates, live: &LivePermission) -> Result<Vec<FieldChange>> {
         Ok(diff(&self.desired(ctx, inputs)?, &live.statements))
     }
 
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<LivePermission> {
+    async fn create(&self, ctx: &Ctx, inputs: &LiveStates) -> Result<LivePermission> {
         let statement = self.desired(ctx, inputs)?;
         self.add(ctx, &statement).await?;
         Ok(LivePermission { function_name: self.function_name.clone(), statements: vec![statement] })
@@ -246,9 +246,9 @@ impl Resource for ApiPermission {
     async fn update(
         &self,
         ctx: &Ctx,
-        inputs: &Inputs,
+        inputs: &LiveStates,
         live: &LivePermission,
-        _changes: &[Change],
+        _changes: &[FieldChange],
     ) -> Result<LivePermission> {
         // Every change is a replacement. A crash between the two calls leaves no statement:
         // the next run sees it missing and adds it.

@@ -15,7 +15,7 @@ use aws_sdk_apigateway::types::{ApiKeySourceType, EndpointConfiguration, Endpoin
 use sha2::{Digest, Sha256};
 
 use super::apigw::{self, SERVICE, call, found, gone_is_ok, replace, tag_pairs};
-use super::{Change, Ctx, Drift, Grant, Id, Inputs, Kind, Resource, Scope, at_most_one};
+use super::{Ctx, FieldChange, Grant, Id, Kind, KindChange, LiveStates, Resource, Scope, at_most_one};
 use crate::aws::AwsResultExt;
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -244,17 +244,21 @@ fn integration_matches(want: &IntegrationDef, live: Option<&LiveIntegration>) ->
 /// Everything that differs, each with the step that fixes it, in the order to apply them:
 /// API settings, extra resources (deepest first), missing resources (shallowest first),
 /// methods, extra methods. Pure.
-pub fn plan(def: &Definition, live: &LiveApi) -> Vec<(Change, Fix)> {
+pub fn plan(def: &Definition, live: &LiveApi) -> Vec<(FieldChange, Fix)> {
     let mut steps = Vec::new();
     if live.name != def.name {
         steps.push((
-            Change::update("name", &def.name, &live.name),
+            FieldChange::update("name", &def.name, &live.name),
             Fix::PatchApi { path: "/name".into(), value: def.name.clone() },
         ));
     }
     if live.api_key_source.as_deref() != Some(def.api_key_source.as_str()) {
         steps.push((
-            Change::update("api_key_source", &def.api_key_source, live.api_key_source.as_deref().unwrap_or("none")),
+            FieldChange::update(
+                "api_key_source",
+                &def.api_key_source,
+                live.api_key_source.as_deref().unwrap_or("none"),
+            ),
             Fix::PatchApi { path: "/apiKeySource".into(), value: def.api_key_source.clone() },
         ));
     }
@@ -264,7 +268,7 @@ pub fn plan(def: &Definition, live: &LiveApi) -> Vec<(Change, Fix)> {
         && *only != def.endpoint_type
     {
         steps.push((
-            Change::update("endpoint_type", &def.endpoint_type, only),
+            FieldChange::update("endpoint_type", &def.endpoint_type, only),
             Fix::PatchApi { path: format!("/endpointConfiguration/types/{only}"), value: def.endpoint_type.clone() },
         ));
     }
@@ -285,7 +289,7 @@ pub fn plan(def: &Definition, live: &LiveApi) -> Vec<(Change, Fix)> {
     extra.sort_by_key(|p| std::cmp::Reverse(depth(p)));
     for path in extra {
         steps.push((
-            Change::update(format!("resource {path}"), "absent", "present"),
+            FieldChange::update(format!("resource {path}"), "absent", "present"),
             Fix::DeleteResource { path: path.clone() },
         ));
     }
@@ -296,7 +300,7 @@ pub fn plan(def: &Definition, live: &LiveApi) -> Vec<(Change, Fix)> {
     missing.sort_by_key(|p| depth(p));
     for path in missing {
         steps.push((
-            Change::update(format!("resource {path}"), "present", "missing"),
+            FieldChange::update(format!("resource {path}"), "present", "missing"),
             Fix::CreateResource { path: path.clone() },
         ));
     }
@@ -307,20 +311,21 @@ pub fn plan(def: &Definition, live: &LiveApi) -> Vec<(Change, Fix)> {
         let field = format!("method {} {}", m.http_method, m.path);
         let (path, http_method) = (m.path.clone(), m.http_method.clone());
         match methods.get(&m.http_method) {
-            None => {
-                steps.push((Change::update(field, describe_method(m), "missing"), Fix::PutMethod { path, http_method }))
-            }
+            None => steps.push((
+                FieldChange::update(field, describe_method(m), "missing"),
+                Fix::PutMethod { path, http_method },
+            )),
             Some(l)
                 if l.authorization_type.as_deref() != Some(m.authorization_type.as_str())
                     || l.api_key_required != m.api_key_required =>
             {
                 steps.push((
-                    Change::update(field, describe_method(m), describe_live_method(l)),
+                    FieldChange::update(field, describe_method(m), describe_live_method(l)),
                     Fix::ReplaceMethod { path, http_method },
                 ))
             }
             Some(l) if !integration_matches(&m.integration, l.integration.as_ref()) => steps.push((
-                Change::update(
+                FieldChange::update(
                     format!("integration {} {}", m.http_method, m.path),
                     describe_method(m),
                     describe_live_method(l),
@@ -338,7 +343,7 @@ pub fn plan(def: &Definition, live: &LiveApi) -> Vec<(Change, Fix)> {
         for http_method in resource.methods.keys() {
             if !def.methods.iter().any(|m| &m.path == path && &m.http_method == http_method) {
                 steps.push((
-                    Change::update(format!("method {http_method} {path}"), "absent", "present"),
+                    FieldChange::update(format!("method {http_method} {path}"), "absent", "present"),
                     Fix::DeleteMethod { path: path.clone(), http_method: http_method.clone() },
                 ));
             }
@@ -350,12 +355,12 @@ pub fn plan(def: &Definition, live: &LiveApi) -> Vec<(Change, Fix)> {
 /// One difference, with the step that fixes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiChange {
-    pub change: Change,
+    pub change: FieldChange,
     pub fix: Fix,
 }
 
-impl Drift for ApiChange {
-    fn show(&self) -> Change {
+impl KindChange for ApiChange {
+    fn show(&self) -> FieldChange {
         self.change.clone()
     }
 }
@@ -714,11 +719,11 @@ impl Resource for RestApi {
         Ok(Some(live))
     }
 
-    fn diff(&self, ctx: &Ctx, _inputs: &Inputs, live: &LiveApi) -> Result<Vec<ApiChange>> {
+    fn diff(&self, ctx: &Ctx, _inputs: &LiveStates, live: &LiveApi) -> Result<Vec<ApiChange>> {
         Ok(diff(&self.definition(ctx), live))
     }
 
-    async fn create(&self, ctx: &Ctx, _inputs: &Inputs) -> Result<LiveApi> {
+    async fn create(&self, ctx: &Ctx, _inputs: &LiveStates) -> Result<LiveApi> {
         let def = self.definition(ctx);
         let out = call(ctx, ID, "CreateRestApi", || async {
             ctx.aws
@@ -761,7 +766,7 @@ impl Resource for RestApi {
         self.reconcile(ctx, &def, live, &steps).await
     }
 
-    async fn update(&self, ctx: &Ctx, _inputs: &Inputs, live: &LiveApi, changes: &[ApiChange]) -> Result<LiveApi> {
+    async fn update(&self, ctx: &Ctx, _inputs: &LiveStates, live: &LiveApi, changes: &[ApiChange]) -> Result<LiveApi> {
         self.reconcile(ctx, &self.definition(ctx), live.clone(), changes).await
     }
 

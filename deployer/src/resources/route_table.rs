@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use aws_sdk_ec2::types::{ResourceType, Route};
 
 use super::ec2::{filter, pick, stack_filter, stack_subnets, tag_spec};
-use super::{Change, Ctx, Dep, Drift, Grant, Id, Inputs, Kind, Resource, Scope, subnet, vpc};
+use super::{Ctx, Dep, FieldChange, Grant, Id, Kind, KindChange, LiveStates, Resource, Scope, subnet, vpc};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, ErrorKind, Result};
 use crate::wait::{backoff, retry};
@@ -86,15 +86,15 @@ pub enum RouteTableChange {
     Association { subnet_id: String, now: String },
 }
 
-impl Drift for RouteTableChange {
-    fn show(&self) -> Change {
+impl KindChange for RouteTableChange {
+    fn show(&self) -> FieldChange {
         match self {
-            RouteTableChange::Vpc { desired, live } => Change::replace("vpc", desired, live),
+            RouteTableChange::Vpc { desired, live } => FieldChange::replace("vpc", desired, live),
             RouteTableChange::ExtraRoute(r) => {
-                Change::update(format!("route {}", r.destination), "absent", format!("→ {}", r.target))
+                FieldChange::update(format!("route {}", r.destination), "absent", format!("→ {}", r.target))
             }
             RouteTableChange::Association { subnet_id, now } => {
-                Change::update("association", format!("associated with {subnet_id}"), now)
+                FieldChange::update("association", format!("associated with {subnet_id}"), now)
             }
         }
     }
@@ -193,7 +193,7 @@ impl RouteTable {
         id(self.index).name()
     }
 
-    fn desired(&self, inputs: &Inputs) -> Result<DesiredRouteTable> {
+    fn desired(&self, inputs: &LiveStates) -> Result<DesiredRouteTable> {
         Ok(DesiredRouteTable {
             vpc_id: inputs.get(vpc::ID)?.id.clone(),
             subnet_id: inputs.get(subnet::id(self.index))?.id.clone(),
@@ -328,11 +328,11 @@ impl Resource for RouteTable {
         Ok(Some(live))
     }
 
-    fn diff(&self, _ctx: &Ctx, inputs: &Inputs, live: &LiveRouteTable) -> Result<Vec<RouteTableChange>> {
+    fn diff(&self, _ctx: &Ctx, inputs: &LiveStates, live: &LiveRouteTable) -> Result<Vec<RouteTableChange>> {
         Ok(diff(&self.desired(inputs)?, live))
     }
 
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<LiveRouteTable> {
+    async fn create(&self, ctx: &Ctx, inputs: &LiveStates) -> Result<LiveRouteTable> {
         let desired = self.desired(inputs)?;
         let out = ctx
             .aws
@@ -355,7 +355,7 @@ impl Resource for RouteTable {
     async fn update(
         &self,
         ctx: &Ctx,
-        _inputs: &Inputs,
+        _inputs: &LiveStates,
         live: &LiveRouteTable,
         changes: &[RouteTableChange],
     ) -> Result<LiveRouteTable> {
@@ -454,7 +454,7 @@ mod tests {
         for r in extra {
             let mut l = live();
             l.routes.push(r.clone());
-            let changes: Vec<Change> = diff(&desired(), &l).iter().map(Drift::show).collect();
+            let changes: Vec<FieldChange> = diff(&desired(), &l).iter().map(KindChange::show).collect();
             assert_eq!(changes.len(), 1, "{r:?}");
             assert_eq!(changes[0].field, format!("route {}", r.destination));
             assert!(!changes[0].replace);
@@ -465,8 +465,8 @@ mod tests {
     fn missing_association_is_an_update_and_names_the_other_table() {
         let mut l = live();
         l.associations.clear();
-        let changes: Vec<Change> = diff(&desired(), &l).iter().map(Drift::show).collect();
-        assert_eq!(changes, vec![Change::update("association", "associated with subnet-1", "not associated")]);
+        let changes: Vec<FieldChange> = diff(&desired(), &l).iter().map(KindChange::show).collect();
+        assert_eq!(changes, vec![FieldChange::update("association", "associated with subnet-1", "not associated")]);
         l.other_association = Some(OtherAssociation { route_table_id: "rtb-9".into(), association_id: "a-9".into() });
         assert_eq!(diff(&desired(), &l)[0].show().live, "associated with rtb-9");
         // Associated with another subnet only: still not ours.

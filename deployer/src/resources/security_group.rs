@@ -7,7 +7,7 @@ use aws_sdk_ec2::types::{IpPermission, PrefixListId, ResourceType, SecurityGroup
 
 use super::ec2::{filter, pick, stack_filter, tag_spec};
 use super::vpc_endpoint::{dynamodb_prefix_list_id, known_prefix_list_id};
-use super::{Change, Ctx, Dep, Grant, Id, Inputs, Kind, Resource, Scope, vpc};
+use super::{Ctx, Dep, FieldChange, Grant, Id, Kind, LiveStates, Resource, Scope, vpc};
 use crate::aws::AwsResultExt;
 use crate::error::{Codes, ErrorKind, Result};
 use crate::wait::{backoff, retry};
@@ -104,25 +104,29 @@ pub fn plan_rules(desired: &DesiredGroup, rules: &[LiveRule]) -> RulePlan {
     }
 }
 
-pub fn diff(desired: &DesiredGroup, live: &LiveGroup) -> Vec<Change> {
+pub fn diff(desired: &DesiredGroup, live: &LiveGroup) -> Vec<FieldChange> {
     let mut changes = Vec::new();
     // Name, description and VPC of a security group cannot be changed.
     if desired.vpc_id != live.vpc_id {
-        changes.push(Change::replace("vpc", &desired.vpc_id, &live.vpc_id));
+        changes.push(FieldChange::replace("vpc", &desired.vpc_id, &live.vpc_id));
     }
     if desired.name != live.name {
-        changes.push(Change::replace("name", &desired.name, &live.name));
+        changes.push(FieldChange::replace("name", &desired.name, &live.name));
     }
     if desired.description != live.description {
-        changes.push(Change::replace("description", &desired.description, &live.description));
+        changes.push(FieldChange::replace("description", &desired.description, &live.description));
     }
     let plan = plan_rules(desired, &live.rules);
     for r in plan.revoke_egress.iter().chain(&plan.revoke_ingress) {
         let kind = if r.egress { "egress" } else { "ingress" };
-        changes.push(Change::update(format!("{kind} rule {}", r.id), "absent", r));
+        changes.push(FieldChange::update(format!("{kind} rule {}", r.id), "absent", r));
     }
     if plan.authorize_https {
-        changes.push(Change::update("egress rule tcp/443", format!("tcp/443 to {}", desired.prefix_list_id), "absent"));
+        changes.push(FieldChange::update(
+            "egress rule tcp/443",
+            format!("tcp/443 to {}", desired.prefix_list_id),
+            "absent",
+        ));
     }
     changes
 }
@@ -159,7 +163,7 @@ async fn stack_groups(ctx: &Ctx) -> Result<std::sync::Arc<Vec<aws_sdk_ec2::types
 }
 
 impl FunctionSecurityGroup {
-    fn desired(&self, ctx: &Ctx, inputs: &Inputs, prefix_list_id: &str) -> Result<DesiredGroup> {
+    fn desired(&self, ctx: &Ctx, inputs: &LiveStates, prefix_list_id: &str) -> Result<DesiredGroup> {
         Ok(DesiredGroup {
             name: format!("{}-function", ctx.stack),
             description: DESCRIPTION.to_string(),
@@ -258,7 +262,7 @@ async fn rules(ctx: &Ctx, group_id: &str) -> Result<Vec<LiveRule>> {
 #[async_trait]
 impl Resource for FunctionSecurityGroup {
     type Live = LiveGroup;
-    type Change = Change;
+    type Change = FieldChange;
 
     fn id(&self) -> Id<LiveGroup> {
         ID
@@ -310,11 +314,11 @@ impl Resource for FunctionSecurityGroup {
         }))
     }
 
-    fn diff(&self, ctx: &Ctx, inputs: &Inputs, live: &LiveGroup) -> Result<Vec<Change>> {
+    fn diff(&self, ctx: &Ctx, inputs: &LiveStates, live: &LiveGroup) -> Result<Vec<FieldChange>> {
         Ok(diff(&self.desired(ctx, inputs, &known_prefix_list_id(ctx)?)?, live))
     }
 
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<LiveGroup> {
+    async fn create(&self, ctx: &Ctx, inputs: &LiveStates) -> Result<LiveGroup> {
         let desired = self.desired(ctx, inputs, &dynamodb_prefix_list_id(ctx).await?)?;
         // Names are unique per VPC. Observe found no group with our tags, so a group with our
         // name belongs to someone else: never adopt it.
@@ -367,7 +371,13 @@ impl Resource for FunctionSecurityGroup {
         })
     }
 
-    async fn update(&self, ctx: &Ctx, inputs: &Inputs, live: &LiveGroup, _changes: &[Change]) -> Result<LiveGroup> {
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        inputs: &LiveStates,
+        live: &LiveGroup,
+        _changes: &[FieldChange],
+    ) -> Result<LiveGroup> {
         // The rules to revoke and to add follow from the live rules, by rule id.
         let desired = self.desired(ctx, inputs, &known_prefix_list_id(ctx)?)?;
         self.apply_rules(ctx, &live.id, &desired, &plan_rules(&desired, &live.rules)).await?;

@@ -15,8 +15,8 @@ use aws_sdk_apigateway::types::{Deployment, PatchOperation};
 use super::apigw::{self, SERVICE, call, dns_suffix, found, gone_is_ok, replace, tag_pairs};
 use super::rest_api::LiveApi;
 use super::{
-    Change, Ctx, Dep, Drift, Grant, Id, Inputs, Kind, Resource, Scope, account_role, at_most_one, log_group,
-    permission, rest_api,
+    Ctx, Dep, FieldChange, Grant, Id, Kind, KindChange, LiveStates, Resource, Scope, account_role, at_most_one,
+    log_group, permission, rest_api,
 };
 use crate::aws::AwsResultExt;
 use crate::error::Result;
@@ -92,24 +92,24 @@ pub fn log_group_arn(arn: &str) -> &str {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StageChange {
     /// The stage serves another definition than the API's: redeploy.
-    Deployment(Change),
+    Deployment(FieldChange),
     Tracing,
-    AccessLogDestination(Change),
-    AccessLogFormat(Change),
+    AccessLogDestination(FieldChange),
+    AccessLogFormat(FieldChange),
     Metrics,
     /// Rate and burst, together.
-    Throttle(Change),
+    Throttle(FieldChange),
 }
 
-impl Drift for StageChange {
-    fn show(&self) -> Change {
+impl KindChange for StageChange {
+    fn show(&self) -> FieldChange {
         match self {
             StageChange::Deployment(c)
             | StageChange::AccessLogDestination(c)
             | StageChange::AccessLogFormat(c)
             | StageChange::Throttle(c) => c.clone(),
-            StageChange::Tracing => Change::update("tracing_enabled", true, false),
-            StageChange::Metrics => Change::update("metrics_enabled", true, false),
+            StageChange::Tracing => FieldChange::update("tracing_enabled", true, false),
+            StageChange::Metrics => FieldChange::update("metrics_enabled", true, false),
         }
     }
 }
@@ -118,7 +118,7 @@ pub fn diff(desired: &DesiredStage, live: &LiveStage) -> Vec<StageChange> {
     let mut changes = Vec::new();
     let live_hash = live.deployment_description.as_deref().and_then(|d| d.strip_prefix(DESCRIPTION_PREFIX));
     if live_hash != Some(desired.definition_hash.as_str()) {
-        changes.push(StageChange::Deployment(Change::update(
+        changes.push(StageChange::Deployment(FieldChange::update(
             "deployment",
             &desired.definition_hash,
             live_hash.map(str::to_string).unwrap_or_else(|| format!("{} (not ours)", live.deployment_id)),
@@ -129,14 +129,14 @@ pub fn diff(desired: &DesiredStage, live: &LiveStage) -> Vec<StageChange> {
     }
     let live_dest = live.access_log_destination.as_deref().map(log_group_arn);
     if live_dest != Some(log_group_arn(&desired.access_log_destination)) {
-        changes.push(StageChange::AccessLogDestination(Change::update(
+        changes.push(StageChange::AccessLogDestination(FieldChange::update(
             "access_log_destination",
             log_group_arn(&desired.access_log_destination),
             live_dest.unwrap_or("none"),
         )));
     }
     if live.access_log_format.as_deref() != Some(ACCESS_LOG_FORMAT) {
-        changes.push(StageChange::AccessLogFormat(Change::update(
+        changes.push(StageChange::AccessLogFormat(FieldChange::update(
             "access_log_format",
             ACCESS_LOG_FORMAT,
             live.access_log_format.as_deref().unwrap_or("none"),
@@ -148,7 +148,7 @@ pub fn diff(desired: &DesiredStage, live: &LiveStage) -> Vec<StageChange> {
     if let Some(want) = desired.throttle
         && !live.throttle.is_some_and(|have| same_throttle(have, want))
     {
-        changes.push(StageChange::Throttle(Change::update(
+        changes.push(StageChange::Throttle(FieldChange::update(
             "throttle",
             throttle_text(Some(want)),
             throttle_text(live.throttle),
@@ -203,7 +203,7 @@ pub fn stage_patches(
 }
 
 impl Stage {
-    fn desired(&self, ctx: &Ctx, inputs: &Inputs) -> Result<DesiredStage> {
+    fn desired(&self, ctx: &Ctx, inputs: &LiveStates) -> Result<DesiredStage> {
         Ok(DesiredStage {
             definition_hash: inputs.get(rest_api::ID)?.definition_hash.clone(),
             access_log_destination: log_group::arn(ctx, &self.access_log_group),
@@ -347,11 +347,11 @@ impl Resource for Stage {
         }))
     }
 
-    fn diff(&self, ctx: &Ctx, inputs: &Inputs, live: &LiveStage) -> Result<Vec<StageChange>> {
+    fn diff(&self, ctx: &Ctx, inputs: &LiveStates, live: &LiveStage) -> Result<Vec<StageChange>> {
         Ok(diff(&self.desired(ctx, inputs)?, live))
     }
 
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<LiveStage> {
+    async fn create(&self, ctx: &Ctx, inputs: &LiveStates) -> Result<LiveStage> {
         let desired = self.desired(ctx, inputs)?;
         let api = inputs.get(rest_api::ID)?;
         let api_id = api.id.clone();
@@ -392,7 +392,13 @@ impl Resource for Stage {
         })
     }
 
-    async fn update(&self, ctx: &Ctx, inputs: &Inputs, live: &LiveStage, changes: &[StageChange]) -> Result<LiveStage> {
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        inputs: &LiveStates,
+        live: &LiveStage,
+        changes: &[StageChange],
+    ) -> Result<LiveStage> {
         let desired = self.desired(ctx, inputs)?;
         let mut live = live.clone();
         let redeploy = changes.iter().any(|c| matches!(c, StageChange::Deployment(_)));
@@ -550,7 +556,7 @@ mod tests {
         let changes = diff(&d, &in_sync());
         assert_eq!(
             changes,
-            vec![StageChange::Throttle(Change::update("throttle", "100 rps, burst 200", "10000 rps, burst 5000"))]
+            vec![StageChange::Throttle(FieldChange::update("throttle", "100 rps, burst 200", "10000 rps, burst 5000"))]
         );
         assert_eq!(
             stage_patches(&changes, &d, None),

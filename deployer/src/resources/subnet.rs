@@ -9,7 +9,7 @@ use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType};
 use super::ec2::{pick, stack_subnets, tag_spec};
 use super::vpc;
 use super::zones::{Zone, Zones};
-use super::{Change, Ctx, Dep, Drift, Grant, Id, Inputs, Kind, Resource, Scope};
+use super::{Ctx, Dep, FieldChange, Grant, Id, Kind, KindChange, LiveStates, Resource, Scope};
 use crate::aws::AwsResultExt;
 use crate::error::{Codes, Error, ErrorKind, Result};
 use crate::wait::{backoff, retry};
@@ -51,16 +51,16 @@ pub struct LiveSubnet {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SubnetChange {
     /// CIDR, zone and VPC of a subnet are immutable in EC2: a difference means a new subnet.
-    Immutable(Change),
+    Immutable(FieldChange),
     /// No public IPs on launch.
     PublicIps,
 }
 
-impl Drift for SubnetChange {
-    fn show(&self) -> Change {
+impl KindChange for SubnetChange {
+    fn show(&self) -> FieldChange {
         match self {
             SubnetChange::Immutable(c) => c.clone(),
-            SubnetChange::PublicIps => Change::update("map_public_ip_on_launch", false, true),
+            SubnetChange::PublicIps => FieldChange::update("map_public_ip_on_launch", false, true),
         }
     }
 }
@@ -68,14 +68,14 @@ impl Drift for SubnetChange {
 pub fn diff(desired: &DesiredSubnet, live: &LiveSubnet) -> Vec<SubnetChange> {
     let mut changes = Vec::new();
     if desired.cidr != live.cidr {
-        changes.push(SubnetChange::Immutable(Change::replace("cidr", &desired.cidr, &live.cidr)));
+        changes.push(SubnetChange::Immutable(FieldChange::replace("cidr", &desired.cidr, &live.cidr)));
     }
     // By zone ID: the same name may be another physical zone in another account.
     if desired.az.id != live.az.id {
-        changes.push(SubnetChange::Immutable(Change::replace("availability_zone", &desired.az, &live.az)));
+        changes.push(SubnetChange::Immutable(FieldChange::replace("availability_zone", &desired.az, &live.az)));
     }
     if desired.vpc_id != live.vpc_id {
-        changes.push(SubnetChange::Immutable(Change::replace("vpc", &desired.vpc_id, &live.vpc_id)));
+        changes.push(SubnetChange::Immutable(FieldChange::replace("vpc", &desired.vpc_id, &live.vpc_id)));
     }
     if live.map_public_ip_on_launch {
         changes.push(SubnetChange::PublicIps);
@@ -120,7 +120,7 @@ fn live_subnet(s: &aws_sdk_ec2::types::Subnet) -> LiveSubnet {
 }
 
 impl Subnet {
-    fn desired(&self, inputs: &Inputs, az: Zone) -> Result<DesiredSubnet> {
+    fn desired(&self, inputs: &LiveStates, az: Zone) -> Result<DesiredSubnet> {
         Ok(DesiredSubnet { cidr: self.cidr.clone(), az, vpc_id: inputs.get(vpc::ID)?.id.clone() })
     }
 
@@ -177,11 +177,11 @@ impl Resource for Subnet {
         Ok(found.as_ref().map(live_subnet))
     }
 
-    fn diff(&self, ctx: &Ctx, inputs: &Inputs, live: &LiveSubnet) -> Result<Vec<SubnetChange>> {
+    fn diff(&self, ctx: &Ctx, inputs: &LiveStates, live: &LiveSubnet) -> Result<Vec<SubnetChange>> {
         Ok(diff(&self.desired(inputs, self.zones.chosen(ctx, self.index)?)?, live))
     }
 
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<LiveSubnet> {
+    async fn create(&self, ctx: &Ctx, inputs: &LiveStates) -> Result<LiveSubnet> {
         let mut desired = self.desired(inputs, self.zones.of(ctx, self.index).await?)?;
         // A zone CreateSubnet refuses makes nothing: the subnet moves to another zone (each
         // refusal rules one out, so this ends).
@@ -231,7 +231,7 @@ impl Resource for Subnet {
     async fn update(
         &self,
         ctx: &Ctx,
-        _inputs: &Inputs,
+        _inputs: &LiveStates,
         live: &LiveSubnet,
         changes: &[SubnetChange],
     ) -> Result<LiveSubnet> {
@@ -296,7 +296,7 @@ mod tests {
         for (mutate, field, replace) in cases {
             let mut l = live();
             mutate(&mut l);
-            let changes: Vec<Change> = diff(&desired(), &l).iter().map(Drift::show).collect();
+            let changes: Vec<FieldChange> = diff(&desired(), &l).iter().map(KindChange::show).collect();
             assert_eq!(changes.len(), 1, "{field}");
             assert_eq!(changes[0].field, field);
             assert_eq!(changes[0].replace, replace, "{field}");

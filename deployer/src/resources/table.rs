@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_smithy_types::error::operation::BuildError;
 
-use super::{Change, Ctx, Drift, Grant, Id, Inputs, Kind, Resource, Scope};
+use super::{Ctx, FieldChange, Grant, Id, Kind, KindChange, LiveStates, Resource, Scope};
 use crate::aws::AwsResultExt;
 use crate::error::{Codes, Error, ErrorKind, Result};
 use crate::wait::{backoff, retry, wait_until};
@@ -115,17 +115,19 @@ pub enum TableChange {
     PointInTimeRecovery,
 }
 
-impl Drift for TableChange {
-    fn show(&self) -> Change {
+impl KindChange for TableChange {
+    fn show(&self) -> FieldChange {
         match self {
-            TableChange::KeySchema { desired, live } => Change::replace("key_schema", desired, live),
-            TableChange::BillingMode { live } => Change::update("billing_mode", BILLING_MODE, live),
+            TableChange::KeySchema { desired, live } => FieldChange::replace("key_schema", desired, live),
+            TableChange::BillingMode { live } => FieldChange::update("billing_mode", BILLING_MODE, live),
             TableChange::Stream { live } => {
-                Change::update("stream", STREAM_VIEW, live.as_deref().unwrap_or("disabled"))
+                FieldChange::update("stream", STREAM_VIEW, live.as_deref().unwrap_or("disabled"))
             }
-            TableChange::Encryption => Change::update("encryption", on_off(true), on_off(false)),
-            TableChange::DeletionProtection => Change::update("deletion_protection", on_off(true), on_off(false)),
-            TableChange::PointInTimeRecovery => Change::update("point_in_time_recovery", on_off(true), on_off(false)),
+            TableChange::Encryption => FieldChange::update("encryption", on_off(true), on_off(false)),
+            TableChange::DeletionProtection => FieldChange::update("deletion_protection", on_off(true), on_off(false)),
+            TableChange::PointInTimeRecovery => {
+                FieldChange::update("point_in_time_recovery", on_off(true), on_off(false))
+            }
         }
     }
 }
@@ -402,11 +404,11 @@ impl Resource for Table {
         Ok(Some(live_from(&table, pitr)))
     }
 
-    fn diff(&self, _ctx: &Ctx, _inputs: &Inputs, live: &LiveTable) -> Result<Vec<TableChange>> {
+    fn diff(&self, _ctx: &Ctx, _inputs: &LiveStates, live: &LiveTable) -> Result<Vec<TableChange>> {
         Ok(diff(self, live))
     }
 
-    async fn create(&self, ctx: &Ctx, _inputs: &Inputs) -> Result<LiveTable> {
+    async fn create(&self, ctx: &Ctx, _inputs: &LiveStates) -> Result<LiveTable> {
         let tags = ctx
             .tags(ID.name())
             .into_iter()
@@ -442,7 +444,7 @@ impl Resource for Table {
     async fn update(
         &self,
         ctx: &Ctx,
-        _inputs: &Inputs,
+        _inputs: &LiveStates,
         _live: &LiveTable,
         changes: &[TableChange],
     ) -> Result<LiveTable> {
@@ -601,7 +603,7 @@ mod tests {
         for (mutate, field, want_live, replace) in cases {
             let mut l = live();
             mutate(&mut l);
-            let changes: Vec<Change> = diff(&table(), &l).iter().map(Drift::show).collect();
+            let changes: Vec<FieldChange> = diff(&table(), &l).iter().map(KindChange::show).collect();
             assert_eq!(changes.len(), 1, "{field}: {changes:?}");
             assert_eq!(changes[0].field, *field);
             assert_eq!(changes[0].live, *want_live, "{field}");
@@ -616,7 +618,7 @@ mod tests {
         l.point_in_time_recovery = false;
         let changes = diff(&table(), &l);
         assert_eq!(changes, vec![TableChange::PointInTimeRecovery]);
-        assert_eq!(changes[0].show(), Change::update("point_in_time_recovery", "enabled", "disabled"));
+        assert_eq!(changes[0].show(), FieldChange::update("point_in_time_recovery", "enabled", "disabled"));
     }
 
     #[test]

@@ -7,7 +7,9 @@ use async_trait::async_trait;
 use aws_sdk_apigateway::types::{ApiStage, Op, QuotaPeriodType, QuotaSettings, ThrottleSettings};
 
 use super::apigw::{self, SERVICE, call, gone_is_ok, patch, tag_pairs};
-use super::{Change, Ctx, Dep, Drift, Grant, Id, Inputs, Kind, Resource, Scope, at_most_one, rest_api, stage};
+use super::{
+    Ctx, Dep, FieldChange, Grant, Id, Kind, KindChange, LiveStates, Resource, Scope, at_most_one, rest_api, stage,
+};
 use crate::aws::AwsResultExt;
 use crate::error::Result;
 
@@ -88,16 +90,16 @@ fn rate_text(rate: f64) -> String {
 /// Every difference with its patch operation; `binding` is the (apiId, stage) the plan must
 /// be bound to. `add` where the live plan has no throttle / quota at all, `replace` otherwise
 /// (as terraform-provider-aws's `aws_api_gateway_usage_plan` does). Pure.
-pub fn plan(desired: &UsagePlan, binding: (&str, &str), live: &LivePlan) -> Vec<(Change, PlanPatch)> {
+pub fn plan(desired: &UsagePlan, binding: (&str, &str), live: &LivePlan) -> Vec<(FieldChange, PlanPatch)> {
     let mut steps = Vec::new();
     if live.name != desired.name {
-        steps.push((Change::update("name", &desired.name, &live.name), p("replace", "/name", &desired.name)));
+        steps.push((FieldChange::update("name", &desired.name, &live.name), p("replace", "/name", &desired.name)));
     }
     let (rate, burst) = live.throttle.unwrap_or((f64::NAN, i32::MIN));
     let op = if live.throttle.is_some() { "replace" } else { "add" };
     if (rate - desired.rate_limit).abs() > 1e-9 || rate.is_nan() {
         steps.push((
-            Change::update(
+            FieldChange::update(
                 "throttle.rate_limit",
                 desired.rate_limit,
                 live.throttle.map(|t| t.0.to_string()).unwrap_or("none".into()),
@@ -107,7 +109,7 @@ pub fn plan(desired: &UsagePlan, binding: (&str, &str), live: &LivePlan) -> Vec<
     }
     if live.throttle.is_none() || burst != desired.burst_limit {
         steps.push((
-            Change::update(
+            FieldChange::update(
                 "throttle.burst_limit",
                 desired.burst_limit,
                 live.throttle.map(|t| t.1.to_string()).unwrap_or("none".into()),
@@ -119,7 +121,7 @@ pub fn plan(desired: &UsagePlan, binding: (&str, &str), live: &LivePlan) -> Vec<
     let (limit, period) = live.quota.clone().unwrap_or((i32::MIN, String::new()));
     if live.quota.is_none() || limit != desired.quota_limit {
         steps.push((
-            Change::update(
+            FieldChange::update(
                 "quota.limit",
                 desired.quota_limit,
                 live.quota.as_ref().map(|q| q.0.to_string()).unwrap_or("none".into()),
@@ -129,7 +131,7 @@ pub fn plan(desired: &UsagePlan, binding: (&str, &str), live: &LivePlan) -> Vec<
     }
     if live.quota.is_none() || period != desired.quota_period {
         steps.push((
-            Change::update(
+            FieldChange::update(
                 "quota.period",
                 &desired.quota_period,
                 if period.is_empty() { "none" } else { period.as_str() },
@@ -140,14 +142,14 @@ pub fn plan(desired: &UsagePlan, binding: (&str, &str), live: &LivePlan) -> Vec<
     let (api, stage) = binding;
     if !live.api_stages.iter().any(|(a, s)| a == api && s == stage) {
         steps.push((
-            Change::update(format!("api_stage {api}:{stage}"), "bound", "missing"),
+            FieldChange::update(format!("api_stage {api}:{stage}"), "bound", "missing"),
             p("add", "/apiStages", format!("{api}:{stage}")),
         ));
     }
     for (a, s) in &live.api_stages {
         if !(a == api && s == stage) {
             steps.push((
-                Change::update(format!("api_stage {a}:{s}"), "absent", "bound"),
+                FieldChange::update(format!("api_stage {a}:{s}"), "absent", "bound"),
                 p("remove", "/apiStages", format!("{a}:{s}")),
             ));
         }
@@ -158,12 +160,12 @@ pub fn plan(desired: &UsagePlan, binding: (&str, &str), live: &LivePlan) -> Vec<
 /// One difference, with the patch operation that fixes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlanChange {
-    pub change: Change,
+    pub change: FieldChange,
     pub patch: PlanPatch,
 }
 
-impl Drift for PlanChange {
-    fn show(&self) -> Change {
+impl KindChange for PlanChange {
+    fn show(&self) -> FieldChange {
         self.change.clone()
     }
 }
@@ -191,7 +193,7 @@ fn op_of(op: &str) -> Op {
 }
 
 impl UsagePlan {
-    fn binding<'a>(&self, inputs: &'a Inputs) -> Result<(&'a str, &'a str)> {
+    fn binding<'a>(&self, inputs: &'a LiveStates) -> Result<(&'a str, &'a str)> {
         Ok((&inputs.get(rest_api::ID)?.id, &inputs.get(stage::ID)?.name))
     }
 
@@ -298,11 +300,11 @@ impl Resource for UsagePlan {
         at_most_one(ours, "usage plan", self.id.name())
     }
 
-    fn diff(&self, _ctx: &Ctx, inputs: &Inputs, live: &LivePlan) -> Result<Vec<PlanChange>> {
+    fn diff(&self, _ctx: &Ctx, inputs: &LiveStates, live: &LivePlan) -> Result<Vec<PlanChange>> {
         Ok(diff(self, self.binding(inputs)?, live))
     }
 
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<LivePlan> {
+    async fn create(&self, ctx: &Ctx, inputs: &LiveStates) -> Result<LivePlan> {
         let (api, stage) = self.binding(inputs)?;
         let out = call(ctx, self.id, "CreateUsagePlan", || async {
             ctx.aws
@@ -333,7 +335,13 @@ impl Resource for UsagePlan {
         })
     }
 
-    async fn update(&self, ctx: &Ctx, inputs: &Inputs, live: &LivePlan, changes: &[PlanChange]) -> Result<LivePlan> {
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        inputs: &LiveStates,
+        live: &LivePlan,
+        changes: &[PlanChange],
+    ) -> Result<LivePlan> {
         self.patch(ctx, &live.id, changes.iter().map(|c| c.patch.clone()).collect()).await?;
         let (api, stage) = self.binding(inputs)?;
         Ok(LivePlan {

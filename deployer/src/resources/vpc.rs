@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, VpcAttributeName};
 
 use super::ec2::{pick, stack_filter, tag_spec};
-use super::{Change, Ctx, Drift, Grant, Id, Inputs, Kind, Resource, Scope};
+use super::{Ctx, FieldChange, Grant, Id, Kind, KindChange, LiveStates, Resource, Scope};
 use crate::aws::AwsResultExt;
 use crate::error::{Codes, ErrorKind, Result};
 use crate::wait::{backoff, retry, wait_until};
@@ -39,14 +39,14 @@ pub enum VpcChange {
     Attribute(VpcAttributeName),
 }
 
-impl Drift for VpcChange {
-    fn show(&self) -> Change {
+impl KindChange for VpcChange {
+    fn show(&self) -> FieldChange {
         match self {
-            VpcChange::Cidr { desired, live } => Change::replace("cidr", desired, live),
+            VpcChange::Cidr { desired, live } => FieldChange::replace("cidr", desired, live),
             VpcChange::Attribute(VpcAttributeName::EnableDnsSupport) => {
-                Change::update("enable_dns_support", true, false)
+                FieldChange::update("enable_dns_support", true, false)
             }
-            VpcChange::Attribute(_) => Change::update("enable_dns_hostnames", true, false),
+            VpcChange::Attribute(_) => FieldChange::update("enable_dns_hostnames", true, false),
         }
     }
 }
@@ -141,11 +141,11 @@ impl Resource for Vpc {
         Ok(Some(LiveVpc { id, cidr: vpc.cidr_block().unwrap_or_default().to_string(), dns_support, dns_hostnames }))
     }
 
-    fn diff(&self, _ctx: &Ctx, _inputs: &Inputs, live: &LiveVpc) -> Result<Vec<VpcChange>> {
+    fn diff(&self, _ctx: &Ctx, _inputs: &LiveStates, live: &LiveVpc) -> Result<Vec<VpcChange>> {
         Ok(diff(self, live))
     }
 
-    async fn create(&self, ctx: &Ctx, _inputs: &Inputs) -> Result<LiveVpc> {
+    async fn create(&self, ctx: &Ctx, _inputs: &LiveStates) -> Result<LiveVpc> {
         let out = ctx
             .aws
             .ec2
@@ -171,7 +171,7 @@ impl Resource for Vpc {
         Ok(LiveVpc { id, cidr: self.cidr.clone(), dns_support: true, dns_hostnames: true })
     }
 
-    async fn update(&self, ctx: &Ctx, _inputs: &Inputs, live: &LiveVpc, changes: &[VpcChange]) -> Result<LiveVpc> {
+    async fn update(&self, ctx: &Ctx, _inputs: &LiveStates, live: &LiveVpc, changes: &[VpcChange]) -> Result<LiveVpc> {
         let names: Vec<&VpcAttributeName> = changes
             .iter()
             .filter_map(|c| match c {
@@ -221,7 +221,8 @@ mod tests {
         let mut l = live();
         l.cidr = "10.2.0.0/16".into();
         l.dns_hostnames = false;
-        let changes: Vec<Change> = diff(&Vpc { cidr: "10.1.0.0/16".into() }, &l).iter().map(Drift::show).collect();
+        let changes: Vec<FieldChange> =
+            diff(&Vpc { cidr: "10.1.0.0/16".into() }, &l).iter().map(KindChange::show).collect();
         assert_eq!(changes.len(), 2);
         assert!(changes[0].replace && changes[0].field == "cidr");
         assert!(!changes[1].replace && changes[1].field == "enable_dns_hostnames");

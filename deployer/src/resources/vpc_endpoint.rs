@@ -9,7 +9,9 @@ use aws_sdk_ec2::types::{ResourceType, VpcEndpoint, VpcEndpointType};
 use serde_json::{Value, json};
 
 use super::ec2::{filter, stack_filter, tag_spec};
-use super::{Change, Ctx, Dep, Grant, Id, Inputs, Kind, Resource, Scope, at_most_one, route_table, table, vpc};
+use super::{
+    Ctx, Dep, FieldChange, Grant, Id, Kind, LiveStates, Resource, Scope, at_most_one, route_table, table, vpc,
+};
 use crate::aws::AwsResultExt;
 use crate::error::{Error, Result};
 use crate::wait::{backoff, wait_until};
@@ -117,26 +119,30 @@ pub fn policy_matches(desired: &Value, live: Option<&str>) -> bool {
         .is_some_and(|live| normalize_policy(&live) == normalize_policy(desired))
 }
 
-pub fn diff(desired: &DesiredEndpoint, live: &LiveEndpoint) -> Vec<Change> {
+pub fn diff(desired: &DesiredEndpoint, live: &LiveEndpoint) -> Vec<FieldChange> {
     let mut changes = Vec::new();
     if desired.vpc_id != live.vpc_id {
-        changes.push(Change::replace("vpc", &desired.vpc_id, &live.vpc_id));
+        changes.push(FieldChange::replace("vpc", &desired.vpc_id, &live.vpc_id));
     }
     if desired.service_name != live.service_name {
-        changes.push(Change::replace("service_name", &desired.service_name, &live.service_name));
+        changes.push(FieldChange::replace("service_name", &desired.service_name, &live.service_name));
     }
     if live.endpoint_type != "Gateway" {
-        changes.push(Change::replace("type", "Gateway", &live.endpoint_type));
+        changes.push(FieldChange::replace("type", "Gateway", &live.endpoint_type));
     }
     if matches!(live.state.as_str(), "failed" | "rejected" | "expired") {
-        changes.push(Change::replace("state", "available", &live.state));
+        changes.push(FieldChange::replace("state", "available", &live.state));
     }
     if desired.route_table_ids != live.route_table_ids {
         let join = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(",");
-        changes.push(Change::update("route_tables", join(&desired.route_table_ids), join(&live.route_table_ids)));
+        changes.push(FieldChange::update("route_tables", join(&desired.route_table_ids), join(&live.route_table_ids)));
     }
     if !policy_matches(&desired.policy, live.policy.as_deref()) {
-        changes.push(Change::update("policy", desired.policy.to_string(), live.policy.as_deref().unwrap_or("(none)")));
+        changes.push(FieldChange::update(
+            "policy",
+            desired.policy.to_string(),
+            live.policy.as_deref().unwrap_or("(none)"),
+        ));
     }
     changes
 }
@@ -221,7 +227,7 @@ async fn stack_endpoints(ctx: &Ctx) -> Result<std::sync::Arc<Vec<LiveEndpoint>>>
 }
 
 impl DynamoDbEndpoint {
-    fn desired(&self, ctx: &Ctx, inputs: &Inputs) -> Result<DesiredEndpoint> {
+    fn desired(&self, ctx: &Ctx, inputs: &LiveStates) -> Result<DesiredEndpoint> {
         let route_table_ids = (0..self.route_tables)
             .map(|i| inputs.get(route_table::id(i)).map(|rt| rt.id.clone()))
             .collect::<Result<_>>()?;
@@ -237,7 +243,7 @@ impl DynamoDbEndpoint {
 #[async_trait]
 impl Resource for DynamoDbEndpoint {
     type Live = LiveEndpoint;
-    type Change = Change;
+    type Change = FieldChange;
 
     fn id(&self) -> Id<LiveEndpoint> {
         ID
@@ -266,11 +272,11 @@ impl Resource for DynamoDbEndpoint {
         at_most_one(stack_endpoints(ctx).await?.to_vec(), "VPC endpoint", ID.name())
     }
 
-    fn diff(&self, ctx: &Ctx, inputs: &Inputs, live: &LiveEndpoint) -> Result<Vec<Change>> {
+    fn diff(&self, ctx: &Ctx, inputs: &LiveStates, live: &LiveEndpoint) -> Result<Vec<FieldChange>> {
         Ok(diff(&self.desired(ctx, inputs)?, live))
     }
 
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<LiveEndpoint> {
+    async fn create(&self, ctx: &Ctx, inputs: &LiveStates) -> Result<LiveEndpoint> {
         let desired = self.desired(ctx, inputs)?;
         let out = ctx
             .aws
@@ -325,9 +331,9 @@ impl Resource for DynamoDbEndpoint {
     async fn update(
         &self,
         ctx: &Ctx,
-        inputs: &Inputs,
+        inputs: &LiveStates,
         live: &LiveEndpoint,
-        _changes: &[Change],
+        _changes: &[FieldChange],
     ) -> Result<LiveEndpoint> {
         // Route tables and policy are set together, from desired and live, in one call.
         let desired = self.desired(ctx, inputs)?;

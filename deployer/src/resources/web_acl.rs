@@ -19,7 +19,7 @@ use aws_sdk_wafv2::types::{
 };
 
 use super::apigw::{self, tag_pairs};
-use super::{Change, Ctx, Dep, Grant, Id, Inputs, Kind, Resource, at_most_one, compare, rest_api, stage};
+use super::{Ctx, Dep, FieldChange, Grant, Id, Kind, LiveStates, Resource, at_most_one, compare, rest_api, stage};
 use crate::aws::AwsResultExt;
 use crate::config::Config;
 // WAF has a `Scope` of its own (REGIONAL or CLOUDFRONT).
@@ -152,18 +152,18 @@ pub struct DesiredAcl {
 
 /// Every difference. UpdateWebACL replaces the whole mutable specification (WAFV2 API
 /// reference), so each one is fixed by the same call. Pure.
-pub fn diff(desired: &DesiredAcl, live: &LiveWebAcl) -> Vec<Change> {
+pub fn diff(desired: &DesiredAcl, live: &LiveWebAcl) -> Vec<FieldChange> {
     let mut changes = Vec::new();
     compare(&mut changes, "default_action", "allow", live.default_action.as_str());
     visibility_changes(&mut changes, "visibility", &desired.visibility, &live.visibility);
     match live.rule() {
-        None => changes.push(Change::update(format!("rule {RULE_NAME}"), "present", "missing")),
+        None => changes.push(FieldChange::update(format!("rule {RULE_NAME}"), "present", "missing")),
         Some(rule) => {
             match &rule.rate {
-                None => changes.push(Change::update("rule.statement", "rate-based", "another statement")),
+                None => changes.push(FieldChange::update("rule.statement", "rate-based", "another statement")),
                 Some(rate) => {
                     if rate.limit != desired.rate_limit {
-                        changes.push(Change::update("rate_limit_per_5min", desired.rate_limit, rate.limit));
+                        changes.push(FieldChange::update("rate_limit_per_5min", desired.rate_limit, rate.limit));
                     }
                     compare(&mut changes, "rule.evaluation_window_sec", WINDOW_SECONDS, rate.window_seconds);
                     compare(&mut changes, "rule.aggregate_key", "IP", rate.aggregate_key.as_str());
@@ -175,12 +175,12 @@ pub fn diff(desired: &DesiredAcl, live: &LiveWebAcl) -> Vec<Change> {
         }
     }
     for other in live.rules.iter().filter(|r| r.name != RULE_NAME) {
-        changes.push(Change::update(format!("rule {}", other.name), "absent", "present"));
+        changes.push(FieldChange::update(format!("rule {}", other.name), "absent", "present"));
     }
     changes
 }
 
-fn visibility_changes(changes: &mut Vec<Change>, prefix: &str, desired: &Visibility, live: &Visibility) {
+fn visibility_changes(changes: &mut Vec<FieldChange>, prefix: &str, desired: &Visibility, live: &Visibility) {
     compare(changes, &format!("{prefix}.sampled_requests"), desired.sampled_requests, live.sampled_requests);
     compare(changes, &format!("{prefix}.cloudwatch_metrics"), desired.cloudwatch_metrics, live.cloudwatch_metrics);
     compare(changes, &format!("{prefix}.metric_name"), desired.metric_name.as_str(), live.metric_name.as_str());
@@ -383,7 +383,7 @@ impl WebAcl {
 #[async_trait]
 impl Resource for WebAcl {
     type Live = LiveWebAcl;
-    type Change = Change;
+    type Change = FieldChange;
 
     fn id(&self) -> Id<LiveWebAcl> {
         ACL
@@ -439,11 +439,11 @@ impl Resource for WebAcl {
         Ok(Some(get_acl(ctx, &self.name, found.id().unwrap_or_default()).await?))
     }
 
-    fn diff(&self, _ctx: &Ctx, _inputs: &Inputs, live: &LiveWebAcl) -> Result<Vec<Change>> {
+    fn diff(&self, _ctx: &Ctx, _inputs: &LiveStates, live: &LiveWebAcl) -> Result<Vec<FieldChange>> {
         Ok(diff(&self.desired(), live))
     }
 
-    async fn create(&self, ctx: &Ctx, _inputs: &Inputs) -> Result<LiveWebAcl> {
+    async fn create(&self, ctx: &Ctx, _inputs: &LiveStates) -> Result<LiveWebAcl> {
         let (default_action, rule, visibility) = self.spec()?;
         let tags = ctx
             .tags(ACL.name())
@@ -469,7 +469,13 @@ impl Resource for WebAcl {
         Ok(self.as_live(s.id().unwrap_or_default(), s.arn().unwrap_or_default(), s.lock_token().unwrap_or_default()))
     }
 
-    async fn update(&self, ctx: &Ctx, _inputs: &Inputs, live: &LiveWebAcl, _changes: &[Change]) -> Result<LiveWebAcl> {
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        _inputs: &LiveStates,
+        live: &LiveWebAcl,
+        _changes: &[FieldChange],
+    ) -> Result<LiveWebAcl> {
         let (default_action, rule, visibility) = self.spec()?;
         let description = Self::description(ctx);
         let spec = (&default_action, &rule, &visibility, &description);
@@ -550,7 +556,7 @@ pub struct LiveAssociation {
 }
 
 impl WebAclAssociation {
-    fn resource_arn(ctx: &Ctx, inputs: &Inputs) -> Result<String> {
+    fn resource_arn(ctx: &Ctx, inputs: &LiveStates) -> Result<String> {
         let stage = inputs.get(stage::ID)?;
         Ok(stage_arn(&ctx.aws.region, &stage.api_id, &stage.name))
     }
@@ -561,7 +567,7 @@ impl WebAclAssociation {
     /// AssociateWebACL): retried (terraform-provider-aws retries it for 10 minutes,
     /// `resourceWebACLAssociationCreate`). A stage associated with another web ACL moves to
     /// ours: AssociateWebACL replaces the association (pulumi/pulumi-aws#4782).
-    async fn associate(&self, ctx: &Ctx, inputs: &Inputs) -> Result<LiveAssociation> {
+    async fn associate(&self, ctx: &Ctx, inputs: &LiveStates) -> Result<LiveAssociation> {
         let acl = inputs.get(ACL)?;
         let resource_arn = Self::resource_arn(ctx, inputs)?;
         retry(
@@ -646,7 +652,7 @@ impl UnreadableAcl {
 #[async_trait]
 impl Resource for WebAclAssociation {
     type Live = LiveAssociation;
-    type Change = Change;
+    type Change = FieldChange;
 
     fn id(&self) -> Id<LiveAssociation> {
         ASSOCIATION
@@ -722,25 +728,25 @@ impl Resource for WebAclAssociation {
         }))
     }
 
-    fn diff(&self, _ctx: &Ctx, inputs: &Inputs, live: &LiveAssociation) -> Result<Vec<Change>> {
+    fn diff(&self, _ctx: &Ctx, inputs: &LiveStates, live: &LiveAssociation) -> Result<Vec<FieldChange>> {
         let acl = inputs.get(ACL)?;
         let mut changes = Vec::new();
         if live.web_acl_arn != acl.arn {
-            changes.push(Change::update("web_acl", &acl.name, &live.web_acl_name));
+            changes.push(FieldChange::update("web_acl", &acl.name, &live.web_acl_name));
         }
         Ok(changes)
     }
 
-    async fn create(&self, ctx: &Ctx, inputs: &Inputs) -> Result<LiveAssociation> {
+    async fn create(&self, ctx: &Ctx, inputs: &LiveStates) -> Result<LiveAssociation> {
         self.associate(ctx, inputs).await
     }
 
     async fn update(
         &self,
         ctx: &Ctx,
-        inputs: &Inputs,
+        inputs: &LiveStates,
         _live: &LiveAssociation,
-        _changes: &[Change],
+        _changes: &[FieldChange],
     ) -> Result<LiveAssociation> {
         self.associate(ctx, inputs).await
     }

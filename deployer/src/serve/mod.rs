@@ -44,7 +44,7 @@ use server::{Limits, Server};
 const PROCESS_GRACE: Duration = Duration::from_secs(5);
 
 pub async fn run(config: &Config, settings: &AwsSettings, args: &ServeArgs, printer: Arc<dyn Printer>) -> Result<i32> {
-    // Inputs first: a bad flag or a busy port costs no AWS call.
+    // LiveStates first: a bad flag or a busy port costs no AWS call.
     if let Some(path) = &args.bootstrap {
         use std::os::unix::fs::PermissionsExt;
         match std::fs::metadata(path) {

@@ -240,7 +240,7 @@ pub fn assemble(bound: Vec<(LivePlan, Vec<LiveKey>)>) -> (Vec<Arc<Plan>>, HashMa
 }
 
 /// Read the rules from the deployed stack. A stack whose API, stage or table is missing is not
-/// deployed: "run `movies-stack up` first". Drift elsewhere is a warning: `serve` serves what is
+/// deployed: "run `movies-stack up` first". KindChange elsewhere is a warning: `serve` serves what is
 /// deployed. Reads afresh each time (a reload after SIGHUP sees what changed since).
 pub async fn load(ctx: &Arc<Ctx>, config: &Config) -> Result<Rules> {
     ctx.forget_shared();
