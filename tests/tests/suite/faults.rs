@@ -196,15 +196,25 @@ async fn throttling_and_5xx_with_latency_still_converge() {
     // The 8 s window is waited out either by the SDK's own retries of API Gateway calls (10
     // attempts with backoff up to 20 s, each announced) or by the deployer's longer retry of
     // API Gateway writes; either way the wait must show on the progress output.
-    let waits: Vec<&str> = up
-        .stderr
-        .lines()
-        .filter(|l| l.contains("waiting for API Gateway throttling") || l.contains("retrying API Gateway"))
+    // With `--output json` every progress line is a JSON event: the deployer's own wait is a
+    // `retrying` event ("API Gateway throttling of <operation>"), the SDK's a `sdk_retry` event
+    // ("<the SDK's service name> <operation>").
+    let events: Vec<serde_json::Value> = up.stderr.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let waits: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e["event"].as_str() {
+            Some("retrying") => e["what"].as_str().filter(|w| w.starts_with("API Gateway throttling of ")),
+            Some("sdk_retry") => {
+                e["operation"].as_str().filter(|o| o.starts_with("APIGateway ") || o.starts_with("API Gateway "))
+            }
+            _ => None,
+        })
+        .map(str::to_string)
         .collect();
     println!("  visible throttling waits (SDK retries announced + deployer-level waits): {}", waits.len());
     c.check(
-        waits.iter().any(|l| l.contains("CreateDeployment")),
-        format!("the CreateDeployment window was waited out, visibly\n{}", up.stderr),
+        waits.iter().any(|w| w.ends_with("CreateDeployment")),
+        format!("the CreateDeployment window was waited out, visibly: {waits:?}\n{}", up.stderr),
     );
     c.check(up.code == 0, format!("up converges under throttling (exit 0)\n{up}"));
     c.check(ai > 0 && ei > 0, format!("faults were injected: API Gateway {ai}, EC2 {ei}"));
