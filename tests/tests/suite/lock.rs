@@ -462,7 +462,10 @@ async fn a_run_that_cannot_renew_stops_and_a_clock_ahead_never_takes_a_live_leas
     c.check(b_changes.iter().all(|t| a_last.is_none_or(|a| *t > a)), "every change of B comes after A's last change");
     c.eq("B, whose clock runs ahead: exit code", ob.code, 0);
     c.check(
-        ob.stderr.contains("took over the lock of a run that stopped renewing its lease"),
+        // Why depends on when B looks: A still running but fenced, or A already gone (its exit
+        // follows its fence within seconds; on a loaded machine B may look after it).
+        ob.stderr.contains("took over the lock of a run that stopped renewing its lease")
+            || ob.stderr.contains("took over the lock of a run that is no longer running"),
         format!("B says whose lock it took and why\n{ob}"),
     );
     // B's clock really ran a minute ahead: its lock item says so.
