@@ -87,7 +87,7 @@ grep -q "serve: listening on" "$SERVE_LOG" || ms_die "movies-stack serve did not
 grep "^serve: " "$SERVE_LOG" | sed 's/^/  /'
 
 API="http://127.0.0.1:$SERVE_PORT/prod/"
-key_of() { "${MS[@]}" --output json keys --tier "$1" | "$MS_VENV/bin/python" -c "import json,sys; print(json.load(sys.stdin)['keys']['$1']['value'])"; }
+key_of() { "${MS[@]}" -q --output json keys --tier "$1" | "$MS_VENV/bin/python" -c "import json,sys; print(json.load(sys.stdin)['keys']['$1']['value'])"; }
 STANDARD_KEY="$(key_of standard)"
 PREMIUM_KEY="$(key_of premium)"
 MOVIE='{"year":"2023","title":"Test Movie","id":"12"}'
