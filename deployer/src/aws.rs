@@ -90,16 +90,29 @@ macro_rules! client {
 /// The SDK app name: `app/movies-stack` in the user agent.
 pub const APP_NAME: &str = "movies-stack";
 
+/// Who the credentials are.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub account: String,
+    pub arn: String,
+}
+
 impl Clients {
-    /// The account a policy is printed for: `given` (`--account`), else the caller's (STS
-    /// GetCallerIdentity).
+    /// Who the credentials are: STS GetCallerIdentity. It needs no permission, so its failure is
+    /// about the credentials, the region or the endpoint.
+    pub async fn caller(&self) -> Result<Identity> {
+        let out = self.sts.get_caller_identity().send().await.aws("STS", "GetCallerIdentity")?;
+        Ok(Identity {
+            account: out.account().unwrap_or_default().to_string(),
+            arn: out.arn().unwrap_or_default().to_string(),
+        })
+    }
+
+    /// The account a policy is printed for: `given` (`--account`), else the caller's.
     pub async fn account_id(&self, given: Option<&str>) -> Result<String> {
         Ok(match given {
             Some(a) => a.to_string(),
-            None => {
-                let id = self.sts.get_caller_identity().send().await.aws("STS", "GetCallerIdentity")?;
-                id.account().unwrap_or_default().to_string()
-            }
+            None => self.caller().await?.account,
         })
     }
 

@@ -10,19 +10,12 @@ use std::time::Duration;
 
 use tokio::sync::OnceCell;
 
-use crate::aws::{AwsResultExt, Clients};
+use crate::aws::{AwsResultExt, Clients, Identity};
 use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::ids::{Name, TAG_RESOURCE, TAG_STACK};
 use crate::pacer::Pacer;
 use crate::ui::Printer;
-
-/// Who the credentials are.
-#[derive(Debug, Clone)]
-pub struct Identity {
-    pub account: String,
-    pub arn: String,
-}
 
 /// One shared read (or change): a `OnceCell<Arc<T>>`, by key and type.
 type Shared = Arc<dyn Any + Send + Sync>;
@@ -89,15 +82,7 @@ impl Ctx {
     /// STS GetCallerIdentity, once. It needs no permission, so its failure is about the
     /// credentials, the region or the endpoint.
     pub async fn identity(&self) -> Result<&Identity> {
-        self.identity
-            .get_or_try_init(|| async {
-                let out = self.aws.sts.get_caller_identity().send().await.aws("STS", "GetCallerIdentity")?;
-                Ok(Identity {
-                    account: out.account().unwrap_or_default().to_string(),
-                    arn: out.arn().unwrap_or_default().to_string(),
-                })
-            })
-            .await
+        self.identity.get_or_try_init(|| self.aws.caller()).await
     }
 
     /// The account id. Known once [`Ctx::identity`] has answered, which every command awaits
