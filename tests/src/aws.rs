@@ -63,6 +63,38 @@ impl Aws {
             .map(|s| s.as_str().to_string())
     }
 
+    /// The network interfaces that match every filter, as (id, status); panics on an SDK error.
+    pub async fn network_interfaces(&self, filters: Vec<aws_sdk_ec2::types::Filter>) -> Vec<(String, String)> {
+        let out = self
+            .ec2
+            .describe_network_interfaces()
+            .set_filters(Some(filters))
+            .send()
+            .await
+            .expect("DescribeNetworkInterfaces");
+        out.network_interfaces()
+            .iter()
+            .map(|e| {
+                (
+                    e.network_interface_id().unwrap_or_default().to_string(),
+                    e.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    /// The tags of a WAF resource, as (key, value) pairs; panics on an SDK error.
+    pub async fn waf_tags(&self, arn: &str) -> Vec<(String, String)> {
+        let out =
+            self.wafv2.list_tags_for_resource().resource_arn(arn).send().await.expect("ListTagsForResource (wafv2)");
+        out.tag_info_for_resource()
+            .map(|t| t.tag_list())
+            .unwrap_or_default()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect()
+    }
+
     pub async fn with_attempts(endpoint: &str, max_attempts: u32) -> Aws {
         let c = sdk_config(endpoint, max_attempts).await;
         Aws {

@@ -476,20 +476,8 @@ impl Inventory {
                 .await
                 .expect("ListWebACLs");
             for a in page.web_acls() {
-                let tags = aws
-                    .wafv2
-                    .list_tags_for_resource()
-                    .resource_arn(a.arn().unwrap_or_default())
-                    .send()
-                    .await
-                    .expect("ListTagsForResource (wafv2)");
-                let tags: HashMap<String, String> = tags
-                    .tag_info_for_resource()
-                    .map(|t| t.tag_list())
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|t| (t.key().to_string(), t.value().to_string()))
-                    .collect();
+                let tags: HashMap<String, String> =
+                    aws.waf_tags(a.arn().unwrap_or_default()).await.into_iter().collect();
                 inv.items.push(item(
                     Kind::WebAcl,
                     a.id().unwrap_or_default(),

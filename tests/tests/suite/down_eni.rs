@@ -17,22 +17,7 @@ use e2e::{Account, Aws, Behaviour, Checks, ec2_filter};
 
 /// The stack's Lambda ENIs (by the function's name in their description), with their status.
 async fn lambda_enis(aws: &Aws, function: &str) -> Vec<(String, String)> {
-    let out = aws
-        .ec2
-        .describe_network_interfaces()
-        .filters(ec2_filter("description", &format!("AWS Lambda VPC ENI-{function}-*")))
-        .send()
-        .await
-        .expect("DescribeNetworkInterfaces");
-    out.network_interfaces()
-        .iter()
-        .map(|e| {
-            (
-                e.network_interface_id().unwrap_or_default().to_string(),
-                e.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
-            )
-        })
-        .collect()
+    aws.network_interfaces(vec![ec2_filter("description", &format!("AWS Lambda VPC ENI-{function}-*"))]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

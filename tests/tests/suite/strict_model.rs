@@ -20,23 +20,11 @@ fn code(err: &impl aws_sdk_ec2::error::ProvideErrorMetadata) -> String {
 }
 
 async fn lambda_enis(aws: &Aws, sg: &str) -> Vec<(String, String)> {
-    let out = aws
-        .ec2
-        .describe_network_interfaces()
-        .filters(Filter::builder().name("group-id").values(sg).build())
-        .filters(Filter::builder().name("description").values("AWS Lambda VPC ENI*").build())
-        .send()
-        .await
-        .expect("DescribeNetworkInterfaces");
-    out.network_interfaces()
-        .iter()
-        .map(|e| {
-            (
-                e.network_interface_id().unwrap_or_default().to_string(),
-                e.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
-            )
-        })
-        .collect()
+    aws.network_interfaces(vec![
+        Filter::builder().name("group-id").values(sg).build(),
+        Filter::builder().name("description").values("AWS Lambda VPC ENI*").build(),
+    ])
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

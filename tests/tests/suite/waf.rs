@@ -101,14 +101,7 @@ async fn check_acl(c: &mut Checks, aws: &Aws, names: &StackNames, label: &str) {
     let v = rule.visibility_config();
     c.eq(&format!("{label}: rule sampled requests"), v.map(|v| v.sampled_requests_enabled()), Some(true));
     c.eq(&format!("{label}: rule CloudWatch metrics"), v.map(|v| v.cloud_watch_metrics_enabled()), Some(true));
-    let tags = aws.wafv2.list_tags_for_resource().resource_arn(acl.arn()).send().await.expect("ListTagsForResource");
-    let mut tags: Vec<(String, String)> = tags
-        .tag_info_for_resource()
-        .map(|t| t.tag_list())
-        .unwrap_or_default()
-        .iter()
-        .map(|t| (t.key().to_string(), t.value().to_string()))
-        .collect();
+    let mut tags = aws.waf_tags(acl.arn()).await;
     tags.sort();
     c.eq(
         &format!("{label}: tags"),
