@@ -215,7 +215,8 @@ impl Ctx {
             Ok(out) => match cloudformation_owner(out.stack_resources(), physical_name) {
                 Some(r) => Err(Error::other(format!(
                     "{what} `{physical_name}` is owned by CloudFormation stack `{}` (logical id `{}`); \
-                     delete that stack or choose another name in the config",
+                     delete that stack or choose another name in the config (a stack handed to CloudFormation \
+                     with `movies-stack export` is CloudFormation's to manage now)",
                     r.stack_name().unwrap_or("?"),
                     r.logical_resource_id().unwrap_or("?")
                 ))),

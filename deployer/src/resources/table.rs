@@ -12,8 +12,10 @@ use aws_smithy_types::error::operation::BuildError;
 
 use super::{Ctx, FieldChange, Grant, Id, Kind, KindChange, LiveStates, Resource, Scope};
 use crate::aws::AwsResultExt;
+use crate::cfn::{self, CfnResource};
 use crate::error::{Codes, Error, ErrorKind, Result};
 use crate::wait::{backoff, retry, wait_until};
+use serde_json::{Value, json};
 
 pub const ID: Id<LiveTable> = Id::new("table");
 
@@ -386,6 +388,25 @@ impl Resource for Table {
         4 // CreateTable, DescribeTable (ACTIVE), UpdateContinuousBackups, its read-back
     }
 
+    fn export(&self, ctx: &Ctx, live: &LiveTable) -> Vec<CfnResource> {
+        let attributes: Vec<Value> =
+            live.key_schema.iter().map(|(name, _, ty)| json!({ "AttributeName": name, "AttributeType": ty })).collect();
+        let key: Vec<Value> =
+            live.key_schema.iter().map(|(name, key, _)| json!({ "AttributeName": name, "KeyType": key })).collect();
+        let properties = json!({
+            "TableName": live.name,
+            "AttributeDefinitions": attributes,
+            "KeySchema": key,
+            "BillingMode": live.billing_mode,
+            "StreamSpecification": { "StreamViewType": live.stream },
+            "SSESpecification": { "SSEEnabled": live.encryption },
+            "PointInTimeRecoverySpecification": { "PointInTimeRecoveryEnabled": live.point_in_time_recovery },
+            "DeletionProtectionEnabled": live.deletion_protection,
+            "Tags": cfn::tags(&ctx.tags(ID.name())),
+        });
+        vec![CfnResource::new(ID, "AWS::DynamoDB::Table", properties, cfn::identifier(&[("TableName", &live.name)]))]
+    }
+
     async fn observe(&self, ctx: &Ctx) -> Result<Option<LiveTable>> {
         // By name, both at once; DescribeContinuousBackups of a missing table is NotFound too.
         let pitr = async {
@@ -394,12 +415,12 @@ impl Resource for Table {
                 other => other,
             }
         };
-        let (table, pitr) = tokio::try_join!(self.describe(ctx, &self.name), pitr)?;
-        let Some(table) = table else {
-            // A name a CloudFormation (e.g. CDK) stack owns would be fought over.
-            ctx.check_cloudformation_owner("DynamoDB table", &self.name).await?;
-            return Ok(None);
-        };
+        // A table a CloudFormation stack owns is not ours to change: a name a CDK stack holds
+        // would be fought over, and a stack handed over by `export` is CloudFormation's now.
+        // Asked at once with the rest, whether the table exists or not.
+        let owner = ctx.check_cloudformation_owner("DynamoDB table", &self.name);
+        let (table, pitr, ()) = tokio::try_join!(self.describe(ctx, &self.name), pitr, owner)?;
+        let Some(table) = table else { return Ok(None) };
         self.check_ours(ctx, table.table_arn().unwrap_or_default()).await?;
         Ok(Some(live_from(&table, pitr)))
     }
