@@ -115,6 +115,9 @@ pub enum Command {
     Bootstrap(BootstrapArgs),
     /// Show the stack's resources and their dependencies, from the config alone (no AWS call)
     Graph(GraphArgs),
+    /// Write a CloudFormation template of the live stack and the files to import it into a
+    /// CloudFormation stack without recreating anything (reads only; the stack must be in sync)
+    Export(ExportArgs),
     /// Prove the deployed API works end to end: the seed's requests with no key, a wrong key, the
     /// Standard key, a malformed body and GET, and the item read back from the table
     /// (exit 0: every step matched, 5: a step did not)
@@ -139,6 +142,14 @@ pub struct GraphArgs {
     /// Print it in Graphviz's DOT language (`movies-stack graph --dot | dot -Tsvg > stack.svg`)
     #[arg(long)]
     pub dot: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The folder to write into (created if missing; its four files are overwritten)
+    /// [default: ./<stack>-cloudformation]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,7 @@
 //! through the AWS SDK for Rust.
 
 mod aws;
+mod cfn;
 mod cli;
 mod clock;
 mod commands;
@@ -85,6 +86,7 @@ async fn run(cli: Cli) -> Result<i32, Error> {
         Command::Package(args) => commands::package::run(&config, args, global.output).await,
         Command::Unlock(args) => commands::unlock::run(&config, &settings, args, printer).await,
         Command::Graph(args) => commands::graph::run(&config, args, global.output, printer),
+        Command::Export(args) => commands::export::run(&config, &settings, args, global.output, printer).await,
         Command::IamPolicy(args) => commands::iam_policy::run(&config, &settings, args, printer).await,
         Command::Bootstrap(args) => commands::bootstrap::run(&config, &settings, args, printer).await,
         Command::Smoke(args) => commands::smoke::run(&config, &settings, args, global.output, printer).await,

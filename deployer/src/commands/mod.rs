@@ -9,6 +9,7 @@ use crate::pacer::EMULATOR_QUOTA_SPEEDUP;
 
 pub mod bootstrap;
 pub mod down;
+pub mod export;
 pub mod graph;
 pub mod help;
 pub mod iam_policy;

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use crate::ctx::Ctx;
 use crate::error::{Error, Result};
-use crate::resources::{Dep, FieldChange, Grant, Kind, KindChange, LiveStates, Name, Resource, Scope};
+use crate::resources::{CfnResource, Dep, FieldChange, Grant, Kind, KindChange, LiveStates, Name, Resource, Scope};
 
 /// A resource's live state, erased.
 pub type AnyLive = Arc<dyn Any + Send + Sync>;
@@ -39,6 +39,7 @@ pub trait Node: Send + Sync {
     async fn wait_ready(&self, ctx: &Ctx, live: &AnyLive) -> Result<()>;
     fn health(&self, live: &AnyLive) -> Vec<(&'static str, String)>;
     fn outputs(&self, ctx: &Ctx, live: &AnyLive) -> Vec<(&'static str, String)>;
+    fn export(&self, ctx: &Ctx, live: &AnyLive) -> Result<Vec<CfnResource>>;
 }
 
 fn typed<R: Resource>(live: &AnyLive) -> Result<&R::Live> {
@@ -103,5 +104,8 @@ impl<R: Resource> Node for R {
     }
     fn outputs(&self, ctx: &Ctx, live: &AnyLive) -> Vec<(&'static str, String)> {
         typed::<R>(live).map(|l| Resource::outputs(self, ctx, l)).unwrap_or_default()
+    }
+    fn export(&self, ctx: &Ctx, live: &AnyLive) -> Result<Vec<CfnResource>> {
+        Ok(Resource::export(self, ctx, typed::<R>(live)?))
     }
 }

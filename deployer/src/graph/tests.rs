@@ -8,7 +8,7 @@ use super::*;
 use crate::ctx::Ctx;
 use crate::error::{Error, Result};
 use crate::events::Outcome;
-use crate::resources::{Dep, FieldChange, Grant, Id, Kind, LiveStates, Resource, Scope};
+use crate::resources::{CfnResource, Dep, FieldChange, Grant, Id, Kind, LiveStates, Resource, Scope};
 
 /// A fake resource: records start/end in a shared log; can fail; can be present.
 struct Fake {
@@ -49,6 +49,10 @@ impl Resource for Fake {
     }
     fn wanted(&self) -> bool {
         self.wanted
+    }
+    fn export(&self, _ctx: &Ctx, live: &String) -> Vec<CfnResource> {
+        let import = crate::cfn::identifier(&[("VpcId", live)]);
+        vec![CfnResource::new(self.id, "AWS::EC2::VPC", serde_json::json!({}), import)]
     }
     async fn observe(&self, _ctx: &Ctx) -> Result<Option<String>> {
         Ok(self.present.then(|| self.id.to_string()))

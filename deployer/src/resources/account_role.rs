@@ -18,8 +18,10 @@ use aws_sdk_iam::types::Tag;
 use super::apigw::{self, SERVICE, found, replace};
 use super::{Condition, Ctx, FieldChange, Grant, Id, Kind, LiveStates, Resource, Scope, iam_role};
 use crate::aws::AwsResultExt;
+use crate::cfn::{CfnResource, Import};
 use crate::error::{Error, ErrorKind, Result};
 use crate::wait::{backoff, pause, retry};
+use serde_json::json;
 
 pub const ID: Id<LiveAccount> = Id::new("apigw-account");
 pub const ROLE_NAME: &str = "movies-stack-apigateway-cloudwatch";
@@ -290,6 +292,22 @@ impl Resource for ApiGatewayAccount {
 
     fn delete_rounds(&self) -> u32 {
         0 // never deleted: shared by the account
+    }
+
+    fn export(&self, _ctx: &Ctx, live: &LiveAccount) -> Vec<CfnResource> {
+        let import = Import::Not {
+            why: format!(
+                "API Gateway's CloudWatch role is a setting of the whole account and region, shared by every API in it, \
+                 and its role `{}` by every movies-stack stack of the account: not this stack's to own",
+                self.role_name
+            ),
+            instead: "nothing: leave it out of the stack. It stays set when the stack goes. If CloudFormation is to \
+                      manage it, declare it in one stack of the account only (each stack that declares it overwrites \
+                      it, and the last one deleted breaks logging for every API: aws/aws-cdk#10878)"
+                .to_string(),
+            later: false,
+        };
+        vec![CfnResource::new(ID, "AWS::ApiGateway::Account", json!({ "CloudWatchRoleArn": live.role_arn }), import)]
     }
 
     async fn observe(&self, ctx: &Ctx) -> Result<Option<LiveAccount>> {

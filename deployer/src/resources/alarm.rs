@@ -38,7 +38,9 @@ use aws_sdk_cloudwatch::types::{AlarmType, ComparisonOperator, Dimension, Metric
 
 use super::{Ctx, FieldChange, Grant, Id, Kind, LiveStates, Name, Resource, Scope, compare};
 use crate::aws::AwsResultExt;
+use crate::cfn::{self, CfnResource};
 use crate::error::{Error, Result};
+use serde_json::{Value, json};
 
 pub const FUNCTION_ERRORS: Id<LiveAlarm> = Id::new("alarm-function-errors");
 pub const FUNCTION_THROTTLES: Id<LiveAlarm> = Id::new("alarm-function-throttles");
@@ -392,6 +394,40 @@ impl Resource for Alarm {
 
     fn wanted(&self) -> bool {
         self.enabled
+    }
+
+    fn export(&self, ctx: &Ctx, live: &LiveAlarm) -> Vec<CfnResource> {
+        let s = &live.spec;
+        let dimensions: Vec<Value> = s.dimensions.iter().map(|(k, v)| json!({ "Name": k, "Value": v })).collect();
+        let mut properties = json!({
+            "AlarmName": live.name,
+            "AlarmDescription": self.description,
+            "Namespace": s.namespace,
+            "MetricName": s.metric,
+            "Dimensions": dimensions,
+            "Period": s.period_seconds,
+            "EvaluationPeriods": s.evaluation_periods,
+            "Threshold": s.threshold,
+            "ComparisonOperator": s.comparison,
+            "TreatMissingData": s.treat_missing_data,
+            "Tags": cfn::tags(&ctx.tags(self.id.name())),
+        });
+        match &s.stat {
+            Stat::Statistic(stat) => properties["Statistic"] = json!(stat),
+            Stat::Percentile(stat) => properties["ExtendedStatistic"] = json!(stat),
+        }
+        if !s.alarm_actions.is_empty() {
+            properties["AlarmActions"] = json!(s.alarm_actions);
+        }
+        if !s.ok_actions.is_empty() {
+            properties["OKActions"] = json!(s.ok_actions);
+        }
+        vec![CfnResource::new(
+            self.id,
+            "AWS::CloudWatch::Alarm",
+            properties,
+            cfn::identifier(&[("AlarmName", &live.name)]),
+        )]
     }
 
     async fn observe(&self, ctx: &Ctx) -> Result<Option<LiveAlarm>> {

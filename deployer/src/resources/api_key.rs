@@ -9,7 +9,9 @@ use super::apigw::{self, SERVICE, call, found, gone_is_ok, replace, tag_pairs};
 use super::usage_plan::{self, LivePlan};
 use super::{Ctx, Dep, FieldChange, Grant, Id, Kind, KindChange, LiveStates, Resource, Scope, at_most_one};
 use crate::aws::AwsResultExt;
+use crate::cfn::{self, CfnResource};
 use crate::error::{Error, ErrorKind, Result};
+use serde_json::json;
 
 pub const STANDARD: Id<LiveKey> = Id::new("api-key-standard");
 pub const PREMIUM: Id<LiveKey> = Id::new("api-key-premium");
@@ -17,6 +19,11 @@ pub const PREMIUM: Id<LiveKey> = Id::new("api-key-premium");
 /// The key of a tier: `api-key-{tier}`.
 pub fn id(tier: &str) -> Id<LiveKey> {
     if tier == "premium" { PREMIUM } else { STANDARD }
+}
+
+/// The stack output of a key's id.
+fn output_name(id: Id<LiveKey>) -> &'static str {
+    if id == PREMIUM { "PremiumApiKeyId" } else { "StandardApiKeyId" }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,6 +185,32 @@ impl Resource for ApiKey {
         2 // DeleteUsagePlanKey, DeleteApiKey
     }
 
+    fn export(&self, ctx: &Ctx, live: &LiveKey) -> Vec<CfnResource> {
+        // Never the key's value: CloudFormation reads it from the live key.
+        let key = CfnResource::new(
+            self.id,
+            "AWS::ApiGateway::ApiKey",
+            json!({ "Name": live.name, "Enabled": live.enabled, "Tags": cfn::tags(&ctx.tags(self.id.name())) }),
+            cfn::identifier(&[("APIKeyId", &live.id)]),
+        )
+        .with_output(output_name(self.id), cfn::reference(self.id));
+        // Its binding to the plan of its tier: `{keyId}:{usagePlanId}` is its identifier.
+        let binding = live.plan_id.as_ref().map(|plan_id| {
+            CfnResource::part(
+                self.id.name(),
+                "Binding",
+                "AWS::ApiGateway::UsagePlanKey",
+                json!({
+                    "KeyId": cfn::reference(self.id),
+                    "KeyType": "API_KEY",
+                    "UsagePlanId": cfn::reference(self.plan),
+                }),
+                cfn::identifier(&[("Id", &format!("{}:{plan_id}", live.id))]),
+            )
+        });
+        std::iter::once(key).chain(binding).collect()
+    }
+
     async fn observe(&self, ctx: &Ctx) -> Result<Option<LiveKey>> {
         let (keys, plans) = tokio::try_join!(apigw::api_keys(ctx), apigw::usage_plans(ctx))?;
         let ours: Vec<_> = keys.iter().filter(|k| ctx.owns(self.id.name(), tag_pairs(k.tags()))).collect();
@@ -260,8 +293,7 @@ impl Resource for ApiKey {
     }
 
     fn outputs(&self, _ctx: &Ctx, live: &LiveKey) -> Vec<(&'static str, String)> {
-        let name = if self.id == PREMIUM { "PremiumApiKeyId" } else { "StandardApiKeyId" };
-        vec![(name, live.id.clone())]
+        vec![(output_name(self.id), live.id.clone())]
     }
 }
 

@@ -7,8 +7,10 @@ use aws_sdk_ec2::types::{FlowLog as Ec2FlowLog, FlowLogsResourceType, LogDestina
 use super::ec2::{pick, stack_filter, tag_spec};
 use super::{Ctx, Dep, FieldChange, Grant, Id, Kind, LiveStates, Resource, Scope, iam_role, log_group, vpc};
 use crate::aws::AwsResultExt;
+use crate::cfn::{self, CfnResource};
 use crate::error::{Codes, Error, ErrorKind, Result};
 use crate::wait::{backoff, retry};
+use serde_json::json;
 
 pub const ID: Id<LiveFlowLog> = Id::new("flow-log");
 
@@ -143,6 +145,20 @@ impl Resource for FlowLog {
     /// Nothing holds on to a flow log: a changed one is deleted and created again.
     fn replaces_itself(&self) -> bool {
         true
+    }
+
+    fn export(&self, ctx: &Ctx, live: &LiveFlowLog) -> Vec<CfnResource> {
+        let properties = json!({
+            "ResourceId": cfn::reference(vpc::ID),
+            "ResourceType": "VPC",
+            "TrafficType": live.traffic_type,
+            "LogDestinationType": live.destination_type,
+            "LogGroupName": cfn::reference(log_group::FLOW),
+            "DeliverLogsPermissionArn": cfn::attribute(iam_role::FLOW_LOGS, "Arn"),
+            "MaxAggregationInterval": live.max_aggregation_interval,
+            "Tags": cfn::tags(&ctx.tags(ID.name())),
+        });
+        vec![CfnResource::new(ID, "AWS::EC2::FlowLog", properties, cfn::identifier(&[("Id", &live.id)]))]
     }
 
     async fn observe(&self, ctx: &Ctx) -> Result<Option<LiveFlowLog>> {

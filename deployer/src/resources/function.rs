@@ -27,8 +27,10 @@ use super::{
     subnet,
 };
 use crate::aws::AwsResultExt;
+use crate::cfn::{self, CfnResource};
 use crate::error::{Codes, Error, ErrorKind, Result};
 use crate::wait::{backoff, retry, wait_until};
+use serde_json::{Value, json};
 
 pub const ID: Id<LiveFunction> = Id::new("function");
 
@@ -36,6 +38,9 @@ pub const ID: Id<LiveFunction> = Id::new("function");
 const CODES: &Codes = &[("CodeStorageExceededException", ErrorKind::Quota)];
 pub const RUNTIME: &str = "provided.al2023";
 pub const HANDLER: &str = "bootstrap";
+/// `export`'s template parameters for the code: CloudFormation reads a function's code from S3.
+pub const CODE_BUCKET: &str = "CodeS3Bucket";
+pub const CODE_KEY: &str = "CodeS3Key";
 const TRACING: &str = "Active";
 const LOG_FORMAT: &str = "JSON";
 
@@ -635,6 +640,42 @@ impl Resource for Function {
     /// Its only replacement is a function in state Failed: deleted and created again.
     fn replaces_itself(&self) -> bool {
         true
+    }
+
+    fn export(&self, ctx: &Ctx, live: &LiveFunction) -> Vec<CfnResource> {
+        let c = &live.config;
+        let subnets: Vec<Value> = (0..self.subnets).map(|i| cfn::reference(subnet::id(i))).collect();
+        let mut properties = json!({
+            "FunctionName": live.name,
+            "Runtime": c.runtime,
+            "Handler": c.handler,
+            "Architectures": [live.architecture],
+            "MemorySize": c.memory_mb,
+            "Timeout": c.timeout_seconds,
+            "Role": cfn::attribute(iam_role::FUNCTION, "Arn"),
+            // The template cannot carry the code: CloudFormation reads it from S3.
+            "Code": { "S3Bucket": { "Ref": CODE_BUCKET }, "S3Key": { "Ref": CODE_KEY } },
+            "Environment": { "Variables": c.environment },
+            "TracingConfig": { "Mode": c.tracing },
+            "VpcConfig": {
+                "SubnetIds": subnets,
+                "SecurityGroupIds": [cfn::attribute(security_group::ID, "GroupId")],
+            },
+            "Tags": cfn::tags(&ctx.tags(ID.name())),
+        });
+        // In sync, the format the stack sets, into its own group (moto drops LoggingConfig).
+        let format = c.logging.as_ref().map_or(LOG_FORMAT, |l| l.format.as_str());
+        let group = cfn::reference(super::log_group::FUNCTION);
+        properties["LoggingConfig"] = json!({ "LogFormat": format, "LogGroup": group });
+        if let Some(reserved) = live.reserved_concurrency {
+            properties["ReservedConcurrentExecutions"] = json!(reserved);
+        }
+        vec![
+            CfnResource::new(ID, "AWS::Lambda::Function", properties, cfn::identifier(&[("FunctionName", &live.name)]))
+                .with_parameter(CODE_BUCKET, "The S3 bucket holding the function's deployment zip")
+                .with_parameter(CODE_KEY, "The key of the function's deployment zip in that bucket")
+                .with_output("FunctionName", cfn::reference(ID)),
+        ]
     }
 
     async fn observe(&self, ctx: &Ctx) -> Result<Option<LiveFunction>> {

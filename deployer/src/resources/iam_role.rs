@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::{Condition, Ctx, FieldChange, Grant, Id, Kind, KindChange, LiveStates, Resource, Scope};
 use crate::aws::AwsResultExt;
+use crate::cfn::{self, CfnResource};
 use crate::config::Config;
 use crate::error::{ErrorKind, Result};
 use crate::wait::{backoff, retry};
@@ -524,6 +525,17 @@ impl Resource for Role {
 
     fn delete_rounds(&self) -> u32 {
         2 // its policies (DeleteRolePolicy, DetachRolePolicy), DeleteRole
+    }
+
+    fn export(&self, ctx: &Ctx, live: &LiveRole) -> Vec<CfnResource> {
+        let properties = json!({
+            "RoleName": live.name,
+            "AssumeRolePolicyDocument": live.trust,
+            "Policies": [{ "PolicyName": INLINE_POLICY, "PolicyDocument": live.inline }],
+            "PermissionsBoundary": live.boundary,
+            "Tags": cfn::tags(&ctx.tags(self.id.name())),
+        });
+        vec![CfnResource::new(self.id, "AWS::IAM::Role", properties, cfn::identifier(&[("RoleName", &live.name)]))]
     }
 
     async fn observe(&self, ctx: &Ctx) -> Result<Option<LiveRole>> {

@@ -6,8 +6,10 @@ use async_trait::async_trait;
 
 use super::{Ctx, FieldChange, Grant, Id, Kind, LiveStates, Name, Resource, Scope};
 use crate::aws::AwsResultExt;
+use crate::cfn::{self, CfnResource};
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
+use serde_json::json;
 
 /// The function's own group: Lambda may have created a group of that name.
 pub const FUNCTION: Id<LiveLogGroup> = Id::new("function-log-group");
@@ -214,6 +216,20 @@ impl Resource for LogGroup {
 
     fn create_rounds(&self) -> u32 {
         2 // CreateLogGroup, PutRetentionPolicy
+    }
+
+    fn export(&self, ctx: &Ctx, live: &LiveLogGroup) -> Vec<CfnResource> {
+        let properties = json!({
+            "LogGroupName": live.name,
+            "RetentionInDays": live.retention_days,
+            "Tags": cfn::tags(&ctx.tags(self.name())),
+        });
+        vec![CfnResource::new(
+            self.id,
+            "AWS::Logs::LogGroup",
+            properties,
+            cfn::identifier(&[("LogGroupName", &live.name)]),
+        )]
     }
 
     async fn observe(&self, ctx: &Ctx) -> Result<Option<LiveLogGroup>> {

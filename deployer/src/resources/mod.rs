@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use crate::cfn::CfnResource;
 pub use crate::ctx::Ctx;
 use crate::error::{Error, Result};
 pub use crate::grant::{Condition, Grant, Scope};
@@ -241,6 +242,10 @@ pub trait Resource: Send + Sync + 'static {
     fn outputs(&self, _ctx: &Ctx, _live: &Self::Live) -> Vec<(&'static str, String)> {
         Vec::new()
     }
+    /// How the live resource reads in CloudFormation (`movies-stack export`): the properties the
+    /// stack sets, other resources by reference, and the identifier an IMPORT needs, or why
+    /// CloudFormation cannot import it. Only asked of a resource that is in sync with the config.
+    fn export(&self, ctx: &Ctx, live: &Self::Live) -> Vec<CfnResource>;
 }
 
 /// Only for a request that tags what it creates as this stack's (the tags ride on the create call).

@@ -3,10 +3,11 @@
 //! (tagged) function.
 
 use async_trait::async_trait;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::{Ctx, Dep, FieldChange, Grant, Id, Kind, LiveStates, Resource, Scope, function, rest_api};
 use crate::aws::AwsResultExt;
+use crate::cfn::{self, CfnResource, Import};
 use crate::error::{Error, ErrorKind, Result};
 use crate::wait::{backoff, retry};
 
@@ -226,6 +227,35 @@ impl Resource for ApiPermission {
     /// A Lambda permission cannot be edited: a different one is removed and added again.
     fn replaces_itself(&self) -> bool {
         true
+    }
+
+    fn export(&self, _ctx: &Ctx, live: &LivePermission) -> Vec<CfnResource> {
+        let properties = json!({
+            "FunctionName": cfn::reference(function::ID),
+            "Action": ACTION,
+            "Principal": PRINCIPAL,
+            "SourceArn": cfn::sub(format!(
+                "arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:${{{}}}/{}/*",
+                cfn::logical_id(rest_api::ID),
+                self.stage
+            )),
+        });
+        let import = Import::Not {
+            why: format!(
+                "CloudFormation's AWS::Lambda::Permission has no StatementId property \
+                 (aws-cloudformation/cloudformation-coverage-roadmap#2304): it cannot name our statement `{STATEMENT_ID}` \
+                 in the policy of `{}`",
+                live.function_name
+            ),
+            instead: format!(
+                "after the import, update the stack with template-complete.json: CloudFormation adds the same grant \
+                 under a statement id of its own. Then remove ours: aws lambda remove-permission --function-name {} \
+                 --statement-id {STATEMENT_ID}",
+                live.function_name
+            ),
+            later: true,
+        };
+        vec![CfnResource::new(ID, "AWS::Lambda::Permission", properties, import)]
     }
 
     async fn observe(&self, ctx: &Ctx) -> Result<Option<LivePermission>> {

@@ -17,8 +17,10 @@ use sha2::{Digest, Sha256};
 use super::apigw::{self, SERVICE, call, found, gone_is_ok, replace, tag_pairs};
 use super::{Ctx, FieldChange, Grant, Id, Kind, KindChange, LiveStates, Resource, Scope, at_most_one};
 use crate::aws::AwsResultExt;
+use crate::cfn::{self, CfnResource};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use serde_json::json;
 
 pub const ID: Id<LiveApi> = Id::new("api");
 
@@ -98,6 +100,28 @@ pub fn definition(name: &str, region: &str, function_arn: &str) -> Definition {
     }
 }
 
+/// The logical-id part of a path, for `export`: `/{proxy+}` → `Proxy`, `/` → `Root`.
+fn cfn_part(path: &str) -> String {
+    match cfn::pascal_case(path) {
+        part if part.is_empty() => "Root".to_string(),
+        part => part,
+    }
+}
+
+/// The logical-id part of a method: `/{proxy+}` `ANY` → `ProxyANY`.
+fn method_part(path: &str, http_method: &str) -> String {
+    format!("{}{http_method}", cfn_part(path))
+}
+
+/// The logical ids of the API's methods in `export`'s template (what a deployment waits for).
+pub fn cfn_method_ids() -> Vec<String> {
+    // The paths and methods do not depend on the names and ARNs.
+    definition("", "", "")
+        .methods
+        .iter()
+        .map(|m| format!("{}{}", cfn::logical_id(ID), method_part(&m.path, &m.http_method)))
+        .collect()
+}
 /// The canonical text of what a deployment snapshots (paths, methods, authorization, key
 /// requirement, integrations), one sorted line per method.
 pub fn canonical(def: &Definition) -> String {
@@ -701,6 +725,72 @@ impl Resource for RestApi {
     /// None: the integrations name the function by its ARN, known from its name.
     fn create_rounds(&self) -> u32 {
         4 // CreateRestApi; then at once per path: CreateResource, PutMethod, PutIntegration
+    }
+
+    fn export(&self, ctx: &Ctx, live: &LiveApi) -> Vec<CfnResource> {
+        let mut out = vec![
+            CfnResource::new(
+                ID,
+                "AWS::ApiGateway::RestApi",
+                json!({
+                    "Name": live.name,
+                    "ApiKeySourceType": live.api_key_source,
+                    "EndpointConfiguration": { "Types": live.endpoint_types },
+                    "Tags": cfn::tags(&ctx.tags(ID.name())),
+                }),
+                cfn::identifier(&[("RestApiId", &live.id)]),
+            )
+            .with_output("RestApiId", cfn::reference(ID)),
+        ];
+        // Each path's resource, then each method (with its integration) on it.
+        let resource_ref = |path: &str| match path {
+            "/" => cfn::attribute(ID, "RootResourceId"),
+            _ => json!({ "Ref": format!("{}{}", cfn::logical_id(ID), cfn_part(path)) }),
+        };
+        for (path, resource) in live.resources.iter().filter(|(path, _)| path.as_str() != "/") {
+            let (parent, part) = path.rsplit_once('/').unwrap_or(("", path));
+            out.push(CfnResource::part(
+                ID.name(),
+                &cfn_part(path),
+                "AWS::ApiGateway::Resource",
+                json!({
+                    "RestApiId": cfn::reference(ID),
+                    "ParentId": resource_ref(if parent.is_empty() { "/" } else { parent }),
+                    "PathPart": part,
+                }),
+                cfn::identifier(&[("RestApiId", &live.id), ("ResourceId", &resource.id)]),
+            ));
+        }
+        let function_arn = format!("${{{}.Arn}}", cfn::logical_id(super::function::ID));
+        let uri = format!(
+            "arn:${{AWS::Partition}}:apigateway:${{AWS::Region}}:lambda:path/2015-03-31/functions/{function_arn}/invocations"
+        );
+        for m in &self.definition(ctx).methods {
+            let Some(resource) = live.resources.get(&m.path) else { continue };
+            out.push(CfnResource::part(
+                ID.name(),
+                &method_part(&m.path, &m.http_method),
+                "AWS::ApiGateway::Method",
+                json!({
+                    "RestApiId": cfn::reference(ID),
+                    "ResourceId": resource_ref(&m.path),
+                    "HttpMethod": m.http_method,
+                    "AuthorizationType": m.authorization_type,
+                    "ApiKeyRequired": m.api_key_required,
+                    "Integration": {
+                        "Type": m.integration.kind,
+                        "IntegrationHttpMethod": m.integration.http_method,
+                        "Uri": cfn::sub(uri.clone()),
+                    },
+                }),
+                cfn::identifier(&[
+                    ("RestApiId", &live.id),
+                    ("ResourceId", &resource.id),
+                    ("HttpMethod", &m.http_method),
+                ]),
+            ));
+        }
+        out
     }
 
     async fn observe(&self, ctx: &Ctx) -> Result<Option<LiveApi>> {

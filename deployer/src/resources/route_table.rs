@@ -10,8 +10,10 @@ use aws_sdk_ec2::types::{ResourceType, Route};
 use super::ec2::{filter, pick, stack_filter, stack_subnets, tag_spec};
 use super::{Ctx, Dep, FieldChange, Grant, Id, Kind, KindChange, LiveStates, Resource, Scope, subnet, vpc};
 use crate::aws::AwsResultExt;
+use crate::cfn::{self, CfnResource};
 use crate::error::{Error, ErrorKind, Result};
 use crate::wait::{backoff, retry};
+use serde_json::json;
 
 /// `route-table-{index}`: the table of `subnet-{index}`.
 pub const fn id(index: u8) -> Id<LiveRouteTable> {
@@ -311,6 +313,28 @@ impl Resource for RouteTable {
 
     fn delete_rounds(&self) -> u32 {
         2 // DisassociateRouteTable, DeleteRouteTable
+    }
+
+    fn export(&self, ctx: &Ctx, live: &LiveRouteTable) -> Vec<CfnResource> {
+        let me = id(self.index);
+        // Its routes are the VPC's local route and the DynamoDB endpoint's (the endpoint's own).
+        let table = CfnResource::new(
+            me,
+            "AWS::EC2::RouteTable",
+            json!({ "VpcId": cfn::reference(vpc::ID), "Tags": cfn::tags(&ctx.tags(me.name())) }),
+            cfn::identifier(&[("RouteTableId", &live.id)]),
+        );
+        // In sync, the table has exactly one association: with its own subnet.
+        let association = live.associations.first().map(|(_, association_id)| {
+            CfnResource::part(
+                me.name(),
+                "Association",
+                "AWS::EC2::SubnetRouteTableAssociation",
+                json!({ "SubnetId": cfn::reference(subnet::id(self.index)), "RouteTableId": cfn::reference(me) }),
+                cfn::identifier(&[("Id", association_id)]),
+            )
+        });
+        std::iter::once(table).chain(association).collect()
     }
 
     async fn observe(&self, ctx: &Ctx) -> Result<Option<LiveRouteTable>> {

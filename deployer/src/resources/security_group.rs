@@ -9,8 +9,10 @@ use super::ec2::{filter, pick, stack_filter, tag_spec};
 use super::vpc_endpoint::{dynamodb_prefix_list_id, known_prefix_list_id};
 use super::{Ctx, Dep, FieldChange, Grant, Id, Kind, LiveStates, Resource, Scope, vpc};
 use crate::aws::AwsResultExt;
+use crate::cfn::{self, CfnResource};
 use crate::error::{Codes, ErrorKind, Result};
 use crate::wait::{backoff, retry};
+use serde_json::{Value, json};
 
 pub const ID: Id<LiveGroup> = Id::new("function-sg");
 
@@ -298,6 +300,27 @@ impl Resource for FunctionSecurityGroup {
 
     fn delete_rounds(&self) -> u32 {
         3 // the released Lambda ENIs: DescribeNetworkInterfaces, DeleteNetworkInterface; DeleteSecurityGroup
+    }
+
+    fn export(&self, ctx: &Ctx, live: &LiveGroup) -> Vec<CfnResource> {
+        // In sync: one egress rule, HTTPS to DynamoDB's prefix list, and no ingress.
+        let egress: Vec<Value> = live
+            .rules
+            .iter()
+            .filter(|r| r.egress)
+            .map(|r| {
+                let peer = if r.peer.starts_with("pl-") { "DestinationPrefixListId" } else { "CidrIp" };
+                json!({ "IpProtocol": r.protocol, "FromPort": r.from_port, "ToPort": r.to_port, peer: r.peer })
+            })
+            .collect();
+        let properties = json!({
+            "GroupName": live.name,
+            "GroupDescription": live.description,
+            "VpcId": cfn::reference(vpc::ID),
+            "SecurityGroupEgress": egress,
+            "Tags": cfn::tags(&ctx.tags(ID.name())),
+        });
+        vec![CfnResource::new(ID, "AWS::EC2::SecurityGroup", properties, cfn::identifier(&[("Id", &live.id)]))]
     }
 
     async fn observe(&self, ctx: &Ctx) -> Result<Option<LiveGroup>> {

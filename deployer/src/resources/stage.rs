@@ -19,7 +19,9 @@ use super::{
     log_group, permission, rest_api,
 };
 use crate::aws::AwsResultExt;
+use crate::cfn::{self, CfnResource};
 use crate::error::Result;
+use serde_json::json;
 
 pub const ID: Id<LiveStage> = Id::new("stage");
 
@@ -301,6 +303,54 @@ impl Resource for Stage {
 
     fn create_rounds(&self) -> u32 {
         3 // CreateDeployment, CreateStage, UpdateStage (an API created with it has no deployment to look for)
+    }
+
+    fn export(&self, ctx: &Ctx, live: &LiveStage) -> Vec<CfnResource> {
+        let deployment = CfnResource::part(
+            ID.name(),
+            "Deployment",
+            "AWS::ApiGateway::Deployment",
+            json!({ "RestApiId": cfn::reference(rest_api::ID), "Description": live.deployment_description }),
+            cfn::identifier(&[("DeploymentId", &live.deployment_id), ("RestApiId", &live.api_id)]),
+        )
+        // A deployment of an API without methods is refused.
+        .after(rest_api::cfn_method_ids());
+        let mut all_methods =
+            json!({ "ResourcePath": "/*", "HttpMethod": "*", "MetricsEnabled": live.metrics_enabled });
+        if let Some((rate, burst)) = live.throttle {
+            all_methods["ThrottlingRateLimit"] = json!(rate);
+            all_methods["ThrottlingBurstLimit"] = json!(burst);
+        }
+        let log_group = cfn::logical_id(log_group::ACCESS);
+        let stage = CfnResource::new(
+            ID,
+            "AWS::ApiGateway::Stage",
+            json!({
+                "RestApiId": cfn::reference(rest_api::ID),
+                "StageName": live.name,
+                "DeploymentId": { "Ref": format!("{}Deployment", cfn::logical_id(ID)) },
+                "TracingEnabled": live.tracing_enabled,
+                "AccessLogSetting": {
+                    // The group's ARN without the `:*` its `Arn` attribute ends with.
+                    "DestinationArn": cfn::sub(format!(
+                        "arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:${{{log_group}}}"
+                    )),
+                    "Format": live.access_log_format,
+                },
+                "MethodSettings": [all_methods],
+                "Tags": cfn::tags(&ctx.tags(ID.name())),
+            }),
+            cfn::identifier(&[("RestApiId", &live.api_id), ("StageName", &live.name)]),
+        )
+        .with_output(
+            "ApiUrl",
+            cfn::sub(format!(
+                "https://${{{}}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/{}/",
+                cfn::logical_id(rest_api::ID),
+                live.name
+            )),
+        );
+        vec![deployment, stage]
     }
 
     async fn observe(&self, ctx: &Ctx) -> Result<Option<LiveStage>> {

@@ -11,8 +11,10 @@ use super::vpc;
 use super::zones::{Zone, Zones};
 use super::{Ctx, Dep, FieldChange, Grant, Id, Kind, KindChange, LiveStates, Resource, Scope};
 use crate::aws::AwsResultExt;
+use crate::cfn::{self, CfnResource};
 use crate::error::{Codes, Error, ErrorKind, Result};
 use crate::wait::{backoff, retry};
+use serde_json::json;
 
 /// `subnet-{index}`.
 pub const fn id(index: u8) -> Id<LiveSubnet> {
@@ -167,6 +169,21 @@ impl Resource for Subnet {
 
     fn delete_rounds(&self) -> u32 {
         3 // the released Lambda ENIs: DescribeNetworkInterfaces, DeleteNetworkInterface; DeleteSubnet
+    }
+
+    fn export(&self, ctx: &Ctx, live: &LiveSubnet) -> Vec<CfnResource> {
+        let me = id(self.index);
+        let properties = json!({
+            "VpcId": cfn::reference(vpc::ID),
+            "CidrBlock": live.cidr,
+            "AvailabilityZone": live.az.name,
+            "MapPublicIpOnLaunch": live.map_public_ip_on_launch,
+            "Tags": cfn::tags(&ctx.tags(me.name())),
+        });
+        vec![
+            CfnResource::new(me, "AWS::EC2::Subnet", properties, cfn::identifier(&[("SubnetId", &live.id)]))
+                .lint_exception("W3010", "an imported subnet stays in its zone: the template says which one it is"),
+        ]
     }
 
     async fn observe(&self, ctx: &Ctx) -> Result<Option<LiveSubnet>> {

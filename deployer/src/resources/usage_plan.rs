@@ -11,7 +11,9 @@ use super::{
     Ctx, Dep, FieldChange, Grant, Id, Kind, KindChange, LiveStates, Resource, Scope, at_most_one, rest_api, stage,
 };
 use crate::aws::AwsResultExt;
+use crate::cfn::{self, CfnResource};
 use crate::error::Result;
+use serde_json::json;
 
 pub const STANDARD: Id<LivePlan> = Id::new("usage-plan-standard");
 pub const PREMIUM: Id<LivePlan> = Id::new("usage-plan-premium");
@@ -291,6 +293,21 @@ impl Resource for UsagePlan {
 
     fn delete_rounds(&self) -> u32 {
         2 // UpdateUsagePlan (off the stage, with the keys' removal at once), DeleteUsagePlan
+    }
+
+    fn export(&self, ctx: &Ctx, live: &LivePlan) -> Vec<CfnResource> {
+        let mut properties = json!({
+            "UsagePlanName": live.name,
+            "ApiStages": [{ "ApiId": cfn::reference(rest_api::ID), "Stage": cfn::reference(stage::ID) }],
+            "Tags": cfn::tags(&ctx.tags(self.id.name())),
+        });
+        if let Some((rate, burst)) = live.throttle {
+            properties["Throttle"] = json!({ "RateLimit": rate, "BurstLimit": burst });
+        }
+        if let Some((limit, period)) = &live.quota {
+            properties["Quota"] = json!({ "Limit": limit, "Period": period });
+        }
+        vec![CfnResource::new(self.id, "AWS::ApiGateway::UsagePlan", properties, cfn::identifier(&[("Id", &live.id)]))]
     }
 
     async fn observe(&self, ctx: &Ctx) -> Result<Option<LivePlan>> {

@@ -9,8 +9,10 @@ use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, VpcAttributeName};
 use super::ec2::{pick, stack_filter, tag_spec};
 use super::{Ctx, FieldChange, Grant, Id, Kind, KindChange, LiveStates, Resource, Scope};
 use crate::aws::AwsResultExt;
+use crate::cfn::{self, CfnResource};
 use crate::error::{Codes, ErrorKind, Result};
 use crate::wait::{backoff, retry, wait_until};
+use serde_json::json;
 
 pub const ID: Id<LiveVpc> = Id::new("vpc");
 
@@ -129,6 +131,16 @@ impl Resource for Vpc {
 
     fn create_rounds(&self) -> u32 {
         2 // CreateVpc, then both ModifyVpcAttribute at once
+    }
+
+    fn export(&self, ctx: &Ctx, live: &LiveVpc) -> Vec<CfnResource> {
+        let properties = json!({
+            "CidrBlock": live.cidr,
+            "EnableDnsSupport": live.dns_support,
+            "EnableDnsHostnames": live.dns_hostnames,
+            "Tags": cfn::tags(&ctx.tags(ID.name())),
+        });
+        vec![CfnResource::new(ID, "AWS::EC2::VPC", properties, cfn::identifier(&[("VpcId", &live.id)]))]
     }
 
     async fn observe(&self, ctx: &Ctx) -> Result<Option<LiveVpc>> {

@@ -13,6 +13,7 @@ use super::{
     Ctx, Dep, FieldChange, Grant, Id, Kind, LiveStates, Resource, Scope, at_most_one, route_table, table, vpc,
 };
 use crate::aws::AwsResultExt;
+use crate::cfn::{self, CfnResource};
 use crate::error::{Error, Result};
 use crate::wait::{backoff, wait_until};
 
@@ -58,6 +59,12 @@ pub fn service_name(region: &str) -> String {
 /// The endpoint policy: only our actions, only on our table, only by this account's principals
 /// (`aws:PrincipalAccount`: credentials of another account, taken into the VPC, get nothing).
 pub fn policy(table_arn: &str, account_id: &str) -> Value {
+    policy_document(json!(table_arn), json!(account_id))
+}
+
+/// [`policy`], with the table's ARN and the account as any JSON value (CloudFormation's
+/// references, for `export`).
+pub fn policy_document(table_arn: Value, account_id: Value) -> Value {
     json!({
         "Version": "2012-10-17",
         "Statement": [{
@@ -266,6 +273,20 @@ impl Resource for DynamoDbEndpoint {
 
     fn create_rounds(&self) -> u32 {
         1
+    }
+
+    fn export(&self, ctx: &Ctx, live: &LiveEndpoint) -> Vec<CfnResource> {
+        let route_tables: Vec<Value> = (0..self.route_tables).map(|i| cfn::reference(route_table::id(i))).collect();
+        let policy = policy_document(cfn::attribute(table::ID, "Arn"), json!({ "Ref": "AWS::AccountId" }));
+        let properties = json!({
+            "VpcEndpointType": "Gateway",
+            "VpcId": cfn::reference(vpc::ID),
+            "ServiceName": live.service_name,
+            "RouteTableIds": route_tables,
+            "PolicyDocument": policy,
+            "Tags": cfn::tags(&ctx.tags(ID.name())),
+        });
+        vec![CfnResource::new(ID, "AWS::EC2::VPCEndpoint", properties, cfn::identifier(&[("Id", &live.id)]))]
     }
 
     async fn observe(&self, ctx: &Ctx) -> Result<Option<LiveEndpoint>> {

@@ -21,7 +21,9 @@ use aws_sdk_wafv2::types::{
 use super::apigw::{self, tag_pairs};
 use super::{Ctx, Dep, FieldChange, Grant, Id, Kind, LiveStates, Resource, at_most_one, compare, rest_api, stage};
 use crate::aws::AwsResultExt;
+use crate::cfn::{self, CfnResource};
 use crate::config::Config;
+use serde_json::{Value, json};
 // WAF has a `Scope` of its own (REGIONAL or CLOUDFRONT).
 use crate::error::{Codes, Error, ErrorKind, Result, gone_is_ok};
 use crate::grant::Scope as PolicyScope;
@@ -420,6 +422,50 @@ impl Resource for WebAcl {
         self.enabled
     }
 
+    fn export(&self, ctx: &Ctx, live: &LiveWebAcl) -> Vec<CfnResource> {
+        let visibility = |v: &Visibility| {
+            json!({
+                "SampledRequestsEnabled": v.sampled_requests,
+                "CloudWatchMetricsEnabled": v.cloudwatch_metrics,
+                "MetricName": v.metric_name,
+            })
+        };
+        let action = |a: &str| {
+            let mut name = a.to_string();
+            name[..1].make_ascii_uppercase();
+            json!({ name: {} })
+        };
+        let rules: Vec<Value> = live
+            .rules
+            .iter()
+            .filter_map(|r| {
+                let rate = r.rate.as_ref()?;
+                Some(json!({
+                    "Name": r.name,
+                    "Priority": r.priority,
+                    "Action": action(&r.action),
+                    "Statement": { "RateBasedStatement": {
+                        "Limit": rate.limit,
+                        "EvaluationWindowSec": rate.window_seconds,
+                        "AggregateKeyType": rate.aggregate_key,
+                    } },
+                    "VisibilityConfig": visibility(&r.visibility),
+                }))
+            })
+            .collect();
+        let properties = json!({
+            "Name": live.name,
+            "Scope": "REGIONAL",
+            "Description": Self::description(ctx),
+            "DefaultAction": action(&live.default_action),
+            "Rules": rules,
+            "VisibilityConfig": visibility(&live.visibility),
+            "Tags": cfn::tags(&ctx.tags(ACL.name())),
+        });
+        let import = cfn::identifier(&[("Name", &live.name), ("Id", &live.id), ("Scope", "REGIONAL")]);
+        vec![CfnResource::new(ACL, "AWS::WAFv2::WebACL", properties, import)]
+    }
+
     async fn observe(&self, ctx: &Ctx) -> Result<Option<LiveWebAcl>> {
         let Some(found) = summary(ctx, &self.name).await? else { return Ok(None) };
         let arn = found.arn().unwrap_or_default();
@@ -688,6 +734,19 @@ impl Resource for WebAclAssociation {
 
     fn wanted(&self) -> bool {
         self.enabled
+    }
+
+    fn export(&self, _ctx: &Ctx, live: &LiveAssociation) -> Vec<CfnResource> {
+        let properties = json!({
+            "ResourceArn": cfn::sub(format!(
+                "arn:${{AWS::Partition}}:apigateway:${{AWS::Region}}::/restapis/${{{}}}/stages/${{{}}}",
+                cfn::logical_id(rest_api::ID),
+                cfn::logical_id(stage::ID)
+            )),
+            "WebACLArn": cfn::attribute(ACL, "Arn"),
+        });
+        let import = cfn::identifier(&[("ResourceArn", &live.resource_arn), ("WebACLArn", &live.web_acl_arn)]);
+        vec![CfnResource::new(ASSOCIATION, "AWS::WAFv2::WebACLAssociation", properties, import)]
     }
 
     async fn observe(&self, ctx: &Ctx) -> Result<Option<LiveAssociation>> {

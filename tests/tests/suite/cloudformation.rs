@@ -10,17 +10,19 @@ use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement
 use e2e::proxy::Rule;
 use e2e::{Account, Checks};
 
-fn describe_stack_resources_xml(physical_id: &str) -> String {
+/// DescribeStackResources' answer for `physical_id`, owned by the CloudFormation stack `stack` as
+/// its `logical_id` of type `type_name`.
+pub fn describe_stack_resources_xml(stack: &str, logical_id: &str, type_name: &str, physical_id: &str) -> String {
     format!(
         r#"<DescribeStackResourcesResponse xmlns="http://cloudformation.amazonaws.com/doc/2010-05-15/">
   <DescribeStackResourcesResult>
     <StackResources>
       <member>
-        <StackName>CdkMoviesStack</StackName>
-        <StackId>arn:aws:cloudformation:us-east-1:123456789012:stack/CdkMoviesStack/0f1e2d3c</StackId>
-        <LogicalResourceId>demotable8A1B2C3D</LogicalResourceId>
+        <StackName>{stack}</StackName>
+        <StackId>arn:aws:cloudformation:us-east-1:123456789012:stack/{stack}/0f1e2d3c</StackId>
+        <LogicalResourceId>{logical_id}</LogicalResourceId>
         <PhysicalResourceId>{physical_id}</PhysicalResourceId>
-        <ResourceType>AWS::DynamoDB::Table</ResourceType>
+        <ResourceType>{type_name}</ResourceType>
         <Timestamp>2026-11-01T10:00:00Z</Timestamp>
         <ResourceStatus>CREATE_COMPLETE</ResourceStatus>
       </member>
@@ -53,7 +55,7 @@ async fn a_name_owned_by_a_cloudformation_stack_is_reported_and_left_alone() {
     proxy.add_rule(Rule::new().service("cloudformation").operation("DescribeStackResources").reply(
         200,
         "text/xml",
-        &describe_stack_resources_xml(&n.table),
+        &describe_stack_resources_xml("CdkMoviesStack", "demotable8A1B2C3D", "AWS::DynamoDB::Table", &n.table),
     ));
 
     let out = stack.deployer.run(&["up", "--artifact", &stack.artifact]).await;

@@ -3,7 +3,7 @@
 
 use e2e::{Checks, Deployer, TempDir};
 
-const COMMANDS: [&str; 15] = [
+const COMMANDS: [&str; 16] = [
     "up",
     "plan",
     "status",
@@ -16,6 +16,7 @@ const COMMANDS: [&str; 15] = [
     "logs",
     "serve",
     "graph",
+    "export",
     "iam-policy",
     "completions",
     "man",

@@ -10,6 +10,7 @@ mod completions;
 mod crash;
 mod down;
 mod down_eni;
+mod export;
 mod faults;
 mod fixtures;
 mod fresh_account;

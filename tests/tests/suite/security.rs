@@ -40,6 +40,8 @@ async fn api_key_values_never_leave_the_keys_command() {
     c.check(failed.code == 1, format!("the cold up fails mid-way (exit 1)\n{failed}"));
     runs.push(("-vv up (fails after CreateApiKey)".into(), failed));
     proxy.clear_rules();
+    let export_dir = account.dir.path().join("export");
+    let export_dir = export_dir.to_str().unwrap();
     for args in [
         vec!["-vv", "--output", "json", "up", "--artifact", art],
         vec!["up", "--artifact", art],
@@ -51,6 +53,7 @@ async fn api_key_values_never_leave_the_keys_command() {
         vec!["plan", "--artifact", art],
         vec!["-vv", "plan", "--artifact", art],
         vec!["--output", "json", "plan", "--artifact", art],
+        vec!["-vv", "--output", "json", "export", "--out", export_dir],
     ] {
         let out = d.run(&args).await;
         c.check(out.code == 0, format!("{args:?} succeeds\n{out}"));
@@ -127,6 +130,15 @@ async fn api_key_values_never_leave_the_keys_command() {
     c.check(out.code == 0, format!("down succeeds\n{out}"));
     runs.push(("-vv --output json down --yes".into(), out));
 
+    // What `export` wrote names the keys, never their values.
+    for entry in std::fs::read_dir(export_dir).expect("export wrote its folder").flatten() {
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        c.check(!text.is_empty(), format!("export wrote {}", entry.path().display()));
+        c.check(
+            secrets.iter().all(|s| !text.contains(s.as_str())),
+            format!("{} holds no key value", entry.path().display()),
+        );
+    }
     let mut bytes = 0;
     for (label, out) in &runs {
         println!("  {:>5.1}s  {label}", out.elapsed.as_secs_f64());
