@@ -388,7 +388,7 @@ async fn quota_error_is_not_retried() {
     let fixed = e.deployer.run(&["up", "--artifact", &e.artifact]).await;
     c.check(fixed.code == 0, format!("up without the fault finishes the job\n{fixed}"));
     let aws = &account.aws;
-    delete_usage_plan(aws, &format!("{}-Premium", e.names.stack)).await;
+    delete_usage_plan(aws, Shape::of(&e).await.name_of("usage-plan-premium")).await;
 
     account.proxy.reset();
     account.proxy.add_rule(quota);

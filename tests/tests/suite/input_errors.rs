@@ -19,6 +19,7 @@ use aws_sdk_dynamodb::types::{
 };
 use e2e::artifact::{write_fake, zip_with_bootstrap};
 use e2e::chaos::{Env, Running};
+use e2e::inventory::Shape;
 use e2e::{Account, Checks, Deployer, Proxy, REMOVE, StackNames, TempDir, free_port, write_config_file};
 
 #[derive(Debug, Clone, Copy)]
@@ -573,8 +574,7 @@ async fn name_collisions_fail_name_the_resource_and_touch_nothing() {
 
     // ------------------------------------------------ a log group with our access-log group's name
     let stack = account.stack("coll-logs");
-    let n = &stack.names;
-    let group = format!("/movies-stack/{}/api-access", n.stack);
+    let group = Shape::of(&stack).await.name_of("access-log-group").to_string();
     aws.logs.create_log_group().log_group_name(&group).send().await.expect("CreateLogGroup (someone else's)");
     let out = stack.deployer.run(&["up", "--artifact", &stack.artifact]).await;
     let errors: String = out.stderr.lines().filter(|l| l.starts_with("error")).collect::<Vec<_>>().join("\n");
@@ -590,8 +590,7 @@ async fn name_collisions_fail_name_the_resource_and_touch_nothing() {
 
     // ------------------------------------------------ an IAM role with our function role's name
     let stack = account.stack("coll-role");
-    let n = &stack.names;
-    let role = format!("{}-function", n.stack);
+    let role = Shape::of(&stack).await.name_of("function-role").to_string();
     let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
     aws.iam.create_role().role_name(&role).assume_role_policy_document(trust).send().await.expect("CreateRole");
     let out = stack.deployer.run(&["up", "--artifact", &stack.artifact]).await;
