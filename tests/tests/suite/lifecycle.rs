@@ -346,6 +346,12 @@ async fn permission_source(aws: &Aws, function: &str) -> Option<String> {
     ours["Condition"]["ArnLike"]["AWS:SourceArn"].as_str().map(str::to_string)
 }
 
+/// A security group rule: TCP `port` from or to `cidr`.
+fn tcp_rule(port: i32, cidr: &str) -> IpPermission {
+    let range = IpRange::builder().cidr_ip(cidr).build();
+    IpPermission::builder().ip_protocol("tcp").from_port(port).to_port(port).ip_ranges(range).build()
+}
+
 /// Make the drift through the SDK, straight against moto.
 async fn make(drift: Drift, aws: &Aws, n: &StackNames, live: &Live) {
     match drift {
@@ -384,31 +390,19 @@ async fn make(drift: Drift, aws: &Aws, n: &StackNames, live: &Live) {
             aws.ec2.delete_flow_logs().set_flow_log_ids(Some(ids)).send().await.expect("DeleteFlowLogs");
         }
         Drift::EgressRule => {
-            let permission = IpPermission::builder()
-                .ip_protocol("tcp")
-                .from_port(80)
-                .to_port(80)
-                .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
-                .build();
             aws.ec2
                 .authorize_security_group_egress()
                 .group_id(&live.sg_id)
-                .ip_permissions(permission)
+                .ip_permissions(tcp_rule(80, "0.0.0.0/0"))
                 .send()
                 .await
                 .expect("AuthorizeSecurityGroupEgress");
         }
         Drift::IngressRule => {
-            let permission = IpPermission::builder()
-                .ip_protocol("tcp")
-                .from_port(22)
-                .to_port(22)
-                .ip_ranges(IpRange::builder().cidr_ip("10.0.0.0/8").build())
-                .build();
             aws.ec2
                 .authorize_security_group_ingress()
                 .group_id(&live.sg_id)
-                .ip_permissions(permission)
+                .ip_permissions(tcp_rule(22, "10.0.0.0/8"))
                 .send()
                 .await
                 .expect("AuthorizeSecurityGroupIngress");
