@@ -120,7 +120,12 @@ pub struct Shape {
 impl Shape {
     /// The shape of `stack` under its config file as it is now.
     pub async fn of(stack: &crate::Stack) -> Shape {
-        let out = stack.deployer.run(&["--output", "json", "graph"]).await;
+        // `graph` makes no AWS call, and reading the shape changes nothing in the account: not
+        // even the administrator's bootstrap a deployer does before its first run (a test of
+        // `up` without the permissions boundary reads the stack's names first).
+        let mut deployer = stack.deployer.clone();
+        deployer.bootstrap = false;
+        let out = deployer.run(&["--output", "json", "graph"]).await;
         assert!(out.code == 0, "movies-stack graph on {} failed:\n{out}", stack.config.display());
         let graph = serde_json::from_str(out.stdout.trim())
             .unwrap_or_else(|e| panic!("graph --output json is not JSON: {e}\n{out}"));
@@ -164,6 +169,18 @@ impl Shape {
     /// Whether a converged stack has a resource of this kind.
     pub fn has(&self, kind: Kind) -> bool {
         self.wanted().any(|e| e.kind == kind)
+    }
+
+    /// The AWS name the deployer gives resource `id` (the graph's `name`), whether the config
+    /// wants it or not. Tests take the stack's names from here instead of spelling them again,
+    /// so that a name changed in the deployer cannot leave a test reading the old one; the one
+    /// place that spells them out is `up`'s check against docs/config.md. Panics on an id the
+    /// graph does not have, and on one without a name (EC2 kinds, named by their ids).
+    pub fn name_of(&self, id: &str) -> &str {
+        let e = self.resources.iter().find(|e| e.resource == id).unwrap_or_else(|| {
+            panic!("the graph of {} has no resource {id:?} that is an item; its ids: {:?}", self.names.stack, self.ids)
+        });
+        e.name.as_deref().unwrap_or_else(|| panic!("the graph of {} gives {id} no name", self.names.stack))
     }
 }
 
@@ -601,7 +618,7 @@ impl Inventory {
             let prefix = stage_arn(&api.id, "");
             let acls: Vec<&String> =
                 self.stage_acls.iter().filter(|(arn, _)| arn.starts_with(&prefix)).map(|(_, acl)| acl).collect();
-            let want = if waf { vec![format!("{s}-web-acl")] } else { Vec::new() };
+            let want = if waf { vec![shape.name_of("web-acl").to_string()] } else { Vec::new() };
             c.eq(
                 &format!("{label}: web ACLs associated with the stages of API {}", api.id),
                 acls,
@@ -719,7 +736,15 @@ mod tests {
             [("subnet-0", Kind::Subnet, true), ("alarm-api-5xx", Kind::Alarm, true), ("web-acl", Kind::WebAcl, false)]
         );
         assert!(shape.has(Kind::Alarm) && !shape.has(Kind::WebAcl), "a resource turned off is not expected");
-        assert_eq!(shape.resources[2].name.as_deref(), Some("s-web-acl"));
+        assert_eq!(shape.name_of("web-acl"), "s-web-acl", "named whether wanted or not");
+        assert_eq!(shape.name_of("alarm-api-5xx"), "s-api-5xx");
+    }
+
+    #[test]
+    #[should_panic(expected = "no resource \"web-acll\"")]
+    fn a_name_the_graph_does_not_have_fails_loudly() {
+        let shape = Shape::from_graph(StackNames::unique("inv"), &graph(&[("web-acl", "web-acl", Some("s"), true)]));
+        shape.name_of("web-acll");
     }
 
     #[test]

@@ -70,10 +70,10 @@ async fn put_with_threshold(aws: &Aws, a: &MetricAlarm, threshold: f64) {
         .expect("PutMetricAlarm behind the stack's back");
 }
 
-/// The REST API's id (named after the stack).
-async fn api_id(aws: &Aws, stack: &str) -> String {
+/// The id of the REST API named `name`.
+async fn api_id(aws: &Aws, name: &str) -> String {
     let apis = aws.apigateway.get_rest_apis().send().await.expect("GetRestApis");
-    apis.items().iter().find(|a| a.name() == Some(stack)).and_then(|a| a.id()).unwrap_or_default().to_string()
+    apis.items().iter().find(|a| a.name() == Some(name)).and_then(|a| a.id()).unwrap_or_default().to_string()
 }
 
 /// The stage's `*/*` (rate, burst).
@@ -114,6 +114,7 @@ async fn alarms_and_stage_throttling_are_made_read_back_drift_fixed_turned_off_a
     let (aws, proxy, n, deployer, art) =
         (&account.aws, &account.proxy, &stack.names, &stack.deployer, stack.artifact.as_str());
     let s = n.stack.as_str();
+    let shape = Shape::of(&stack).await;
     let mut c = Checks::new();
 
     // ------------------------------------------------------------------ 1. up creates them
@@ -133,7 +134,7 @@ async fn alarms_and_stage_throttling_are_made_read_back_drift_fixed_turned_off_a
     let alarms = stack_alarms(aws, s).await;
     c.eq("alarms of the stack on the server", alarms.len(), 5);
     let function = [("FunctionName", n.function.as_str())];
-    let api = [("ApiName", s), ("Stage", "prod")];
+    let api = [("ApiName", shape.name_of("api")), ("Stage", "prod")];
     let want: [Want; 5] = [
         ("function-errors", "AWS/Lambda", "Errors", &function, "Sum", 1, 0.0, "GreaterThanThreshold"),
         ("function-throttles", "AWS/Lambda", "Throttles", &function, "Sum", 1, 0.0, "GreaterThanThreshold"),
@@ -151,8 +152,8 @@ async fn alarms_and_stage_throttling_are_made_read_back_drift_fixed_turned_off_a
         ("api-latency", "AWS/ApiGateway", "Latency", &api, "p99", 1, 1800.0, "GreaterThanThreshold"),
     ];
     for (what, namespace, metric, dims, stat, periods, threshold, comparison) in want {
-        let name = format!("{s}-{what}");
-        let Some(a) = find(&alarms, &name) else {
+        let name = shape.name_of(&format!("alarm-{what}"));
+        let Some(a) = find(&alarms, name) else {
             c.check(false, format!("alarm {name} exists"));
             continue;
         };
@@ -192,9 +193,9 @@ async fn alarms_and_stage_throttling_are_made_read_back_drift_fixed_turned_off_a
             ],
         );
     }
-    let api_id = api_id(aws, s).await;
+    let api_id = api_id(aws, shape.name_of("api")).await;
     c.eq("stage throttling read back", stage_throttle(aws, &api_id).await, Some((100.0, 200)));
-    Inventory::scan(aws).await.check_converged(&mut c, &Shape::of(&stack).await, "after up");
+    Inventory::scan(aws).await.check_converged(&mut c, &shape, "after up");
 
     // `status` shows each alarm's state (moto starts alarms in OK, AWS in INSUFFICIENT_DATA).
     let st = deployer.run(&["--output", "json", "status"]).await;
@@ -218,7 +219,7 @@ async fn alarms_and_stage_throttling_are_made_read_back_drift_fixed_turned_off_a
     }
 
     // ------------------------------------------------------------------ 2. drift, behind our back
-    let latency = find(&alarms, &format!("{s}-api-latency")).cloned().expect("latency alarm");
+    let latency = find(&alarms, shape.name_of("alarm-api-latency")).cloned().expect("latency alarm");
     put_with_threshold(aws, &latency, 9999.0).await;
     aws.apigateway
         .update_stage()
@@ -265,7 +266,7 @@ async fn alarms_and_stage_throttling_are_made_read_back_drift_fixed_turned_off_a
     let alarms = stack_alarms(aws, s).await;
     c.eq(
         "after the fix: the threshold",
-        find(&alarms, &format!("{s}-api-latency")).and_then(|a| a.threshold()),
+        find(&alarms, shape.name_of("alarm-api-latency")).and_then(|a| a.threshold()),
         Some(1800.0),
     );
     c.eq("after the fix: the stage's throttle", stage_throttle(aws, &api_id).await, Some((100.0, 200)));

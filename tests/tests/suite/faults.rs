@@ -29,7 +29,13 @@ const DEPLOY_WINDOW: Duration = Duration::from_secs(8);
 
 /// A fresh account with one stack in it.
 async fn env(prefix: &str) -> (Account, Stack) {
-    let account = Account::start().await;
+    env_without(prefix, &[]).await
+}
+
+/// The same, with behaviours of the strict model turned off, each with the reason
+/// ([`Account::start_without`]).
+async fn env_without(prefix: &str, without: &[(Behaviour, &str)]) -> (Account, Stack) {
+    let account = Account::start_without(without).await;
     let stack = account.stack(prefix);
     (account, stack)
 }
@@ -260,12 +266,11 @@ async fn iam_propagation_window_is_waited_out() {
     let t0 = std::time::Instant::now();
     // This test opens its own IAM window at the first CreateFunction, to count the attempts
     // inside it; the model's window would answer those attempts first.
-    let account = Account::start_without(&[(
-        Behaviour::IamPropagation,
-        "the test opens its own IAM window and counts the attempts in it",
-    )])
+    let (account, e) = env_without(
+        "flt-iam",
+        &[(Behaviour::IamPropagation, "the test opens its own IAM window and counts the attempts in it")],
+    )
     .await;
-    let e = account.stack("flt-iam");
     let r = up_through_window(
         &account,
         &e,
@@ -295,12 +300,11 @@ async fn pitr_window_is_waited_out_and_read_back() {
     let t0 = std::time::Instant::now();
     // This test opens its own PITR window at the first UpdateContinuousBackups, to count the
     // attempts inside it; the model's window would answer those attempts first.
-    let account = Account::start_without(&[(
-        Behaviour::PitrWindow,
-        "the test opens its own PITR window and counts the attempts in it",
-    )])
+    let (account, e) = env_without(
+        "flt-pitr",
+        &[(Behaviour::PitrWindow, "the test opens its own PITR window and counts the attempts in it")],
+    )
     .await;
-    let e = account.stack("flt-pitr");
     let msg = format!("Backups are being enabled for the table: {}. Please retry later", e.names.table);
     let r = up_through_window(
         &account,
@@ -388,7 +392,7 @@ async fn quota_error_is_not_retried() {
     let fixed = e.deployer.run(&["up", "--artifact", &e.artifact]).await;
     c.check(fixed.code == 0, format!("up without the fault finishes the job\n{fixed}"));
     let aws = &account.aws;
-    delete_usage_plan(aws, &format!("{}-Premium", e.names.stack)).await;
+    delete_usage_plan(aws, Shape::of(&e).await.name_of("usage-plan-premium")).await;
 
     account.proxy.reset();
     account.proxy.add_rule(quota);
@@ -428,12 +432,14 @@ async fn dependency_violation_window_during_down() {
     let t0 = std::time::Instant::now();
     // This test opens its own DependencyViolation windows on the group and the subnets, to count
     // the attempts inside them; the model's lingering ENIs would block those deletes too.
-    let account = Account::start_without(&[(
-        Behaviour::LambdaEnis,
-        "the test opens its own DependencyViolation windows and counts the attempts in them",
-    )])
+    let (account, e) = env_without(
+        "flt-dep",
+        &[(
+            Behaviour::LambdaEnis,
+            "the test opens its own DependencyViolation windows and counts the attempts in them",
+        )],
+    )
     .await;
-    let e = account.stack("flt-dep");
     let up = e.deployer.run(&["up", "--artifact", &e.artifact]).await;
     up.assert_ok();
     account.proxy.reset();

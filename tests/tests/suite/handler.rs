@@ -357,6 +357,21 @@ fn check_answer(c: &mut Checks, what: &str, a: &Answer, status: u16, message: &s
     c.check(message_matches(message, got), format!("{what}: message {got:?}, expected {message:?}"));
 }
 
+/// [`check_answer`] on an invocation's response; an invocation that did not answer (or not as
+/// API Gateway reads it) is one failed check.
+fn check_response(c: &mut Checks, what: &str, done: &Completed, status: u16, message: &str) -> Option<Answer> {
+    match unpack(done) {
+        Ok(a) => {
+            check_answer(c, what, &a, status, message);
+            Some(a)
+        }
+        Err(e) => {
+            c.check(false, format!("{what}: {e}"));
+            None
+        }
+    }
+}
+
 /// The JSON log lines of one API Gateway request id.
 fn lines_for<'a>(lines: &'a [Value], request_id: &str) -> Vec<&'a Value> {
     lines.iter().filter(|l| l["request_id"] == request_id).collect()
@@ -452,16 +467,9 @@ async fn serves_api_gateway_events_against_moto() {
             c.check(false, format!("{what}: no answer within {INVOKE_TIMEOUT:?}"));
             continue;
         };
-        match unpack(&result) {
-            Ok(a) => {
-                check_answer(&mut c, &what, &a, case.status, case.message);
-                if case.status == 405 {
-                    c.eq(&format!("{what}: Allow header"), a.headers.get("allow").map(String::as_str), Some("POST"));
-                }
-            }
-            Err(e) => {
-                c.check(false, format!("{what}: {e}"));
-            }
+        let answer = check_response(&mut c, &what, &result, case.status, case.message);
+        if let Some(a) = answer.filter(|_| case.status == 405) {
+            c.eq(&format!("{what}: Allow header"), a.headers.get("allow").map(String::as_str), Some("POST"));
         }
         let puts = put_items(proxy) - puts_before;
         c.eq(&format!("{what}: PutItem calls"), puts, usize::from(case.writes.is_some()));
@@ -518,20 +526,11 @@ async fn serves_api_gateway_events_against_moto() {
     let pending = api.enqueue_with_deadline(event(&base, &slow_req, &slow_id).to_string(), Duration::from_millis(1500));
     match pending.wait(INVOKE_TIMEOUT).await {
         Some(r) => {
-            if let Ok(a) = unpack(&r) {
-                check_answer(
-                    &mut c,
-                    "DynamoDB slower than the deadline",
-                    &a,
-                    503,
-                    "Service temporarily unavailable, please retry",
-                );
-            } else {
-                c.check(false, format!("DynamoDB slower than the deadline: {:?}", r.outcome));
-            }
+            let what = "DynamoDB slower than the deadline";
+            check_response(&mut c, what, &r, 503, "Service temporarily unavailable, please retry");
             let took = r.service_time();
             c.check(took < Duration::from_millis(1500), format!("answered before the 1.5 s deadline (took {took:?})"));
-            done.push(("DynamoDB slower than the deadline".into(), slow_id, r, Logged::Event("dynamodb_error")));
+            done.push((what.into(), slow_id, r, Logged::Event("dynamodb_error")));
         }
         None => {
             c.check(false, "DynamoDB slower than the deadline: no answer");
@@ -545,12 +544,7 @@ async fn serves_api_gateway_events_against_moto() {
     let gone_id = format!("e2e-gone-{}", unique_suffix());
     match api.invoke(event(&base, &Req::post(&seed_body), &gone_id).to_string(), INVOKE_TIMEOUT).await {
         Some(r) => {
-            match unpack(&r) {
-                Ok(a) => check_answer(&mut c, "table missing", &a, 500, "Internal server error"),
-                Err(e) => {
-                    c.check(false, format!("table missing: {e}"));
-                }
-            }
+            check_response(&mut c, "table missing", &r, 500, "Internal server error");
             done.push(("table missing".into(), gone_id, r, Logged::Event("dynamodb_error")));
         }
         None => {
@@ -620,12 +614,7 @@ async fn dynamodb_unreachable_is_a_generic_500() {
         .expect("an answer while DynamoDB is unreachable");
     println!("DynamoDB unreachable: answered in {:.2}s (SDK retries included)", started.elapsed().as_secs_f64());
     let mut c = Checks::new();
-    match unpack(&r) {
-        Ok(a) => check_answer(&mut c, "DynamoDB unreachable", &a, 500, "Internal server error"),
-        Err(e) => {
-            c.check(false, e);
-        }
-    }
+    check_response(&mut c, "DynamoDB unreachable", &r, 500, "Internal server error");
     c.check(func.try_wait().is_none(), "bootstrap is still running");
     func.stop();
     let lines = parse_stdout(&mut c, "stdout", &func.stdout_lines());

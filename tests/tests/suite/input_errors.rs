@@ -19,7 +19,8 @@ use aws_sdk_dynamodb::types::{
 };
 use e2e::artifact::{write_fake, zip_with_bootstrap};
 use e2e::chaos::{Env, Running};
-use e2e::{Account, Checks, Deployer, Proxy, REMOVE, StackNames, TempDir, free_port, write_config_file};
+use e2e::inventory::Shape;
+use e2e::{Account, Checks, Deployer, Proxy, REMOVE, Stack, StackNames, TempDir, free_port, write_config_file};
 
 #[derive(Debug, Clone, Copy)]
 enum Source {
@@ -423,25 +424,21 @@ async fn bad_input_corpus_exits_3_names_the_cause_and_calls_nothing() {
     for (i, case) in CASES.iter().enumerate() {
         let file_name = format!("case-{:03}.toml", i + 1);
         let path = dir.path().join(&file_name);
+        let written = |bytes: &[u8]| {
+            std::fs::write(&path, bytes).unwrap();
+            Some(path.clone())
+        };
+        let config = match case.source {
+            Source::Overrides(o) => Some(write_config_file(&path, &names, o)),
+            Source::Text(t) => written(t.as_bytes()),
+            Source::Bytes(b) => written(b),
+            Source::Dir => Some(dir.path().join("cfgdir")),
+            Source::Missing => Some(dir.path().join("does-not-exist.toml")),
+            Source::NoConfig => None,
+        };
         let mut args: Vec<String> = Vec::new();
-        match case.source {
-            Source::Overrides(o) => {
-                write_config_file(&path, &names, o);
-                args.extend(["--config".into(), path.display().to_string()]);
-            }
-            Source::Text(t) => {
-                std::fs::write(&path, t).unwrap();
-                args.extend(["--config".into(), path.display().to_string()]);
-            }
-            Source::Bytes(b) => {
-                std::fs::write(&path, b).unwrap();
-                args.extend(["--config".into(), path.display().to_string()]);
-            }
-            Source::Dir => args.extend(["--config".into(), dir.path().join("cfgdir").display().to_string()]),
-            Source::Missing => {
-                args.extend(["--config".into(), dir.path().join("does-not-exist.toml").display().to_string()]);
-            }
-            Source::NoConfig => {}
+        if let Some(config) = config {
+            args.extend(["--config".into(), config.display().to_string()]);
         }
         if case.endpoint == Endpoint::Proxy {
             args.extend(["--endpoint-url".into(), proxy.url().to_string()]);
@@ -514,6 +511,19 @@ fn rename_entry(zip: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
 // ---------------------------------------------------------------------------------------------
 // Name collisions: resources with our names that we do not own.
 
+/// `up` of a stack whose `name` someone else's resource already has: exit 1, and an error line
+/// that names it and says it is not ours.
+async fn up_refuses_foreign(c: &mut Checks, what: &str, stack: &Stack, name: &str) {
+    let out = stack.deployer.run(&["up", "--artifact", &stack.artifact]).await;
+    let errors: String = out.stderr.lines().filter(|l| l.starts_with("error")).collect::<Vec<_>>().join("\n");
+    println!("{what}: exit {}; {}", out.code, errors);
+    c.eq(&format!("{what}: exit code"), out.code, 1);
+    c.check(
+        errors.contains(name) && errors.contains("not tagged"),
+        format!("{what}: the error names {name} and says it is not ours\n{out}"),
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn name_collisions_fail_name_the_resource_and_touch_nothing() {
     let t0 = std::time::Instant::now();
@@ -539,14 +549,7 @@ async fn name_collisions_fail_name_the_resource_and_touch_nothing() {
         .await
         .expect("CreateTable (someone else's)");
     proxy.reset();
-    let out = stack.deployer.run(&["up", "--artifact", &stack.artifact]).await;
-    let errors: String = out.stderr.lines().filter(|l| l.starts_with("error")).collect::<Vec<_>>().join("\n");
-    println!("foreign table: exit {}; {}", out.code, errors);
-    c.eq("foreign table: exit code", out.code, 1);
-    c.check(
-        errors.contains(&n.table) && errors.contains("not tagged"),
-        format!("foreign table: the error names it and says it is not ours\n{out}"),
-    );
+    up_refuses_foreign(&mut c, "foreign table", &stack, &n.table).await;
     let touched: Vec<String> = proxy
         .calls()
         .iter()
@@ -573,14 +576,9 @@ async fn name_collisions_fail_name_the_resource_and_touch_nothing() {
 
     // ------------------------------------------------ a log group with our access-log group's name
     let stack = account.stack("coll-logs");
-    let n = &stack.names;
-    let group = format!("/movies-stack/{}/api-access", n.stack);
+    let group = Shape::of(&stack).await.name_of("access-log-group").to_string();
     aws.logs.create_log_group().log_group_name(&group).send().await.expect("CreateLogGroup (someone else's)");
-    let out = stack.deployer.run(&["up", "--artifact", &stack.artifact]).await;
-    let errors: String = out.stderr.lines().filter(|l| l.starts_with("error")).collect::<Vec<_>>().join("\n");
-    println!("foreign log group: exit {}; {}", out.code, errors);
-    c.eq("foreign log group: exit code", out.code, 1);
-    c.check(errors.contains(&group) && errors.contains("not tagged"), format!("foreign log group: named\n{out}"));
+    up_refuses_foreign(&mut c, "foreign log group", &stack, &group).await;
     let g = aws.logs.describe_log_groups().log_group_name_prefix(&group).send().await.expect("DescribeLogGroups");
     let g = g.log_groups().iter().find(|g| g.log_group_name() == Some(group.as_str())).cloned().expect("the group");
     c.eq("foreign log group: retention unchanged", g.retention_in_days(), None);
@@ -590,15 +588,10 @@ async fn name_collisions_fail_name_the_resource_and_touch_nothing() {
 
     // ------------------------------------------------ an IAM role with our function role's name
     let stack = account.stack("coll-role");
-    let n = &stack.names;
-    let role = format!("{}-function", n.stack);
+    let role = Shape::of(&stack).await.name_of("function-role").to_string();
     let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
     aws.iam.create_role().role_name(&role).assume_role_policy_document(trust).send().await.expect("CreateRole");
-    let out = stack.deployer.run(&["up", "--artifact", &stack.artifact]).await;
-    let errors: String = out.stderr.lines().filter(|l| l.starts_with("error")).collect::<Vec<_>>().join("\n");
-    println!("foreign IAM role: exit {}; {}", out.code, errors);
-    c.eq("foreign IAM role: exit code", out.code, 1);
-    c.check(errors.contains(&role) && errors.contains("not tagged"), format!("foreign IAM role: named\n{out}"));
+    up_refuses_foreign(&mut c, "foreign IAM role", &stack, &role).await;
     let r = aws.iam.get_role().role_name(&role).send().await.expect("GetRole");
     let doc = e2e::proxy::percent_decode(
         r.role().map(|r| r.assume_role_policy_document().unwrap_or_default()).unwrap_or_default(),

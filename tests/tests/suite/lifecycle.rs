@@ -35,7 +35,7 @@ use std::path::Path;
 
 use aws_sdk_ec2::types::{AttributeBooleanValue, IpPermission, IpRange};
 use e2e::artifact::{code_sha256, write_modified};
-use e2e::inventory::{Inventory, TAG_STACK};
+use e2e::inventory::{Inventory, Shape, TAG_STACK};
 use e2e::proxy::percent_decode;
 use e2e::{Account, Aws, Checks, Output, Proxy, StackNames, ec2_filter};
 use serde_json::{Value, json};
@@ -277,12 +277,14 @@ struct Live {
     function_role: String,
     flow_log_role: String,
     api_id: String,
+    /// The function's log group, by its name.
+    function_log_group: String,
 }
 
-async fn live_ids(aws: &Aws, n: &StackNames) -> Live {
+async fn live_ids(aws: &Aws, shape: &Shape) -> Live {
     let inv = Inventory::scan(aws).await;
     let id = |resource: &str| {
-        inv.find(&n.stack, resource).map(|i| i.id.clone()).unwrap_or_else(|| panic!("the stack's {resource}"))
+        inv.find(&shape.names.stack, resource).map(|i| i.id.clone()).unwrap_or_else(|| panic!("the stack's {resource}"))
     };
     Live {
         vpc_id: id("vpc"),
@@ -294,6 +296,7 @@ async fn live_ids(aws: &Aws, n: &StackNames) -> Live {
         function_role: id("function-role"),
         flow_log_role: id("flow-log-role"),
         api_id: id("api"),
+        function_log_group: shape.name_of("function-log-group").to_string(),
     }
 }
 
@@ -343,13 +346,19 @@ async fn permission_source(aws: &Aws, function: &str) -> Option<String> {
     ours["Condition"]["ArnLike"]["AWS:SourceArn"].as_str().map(str::to_string)
 }
 
+/// A security group rule: TCP `port` from or to `cidr`.
+fn tcp_rule(port: i32, cidr: &str) -> IpPermission {
+    let range = IpRange::builder().cidr_ip(cidr).build();
+    IpPermission::builder().ip_protocol("tcp").from_port(port).to_port(port).ip_ranges(range).build()
+}
+
 /// Make the drift through the SDK, straight against moto.
 async fn make(drift: Drift, aws: &Aws, n: &StackNames, live: &Live) {
     match drift {
         Drift::Retention => {
             aws.logs
                 .put_retention_policy()
-                .log_group_name(format!("/aws/lambda/{}", n.function))
+                .log_group_name(&live.function_log_group)
                 .retention_in_days(7)
                 .send()
                 .await
@@ -381,31 +390,19 @@ async fn make(drift: Drift, aws: &Aws, n: &StackNames, live: &Live) {
             aws.ec2.delete_flow_logs().set_flow_log_ids(Some(ids)).send().await.expect("DeleteFlowLogs");
         }
         Drift::EgressRule => {
-            let permission = IpPermission::builder()
-                .ip_protocol("tcp")
-                .from_port(80)
-                .to_port(80)
-                .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
-                .build();
             aws.ec2
                 .authorize_security_group_egress()
                 .group_id(&live.sg_id)
-                .ip_permissions(permission)
+                .ip_permissions(tcp_rule(80, "0.0.0.0/0"))
                 .send()
                 .await
                 .expect("AuthorizeSecurityGroupEgress");
         }
         Drift::IngressRule => {
-            let permission = IpPermission::builder()
-                .ip_protocol("tcp")
-                .from_port(22)
-                .to_port(22)
-                .ip_ranges(IpRange::builder().cidr_ip("10.0.0.0/8").build())
-                .build();
             aws.ec2
                 .authorize_security_group_ingress()
                 .group_id(&live.sg_id)
-                .ip_permissions(permission)
+                .ip_permissions(tcp_rule(22, "10.0.0.0/8"))
                 .send()
                 .await
                 .expect("AuthorizeSecurityGroupIngress");
@@ -542,9 +539,9 @@ async fn check_fixed(c: &mut Checks, drift: Drift, aws: &Aws, n: &StackNames, li
     let what = format!("{drift:?} fixed");
     match drift {
         Drift::Retention => {
-            let name = format!("/aws/lambda/{}", n.function);
+            let name = &live.function_log_group;
             let got =
-                aws.logs.describe_log_groups().log_group_name_prefix(&name).send().await.expect("DescribeLogGroups");
+                aws.logs.describe_log_groups().log_group_name_prefix(name).send().await.expect("DescribeLogGroups");
             let retention = got
                 .log_groups()
                 .iter()
@@ -816,7 +813,7 @@ async fn drift_is_reported_planned_and_fixed_exactly_then_hotswap() {
     );
     c.eq("status + plan after up: mutating calls", mutating(proxy), Vec::<String>::new());
 
-    let live = live_ids(aws, n).await;
+    let live = live_ids(aws, &Shape::of(&stack).await).await;
 
     // ------------------------------------------------------------------ the drifts, one by one
     for drift in Drift::ALL {

@@ -14,6 +14,7 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
+use e2e::inventory::Shape;
 use e2e::{Account, Aws, Checks};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -72,11 +73,12 @@ fn messages(stdout: &str) -> Vec<Value> {
 async fn logs_reads_filters_and_follows_the_stacks_log_groups() {
     let account = Account::start().await;
     let e = account.stack("logs");
-    let (n, deployer, aws) = (&e.names, &e.deployer, &account.aws);
+    let (deployer, aws) = (&e.deployer, &account.aws);
     deployer.up_json(&["--artifact", &e.artifact]).await;
-    let function_group = format!("/aws/lambda/{}", n.function);
-    let access_group = format!("/movies-stack/{}/api-access", n.stack);
-    let flow_group = format!("/movies-stack/{}/vpc-flow-logs", n.stack);
+    let shape = Shape::of(&e).await;
+    let function_group = shape.name_of("function-log-group");
+    let access_group = shape.name_of("access-log-group");
+    let flow_group = shape.name_of("flow-log-group");
     let mut c = Checks::new();
 
     // ------------------------------------------------------------------ lines in two streams
@@ -88,17 +90,17 @@ async fn logs_reads_filters_and_follows_the_stacks_log_groups() {
     let old = handler_line("item_written", "INFO", "req-old", 200);
     put(
         aws,
-        &function_group,
+        function_group,
         "2026/11/30/[$LATEST]aaaa",
         &[(t, start.clone()), (t + 1, received.clone()), (t + 2, written.clone())],
     )
     .await;
-    put(aws, &function_group, "2026/11/30/[$LATEST]bbbb", &[(t + 5, failed.clone())]).await;
-    put(aws, &function_group, "2026/11/30/[$LATEST]cccc", &[(now_ms() - 5 * 60_000, old.clone())]).await;
+    put(aws, function_group, "2026/11/30/[$LATEST]bbbb", &[(t + 5, failed.clone())]).await;
+    put(aws, function_group, "2026/11/30/[$LATEST]cccc", &[(now_ms() - 5 * 60_000, old.clone())]).await;
     let access = json!({"requestId": "req-1", "ip": "198.51.100.2", "userAgent": "curl/8.5.0", "requestTime": "30/Nov/2026:10:00:00 +0000",
         "httpMethod": "POST", "resourcePath": "/", "status": "200", "responseLatency": "12", "apiKeyId": "k1", "xrayTraceId": "-"})
     .to_string();
-    put(aws, &access_group, "e2e", &[(t, access.clone())]).await;
+    put(aws, access_group, "e2e", &[(t, access.clone())]).await;
 
     // ------------------------------------------------------------------ json: every event once, in order
     let run = deployer.run(&["--output", "json", "logs", "--since", "2m"]).await;
@@ -147,7 +149,7 @@ async fn logs_reads_filters_and_follows_the_stacks_log_groups() {
     );
 
     // ------------------------------------------------------------------ a missing log group
-    aws.logs.delete_log_group().log_group_name(&flow_group).send().await.expect("DeleteLogGroup");
+    aws.logs.delete_log_group().log_group_name(flow_group).send().await.expect("DeleteLogGroup");
     let run = deployer.run(&["logs", "--source", "flow"]).await;
     c.eq("missing group: exit code", run.code, 1);
     c.check(
@@ -166,7 +168,7 @@ async fn logs_reads_filters_and_follows_the_stacks_log_groups() {
     read_lines(&mut lines, &mut seen, 4, Duration::from_secs(30)).await;
     c.eq("--follow: the events already there", seen.len(), 4);
     let late = handler_line("item_written", "INFO", "req-late", 200);
-    put(aws, &function_group, "2026/11/30/[$LATEST]dddd", &[(now_ms(), late.clone())]).await;
+    put(aws, function_group, "2026/11/30/[$LATEST]dddd", &[(now_ms(), late.clone())]).await;
     read_lines(&mut lines, &mut seen, 5, Duration::from_secs(30)).await;
     c.eq("--follow: the line written after it started", seen.get(4).map(|v| v["message"].clone()), Some(parsed(&late)));
     // Several more polls: nothing comes twice.

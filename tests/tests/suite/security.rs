@@ -12,6 +12,7 @@
 use std::collections::BTreeSet;
 
 use aws_sdk_ec2::types::Filter;
+use e2e::inventory::Shape;
 use e2e::proxy::percent_decode;
 use e2e::{Account, Checks, Output, Rule};
 use serde_json::Value;
@@ -24,8 +25,7 @@ async fn api_key_values_never_leave_the_keys_command() {
     let t0 = std::time::Instant::now();
     let account = Account::start().await;
     let stack = account.stack("secrets");
-    let (aws, proxy, n, d, art) =
-        (&account.aws, &account.proxy, &stack.names, &stack.deployer, stack.artifact.as_str());
+    let (aws, proxy, d, art) = (&account.aws, &account.proxy, &stack.deployer, stack.artifact.as_str());
     let mut runs: Vec<(String, Output)> = Vec::new();
     let mut c = Checks::new();
 
@@ -85,7 +85,9 @@ async fn api_key_values_never_leave_the_keys_command() {
     // Error paths with the keys in place: a key out of its plan and CreateUsagePlanKey failing;
     // the key listing failing (500) while observing.
     let plans = aws.apigateway.get_usage_plans().limit(500).send().await.expect("GetUsagePlans");
-    let plan = plans.items().iter().find(|p| p.name() == Some(&format!("{}-Standard", n.stack))).expect("plan");
+    let standard = Shape::of(&stack).await;
+    let standard = standard.name_of("usage-plan-standard");
+    let plan = plans.items().iter().find(|p| p.name() == Some(standard)).expect("plan");
     let members = aws.apigateway.get_usage_plan_keys().usage_plan_id(plan.id().unwrap()).send().await.expect("keys");
     for k in members.items() {
         aws.apigateway
@@ -279,8 +281,11 @@ async fn policies_are_least_privilege() {
     // The stack's own ARNs, read back.
     let table = aws.dynamodb.describe_table().table_name(&n.table).send().await.expect("DescribeTable");
     let table_arn = table.table().and_then(|t| t.table_arn()).unwrap_or_default().to_string();
-    let group_arn = |name: String| {
+    let shape = Shape::of(&stack).await;
+    let (function_role, flow_log_role) = (shape.name_of("function-role"), shape.name_of("flow-log-role"));
+    let group_arn = |name: &str| {
         let logs = aws.logs.clone();
+        let name = name.to_string();
         async move {
             let out = logs.describe_log_groups().log_group_name_prefix(&name).send().await.expect("DescribeLogGroups");
             let g = out.log_groups().iter().find(|g| g.log_group_name() == Some(name.as_str())).cloned();
@@ -290,25 +295,25 @@ async fn policies_are_least_privilege() {
             .unwrap_or_else(|| panic!("log group {name} missing"))
         }
     };
-    let fn_group = group_arn(format!("/aws/lambda/{}", n.function)).await;
-    let flow_group = group_arn(format!("/movies-stack/{s}/vpc-flow-logs")).await;
+    let fn_group = group_arn(shape.name_of("function-log-group")).await;
+    let flow_group = group_arn(shape.name_of("flow-log-group")).await;
 
     let mut statements_seen = 0;
     let mut star = Vec::new();
     for (role, service, own) in [
-        (format!("{s}-function"), "lambda.amazonaws.com", BTreeSet::from([table_arn.clone(), fn_group.clone()])),
-        (format!("{s}-flow-logs"), "vpc-flow-logs.amazonaws.com", BTreeSet::from([flow_group.clone()])),
+        (function_role, "lambda.amazonaws.com", BTreeSet::from([table_arn.clone(), fn_group.clone()])),
+        (flow_log_role, "vpc-flow-logs.amazonaws.com", BTreeSet::from([flow_group.clone()])),
     ] {
-        let r = aws.iam.get_role().role_name(&role).send().await.expect("GetRole");
+        let r = aws.iam.get_role().role_name(role).send().await.expect("GetRole");
         let trust = parse(r.role().and_then(|r| r.assume_role_policy_document()).unwrap_or_default());
-        check_trust(&mut c, &role, &trust, service);
-        let attached = aws.iam.list_attached_role_policies().role_name(&role).send().await.expect("ListAttached");
+        check_trust(&mut c, role, &trust, service);
+        let attached = aws.iam.list_attached_role_policies().role_name(role).send().await.expect("ListAttached");
         let attached: Vec<&str> = attached.attached_policies().iter().filter_map(|p| p.policy_arn()).collect();
         c.check(attached.is_empty(), format!("{role}: no managed policy attached: {attached:?}"));
-        let names = aws.iam.list_role_policies().role_name(&role).send().await.expect("ListRolePolicies");
+        let names = aws.iam.list_role_policies().role_name(role).send().await.expect("ListRolePolicies");
         c.check(!names.policy_names().is_empty(), format!("{role}: has its inline policy"));
         for p in names.policy_names() {
-            let doc = aws.iam.get_role_policy().role_name(&role).policy_name(p).send().await.expect("GetRolePolicy");
+            let doc = aws.iam.get_role_policy().role_name(role).policy_name(p).send().await.expect("GetRolePolicy");
             let doc = parse(doc.policy_document());
             println!("{role} / {p}: {doc}");
             statements_seen += statements(&doc).len();
@@ -321,27 +326,27 @@ async fn policies_are_least_privilege() {
         }
     }
     // The flow-log role's confused-deputy guard.
-    let r = aws.iam.get_role().role_name(format!("{s}-flow-logs")).send().await.expect("GetRole");
+    let r = aws.iam.get_role().role_name(flow_log_role).send().await.expect("GetRole");
     let trust = parse(r.role().and_then(|r| r.assume_role_policy_document()).unwrap_or_default());
     c.check(
         statements(&trust).iter().any(|st| st["Condition"]["StringEquals"]["aws:SourceAccount"].is_string()),
-        format!("{s}-flow-logs: trust limited by aws:SourceAccount: {trust}"),
+        format!("{flow_log_role}: trust limited by aws:SourceAccount: {trust}"),
     );
     c.check(
         statements(&trust).iter().any(|st| {
             st["Condition"]["ArnLike"]["aws:SourceArn"].as_str().is_some_and(|a| a.ends_with(":vpc-flow-log/*"))
         }),
-        format!("{s}-flow-logs: trust limited by aws:SourceArn to this account's flow logs: {trust}"),
+        format!("{flow_log_role}: trust limited by aws:SourceArn to this account's flow logs: {trust}"),
     );
     // The policy does what the function needs: PutItem on its table.
-    let r = aws.iam.get_role_policy().role_name(format!("{s}-function")).policy_name("movies-stack").send().await;
+    let r = aws.iam.get_role_policy().role_name(function_role).policy_name("movies-stack").send().await;
     let doc = r.map(|r| parse(r.policy_document())).unwrap_or(Value::Null);
     c.check(
         statements(&doc).iter().any(|st| {
             list(&st["Action"]).contains(&"dynamodb:PutItem".to_string())
                 && list(&st["Resource"]) == vec![table_arn.clone()]
         }),
-        format!("{s}-function: dynamodb:PutItem on exactly the table: {doc}"),
+        format!("{function_role}: dynamodb:PutItem on exactly the table: {doc}"),
     );
 
     // ------------------------------------------------ the DynamoDB gateway endpoint policy
@@ -447,6 +452,8 @@ async fn roles_need_the_bootstrapped_boundary() {
     let stack = account.stack("boundary");
     let (aws, n) = (&account.aws, &stack.names);
     let mut c = Checks::new();
+    let shape = Shape::of(&stack).await;
+    let roles = [shape.name_of("function-role"), shape.name_of("flow-log-role")];
     let mut d = stack.deployer.clone();
     d.bootstrap = false;
     let up = d.run(&["up", "--artifact", &stack.artifact]).await;
@@ -458,8 +465,8 @@ async fn roles_need_the_bootstrapped_boundary() {
     );
     let hits = account.proxy.model_hits();
     c.check(hits[&e2e::Behaviour::IamBoundary] > 0, "the strict model refused CreateRole (NoSuchEntity)");
-    for role in [format!("{}-function", n.stack), format!("{}-flow-logs", n.stack)] {
-        let got = aws.iam.get_role().role_name(&role).send().await;
+    for role in roles {
+        let got = aws.iam.get_role().role_name(role).send().await;
         c.check(got.is_err(), format!("{role} was not created without its boundary"));
     }
     // The administrator's step, with the moto account's full rights (not through the proxy).
@@ -477,8 +484,8 @@ async fn roles_need_the_bootstrapped_boundary() {
     let up = d.run(&["up", "--artifact", &stack.artifact]).await;
     c.check(up.code == 0, format!("up after bootstrap\n{up}"));
     let boundary = format!("arn:aws:iam::{ACCOUNT}:policy/{}-permissions-boundary", n.stack);
-    for role in [format!("{}-function", n.stack), format!("{}-flow-logs", n.stack)] {
-        let r = aws.iam.get_role().role_name(&role).send().await.expect("GetRole");
+    for role in roles {
+        let r = aws.iam.get_role().role_name(role).send().await.expect("GetRole");
         let got = r.role().and_then(|r| r.permissions_boundary()).and_then(|b| b.permissions_boundary_arn());
         c.eq(&format!("{role}: its permissions boundary"), got, Some(boundary.as_str()));
     }

@@ -13,9 +13,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use aws_sdk_ec2::types::VpcAttributeName;
 use e2e::artifact::code_sha256;
-use e2e::inventory::{TAG_RESOURCE, TAG_STACK, ec2_tags};
+use e2e::inventory::{Shape, TAG_RESOURCE, TAG_STACK, ec2_tags};
 use e2e::proxy::{count_by_service, percent_decode};
-use e2e::{Account, Behaviour, Checks, ec2_filter};
+use e2e::{Account, Behaviour, Checks, StackNames, ec2_filter};
 
 const REGION: &str = "us-east-1";
 
@@ -44,6 +44,33 @@ fn check_tags(c: &mut Checks, what: &str, tags: &HashMap<String, String>, stack:
     }
 }
 
+/// The names docs/config.md ("Derived names") gives the resources of stack `S`, and those the
+/// config sets (table, function): the one place the suite spells them out. The other tests take
+/// them from the graph ([`Shape::name_of`]); this holds the graph to the documented names.
+fn documented_names(n: &StackNames) -> BTreeMap<&'static str, String> {
+    let s = &n.stack;
+    BTreeMap::from([
+        ("function-role", format!("{s}-function")),
+        ("flow-log-role", format!("{s}-flow-logs")),
+        ("function-log-group", format!("/aws/lambda/{}", n.function)),
+        ("access-log-group", format!("/movies-stack/{s}/api-access")),
+        ("flow-log-group", format!("/movies-stack/{s}/vpc-flow-logs")),
+        ("api", s.clone()),
+        ("usage-plan-standard", format!("{s}-Standard")),
+        ("usage-plan-premium", format!("{s}-Premium")),
+        ("api-key-standard", format!("{s}-standard")),
+        ("api-key-premium", format!("{s}-premium")),
+        ("web-acl", format!("{s}-web-acl")),
+        ("table", n.table.clone()),
+        ("function", n.function.clone()),
+        ("alarm-function-errors", format!("{s}-function-errors")),
+        ("alarm-function-throttles", format!("{s}-function-throttles")),
+        ("alarm-concurrent-executions", format!("{s}-concurrent-executions")),
+        ("alarm-api-5xx", format!("{s}-api-5xx")),
+        ("alarm-api-latency", format!("{s}-api-latency")),
+    ])
+}
+
 fn output<'a>(json: &'a serde_json::Value, key: &str) -> Option<&'a str> {
     json["outputs"][key].as_str()
 }
@@ -66,6 +93,7 @@ async fn up_creates_the_whole_stack() {
     );
     let (aws, proxy, n, artifact) = (&account.aws, &account.proxy, &stack.names, stack.artifact.as_str());
     let s = n.stack.as_str();
+    let shape = Shape::of(&stack).await;
 
     let (run, json) = stack.deployer.up_json(&["--artifact", artifact]).await;
     let calls = proxy.calls();
@@ -80,6 +108,11 @@ async fn up_creates_the_whole_stack() {
     println!("up stdout: {}", run.stdout.trim());
 
     let mut c = Checks::new();
+
+    // ---------------------------------------------------------------- the names
+    let named: BTreeMap<&str, String> =
+        shape.resources.iter().filter_map(|e| Some((e.resource.as_str(), e.name.clone()?))).collect();
+    c.eq("the graph's names are docs/config.md's derived names", named, documented_names(n));
 
     // ---------------------------------------------------------------- up's own output
     c.check(
@@ -259,17 +292,16 @@ async fn up_creates_the_whole_stack() {
 
     // ---------------------------------------------------------------- IAM roles
     let mut role_arns = HashMap::new();
-    for (name, principal, id) in [
-        (format!("{s}-function"), "lambda.amazonaws.com", "function-role"),
-        (format!("{s}-flow-logs"), "vpc-flow-logs.amazonaws.com", "flow-log-role"),
-    ] {
-        match aws.iam.get_role().role_name(&name).send().await {
+    for (principal, id) in [("lambda.amazonaws.com", "function-role"), ("vpc-flow-logs.amazonaws.com", "flow-log-role")]
+    {
+        let name = shape.name_of(id);
+        match aws.iam.get_role().role_name(name).send().await {
             Ok(r) => {
                 let role = r.role().expect("role");
                 role_arns.insert(id, role.arn().to_string());
                 let trust = percent_decode(role.assume_role_policy_document().unwrap_or_default());
                 c.check(trust.contains(principal), format!("role {name} trusts {principal}: {trust}"));
-                let tags = aws.iam.list_role_tags().role_name(&name).send().await.expect("ListRoleTags");
+                let tags = aws.iam.list_role_tags().role_name(name).send().await.expect("ListRoleTags");
                 let tags: HashMap<String, String> =
                     tags.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect();
                 check_tags(&mut c, &format!("role {name}"), &tags, s, id, false);
@@ -282,14 +314,11 @@ async fn up_creates_the_whole_stack() {
 
     // ---------------------------------------------------------------- log groups
     let mut log_group_arns = HashMap::new();
-    for (name, id) in [
-        (format!("/aws/lambda/{}", n.function), "function-log-group"),
-        (format!("/movies-stack/{s}/api-access"), "access-log-group"),
-        (format!("/movies-stack/{s}/vpc-flow-logs"), "flow-log-group"),
-    ] {
+    for id in ["function-log-group", "access-log-group", "flow-log-group"] {
+        let name = shape.name_of(id);
         let groups =
-            aws.logs.describe_log_groups().log_group_name_prefix(&name).send().await.expect("DescribeLogGroups");
-        let group = groups.log_groups().iter().find(|g| g.log_group_name() == Some(name.as_str()));
+            aws.logs.describe_log_groups().log_group_name_prefix(name).send().await.expect("DescribeLogGroups");
+        let group = groups.log_groups().iter().find(|g| g.log_group_name() == Some(name));
         if !c.check(group.is_some(), format!("log group {name} exists")) {
             continue;
         }
@@ -302,7 +331,7 @@ async fn up_creates_the_whole_stack() {
             .or_else(|| group.arn().map(|a| a.trim_end_matches(":*").to_string()))
             .unwrap_or_default();
         let tags = aws.logs.list_tags_for_resource().resource_arn(&arn).send().await.expect("ListTagsForResource");
-        check_tags(&mut c, &name, &tags.tags().cloned().unwrap_or_default(), s, id, false);
+        check_tags(&mut c, name, &tags.tags().cloned().unwrap_or_default(), s, id, false);
         log_group_arns.insert(id, arn);
     }
 
@@ -314,8 +343,8 @@ async fn up_creates_the_whole_stack() {
     if let Some(fl) = fls.first() {
         c.eq("flow log traffic", fl.traffic_type().map(|t| t.as_str()), Some("ALL"));
         c.eq("flow log destination type", fl.log_destination_type().map(|t| t.as_str()), Some("cloud-watch-logs"));
-        let group = format!("/movies-stack/{s}/vpc-flow-logs");
-        let dest_ok = fl.log_group_name() == Some(group.as_str())
+        let group = shape.name_of("flow-log-group");
+        let dest_ok = fl.log_group_name() == Some(group)
             || fl.log_destination().is_some_and(|d| d.trim_end_matches(":*").ends_with(&format!(":log-group:{group}")));
         c.check(dest_ok, format!("flow log goes to {group}: {:?} / {:?}", fl.log_group_name(), fl.log_destination()));
         c.eq(
@@ -529,11 +558,12 @@ async fn up_creates_the_whole_stack() {
     // ---------------------------------------------------------------- usage plans and keys
     let plans = aws.apigateway.get_usage_plans().limit(500).send().await.expect("GetUsagePlans");
     let keys = aws.apigateway.get_api_keys().limit(500).include_values(false).send().await.expect("GetApiKeys");
-    for (tier, plan_name, rate, burst, quota, period, output_key) in [
-        ("standard", format!("{s}-Standard"), 25.0, 60, 5000, "WEEK", "StandardApiKeyId"),
-        ("premium", format!("{s}-Premium"), 100.0, 200, 50000, "DAY", "PremiumApiKeyId"),
+    for (tier, rate, burst, quota, period, output_key) in [
+        ("standard", 25.0, 60, 5000, "WEEK", "StandardApiKeyId"),
+        ("premium", 100.0, 200, 50000, "DAY", "PremiumApiKeyId"),
     ] {
-        let found: Vec<_> = plans.items().iter().filter(|p| p.name() == Some(plan_name.as_str())).collect();
+        let plan_name = shape.name_of(&format!("usage-plan-{tier}"));
+        let found: Vec<_> = plans.items().iter().filter(|p| p.name() == Some(plan_name)).collect();
         c.eq(&format!("usage plans named {plan_name}"), found.len(), 1);
         let Some(plan) = found.first() else { continue };
         let stages: Vec<(String, String)> = plan
@@ -553,20 +583,20 @@ async fn up_creates_the_whole_stack() {
         // MOTO GAP: usage-plan and API-key tags are readable only through GetUsagePlans/GetApiKeys.
         check_tags(
             &mut c,
-            &plan_name,
+            plan_name,
             &plan.tags().cloned().unwrap_or_default(),
             s,
             &format!("usage-plan-{tier}"),
             false,
         );
 
-        let key_name = format!("{s}-{tier}");
-        let found: Vec<_> = keys.items().iter().filter(|k| k.name() == Some(key_name.as_str())).collect();
+        let key_name = shape.name_of(&format!("api-key-{tier}"));
+        let found: Vec<_> = keys.items().iter().filter(|k| k.name() == Some(key_name)).collect();
         c.eq(&format!("API keys named {key_name}"), found.len(), 1);
         let Some(key) = found.first() else { continue };
         c.eq(&format!("{key_name}: enabled"), key.enabled(), true);
         c.eq(&format!("outputs.{output_key}"), output(&json, output_key), key.id());
-        check_tags(&mut c, &key_name, &key.tags().cloned().unwrap_or_default(), s, &format!("api-key-{tier}"), false);
+        check_tags(&mut c, key_name, &key.tags().cloned().unwrap_or_default(), s, &format!("api-key-{tier}"), false);
         let in_plan = aws
             .apigateway
             .get_usage_plan_keys()

@@ -8,6 +8,7 @@
 //! SDK's `items`) mapping each key id to one `[used, remaining]` pair per day). Everything else
 //! is moto.
 
+use e2e::inventory::Shape;
 use e2e::proxy::{Rule, rest_operation};
 use e2e::{Account, Checks};
 use serde_json::{Value, json};
@@ -53,8 +54,10 @@ async fn usage_shows_requests_per_day_and_the_quota_left() {
     let plan_id = |name: &str| {
         plans.items().iter().find(|p| p.name() == Some(name)).and_then(|p| p.id()).unwrap_or_default().to_string()
     };
-    let (standard_plan, premium_plan) =
-        (plan_id(&format!("{}-Standard", n.stack)), plan_id(&format!("{}-Premium", n.stack)));
+    let shape = Shape::of(&e).await;
+    let standard_plan_name = shape.name_of("usage-plan-standard");
+    let standard_key_name = shape.name_of("api-key-standard");
+    let (standard_plan, premium_plan) = (plan_id(standard_plan_name), plan_id(shape.name_of("usage-plan-premium")));
     let mut c = Checks::new();
 
     let days = last_days(3);
@@ -86,11 +89,11 @@ async fn usage_shows_requests_per_day_and_the_quota_left() {
     );
     if let [standard, premium] = keys.as_slice() {
         c.eq("standard: id", standard["id"].as_str(), Some(standard_key.as_str()));
-        c.eq("standard: name", standard["name"].as_str(), Some(format!("{}-standard", n.stack).as_str()));
+        c.eq("standard: name", standard["name"].as_str(), Some(standard_key_name));
         c.eq(
             "standard: plan",
             standard["plan"].clone(),
-            json!({"id": standard_plan, "name": format!("{}-Standard", n.stack), "rate_limit": 50.0,
+            json!({"id": standard_plan, "name": standard_plan_name, "rate_limit": 50.0,
                    "burst_limit": 100, "quota_limit": 10000, "quota_period": "DAY"}),
         );
         c.eq(
@@ -124,8 +127,8 @@ async fn usage_shows_requests_per_day_and_the_quota_left() {
     c.eq("human: exit code", run.code, 0);
     for expected in [
         format!("Usage of stack {}, {} to {} (UTC days):", n.stack, days[0], days[2]),
-        format!("standard key {standard_key} ({}-standard)", n.stack),
-        format!("plan {}-Standard ({standard_plan}): 50 rps, burst 100, quota 10000 per DAY", n.stack),
+        format!("standard key {standard_key} ({standard_key_name})"),
+        format!("plan {standard_plan_name} ({standard_plan}): 50 rps, burst 100, quota 10000 per DAY"),
         format!("{}        57       9943", days[2]),
         "total 177; 9943 of 10000 requests left in the current day".to_string(),
         "no requests recorded in these 3 days".to_string(),

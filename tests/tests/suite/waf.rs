@@ -46,14 +46,14 @@ fn wafv2_mutating(proxy: &Proxy) -> Vec<String> {
 }
 
 /// The stack's web ACL and its lock token, read straight from moto.
-async fn read_acl(aws: &Aws, names: &StackNames) -> Option<(WebAcl, String)> {
-    let name = format!("{}-web-acl", names.stack);
+async fn read_acl(aws: &Aws, shape: &Shape) -> Option<(WebAcl, String)> {
+    let name = shape.name_of("web-acl");
     let list = aws.wafv2.list_web_acls().scope(Scope::Regional).send().await.expect("ListWebACLs");
-    let summary = list.web_acls().iter().find(|s| s.name() == Some(name.as_str()))?.clone();
+    let summary = list.web_acls().iter().find(|s| s.name() == Some(name))?.clone();
     let got = aws
         .wafv2
         .get_web_acl()
-        .name(&name)
+        .name(name)
         .scope(Scope::Regional)
         .id(summary.id().unwrap_or_default())
         .send()
@@ -75,17 +75,17 @@ async fn associated_acl(aws: &Aws, stage: &str) -> Option<String> {
 }
 
 /// Everything the config asks of the ACL, read back: one check each.
-async fn check_acl(c: &mut Checks, aws: &Aws, names: &StackNames, label: &str) {
-    let Some((acl, _)) = read_acl(aws, names).await else {
+async fn check_acl(c: &mut Checks, aws: &Aws, shape: &Shape, label: &str) {
+    let Some((acl, _)) = read_acl(aws, shape).await else {
         c.check(false, format!("{label}: the web ACL exists"));
         return;
     };
-    let name = format!("{}-web-acl", names.stack);
+    let name = shape.name_of("web-acl");
     c.check(acl.default_action().is_some_and(|d| d.allow().is_some()), format!("{label}: default action allow"));
     let v = acl.visibility_config();
     c.eq(&format!("{label}: ACL sampled requests"), v.map(|v| v.sampled_requests_enabled()), Some(true));
     c.eq(&format!("{label}: ACL CloudWatch metrics"), v.map(|v| v.cloud_watch_metrics_enabled()), Some(true));
-    c.eq(&format!("{label}: ACL metric name"), v.map(|v| v.metric_name()), Some(name.as_str()));
+    c.eq(&format!("{label}: ACL metric name"), v.map(|v| v.metric_name()), Some(name));
     let rules: Vec<&str> = acl.rules().iter().map(|r| r.name()).collect();
     c.eq(&format!("{label}: rules"), rules, vec!["rate-limit-per-ip"]);
     let Some(rule) = acl.rules().first() else { return };
@@ -106,13 +106,13 @@ async fn check_acl(c: &mut Checks, aws: &Aws, names: &StackNames, label: &str) {
     c.eq(
         &format!("{label}: tags"),
         tags,
-        vec![(TAG_RESOURCE.to_string(), "web-acl".to_string()), (TAG_STACK.to_string(), names.stack.clone())],
+        vec![(TAG_RESOURCE.to_string(), "web-acl".to_string()), (TAG_STACK.to_string(), shape.names.stack.clone())],
     );
 }
 
 /// UpdateWebACL straight against moto: the rule with another limit and the default action.
-async fn change_behind_our_back(aws: &Aws, names: &StackNames, limit: i64, default_action: DefaultAction) {
-    let (acl, token) = read_acl(aws, names).await.expect("the web ACL exists");
+async fn change_behind_our_back(aws: &Aws, shape: &Shape, limit: i64, default_action: DefaultAction) {
+    let (acl, token) = read_acl(aws, shape).await.expect("the web ACL exists");
     let rule = &acl.rules()[0];
     let statement = Statement::builder()
         .rate_based_statement(
@@ -185,7 +185,8 @@ async fn the_web_acl_is_created_associated_fixed_turned_off_and_removed() {
     c.eq("off: up's web-acl outcome", json["resources"]["web-acl"].as_str(), Some("no changes"));
     let inv = Inventory::scan(aws).await;
     c.eq("off: web ACLs on the server", inv.items.iter().filter(|i| i.kind == Kind::WebAcl).count(), 0);
-    inv.check_converged(&mut c, &Shape::of(&stack).await, "off");
+    let shape = Shape::of(&stack).await;
+    inv.check_converged(&mut c, &shape, "off");
     let stage = our_stage_arn(&inv, n);
     let (code, json, states) = waf_status(deployer).await;
     c.eq("off: status exit code", code, 0);
@@ -226,9 +227,9 @@ async fn the_web_acl_is_created_associated_fixed_turned_off_and_removed() {
     let mut creates: Vec<String> = mutating(proxy).into_iter().filter(|m| m != "wafv2 AssociateWebACL").collect();
     creates.sort();
     c.eq("on: up's other mutating calls", creates, vec!["wafv2 CreateWebACL".to_string()]);
-    check_acl(&mut c, aws, n, "on").await;
-    c.eq("on: the stage's web ACL", associated_acl(aws, &stage).await, Some(format!("{}-web-acl", n.stack)));
-    let acl_arn = read_acl(aws, n).await.map(|(a, _)| a.arn().to_string());
+    check_acl(&mut c, aws, &shape, "on").await;
+    c.eq("on: the stage's web ACL", associated_acl(aws, &stage).await, Some(shape.name_of("web-acl").to_string()));
+    let acl_arn = read_acl(aws, &shape).await.map(|(a, _)| a.arn().to_string());
     c.eq("on: outputs.WebAclArn", json["outputs"]["WebAclArn"].as_str().map(str::to_string), acl_arn);
     Inventory::scan(aws).await.check_converged(&mut c, &Shape::of(&stack).await, "on");
 
@@ -242,7 +243,8 @@ async fn the_web_acl_is_created_associated_fixed_turned_off_and_removed() {
     c.eq("on: status health of the ACL", json["health"]["web-acl"]["rate_limit"].as_str(), Some("2000/5min/IP"));
 
     // ------------------------------------------------------------------ 3. drift
-    change_behind_our_back(aws, n, 100, DefaultAction::builder().allow(AllowAction::builder().build()).build()).await;
+    change_behind_our_back(aws, &shape, 100, DefaultAction::builder().allow(AllowAction::builder().build()).build())
+        .await;
     proxy.reset();
     let (code, json, states) = waf_status(deployer).await;
     c.eq("drift: status exit code", code, 2);
@@ -277,7 +279,7 @@ async fn the_web_acl_is_created_associated_fixed_turned_off_and_removed() {
         json["resources"]["web-acl"].as_str().is_some_and(|s| s.starts_with("updated: rate_limit_per_5min")),
         format!("drift: up says the ACL was updated: {}", json["resources"]["web-acl"]),
     );
-    check_acl(&mut c, aws, n, "drift fixed").await;
+    check_acl(&mut c, aws, &shape, "drift fixed").await;
     proxy.reset();
     let again = deployer.run(&["up", "--artifact", art]).await;
     c.eq("drift: the next up's exit code", again.code, 0);
@@ -285,7 +287,8 @@ async fn the_web_acl_is_created_associated_fixed_turned_off_and_removed() {
 
     // The ACL changes between our read and our update: WAFOptimisticLockException (injected once
     // on our UpdateWebACL), then the token read again and the update retried.
-    change_behind_our_back(aws, n, 2000, DefaultAction::builder().block(BlockAction::builder().build()).build()).await;
+    change_behind_our_back(aws, &shape, 2000, DefaultAction::builder().block(BlockAction::builder().build()).build())
+        .await;
     proxy.add_rule(FaultRule::new().service("wafv2").operation("UpdateWebACL").times(1).fail(
         400,
         "WAFOptimisticLockException",
@@ -313,7 +316,7 @@ async fn the_web_acl_is_created_associated_fixed_turned_off_and_removed() {
         json["resources"]["web-acl"].as_str().is_some_and(|s| s.starts_with("updated: default_action")),
         format!("lock: up says the ACL was updated: {}", json["resources"]["web-acl"]),
     );
-    check_acl(&mut c, aws, n, "lock conflict fixed").await;
+    check_acl(&mut c, aws, &shape, "lock conflict fixed").await;
 
     // ------------------------------------------------------------------ 4. off again: removed
     set_waf("false");
@@ -333,7 +336,7 @@ async fn the_web_acl_is_created_associated_fixed_turned_off_and_removed() {
         ["wafv2 DisassociateWebACL", "wafv2 DeleteWebACL"].map(str::to_string).to_vec(),
     );
     c.eq("off again: up's changes", json["changes"].as_u64(), Some(2));
-    c.eq("off again: the ACL is gone", read_acl(aws, n).await.map(|(a, _)| a.name().to_string()), None);
+    c.eq("off again: the ACL is gone", read_acl(aws, &shape).await.map(|(a, _)| a.name().to_string()), None);
     c.eq("off again: the stage's web ACL", associated_acl(aws, &stage).await, None);
     Inventory::scan(aws).await.check_converged(&mut c, &Shape::of(&stack).await, "off again");
     proxy.reset();
@@ -347,9 +350,13 @@ async fn the_web_acl_is_created_associated_fixed_turned_off_and_removed() {
     // ------------------------------------------------------------------ 5. on, then down
     set_waf("true");
     deployer.up_json(&["--artifact", art]).await;
-    c.eq("on again: the stage's web ACL", associated_acl(aws, &stage).await, Some(format!("{}-web-acl", n.stack)));
+    c.eq(
+        "on again: the stage's web ACL",
+        associated_acl(aws, &stage).await,
+        Some(shape.name_of("web-acl").to_string()),
+    );
     // The model refuses to delete an associated ACL, as AWS does (moto would delete it).
-    let (acl, token) = read_acl(aws, n).await.expect("the web ACL exists");
+    let (acl, token) = read_acl(aws, &shape).await.expect("the web ACL exists");
     let through_proxy = Aws::new(proxy.url()).await;
     let refused = through_proxy
         .wafv2
