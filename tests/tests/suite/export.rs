@@ -11,7 +11,9 @@
 //! - `cfn-lint` (PyPI) finds no error in either template (its warnings are printed, and
 //!   explained in docs/commands.md);
 //! - moto's CloudFormation validates both templates, and a `CreateStack` of the complete one
-//!   into an empty moto account creates every resource of a type moto's CloudFormation supports.
+//!   into an empty moto account creates every resource of a type moto's CloudFormation supports:
+//!   the same inventory, tagged as the stack's (counted by kind where moto drops the tags);
+//! - once CloudFormation owns the table, `down` refuses the stack and changes nothing.
 //! - a stack that is not in sync is refused, and nothing is written.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -71,6 +73,9 @@ const MOTO_CFN_TYPES: &[&str] = &[
     "AWS::ApiGateway::Method",
     "AWS::ApiGateway::Deployment",
 ];
+
+/// The kinds whose `Tags` moto 5.2's CloudFormation does not apply (its models ignore them).
+const MOTO_CFN_DROPS_TAGS: &[Kind] = &[Kind::RouteTable, Kind::VpcEndpoint, Kind::Function, Kind::RestApi];
 
 fn read(dir: &Path, name: &str) -> Value {
     let text = std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("read {name}: {e}"));
@@ -191,7 +196,14 @@ async fn check_stack(c: &mut Checks, account: &Account, stack: &Stack, inventory
     check_values(c, &account.aws, stack, &template, &export).await;
     check_no_key_value(c, &account.aws, s, &dir).await;
     check_lint(c, s, &dir);
-    check_in_moto(c, stack, &dir, &complete).await;
+    let live: BTreeSet<(Kind, String)> = items
+        .iter()
+        .filter_map(|i| match (i.kind, &i.resource) {
+            (ItemKind::Of(kind), Some(r)) if MOTO_CFN_TYPES.contains(&cfn_type(kind)) => Some((kind, r.clone())),
+            _ => None,
+        })
+        .collect();
+    check_in_moto(c, stack, &dir, &complete, &live).await;
 }
 
 /// The property values the stack sets, against what moto has.
@@ -349,7 +361,7 @@ fn check_lint(c: &mut Checks, s: &str, dir: &Path) {
 
 /// moto's CloudFormation validates both templates, and creates the complete one in an empty
 /// account: every resource of a type it supports.
-async fn check_in_moto(c: &mut Checks, stack: &Stack, dir: &Path, complete: &Value) {
+async fn check_in_moto(c: &mut Checks, stack: &Stack, dir: &Path, complete: &Value, live: &BTreeSet<(Kind, String)>) {
     let s = stack.names.stack.as_str();
     let moto = Moto::start();
     let aws = Aws::new(moto.url()).await;
@@ -383,6 +395,24 @@ async fn check_in_moto(c: &mut Checks, stack: &Stack, dir: &Path, complete: &Val
         .collect();
     let missing: Vec<&String> = supported.difference(&made).collect();
     c.check(missing.is_empty(), format!("{s}: moto made every resource of a type it supports; not made: {missing:?}"));
+    // The same inventory, of the kinds moto's CloudFormation makes: with the stack's tags, but for
+    // the kinds whose Tags it drops (counted by kind instead).
+    let inventory = Inventory::scan(&aws).await;
+    let made: BTreeSet<(Kind, String)> = inventory
+        .of_stack(s)
+        .filter_map(|i| match (i.kind, &i.resource) {
+            (ItemKind::Of(kind), Some(r)) => Some((kind, r.clone())),
+            _ => None,
+        })
+        .collect();
+    let tagged: BTreeSet<(Kind, String)> =
+        live.iter().filter(|(kind, _)| !MOTO_CFN_DROPS_TAGS.contains(kind)).cloned().collect();
+    c.eq(&format!("{s}: the new account's tagged inventory"), &made, &tagged);
+    for kind in MOTO_CFN_DROPS_TAGS {
+        let count = inventory.items.iter().filter(|i| i.kind == *kind).count();
+        let wanted = live.iter().filter(|(k, _)| k == kind).count();
+        c.eq(&format!("{s}: the new account's {kind}s (untagged by moto)"), count, wanted);
+    }
 }
 
 /// PUT an object into moto's S3 (moto's server takes unsigned requests).
