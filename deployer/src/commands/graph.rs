@@ -28,6 +28,7 @@ pub fn run(config: &Config, args: &GraphArgs, output: Output, printer: Arc<dyn P
                 let style = match (d.need, d.teardown) {
                     (Need::Ready, _) => " [style=bold, label=\"ready\"]",
                     (_, Teardown::GoesWith) => " [style=dotted, label=\"deleted with\"]",
+                    (_, Teardown::DependencyFirst) => " [style=dashed, label=\"deleted after\"]",
                     _ => "",
                 };
                 dot.push_str(&format!("  \"{}\" -> \"{}\"{style};\n", d.on, n.name()));
@@ -58,6 +59,7 @@ pub fn run(config: &Config, args: &GraphArgs, output: Output, printer: Arc<dyn P
                     .map(|d| match (d.need, d.teardown) {
                         (Need::Ready, _) => format!("{} (ready)", d.on),
                         (_, Teardown::GoesWith) => format!("{} (deleted with it)", d.on),
+                        (_, Teardown::DependencyFirst) => format!("{} (deleted after it)", d.on),
                         _ => d.on.to_string(),
                     })
                     .collect();

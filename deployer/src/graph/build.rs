@@ -51,6 +51,10 @@ impl Graph {
                         teardown_waits[i].push((j, Need::Exists));
                         teardown_releases[j].push((i, Need::Exists));
                     }
+                    Teardown::DependencyFirst => {
+                        teardown_waits[i].push((j, Need::Exists));
+                        teardown_releases[j].push((i, Need::Exists));
+                    }
                 }
             }
         }
@@ -59,7 +63,8 @@ impl Graph {
         if order.len() != nodes.len() {
             return Err(Error::other("internal: the resource graph has a cycle"));
         }
-        // The deletions' order must have no cycle either (a `GoesWith` edge turns around).
+        // The deletions' order must have no cycle either (`GoesWith` and `DependencyFirst` edges
+        // turn around).
         if topological(&teardown_waits, &teardown_releases).len() != nodes.len() {
             return Err(Error::other("internal: the order of deletions has a cycle"));
         }
@@ -159,7 +164,16 @@ impl Graph {
                     Need::Ready => "ready",
                 };
                 let goes_with = self.goes_with[i] == Some(d);
-                serde_json::json!({"on": self.nodes[d].name().to_string(), "need": need, "goes_with": goes_with})
+                let deleted_after = self.nodes[i]
+                    .deps()
+                    .iter()
+                    .any(|dep| dep.on == self.nodes[d].name() && dep.teardown == Teardown::DependencyFirst);
+                serde_json::json!({
+                    "on": self.nodes[d].name().to_string(),
+                    "need": need,
+                    "goes_with": goes_with,
+                    "deleted_after": deleted_after,
+                })
             });
             serde_json::json!({
                 "resource": self.nodes[i].name().to_string(),

@@ -18,6 +18,8 @@ struct Fake {
     ready_deps: Vec<Id<String>>,
     /// The dependency AWS deletes it with.
     goes_with: Option<Id<String>>,
+    /// Deleted after this dependency ([`crate::resources::Teardown::DependencyFirst`]).
+    deleted_after: Option<Id<String>>,
     present: bool,
     fail: bool,
     /// False: turned off in the config.
@@ -41,7 +43,11 @@ impl Resource for Fake {
         Vec::new()
     }
     fn deps(&self) -> Vec<Dep> {
-        let dep = |d: &Id<String>| if self.goes_with == Some(*d) { Dep::on(*d).goes_with() } else { Dep::on(*d) };
+        let dep = |d: &Id<String>| match () {
+            () if self.goes_with == Some(*d) => Dep::on(*d).goes_with(),
+            () if self.deleted_after == Some(*d) => Dep::on(*d).deleted_after(),
+            () => Dep::on(*d),
+        };
         self.deps.iter().map(dep).chain(self.ready_deps.iter().map(|d| Dep::ready(*d))).collect()
     }
     fn create_rounds(&self) -> u32 {
@@ -97,6 +103,7 @@ fn fake(id: &'static str, deps: &[&'static str], log: &Arc<Mutex<Vec<String>>>) 
         deps: deps.iter().map(|d| Id::new(d)).collect(),
         ready_deps: Vec::new(),
         goes_with: None,
+        deleted_after: None,
         present: false,
         fail: false,
         wanted: true,
@@ -295,6 +302,39 @@ async fn destroy_goes_in_reverse_and_keeps_what_kept_resources_need() {
 }
 
 #[tokio::test]
+async fn what_a_deletion_releases_is_deleted_after_it() {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    // key -> plan -> stage (deleted after it) -> api; plan -> api.
+    let mut nodes: Vec<Fake> = vec![
+        fake("api", &[], &log),
+        fake("stage", &["api"], &log),
+        fake("plan", &["api", "stage"], &log),
+        fake("key", &["plan"], &log),
+    ];
+    for n in &mut nodes {
+        n.present = true;
+        if n.id.to_string() == "plan" {
+            n.deleted_after = Some(Id::new("stage"));
+        }
+    }
+    let g = Graph::new(nodes.into_iter().map(|n| Arc::new(n) as Arc<dyn Node>).collect()).unwrap();
+    assert_eq!(g.describe()[2]["deps"][1]["deleted_after"], true);
+    // The stage and the key start at once; the plan after both, the API last.
+    let (rounds, chain) = g.teardown_chain(|_| 1);
+    assert_eq!(rounds, 3, "{chain:?}");
+    assert_eq!(chain.iter().skip(1).map(Name::to_string).collect::<Vec<_>>(), ["plan", "api"]);
+    let ctx = Ctx::for_tests(false).await;
+    let found = g.observe(&ctx).await;
+    let report = g.destroy(ctx, &found, &HashSet::new(), 4).await;
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let log = log.lock().unwrap().clone();
+    assert!(pos(&log, "delete stage") < pos(&log, "delete plan"), "{log:?}");
+    assert!(pos(&log, "delete key") < pos(&log, "delete plan"), "{log:?}");
+    assert!(pos(&log, "delete plan") < pos(&log, "delete api"), "{log:?}");
+    assert!(log.contains(&"delete plan".to_string()), "a call of its own: {log:?}");
+}
+
+#[tokio::test]
 async fn what_goes_with_a_dependency_does_not_hold_its_deletion_back() {
     let log = Arc::new(Mutex::new(Vec::new()));
     // stage -> permission -> function (goes with it), permission -> api; stage -> api.
@@ -367,7 +407,10 @@ fn the_bound_is_the_longest_chain_of_create_rounds() {
     assert_eq!(chain.iter().map(Name::to_string).collect::<Vec<_>>(), ["a", "c"]);
     let described = g.describe();
     assert_eq!(described[1]["resource"], "b");
-    assert_eq!(described[1]["deps"][0], serde_json::json!({"on": "a", "need": "exists", "goes_with": false}));
+    assert_eq!(
+        described[1]["deps"][0],
+        serde_json::json!({"on": "a", "need": "exists", "goes_with": false, "deleted_after": false})
+    );
     assert_eq!(described[1]["create_rounds"], 2);
     assert_eq!(described[1]["delete_rounds"], 1);
 }

@@ -63,6 +63,11 @@ pub enum Teardown {
     /// for it; the dependent makes no call of its own when both go, and is reported deleted once
     /// its dependency is.
     GoesWith,
+    /// Deleting what it depends on releases the dependent's hold on it, and deleting the dependent
+    /// first would cost more: the dependency is deleted first, then the dependent, with a call of
+    /// its own (DeleteStage drops the stage from every usage plan, so a plan is deleted without
+    /// the UpdateUsagePlan, limited to 1 request / 20 s, that unbinding it first would take).
+    DependencyFirst,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +93,11 @@ impl Dep {
     /// AWS deletes this resource with `id` ([`Teardown::GoesWith`]).
     pub fn goes_with(self) -> Dep {
         Dep { teardown: Teardown::GoesWith, ..self }
+    }
+
+    /// Deleted after `id`, whose deletion releases it ([`Teardown::DependencyFirst`]).
+    pub fn deleted_after(self) -> Dep {
+        Dep { teardown: Teardown::DependencyFirst, ..self }
     }
 }
 

@@ -284,7 +284,11 @@ impl Resource for UsagePlan {
     fn deps(&self) -> Vec<Dep> {
         // The stage must exist first: CreateUsagePlan / UpdateUsagePlan fail with "Invalid API
         // Stage {api: ..., stage: ...} specified for usageplan" otherwise (aws/aws-cdk#6169).
-        vec![Dep::on(rest_api::ID), Dep::on(stage::ID)]
+        // And it goes first: DeleteStage drops the stage from every usage plan (a deleted stage
+        // "will remove downstream resources such as ... aws_api_gateway_usage_plan associated with
+        // that stage", terraform-provider-aws#14100), after which the plan is deleted in one call,
+        // where unbinding it first takes an UpdateUsagePlan (1 request / 20 s per account).
+        vec![Dep::on(rest_api::ID), Dep::on(stage::ID).deleted_after()]
     }
 
     fn create_rounds(&self) -> u32 {
@@ -292,7 +296,7 @@ impl Resource for UsagePlan {
     }
 
     fn delete_rounds(&self) -> u32 {
-        2 // UpdateUsagePlan (off the stage, with the keys' removal at once), DeleteUsagePlan
+        1 // DeleteUsagePlan: the stage's deletion unbound it, our keys' deletions emptied it
     }
 
     fn export(&self, ctx: &Ctx, live: &LivePlan) -> Vec<CfnResource> {
@@ -371,10 +375,49 @@ impl Resource for UsagePlan {
     }
 
     async fn delete(&self, ctx: &Ctx, live: &LivePlan) -> Result<()> {
+        // Usually one call: our keys left the plan already (their `delete` runs first) and the
+        // stage's deletion unbound it (see `deps`). A plan something still holds (a stage this run
+        // did not delete, someone else's key) is refused: "Cannot delete Usage Plan ... because
+        // there are API Stages associated with it". That one is released first, then deleted.
+        match self.delete_plan(ctx, &live.id).await {
+            Err(e) if still_held(&e) => {
+                ctx.progress(self.id, "something still uses the plan: unbinding it first");
+            }
+            done => return done,
+        }
+        self.release(ctx, live).await?;
+        self.delete_plan(ctx, &live.id).await
+    }
+}
+
+/// DeleteUsagePlan's refusal of a plan that a stage or a key is still bound to.
+fn still_held(e: &crate::error::Error) -> bool {
+    e.aws().is_some_and(|a| a.code.as_deref() == Some("BadRequestException") && a.message.contains("associated with"))
+}
+
+impl UsagePlan {
+    async fn delete_plan(&self, ctx: &Ctx, id: &str) -> Result<()> {
+        gone_is_ok(
+            call(ctx, self.id, "DeleteUsagePlan", || async {
+                ctx.aws.apigateway.delete_usage_plan().usage_plan_id(id).send().await.aws(SERVICE, "DeleteUsagePlan")
+            })
+            .await,
+        )
+    }
+
+    /// Every key and stage off the plan, at once (they touch different parts of it). The stages
+    /// are read again: the sweep's may have been deleted since, and unbound with them.
+    async fn release(&self, ctx: &Ctx, live: &LivePlan) -> Result<()> {
         let id = &live.id;
-        // AWS deletes a plan only once it has no stages ("Cannot delete Usage Plan ... because
-        // there are API Stages associated with it") and no keys. Our keys left it already (their
-        // `delete` runs first); anyone else's goes too. Both at once: they touch different parts.
+        let now = call(ctx, self.id, "GetUsagePlan", || async {
+            ctx.aws.apigateway.get_usage_plan().usage_plan_id(id).send().await.aws(SERVICE, "GetUsagePlan")
+        })
+        .await?;
+        let stages: Vec<(String, String)> = now
+            .api_stages()
+            .iter()
+            .map(|s| (s.api_id().unwrap_or_default().to_string(), s.stage().unwrap_or_default().to_string()))
+            .collect();
         let remove_keys = async {
             let keys = apigw::usage_plan_keys(ctx, self.id, id).await?;
             crate::wait::settle_all(keys.iter().map(|key| async move {
@@ -395,18 +438,12 @@ impl Resource for UsagePlan {
             }))
             .await
         };
-        let unbind: Vec<_> =
-            live.api_stages.iter().map(|(a, s)| p("remove", "/apiStages", format!("{a}:{s}"))).collect();
+        let unbind: Vec<_> = stages.iter().map(|(a, s)| p("remove", "/apiStages", format!("{a}:{s}"))).collect();
         // Both run to their end (neither is cut by the other's failure or by Ctrl-C).
         let (removed, unbound) = tokio::join!(remove_keys, self.patch(ctx, id, unbind));
         removed?;
         unbound?;
-        gone_is_ok(
-            call(ctx, self.id, "DeleteUsagePlan", || async {
-                ctx.aws.apigateway.delete_usage_plan().usage_plan_id(id).send().await.aws(SERVICE, "DeleteUsagePlan")
-            })
-            .await,
-        )
+        Ok(())
     }
 }
 

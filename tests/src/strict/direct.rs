@@ -83,6 +83,13 @@ impl MotoEc2 {
         serde_json::from_str(&text).map_err(|e| format!("GET {path}: {e}"))
     }
 
+    /// A REST PATCH to moto's API Gateway with a JSON body: the JSON answer.
+    pub async fn patch_json(&self, path: &str, body: &serde_json::Value) -> Result<serde_json::Value, String> {
+        let req = self.request("PATCH", path, "apigateway", Some("application/json"), body.to_string())?;
+        let text = self.send(req, path).await?;
+        serde_json::from_str(&text).map_err(|e| format!("PATCH {path}: {e}"))
+    }
+
     /// A request to moto for `service`: moto routes by the credential scope of the authorization
     /// header and checks no signature.
     fn request(

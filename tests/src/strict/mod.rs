@@ -28,6 +28,8 @@
 //! 13. [`Behaviour::WafUnreadableAcl`]: a web ACL the caller may not read (another team's),
 //!     met through GetWebACLForResource.
 //! 14. [`Behaviour::SubnetZones`]: a zone where the account cannot create subnets.
+//! 15. [`Behaviour::UsagePlanStages`]: a usage plan with a stage cannot be deleted, and deleting
+//!     a stage (or its API) takes it off every usage plan.
 //!
 //! Windows and rates are in [`Timings`]. Time is evaluated lazily: each request sees the state
 //! as of its arrival (ENIs are released by the first request after their window).
@@ -48,6 +50,7 @@ mod rest_api;
 pub mod sar;
 mod tags;
 mod timings;
+mod usage_plans;
 pub mod validate;
 mod waf;
 
@@ -112,10 +115,13 @@ pub enum Behaviour {
     WafUnreadableAcl,
     /// EC2 CreateSubnet refused in a zone ([`Config::subnet_refused_zone`]), as in older accounts.
     SubnetZones,
+    /// API Gateway DeleteUsagePlan: refused while a stage is bound to the plan; DeleteStage and
+    /// DeleteRestApi take what they delete off every plan.
+    UsagePlanStages,
 }
 
 impl Behaviour {
-    pub const ALL: [Behaviour; 19] = [
+    pub const ALL: [Behaviour; 20] = [
         Behaviour::Validation,
         Behaviour::TagRules,
         Behaviour::IamPropagation,
@@ -135,6 +141,7 @@ impl Behaviour {
         Behaviour::ApiGatewayConcurrentModification,
         Behaviour::WafUnreadableAcl,
         Behaviour::SubnetZones,
+        Behaviour::UsagePlanStages,
     ];
 
     /// A stable name for records and reports.
@@ -159,6 +166,7 @@ impl Behaviour {
             Behaviour::ApiGatewayConcurrentModification => "apigateway-concurrent-modification",
             Behaviour::WafUnreadableAcl => "waf-unreadable-acl",
             Behaviour::SubnetZones => "subnet-zones",
+            Behaviour::UsagePlanStages => "usage-plan-stages",
         }
     }
 
@@ -525,6 +533,11 @@ impl Model {
         {
             return Some((Behaviour::SubnetZones, f));
         }
+        if self.on(Behaviour::UsagePlanStages)
+            && let Some(f) = usage_plans::refuse_bound(moto, ex).await
+        {
+            return Some((Behaviour::UsagePlanStages, f));
+        }
         let mut st = self.state.lock().unwrap();
         if self.on(Behaviour::LambdaConcurrency)
             && let Some(f) = st.reservations.refuse(ex, self.config.lambda_concurrency_limit)
@@ -650,6 +663,9 @@ impl Model {
         }
         if self.on(Behaviour::LambdaEnis) && !eni_work.is_empty() {
             lambda::apply(self, moto, eni_work, now).await;
+        }
+        if self.on(Behaviour::UsagePlanStages) && usage_plans::unbind_deleted(moto, ex).await {
+            self.hit(Behaviour::UsagePlanStages);
         }
         rewritten
     }

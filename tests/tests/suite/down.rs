@@ -7,8 +7,13 @@
 //!    its items; the shared API Gateway CloudWatch role stays (and is still set in GetAccount).
 //! 3. `down --yes` again: exit 0, no mutating call.
 //! 4. `up` adopts the kept table (same ARN and creation time), the stack is in sync.
-//! 5. `down --yes --delete-data`: nothing of the stack is left, the table neither; the account
-//!    role still stays. `down --yes` once more: exit 0, no mutating call.
+//! 5. `down --yes --delete-data`, with a stage the stack does not know bound to its Standard plan:
+//!    the plan's deletion is refused once, the plan unbound and deleted; nothing of the stack is
+//!    left, the table neither; the account role still stays. `down --yes` once more: exit 0, no
+//!    mutating call.
+//!
+//! In 2, the plans are deleted after the stage in one call each: DeleteStage took the stage off
+//! them (the strict model, as AWS), so no UpdateUsagePlan.
 
 use std::collections::BTreeSet;
 
@@ -126,11 +131,19 @@ async fn down_keeps_the_table_then_deletes_everything() {
     // with the function: no RemovePermission); each Lambda ENI is deleted once.
     let timeline = proxy.timeline();
     let first = |operation: &str| timeline.iter().find(|t| t.call.operation == operation).map(|t| t.arrived);
-    let (detach, stage, unbind) =
-        (first("UpdateFunctionConfiguration"), first("DeleteStage"), first("UpdateUsagePlan"));
+    let (detach, stage, plan, api) =
+        (first("UpdateFunctionConfiguration"), first("DeleteStage"), first("DeleteUsagePlan"), first("DeleteRestApi"));
     c.check(
-        detach.is_some() && stage.is_some() && detach < stage && detach < unbind,
-        format!("down --yes: the function's detach ({detach:?}) comes before DeleteStage ({stage:?}) and the usage plans' unbind ({unbind:?})"),
+        detach.is_some() && api.is_some() && detach < api,
+        format!("down --yes: the function's detach ({detach:?}) does not wait for the API's deletion ({api:?})"),
+    );
+    // DeleteStage takes the stage off the plans (the strict model does it as AWS does): the plans
+    // go after it, in one call each, with no UpdateUsagePlan (1 request / 20 s) to unbind them.
+    c.check(stage < plan, format!("down --yes: the plans ({plan:?}) go after the stage ({stage:?})"));
+    c.eq(
+        "down --yes: UpdateUsagePlan calls",
+        proxy.calls().iter().filter(|call| call.operation == "UpdateUsagePlan").count(),
+        0,
     );
     c.eq(
         "down --yes: RemovePermission calls (the permission goes with the function)",
@@ -192,6 +205,28 @@ async fn down_keeps_the_table_then_deletes_everything() {
     c.eq("status after the second up: exit code", st.code, 0);
 
     // ------------------------------------------------------------------ 5. down --delete-data
+    // A stage the stack does not know, bound to its Standard plan (someone's test stage on the
+    // same API): DeleteStage of ours leaves that binding, AWS refuses to delete the plan, and
+    // `down` unbinds it first.
+    let apis = aws.apigateway.get_rest_apis().send().await.expect("GetRestApis");
+    let api = apis.items().iter().find(|a| a.name() == Some(shape.name_of("api"))).and_then(|a| a.id()).unwrap();
+    let prod = aws.apigateway.get_stage().rest_api_id(api).stage_name("prod").send().await.expect("GetStage prod");
+    let deployment = prod.deployment_id().unwrap_or_default();
+    aws.apigateway.create_stage().rest_api_id(api).stage_name("other").deployment_id(deployment).send().await.unwrap();
+    let plans = aws.apigateway.get_usage_plans().send().await.expect("GetUsagePlans");
+    let standard = plans.items().iter().find(|p| p.name() == Some(shape.name_of("usage-plan-standard"))).unwrap();
+    let bind = aws_sdk_apigateway::types::PatchOperation::builder()
+        .op(aws_sdk_apigateway::types::Op::Add)
+        .path("/apiStages")
+        .value(format!("{api}:other"))
+        .build();
+    aws.apigateway
+        .update_usage_plan()
+        .usage_plan_id(standard.id().unwrap())
+        .patch_operations(bind)
+        .send()
+        .await
+        .unwrap();
     proxy.reset();
     let purge = deployer.run(&["--output", "json", "down", "--yes", "--delete-data"]).await;
     c.eq("down --yes --delete-data: exit code", purge.code, 0);
@@ -203,6 +238,18 @@ async fn down_keeps_the_table_then_deletes_everything() {
     c.check(
         json["deleted"].as_array().is_some_and(|a| a.iter().any(|v| v == "table")),
         format!("down --delete-data lists the table as deleted: {json}"),
+    );
+    let refused: Vec<String> = proxy
+        .calls()
+        .iter()
+        .filter(|call| call.operation == "DeleteUsagePlan" && call.status == Some(400))
+        .map(|call| call.to_string())
+        .collect();
+    c.eq("down --delete-data: DeleteUsagePlan refused (the foreign stage)", refused.len(), 1);
+    c.eq(
+        "down --delete-data: UpdateUsagePlan calls (the foreign stage off the Standard plan)",
+        proxy.calls().iter().filter(|call| call.operation == "UpdateUsagePlan" && call.status == Some(200)).count(),
+        1,
     );
     let inv = Inventory::scan(aws).await;
     let left: Vec<String> = inv.leftovers(&shape).iter().map(|i| i.to_string()).collect();
