@@ -23,7 +23,12 @@
 //! The lock is taken at the same time as the discovery sweep (one round trip instead of two).
 //! That sweep may have looked while the previous holder was still writing: when the previous
 //! hold ended less than [`SETTLED`] before the sweep began (or was taken over),
-//! [`LockGuard::may_have_changed_since`] says so and the command looks again.
+//! [`LockGuard::may_have_changed_since`] says so and the command looks again, unless the previous
+//! run vouches for what the sweep saw: it released the lock having converged the stack to the very
+//! state this run wants (the same digest, [`LockGuard::converged`]) and the sweep found the stack
+//! in that state. Its last writes only moved the stack toward that state, so a sweep that finds
+//! it there saw nothing to be overtaken; a difference is looked at again (it may be a read that
+//! came before a write, or an eventually consistent read).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -251,6 +256,11 @@ pub struct LockGuard {
     previous_end: Option<u64>,
     /// Taken over from a dead or expired run: it stopped writing at an unknown moment.
     took_over: bool,
+    /// The digest of the state the previous holder converged the stack to, when it released the
+    /// lock having converged it.
+    previous_converged: Option<String>,
+    /// The digest of the state this run converged the stack to, written at release.
+    converged: Option<String>,
 }
 
 impl LockGuard {
@@ -258,6 +268,17 @@ impl LockGuard {
     /// observed before taking the lock must then be observed again.
     pub fn may_have_changed_since(&self, since: u64) -> bool {
         self.took_over || self.previous_end.is_some_and(|end| end + SETTLED.as_secs() >= since)
+    }
+
+    /// Whether the previous holder released the lock having converged the stack to `digest`.
+    pub fn previous_converged_to(&self, digest: &str) -> bool {
+        !self.took_over && self.previous_converged.as_deref() == Some(digest)
+    }
+
+    /// This run converged the stack to the state `digest` names: the next holder may trust a
+    /// sweep that finds that state ([`LockGuard::previous_converged_to`]).
+    pub fn converged(&mut self, digest: String) {
+        self.converged = Some(digest);
     }
 
     /// Why this run stopped changing the stack (its lease ran out unrenewed, or the lock was
@@ -269,21 +290,25 @@ impl LockGuard {
     /// End the lease now, and say when (the next holder reads it).
     pub async fn release(self) -> Result<()> {
         self.renewer.abort();
-        let res = self
+        let update = self
             .ctx
             .aws
             .lock_dynamodb
             .update_item()
             .table_name(TABLE)
             .key("stack", AttributeValue::S(self.ctx.stack.clone()))
-            .update_expression("SET expires_at = :zero, released_at = :now")
             .condition_expression("run_id = :me")
             .expression_attribute_values(":zero", AttributeValue::N("0".into()))
             .expression_attribute_values(":now", AttributeValue::N(now().to_string()))
-            .expression_attribute_values(":me", AttributeValue::S(self.me.run_id.clone()))
-            .send()
-            .await
-            .aws("DynamoDB", "UpdateItem");
+            .expression_attribute_values(":me", AttributeValue::S(self.me.run_id.clone()));
+        // What this run converged the stack to, for the next holder's sweep.
+        let update = match &self.converged {
+            Some(digest) => update
+                .update_expression("SET expires_at = :zero, released_at = :now, converged = :digest")
+                .expression_attribute_values(":digest", AttributeValue::S(digest.clone())),
+            None => update.update_expression("SET expires_at = :zero, released_at = :now"),
+        };
+        let res = update.send().await.aws("DynamoDB", "UpdateItem");
         // The lease is over: the fence no longer times it (a lock taken away stays lost).
         self.ctx.aws.fence.release();
         match res {
@@ -411,8 +436,18 @@ pub async fn acquire(ctx: Arc<Ctx>, command: &str, wait: Duration, lease: Durati
                 if noted {
                     ctx.progress(PROGRESS, "acquired");
                 }
+                let previous_converged =
+                    out.attributes().and_then(|old| old.get("converged")).and_then(|v| v.as_s().ok()).cloned();
                 let renewer = tokio::spawn(renew(ctx.clone(), me.run_id.clone(), lease));
-                return Ok(LockGuard { ctx, me, renewer, previous_end, took_over });
+                return Ok(LockGuard {
+                    ctx,
+                    me,
+                    renewer,
+                    previous_end,
+                    took_over,
+                    previous_converged,
+                    converged: None,
+                });
             }
             // No lock table in this account and region yet (or still being created).
             Err(e) if e.is_not_found() => {

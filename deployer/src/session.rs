@@ -31,7 +31,7 @@ pub enum CtrlC {
 }
 
 /// The stack's lock, for a command that changes the stack.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct LockRequest {
     /// The command's name, recorded in the lock.
     pub command: &'static str,
@@ -39,6 +39,9 @@ pub struct LockRequest {
     pub wait: Duration,
     /// The lease, renewed while the run lasts.
     pub lease: Duration,
+    /// The digest of the state the command converges the stack to (`up`), if any: right after a
+    /// run that converged the stack to that same state, a sweep that finds it is trusted.
+    pub converges_to: Option<String>,
 }
 
 pub struct Session {
@@ -112,6 +115,7 @@ impl Session {
         let ctx = &self.ctx;
         ctx.printer.event(Event::Phase(Phase::Discovering));
         let began = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let converges_to = lock.as_ref().and_then(|l| l.converges_to.clone());
         let take_lock = async {
             match lock {
                 Some(l) => crate::lock::acquire(ctx.clone(), l.command, l.wait, l.lease).await.map(Some),
@@ -134,7 +138,16 @@ impl Session {
             }
         };
         let lock = lock?;
-        // Looked while another run may still have been writing: look again, now that we hold it.
+        // Looked while another run may still have been writing: look again, now that we hold it,
+        // unless that run converged the stack to the state this one wants and the sweep found it.
+        if let Some(l) = lock.as_ref()
+            && l.may_have_changed_since(began)
+            && converges_to.as_deref().is_some_and(|d| l.previous_converged_to(d))
+            && graph.compare(ctx, &found).iter().all(|(_, c)| c.in_sync())
+        {
+            ctx.info("lock: the previous run on this stack ended moments ago, converged to this config and code: the stack is as it left it");
+            return Ok((found, lock));
+        }
         if lock.as_ref().is_some_and(|l| l.may_have_changed_since(began)) {
             ctx.info("lock: the previous run on this stack ended moments ago: looking at the stack again");
             ctx.forget_shared();

@@ -42,6 +42,9 @@ pub async fn run(
         command: "down",
         wait: Duration::from_secs(args.lock_timeout),
         lease: Duration::from_secs(args.lock_lease),
+        // What down wants differs from what any `up` converged to: a sweep right after another
+        // run is always looked at again (something created at its end must not be left behind).
+        converges_to: None,
     };
     let (found, lock) = session.sweep(&graph, Some(lock)).await?;
     let lock = lock.expect("down takes the lock");

@@ -30,6 +30,7 @@ pub async fn run(
     // LiveStates first: a bad --artifact or a failed build costs no AWS call.
     let artifact = crate::package::artifact(config, args.artifact.as_deref(), &printer).await?;
     let build_time = started.elapsed();
+    let digest = crate::stack::digest(config, &artifact);
     let graph = crate::stack::graph(config, Arc::new(artifact))?;
 
     let session = Session::open(settings, config, printer.clone(), CtrlC::Graceful, Timeouts::default()).await?;
@@ -38,6 +39,7 @@ pub async fn run(
         command: "up",
         wait: std::time::Duration::from_secs(args.lock_timeout),
         lease: std::time::Duration::from_secs(args.lock_lease),
+        converges_to: Some(digest.clone()),
     };
     let (swept, trail, concurrency) = tokio::join!(
         session.sweep(&graph, Some(lock)),
@@ -45,7 +47,7 @@ pub async fn run(
         super::preflight::account_concurrency(&ctx, config)
     );
     let (found, lock) = swept?;
-    let lock = lock.expect("up takes the lock");
+    let mut lock = lock.expect("up takes the lock");
     // Before any change: what the account refuses is said now, naming the config key.
     let reserved_now =
         graph.present(&found).get(crate::resources::function::ID).ok().and_then(|f| f.reserved_concurrency);
@@ -68,6 +70,9 @@ pub async fn run(
     }
     printer.event(Event::Phase(Phase::Applying));
     let report = graph.apply(ctx.clone(), &found, usize::from(args.concurrency)).await;
+    if report.errors.is_empty() && !report.interrupted {
+        lock.converged(digest);
+    }
     let fenced = session.close(lock).await;
 
     let (calls, mutating) = ctx.aws.calls.totals();

@@ -50,3 +50,14 @@ pub enum Compared {
     Unwanted,
     Error(String),
 }
+
+impl Compared {
+    /// As the config wants it: present without a change, or turned off and absent.
+    pub fn in_sync(&self) -> bool {
+        match self {
+            Compared::Present { changes, .. } => changes.is_empty(),
+            Compared::Off => true,
+            Compared::Missing | Compared::Unwanted | Compared::Error(_) => false,
+        }
+    }
+}

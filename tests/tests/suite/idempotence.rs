@@ -37,6 +37,13 @@ async fn second_up_changes_nothing_and_new_code_is_one_call() {
     assert!(!proxy.calls().is_empty(), "the second up made no call at all: it must read the cloud");
     let text = format!("{}\n{}", warm.stdout, warm.stderr).to_lowercase();
     assert!(text.contains("no changes"), "the second up does not say \"no changes\":\n{warm}");
+    // Right after the cold up, which converged the stack to this very config and code: the sweep
+    // that found it so is trusted, not made twice (issue 23).
+    assert!(
+        warm.stderr.contains("converged to this config and code")
+            && !warm.stderr.contains("looking at the stack again"),
+        "the second up trusts its one sweep:\n{warm}"
+    );
 
     // Same again in JSON mode: `changes` is 0.
     proxy.reset();
@@ -53,6 +60,8 @@ async fn second_up_changes_nothing_and_new_code_is_one_call() {
     let mutating: Vec<String> = proxy.mutating_calls().iter().map(|c| c.name()).collect();
     assert_eq!(mutating, ["lambda UpdateFunctionCode"], "\n{run}");
     assert_eq!(json["changes"].as_u64(), Some(1), "{json}");
+    // The previous run converged to other code: its word is not taken, the stack is looked at again.
+    assert!(run.stderr.contains("looking at the stack again"), "a new artifact sweeps again:\n{run}");
     let f = account.aws.lambda.get_function().function_name(&n.function).send().await.expect("GetFunction");
     assert_eq!(f.configuration().and_then(|c| c.code_sha256()), Some(code_sha256(&modified).as_str()));
 
