@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! bench_deploy --artifact ZIP [--latency-ms 100] [--timings instant|fast|aws-like]
-//!              [--steps cold,noop,code,config,down] [--baseline] [--repeat 1] [--concurrency N]
+//!              [--steps cold,noop,again,code,config,down] [--baseline] [--repeat 1] [--concurrency N]
 //!              [--before BIN] [--before-without BEHAVIOUR,...] [--log-dir DIR]
 //! ```
 //!
@@ -48,18 +48,21 @@ const GAP: Duration = Duration::from_secs(12);
 enum Step {
     Cold,
     Noop,
+    /// A no-op `up` started as soon as the previous run ended (no spacing).
+    Again,
     Code,
     Config,
     Down,
 }
 
 impl Step {
-    const ALL: [Step; 5] = [Step::Cold, Step::Noop, Step::Code, Step::Config, Step::Down];
+    const ALL: [Step; 6] = [Step::Cold, Step::Noop, Step::Again, Step::Code, Step::Config, Step::Down];
 
     fn name(self) -> &'static str {
         match self {
             Step::Cold => "cold",
             Step::Noop => "noop",
+            Step::Again => "again",
             Step::Code => "code",
             Step::Config => "config",
             Step::Down => "down",
@@ -70,6 +73,7 @@ impl Step {
         match self {
             Step::Cold => "cold `up` (from nothing)",
             Step::Noop => "no-op `up`",
+            Step::Again => "no-op `up` right after a run",
             Step::Code => "code-only change (`up`, new zip)",
             Step::Config => "config change (`up`, `function.memory_mb`)",
             Step::Down => "`down`",
@@ -118,7 +122,7 @@ struct Args {
 fn usage() -> ! {
     eprintln!(
         "usage: bench_deploy --artifact ZIP [--latency-ms 100] [--timings instant|fast|aws-like] \
-         [--steps cold,noop,code,config,down] [--baseline] [--repeat N] [--concurrency N] [--before BIN] \
+         [--steps cold,noop,again,code,config,down] [--baseline] [--repeat N] [--concurrency N] [--before BIN] \
          [--before-without BEHAVIOUR,...] [--log-dir DIR]"
     );
     std::process::exit(2)
@@ -254,7 +258,9 @@ async fn series(args: &Args, subject: &Subject, latency: Duration, tag: &str) ->
     let mut runs = Vec::new();
     for &step in &args.steps {
         let argv: Vec<String> = match step {
-            Step::Cold | Step::Noop => with_concurrency(vec!["up".into(), "--artifact".into(), artifact.clone()]),
+            Step::Cold | Step::Noop | Step::Again => {
+                with_concurrency(vec!["up".into(), "--artifact".into(), artifact.clone()])
+            }
             Step::Code => with_concurrency(vec!["up".into(), "--artifact".into(), changed.clone()]),
             Step::Config => {
                 write_config(dir.path(), &names, &[("function.memory_mb", "512")]);
@@ -264,7 +270,9 @@ async fn series(args: &Args, subject: &Subject, latency: Duration, tag: &str) ->
         };
         let mut all = vec!["--output".to_string(), "json".to_string()];
         all.extend(argv);
-        tokio::time::sleep(GAP.saturating_sub(ended.elapsed())).await;
+        if step != Step::Again {
+            tokio::time::sleep(GAP.saturating_sub(ended.elapsed())).await;
+        }
         proxy.reset();
         let refs: Vec<&str> = all.iter().map(String::as_str).collect();
         let out = deployer.run(&refs).await;
@@ -517,7 +525,7 @@ fn verdict(
             let max = 1.25 * b as f64;
             check(r <= max, format!("{r:.1} vs ≤ 1.25 × {b} = {max:.1}"))
         }
-        (Step::Noop, _) => {
+        (Step::Noop | Step::Again, _) => {
             check(r <= 3.0 && run.mutating() == 0, format!("{r:.1} vs ≤ 3 rounds, {} mutating", run.mutating()))
         }
         (Step::Code, _) => {
