@@ -3,7 +3,7 @@
 //! adds to every new group is revoked.
 
 use async_trait::async_trait;
-use aws_sdk_ec2::types::{IpPermission, PrefixListId, ResourceType, SecurityGroupRule};
+use aws_sdk_ec2::types::{IpPermission, IpRange, PrefixListId, ResourceType, SecurityGroupRule};
 
 use super::ec2::{filter, pick, stack_filter, tag_spec};
 use super::vpc_endpoint::{dynamodb_prefix_list_id, known_prefix_list_id};
@@ -237,6 +237,23 @@ impl FunctionSecurityGroup {
     }
 }
 
+/// Revoke the egress rule EC2 gives a new group (all traffic to 0.0.0.0/0), named by its
+/// permission. Already gone (InvalidPermission.NotFound) is fine.
+async fn revoke_default_egress(ctx: &Ctx, group_id: &str) -> Result<()> {
+    let everything =
+        IpPermission::builder().ip_protocol("-1").ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build()).build();
+    let res =
+        ctx.aws.ec2.revoke_security_group_egress().group_id(group_id).ip_permissions(everything).send().await.aws_with(
+            "EC2",
+            "RevokeSecurityGroupEgress",
+            CODES,
+        );
+    match res {
+        Err(e) if e.aws().is_some_and(|a| a.code.as_deref() == Some("InvalidPermission.NotFound")) => Ok(()),
+        other => other.map(|_| ()),
+    }
+}
+
 /// All rules of the group (ingress and egress), following pagination.
 async fn rules(ctx: &Ctx, group_id: &str) -> Result<Vec<LiveRule>> {
     let mut all = Vec::new();
@@ -295,7 +312,7 @@ impl Resource for FunctionSecurityGroup {
     }
 
     fn create_rounds(&self) -> u32 {
-        4 // the same-name check, CreateSecurityGroup, its rules, then authorize and revoke
+        2 // CreateSecurityGroup, then ours authorized and EC2's default egress revoked at once
     }
 
     fn delete_rounds(&self) -> u32 {
@@ -343,21 +360,7 @@ impl Resource for FunctionSecurityGroup {
 
     async fn create(&self, ctx: &Ctx, inputs: &LiveStates) -> Result<LiveGroup> {
         let desired = self.desired(ctx, inputs, &dynamodb_prefix_list_id(ctx).await?)?;
-        // Names are unique per VPC. Observe found no group with our tags, so a group with our
-        // name belongs to someone else: never adopt it.
-        let same_name = ctx
-            .aws
-            .ec2
-            .describe_security_groups()
-            .filters(filter("vpc-id", &desired.vpc_id))
-            .filters(filter("group-name", &desired.name))
-            .send()
-            .await
-            .aws_with("EC2", "DescribeSecurityGroups", CODES)?;
-        if !same_name.security_groups().is_empty() {
-            return Err(ctx.not_ours("security group", &desired.name));
-        }
-        let out = ctx
+        let res = ctx
             .aws
             .ec2
             .create_security_group()
@@ -367,11 +370,23 @@ impl Resource for FunctionSecurityGroup {
             .tag_specifications(tag_spec(ctx, ID.name(), ResourceType::SecurityGroup))
             .send()
             .await
-            .aws_with("EC2", "CreateSecurityGroup", CODES)?;
+            .aws_with("EC2", "CreateSecurityGroup", CODES);
+        let out = match res {
+            Ok(out) => out,
+            // Names are unique per VPC, and observe found no group with our tags in ours: a group
+            // with our name (InvalidGroup.Duplicate) is someone else's. Never adopted.
+            Err(e) if e.kind() == Some(ErrorKind::AlreadyExists) => {
+                return Err(ctx.not_ours("security group", &desired.name));
+            }
+            Err(e) => return Err(e),
+        };
         let group_id = out.group_id().unwrap_or_default().to_string();
-        // EC2 gives every new group an all-traffic egress rule (-1 to 0.0.0.0/0): replace it by
-        // ours. A run killed before this point leaves that rule; observe shows it as drift.
+        // EC2 gives every new group an all-traffic egress rule (-1 to 0.0.0.0/0): ours is
+        // authorized and that one revoked (by its permission: no need to read its id) at once;
+        // the function does not exist yet. A run killed before this point leaves that rule;
+        // observe shows it as drift.
         let deadline = backoff::JUST_CREATED.min(ctx.timeouts.resource_ready);
+        let ours = RulePlan { revoke_egress: Vec::new(), revoke_ingress: Vec::new(), authorize_https: true };
         retry(
             ctx,
             ID,
@@ -380,8 +395,11 @@ impl Resource for FunctionSecurityGroup {
             deadline,
             backoff::JUST_CREATED_VISIBLE,
             || async {
-                let plan = plan_rules(&desired, &rules(ctx, &group_id).await?);
-                self.apply_rules(ctx, &group_id, &desired, &plan).await
+                let (authorized, revoked) = tokio::join!(
+                    self.apply_rules(ctx, &group_id, &desired, &ours),
+                    revoke_default_egress(ctx, &group_id)
+                );
+                authorized.and(revoked)
             },
         )
         .await?;
