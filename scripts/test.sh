@@ -85,10 +85,11 @@ phase test "cargo test --workspace --no-fail-fast"
 SUITE_DIR="$TARGET/strict-model/suite-$(date +%s)-$$"
 mkdir -p "$SUITE_DIR"
 export MOVIES_STACK_ARTIFACT="$ARTIFACT" MOVIES_STACK_BIN="$BIN" MOVIES_STACK_VENV="$MS_VENV" MOVIES_STACK_SUITE_DIR="$SUITE_DIR"
-# The end-to-end tests mostly wait (AWS's modelled delays, moto's answers), so 4 at once on 2 cores:
-# measured on 2 cores, the suite binary took 655 s with 2 threads, 427 s with 4 (140% CPU), 387 s
-# with 6 (170% CPU, and timing checks start to feel the load). RUST_TEST_THREADS overrides it.
-export RUST_TEST_THREADS="${RUST_TEST_THREADS:-4}"
+# The end-to-end tests mostly wait (AWS's modelled delays, moto's answers), so 6 at once on 2 cores.
+# Measured on 2 cores, warm: 655 s with 2 threads, 427 s with 4 (140% CPU), 387 s with 6 (170%
+# CPU) before moto's lazier GC and the optimized hot dependencies; since: 360 s with 4, 304 and 305 s
+# with 6 (137-139% CPU, two runs, every test passed). RUST_TEST_THREADS overrides it.
+export RUST_TEST_THREADS="${RUST_TEST_THREADS:-6}"
 set +e
 cargo test --workspace --no-fail-fast "$@" 2>&1 | tee "$TEST_LOG"
 test_rc=${PIPESTATUS[0]}
