@@ -189,6 +189,9 @@ async fn two_ups_at_once_never_duplicate() {
     let (da, db) = (&stack.deployer, stack.via(pb));
     pa.reset();
     pb.reset();
+    // A's calls take 250 ms more each: A still holds the lock when B, started after A took it,
+    // asks for it, however long B takes to start on a loaded machine (seen with 8 tests at once).
+    pa.add_rule(Rule::new().delay(Duration::from_millis(250)));
     let ra = Running::spawn(da, &up);
     wait_for_lock_call(pa, &ra, "A taking the lock", |c| c.operation == "PutItem" && c.status == Some(200)).await;
     let rb = Running::spawn(
@@ -197,6 +200,7 @@ async fn two_ups_at_once_never_duplicate() {
     );
     let pid_a = ra.pid;
     let (oa, ob) = tokio::join!(ra.wait(), rb.wait());
+    pa.clear_rules();
     let b_mutating: Vec<String> = pb.mutating_calls().iter().map(|c| c.to_string()).collect();
     println!(
         "wait: A exit {} in {:.1}s; B (--lock-timeout 120) exit {} in {:.1}s, {} mutating calls, {} lock calls",
