@@ -41,7 +41,7 @@ impl Moto {
             let err = out.try_clone().expect("clone log handle");
             // `moto_server` itself, with Python's cyclic GC made lazier: a collection every
             // 700 allocations spent 15-20% of moto's CPU in the suite (perf), and a test's moto
-            // lives a minute at most. The objects of the imports are frozen out of collections.
+            // lives two minutes at most. The objects of the imports are frozen out of collections.
             let child = Command::new(venv.join("bin").join("python"))
                 .args(["-c", MOTO_SERVER, "-H", "127.0.0.1", "-p", &port.to_string()])
                 .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
