@@ -35,6 +35,11 @@ impl Artifact {
     }
 }
 
+/// Hex SHA-256 of `bytes`: the digests the stack compares (an API definition, a converged state).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Read a prebuilt zip (`--artifact`); it must contain an executable `bootstrap`.
 pub fn read_artifact(path: &Path) -> Result<Artifact> {
     let zip =

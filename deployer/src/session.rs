@@ -140,20 +140,16 @@ impl Session {
         let lock = lock?;
         // Looked while another run may still have been writing: look again, now that we hold it,
         // unless that run converged the stack to the state this one wants and the sweep found it.
-        if let Some(l) = lock.as_ref()
-            && l.may_have_changed_since(began)
-            && converges_to.as_deref().is_some_and(|d| l.previous_converged_to(d))
+        let Some(l) = lock.as_ref().filter(|l| l.may_have_changed_since(began)) else { return Ok((found, lock)) };
+        if converges_to.as_deref().is_some_and(|d| l.previous_converged_to(d))
             && graph.compare(ctx, &found).iter().all(|(_, c)| c.in_sync())
         {
             ctx.info("lock: the previous run on this stack ended moments ago, converged to this config and code: the stack is as it left it");
             return Ok((found, lock));
         }
-        if lock.as_ref().is_some_and(|l| l.may_have_changed_since(began)) {
-            ctx.info("lock: the previous run on this stack ended moments ago: looking at the stack again");
-            ctx.forget_shared();
-            return Ok((graph.observe(ctx).await, lock));
-        }
-        Ok((found, lock))
+        ctx.info("lock: the previous run on this stack ended moments ago: looking at the stack again");
+        ctx.forget_shared();
+        Ok((graph.observe(ctx).await, lock))
     }
 
     /// Release the stack lock at the end of a run; a failure is only a warning (the lease

@@ -119,9 +119,8 @@ pub fn graph(c: &Config, artifact: Arc<Artifact>) -> Result<Graph> {
 /// A digest of the state `up` converges the stack to: this tool's version, the config (every
 /// key, and the file it came from) and the code. Two runs with the same digest want the same stack.
 pub fn digest(c: &Config, artifact: &Artifact) -> String {
-    use sha2::{Digest, Sha256};
     let text = format!("{}\n{c:?}\n{}", env!("CARGO_PKG_VERSION"), artifact.sha256_b64);
-    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    crate::package::sha256_hex(text.as_bytes())
 }
 
 #[cfg(test)]

@@ -78,8 +78,7 @@ pub async fn run(
         let mut entry = json!({ "resource": r.resource.to_string(), "logical_id": r.logical_id, "type": r.type_name });
         match &r.import {
             Import::Identifier(parts) => {
-                entry["identifier"] =
-                    parts.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<Map<_, _>>().into();
+                entry["identifier"] = identifier_json(parts);
                 imported.push(entry);
             }
             Import::Not { why, instead, later } => {
@@ -144,7 +143,7 @@ impl Documents {
                     Import::Identifier(parts) => Some(json!({
                         "ResourceType": r.type_name,
                         "LogicalResourceId": r.logical_id,
-                        "ResourceIdentifier": parts.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<Map<_, _>>(),
+                        "ResourceIdentifier": identifier_json(parts),
                     })),
                     Import::Not { .. } => None,
                 })
@@ -153,6 +152,11 @@ impl Documents {
         let readme = readme(stack, resources);
         Documents { template, complete, to_import, readme }
     }
+}
+
+/// An import identifier as CloudFormation's `ResourceIdentifier`: `{"property": "live value"}`.
+fn identifier_json(parts: &[(&'static str, String)]) -> Value {
+    Value::Object(parts.iter().map(|(k, v)| (k.to_string(), json!(v))).collect())
 }
 
 fn template(stack: &str, resources: Vec<&CfnResource>, with_outputs: bool) -> Value {

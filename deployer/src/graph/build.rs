@@ -164,10 +164,9 @@ impl Graph {
                     Need::Ready => "ready",
                 };
                 let goes_with = self.goes_with[i] == Some(d);
-                let deleted_after = self.nodes[i]
-                    .deps()
-                    .iter()
-                    .any(|dep| dep.on == self.nodes[d].name() && dep.teardown == Teardown::DependencyFirst);
+                // Deleted before its dependent, which still makes its own call: the teardown edge
+                // turned around, but not `goes_with`.
+                let deleted_after = !goes_with && self.teardown_waits[i].iter().any(|&(w, _)| w == d);
                 serde_json::json!({
                     "on": self.nodes[d].name().to_string(),
                     "need": need,

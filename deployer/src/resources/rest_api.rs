@@ -12,7 +12,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
 use aws_sdk_apigateway::types::{ApiKeySourceType, EndpointConfiguration, EndpointType, IntegrationType};
-use sha2::{Digest, Sha256};
 
 use super::apigw::{self, SERVICE, call, found, gone_is_ok, replace, tag_pairs};
 use super::{Ctx, FieldChange, Grant, Id, Kind, KindChange, LiveStates, Resource, Scope, at_most_one};
@@ -147,7 +146,7 @@ pub fn canonical(def: &Definition) -> String {
 
 /// Hex SHA-256 of [`canonical`]: the stage redeploys when it changes, and only then.
 pub fn definition_hash(def: &Definition) -> String {
-    Sha256::digest(canonical(def).as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    crate::package::sha256_hex(canonical(def).as_bytes())
 }
 
 /// The live API as far as we compare it.

@@ -35,8 +35,10 @@ pub async fn refuse_bound(moto: &MotoEc2, ex: &Exchange) -> Option<Fault> {
 /// After a DeleteStage or DeleteRestApi that succeeded: what it deleted is off every plan in moto,
 /// as AWS does by itself. True when a plan was changed.
 pub async fn unbind_deleted(moto: &MotoEc2, ex: &Exchange) -> bool {
+    if ex.service != "apigateway" {
+        return false;
+    }
     let (api, stage) = match ex.operation.as_str() {
-        _ if ex.service != "apigateway" => return false,
         "DeleteStage" => (ex.str_at(&["restApiId"]), ex.str_at(&["stageName"])),
         "DeleteRestApi" => (ex.str_at(&["restApiId"]), None),
         _ => return false,
