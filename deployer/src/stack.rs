@@ -76,10 +76,10 @@ pub fn resources(c: &Config, artifact: Arc<Artifact>) -> Vec<Arc<dyn Node>> {
     }));
     r.push(Arc::new(rest_api::RestApi { name: rest_api::api_name(c), function_name: c.function.name.clone() }));
     r.push(Arc::new(permission::ApiPermission { function_name: c.function.name.clone(), stage: c.api.stage.clone() }));
-    r.push(Arc::new(stage::Stage {
+    r.push(Arc::new(stage::Stage { stage_name: c.api.stage.clone(), throttle: c.api.throttle() }));
+    r.push(Arc::new(stage_access_logs::StageAccessLogs {
         stage_name: c.api.stage.clone(),
-        access_log_group: log_group::access_log_group_name(c),
-        throttle: c.api.throttle(),
+        log_group: log_group::access_log_group_name(c),
     }));
     for (tier, plan) in c.usage_plans.tiers() {
         r.push(Arc::new(usage_plan::UsagePlan::new(
@@ -142,7 +142,8 @@ mod tests {
         assert!(at("function") < at("api-permission"));
         assert!(at("stage") < at("usage-plan-standard"), "stage before usage plan (Invalid API Stage otherwise)");
         assert!(at("usage-plan-premium") < at("api-key-premium"));
-        assert!(at("apigw-account") < at("stage"), "access logging needs the account role");
+        assert!(at("apigw-account") < at("stage-access-logs"), "access logging needs the account role");
+        assert!(at("stage") < at("stage-access-logs"));
     }
 
     #[test]

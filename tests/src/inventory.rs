@@ -44,7 +44,7 @@ pub use movies_stack_kinds::Kind;
 
 /// Whether the inventory lists a resource of this kind as an item of its own ([`Inventory::scan`]);
 /// false: no item of its own (the shared account setting, a permission inside the function's
-/// policy, the stage and the web ACL association, counted per API by
+/// policy, the stage, its access logs and the web ACL association, counted per API by
 /// [`Inventory::check_converged`]). Exhaustive: a new kind does not compile until the inventory
 /// says how it lists it.
 fn is_item(kind: Kind) -> bool {
@@ -64,7 +64,11 @@ fn is_item(kind: Kind) -> bool {
         | Kind::ApiKey
         | Kind::Alarm
         | Kind::WebAcl => true,
-        Kind::ApiGatewayAccount | Kind::LambdaPermission | Kind::Stage | Kind::WebAclAssociation => false,
+        Kind::ApiGatewayAccount
+        | Kind::LambdaPermission
+        | Kind::Stage
+        | Kind::StageAccessLogs
+        | Kind::WebAclAssociation => false,
     }
 }
 

@@ -33,6 +33,7 @@ pub mod rest_api;
 pub mod route_table;
 pub mod security_group;
 pub mod stage;
+pub mod stage_access_logs;
 pub mod subnet;
 pub mod table;
 pub mod usage_plan;

@@ -86,7 +86,7 @@ mod tests {
 
     #[test]
     fn the_format_up_configures_renders_to_json() {
-        let line = render(crate::resources::stage::ACCESS_LOG_FORMAT, |n| Some(format!("v:{n}")));
+        let line = render(crate::resources::stage_access_logs::ACCESS_LOG_FORMAT, |n| Some(format!("v:{n}")));
         let v: serde_json::Value = serde_json::from_str(&line).expect("valid JSON");
         assert_eq!(v["status"], "v:status");
         assert_eq!(v["apiKeyId"], "v:identity.apiKeyId");

@@ -21,6 +21,7 @@ use crate::resources::Ctx;
 use crate::resources::apigw::{self, dns_suffix};
 use crate::resources::rest_api::{self, LiveApi};
 use crate::resources::stage::{self, LiveStage};
+use crate::resources::stage_access_logs;
 use crate::resources::table::{self, LiveTable};
 use crate::resources::usage_plan::{LivePlan, live_plan};
 
@@ -140,7 +141,7 @@ pub struct Rules {
     /// and paths below the root are answered as API Gateway answers an unknown resource).
     pub root_resource_id: String,
     pub proxy_resource_id: Option<String>,
-    /// The stage's access log format (`up` sets [`stage::ACCESS_LOG_FORMAT`]).
+    /// The stage's access log format (`up` sets [`stage_access_logs::ACCESS_LOG_FORMAT`]).
     pub access_log_format: String,
     pub plans: Vec<Arc<Plan>>,
     /// By key value.
@@ -287,7 +288,7 @@ pub async fn load(ctx: &Arc<Ctx>, config: &Config) -> Result<Rules> {
             ctx.warn(format!(
                 "stage {stage_name} has no access log format (AWS would log nothing): using the one `up` configures"
             ));
-            stage::ACCESS_LOG_FORMAT.to_string()
+            stage_access_logs::ACCESS_LOG_FORMAT.to_string()
         }
     };
     let root_resource_id = api.resources.get("/").map(|r| r.id.clone()).unwrap_or_default();
@@ -355,7 +356,7 @@ pub fn sample_rules() -> Rules {
         table: "demo_table".into(),
         root_resource_id: "root1".into(),
         proxy_resource_id: Some("proxy1".into()),
-        access_log_format: stage::ACCESS_LOG_FORMAT.into(),
+        access_log_format: stage_access_logs::ACCESS_LOG_FORMAT.into(),
         plans,
         keys,
     }

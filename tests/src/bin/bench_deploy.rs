@@ -399,6 +399,7 @@ fn model_waits(node: &GraphNode, dep: Option<&GraphNode>, t: &Timings) -> Waits 
         | Kind::RestApi
         | Kind::LambdaPermission
         | Kind::Stage
+        | Kind::StageAccessLogs
         | Kind::UsagePlan
         | Kind::ApiKey
         | Kind::Alarm

@@ -30,10 +30,13 @@
 //! 14. [`Behaviour::SubnetZones`]: a zone where the account cannot create subnets.
 //! 15. [`Behaviour::UsagePlanStages`]: a usage plan with a stage cannot be deleted, and deleting
 //!     a stage (or its API) takes it off every usage plan.
+//! 16. [`Behaviour::AccessLogsAccountRole`]: a stage's access logs need the account's CloudWatch
+//!     role.
 //!
 //! Windows and rates are in [`Timings`]. Time is evaluated lazily: each request sees the state
 //! as of its arrival (ENIs are released by the first request after their window).
 
+mod access_logs;
 pub mod authz;
 pub mod botocore;
 mod concurrency;
@@ -118,10 +121,13 @@ pub enum Behaviour {
     /// API Gateway DeleteUsagePlan: refused while a stage is bound to the plan; DeleteStage and
     /// DeleteRestApi take what they delete off every plan.
     UsagePlanStages,
+    /// API Gateway UpdateStage: access log settings are refused while the account has no
+    /// CloudWatch role.
+    AccessLogsAccountRole,
 }
 
 impl Behaviour {
-    pub const ALL: [Behaviour; 20] = [
+    pub const ALL: [Behaviour; 21] = [
         Behaviour::Validation,
         Behaviour::TagRules,
         Behaviour::IamPropagation,
@@ -142,6 +148,7 @@ impl Behaviour {
         Behaviour::WafUnreadableAcl,
         Behaviour::SubnetZones,
         Behaviour::UsagePlanStages,
+        Behaviour::AccessLogsAccountRole,
     ];
 
     /// A stable name for records and reports.
@@ -167,6 +174,7 @@ impl Behaviour {
             Behaviour::WafUnreadableAcl => "waf-unreadable-acl",
             Behaviour::SubnetZones => "subnet-zones",
             Behaviour::UsagePlanStages => "usage-plan-stages",
+            Behaviour::AccessLogsAccountRole => "access-logs-account-role",
         }
     }
 
@@ -537,6 +545,11 @@ impl Model {
             && let Some(f) = usage_plans::refuse_bound(moto, ex).await
         {
             return Some((Behaviour::UsagePlanStages, f));
+        }
+        if self.on(Behaviour::AccessLogsAccountRole)
+            && let Some(f) = access_logs::refuse_without_role(moto, ex).await
+        {
+            return Some((Behaviour::AccessLogsAccountRole, f));
         }
         let mut st = self.state.lock().unwrap();
         if self.on(Behaviour::LambdaConcurrency)

@@ -45,6 +45,8 @@ fn cfn_type(kind: Kind) -> &'static str {
         Kind::RestApi => "AWS::ApiGateway::RestApi",
         Kind::LambdaPermission => "AWS::Lambda::Permission",
         Kind::Stage => "AWS::ApiGateway::Stage",
+        // A property of the stage (`AccessLogSetting`).
+        Kind::StageAccessLogs => "AWS::ApiGateway::Stage",
         Kind::UsagePlan => "AWS::ApiGateway::UsagePlan",
         Kind::ApiKey => "AWS::ApiGateway::ApiKey",
         Kind::Alarm => "AWS::CloudWatch::Alarm",

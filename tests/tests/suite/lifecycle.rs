@@ -86,6 +86,7 @@ enum Drift {
     TrustPolicy,
     BoundaryRemoved,
     PermissionWidened,
+    AccessLogFormat,
 }
 
 /// How a value of a drifted field reads in `status --output json` (`live` / `desired`).
@@ -147,7 +148,7 @@ impl Expect {
 }
 
 impl Drift {
-    const ALL: [Drift; 14] = [
+    const ALL: [Drift; 15] = [
         Drift::Retention,
         Drift::RateLimit,
         Drift::FlowLogDeleted,
@@ -162,6 +163,7 @@ impl Drift {
         Drift::TrustPolicy,
         Drift::BoundaryRemoved,
         Drift::PermissionWidened,
+        Drift::AccessLogFormat,
     ];
 
     fn expect(self, live: &Live) -> Expect {
@@ -257,9 +259,22 @@ impl Drift {
                 ),
                 &["lambda AddPermission", "lambda RemovePermission"],
             ),
+            // Its own resource (it needs the account's CloudWatch role; the stage does not).
+            Drift::AccessLogFormat => Expect::drifted(
+                "stage-access-logs",
+                field(
+                    "access_log_format",
+                    Shown::text(TRIMMED_LOG_FORMAT),
+                    Shown::containing(&["$context.xrayTraceId"]),
+                ),
+                &["apigateway UpdateStage"],
+            ),
         }
     }
 }
+
+/// The access log format someone trimmed by hand.
+const TRIMMED_LOG_FORMAT: &str = "$context.requestId";
 
 /// Ids and names the drifts need, looked up once after the cold `up`.
 /// The stage of the suite's config (tests/src/config.rs): the only one the permission lets in.
@@ -531,6 +546,17 @@ async fn make(drift: Drift, aws: &Aws, n: &StackNames, live: &Live) {
                 .await
                 .expect("AddPermission");
         }
+        Drift::AccessLogFormat => {
+            let op = PatchOperation::builder().op(Op::Replace).path("/accessLogSettings/format");
+            aws.apigateway
+                .update_stage()
+                .rest_api_id(&live.api_id)
+                .stage_name(STAGE)
+                .patch_operations(op.value(TRIMMED_LOG_FORMAT).build())
+                .send()
+                .await
+                .expect("UpdateStage");
+        }
     }
 }
 
@@ -666,6 +692,16 @@ async fn check_fixed(c: &mut Checks, drift: Drift, aws: &Aws, n: &StackNames, li
             c.check(
                 source.as_ref().is_some_and(|s| s.ends_with(&format!(":{}/{STAGE}/*", live.api_id))),
                 format!("{what}: the permission's source ARN is the stack's stage again: {source:?}"),
+            );
+        }
+        Drift::AccessLogFormat => {
+            let stage = aws.apigateway.get_stage().rest_api_id(&live.api_id).stage_name(STAGE).send().await;
+            let format = stage.expect("GetStage").access_log_settings().and_then(|l| l.format()).map(str::to_string);
+            c.check(
+                format
+                    .as_deref()
+                    .is_some_and(|f| f.starts_with("{\"requestId\"") && f.contains("$context.xrayTraceId")),
+                format!("{what}: the stage logs the JSON format again: {format:?}"),
             );
         }
     }

@@ -221,3 +221,52 @@ async fn one_write_at_a_time_to_a_rest_apis_methods() {
     );
     c.finish("REST API writes one at a time");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_logs_wait_for_the_accounts_cloudwatch_role() {
+    use aws_sdk_apigateway::types::{IntegrationType, Op, PatchOperation};
+    let moto = Moto::start();
+    let proxy = Proxy::start(moto.url());
+    let aws = Aws::new(proxy.url()).await;
+    let mut c = Checks::new();
+
+    let api = aws.apigateway.create_rest_api().name("strict-logs").send().await.expect("CreateRestApi");
+    let api_id = api.id().expect("an API id").to_string();
+    let resources = aws.apigateway.get_resources().rest_api_id(&api_id).send().await.expect("GetResources");
+    let root = resources.items().first().and_then(|r| r.id()).expect("the root resource").to_string();
+    let method = aws.apigateway.put_method().rest_api_id(&api_id).resource_id(&root).http_method("GET");
+    method.authorization_type("NONE").send().await.expect("PutMethod");
+    let integration = aws.apigateway.put_integration().rest_api_id(&api_id).resource_id(&root).http_method("GET");
+    integration.r#type(IntegrationType::Mock).send().await.expect("PutIntegration");
+    let deployment = aws.apigateway.create_deployment().rest_api_id(&api_id).send().await.expect("CreateDeployment");
+    let stage = aws.apigateway.create_stage().rest_api_id(&api_id).stage_name("prod");
+    stage.deployment_id(deployment.id().unwrap_or_default()).send().await.expect("CreateStage");
+    let logs = "arn:aws:logs:us-east-1:123456789012:log-group:strict-access";
+    let set_logs = || {
+        let op = PatchOperation::builder().op(Op::Replace).path("/accessLogSettings/destinationArn").value(logs);
+        aws.apigateway.update_stage().rest_api_id(&api_id).stage_name("prod").patch_operations(op.build()).send()
+    };
+
+    let refused = set_logs().await.expect_err("access logs in an account without a CloudWatch role");
+    let e = refused.as_service_error();
+    c.eq(
+        "without the account's role: AWS's refusal",
+        (e.and_then(|e| e.code()), e.and_then(|e| e.message())),
+        (
+            Some("BadRequestException"),
+            Some("CloudWatch Logs role ARN must be set in account settings to enable logging"),
+        ),
+    );
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"apigateway.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    let role = aws.iam.create_role().role_name("strict-apigw-logs").assume_role_policy_document(trust).send().await;
+    let role_arn = role.expect("CreateRole").role().map(|r| r.arn().to_string()).expect("a role");
+    // One UpdateAccount, after the role has propagated (the quota is 1 per 20 s, refusals included).
+    tokio::time::sleep(e2e::strict::Timings::default().iam_propagation + Duration::from_millis(500)).await;
+    let op = PatchOperation::builder().op(Op::Replace).path("/cloudwatchRoleArn").value(&role_arn).build();
+    aws.apigateway.update_account().patch_operations(op).send().await.expect("UpdateAccount");
+    c.check(set_logs().await.is_ok(), "with the account's role: the access logs are set");
+    let stage = aws.apigateway.get_stage().rest_api_id(&api_id).stage_name("prod").send().await.expect("GetStage");
+    c.eq("the stage logs to the group", stage.access_log_settings().and_then(|l| l.destination_arn()), Some(logs));
+    c.eq("the model refused once", proxy.model_hits()[&Behaviour::AccessLogsAccountRole], 1);
+    c.finish("access logs need the account's CloudWatch role");
+}
