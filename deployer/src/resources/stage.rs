@@ -17,7 +17,7 @@ use aws_sdk_apigateway::types::{Deployment, PatchOperation};
 use super::apigw::{self, SERVICE, call, dns_suffix, found, gone_is_ok, replace, tag_pairs};
 use super::rest_api::LiveApi;
 use super::{
-    Ctx, Dep, FieldChange, Grant, Id, Kind, KindChange, LiveStates, Resource, Scope, at_most_one, log_group,
+    Ctx, Dep, FieldChange, Grant, Id, Kind, KindChange, LiveStates, Name, Resource, Scope, at_most_one, log_group,
     permission, rest_api,
 };
 use crate::aws::AwsResultExt;
@@ -216,6 +216,38 @@ pub async fn read(ctx: &Ctx, stage_name: &str) -> Result<Option<LiveStage>> {
     Ok(read.await?.as_ref().clone())
 }
 
+/// `replace` operations for (path, value) pairs.
+fn replaces(ops: Vec<(String, String)>) -> Vec<PatchOperation> {
+    ops.into_iter().map(|(p, v)| replace(p, v)).collect()
+}
+
+/// One UpdateStage with these operations, none without (for `who`'s progress and errors): the
+/// stage's settings and its access logs.
+pub async fn update_stage(
+    ctx: &Ctx,
+    who: impl Into<Name>,
+    api_id: &str,
+    stage_name: &str,
+    ops: Vec<PatchOperation>,
+) -> Result<()> {
+    if ops.is_empty() {
+        return Ok(());
+    }
+    call(ctx, who, "UpdateStage", || async {
+        ctx.aws
+            .apigateway
+            .update_stage()
+            .rest_api_id(api_id)
+            .stage_name(stage_name)
+            .set_patch_operations(Some(ops.clone()))
+            .send()
+            .await
+            .aws(SERVICE, "UpdateStage")
+    })
+    .await?;
+    Ok(())
+}
+
 impl Stage {
     fn desired(&self, inputs: &LiveStates) -> Result<DesiredStage> {
         Ok(DesiredStage { definition_hash: inputs.get(rest_api::ID)?.definition_hash.clone(), throttle: self.throttle })
@@ -251,26 +283,6 @@ impl Stage {
         })
         .await?;
         Ok(out.id().unwrap_or_default().to_string())
-    }
-
-    async fn update_stage(&self, ctx: &Ctx, api_id: &str, ops: Vec<(String, String)>) -> Result<()> {
-        if ops.is_empty() {
-            return Ok(());
-        }
-        let ops: Vec<PatchOperation> = ops.into_iter().map(|(p, v)| replace(p, v)).collect();
-        call(ctx, ID, "UpdateStage", || async {
-            ctx.aws
-                .apigateway
-                .update_stage()
-                .rest_api_id(api_id)
-                .stage_name(&self.stage_name)
-                .set_patch_operations(Some(ops.clone()))
-                .send()
-                .await
-                .aws(SERVICE, "UpdateStage")
-        })
-        .await?;
-        Ok(())
     }
 }
 
@@ -389,7 +401,7 @@ impl Resource for Stage {
             ..LiveStage::default()
         };
         let ops = stage_patches(&diff(&desired, &live), &desired, None);
-        self.update_stage(ctx, &api_id, ops).await?;
+        update_stage(ctx, ID, &api_id, &self.stage_name, replaces(ops)).await?;
         Ok(LiveStage { metrics_enabled: true, throttle: desired.throttle, ..live })
     }
 
@@ -409,7 +421,7 @@ impl Resource for Stage {
         }
         // One UpdateStage with every patch operation.
         let ops = stage_patches(changes, &desired, redeploy.then_some(live.deployment_id.as_str()));
-        self.update_stage(ctx, &live.api_id, ops).await?;
+        update_stage(ctx, ID, &live.api_id, &self.stage_name, replaces(ops)).await?;
         Ok(LiveStage {
             tracing_enabled: true,
             metrics_enabled: true,

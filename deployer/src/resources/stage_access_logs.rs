@@ -13,11 +13,10 @@
 use async_trait::async_trait;
 use aws_sdk_apigateway::types::{Op, PatchOperation};
 
-use super::apigw::{self, SERVICE, call, gone_is_ok, replace};
+use super::apigw::{self, gone_is_ok, replace};
 use super::{
     Ctx, Dep, FieldChange, Grant, Id, Kind, KindChange, LiveStates, Resource, Scope, account_role, log_group, stage,
 };
-use crate::aws::AwsResultExt;
 use crate::cfn::CfnResource;
 use crate::error::Result;
 
@@ -112,26 +111,10 @@ pub fn patches(changes: &[AccessLogsChange], destination: &str) -> Vec<(&'static
 }
 
 impl StageAccessLogs {
-    async fn update_stage(&self, ctx: &Ctx, api_id: &str, ops: Vec<PatchOperation>) -> Result<()> {
-        call(ctx, ID, "UpdateStage", || async {
-            ctx.aws
-                .apigateway
-                .update_stage()
-                .rest_api_id(api_id)
-                .stage_name(&self.stage_name)
-                .set_patch_operations(Some(ops.clone()))
-                .send()
-                .await
-                .aws(SERVICE, "UpdateStage")
-        })
-        .await
-        .map(|_| ())
-    }
-
     async fn set(&self, ctx: &Ctx, api_id: &str, changes: &[AccessLogsChange]) -> Result<LiveAccessLogs> {
         let destination = log_group::arn(ctx, &self.log_group);
         let ops = patches(changes, &destination).into_iter().map(|(path, value)| replace(path, value)).collect();
-        self.update_stage(ctx, api_id, ops).await?;
+        stage::update_stage(ctx, ID, api_id, &self.stage_name, ops).await?;
         Ok(LiveAccessLogs {
             api_id: api_id.to_string(),
             stage_name: self.stage_name.clone(),
@@ -206,7 +189,7 @@ impl Resource for StageAccessLogs {
     async fn delete(&self, ctx: &Ctx, live: &LiveAccessLogs) -> Result<()> {
         // Only when the stage stays (it is deleted with the stage otherwise).
         let off = PatchOperation::builder().op(Op::Remove).path("/accessLogSettings").build();
-        gone_is_ok(self.update_stage(ctx, &live.api_id, vec![off]).await)
+        gone_is_ok(stage::update_stage(ctx, ID, &live.api_id, &self.stage_name, vec![off]).await)
     }
 }
 
