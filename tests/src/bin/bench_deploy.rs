@@ -44,7 +44,7 @@ use serde_json::Value;
 /// `SETTLED`, 10 s, compared in whole seconds): the steps are spaced by more.
 const GAP: Duration = Duration::from_secs(12);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
 enum Step {
     Cold,
     Noop,
@@ -56,8 +56,6 @@ enum Step {
 }
 
 impl Step {
-    const ALL: [Step; 6] = [Step::Cold, Step::Noop, Step::Again, Step::Code, Step::Config, Step::Down];
-
     fn name(self) -> &'static str {
         match self {
             Step::Cold => "cold",
@@ -81,7 +79,7 @@ impl Step {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Model {
     Instant,
     Fast,
@@ -106,71 +104,56 @@ impl Model {
     }
 }
 
+/// Round trips and wall time of the deployer's runs against moto behind the strict model, with
+/// a latency added to every call.
+#[derive(clap::Parser)]
+#[command(name = "bench_deploy")]
 struct Args {
+    /// The arm64 handler zip to deploy.
+    #[arg(long)]
     artifact: PathBuf,
+    /// Milliseconds added to every AWS call (L).
+    #[arg(long = "latency-ms", default_value = "100", value_parser = parse_millis)]
     latency: Duration,
+    /// The strict model's waits.
+    #[arg(long = "timings", value_enum, default_value = "instant")]
     model: Model,
+    /// The steps, in this order whatever the order given.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "cold,noop,again,code,config,down")]
     steps: Vec<Step>,
+    /// Each series again at 0 ms, for net rounds.
+    #[arg(long)]
     baseline: bool,
-    repeat: usize,
+    /// How many series (medians are reported).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    repeat: u16,
+    /// The deployer's `--concurrency`.
+    #[arg(long)]
     concurrency: Option<u16>,
+    /// A deployer to measure first ("before").
+    #[arg(long)]
     before: Option<PathBuf>,
+    /// Strict-model behaviours the "before" deployer predates.
+    #[arg(long = "before-without", value_delimiter = ',', value_parser = parse_behaviour)]
     before_without: Vec<Behaviour>,
+    /// Where to write each run's stderr and call log.
+    #[arg(long = "log-dir")]
     log_dir: Option<PathBuf>,
 }
 
-fn usage() -> ! {
-    eprintln!(
-        "usage: bench_deploy --artifact ZIP [--latency-ms 100] [--timings instant|fast|aws-like] \
-         [--steps cold,noop,again,code,config,down] [--baseline] [--repeat N] [--concurrency N] [--before BIN] \
-         [--before-without BEHAVIOUR,...] [--log-dir DIR]"
-    );
-    std::process::exit(2)
+fn parse_millis(s: &str) -> Result<Duration, String> {
+    s.parse().map(Duration::from_millis).map_err(|e| format!("{s:?}: {e}"))
 }
 
-fn list<T>(s: &str, parse: impl Fn(&str) -> Option<T>) -> Vec<T> {
-    s.split(',').filter(|x| !x.trim().is_empty()).map(|x| parse(x.trim()).unwrap_or_else(|| usage())).collect()
+fn parse_behaviour(s: &str) -> Result<Behaviour, String> {
+    Behaviour::from_name(s).ok_or_else(|| {
+        let names: Vec<&str> = Behaviour::ALL.iter().map(|b| b.name()).collect();
+        format!("{s:?} is not one of the strict model's behaviours: {}", names.join(", "))
+    })
 }
 
 fn parse_args() -> Args {
-    let mut a = Args {
-        artifact: PathBuf::new(),
-        latency: Duration::from_millis(100),
-        model: Model::Instant,
-        steps: Step::ALL.to_vec(),
-        baseline: false,
-        repeat: 1,
-        concurrency: None,
-        before: None,
-        before_without: Vec::new(),
-        log_dir: None,
-    };
-    let mut artifact = None;
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut val = || it.next().unwrap_or_else(|| usage());
-        match flag.as_str() {
-            "--artifact" => artifact = Some(PathBuf::from(val())),
-            "--latency-ms" => a.latency = Duration::from_millis(val().parse().unwrap_or_else(|_| usage())),
-            "--timings" => {
-                a.model = match val().as_str() {
-                    "instant" => Model::Instant,
-                    "fast" => Model::Fast,
-                    "aws-like" => Model::AwsLike,
-                    _ => usage(),
-                }
-            }
-            "--steps" => a.steps = list(&val(), |s| Step::ALL.into_iter().find(|st| st.name() == s)),
-            "--baseline" => a.baseline = true,
-            "--repeat" => a.repeat = val().parse().ok().filter(|&n| n > 0).unwrap_or_else(|| usage()),
-            "--concurrency" => a.concurrency = Some(val().parse().unwrap_or_else(|_| usage())),
-            "--before" => a.before = Some(PathBuf::from(val())),
-            "--before-without" => a.before_without = list(&val(), Behaviour::from_name),
-            "--log-dir" => a.log_dir = Some(PathBuf::from(val())),
-            _ => usage(),
-        }
-    }
-    a.artifact = artifact.unwrap_or_else(|| usage());
+    let mut a = <Args as clap::Parser>::parse();
     a.steps.sort();
     a.steps.dedup();
     a
