@@ -1,11 +1,11 @@
-//! A `moto_server` process on a free loopback port, killed on drop.
+//! A `moto_server` process on a loopback port of its own, killed on drop.
 
 use std::fs::File;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{free_port, http_request, unique_suffix, venv_dir};
+use crate::{http_request, unique_suffix, venv_dir};
 
 /// One moto server. Start-up takes about half a second; use one per test.
 pub struct Moto {
@@ -33,54 +33,57 @@ impl Moto {
                 bin.display()
             );
         }
-        let mut last_err = String::new();
-        for _attempt in 0..3 {
-            let port = free_port();
-            let log = std::env::temp_dir().join(format!("mse2e-moto-{port}-{}.log", unique_suffix()));
-            let out = File::create(&log).expect("create moto log file");
-            let err = out.try_clone().expect("clone log handle");
-            // `moto_server` itself, with Python's cyclic GC made lazier: a collection every
-            // 700 allocations spent 15-20% of moto's CPU in the suite (perf), and a test's moto
-            // lives two minutes at most. The objects of the imports are frozen out of collections.
-            let child = Command::new(venv.join("bin").join("python"))
-                .args(["-c", MOTO_SERVER, "-H", "127.0.0.1", "-p", &port.to_string()])
-                .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
-                .env("PYTHONUNBUFFERED", "1")
-                .stdin(Stdio::null())
-                .stdout(Stdio::from(out))
-                .stderr(Stdio::from(err))
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-            let mut moto = Moto { child, port, url: format!("http://127.0.0.1:{port}"), log };
-            match moto.wait_ready(Duration::from_secs(60)) {
-                Ok(()) => {
-                    let (status, body) =
-                        http_request(&moto.url, "POST", "/moto-api/config", Some(r#"{"lambda":{"use_docker":false}}"#))
-                            .unwrap_or_else(|e| panic!("POST /moto-api/config to {}: {e}", moto.url));
-                    let lambda_simple = serde_json::from_str::<serde_json::Value>(&body)
-                        .ok()
-                        .and_then(|v| v["lambda"]["use_docker"].as_bool())
-                        == Some(false);
-                    assert!(
-                        (200..300).contains(&status) && lambda_simple,
-                        "POST /moto-api/config answered {status}: {body}"
-                    );
-                    return moto;
-                }
-                Err(e) => {
-                    // Someone may have taken the port between free_port() and the bind: retry.
-                    last_err = e;
-                    drop(moto);
-                }
-            }
+        let log = std::env::temp_dir().join(format!("mse2e-moto-{}.log", unique_suffix()));
+        let out = File::create(&log).expect("create moto log file");
+        let err = out.try_clone().expect("clone log handle");
+        // `moto_server` itself, with Python's cyclic GC made lazier: a collection every 700
+        // allocations spent 15-20% of moto's CPU in the suite (perf), and a test's moto lives two
+        // minutes at most. The objects of the imports are frozen out of collections. Port 0: the
+        // server binds a port the kernel picks and logs it. (A port picked here and handed over
+        // could be taken meanwhile by another test's listener, which then answered for this moto
+        // until it went away.)
+        let child = Command::new(venv.join("bin").join("python"))
+            .args(["-c", MOTO_SERVER, "-H", "127.0.0.1", "-p", "0"])
+            .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+            .env("PYTHONUNBUFFERED", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let mut moto = Moto { child, port: 0, url: String::new(), log };
+        if let Err(e) = moto.wait_ready(Duration::from_secs(60)) {
+            panic!("moto_server did not start: {e}");
         }
-        panic!("moto_server did not start after 3 attempts: {last_err}");
+        let (status, body) =
+            http_request(&moto.url, "POST", "/moto-api/config", Some(r#"{"lambda":{"use_docker":false}}"#))
+                .unwrap_or_else(|e| panic!("POST /moto-api/config to {}: {e}", moto.url));
+        let lambda_simple =
+            serde_json::from_str::<serde_json::Value>(&body).ok().and_then(|v| v["lambda"]["use_docker"].as_bool())
+                == Some(false);
+        assert!((200..300).contains(&status) && lambda_simple, "POST /moto-api/config answered {status}: {body}");
+        moto
+    }
+
+    /// The port the server logged (`* Running on http://127.0.0.1:PORT`), once it has bound it.
+    fn logged_port(&self) -> Option<u16> {
+        let text = std::fs::read_to_string(&self.log).ok()?;
+        let rest = text.split("Running on http://127.0.0.1:").nth(1)?;
+        rest.chars().take_while(char::is_ascii_digit).collect::<String>().parse().ok()
     }
 
     fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
         let start = Instant::now();
         loop {
-            if let Ok((200, _)) = http_request(&self.url, "GET", "/moto-api/", None) {
+            if self.port == 0
+                && let Some(port) = self.logged_port()
+            {
+                self.port = port;
+                self.url = format!("http://127.0.0.1:{port}");
+            }
+            if self.port != 0
+                && let Ok((200, _)) = http_request(&self.url, "GET", "/moto-api/", None)
+            {
                 return Ok(());
             }
             if let Ok(Some(status)) = self.child.try_wait() {
