@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::io::AsyncBufReadExt;
 
-use crate::{Deployer, HttpAnswer, Moto, Proxy, StackNames, TempDir, free_port, http_exchange, write_config};
+use crate::{Deployer, HttpAnswer, Moto, Proxy, StackNames, TempDir, http_exchange, write_config};
 
 /// The User-Agent of [`Serve::call`]'s requests.
 pub const USER_AGENT: &str = "serve-e2e/1.0";
@@ -30,13 +30,13 @@ pub struct Serve {
 }
 
 impl Serve {
-    /// `movies-stack [flags of deployer] serve --port P --bootstrap B --access-log DIR/access-P.log
+    /// `movies-stack [flags of deployer] serve --port 0 --bootstrap B --access-log DIR/access-N.log
     /// EXTRA...`, ready once it says "listening on" (or, with `--output json`, writes its
-    /// `serve_listening` line).
+    /// `serve_listening` line), at the port it says. (Port 0: serve binds one the kernel picks; a
+    /// port picked here could be taken by another test's listener before serve bound it.)
     pub async fn start(deployer: &Deployer, dir: &Path, bootstrap: &Path, extra: &[&str]) -> Serve {
-        let port = free_port().to_string();
-        let access_log = dir.join(format!("access-{port}.log"));
-        let mut args = vec!["serve", "--port", &port, "--bootstrap", bootstrap.to_str().expect("utf-8 path")];
+        let access_log = dir.join(format!("access-{}.log", crate::unique_suffix()));
+        let mut args = vec!["serve", "--port", "0", "--bootstrap", bootstrap.to_str().expect("utf-8 path")];
         let log_arg = access_log.to_str().expect("utf-8 path").to_string();
         args.extend(["--access-log", &log_arg]);
         args.extend_from_slice(extra);
@@ -55,20 +55,20 @@ impl Serve {
                 lines.lock().unwrap().push(line);
             }
         });
-        let mut serve = Serve {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            stage_path: "/prod".into(),
-            stderr,
-            access_log,
-            reader,
-        };
+        let mut serve = Serve { child, base: String::new(), stage_path: "/prod".into(), stderr, access_log, reader };
         let listening =
             |l: &str| l.contains("serve: listening on http://") || l.contains(r#""event":"serve_listening""#);
-        if serve.wait_line(listening, Duration::from_secs(120)).await.is_none() {
+        let Some(line) = serve.wait_line(listening, Duration::from_secs(120)).await else {
             let status = serve.child.try_wait().ok().flatten();
             panic!("serve did not start listening (exit {status:?}):\n{}", serve.stderr_text());
-        }
+        };
+        let port: String = line
+            .split("http://127.0.0.1:")
+            .nth(1)
+            .map(|rest| rest.chars().take_while(char::is_ascii_digit).collect())
+            .unwrap_or_default();
+        assert!(!port.is_empty(), "serve's listening line names no http://127.0.0.1 port: {line}");
+        serve.base = format!("http://127.0.0.1:{port}");
         serve
     }
 

@@ -116,7 +116,7 @@ async fn refused_before_serving() {
     let names = StackNames::unique("serve0");
     let config = write_config(dir.path(), &names, &[]);
     let out = Deployer::with(&config, proxy.url())
-        .run(&["serve", "--port", &e2e::free_port().to_string(), "--bootstrap", bootstrap_bin().to_str().unwrap()])
+        .run(&["serve", "--port", "0", "--bootstrap", bootstrap_bin().to_str().unwrap()])
         .await;
     assert_eq!(out.code, 1, "{out}");
     assert!(out.stderr.contains(&format!("stack {} is not deployed", names.stack)), "{out}");
@@ -132,7 +132,7 @@ async fn refused_before_serving() {
     let not_executable = dir.path().join("bootstrap.txt");
     std::fs::write(&not_executable, "#!/bin/sh\n").unwrap();
     let out = Deployer::with(&config, proxy.url())
-        .run(&["serve", "--port", &e2e::free_port().to_string(), "--bootstrap", not_executable.to_str().unwrap()])
+        .run(&["serve", "--port", "0", "--bootstrap", not_executable.to_str().unwrap()])
         .await;
     assert_eq!(out.code, 3, "{out}");
     assert!(out.stderr.contains("bootstrap.txt: not an executable file"), "{out}");
