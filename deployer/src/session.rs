@@ -233,8 +233,12 @@ fn interrupt_signal(printer: Arc<dyn Printer>) -> tokio::sync::watch::Receiver<b
             _ = tokio::signal::ctrl_c() => {},
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {},
         }
-        printer.event(Event::Interrupted);
-        let _ = tx.send(true);
+        // The flag first, the line while readers wait: a resource that sees the flag unset (and
+        // starts) was decided before the "stopping" line, never after it.
+        tx.send_modify(|stopped| {
+            *stopped = true;
+            printer.event(Event::Interrupted);
+        });
         // A second Ctrl-C aborts immediately.
         if tokio::signal::ctrl_c().await.is_ok() {
             std::process::exit(exit::INTERRUPTED);
