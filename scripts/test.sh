@@ -75,14 +75,15 @@ cargo test --workspace --no-run
 
 phase package "movies-stack --env local package --out $ARTIFACT"
 mkdir -p "$(dirname "$ARTIFACT")"
-# What the zip is built from: the handler's sources, the workspace's manifests and lock file (its
-# profile, its dependencies), the packaging code, and the tools' versions. A fresh clone has new
-# file times, so cargo would rebuild the handler (fat LTO, about 30 s) although nothing changed:
-# the zip made from the same inputs is kept instead, and rebuilt when any of them differs.
+# What the zip is built from: the handler's sources, the config it is packaged with (`local`: the
+# architecture), the workspace's manifests and lock file (its profile, its dependencies), the
+# packaging code, and the tools' versions. A fresh clone has new file times, so cargo would rebuild
+# the handler (fat LTO, about 30 s) although nothing changed: the zip made from the same inputs is
+# kept instead, and rebuilt when any of them differs.
 package_inputs() {
     {
         git ls-files -co --exclude-standard -- handler Cargo.toml Cargo.lock rust-toolchain.toml \
-            deployer/src/package.rs deployer/src/commands/package.rs | LC_ALL=C sort | xargs sha256sum
+            deployer/src/package.rs deployer/src/commands/package.rs config/local.toml | LC_ALL=C sort | xargs sha256sum
         rustc -V
         cargo lambda --version
     } | sha256sum | cut -d' ' -f1
