@@ -75,6 +75,12 @@ pub fn free_port() -> u16 {
     l.local_addr().expect("local addr").port()
 }
 
+/// The port of the first `http://127.0.0.1:PORT` in `text` (what a server that bound port 0 logs).
+pub fn loopback_port_in(text: &str) -> Option<u16> {
+    let rest = text.split("http://127.0.0.1:").nth(1)?;
+    rest.chars().take_while(char::is_ascii_digit).collect::<String>().parse().ok()
+}
+
 /// A short string unique to this process and call (lowercase base-36).
 pub fn unique_suffix() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{http_request, unique_suffix, venv_dir};
+use crate::{http_request, loopback_port_in, unique_suffix, venv_dir};
 
 /// One moto server. Start-up takes about half a second; use one per test.
 pub struct Moto {
@@ -67,9 +67,7 @@ impl Moto {
 
     /// The port the server logged (`* Running on http://127.0.0.1:PORT`), once it has bound it.
     fn logged_port(&self) -> Option<u16> {
-        let text = std::fs::read_to_string(&self.log).ok()?;
-        let rest = text.split("Running on http://127.0.0.1:").nth(1)?;
-        rest.chars().take_while(char::is_ascii_digit).collect::<String>().parse().ok()
+        loopback_port_in(&std::fs::read_to_string(&self.log).ok()?)
     }
 
     fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {

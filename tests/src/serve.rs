@@ -62,12 +62,8 @@ impl Serve {
             let status = serve.child.try_wait().ok().flatten();
             panic!("serve did not start listening (exit {status:?}):\n{}", serve.stderr_text());
         };
-        let port: String = line
-            .split("http://127.0.0.1:")
-            .nth(1)
-            .map(|rest| rest.chars().take_while(char::is_ascii_digit).collect())
-            .unwrap_or_default();
-        assert!(!port.is_empty(), "serve's listening line names no http://127.0.0.1 port: {line}");
+        let port = crate::loopback_port_in(&line)
+            .unwrap_or_else(|| panic!("serve's listening line names no http://127.0.0.1 port: {line}"));
         serve.base = format!("http://127.0.0.1:{port}");
         serve
     }

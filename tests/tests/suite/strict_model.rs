@@ -170,6 +170,20 @@ async fn the_model_makes_aws_waits_and_lambda_enis_real() {
     c.finish("strict model against moto");
 }
 
+/// A new REST API: its id and its root resource's id.
+async fn rest_api_with_root(aws: &Aws, name: &str) -> (String, String) {
+    let api = aws.apigateway.create_rest_api().name(name).send().await.expect("CreateRestApi");
+    let api_id = api.id().expect("an API id").to_string();
+    let root = match api.root_resource_id() {
+        Some(r) => r.to_string(),
+        None => {
+            let resources = aws.apigateway.get_resources().rest_api_id(&api_id).send().await.expect("GetResources");
+            resources.items().first().and_then(|r| r.id()).expect("the root resource").to_string()
+        }
+    };
+    (api_id, root)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_write_at_a_time_to_a_rest_apis_methods() {
     let moto = Moto::start();
@@ -177,16 +191,7 @@ async fn one_write_at_a_time_to_a_rest_apis_methods() {
     let aws = Aws::new(proxy.url()).await;
     let mut c = Checks::new();
 
-    let api = aws.apigateway.create_rest_api().name("strict-api").send().await.expect("CreateRestApi");
-    let api_id = api.id().expect("an API id").to_string();
-    let root = api.root_resource_id().map(str::to_string);
-    let root = match root {
-        Some(r) => r,
-        None => {
-            let resources = aws.apigateway.get_resources().rest_api_id(&api_id).send().await.expect("GetResources");
-            resources.items().first().and_then(|r| r.id()).expect("the root resource").to_string()
-        }
-    };
+    let (api_id, root) = rest_api_with_root(&aws, "strict-api").await;
     let put = |verb: &'static str| {
         aws.apigateway
             .put_method()
@@ -230,10 +235,7 @@ async fn access_logs_wait_for_the_accounts_cloudwatch_role() {
     let aws = Aws::new(proxy.url()).await;
     let mut c = Checks::new();
 
-    let api = aws.apigateway.create_rest_api().name("strict-logs").send().await.expect("CreateRestApi");
-    let api_id = api.id().expect("an API id").to_string();
-    let resources = aws.apigateway.get_resources().rest_api_id(&api_id).send().await.expect("GetResources");
-    let root = resources.items().first().and_then(|r| r.id()).expect("the root resource").to_string();
+    let (api_id, root) = rest_api_with_root(&aws, "strict-logs").await;
     let method = aws.apigateway.put_method().rest_api_id(&api_id).resource_id(&root).http_method("GET");
     method.authorization_type("NONE").send().await.expect("PutMethod");
     let integration = aws.apigateway.put_integration().rest_api_id(&api_id).resource_id(&root).http_method("GET");
