@@ -111,8 +111,13 @@ pub fn patches(changes: &[AccessLogsChange], destination: &str) -> Vec<(&'static
 }
 
 impl StageAccessLogs {
+    /// The access log group's ARN (as `DescribeLogGroups` has it, with `:*`).
+    fn destination(&self, ctx: &Ctx) -> String {
+        log_group::arn(ctx, &self.log_group)
+    }
+
     async fn set(&self, ctx: &Ctx, api_id: &str, changes: &[AccessLogsChange]) -> Result<LiveAccessLogs> {
-        let destination = log_group::arn(ctx, &self.log_group);
+        let destination = self.destination(ctx);
         let ops = patches(changes, &destination).into_iter().map(|(path, value)| replace(path, value)).collect();
         stage::update_stage(ctx, ID, api_id, &self.stage_name, ops).await?;
         Ok(LiveAccessLogs {
@@ -167,12 +172,12 @@ impl Resource for StageAccessLogs {
     }
 
     fn diff(&self, ctx: &Ctx, _inputs: &LiveStates, live: &LiveAccessLogs) -> Result<Vec<AccessLogsChange>> {
-        Ok(diff(&log_group::arn(ctx, &self.log_group), live))
+        Ok(diff(&self.destination(ctx), live))
     }
 
     async fn create(&self, ctx: &Ctx, inputs: &LiveStates) -> Result<LiveAccessLogs> {
         let stage = inputs.get(stage::ID)?;
-        let changes = diff(&log_group::arn(ctx, &self.log_group), &LiveAccessLogs::default());
+        let changes = diff(&self.destination(ctx), &LiveAccessLogs::default());
         self.set(ctx, &stage.api_id, &changes).await
     }
 
