@@ -132,6 +132,11 @@ pub enum Command {
     /// Print the man page (roff), or write one page per command into a folder (no config, no AWS
     /// call)
     Man(ManArgs),
+    /// The function's deploys, newest first (version, status, when, code, config, commit, who),
+    /// read from its versions and the alias `live` alone
+    History,
+    /// Point the alias `live` back at an earlier version, in one call (default: the one before)
+    Rollback(RollbackArgs),
     /// Serve the deployed API locally: the real handler behind API Gateway's key, usage-plan
     /// and proxy rules, read from the stack (SIGHUP re-reads them)
     Serve(ServeArgs),
@@ -348,6 +353,17 @@ pub struct UpArgs {
     /// With --smoke: send the requests to this base URL instead of the stage's invoke URL
     #[arg(long, value_name = "URL", requires = "smoke")]
     pub smoke_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The version to make live (`movies-stack history` lists them); default: the newest one
+    /// before the live one that was not rolled back
+    #[arg(long, value_name = "VERSION")]
+    pub to: Option<u64>,
+    /// How long to wait for another run's lock on this stack, in seconds (0: fail at once)
+    #[arg(long, default_value_t = 0, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub lock_timeout: u64,
 }
 
 #[derive(Debug, Args)]

@@ -36,6 +36,8 @@ pub struct Config {
     pub alarms: Alarms,
     #[serde(default)]
     pub waf: WafSection,
+    #[serde(default)]
+    pub deploy: DeploySection,
     /// Where the file was read from (not a key).
     #[serde(skip)]
     pub path: PathBuf,
@@ -174,6 +176,47 @@ pub struct Alarms {
 impl Default for Alarms {
     fn default() -> Self {
         Alarms { enabled: true, latency_p99_ms: 2500, concurrent_executions: 80, sns_topic_arn: None }
+    }
+}
+
+/// How a new version of the function takes the traffic of the alias `live` (`[deploy]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// The alias moves to the new version in one call.
+    AllAtOnce,
+    /// `canary_percent` of the traffic for `interval_seconds`, watched, then all of it.
+    Canary,
+    /// `canary_percent` more every `interval_seconds`, watched, until all of it.
+    Linear,
+}
+
+impl Strategy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::AllAtOnce => "all-at-once",
+            Strategy::Canary => "canary",
+            Strategy::Linear => "linear",
+        }
+    }
+}
+
+/// `[deploy]`: versions, the alias `live`, and how a new version takes the traffic.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeploySection {
+    pub strategy: Strategy,
+    /// The share of the traffic the new version gets first (canary), or per step (linear).
+    pub canary_percent: u8,
+    /// How long the canary is watched (canary), or each step (linear), in seconds.
+    pub interval_seconds: u32,
+    /// Published versions kept (the live one and a canary's are always kept).
+    pub keep_versions: u16,
+}
+
+impl Default for DeploySection {
+    fn default() -> Self {
+        DeploySection { strategy: Strategy::AllAtOnce, canary_percent: 10, interval_seconds: 300, keep_versions: 10 }
     }
 }
 
@@ -455,6 +498,7 @@ fn validate(c: &Config) -> std::result::Result<(), Invalid> {
     })?;
     validate_api_throttle(c)?;
     validate_alarms(&c.alarms)?;
+    validate_deploy(&c.deploy)?;
     for (tier, p) in c.usage_plans.tiers() {
         let key = |field: &str| -> &'static str {
             // Static keys for the error tuple: the set is small and fixed.
@@ -535,6 +579,20 @@ fn validate_api_throttle(c: &Config) -> std::result::Result<(), Invalid> {
             "{burst} is below the {burst_tier} usage plan's burst_limit ({top_burst}): the stage's throttling is a \
              ceiling above the plans; raise it, or lower the plan"
         )
+    })?;
+    Ok(())
+}
+
+fn validate_deploy(d: &DeploySection) -> std::result::Result<(), Invalid> {
+    // A routing weight is 0.0-1.0 (Lambda's AliasRoutingConfiguration): 100% is the promotion itself.
+    check((1..=99).contains(&d.canary_percent), "deploy.canary_percent", || {
+        format!("expected 1 to 99 (percent of the traffic), found {}", d.canary_percent)
+    })?;
+    check((1..=3600).contains(&d.interval_seconds), "deploy.interval_seconds", || {
+        format!("expected 1 to 3600 seconds, found {}", d.interval_seconds)
+    })?;
+    check((1..=1000).contains(&d.keep_versions), "deploy.keep_versions", || {
+        format!("expected 1 to 1000 versions, found {}", d.keep_versions)
     })?;
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! [`Level`] (what `-v` and `-q` show) and a JSON form (`--output json`). Below everything that
 //! emits or prints them.
 
+use std::fmt;
 use std::time::Duration;
 
 use crate::ids::Name;
@@ -91,6 +92,59 @@ pub enum Event {
     Cancelled,
     /// A line of `serve`.
     Serve(ServeEvent),
+    /// A step of a deployment to the alias `live` (published, shifted, promoted, rolled back).
+    Deploy {
+        id: Name,
+        step: DeployStep,
+    },
+}
+
+/// A step of moving the alias `live` to a new version (`resources/function_alias.rs`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum DeployStep {
+    /// PublishVersion made `version` from `$LATEST`.
+    Published { version: u64, code_sha256: String },
+    /// The pre-traffic invocation of the new version.
+    PreTraffic { version: u64, passed: bool },
+    /// The alias sends `percent` of the traffic to `version`.
+    Shifted { version: u64, percent: u32 },
+    /// The canary is watched: `remaining_seconds` of this step left.
+    Watching { version: u64, percent: u32, remaining_seconds: u64 },
+    /// All the traffic goes to `version` (`from` is empty on the first deploy).
+    Promoted { version: u64, from: String },
+    /// Back to `to`, all of the traffic, for `reason`.
+    RolledBack { version: u64, to: String, reason: String },
+}
+
+impl fmt::Display for DeployStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeployStep::Published { version, code_sha256 } => {
+                write!(f, "published version {version} (code {code_sha256})")
+            }
+            DeployStep::PreTraffic { version, passed: true } => {
+                write!(f, "version {version} passed its pre-traffic check")
+            }
+            DeployStep::PreTraffic { version, passed: false } => {
+                write!(f, "version {version} failed its pre-traffic check")
+            }
+            DeployStep::Shifted { version, percent } => {
+                write!(f, "canary: {percent}% of the traffic to version {version}")
+            }
+            DeployStep::Watching { version, percent, remaining_seconds } => write!(
+                f,
+                "canary: version {version} at {percent}%, {}m {:02}s left",
+                remaining_seconds / 60,
+                remaining_seconds % 60
+            ),
+            DeployStep::Promoted { version, from } if from.is_empty() => write!(f, "version {version} is live"),
+            DeployStep::Promoted { version, from } => write!(f, "version {version} is live (was {from})"),
+            DeployStep::RolledBack { version, to, reason } => {
+                write!(f, "ROLLED BACK version {version}: {reason}; version {to} takes all the traffic")
+            }
+        }
+    }
 }
 
 /// What happened to one resource.
@@ -188,6 +242,9 @@ impl Event {
             Event::Notice(_) => Level::Notice,
             Event::Warning(_) | Event::Interrupted | Event::Cancelled => Level::Warning,
             Event::Serve(event) => event.level(),
+            Event::Deploy { step: DeployStep::RolledBack { .. }, .. } => Level::Warning,
+            Event::Deploy { step: DeployStep::Promoted { .. }, .. } => Level::Info,
+            Event::Deploy { .. } => Level::Progress,
         }
     }
 }
@@ -200,6 +257,7 @@ impl serde::Serialize for Event {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let wire = match self {
             Event::Serve(event) => return event.serialize(serializer),
+            Event::Deploy { id, step } => Wire::Deploy { id: id.to_string(), step },
             Event::Phase(phase) => Wire::Phase { phase: *phase },
             Event::Started { id, action } => Wire::Started { id: id.to_string(), action: action.into() },
             Event::Progress { id, message } => Wire::Progress { id: id.to_string(), message },
@@ -276,6 +334,11 @@ enum Wire<'a> {
     },
     Interrupted,
     Cancelled,
+    Deploy {
+        id: String,
+        #[serde(flatten)]
+        step: &'a DeployStep,
+    },
 }
 
 #[derive(serde::Serialize)]

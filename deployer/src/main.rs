@@ -91,6 +91,8 @@ async fn run(cli: Cli) -> Result<i32, Error> {
         Command::Bootstrap(args) => commands::bootstrap::run(&config, &settings, args, printer).await,
         Command::Smoke(args) => commands::smoke::run(&config, &settings, args, global.output, printer).await,
         Command::Usage(args) => commands::usage::run(&config, &settings, args, global.output, printer).await,
+        Command::History => commands::history::run(&config, &settings, global.output, printer).await,
+        Command::Rollback(args) => commands::rollback::run(&config, &settings, args, global.output, printer).await,
         Command::Logs(args) => commands::logs::run(&config, &settings, args, global.output, printer).await,
         Command::Serve(args) => {
             serve::run(&config, &settings, args, ui::plain_printer(global.output, global.verbose, global.quiet)).await

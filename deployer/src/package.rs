@@ -97,6 +97,23 @@ pub fn deterministic_zip(bootstrap: &[u8]) -> Result<Vec<u8>> {
     Ok(out.into_inner())
 }
 
+/// The git commit of the working directory's repository (12 hex digits, `+dirty` when files
+/// differ from it), for a deploy's record; `None` outside a repository or without git.
+pub fn git_commit() -> Option<String> {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let commit = git(&["rev-parse", "--short=12", "HEAD"]).filter(|c| !c.is_empty())?;
+    let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    Some(if dirty { format!("{commit}+dirty") } else { commit })
+}
+
 /// The repository root: the nearest ancestor of the current directory holding
 /// `handler/Cargo.toml`, else the checkout this binary was built from.
 pub fn repo_root() -> Option<PathBuf> {

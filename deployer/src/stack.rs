@@ -57,17 +57,9 @@ pub fn resources(c: &Config, artifact: Arc<Artifact>) -> Vec<Arc<dyn Node>> {
 
     // Data and compute
     r.push(Arc::new(table::Table { name: c.table.name.clone() }));
-    r.push(Arc::new(function::Function {
-        name: c.function.name.clone(),
-        architecture: c.function.architecture.clone(),
-        memory_mb: c.function.memory_mb,
-        timeout_seconds: c.function.timeout_seconds,
-        subnets: azs,
-        table_name: c.table.name.clone(),
-        log_group: log_group::function_log_group_name(c),
-        artifact,
-        reserved_concurrency: c.function.reserved_concurrency,
-    }));
+    let function = function(c, artifact);
+    r.push(Arc::new(function.clone()));
+    r.push(Arc::new(function_alias(c, function)));
 
     // API
     r.push(Arc::new(account_role::ApiGatewayAccount {
@@ -110,6 +102,31 @@ pub fn resources(c: &Config, artifact: Arc<Artifact>) -> Vec<Arc<dyn Node>> {
         enabled: waf,
     }));
     r
+}
+
+/// The config's function, with this code.
+pub fn function(c: &Config, artifact: Arc<Artifact>) -> function::Function {
+    function::Function {
+        name: c.function.name.clone(),
+        architecture: c.function.architecture.clone(),
+        memory_mb: c.function.memory_mb,
+        timeout_seconds: c.function.timeout_seconds,
+        subnets: u8::try_from(c.network.az_count()).expect("the config allows at most 6 zones"),
+        table_name: c.table.name.clone(),
+        log_group: log_group::function_log_group_name(c),
+        artifact,
+        reserved_concurrency: c.function.reserved_concurrency,
+    }
+}
+
+/// The alias `live` of the config's function (`history` and `rollback` use it alone).
+pub fn function_alias(c: &Config, function: function::Function) -> function_alias::FunctionAlias {
+    function_alias::FunctionAlias {
+        function_name: c.function.name.clone(),
+        function,
+        deploy: c.deploy.clone(),
+        alarms: if c.alarms.enabled { alarm::canary_alarm_names(&c.stack) } else { Vec::new() },
+    }
 }
 
 pub fn graph(c: &Config, artifact: Arc<Artifact>) -> Result<Graph> {

@@ -80,6 +80,7 @@ fn line(event: &Event) -> String {
         Event::Interrupted => "\nstopping: finishing the calls in flight (Ctrl-C again to abort at once)...".into(),
         Event::Cancelled => "down: cancelled, nothing was deleted".into(),
         Event::Serve(event) => event.to_string(),
+        Event::Deploy { id, step } => format!("{id}: {step}"),
     }
 }
 
@@ -194,7 +195,13 @@ impl Printer for TtyPrinter {
                 bar.set_style(ProgressStyle::with_template(template).expect("template"));
                 bar.finish_with_message(message);
             }
-            Event::SdkRetry { .. }
+            Event::Deploy { step: crate::events::DeployStep::Watching { .. }, id } => {
+                let text = line(&event);
+                let message = text.strip_prefix(&format!("{id}: ")).unwrap_or(&text).to_string();
+                self.bar(*id).set_message(message);
+            }
+            Event::Deploy { .. }
+            | Event::SdkRetry { .. }
             | Event::Warning(_)
             | Event::Info(_)
             | Event::Notice(_)

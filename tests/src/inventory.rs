@@ -43,8 +43,8 @@ pub struct Expected {
 pub use movies_stack_kinds::Kind;
 
 /// Whether the inventory lists a resource of this kind as an item of its own ([`Inventory::scan`]);
-/// false: no item of its own (the shared account setting, a permission inside the function's
-/// policy, the stage, its access logs and the web ACL association, counted per API by
+/// false: no item of its own (the shared account setting, the function's alias `live` and its
+/// versions, which go with the function, a permission inside the alias' policy, the stage, its access logs and the web ACL association, counted per API by
 /// [`Inventory::check_converged`]). Exhaustive: a new kind does not compile until the inventory
 /// says how it lists it.
 fn is_item(kind: Kind) -> bool {
@@ -65,6 +65,7 @@ fn is_item(kind: Kind) -> bool {
         | Kind::Alarm
         | Kind::WebAcl => true,
         Kind::ApiGatewayAccount
+        | Kind::FunctionAlias
         | Kind::LambdaPermission
         | Kind::Stage
         | Kind::StageAccessLogs

@@ -379,6 +379,12 @@ impl ProxyBuilder {
     }
 
     /// The account's Lambda concurrency limit (default 1000; new accounts start at 10).
+    /// The account's Lambda code storage, in bytes ([`crate::strict::Behaviour::LambdaVersions`]).
+    pub fn lambda_code_storage_bytes(mut self, bytes: u64) -> ProxyBuilder {
+        self.config.lambda_code_storage_bytes = bytes;
+        self
+    }
+
     pub fn lambda_concurrency_limit(mut self, limit: i64) -> ProxyBuilder {
         self.config.lambda_concurrency_limit = limit;
         self

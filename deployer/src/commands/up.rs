@@ -95,7 +95,10 @@ pub async fn run(
         build_time.as_secs_f32()
     ));
     if is_hotswap(&report) {
-        ctx.info("up: hotswap: only the handler's code changed; deployed it with one UpdateFunctionCode, nothing else was touched");
+        ctx.info(
+            "up: hotswap: only the handler's code changed; deployed it as a new version of the function \
+             (UpdateFunctionCode, PublishVersion, then the alias `live`), nothing else was touched",
+        );
     }
     if let Some(state) = function_state(&report).filter(|s| s != "Active") {
         ctx.info(format!(
@@ -186,12 +189,21 @@ fn function_state(report: &Report) -> Option<String> {
     Some(live.state.clone())
 }
 
-/// Only the function's code changed: the hot path of a developer's loop.
+/// Only the function's code changed, and the alias took the new version: the hot path of a
+/// developer's loop.
 fn is_hotswap(report: &Report) -> bool {
+    use crate::resources::{function, function_alias};
     let changed: Vec<&(crate::resources::Name, Outcome)> =
         report.outcomes.iter().filter(|(_, o)| o.is_change()).collect();
-    matches!(changed.as_slice(), [(id, Outcome::Updated(changes))]
-        if *id == crate::resources::function::ID.name() && changes.iter().all(|c| c.field == "code"))
+    let code_only = |id: &crate::resources::Name, changes: &[crate::events::FieldChange]| {
+        *id == function::ID.name() && changes.iter().all(|c| c.field == "code")
+    };
+    match changed.as_slice() {
+        [(id, Outcome::Updated(changes))] => code_only(id, changes),
+        [(a, Outcome::Updated(ca)), (b, Outcome::Updated(_))]
+        | [(b, Outcome::Updated(_)), (a, Outcome::Updated(ca))] => code_only(a, ca) && *b == function_alias::ID.name(),
+        _ => false,
+    }
 }
 
 /// After Ctrl-C: what was done and what was not.

@@ -9,7 +9,9 @@
 //! | `alarm-api-5xx`               | AWS/ApiGateway `5XXError`, Sum       | > 0 over 5 min              |
 //! | `alarm-api-latency`           | AWS/ApiGateway `Latency`, p99        | > N ms over 5 min           |
 //!
-//! Lambda's metrics are per function (dimension `FunctionName`); a REST API's per stage
+//! Lambda's errors and throttles are those of what the API invokes, the alias `live` (dimensions
+//! `FunctionName` and `Resource` = `name:live`), so that they follow each deployed version;
+//! concurrency is per function (dimension `FunctionName`), as its reservation is. A REST API's per stage
 //! (dimensions `ApiName` and `Stage`: API Gateway developer guide, "Amazon API Gateway
 //! dimensions and metrics"). A period without data points (no traffic) is not breaching
 //! (`TreatMissingData = notBreaching`): an idle API is not an incident.
@@ -122,6 +124,11 @@ pub struct Watched<'a> {
     pub stage: &'a str,
 }
 
+/// The alarms a canary watches (`function_alias.rs`): the function's errors and the API's 5XX.
+pub fn canary_alarm_names(stack: &str) -> Vec<String> {
+    ["function-errors", "api-5xx"].iter().map(|what| format!("{stack}-{what}")).collect()
+}
+
 /// The stack's five alarms.
 pub fn alarms(stack: &str, watched: &Watched, settings: &crate::config::Alarms) -> Vec<Alarm> {
     let actions: Vec<String> = settings.sns_topic_arn.iter().cloned().collect();
@@ -149,6 +156,10 @@ pub fn alarms(stack: &str, watched: &Watched, settings: &crate::config::Alarms) 
             ok_actions: actions.clone(),
         }
     };
+    // Errors and throttles of what the API invokes, the alias `live` (dimension `Resource`,
+    // `name:alias`: Lambda's per-alias metrics); concurrency is the function's, as its reservation.
+    let alias = format!("{}:{}", watched.function, super::function_alias::ALIAS);
+    let invoked = vec![("FunctionName", watched.function), ("Resource", alias.as_str())];
     let function = vec![("FunctionName", watched.function)];
     let api = vec![("ApiName", watched.api), ("Stage", watched.stage)];
     let sum = || Stat::Statistic(Statistic::Sum.as_str().to_string());
@@ -157,13 +168,13 @@ pub fn alarms(stack: &str, watched: &Watched, settings: &crate::config::Alarms) 
             FUNCTION_ERRORS,
             "function-errors",
             format!("Lambda function {} reported errors in the last 5 minutes", watched.function),
-            spec("AWS/Lambda", "Errors", function.clone(), sum(), 1, 0.0, GREATER),
+            spec("AWS/Lambda", "Errors", invoked.clone(), sum(), 1, 0.0, GREATER),
         ),
         (
             FUNCTION_THROTTLES,
             "function-throttles",
             format!("Lambda function {} throttled invocations in the last 5 minutes", watched.function),
-            spec("AWS/Lambda", "Throttles", function.clone(), sum(), 1, 0.0, GREATER),
+            spec("AWS/Lambda", "Throttles", invoked, sum(), 1, 0.0, GREATER),
         ),
         (
             CONCURRENT_EXECUTIONS,
@@ -523,6 +534,7 @@ mod tests {
             })
             .collect();
         let f = r#"[("FunctionName", "fn")]"#.to_string();
+        let alias = r#"[("FunctionName", "fn"), ("Resource", "fn:live")]"#.to_string();
         let api = r#"[("ApiName", "s"), ("Stage", "prod")]"#.to_string();
         let row = |n: &str, m: &str, d: &String, st: &str, e, t, c: &str| {
             (n.to_string(), m.to_string(), d.clone(), st.to_string(), e, t, c.to_string())
@@ -530,8 +542,8 @@ mod tests {
         assert_eq!(
             rows,
             vec![
-                row("s-function-errors", "Errors", &f, "Sum", 1, 0.0, GREATER),
-                row("s-function-throttles", "Throttles", &f, "Sum", 1, 0.0, GREATER),
+                row("s-function-errors", "Errors", &alias, "Sum", 1, 0.0, GREATER),
+                row("s-function-throttles", "Throttles", &alias, "Sum", 1, 0.0, GREATER),
                 row("s-concurrent-executions", "ConcurrentExecutions", &f, "Maximum", 2, 80.0, GREATER_OR_EQUAL),
                 row("s-api-5xx", "5XXError", &api, "Sum", 1, 0.0, GREATER),
                 row("s-api-latency", "Latency", &api, "p99", 1, 2500.0, GREATER),

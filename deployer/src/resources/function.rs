@@ -192,7 +192,8 @@ pub fn diff(desired: &FunctionSpec, live: &LiveFunction) -> Vec<FunctionChange> 
     changes
 }
 
-fn live_from(c: &FunctionConfiguration) -> LiveFunction {
+/// The function as a FunctionConfiguration reports it (`$LATEST`, or a published version).
+pub fn live_from(c: &FunctionConfiguration) -> LiveFunction {
     let vpc = c.vpc_config();
     LiveFunction {
         name: c.function_name().unwrap_or_default().to_string(),
@@ -234,6 +235,39 @@ fn live_from(c: &FunctionConfiguration) -> LiveFunction {
         // Not in the configuration: GetFunction's `Concurrency` (see `Function::get`).
         reserved_concurrency: None,
     }
+}
+
+/// Whether a published version runs what `$LATEST` runs now: the same code, architecture and
+/// configuration (LoggingConfig compared only when both report it, as [`diff`] does: moto drops it).
+pub fn same_release(version: &LiveFunction, latest: &LiveFunction) -> bool {
+    let (v, l) = (&version.config, &latest.config);
+    let logging_same = match (&v.logging, &l.logging) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    };
+    version.code_sha256 == latest.code_sha256
+        && version.architecture == latest.architecture
+        && logging_same
+        && FunctionConfig { logging: None, ..v.clone() } == FunctionConfig { logging: None, ..l.clone() }
+}
+
+/// Whether a published version runs what the config wants: `code`, and the desired
+/// architecture and configuration (LoggingConfig compared only when the version reports it).
+pub fn runs(version: &LiveFunction, desired: &FunctionSpec, code: &str) -> bool {
+    let v = &version.config;
+    let logging_same = v.logging.is_none() || v.logging == desired.config.logging;
+    version.code_sha256 == code
+        && version.architecture == desired.architecture
+        && logging_same
+        && FunctionConfig { logging: None, ..v.clone() } == FunctionConfig { logging: None, ..desired.config.clone() }
+}
+
+/// A short hash of what a version runs besides its code (its configuration and architecture;
+/// LoggingConfig left out, as moto does not report it), for the deploy's record.
+pub fn config_hash(f: &LiveFunction) -> String {
+    let c = FunctionConfig { logging: None, ..f.config.clone() };
+    let text = format!("{c:?}\n{}", f.architecture);
+    crate::package::sha256_hex(text.as_bytes())[..12].to_string()
 }
 
 /// What GetFunction says of a function.
@@ -813,6 +847,37 @@ impl Resource for Function {
 
     fn outputs(&self, _ctx: &Ctx, live: &LiveFunction) -> Vec<(&'static str, String)> {
         vec![("FunctionName", live.name.clone())]
+    }
+}
+
+/// A live function for other kinds' tests.
+#[cfg(test)]
+pub mod tests_support {
+    use super::*;
+
+    pub fn live_function(code: &str) -> LiveFunction {
+        LiveFunction {
+            name: "f".into(),
+            arn: "arn:aws:lambda:us-east-1:1:function:f".into(),
+            state: "Active".into(),
+            state_reason: String::new(),
+            last_update_status: "Successful".into(),
+            config: FunctionConfig {
+                runtime: RUNTIME.into(),
+                handler: HANDLER.into(),
+                memory_mb: 256,
+                timeout_seconds: 10,
+                role_arn: "arn:aws:iam::1:role/fn".into(),
+                environment: BTreeMap::new(),
+                tracing: TRACING.into(),
+                subnet_ids: BTreeSet::new(),
+                security_group_ids: BTreeSet::new(),
+                logging: None,
+            },
+            architecture: "arm64".into(),
+            code_sha256: code.into(),
+            reserved_concurrency: None,
+        }
     }
 }
 

@@ -26,6 +26,7 @@ pub mod apigw;
 pub mod ec2;
 pub mod flow_log;
 pub mod function;
+pub mod function_alias;
 pub mod iam_role;
 pub mod log_group;
 pub mod permission;

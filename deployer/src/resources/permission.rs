@@ -1,11 +1,14 @@
-//! The Lambda permission that lets API Gateway invoke the function, scoped to this stack's API.
-//! Permissions are not taggable: ours is the statement with [`STATEMENT_ID`] in the policy of our
-//! (tagged) function.
+//! The Lambda permission that lets API Gateway invoke the function's alias `live` (what the API
+//! invokes), scoped to this stack's API. A permission on the alias is its own policy: one on the
+//! function alone does not let the alias be invoked (`AddPermission`'s `Qualifier`). Permissions
+//! are not taggable: ours is the statement with [`STATEMENT_ID`] in the alias' policy of our
+//! (tagged) function. A statement of ours left on the unqualified function (by a version of this
+//! tool before the alias) is removed.
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use super::{Ctx, Dep, FieldChange, Grant, Id, Kind, LiveStates, Resource, Scope, function, rest_api};
+use super::{Ctx, Dep, FieldChange, Grant, Id, Kind, LiveStates, Resource, Scope, function_alias, rest_api};
 use crate::aws::AwsResultExt;
 use crate::cfn::{self, CfnResource, Import};
 use crate::error::{Error, ErrorKind, Result};
@@ -28,7 +31,10 @@ pub struct ApiPermission {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LivePermission {
     pub function_name: String,
+    /// Ours in the alias' policy.
     pub statements: Vec<PermissionStatement>,
+    /// How many of ours the unqualified function's policy still holds (removed by `update`).
+    pub unqualified: usize,
 }
 
 /// One statement of a function's resource policy, as far as we compare it.
@@ -52,7 +58,13 @@ pub fn desired(source_arn: String) -> PermissionStatement {
 
 /// The statements carrying our statement id in a GetPolicy document. AWS refuses a duplicate
 /// statement id, but moto accepts one, so there may be several.
+#[cfg(test)]
 pub fn our_statements(policy: &str) -> Result<Vec<PermissionStatement>> {
+    Ok(our_statements_on(policy)?.into_iter().map(|(s, _)| s).collect())
+}
+
+/// Ours, each with the `Resource` it grants (the function's ARN, or the alias' `...:live`).
+pub fn our_statements_on(policy: &str) -> Result<Vec<(PermissionStatement, String)>> {
     let doc: Value = serde_json::from_str(policy)
         .map_err(|e| Error::other(format!("the function's resource policy is not JSON ({e}): {policy}")))?;
     let statements = match &doc["Statement"] {
@@ -85,7 +97,10 @@ pub fn our_statements(policy: &str) -> Result<Vec<PermissionStatement>> {
                     .find(|(k, _)| k.eq_ignore_ascii_case("aws:SourceArn"))
                     .map(|(_, v)| first_string(v))
             });
-            PermissionStatement { principal, action: first_string(&s["Action"]), source_arn }
+            (
+                PermissionStatement { principal, action: first_string(&s["Action"]), source_arn },
+                first_string(&s["Resource"]),
+            )
         })
         .collect())
 }
@@ -127,9 +142,17 @@ impl ApiPermission {
 
     /// Our statements in the function's policy (empty when the function has no policy, or does
     /// not exist).
-    async fn statements(&self, ctx: &Ctx, function: &str) -> Result<Vec<PermissionStatement>> {
-        match ctx.aws.lambda.get_policy().function_name(function).send().await.aws("Lambda", "GetPolicy") {
-            Ok(out) => our_statements(out.policy().unwrap_or("{}")),
+    /// Ours in the alias' policy (`qualifier`), or in the function's: only the statements that
+    /// grant that resource (moto keeps one policy for the function and its aliases).
+    async fn statements(&self, ctx: &Ctx, function: &str, qualifier: Option<&str>) -> Result<Vec<PermissionStatement>> {
+        let call = ctx.aws.lambda.get_policy().function_name(function).set_qualifier(qualifier.map(str::to_string));
+        let on_alias = |resource: &str| resource.ends_with(&format!(":{}", function_alias::ALIAS));
+        match call.send().await.aws("Lambda", "GetPolicy") {
+            Ok(out) => Ok(our_statements_on(out.policy().unwrap_or("{}"))?
+                .into_iter()
+                .filter(|(_, resource)| resource.is_empty() || on_alias(resource) == qualifier.is_some())
+                .map(|(s, _)| s)
+                .collect()),
             Err(e) if e.is_not_found() => Ok(vec![]),
             Err(e) => Err(e),
         }
@@ -149,6 +172,7 @@ impl ApiPermission {
                     .lambda
                     .add_permission()
                     .function_name(&self.function_name)
+                    .qualifier(function_alias::ALIAS)
                     .statement_id(STATEMENT_ID)
                     .action(&statement.action)
                     .principal(&statement.principal)
@@ -163,7 +187,7 @@ impl ApiPermission {
     }
 
     /// Remove our statement, `count` times at most (moto may hold duplicates); gone is fine.
-    async fn remove(&self, ctx: &Ctx, function: &str, count: usize) -> Result<()> {
+    async fn remove(&self, ctx: &Ctx, function: &str, qualifier: Option<&str>, count: usize) -> Result<()> {
         for _ in 0..count.max(1) {
             let res = retry(
                 ctx,
@@ -177,6 +201,7 @@ impl ApiPermission {
                         .lambda
                         .remove_permission()
                         .function_name(function)
+                        .set_qualifier(qualifier.map(str::to_string))
                         .statement_id(STATEMENT_ID)
                         .send()
                         .await
@@ -209,7 +234,9 @@ impl Resource for ApiPermission {
     fn grants(&self, s: &Scope) -> Vec<Grant> {
         // A statement of the function's resource-based policy: authorized on the function.
         let actions = ["lambda:GetPolicy", "lambda:AddPermission", "lambda:RemovePermission"];
-        vec![Grant::new("TheFunction", &actions, [s.arn("lambda", &format!("function:{}", self.function_name))])]
+        let function = s.arn("lambda", &format!("function:{}", self.function_name));
+        let alias = s.arn("lambda", &format!("function:{}:{}", self.function_name, function_alias::ALIAS));
+        vec![Grant::new("TheFunction", &actions, [function, alias])]
     }
 
     /// It lives in the function's policy (the function must exist, not be Active: AddPermission
@@ -217,7 +244,7 @@ impl Resource for ApiPermission {
     /// the function, so `down` deletes the function without waiting for it (nor for the stage
     /// and usage plans before it), and sends no RemovePermission.
     fn deps(&self) -> Vec<Dep> {
-        vec![Dep::on(function::ID).goes_with(), Dep::on(rest_api::ID)]
+        vec![Dep::on(function_alias::ID).goes_with(), Dep::on(rest_api::ID)]
     }
 
     fn create_rounds(&self) -> u32 {
@@ -231,7 +258,7 @@ impl Resource for ApiPermission {
 
     fn export(&self, _ctx: &Ctx, live: &LivePermission) -> Vec<CfnResource> {
         let properties = json!({
-            "FunctionName": cfn::reference(function::ID),
+            "FunctionName": cfn::reference(function_alias::ID),
             "Action": ACTION,
             "Principal": PRINCIPAL,
             "SourceArn": cfn::sub(format!(
@@ -258,19 +285,38 @@ impl Resource for ApiPermission {
         vec![CfnResource::new(ID, "AWS::Lambda::Permission", properties, import)]
     }
 
+    /// Both policies, read together: the alias' (ours) and the function's (a leftover of ours).
     async fn observe(&self, ctx: &Ctx) -> Result<Option<LivePermission>> {
-        let statements = self.statements(ctx, &self.function_name).await?;
-        Ok((!statements.is_empty()).then(|| LivePermission { function_name: self.function_name.clone(), statements }))
+        let (statements, unqualified) = tokio::join!(
+            self.statements(ctx, &self.function_name, Some(function_alias::ALIAS)),
+            self.statements(ctx, &self.function_name, None)
+        );
+        let (statements, unqualified) = (statements?, unqualified?.len());
+        ctx.once("permission-unqualified", || async { Ok(unqualified) }).await?;
+        Ok((!statements.is_empty()).then(|| LivePermission {
+            function_name: self.function_name.clone(),
+            statements,
+            unqualified,
+        }))
     }
 
     fn diff(&self, ctx: &Ctx, inputs: &LiveStates, live: &LivePermission) -> Result<Vec<FieldChange>> {
-        Ok(diff(&self.desired(ctx, inputs)?, &live.statements))
+        let mut changes = diff(&self.desired(ctx, inputs)?, &live.statements);
+        if live.unqualified > 0 {
+            changes.push(FieldChange::update("unqualified_statements", 0, live.unqualified));
+        }
+        Ok(changes)
     }
 
     async fn create(&self, ctx: &Ctx, inputs: &LiveStates) -> Result<LivePermission> {
         let statement = self.desired(ctx, inputs)?;
         self.add(ctx, &statement).await?;
-        Ok(LivePermission { function_name: self.function_name.clone(), statements: vec![statement] })
+        // What the sweep saw on the unqualified function (nothing when it did not look).
+        let leftover = ctx.already::<usize>("permission-unqualified").map(|n| *n).unwrap_or(0);
+        if leftover > 0 {
+            self.remove(ctx, &self.function_name, None, leftover).await?;
+        }
+        Ok(LivePermission { function_name: self.function_name.clone(), statements: vec![statement], unqualified: 0 })
     }
 
     async fn update(
@@ -278,17 +324,28 @@ impl Resource for ApiPermission {
         ctx: &Ctx,
         inputs: &LiveStates,
         live: &LivePermission,
-        _changes: &[FieldChange],
+        changes: &[FieldChange],
     ) -> Result<LivePermission> {
-        // Every change is a replacement. A crash between the two calls leaves no statement:
-        // the next run sees it missing and adds it.
-        self.remove(ctx, &live.function_name, live.statements.len()).await?;
-        self.create(ctx, inputs).await
+        if live.unqualified > 0 {
+            self.remove(ctx, &live.function_name, None, live.unqualified).await?;
+        }
+        if changes.iter().all(|c| c.field == "unqualified_statements") {
+            return Ok(LivePermission { unqualified: 0, ..live.clone() });
+        }
+        // Every other change is a replacement. A crash between the two calls leaves no
+        // statement: the next run sees it missing and adds it.
+        self.remove(ctx, &live.function_name, Some(function_alias::ALIAS), live.statements.len()).await?;
+        let statement = self.desired(ctx, inputs)?;
+        self.add(ctx, &statement).await?;
+        Ok(LivePermission { function_name: self.function_name.clone(), statements: vec![statement], unqualified: 0 })
     }
 
     async fn delete(&self, ctx: &Ctx, live: &LivePermission) -> Result<()> {
-        // A function that is gone took its policy with it: RemovePermission says NotFound.
-        self.remove(ctx, &live.function_name, live.statements.len()).await
+        // A function (or alias) that is gone took its policy with it: RemovePermission says NotFound.
+        if live.unqualified > 0 {
+            self.remove(ctx, &live.function_name, None, live.unqualified).await?;
+        }
+        self.remove(ctx, &live.function_name, Some(function_alias::ALIAS), live.statements.len()).await
     }
 }
 

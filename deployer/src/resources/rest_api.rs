@@ -394,10 +394,11 @@ pub fn diff(def: &Definition, live: &LiveApi) -> Vec<ApiChange> {
 }
 
 impl RestApi {
-    /// The function's ARN follows from its name (Lambda's ARN format), so the API's definition
-    /// is known whether or not the function exists yet.
+    /// The API invokes the function's alias `live`, whose ARN follows from the function's name
+    /// (Lambda's ARN format), so the API's definition is known whether or not either exists yet.
     fn definition(&self, ctx: &Ctx) -> Definition {
-        let function_arn = ctx.arn("lambda", &format!("function:{}", self.function_name));
+        let function_arn =
+            ctx.arn("lambda", &format!("function:{}:{}", self.function_name, super::function_alias::ALIAS));
         definition(&self.name, &ctx.aws.region, &function_arn)
     }
 
@@ -760,7 +761,10 @@ impl Resource for RestApi {
                 cfn::identifier(&[("RestApiId", &live.id), ("ResourceId", &resource.id)]),
             ));
         }
-        let function_arn = format!("${{{}.Arn}}", cfn::logical_id(super::function::ID));
+        // The alias `live`'s ARN, from the function's: the API is imported before the alias exists
+        // in the stack (CloudFormation publishes its own version later).
+        let function_arn =
+            format!("${{{}.Arn}}:{}", cfn::logical_id(super::function::ID), super::function_alias::ALIAS);
         let uri = format!(
             "arn:${{AWS::Partition}}:apigateway:${{AWS::Region}}:lambda:path/2015-03-31/functions/{function_arn}/invocations"
         );

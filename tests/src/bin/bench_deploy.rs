@@ -379,6 +379,7 @@ fn model_waits(node: &GraphNode, dep: Option<&GraphNode>, t: &Timings) -> Waits 
         | Kind::IamRole
         | Kind::LogGroup
         | Kind::Function
+        | Kind::FunctionAlias
         | Kind::RestApi
         | Kind::LambdaPermission
         | Kind::Stage
@@ -392,6 +393,8 @@ fn model_waits(node: &GraphNode, dep: Option<&GraphNode>, t: &Timings) -> Waits 
     let before = match (dep.map(|d| d.kind), node.kind) {
         (Some(Kind::IamRole), Kind::Function | Kind::FlowLog) => t.iam_propagation,
         (Some(Kind::Subnet), Kind::RouteTable) => t.ec2_not_found,
+        // PublishVersion waits for the function to leave Pending.
+        (Some(Kind::Function), Kind::FunctionAlias) => t.lambda_pending,
         _ => Duration::ZERO,
     };
     Waits { own, before }

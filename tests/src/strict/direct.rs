@@ -83,6 +83,13 @@ impl MotoEc2 {
         serde_json::from_str(&text).map_err(|e| format!("GET {path}: {e}"))
     }
 
+    /// A REST GET to moto's Lambda: the JSON answer.
+    pub async fn get_lambda_json(&self, path: &str) -> Result<serde_json::Value, String> {
+        let req = self.request("GET", path, "lambda", None, String::new())?;
+        let text = self.send(req, path).await?;
+        serde_json::from_str(&text).map_err(|e| format!("GET {path}: {e}"))
+    }
+
     /// A REST PATCH to moto's API Gateway with a JSON body: the JSON answer.
     pub async fn patch_json(&self, path: &str, body: &serde_json::Value) -> Result<serde_json::Value, String> {
         let req = self.request("PATCH", path, "apigateway", Some("application/json"), body.to_string())?;

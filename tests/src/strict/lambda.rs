@@ -181,7 +181,8 @@ impl Functions {
                     }
                 }
             }
-            "DeleteFunction" => {
+            // A version's deletion (with a qualifier) leaves the function.
+            "DeleteFunction" if ex.str_at(&["Qualifier"]).is_none() => {
                 self.map.remove(&name);
                 self.linger(&name, now);
             }

@@ -32,6 +32,8 @@
 //!     a stage (or its API) takes it off every usage plan.
 //! 16. [`Behaviour::AccessLogsAccountRole`]: a stage's access logs need the account's CloudWatch
 //!     role.
+//! 17. [`Behaviour::LambdaVersions`]: an alias' routing (one other published version, weight
+//!     0-1), versions an alias holds, PublishVersion's code check, and the code storage quota.
 //!
 //! Windows and rates are in [`Timings`]. Time is evaluated lazily: each request sees the state
 //! as of its arrival (ENIs are released by the first request after their window).
@@ -55,6 +57,7 @@ mod tags;
 mod timings;
 mod usage_plans;
 pub mod validate;
+mod versions;
 mod waf;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -124,10 +127,13 @@ pub enum Behaviour {
     /// API Gateway UpdateStage: access log settings are refused while the account has no
     /// CloudWatch role.
     AccessLogsAccountRole,
+    /// Lambda CreateAlias / UpdateAlias routing, DeleteFunction of a version an alias holds,
+    /// PublishVersion's CodeSha256, and the account's code storage.
+    LambdaVersions,
 }
 
 impl Behaviour {
-    pub const ALL: [Behaviour; 21] = [
+    pub const ALL: [Behaviour; 22] = [
         Behaviour::Validation,
         Behaviour::TagRules,
         Behaviour::IamPropagation,
@@ -149,6 +155,7 @@ impl Behaviour {
         Behaviour::SubnetZones,
         Behaviour::UsagePlanStages,
         Behaviour::AccessLogsAccountRole,
+        Behaviour::LambdaVersions,
     ];
 
     /// A stable name for records and reports.
@@ -175,6 +182,7 @@ impl Behaviour {
             Behaviour::SubnetZones => "subnet-zones",
             Behaviour::UsagePlanStages => "usage-plan-stages",
             Behaviour::AccessLogsAccountRole => "access-logs-account-role",
+            Behaviour::LambdaVersions => "lambda-versions",
         }
     }
 
@@ -218,6 +226,8 @@ pub struct Config {
     pub port: Option<u16>,
     /// Names of web ACLs the caller may not `wafv2:GetWebACL` (another team's); none by default.
     pub waf_unreadable_acls: BTreeSet<String>,
+    /// The account's Lambda code storage, in bytes (AWS's default: 75 GB).
+    pub lambda_code_storage_bytes: u64,
 }
 
 impl Default for Config {
@@ -231,6 +241,7 @@ impl Default for Config {
             lambda_concurrency_limit: 1000,
             port: None,
             waf_unreadable_acls: BTreeSet::new(),
+            lambda_code_storage_bytes: 75 * 1_000_000_000,
         }
     }
 }
@@ -550,6 +561,11 @@ impl Model {
             && let Some(f) = access_logs::refuse_without_role(moto, ex).await
         {
             return Some((Behaviour::AccessLogsAccountRole, f));
+        }
+        if self.on(Behaviour::LambdaVersions)
+            && let Some(f) = versions::refuse(moto, ex, self.config.lambda_code_storage_bytes).await
+        {
+            return Some((Behaviour::LambdaVersions, f));
         }
         let mut st = self.state.lock().unwrap();
         if self.on(Behaviour::LambdaConcurrency)

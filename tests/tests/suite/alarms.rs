@@ -134,10 +134,13 @@ async fn alarms_and_stage_throttling_are_made_read_back_drift_fixed_turned_off_a
     let alarms = stack_alarms(aws, s).await;
     c.eq("alarms of the stack on the server", alarms.len(), 5);
     let function = [("FunctionName", n.function.as_str())];
+    // Errors and throttles of what the API invokes: the alias `live`.
+    let alias_name = format!("{}:live", n.function);
+    let alias = [("FunctionName", n.function.as_str()), ("Resource", alias_name.as_str())];
     let api = [("ApiName", shape.name_of("api")), ("Stage", "prod")];
     let want: [Want; 5] = [
-        ("function-errors", "AWS/Lambda", "Errors", &function, "Sum", 1, 0.0, "GreaterThanThreshold"),
-        ("function-throttles", "AWS/Lambda", "Throttles", &function, "Sum", 1, 0.0, "GreaterThanThreshold"),
+        ("function-errors", "AWS/Lambda", "Errors", &alias, "Sum", 1, 0.0, "GreaterThanThreshold"),
+        ("function-throttles", "AWS/Lambda", "Throttles", &alias, "Sum", 1, 0.0, "GreaterThanThreshold"),
         (
             "concurrent-executions",
             "AWS/Lambda",

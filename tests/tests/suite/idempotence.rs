@@ -1,4 +1,5 @@
-//! A second `up` changes nothing (reads only), and a new artifact changes exactly the code.
+//! A second `up` changes nothing (reads only), and a new artifact changes exactly the code and
+//! the version the alias `live` runs.
 
 use std::path::Path;
 
@@ -16,7 +17,7 @@ fn print_counts(label: &str, proxy: &Proxy) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn second_up_changes_nothing_and_new_code_is_one_call() {
+async fn second_up_changes_nothing_and_new_code_is_one_version() {
     let account = Account::start().await;
     let stack = account.stack("idem");
     let (proxy, n, deployer, art) = (&account.proxy, &stack.names, &stack.deployer, stack.artifact.as_str());
@@ -51,15 +52,15 @@ async fn second_up_changes_nothing_and_new_code_is_one_call() {
     assert_eq!(json["changes"].as_u64(), Some(0), "{json}");
     assert!(proxy.mutating_calls().is_empty(), "{:?}", proxy.mutating_calls());
 
-    // 3. A different artifact: exactly one mutating call, UpdateFunctionCode.
+    // 3. A different artifact: the code, published as a version, which the alias `live` takes.
     let modified_path = account.dir.path().join("handler-modified.zip");
     let modified = write_modified(Path::new(art), &modified_path, &n.stack);
     proxy.reset();
     let (run, json) = deployer.up_json(&["--artifact", modified_path.to_str().unwrap()]).await;
     print_counts(&format!("up with a new artifact ({:.1}s)", run.elapsed.as_secs_f64()), proxy);
     let mutating: Vec<String> = proxy.mutating_calls().iter().map(|c| c.name()).collect();
-    assert_eq!(mutating, ["lambda UpdateFunctionCode"], "\n{run}");
-    assert_eq!(json["changes"].as_u64(), Some(1), "{json}");
+    assert_eq!(mutating, ["lambda UpdateFunctionCode", "lambda PublishVersion", "lambda UpdateAlias"], "\n{run}");
+    assert_eq!(json["changes"].as_u64(), Some(2), "the function and its alias: {json}");
     // The previous run converged to other code: its word is not taken, the stack is looked at again.
     assert!(run.stderr.contains("looking at the stack again"), "a new artifact sweeps again:\n{run}");
     let f = account.aws.lambda.get_function().function_name(&n.function).send().await.expect("GetFunction");

@@ -27,8 +27,8 @@
 //! can make at least once, so that the IAM coverage report (`suite_report`) sees each action of
 //! `movies-stack iam-policy` that only a repair needs.
 //!
-//! Finally a new artifact: `plan` shows a code update, `up` makes exactly one mutating call
-//! (UpdateFunctionCode) and says `hotswap` on stderr.
+//! Finally a new artifact: `plan` shows a code update, `up` makes exactly three mutating calls
+//! (UpdateFunctionCode, PublishVersion, UpdateAlias) and says `hotswap` on stderr.
 
 use aws_sdk_apigateway::types::{Op, PatchOperation};
 use std::path::Path;
@@ -353,8 +353,9 @@ async fn trust_policy(aws: &Aws, role: &str) -> Value {
 }
 
 /// The source ARN of the stack's statement in the function's resource policy.
+/// The source ARN of the stack's statement in the alias `live`'s policy.
 async fn permission_source(aws: &Aws, function: &str) -> Option<String> {
-    let out = aws.lambda.get_policy().function_name(function).send().await.ok()?;
+    let out = aws.lambda.get_policy().function_name(function).qualifier("live").send().await.ok()?;
     let doc: Value = serde_json::from_str(out.policy()?).ok()?;
     let statements = doc["Statement"].as_array()?;
     let ours = statements.iter().find(|s| s["Sid"] == "movies-stack-apigateway")?;
@@ -525,12 +526,13 @@ async fn make(drift: Drift, aws: &Aws, n: &StackNames, live: &Live) {
                 .expect("DeleteRolePermissionsBoundary");
         }
         Drift::PermissionWidened => {
-            // Any API of the account may invoke the function, not only the stack's.
+            // Any API of the account may invoke the function's alias, not only the stack's.
             let source = permission_source(aws, &n.function).await.expect("the stack's permission statement");
             let (prefix, _) = source.rsplit_once(':').expect("an ARN");
             aws.lambda
                 .remove_permission()
                 .function_name(&n.function)
+                .qualifier("live")
                 .statement_id("movies-stack-apigateway")
                 .send()
                 .await
@@ -538,6 +540,7 @@ async fn make(drift: Drift, aws: &Aws, n: &StackNames, live: &Live) {
             aws.lambda
                 .add_permission()
                 .function_name(&n.function)
+                .qualifier("live")
                 .statement_id("movies-stack-apigateway")
                 .action("lambda:InvokeFunction")
                 .principal("apigateway.amazonaws.com")
@@ -910,7 +913,12 @@ async fn drift_is_reported_planned_and_fixed_exactly_then_hotswap() {
     proxy.reset();
     let up = deployer.run(&["up", "--artifact", modified_arg]).await;
     c.eq("hotswap: up exit code", up.code, 0);
-    c.eq("hotswap: up's mutating calls", mutating(proxy), vec!["lambda UpdateFunctionCode".to_string()]);
+    // The code, published as a version, which the alias `live` takes (sorted by name).
+    c.eq(
+        "hotswap: up's mutating calls",
+        mutating(proxy),
+        ["lambda PublishVersion", "lambda UpdateAlias", "lambda UpdateFunctionCode"].map(String::from).to_vec(),
+    );
     c.check(up.stderr.contains("hotswap"), format!("hotswap: up's stderr says hotswap:\n{up}"));
     let f = aws.lambda.get_function_configuration().function_name(&n.function).send().await;
     c.eq(

@@ -8,6 +8,7 @@ mod cloudformation;
 mod cloudtrail;
 mod completions;
 mod crash;
+mod deploys;
 mod down;
 mod down_eni;
 mod export;

@@ -464,7 +464,9 @@ async fn up_creates_the_whole_stack() {
         paths.keys().cloned().collect::<Vec<_>>(),
         vec!["/".to_string(), "/{proxy+}".to_string()],
     );
-    let invoke_uri = format!("arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/{function_arn}/invocations");
+    // The API invokes the alias `live`, not the function's $LATEST.
+    let invoke_uri =
+        format!("arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/{function_arn}:live/invocations");
     for r in resources.items() {
         let path = r.path().unwrap_or_default();
         let methods: Vec<String> = r.resource_methods().map(|m| m.keys().cloned().collect()).unwrap_or_default();
