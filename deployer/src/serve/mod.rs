@@ -151,7 +151,6 @@ pub async fn run(config: &Config, settings: &AwsSettings, args: &ServeArgs, prin
                 builds,
                 profile,
                 spec,
-                concurrency: usize::from(args.concurrency),
                 integration_timeout,
                 gateway: gateway.clone(),
                 retiring: retiring.clone(),

@@ -28,7 +28,7 @@ use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -184,6 +184,9 @@ struct Inner {
     invocations: AtomicUsize,
     /// Notified when `invocations` falls to 0.
     settled: Notify,
+    /// The next environment's number, shared with the pool's successors ([`Pool::successor`]):
+    /// `[env N]` names one process while the pools of two builds run side by side.
+    numbers: Arc<AtomicU32>,
 }
 
 struct Job {
@@ -267,7 +270,6 @@ struct State {
     /// `/next` (a runtime polls again at once): like starting ones, each will take an event
     /// soon, so none is started for it.
     returning: usize,
-    next_number: u32,
     next_ticket: u64,
     stopping: bool,
 }
@@ -325,16 +327,27 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Pool {
     pub fn new(spec: FunctionSpec, max: usize, printer: Arc<dyn Printer>) -> Pool {
+        Pool::numbered(spec, max, printer, Arc::new(AtomicU32::new(1)))
+    }
+
+    /// A pool that replaces this one (the next build of `serve --watch`): its environments'
+    /// numbers follow this one's.
+    pub fn successor(&self, spec: FunctionSpec) -> Pool {
+        Pool::numbered(spec, self.0.max, self.0.printer.clone(), self.0.numbers.clone())
+    }
+
+    fn numbered(spec: FunctionSpec, max: usize, printer: Arc<dyn Printer>, numbers: Arc<AtomicU32>) -> Pool {
         let max = max.max(1);
         Pool(Arc::new(Inner {
             spec,
             printer,
             max,
             max_queue: max * QUEUE_PER_ENVIRONMENT,
-            state: Mutex::new(State { next_number: 1, ..State::default() }),
+            state: Mutex::new(State::default()),
             ended: Notify::new(),
             invocations: AtomicUsize::new(0),
             settled: Notify::new(),
+            numbers,
         }))
     }
 
@@ -444,8 +457,7 @@ impl Inner {
         }
         st.live += 1;
         st.starting += 1;
-        let number = st.next_number;
-        st.next_number += 1;
+        let number = self.numbers.fetch_add(1, Ordering::SeqCst);
         Some(number)
     }
 

@@ -1,12 +1,14 @@
 //! `serve --watch`: the handler rebuilt whenever its sources change, served without a gap.
 //!
-//! - Watched (inotify through `notify`, debounced [`DEBOUNCE`]): `handler/src/` and below,
-//!   `handler/Cargo.toml` and `Cargo.lock`. Their folders are watched rather than the two files:
-//!   an editor that saves by writing a new file and renaming it over the old one would end a
-//!   watch on the file itself.
-//! - A change is a change of content: the watched files are hashed ([`fingerprint`]), and events
-//!   that leave the hash as the last build saw it (a save without an edit, cargo writing the same
-//!   `Cargo.lock` again) build nothing.
+//! - Watched (inotify through `notify`, debounced [`DEBOUNCE`]): the Rust files below
+//!   `handler/src/`, `handler/Cargo.toml` and `Cargo.lock`. Their folders are watched rather than
+//!   the files: an editor that saves by writing a new file and renaming it over the old one would
+//!   end a watch on the file itself. Other files there (an editor's swap and backup files, a
+//!   save's temporary file) are not sources: they change nothing.
+//! - A change is a change of content: each watched file is hashed ([`Sources`]), and events that
+//!   leave every hash as the last build saw it (a save without an edit, cargo or the compiler
+//!   opening the files: inotify reports opens too) build nothing. The files whose hash changed
+//!   are the ones named.
 //! - cargo's output is captured (the access log is on stdout, and our lines are the printer's):
 //!   a failed build is one [`ServeEvent::RebuildFailed`] with the compiler's errors, and the
 //!   previous build keeps serving.
@@ -18,7 +20,7 @@
 //!   the old pool, and every event already in it is counted: the old pool is retired
 //!   ([`Pool::retire`]), stopped once the requests in flight on it are answered.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -39,41 +41,59 @@ use crate::ui::Printer;
 /// chmod) or `git checkout` of several files is one rebuild.
 pub const DEBOUNCE: Duration = Duration::from_millis(150);
 
-/// What is watched, relative to the repository root: every source of the handler's build.
-pub const WATCHED: [&str; 3] = ["handler/src", "handler/Cargo.toml", "Cargo.lock"];
+/// What is watched, relative to the repository root: the sources of the handler's build.
+pub const WATCHED: [&str; 3] = ["handler/src/**/*.rs", "handler/Cargo.toml", "Cargo.lock"];
 
 /// Whether `relative` (a path below the repository root) is one of the [`WATCHED`]. Pure.
 pub fn is_watched(relative: &Path) -> bool {
-    relative.starts_with("handler/src")
+    (relative.starts_with("handler/src") && is_rust(relative))
         || relative == Path::new("handler/Cargo.toml")
         || relative == Path::new("Cargo.lock")
 }
 
-/// A hash of the watched files' names and contents (files that vanish meanwhile are left out:
-/// an editor's save may be half-way).
-pub fn fingerprint(root: &Path) -> u64 {
-    fn walk(dir: &Path, files: &mut Vec<PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            match entry.file_type() {
-                Ok(t) if t.is_dir() => walk(&path, files),
-                Ok(t) if t.is_file() => files.push(path),
-                _ => {}
+/// A Rust file, not a hidden one (`.lib.rs.swp` is not, `lib.rs` is).
+fn is_rust(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "rs")
+        && path.file_name().is_some_and(|n| !n.to_string_lossy().starts_with('.'))
+}
+
+/// The watched files' contents, hashed, by path relative to the repository root.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sources(BTreeMap<PathBuf, u64>);
+
+impl Sources {
+    /// Read the watched files below `root` (a file that vanishes meanwhile is left out: an
+    /// editor's save may be half-way).
+    pub fn read(root: &Path) -> Sources {
+        fn walk(dir: &Path, files: &mut Vec<PathBuf>) {
+            let Ok(entries) = std::fs::read_dir(dir) else { return };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                match entry.file_type() {
+                    Ok(t) if t.is_dir() => walk(&path, files),
+                    Ok(t) if t.is_file() && is_rust(&path) => files.push(path),
+                    _ => {}
+                }
             }
         }
-    }
-    let mut files = vec![root.join("handler/Cargo.toml"), root.join("Cargo.lock")];
-    walk(&root.join("handler/src"), &mut files);
-    files.sort();
-    let mut h = std::hash::DefaultHasher::new();
-    for file in files {
-        if let Ok(content) = std::fs::read(&file) {
-            file.strip_prefix(root).unwrap_or(&file).hash(&mut h);
+        let mut files = vec![root.join("handler/Cargo.toml"), root.join("Cargo.lock")];
+        walk(&root.join("handler/src"), &mut files);
+        let hashed = files.into_iter().filter_map(|file| {
+            let content = std::fs::read(&file).ok()?;
+            let mut h = std::hash::DefaultHasher::new();
             content.hash(&mut h);
-        }
+            Some((file.strip_prefix(root).unwrap_or(&file).to_path_buf(), h.finish()))
+        });
+        Sources(hashed.collect())
     }
-    h.finish()
+
+    /// The files added, changed or removed since `before`, in order. Pure.
+    pub fn changed_since(&self, before: &Sources) -> Vec<PathBuf> {
+        let mut paths: Vec<&PathBuf> = self.0.keys().chain(before.0.keys()).collect();
+        paths.sort();
+        paths.dedup();
+        paths.into_iter().filter(|p| self.0.get(*p) != before.0.get(*p)).cloned().collect()
+    }
 }
 
 /// The copies of each build the environments run, in a folder of this process (removed when
@@ -117,8 +137,8 @@ pub struct Watcher {
     root: PathBuf,
     _debouncer: Debouncer<RecommendedWatcher>,
     changes: mpsc::UnboundedReceiver<DebounceEventResult>,
-    /// The sources' fingerprint when the watch began.
-    built: u64,
+    /// The sources when the watch began.
+    built: Sources,
 }
 
 impl Watcher {
@@ -141,7 +161,7 @@ impl Watcher {
         ] {
             debouncer.watcher().watch(&dir, mode).map_err(|e| cannot(&dir, e))?;
         }
-        let built = fingerprint(&root);
+        let built = Sources::read(&root);
         Ok(Watcher { root, _debouncer: debouncer, changes, built })
     }
 
@@ -149,26 +169,28 @@ impl Watcher {
         &self.root
     }
 
-    /// The next batch of changed watched files (relative, sorted); None when the watch ended.
-    async fn next_changes(&mut self, printer: &dyn Printer) -> Option<BTreeSet<PathBuf>> {
-        let mut changed = BTreeSet::new();
-        let first = self.changes.recv().await?;
-        let mut batches = vec![first];
-        while let Ok(more) = self.changes.try_recv() {
-            batches.push(more);
-        }
-        for batch in batches {
-            match batch {
-                Ok(events) => changed.extend(
-                    events
-                        .into_iter()
-                        .filter_map(|e| e.path.strip_prefix(&self.root).ok().map(Path::to_path_buf))
-                        .filter(|p| is_watched(p)),
-                ),
-                Err(e) => printer.event(Event::Serve(ServeEvent::WatchFailed { error: e.to_string() })),
+    /// Wait until a watched path saw an event (its content may not have changed); false when
+    /// the watch ended.
+    async fn touched(&mut self, printer: &dyn Printer) -> bool {
+        loop {
+            let Some(first) = self.changes.recv().await else { return false };
+            let mut batches = vec![first];
+            while let Ok(more) = self.changes.try_recv() {
+                batches.push(more);
+            }
+            let mut touched = false;
+            for batch in batches {
+                match batch {
+                    Ok(events) => {
+                        touched |= events.iter().any(|e| e.path.strip_prefix(&self.root).is_ok_and(is_watched));
+                    }
+                    Err(e) => printer.event(Event::Serve(ServeEvent::WatchFailed { error: e.to_string() })),
+                }
+            }
+            if touched {
+                return true;
             }
         }
-        Some(changed)
     }
 }
 
@@ -179,7 +201,6 @@ pub struct Rebuilds {
     pub profile: String,
     /// The function; each build's `bootstrap` replaces its own.
     pub spec: FunctionSpec,
-    pub concurrency: usize,
     /// How long a request may wait for the function: the longest a retired pool waits for its
     /// requests in flight.
     pub integration_timeout: Duration,
@@ -194,13 +215,11 @@ impl Rebuilds {
     /// under way).
     pub async fn run(mut self) {
         let say = |event: ServeEvent| self.printer.event(Event::Serve(event));
-        let mut built = self.watcher.built;
-        while let Some(changed) = self.watcher.next_changes(&*self.printer).await {
+        let mut built = self.watcher.built.clone();
+        while self.watcher.touched(&*self.printer).await {
+            let now = Sources::read(self.watcher.root());
+            let changed = now.changed_since(&built);
             if changed.is_empty() {
-                continue;
-            }
-            let now = fingerprint(self.watcher.root());
-            if now == built {
                 continue;
             }
             say(ServeEvent::Rebuilding { changed: shown(&changed), profile: self.profile.clone() });
@@ -226,7 +245,8 @@ impl Rebuilds {
     /// New requests to a new pool running `bootstrap`; the old one retired in the background.
     fn swap(&self, bootstrap: PathBuf) {
         let spec = FunctionSpec { bootstrap, ..self.spec.clone() };
-        let old = self.gateway.swap_pool(Pool::new(spec, self.concurrency, self.printer.clone()));
+        let new = self.gateway.pool().successor(spec);
+        let old = self.gateway.swap_pool(new);
         lock(&self.retiring).push(old.clone());
         let (retiring, printer, within) = (self.retiring.clone(), self.printer.clone(), self.integration_timeout);
         tokio::spawn(async move {
@@ -245,7 +265,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// At most 3 changed paths, then how many more. Pure.
-fn shown(changed: &BTreeSet<PathBuf>) -> Vec<String> {
+fn shown(changed: &[PathBuf]) -> Vec<String> {
     let mut shown: Vec<String> = changed.iter().take(3).map(|p| p.display().to_string()).collect();
     if changed.len() > 3 {
         shown.push(format!("{} more", changed.len() - 3));
@@ -265,6 +285,10 @@ mod tests {
         for p in [
             "handler/src.rs",
             "handler/tests/x.rs",
+            "handler/src/lib.rs.saving",
+            "handler/src/.lib.rs.swp",
+            "handler/src/lib.rs~",
+            "handler/src/4913",
             "deployer/src/main.rs",
             "Cargo.toml",
             "target/release/bootstrap",
@@ -275,29 +299,33 @@ mod tests {
     }
 
     #[test]
-    fn the_fingerprint_follows_content_not_file_times() {
+    fn a_change_is_one_of_content_not_of_file_times() {
         let root = std::env::temp_dir().join(format!("serve-watch-test-{:x}", super::super::random_u64()));
         std::fs::create_dir_all(root.join("handler/src/nested")).unwrap();
         std::fs::write(root.join("handler/Cargo.toml"), "[package]").unwrap();
         std::fs::write(root.join("handler/src/lib.rs"), "fn a() {}").unwrap();
         std::fs::write(root.join("handler/src/nested/m.rs"), "fn b() {}").unwrap();
-        let first = fingerprint(&root);
+        let first = Sources::read(&root);
         std::fs::write(root.join("handler/src/lib.rs"), "fn a() {}").unwrap();
         std::fs::write(root.join("README.md"), "not watched").unwrap();
-        assert_eq!(fingerprint(&root), first, "same content, new file time; an unwatched file");
+        std::fs::write(root.join("handler/src/.lib.rs.swp"), "an editor's").unwrap();
+        let same = Sources::read(&root);
+        assert_eq!(same.changed_since(&first), Vec::<PathBuf>::new(), "same content, new file time; unwatched files");
         std::fs::write(root.join("handler/src/nested/m.rs"), "fn c() {}").unwrap();
-        let edited = fingerprint(&root);
-        assert_ne!(edited, first, "an edit below handler/src");
         std::fs::write(root.join("Cargo.lock"), "# lock").unwrap();
-        assert_ne!(fingerprint(&root), edited, "Cargo.lock appeared");
+        std::fs::remove_file(root.join("handler/src/lib.rs")).unwrap();
+        let edited = Sources::read(&root);
+        let changed: Vec<PathBuf> =
+            ["Cargo.lock", "handler/src/lib.rs", "handler/src/nested/m.rs"].into_iter().map(PathBuf::from).collect();
+        assert_eq!(edited.changed_since(&first), changed, "added, removed, edited");
         std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
     fn many_changes_are_summed_up() {
-        let few: BTreeSet<PathBuf> = ["handler/src/lib.rs", "Cargo.lock"].into_iter().map(PathBuf::from).collect();
+        let few: Vec<PathBuf> = ["Cargo.lock", "handler/src/lib.rs"].into_iter().map(PathBuf::from).collect();
         assert_eq!(shown(&few), ["Cargo.lock", "handler/src/lib.rs"]);
-        let many: BTreeSet<PathBuf> = (0..5).map(|i| PathBuf::from(format!("handler/src/m{i}.rs"))).collect();
+        let many: Vec<PathBuf> = (0..5).map(|i| PathBuf::from(format!("handler/src/m{i}.rs"))).collect();
         assert_eq!(shown(&many), ["handler/src/m0.rs", "handler/src/m1.rs", "handler/src/m2.rs", "2 more"]);
     }
 }
