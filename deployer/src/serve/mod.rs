@@ -56,11 +56,11 @@ pub async fn run(config: &Config, settings: &AwsSettings, args: &ServeArgs, prin
     }
     let profile = args.cargo_profile.clone().unwrap_or_else(|| "release".to_string());
     // Before the first build: a change made while it runs is seen.
-    let watcher = if args.watch {
+    let mut watching = if args.watch {
         let root = crate::package::repo_root().ok_or_else(|| {
             Error::input("--watch: cannot find the handler crate (handler/Cargo.toml) above the current directory; run from the repository")
         })?;
-        Some(Watcher::start(&root)?)
+        Some((Watcher::start(&root)?, Builds::new()?))
     } else {
         None
     };
@@ -93,23 +93,23 @@ pub async fn run(config: &Config, settings: &AwsSettings, args: &ServeArgs, prin
     // Who we are first: bad credentials or region get their one-line cause, not a failed read.
     session.who_am_i().await?;
     let rules = rules::load(&ctx, config).await?;
-    let mut builds = None;
-    let bootstrap = match (&args.bootstrap, &watcher) {
-        (Some(path), _) => path.clone(),
-        (None, Some(watcher)) => {
+    let bootstrap = match &args.bootstrap {
+        Some(path) => path.clone(),
+        None => {
+            let root = match &watching {
+                Some((watcher, _)) => watcher.root().to_path_buf(),
+                None => crate::package::repo_root().ok_or_else(|| {
+                    Error::input("cannot find the handler crate (handler/Cargo.toml) above the current directory; run from the repository, or pass --bootstrap PATH")
+                })?,
+            };
             printer.event(Event::Serve(ServeEvent::BuildingHandler { profile: profile.clone() }));
-            let built = build_host_bootstrap(watcher.root(), &profile, CargoOutput::Inherit)
-                .await
-                .map_err(|e| e.into_error())?;
-            // The environments run a copy: cargo rewrites its own file in place on the next build.
-            builds.insert(Builds::new()?).keep(&built)?
-        }
-        (None, None) => {
-            let root = crate::package::repo_root().ok_or_else(|| {
-                Error::input("cannot find the handler crate (handler/Cargo.toml) above the current directory; run from the repository, or pass --bootstrap PATH")
-            })?;
-            printer.event(Event::Serve(ServeEvent::BuildingHandler { profile: profile.clone() }));
-            build_host_bootstrap(&root, &profile, CargoOutput::Inherit).await.map_err(|e| e.into_error())?
+            let built =
+                build_host_bootstrap(&root, &profile, CargoOutput::Inherit).await.map_err(BuildError::into_error)?;
+            match &mut watching {
+                // The environments run a copy: cargo rewrites its own file in place on the next build.
+                Some((_, builds)) => builds.keep(&built)?,
+                None => built,
+            }
         }
     };
     let spec = function_spec(&ctx, config, settings, bootstrap)?;
@@ -132,8 +132,7 @@ pub async fn run(config: &Config, settings: &AwsSettings, args: &ServeArgs, prin
         integration_timeout,
     });
     let url = format!("http://{local}/{}/", rules.stage);
-    let template = watcher.is_some().then(|| spec.clone());
-    let pool = Pool::new(spec, usize::from(args.concurrency), printer.clone());
+    let pool = Pool::new(spec.clone(), usize::from(args.concurrency), printer.clone());
     let limits = server.limits();
     say(ServeEvent::Limits {
         connections: limits.connections,
@@ -143,23 +142,20 @@ pub async fn run(config: &Config, settings: &AwsSettings, args: &ServeArgs, prin
     });
     let gateway = Arc::new(Gateway::new(rules, pool.clone(), log, integration_timeout, local.port(), printer.clone()));
     let retiring: Arc<Mutex<Vec<Pool>>> = Arc::default();
-    let rebuilding = match (watcher, builds, template) {
-        (Some(watcher), Some(builds), Some(spec)) => {
-            say(ServeEvent::Watching { paths: watch::WATCHED.iter().map(|p| p.to_string()).collect() });
-            let rebuilds = Rebuilds {
-                watcher,
-                builds,
-                profile,
-                spec,
-                integration_timeout,
-                gateway: gateway.clone(),
-                retiring: retiring.clone(),
-                printer: printer.clone(),
-            };
-            Some(tokio::spawn(rebuilds.run()))
-        }
-        _ => None,
-    };
+    let rebuilding = watching.map(|(watcher, builds)| {
+        say(ServeEvent::Watching { paths: watch::WATCHED.iter().map(|p| p.to_string()).collect() });
+        let rebuilds = Rebuilds {
+            watcher,
+            builds,
+            profile,
+            spec,
+            integration_timeout,
+            gateway: gateway.clone(),
+            retiring: retiring.clone(),
+            printer: printer.clone(),
+        };
+        tokio::spawn(rebuilds.run())
+    });
     say(ServeEvent::Listening { url });
 
     let signal_err = |e: std::io::Error| Error::other(format!("cannot install a signal handler: {e}"));
