@@ -12,6 +12,10 @@
 #      serve's own overhead against invoking the Runtime API directly; then a real load generator
 #      (Debian's `wrk`, installed here when missing) at 1, 8 and 64 connections: only 200 and 429
 #      answers                                                              (tests/src/bin/bench_serve.rs)
+#   4. serve --watch: edit to answer (the handler's message edited, then asked for until an answer
+#      carries it) with `serve --watch`, against `cargo lambda watch` run the same way (the venv's
+#      cargo-lambda), in a copy of the handler's workspace under <target>/serve-watch; medians and
+#      their ratio                                                          (tests/src/bin/bench_watch.rs)
 #
 # Builds what it needs:
 #   - `cargo build --workspace --bins` (the harness, the deployer), as scripts/test.sh does;
@@ -26,6 +30,8 @@
 # Knobs: BENCH_INVOCATIONS (2000), BENCH_STARTUP_RUNS (30), BENCH_SKIP_DEPLOY=1,
 #        BENCH_SKIP_HANDLER=1, BENCH_SKIP_SERVE=1 (each part can be skipped);
 #        serve: BENCH_SERVE_REQUESTS (2000 per row), BENCH_SERVE_CLIENTS (4), BENCH_SERVE_WRK_SECONDS (10 per row);
+#        serve --watch: BENCH_SKIP_WATCH=1, BENCH_WATCH_REPETITIONS (5 edits per tool), BENCH_WATCH_PROFILE
+#        (dev, or release: the cargo profile both tools build with);
 #        deploy: BENCH_LATENCY_MS (100), BENCH_REPEAT (3), BENCH_CONCURRENCY (the deployer's default),
 #        BENCH_SKIP_AWS_LIKE=1, BENCH_LOG_DIR (each run's output and timed AWS calls),
 #        BENCH_BEFORE_BIN (another movies-stack binary for the "before" column) with
@@ -109,4 +115,13 @@ if [ "${BENCH_SKIP_SERVE:-0}" != 1 ]; then
         --requests "${BENCH_SERVE_REQUESTS:-2000}" \
         --clients "${BENCH_SERVE_CLIENTS:-4}" \
         --wrk-seconds "${BENCH_SERVE_WRK_SECONDS:-10}"
+fi
+
+if [ "${BENCH_SKIP_WATCH:-0}" != 1 ]; then
+    printf '\n## serve --watch: edit to answer (%s, %s)\n' "$(uname -m)" "$(date -u +%Y-%m-%dT%H:%MZ)"
+    MOVIES_STACK_BIN="$TARGET/debug/movies-stack" "$TARGET/debug/bench_watch" \
+        --artifact "$ARTIFACT" \
+        --repetitions "${BENCH_WATCH_REPETITIONS:-5}" \
+        --profile "${BENCH_WATCH_PROFILE:-dev}" \
+        --cargo-lambda "$MS_VENV/bin/cargo-lambda"
 fi

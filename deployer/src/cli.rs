@@ -275,6 +275,14 @@ pub struct ServeArgs {
     /// Append the access log lines to this file instead of stdout
     #[arg(long, value_name = "FILE")]
     pub access_log: Option<PathBuf>,
+    /// Rebuild the handler when handler/src, handler/Cargo.toml or Cargo.lock change; new requests
+    /// then go to the new build, requests in flight finish on the previous one (not with --bootstrap)
+    #[arg(long)]
+    pub watch: bool,
+    /// Cargo profile the handler is built with: release (as deployed, the default) or dev (faster
+    /// rebuilds with --watch) (not with --bootstrap)
+    #[arg(long, value_name = "PROFILE", value_parser = ["release", "dev"])]
+    pub cargo_profile: Option<String>,
 }
 
 #[derive(Debug, Args)]

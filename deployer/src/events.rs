@@ -440,8 +440,33 @@ pub enum ServeEvent {
         queue: usize,
         body_bytes: usize,
     },
+    /// `cargo build --profile PROFILE -p handler --bin bootstrap`, before serving.
     #[serde(rename = "serve_building_handler")]
-    BuildingHandler,
+    BuildingHandler { profile: String },
+    /// `--watch`: these paths (relative to the repository) are watched.
+    #[serde(rename = "serve_watching")]
+    Watching { paths: Vec<String> },
+    /// `--watch`: a watched file changed; the handler is being rebuilt (`changed`: relative
+    /// paths, at most a few).
+    #[serde(rename = "serve_rebuilding")]
+    Rebuilding { changed: Vec<String>, profile: String },
+    /// The rebuild succeeded: new requests go to environments running `bootstrap`; requests
+    /// in flight finish on the previous build.
+    #[serde(rename = "serve_rebuilt")]
+    Rebuilt {
+        #[serde(rename = "took_ms", serialize_with = "ms")]
+        took: Duration,
+        bootstrap: String,
+    },
+    /// The rebuild failed (`error`: the compiler's errors): the previous build keeps serving.
+    #[serde(rename = "serve_rebuild_failed")]
+    RebuildFailed { error: String },
+    /// `--watch`: the file watch reported an error (a change may have been missed).
+    #[serde(rename = "serve_watch_failed")]
+    WatchFailed { error: String },
+    /// The previous build's environments were stopped once its requests in flight were answered.
+    #[serde(rename = "serve_previous_build_stopped")]
+    PreviousBuildStopped { bootstrap: String },
     #[serde(rename = "serve_listening")]
     Listening { url: String },
     #[serde(rename = "serve_stopping")]
@@ -528,8 +553,10 @@ impl ServeEvent {
     pub fn level(&self) -> Level {
         use ServeEvent::*;
         match self {
-            Listening { .. } => Level::Notice,
+            Listening { .. } | Rebuilt { .. } => Level::Notice,
             ReloadFailed { .. }
+            | RebuildFailed { .. }
+            | WatchFailed { .. }
             | EnvCouldNotStart { .. }
             | EnvInitError { .. }
             | EnvInitFailed { .. }
@@ -546,7 +573,10 @@ impl ServeEvent {
             | Rules { .. }
             | Function { .. }
             | Limits { .. }
-            | BuildingHandler
+            | BuildingHandler { .. }
+            | Watching { .. }
+            | Rebuilding { .. }
+            | PreviousBuildStopped { .. }
             | Stopping
             | Stopped
             | Reloading
@@ -597,8 +627,29 @@ impl std::fmt::Display for ServeEvent {
                 header_read.as_secs(),
                 body_bytes / (1024 * 1024)
             ),
-            BuildingHandler => {
-                f.write_str("building the handler for this machine: cargo build --release -p handler --bin bootstrap")
+            BuildingHandler { profile } => write!(
+                f,
+                "building the handler for this machine: cargo build --profile {profile} -p handler --bin bootstrap"
+            ),
+            Watching { paths } => write!(
+                f,
+                "watching {}: a change rebuilds the handler and new requests go to the new build",
+                paths.join(", ")
+            ),
+            Rebuilding { changed, profile } => write!(
+                f,
+                "{} changed: rebuilding the handler (cargo build --profile {profile} -p handler --bin bootstrap)",
+                changed.join(", ")
+            ),
+            Rebuilt { took, bootstrap } => write!(
+                f,
+                "rebuilt in {:.1} s: new requests go to {bootstrap}; requests in flight finish on the previous build",
+                took.as_secs_f64()
+            ),
+            RebuildFailed { error } => write!(f, "rebuild failed, still serving the previous build:\n{error}"),
+            WatchFailed { error } => write!(f, "watching the handler's sources: {error} (a change may be missed)"),
+            PreviousBuildStopped { bootstrap } => {
+                write!(f, "previous build stopped ({bootstrap}): its requests in flight were answered")
             }
             Listening { url } => {
                 write!(f, "listening on {url} (Ctrl-C stops; SIGHUP re-reads the stack's keys and plans)")

@@ -378,6 +378,19 @@ mod tests {
                 "serve_rules",
             ),
             (Event::Serve(ServeEvent::Listening { url: "http://127.0.0.1:3000/prod/".into() }), "serve_listening"),
+            (
+                Event::Serve(ServeEvent::Rebuilt {
+                    took: Duration::from_millis(1500),
+                    bootstrap: "/tmp/movies-stack-serve-1/bootstrap-2".into(),
+                }),
+                "serve_rebuilt",
+            ),
+            (
+                Event::Serve(ServeEvent::RebuildFailed {
+                    error: "error: expected `;`\n --> handler/src/lib.rs:3:9".into(),
+                }),
+                "serve_rebuild_failed",
+            ),
         ]
     }
 
@@ -411,6 +424,11 @@ mod tests {
         assert_eq!((&lines[14]["env"], &lines[14]["line"]), (&2.into(), &r#"{"level":"INFO"}"#.into()));
         assert_eq!(lines[15]["rules"], serde_json::json!(["usage plan a", "usage plan b"]));
         assert_eq!(lines[16]["level"], "notice");
+        assert_eq!((&lines[17]["took_ms"], &lines[17]["level"]), (&1500.into(), &"notice".into()));
+        assert_eq!(
+            (&lines[18]["error"], &lines[18]["level"]),
+            (&"error: expected `;`\n --> handler/src/lib.rs:3:9".into(), &"warning".into())
+        );
     }
 
     #[test]
@@ -449,6 +467,11 @@ mod tests {
                 "serve: usage plan a",
                 "serve: usage plan b",
                 "serve: listening on http://127.0.0.1:3000/prod/ (Ctrl-C stops; SIGHUP re-reads the stack's keys and plans)",
+                "serve: rebuilt in 1.5 s: new requests go to /tmp/movies-stack-serve-1/bootstrap-2; requests in flight \
+                 finish on the previous build",
+                "serve: rebuild failed, still serving the previous build:",
+                "error: expected `;`",
+                " --> handler/src/lib.rs:3:9",
             ]
         );
         assert!(!text.contains("phase:"), "phases only with -v:\n{text}");
@@ -464,13 +487,26 @@ mod tests {
             .lines()
             .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["event"].as_str().unwrap().to_string())
             .collect();
-        assert_eq!(tags, ["finished", "warning", "notice", "interrupted", "cancelled", "serve_listening"]);
+        assert_eq!(
+            tags,
+            [
+                "finished",
+                "warning",
+                "notice",
+                "interrupted",
+                "cancelled",
+                "serve_listening",
+                "serve_rebuilt",
+                "serve_rebuild_failed"
+            ]
+        );
         assert!(json.contains("\"outcome\":\"failed\""), "{json}");
         let human = printed(Output::Human, 0, true, events());
         assert_eq!(
             human.lines().count(),
-            7,
-            "the failure, the warning, the notice, the blank line and the stopping line, the cancel, listening:\n{human}"
+            11,
+            "the failure, the warning, the notice, the blank line and the stopping line, the cancel, listening, \
+             rebuilt, the failed rebuild's 3 lines:\n{human}"
         );
         assert!(!human.contains("creating") && !human.contains("up: 3 created") && !human.contains("[env "), "{human}");
         assert!(

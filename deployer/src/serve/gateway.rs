@@ -482,7 +482,9 @@ pub fn map_response(payload: &[u8]) -> Result<Mapped, String> {
 pub struct Gateway {
     rules: RwLock<Arc<Rules>>,
     limiter: Limiter,
-    pool: Pool,
+    /// Swapped by `serve --watch` ([`Gateway::swap_pool`]); an event is given to the pool under
+    /// the read lock, so none reaches a pool after it was swapped out.
+    pool: RwLock<Pool>,
     log: AccessLog,
     integration_timeout: Duration,
     /// The port we listen on (`X-Forwarded-Port`).
@@ -515,7 +517,7 @@ impl Gateway {
         Gateway {
             rules: RwLock::new(Arc::new(rules)),
             limiter: Limiter::default(),
-            pool,
+            pool: RwLock::new(pool),
             log,
             integration_timeout,
             port,
@@ -535,6 +537,17 @@ impl Gateway {
 
     pub fn set_rules(&self, rules: Rules) {
         *self.rules.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(rules);
+    }
+
+    /// The pool new requests go to.
+    pub fn pool(&self) -> Pool {
+        self.pool.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Send new requests to `pool`; the pool they went to is returned, with the events already
+    /// given to it (they finish there: [`Pool::retire`]).
+    pub fn swap_pool(&self, pool: Pool) -> Pool {
+        std::mem::replace(&mut *self.pool.write().unwrap_or_else(|p| p.into_inner()), pool)
     }
 
     /// Wait until no request is in flight, at most `within`.
@@ -679,7 +692,11 @@ impl Gateway {
         let event = proxy_event(info, rules, &request);
         let lambda_trace = format!("Root={};Parent={:016x};Sampled=0", info.trace_id, super::random_u128() as u64);
         let started = Instant::now();
-        let mut invocation = self.pool.invoke(Bytes::from(event.to_string()), lambda_trace).map_err(|full| {
+        // Under the read lock: a swap waits for the event to be in the pool (whose retirement then
+        // waits for it), and no event reaches a pool swapped out.
+        let invoked =
+            self.pool.read().unwrap_or_else(|p| p.into_inner()).invoke(Bytes::from(event.to_string()), lambda_trace);
+        let mut invocation = invoked.map_err(|full| {
             self.say(ServeEvent::Saturated { request_id: info.request_id.clone(), waiting: full.bound });
             GatewayError::Saturated
         })?;

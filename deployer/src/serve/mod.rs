@@ -6,7 +6,8 @@
 //! - [`gateway`]: the HTTP front: stage, routes, keys, usage plans ([`limits`]), the proxy event
 //!   and response, the access log ([`access_log`]);
 //! - [`runtime`]: the real `bootstrap`, run as Lambda runs it behind an embedded Runtime API;
-//! - [`server`]: connections: header-read and idle timeouts, a connection cap, accept back-off.
+//! - [`server`]: connections: header-read and idle timeouts, a connection cap, accept back-off;
+//! - [`watch`]: `--watch`: the handler rebuilt on a change of its sources, and swapped in.
 //!
 //! Output: access log lines on stdout (or `--access-log FILE`); everything else is a
 //! [`ServeEvent`] for the printer (stderr: our lines prefixed `serve:`, the function's `[env N]`,
@@ -18,10 +19,11 @@ pub mod limits;
 pub mod rules;
 pub mod runtime;
 pub mod server;
+pub mod watch;
 
 use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::config::SharedCredentialsProvider;
@@ -39,12 +41,29 @@ use access_log::AccessLog;
 use gateway::Gateway;
 use runtime::{FunctionSpec, Pool};
 use server::{Limits, Server};
+use watch::{Builds, Rebuilds, Watcher};
 
 /// How long stopped function processes get to exit before we stop waiting for them.
 const PROCESS_GRACE: Duration = Duration::from_secs(5);
 
 pub async fn run(config: &Config, settings: &AwsSettings, args: &ServeArgs, printer: Arc<dyn Printer>) -> Result<i32> {
     // LiveStates first: a bad flag or a busy port costs no AWS call.
+    if args.bootstrap.is_some() && (args.watch || args.cargo_profile.is_some()) {
+        let flag = if args.watch { "--watch" } else { "--cargo-profile" };
+        return Err(Error::input(format!(
+            "{flag} and --bootstrap PATH cannot be used together: {flag} builds handler/ itself, --bootstrap runs a build you made"
+        )));
+    }
+    let profile = args.cargo_profile.clone().unwrap_or_else(|| "release".to_string());
+    // Before the first build: a change made while it runs is seen.
+    let mut watching = if args.watch {
+        let root = crate::package::repo_root().ok_or_else(|| {
+            Error::input("--watch: cannot find the handler crate (handler/Cargo.toml) above the current directory; run from the repository")
+        })?;
+        Some((Watcher::start(&root)?, Builds::new()?))
+    } else {
+        None
+    };
     if let Some(path) = &args.bootstrap {
         use std::os::unix::fs::PermissionsExt;
         match std::fs::metadata(path) {
@@ -76,7 +95,22 @@ pub async fn run(config: &Config, settings: &AwsSettings, args: &ServeArgs, prin
     let rules = rules::load(&ctx, config).await?;
     let bootstrap = match &args.bootstrap {
         Some(path) => path.clone(),
-        None => build_host_bootstrap(&*printer).await?,
+        None => {
+            let root = match &watching {
+                Some((watcher, _)) => watcher.root().to_path_buf(),
+                None => crate::package::repo_root().ok_or_else(|| {
+                    Error::input("cannot find the handler crate (handler/Cargo.toml) above the current directory; run from the repository, or pass --bootstrap PATH")
+                })?,
+            };
+            printer.event(Event::Serve(ServeEvent::BuildingHandler { profile: profile.clone() }));
+            let built =
+                build_host_bootstrap(&root, &profile, CargoOutput::Inherit).await.map_err(BuildError::into_error)?;
+            match &mut watching {
+                // The environments run a copy: cargo rewrites its own file in place on the next build.
+                Some((_, builds)) => builds.keep(&built)?,
+                None => built,
+            }
+        }
     };
     let spec = function_spec(&ctx, config, settings, bootstrap)?;
 
@@ -98,7 +132,7 @@ pub async fn run(config: &Config, settings: &AwsSettings, args: &ServeArgs, prin
         integration_timeout,
     });
     let url = format!("http://{local}/{}/", rules.stage);
-    let pool = Pool::new(spec, usize::from(args.concurrency), printer.clone());
+    let pool = Pool::new(spec.clone(), usize::from(args.concurrency), printer.clone());
     let limits = server.limits();
     say(ServeEvent::Limits {
         connections: limits.connections,
@@ -107,6 +141,21 @@ pub async fn run(config: &Config, settings: &AwsSettings, args: &ServeArgs, prin
         body_bytes: gateway::MAX_REQUEST_BYTES,
     });
     let gateway = Arc::new(Gateway::new(rules, pool.clone(), log, integration_timeout, local.port(), printer.clone()));
+    let retiring: Arc<Mutex<Vec<Pool>>> = Arc::default();
+    let rebuilding = watching.map(|(watcher, builds)| {
+        say(ServeEvent::Watching { paths: watch::WATCHED.iter().map(|p| p.to_string()).collect() });
+        let rebuilds = Rebuilds {
+            watcher,
+            builds,
+            profile,
+            spec,
+            integration_timeout,
+            gateway: gateway.clone(),
+            retiring: retiring.clone(),
+            printer: printer.clone(),
+        };
+        tokio::spawn(rebuilds.run())
+    });
     say(ServeEvent::Listening { url });
 
     let signal_err = |e: std::io::Error| Error::other(format!("cannot install a signal handler: {e}"));
@@ -128,12 +177,19 @@ pub async fn run(config: &Config, settings: &AwsSettings, args: &ServeArgs, prin
         }
     }
     drop(server);
+    // No new build is swapped in while stopping (a build under way is killed).
+    if let Some(task) = rebuilding {
+        task.abort();
+        let _ = task.await;
+    }
     say(ServeEvent::Stopping);
     tokio::select! {
         _ = gateway.drained(Duration::from_secs(args.integration_timeout)) => {}
         _ = tokio::signal::ctrl_c() => {}
     }
-    pool.shutdown(PROCESS_GRACE).await;
+    let mut pools = vec![gateway.pool()];
+    pools.extend(retiring.lock().unwrap_or_else(|p| p.into_inner()).drain(..));
+    futures::future::join_all(pools.iter().map(|p| p.shutdown(PROCESS_GRACE))).await;
     say(ServeEvent::Stopped);
     Ok(exit::OK)
 }
@@ -187,31 +243,81 @@ fn function_spec(ctx: &Ctx, config: &Config, settings: &AwsSettings, bootstrap: 
     })
 }
 
-/// `cargo build --release -p handler --bin bootstrap` for this machine; the binary's path from
-/// cargo's own report (whatever the target directory is).
-async fn build_host_bootstrap(printer: &dyn Printer) -> Result<PathBuf> {
-    let root = crate::package::repo_root().ok_or_else(|| {
-        Error::input("cannot find the handler crate (handler/Cargo.toml) above the current directory; run from the repository, or pass --bootstrap PATH")
-    })?;
-    printer.event(Event::Serve(ServeEvent::BuildingHandler));
-    let out = tokio::process::Command::new("cargo")
-        .current_dir(&root)
-        .args(["build", "--release", "-p", "handler", "--bin", "bootstrap", "--message-format=json-render-diagnostics"])
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .await
-        .map_err(|e| {
-            Error::input(format!("cannot run `cargo` to build the handler: {e} (or pass --bootstrap PATH)"))
-        })?;
-    if !out.status.success() {
-        return Err(Error::other(format!(
-            "building the handler failed (cargo build --release -p handler: {}); see above, or pass --bootstrap PATH",
-            out.status
-        )));
+/// Where cargo's own output goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CargoOutput {
+    /// To our stderr, as it comes (the build before serving).
+    Inherit,
+    /// Kept, for the errors of a failed build (a rebuild while serving: the access log is on
+    /// stdout and the printer owns stderr).
+    Captured,
+}
+
+/// Why the handler could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("cannot run `cargo` to build the handler: {0}")]
+    CannotRun(std::io::Error),
+    /// `errors`: the compiler's errors (captured output), or empty (they went to stderr).
+    #[error("building the handler failed (cargo build --profile {profile} -p handler: {status}){}", if errors.is_empty() { String::new() } else { format!(":\n{errors}") })]
+    Failed { profile: String, status: std::process::ExitStatus, errors: String },
+    #[error("cargo built the handler but reported no `bootstrap` executable")]
+    NoExecutable,
+}
+
+impl BuildError {
+    /// For the build before serving: the input error of a missing cargo, else a failure.
+    fn into_error(self) -> Error {
+        match self {
+            BuildError::CannotRun(_) => Error::input(format!("{self} (or pass --bootstrap PATH)")),
+            BuildError::Failed { .. } => Error::other(format!("{self}; see above, or pass --bootstrap PATH")),
+            BuildError::NoExecutable => Error::other(self.to_string()),
+        }
     }
-    executable_from_cargo(&String::from_utf8_lossy(&out.stdout), "bootstrap")
-        .ok_or_else(|| Error::other("cargo built the handler but reported no `bootstrap` executable"))
+}
+
+/// `cargo build --profile PROFILE -p handler --bin bootstrap` in `root` for this machine; the
+/// binary's path from cargo's own report (whatever the target directory is).
+pub async fn build_host_bootstrap(
+    root: &Path,
+    profile: &str,
+    output: CargoOutput,
+) -> std::result::Result<PathBuf, BuildError> {
+    let mut cmd = tokio::process::Command::new("cargo");
+    cmd.current_dir(root)
+        .args([
+            "build",
+            "--profile",
+            profile,
+            "-p",
+            "handler",
+            "--bin",
+            "bootstrap",
+            "--message-format=json-render-diagnostics",
+        ])
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    match output {
+        CargoOutput::Inherit => cmd.stderr(std::process::Stdio::inherit()),
+        CargoOutput::Captured => cmd.arg("--color=never").stderr(std::process::Stdio::piped()),
+    };
+    let out = cmd.output().await.map_err(BuildError::CannotRun)?;
+    if !out.status.success() {
+        return Err(BuildError::Failed {
+            profile: profile.to_string(),
+            status: out.status,
+            errors: compiler_errors(&String::from_utf8_lossy(&out.stderr)),
+        });
+    }
+    executable_from_cargo(&String::from_utf8_lossy(&out.stdout), "bootstrap").ok_or(BuildError::NoExecutable)
+}
+
+/// The errors in cargo's rendered output: from the first line that starts with `error` (earlier
+/// lines are progress and warnings), else all of it. Pure.
+fn compiler_errors(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr.lines().collect();
+    let first = lines.iter().position(|l| l.starts_with("error")).unwrap_or(0);
+    lines[first..].join("\n").trim().to_string()
 }
 
 /// The path of the executable `name` in cargo's `--message-format=json` output. Pure.
@@ -265,6 +371,18 @@ mod tests {
         assert_eq!(&a[14..15], "4");
         assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"), "{a}");
         assert_ne!(a, request_id());
+    }
+
+    #[test]
+    fn a_failed_builds_report_is_the_compilers_errors() {
+        let stderr = "   Compiling handler v0.1.0 (/r/handler)\nwarning: unused variable: `x`\n --> handler/src/lib.rs:1:5\n\n\
+                      error: expected `;`, found `}`\n --> handler/src/lib.rs:9:14\n\n\
+                      error: could not compile `handler` (lib) due to 1 previous error\n";
+        let errors = compiler_errors(stderr);
+        assert!(errors.starts_with("error: expected `;`") && errors.ends_with("due to 1 previous error"), "{errors}");
+        assert!(!errors.contains("Compiling") && !errors.contains("warning"), "{errors}");
+        assert_eq!(compiler_errors("error: failed to parse manifest\n"), "error: failed to parse manifest");
+        assert_eq!(compiler_errors("  something else\n"), "something else");
     }
 
     #[test]

@@ -28,7 +28,7 @@ use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -62,6 +62,7 @@ pub struct QueueFull {
 }
 
 /// The function as the stack configures it, and where its processes come from.
+#[derive(Clone)]
 pub struct FunctionSpec {
     pub bootstrap: PathBuf,
     pub name: String,
@@ -179,6 +180,13 @@ struct Inner {
     state: Mutex<State>,
     /// Notified whenever an environment ends.
     ended: Notify,
+    /// [`Invocation`]s alive: events given to the pool whose callers still hold them.
+    invocations: AtomicUsize,
+    /// Notified when `invocations` falls to 0.
+    settled: Notify,
+    /// The next environment's number, shared with the pool's successors ([`Pool::successor`]):
+    /// `[env N]` names one process while the pools of two builds run side by side.
+    numbers: Arc<AtomicU32>,
 }
 
 struct Job {
@@ -212,6 +220,11 @@ pub struct Invocation {
 }
 
 impl Invocation {
+    fn new(pool: Arc<Inner>, ticket: u64, claim: Arc<AtomicU8>, done: oneshot::Receiver<Outcome>) -> Invocation {
+        pool.invocations.fetch_add(1, Ordering::SeqCst);
+        Invocation { pool, ticket, claim, done }
+    }
+
     /// The outcome (Err: the pool dropped the event without one).
     pub async fn outcome(&mut self) -> Result<Outcome, oneshot::error::RecvError> {
         (&mut self.done).await
@@ -236,6 +249,9 @@ impl Drop for Invocation {
     /// event if no environment took it yet.
     fn drop(&mut self) {
         self.withdraw();
+        if self.pool.invocations.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.pool.settled.notify_waiters();
+        }
     }
 }
 
@@ -254,7 +270,6 @@ struct State {
     /// `/next` (a runtime polls again at once): like starting ones, each will take an event
     /// soon, so none is started for it.
     returning: usize,
-    next_number: u32,
     next_ticket: u64,
     stopping: bool,
 }
@@ -312,15 +327,56 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Pool {
     pub fn new(spec: FunctionSpec, max: usize, printer: Arc<dyn Printer>) -> Pool {
+        Pool::numbered(spec, max, printer, Arc::new(AtomicU32::new(1)))
+    }
+
+    /// A pool that replaces this one (the next build of `serve --watch`): its environments'
+    /// numbers follow this one's.
+    pub fn successor(&self, spec: FunctionSpec) -> Pool {
+        Pool::numbered(spec, self.0.max, self.0.printer.clone(), self.0.numbers.clone())
+    }
+
+    fn numbered(spec: FunctionSpec, max: usize, printer: Arc<dyn Printer>, numbers: Arc<AtomicU32>) -> Pool {
         let max = max.max(1);
         Pool(Arc::new(Inner {
             spec,
             printer,
             max,
             max_queue: max * QUEUE_PER_ENVIRONMENT,
-            state: Mutex::new(State { next_number: 1, ..State::default() }),
+            state: Mutex::new(State::default()),
             ended: Notify::new(),
+            invocations: AtomicUsize::new(0),
+            settled: Notify::new(),
+            numbers,
         }))
+    }
+
+    /// The `bootstrap` its environments run.
+    pub fn bootstrap(&self) -> &std::path::Path {
+        &self.0.spec.bootstrap
+    }
+
+    /// Whether `other` is this pool (a clone of it).
+    pub fn is(&self, other: &Pool) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// Stop a pool no new event goes to (the previous build of `serve --watch`) once every event
+    /// given to it has its outcome and its callers are done with it, or after `within` (the
+    /// integration timeout: no caller waits longer); then [`Pool::shutdown`] with `grace`.
+    pub async fn retire(&self, within: Duration, grace: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let settled = self.0.settled.notified();
+            if self.0.invocations.load(Ordering::SeqCst) == 0 {
+                break;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || tokio::time::timeout(left, settled).await.is_err() {
+                break;
+            }
+        }
+        self.shutdown(grace).await;
     }
 
     /// How many events may wait for an environment.
@@ -337,7 +393,7 @@ impl Pool {
             let mut st = lock(&self.0.state);
             let ticket = st.next_ticket;
             st.next_ticket += 1;
-            let invocation = Invocation { pool: self.0.clone(), ticket, claim: claim.clone(), done: rx };
+            let invocation = Invocation::new(self.0.clone(), ticket, claim.clone(), rx);
             let job = Job { ticket, request_id: super::request_id(), payload, trace_id, done, claim };
             if st.stopping {
                 let _ = job.done.send(Outcome::NotRun("serve is stopping".into()));
@@ -401,8 +457,7 @@ impl Inner {
         }
         st.live += 1;
         st.starting += 1;
-        let number = st.next_number;
-        st.next_number += 1;
+        let number = self.numbers.fetch_add(1, Ordering::SeqCst);
         Some(number)
     }
 
@@ -841,6 +896,27 @@ mod tests {
         assert!(waiting[0].withdraw(), "it never ran");
         assert!(waiting[0].withdraw(), "withdrawing twice says the same");
         assert_eq!(queued(&pool), pool.queue_bound() - 1);
+    }
+
+    /// `serve --watch`'s previous build: stopped only once the callers of its events let go.
+    #[tokio::test]
+    async fn a_retired_pool_stops_once_its_callers_are_done() {
+        let pool = pool(1);
+        let invocation = pool.invoke(Bytes::from_static(b"{}"), "t".into()).expect("room in the queue");
+        let retiring = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.retire(Duration::from_secs(30), Duration::from_secs(1)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!retiring.is_finished() && !lock(&pool.0.state).stopping, "a caller still holds its event");
+        drop(invocation);
+        tokio::time::timeout(Duration::from_secs(5), retiring).await.expect("retired once the caller let go").unwrap();
+        assert!(lock(&pool.0.state).stopping);
+        // Nothing given to it: retired at once.
+        let idle = super::tests::pool(1);
+        tokio::time::timeout(Duration::from_secs(5), idle.retire(Duration::from_secs(30), Duration::from_secs(1)))
+            .await
+            .expect("an idle pool retires at once");
     }
 
     fn job(ticket: u64) -> (Job, oneshot::Receiver<Outcome>) {
