@@ -200,8 +200,10 @@ fn is_hotswap(report: &Report) -> bool {
     };
     match changed.as_slice() {
         [(id, Outcome::Updated(changes))] => code_only(id, changes),
-        [(a, Outcome::Updated(ca)), (b, Outcome::Updated(_))]
-        | [(b, Outcome::Updated(_)), (a, Outcome::Updated(ca))] => code_only(a, ca) && *b == function_alias::ID.name(),
+        // In the graph's order: the function, then its alias.
+        [(f, Outcome::Updated(changes)), (alias, Outcome::Updated(_))] => {
+            code_only(f, changes) && *alias == function_alias::ID.name()
+        }
         _ => false,
     }
 }
