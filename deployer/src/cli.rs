@@ -361,6 +361,10 @@ pub struct UpArgs {
     /// With --smoke: send the requests to this base URL instead of the stage's invoke URL
     #[arg(long, value_name = "URL", requires = "smoke")]
     pub smoke_url: Option<String>,
+    /// After the deploy, watch the handler's sources and deploy each saved change (a new
+    /// version, all at once); only for an environment whose `deploy.strategy` is all-at-once
+    #[arg(long)]
+    pub watch: bool,
 }
 
 #[derive(Debug, Args)]

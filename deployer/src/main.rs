@@ -26,6 +26,7 @@ mod smoke_check;
 mod stack;
 mod ui;
 mod wait;
+mod watch;
 
 use clap::{CommandFactory, FromArgMatches};
 

@@ -23,6 +23,69 @@ pub async fn run(
     verbose: u8,
     printer: Arc<dyn Printer>,
 ) -> Result<i32> {
+    if !args.watch {
+        return once(config, settings, args, output, verbose, printer).await;
+    }
+    // `--watch`: refused before any AWS call where it cannot do what it says.
+    if args.artifact.is_some() {
+        return Err(Error::input(
+            "--watch --artifact: --watch rebuilds the handler on each save; a prebuilt zip cannot be rebuilt",
+        ));
+    }
+    if config.deploy.strategy != crate::config::Strategy::AllAtOnce {
+        return Err(Error::input(format!(
+            "--watch: {}: key `deploy.strategy` is {}: up --watch deploys each save at once, only to an environment \
+             whose strategy is all-at-once (a canary is not skipped)",
+            config.path.display(),
+            config.deploy.strategy.as_str()
+        )));
+    }
+    let root = crate::package::repo_root().ok_or_else(|| {
+        Error::input("--watch: cannot find the handler crate (handler/Cargo.toml) above the current directory")
+    })?;
+    // Watching from before the first build: a save during it is seen.
+    let mut watcher = crate::watch::Watcher::start(&root)?;
+    let first = once(config, settings, args, output, verbose, printer.clone()).await;
+    if let Err(e) = &first {
+        if e.is_interrupted() {
+            return first;
+        }
+        printer.event(Event::Warning(format!("up --watch: {e}")));
+    }
+    let failed = {
+        let printer = printer.clone();
+        move |error: String| printer.event(Event::Warning(format!("up --watch: the watch failed: {error}")))
+    };
+    loop {
+        printer.event(Event::Notice(format!(
+            "up --watch: watching {} for changes (Ctrl-C to stop)",
+            crate::watch::WATCHED.join(", ")
+        )));
+        let changed = tokio::select! {
+            changed = watcher.next_change(&failed) => changed,
+            _ = tokio::signal::ctrl_c() => return Ok(exit::OK),
+        };
+        let Some(changed) = changed else { return Ok(exit::OK) };
+        let names: Vec<String> = changed.iter().map(|p| p.display().to_string()).collect();
+        printer.event(Event::Notice(format!("up --watch: {} changed: deploying", names.join(", "))));
+        match once(config, settings, args, output, verbose, printer.clone()).await {
+            Ok(_) => {}
+            Err(e) if e.is_interrupted() => return Err(e),
+            // A failed build or deploy ends nothing: the next save tries again.
+            Err(e) => printer.event(Event::Warning(format!("up --watch: {e}"))),
+        }
+    }
+}
+
+/// One `up`.
+async fn once(
+    config: &Config,
+    settings: &crate::aws::AwsSettings,
+    args: &UpArgs,
+    output: Output,
+    verbose: u8,
+    printer: Arc<dyn Printer>,
+) -> Result<i32> {
     let started = Instant::now();
     if let Some(u) = &args.smoke_url {
         crate::smoke_check::check_url("--smoke-url", u)?;

@@ -291,6 +291,21 @@ const CASES: &[Case] = &[
         &["--smoke-url", "https://"],
     ),
     flag("--lock-lease 5", &[], &["up", "--artifact", "ZIP", "--lock-lease", "5"], &["--lock-lease"]),
+    // ------------------------------------------------------------ deploys (`[deploy]`, --watch)
+    cfg("canary_percent 100", &[("deploy.canary_percent", "100")], &["FILE", "deploy.canary_percent", "found 100"]),
+    cfg("interval_seconds 0", &[("deploy.interval_seconds", "0")], &["FILE", "deploy.interval_seconds"]),
+    cfg("keep_versions 0", &[("deploy.keep_versions", "0")], &["FILE", "deploy.keep_versions"]),
+    cfg("unknown strategy", &[("deploy.strategy", "\"blue-green\"")], &["FILE", "deploy.strategy", "blue-green"]),
+    flag("up --watch --artifact", &[], &["up", "--artifact", "ZIP", "--watch"], &["--watch --artifact"]),
+    Case {
+        command: &["up", "--watch"],
+        ..cfg(
+            "up --watch with a canary strategy",
+            &[("deploy.strategy", "\"canary\"")],
+            &["--watch", "FILE", "deploy.strategy", "canary"],
+        )
+    },
+    flag("rollback --to not a number", &[], &["rollback", "--to", "latest"], &["--to", "latest"]),
     flag("--region empty", &["--region", ""], UP, &["--region"]),
     flag("--profile empty", &["--profile", ""], UP, &["--profile"]),
     flag("--output in capitals", &["--output", "JSON"], UP, &["--output", "JSON"]),
