@@ -36,7 +36,7 @@ async fn queue_answers(account: &Account, n: usize) {
     let answer = serde_json::json!({"statusCode": 405, "body": "{\"message\":\"Method Not Allowed\"}"}).to_string();
     let body = serde_json::json!({ "results": vec![answer; n], "region": "us-east-1" }).to_string();
     let (status, text) =
-        http_request(&account.moto.url(), "POST", "/moto-api/static/lambda-simple/response", Some(&body))
+        http_request(account.moto.url(), "POST", "/moto-api/static/lambda-simple/response", Some(&body))
             .expect("moto answers");
     assert!((200..300).contains(&status), "queue moto's lambda answers: {status} {text}");
 }
@@ -291,7 +291,7 @@ async fn other_caller(account: &Account) -> Vec<(String, String)> {
         .await
         .expect("CreateRole");
     let arn = role.role().map(|r| r.arn().to_string()).unwrap_or_default();
-    let sts = aws_sdk_sts::Client::new(&e2e::sdk_config(&account.moto.url(), 3).await);
+    let sts = aws_sdk_sts::Client::new(&e2e::sdk_config(account.moto.url(), 3).await);
     let creds = sts.assume_role().role_arn(arn).role_session_name("bob").send().await.expect("AssumeRole");
     let c = creds.credentials().expect("credentials");
     vec![
