@@ -44,6 +44,11 @@ pub const NOT_CALLED: &[(&str, &str)] = &[
          (WAF Developer Guide, \"Permissions for AssociateWebACL\")",
     ),
     (
+        "lambda:DeleteAlias",
+        "the alias `live` deleted on its own; `down` never needs it (AWS deletes a function's aliases with the \
+         function), but the alias' delete is the call its kind makes when asked to",
+    ),
+    (
         "lambda:ListTags",
         "GetFunction answers the function's Tags only to a caller allowed lambda:ListTags (Lambda API \
          reference, GetFunction); `up` calls ListTags itself only when they are missing",
@@ -146,6 +151,7 @@ mod tests {
         assert_eq!(action_of("ec2", "CreateVpc").as_deref(), Some("ec2:CreateVpc"));
         assert_eq!(action_of("monitoring", "PutMetricAlarm").as_deref(), Some("cloudwatch:PutMetricAlarm"));
         assert_eq!(action_of("sts", "GetCallerIdentity"), None);
+        assert_eq!(action_of("lambda", "Invoke").as_deref(), Some("lambda:InvokeFunction"));
         assert_eq!(action_of("apigateway", "GET /unknown/path").as_deref(), Some("apigateway:GET"));
     }
 

@@ -456,10 +456,12 @@ impl FunctionAlias {
                     )));
                 }
                 Err(e) => {
-                    // A failed watch is no reason to keep a half-deployed version: back to `from`.
+                    // A watch that cannot see is no reason to keep a half-deployed version: back to `from`.
                     rolled.insert(to);
                     self.update_alias(ctx, from, None, &alias_description(rolled, versions)).await?;
-                    return Err(e);
+                    let why = format!("the canary could not be watched: {e}");
+                    self.step(ctx, DeployStep::RolledBack { version: to, to: from.to_string(), reason: why.clone() });
+                    return Err(Error::other(why));
                 }
             }
         }

@@ -494,6 +494,9 @@ fn update_wait(run: &Run, chain: &[usize], l: f64) -> f64 {
         .sum()
 }
 
+/// What publishing a change adds to a code-only `up`: PublishVersion, then UpdateAlias.
+const VERSION_ROUNDS: f64 = 2.0;
+
 /// The issue's goal for a step, checked against the net rounds (`net`, with a baseline) or else
 /// wall / L (`rounds`).
 fn verdict(
@@ -515,9 +518,16 @@ fn verdict(
         (Step::Noop | Step::Again, _) => {
             check(r <= 3.0 && run.mutating() == 0, format!("{r:.1} vs ≤ 3 rounds, {} mutating", run.mutating()))
         }
+        // Issue 9's 4 rounds, plus the version a change is published as and the alias moved to it
+        // (issue 20: PublishVersion, UpdateAlias), plus the update's own wait.
         (Step::Code, _) => {
             let wait = update_wait(run, chain, l);
-            check(r <= 4.0 + wait, format!("{r:.1} vs ≤ 4 + {wait:.1} (the update's own wait)"))
+            check(
+                r <= 4.0 + VERSION_ROUNDS + wait,
+                format!(
+                    "{r:.1} vs ≤ 4 + {VERSION_ROUNDS} (the version, the alias) + {wait:.1} (the update's own wait)"
+                ),
+            )
         }
         (Step::Down, Some(b)) => {
             let max = 1.25 * b as f64;

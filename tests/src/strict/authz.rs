@@ -44,6 +44,11 @@ pub fn action_of(service: &str, operation: &str) -> Option<String> {
     if (service, operation) == ("sts", "GetCallerIdentity") {
         return None;
     }
+    // The one Lambda operation whose action is not its name (Service Authorization Reference:
+    // Invoke is authorized as lambda:InvokeFunction).
+    if (service, operation) == ("lambda", "Invoke") {
+        return Some("lambda:InvokeFunction".to_string());
+    }
     if service == "apigateway" {
         let method = super::botocore::service("apigateway")
             .ok()

@@ -272,3 +272,97 @@ async fn access_logs_wait_for_the_accounts_cloudwatch_role() {
     c.eq("the model refused once", proxy.model_hits()[&Behaviour::AccessLogsAccountRole], 1);
     c.finish("access logs need the account's CloudWatch role");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aliases_versions_and_code_storage_are_refused_as_aws_refuses_them() {
+    use aws_sdk_lambda::types::AliasRoutingConfiguration;
+    let moto = Moto::start();
+    // Room for the function's code and one version of it, not two.
+    let zip = zip_with_bootstrap(b"#!/bin/sh\n# one\n");
+    let size = zip.len() as u64;
+    let proxy = Proxy::builder(moto.url())
+        .without(Behaviour::IamPropagation, "a role made by the test, not what is tested")
+        .lambda_code_storage_bytes(size * 5 / 2)
+        .start();
+    let aws = Aws::new(proxy.url()).await;
+    let mut c = Checks::new();
+    let role =
+        aws.iam.create_role().role_name("strict-versions").assume_role_policy_document(LAMBDA_TRUST).send().await;
+    let role_arn = role.expect("CreateRole").role().map(|r| r.arn().to_string()).expect("a role");
+    let f = "strict-versions";
+    aws.lambda
+        .create_function()
+        .function_name(f)
+        .runtime(Runtime::Providedal2023)
+        .handler("bootstrap")
+        .role(&role_arn)
+        .code(FunctionCode::builder().zip_file(Blob::new(zip.clone())).build())
+        .send()
+        .await
+        .expect("CreateFunction");
+    tokio::time::sleep(e2e::strict::Timings::fast().lambda_pending + Duration::from_millis(200)).await;
+    let sha = aws.lambda.get_function().function_name(f).send().await.expect("GetFunction");
+    let sha = sha.configuration().and_then(|c| c.code_sha256()).unwrap_or_default().to_string();
+
+    let wrong = aws.lambda.publish_version().function_name(f).code_sha256("not-the-code").send().await;
+    c.eq(
+        "PublishVersion of other code",
+        wrong.map_err(|e| code(&e)).err(),
+        Some("InvalidParameterValueException".into()),
+    );
+    let v1 = aws.lambda.publish_version().function_name(f).code_sha256(&sha).send().await.expect("PublishVersion 1");
+    c.eq("version 1", v1.version(), Some("1"));
+    // A second version needs a second copy of the code: past the account's storage.
+    let second = zip_with_bootstrap(b"#!/bin/sh\n# two\n");
+    aws.lambda
+        .update_function_code()
+        .function_name(f)
+        .zip_file(Blob::new(second))
+        .send()
+        .await
+        .expect("UpdateFunctionCode");
+    tokio::time::sleep(e2e::strict::Timings::fast().lambda_update + Duration::from_millis(200)).await;
+    let full = aws.lambda.publish_version().function_name(f).send().await;
+    c.eq(
+        "a version past the code storage",
+        full.map_err(|e| code(&e)).err(),
+        Some("CodeStorageExceededException".into()),
+    );
+
+    let weights = |w: &[(&str, f64)]| {
+        AliasRoutingConfiguration::builder()
+            .set_additional_version_weights(Some(w.iter().map(|(k, v)| (k.to_string(), *v)).collect()))
+            .build()
+    };
+    let create = |version: &str, w: &[(&str, f64)]| {
+        aws.lambda
+            .create_alias()
+            .function_name(f)
+            .name("live")
+            .function_version(version)
+            .routing_config(weights(w))
+            .send()
+    };
+    // The first two break the service model's own constraints (weight 0.0-1.0, a version key of
+    // digits): AWS's front end answers ValidationException, as the model's validation does.
+    for (what, version, w, refusal) in [
+        ("a weight above 1", "1", vec![("1", 1.5)], "ValidationException"),
+        ("routing to $LATEST", "1", vec![("$LATEST", 0.1)], "ValidationException"),
+        ("routing from $LATEST", "$LATEST", vec![("1", 0.1)], "InvalidParameterValueException"),
+        ("a version never published", "1", vec![("7", 0.1)], "InvalidParameterValueException"),
+        ("two other versions", "1", vec![("2", 0.1), ("3", 0.1)], "InvalidParameterValueException"),
+    ] {
+        let refused = create(version, &w).await;
+        c.eq(what, refused.map_err(|e| code(&e)).err(), Some(refusal.to_string()));
+    }
+    create("1", &[]).await.expect("CreateAlias live -> 1");
+    let held = aws.lambda.delete_function().function_name(f).qualifier("1").send().await;
+    c.eq(
+        "deleting the version the alias holds",
+        held.map_err(|e| code(&e)).err(),
+        Some("ResourceConflictException".into()),
+    );
+    // Other code, the storage, from $LATEST, never published, two others, the held version.
+    c.eq("the versions model refused", proxy.model_hits()[&Behaviour::LambdaVersions], 6);
+    c.finish("aliases, versions and code storage");
+}
