@@ -157,7 +157,7 @@ async fn once(
         started.elapsed().as_secs_f32(),
         build_time.as_secs_f32()
     ));
-    if is_hotswap(&report) {
+    if report.errors.is_empty() && is_hotswap(&report) {
         ctx.info(
             "up: hotswap: only the handler's code changed; deployed it as a new version of the function \
              (UpdateFunctionCode, PublishVersion, then the alias `live`), nothing else was touched",

@@ -204,6 +204,7 @@ async fn an_alarm_mid_canary_rolls_back_then_rollback_and_history_tell_what_is_l
     let started = Instant::now();
     set_alarm(aws, &format!("{s}-function-errors"), StateValue::Alarm).await;
     let out = run.wait().await;
+    println!("the canary rolled back by its alarm:\n{}", out.stderr);
     c.check(
         started.elapsed() < Duration::from_secs(30),
         format!("rolled back at the alarm, not after 60 s: {:?}", started.elapsed()),
