@@ -129,6 +129,11 @@ pub fn function_alias(c: &Config, function: function::Function) -> function_alia
     }
 }
 
+/// The alias alone, with no code to deploy: what `history` reads and `rollback` points back.
+pub fn deployed_alias(c: &Config) -> function_alias::FunctionAlias {
+    function_alias(c, function(c, Arc::new(Artifact::unknown())))
+}
+
 pub fn graph(c: &Config, artifact: Arc<Artifact>) -> Result<Graph> {
     Graph::new(resources(c, artifact))
 }

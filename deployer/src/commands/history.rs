@@ -20,10 +20,7 @@ pub async fn run(
     let session = Session::open(settings, config, printer.clone(), CtrlC::Exits, Timeouts::default()).await?;
     let ctx = session.ctx.clone();
     session.who_am_i().await?;
-    let alias = crate::stack::function_alias(
-        config,
-        crate::stack::function(config, Arc::new(crate::package::Artifact::unknown())),
-    );
+    let alias = crate::stack::deployed_alias(config);
     let (live, versions) = alias.read(&ctx).await.map_err(|e| e.for_resource(function_alias::ID))?;
     let rows = function_alias::history(live.as_ref(), &versions);
     match output {

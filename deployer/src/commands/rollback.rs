@@ -27,13 +27,11 @@ pub async fn run(
         ctx.clone(),
         "rollback",
         Duration::from_secs(args.lock_timeout),
-        Duration::from_secs(crate::lock::MIN_LEASE.as_secs().max(60)),
+        // The lease `up` takes by default: one UpdateAlias needs far less.
+        Duration::from_secs(60),
     )
     .await?;
-    let alias = crate::stack::function_alias(
-        config,
-        crate::stack::function(config, Arc::new(crate::package::Artifact::unknown())),
-    );
+    let alias = crate::stack::deployed_alias(config);
     let done = async {
         let (live, _) = alias.read(&ctx).await?;
         let live = live.ok_or_else(|| {

@@ -237,29 +237,41 @@ pub fn live_from(c: &FunctionConfiguration) -> LiveFunction {
     }
 }
 
+/// Run `op`, a call on the function (its code, configuration, versions or policy), again while
+/// Lambda answers 409 ResourceConflictException (the function is Pending, or an update is in
+/// progress), until `resource_ready` has passed. `what` names the wait.
+pub async fn retry_while_busy<T, F, Fut>(ctx: &Ctx, id: impl Into<super::Name>, what: &str, op: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    retry(ctx, id, what, &[ErrorKind::Conflict], ctx.timeouts.resource_ready, backoff::LONG_STATE, op).await
+}
+
+/// Whether two configurations are the same: LoggingConfig compared only when both report it
+/// (moto drops it, see [`diff`]), everything else field by field.
+fn same_configuration(a: &FunctionConfig, b: &FunctionConfig) -> bool {
+    let logging_same = match (&a.logging, &b.logging) {
+        (Some(x), Some(y)) => x == y,
+        _ => true,
+    };
+    logging_same && FunctionConfig { logging: None, ..a.clone() } == FunctionConfig { logging: None, ..b.clone() }
+}
+
 /// Whether a published version runs what `$LATEST` runs now: the same code, architecture and
 /// configuration (LoggingConfig compared only when both report it, as [`diff`] does: moto drops it).
 pub fn same_release(version: &LiveFunction, latest: &LiveFunction) -> bool {
-    let (v, l) = (&version.config, &latest.config);
-    let logging_same = match (&v.logging, &l.logging) {
-        (Some(a), Some(b)) => a == b,
-        _ => true,
-    };
     version.code_sha256 == latest.code_sha256
         && version.architecture == latest.architecture
-        && logging_same
-        && FunctionConfig { logging: None, ..v.clone() } == FunctionConfig { logging: None, ..l.clone() }
+        && same_configuration(&version.config, &latest.config)
 }
 
 /// Whether a published version runs what the config wants: `code`, and the desired
 /// architecture and configuration (LoggingConfig compared only when the version reports it).
 pub fn runs(version: &LiveFunction, desired: &FunctionSpec, code: &str) -> bool {
-    let v = &version.config;
-    let logging_same = v.logging.is_none() || v.logging == desired.config.logging;
     version.code_sha256 == code
         && version.architecture == desired.architecture
-        && logging_same
-        && FunctionConfig { logging: None, ..v.clone() } == FunctionConfig { logging: None, ..desired.config.clone() }
+        && same_configuration(&version.config, &desired.config)
 }
 
 /// A short hash of what a version runs besides its code (its configuration and architecture;
@@ -574,25 +586,17 @@ impl Function {
     async fn update_code(&self, ctx: &Ctx, spec: &FunctionSpec, live: &LiveFunction) -> Result<LiveFunction> {
         self.wait_idle(ctx, live).await?;
         ctx.progress(ID, format!("uploading code {} ({})", spec.code_sha256, self.artifact.source));
-        retry(
-            ctx,
-            ID,
-            "the function's previous update to finish",
-            &[ErrorKind::Conflict],
-            ctx.timeouts.resource_ready,
-            backoff::LONG_STATE,
-            || async {
-                ctx.aws
-                    .lambda
-                    .update_function_code()
-                    .function_name(&self.name)
-                    .zip_file(Blob::new(self.artifact.zip.clone()))
-                    .architectures(Architecture::from(spec.architecture.as_str()))
-                    .send()
-                    .await
-                    .aws_with("Lambda", "UpdateFunctionCode", CODES)
-            },
-        )
+        retry_while_busy(ctx, ID, "the function's previous update to finish", || async {
+            ctx.aws
+                .lambda
+                .update_function_code()
+                .function_name(&self.name)
+                .zip_file(Blob::new(self.artifact.zip.clone()))
+                .architectures(Architecture::from(spec.architecture.as_str()))
+                .send()
+                .await
+                .aws_with("Lambda", "UpdateFunctionCode", CODES)
+        })
         .await?;
         self.wait_updated(ctx, &self.name).await
     }
@@ -779,24 +783,16 @@ impl Resource for Function {
             ctx.progress(ID, "detaching the function from the VPC so its network interfaces start releasing");
             self.wait_idle(ctx, live).await?;
             let empty = VpcConfig::builder().set_subnet_ids(Some(vec![])).set_security_group_ids(Some(vec![])).build();
-            let res = retry(
-                ctx,
-                ID,
-                "the function's previous update to finish",
-                &[ErrorKind::Conflict],
-                ctx.timeouts.resource_ready,
-                backoff::LONG_STATE,
-                || async {
-                    ctx.aws
-                        .lambda
-                        .update_function_configuration()
-                        .function_name(name)
-                        .vpc_config(empty.clone())
-                        .send()
-                        .await
-                        .aws_with("Lambda", "UpdateFunctionConfiguration", CODES)
-                },
-            )
+            let res = retry_while_busy(ctx, ID, "the function's previous update to finish", || async {
+                ctx.aws
+                    .lambda
+                    .update_function_configuration()
+                    .function_name(name)
+                    .vpc_config(empty.clone())
+                    .send()
+                    .await
+                    .aws_with("Lambda", "UpdateFunctionConfiguration", CODES)
+            })
             .await;
             match res {
                 Ok(_) => {}
@@ -810,21 +806,13 @@ impl Resource for Function {
                 Err(e) => return Err(e),
             }
         }
-        let res = retry(
-            ctx,
-            ID,
-            "the function's previous update to finish",
-            &[ErrorKind::Conflict],
-            ctx.timeouts.resource_ready,
-            backoff::LONG_STATE,
-            || async {
-                ctx.aws.lambda.delete_function().function_name(name).send().await.aws_with(
-                    "Lambda",
-                    "DeleteFunction",
-                    CODES,
-                )
-            },
-        )
+        let res = retry_while_busy(ctx, ID, "the function's previous update to finish", || async {
+            ctx.aws.lambda.delete_function().function_name(name).send().await.aws_with(
+                "Lambda",
+                "DeleteFunction",
+                CODES,
+            )
+        })
         .await;
         crate::error::gone_is_ok(res)
     }

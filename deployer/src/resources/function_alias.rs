@@ -34,10 +34,9 @@ use super::{Ctx, Dep, FieldChange, Grant, Id, Kind, KindChange, LiveStates, Reso
 use crate::aws::AwsResultExt;
 use crate::cfn::{self, CfnResource};
 use crate::config::{DeploySection, Strategy};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::events::{DeployStep, Event};
 use crate::resources::function::LiveFunction;
-use crate::wait::{backoff, retry};
 
 pub const ID: Id<LiveAlias> = Id::new("function-alias");
 /// The alias the API invokes.
@@ -345,26 +344,18 @@ impl FunctionAlias {
             at: (crate::clock::now_ms() / 1000) as u64,
             by: who,
         };
-        let out = retry(
-            ctx,
-            ID,
-            "the function's update to finish",
-            &[ErrorKind::Conflict],
-            ctx.timeouts.resource_ready,
-            backoff::LONG_STATE,
-            || async {
-                ctx.aws
-                    .lambda
-                    .publish_version()
-                    .function_name(&self.function_name)
-                    // Published only if $LATEST still runs this code (Lambda checks it).
-                    .code_sha256(&latest.code_sha256)
-                    .description(record.text())
-                    .send()
-                    .await
-                    .aws("Lambda", "PublishVersion")
-            },
-        )
+        let out = function::retry_while_busy(ctx, ID, "the function's update to finish", || async {
+            ctx.aws
+                .lambda
+                .publish_version()
+                .function_name(&self.function_name)
+                // Published only if $LATEST still runs this code (Lambda checks it).
+                .code_sha256(&latest.code_sha256)
+                .description(record.text())
+                .send()
+                .await
+                .aws("Lambda", "PublishVersion")
+        })
         .await?;
         let number = out
             .version()
@@ -587,24 +578,16 @@ impl FunctionAlias {
     /// Delete the versions beyond `keep_versions` (DeleteFunction with the version as qualifier).
     async fn prune(&self, ctx: &Ctx, extra: &[u64]) -> Result<()> {
         for n in extra {
-            let res = retry(
-                ctx,
-                ID,
-                "the function's update to finish",
-                &[ErrorKind::Conflict],
-                ctx.timeouts.resource_ready,
-                backoff::LONG_STATE,
-                || async {
-                    ctx.aws
-                        .lambda
-                        .delete_function()
-                        .function_name(&self.function_name)
-                        .qualifier(n.to_string())
-                        .send()
-                        .await
-                        .aws("Lambda", "DeleteFunction")
-                },
-            )
+            let res = function::retry_while_busy(ctx, ID, "the function's update to finish", || async {
+                ctx.aws
+                    .lambda
+                    .delete_function()
+                    .function_name(&self.function_name)
+                    .qualifier(n.to_string())
+                    .send()
+                    .await
+                    .aws("Lambda", "DeleteFunction")
+            })
             .await;
             crate::error::gone_is_ok(res)?;
         }

@@ -8,11 +8,10 @@
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use super::{Ctx, Dep, FieldChange, Grant, Id, Kind, LiveStates, Resource, Scope, function_alias, rest_api};
+use super::{Ctx, Dep, FieldChange, Grant, Id, Kind, LiveStates, Resource, Scope, function, function_alias, rest_api};
 use crate::aws::AwsResultExt;
 use crate::cfn::{self, CfnResource, Import};
-use crate::error::{Error, ErrorKind, Result};
-use crate::wait::{backoff, retry};
+use crate::error::{Error, Result};
 
 pub const ID: Id<LivePermission> = Id::new("api-permission");
 pub const STATEMENT_ID: &str = "movies-stack-apigateway";
@@ -160,28 +159,20 @@ impl ApiPermission {
 
     async fn add(&self, ctx: &Ctx, statement: &PermissionStatement) -> Result<()> {
         // Policy changes conflict with an update of the function in progress.
-        retry(
-            ctx,
-            ID,
-            "the function's update to finish",
-            &[ErrorKind::Conflict],
-            ctx.timeouts.resource_ready,
-            backoff::LONG_STATE,
-            || async {
-                ctx.aws
-                    .lambda
-                    .add_permission()
-                    .function_name(&self.function_name)
-                    .qualifier(function_alias::ALIAS)
-                    .statement_id(STATEMENT_ID)
-                    .action(&statement.action)
-                    .principal(&statement.principal)
-                    .set_source_arn(statement.source_arn.clone())
-                    .send()
-                    .await
-                    .aws("Lambda", "AddPermission")
-            },
-        )
+        function::retry_while_busy(ctx, ID, "the function's update to finish", || async {
+            ctx.aws
+                .lambda
+                .add_permission()
+                .function_name(&self.function_name)
+                .qualifier(function_alias::ALIAS)
+                .statement_id(STATEMENT_ID)
+                .action(&statement.action)
+                .principal(&statement.principal)
+                .set_source_arn(statement.source_arn.clone())
+                .send()
+                .await
+                .aws("Lambda", "AddPermission")
+        })
         .await?;
         Ok(())
     }
@@ -189,25 +180,17 @@ impl ApiPermission {
     /// Remove our statement, `count` times at most (moto may hold duplicates); gone is fine.
     async fn remove(&self, ctx: &Ctx, function: &str, qualifier: Option<&str>, count: usize) -> Result<()> {
         for _ in 0..count.max(1) {
-            let res = retry(
-                ctx,
-                ID,
-                "the function's update to finish",
-                &[ErrorKind::Conflict],
-                ctx.timeouts.resource_ready,
-                backoff::LONG_STATE,
-                || async {
-                    ctx.aws
-                        .lambda
-                        .remove_permission()
-                        .function_name(function)
-                        .set_qualifier(qualifier.map(str::to_string))
-                        .statement_id(STATEMENT_ID)
-                        .send()
-                        .await
-                        .aws("Lambda", "RemovePermission")
-                },
-            )
+            let res = function::retry_while_busy(ctx, ID, "the function's update to finish", || async {
+                ctx.aws
+                    .lambda
+                    .remove_permission()
+                    .function_name(function)
+                    .set_qualifier(qualifier.map(str::to_string))
+                    .statement_id(STATEMENT_ID)
+                    .send()
+                    .await
+                    .aws("Lambda", "RemovePermission")
+            })
             .await;
             match res {
                 Ok(_) => {}
