@@ -25,10 +25,9 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use e2e::artifact::artifact_path;
 use e2e::runtime_api::bootstrap_bin;
 use e2e::{
-    Checks, Deployer, HttpAnswer, Moto, Proxy, Rule, StackNames, TempDir, deployer_bin, free_port, http_exchange,
+    Account, Checks, Deployer, HttpAnswer, Proxy, Rule, StackNames, TempDir, deployer_bin, free_port, http_exchange,
     repo_root, write_config,
 };
 use tokio::io::AsyncBufReadExt;
@@ -38,27 +37,22 @@ const MESSAGE: &str = "Successfully inserted data!";
 
 /// A deployed stack in its own moto, and the Standard key's value.
 struct Deployed {
-    _moto: Moto,
-    proxy: Proxy,
-    _dir: TempDir,
+    /// moto and the proxy the stack is deployed through (kept running).
+    account: Account,
     deployer: Deployer,
     key: String,
 }
 
+/// A stack of the shared fixture ([`Account::stack_with`]), deployed, and its Standard key.
 async fn deployed(prefix: &str, overrides: &[(&str, &str)]) -> Deployed {
-    let moto = Moto::start();
-    let proxy = Proxy::start(moto.url());
-    let dir = TempDir::new(prefix);
-    let names = StackNames::unique(prefix);
-    let config = write_config(dir.path(), &names, overrides);
-    let deployer = Deployer::with(&config, proxy.url());
-    let artifact = artifact_path();
-    deployer.up_json(&["--artifact", artifact.to_str().expect("utf-8 path")]).await;
-    let keys = deployer.run(&["--output", "json", "keys"]).await;
+    let account = Account::start().await;
+    let stack = account.stack_with(prefix, overrides);
+    stack.deployer.up_json(&["--artifact", &stack.artifact]).await;
+    let keys = stack.deployer.run(&["--output", "json", "keys"]).await;
     keys.assert_ok();
     let key = keys.json()["keys"]["standard"]["value"].as_str().unwrap_or_default().to_string();
     assert!(!key.is_empty(), "keys: {}", keys.json());
-    Deployed { _moto: moto, proxy, _dir: dir, deployer, key }
+    Deployed { account, deployer: stack.deployer, key }
 }
 
 /// `<target>/serve-watch`: the copies of the workspace (one per test, made again each run) and
@@ -278,11 +272,11 @@ async fn an_edit_is_served_and_requests_in_flight_finish() {
     // ------------------------------------ a request in flight across the second swap
     // Its PutItem is held by the proxy for twice the first rebuild, plus 10 s.
     let hold = took * 2 + Duration::from_secs(10);
-    d.proxy.add_rule(Rule::new().service("dynamodb").operation("PutItem").delay(hold).times(1));
-    let calls_before = d.proxy.calls().iter().filter(|x| x.operation == "PutItem").count();
+    d.account.proxy.add_rule(Rule::new().service("dynamodb").operation("PutItem").delay(hold).times(1));
+    let calls_before = d.account.proxy.calls().iter().filter(|x| x.operation == "PutItem").count();
     let held = tokio::spawn(serve.post(&d.key));
     let start = Instant::now();
-    while d.proxy.calls().iter().filter(|x| x.operation == "PutItem").count() == calls_before
+    while d.account.proxy.calls().iter().filter(|x| x.operation == "PutItem").count() == calls_before
         && start.elapsed() < Duration::from_secs(60)
     {
         tokio::time::sleep(Duration::from_millis(10)).await;
