@@ -16,6 +16,7 @@ mod iam_policy;
 mod ids;
 #[cfg(test)]
 mod layers;
+mod local;
 mod lock;
 mod pacer;
 mod package;

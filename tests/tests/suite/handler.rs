@@ -770,3 +770,44 @@ async fn xray_subsegments_reach_the_daemon() {
     }
     c.finish("X-Ray subsegments");
 }
+
+/// `cargo tree -f "{p}|{f}"` of one selection (`--workspace`, or `-p handler`): each package of
+/// this machine's target with the features cargo resolves for it.
+fn resolved_features(selection: &[&str]) -> std::collections::BTreeMap<String, String> {
+    let host =
+        String::from_utf8(std::process::Command::new("rustc").arg("-vV").output().expect("run rustc -vV").stdout)
+            .expect("utf-8");
+    let host = host.lines().find_map(|l| l.strip_prefix("host: ")).expect("rustc -vV names the host").to_string();
+    let mut args = vec!["tree", "--offline", "--locked", "--prefix", "none", "-e", "normal,build", "-f", "{p}|{f}"];
+    args.extend(selection);
+    args.extend(["--target", &host]);
+    let out =
+        std::process::Command::new("cargo").args(&args).current_dir(repo_root()).output().expect("run cargo tree");
+    assert!(out.status.success(), "cargo {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .lines()
+        .filter_map(|l| l.replace(" (*)", "").split_once('|').map(|(p, f)| (p.trim().to_string(), f.to_string())))
+        .collect()
+}
+
+/// `serve --watch` builds the handler alone (`cargo build -p handler`): with the features a
+/// workspace build resolves for each of its dependencies, it reuses that build's compiled
+/// dependencies (handler/Cargo.toml, the block after its own dependencies) instead of compiling
+/// about 40 of them again, and so do the `serve_watch` tests.
+#[test]
+fn the_handler_builds_with_the_workspaces_features() {
+    let workspace = resolved_features(&["--workspace"]);
+    let handler = resolved_features(&["-p", "handler"]);
+    assert!(handler.len() > 100, "cargo tree -p handler listed {} packages", handler.len());
+    let differ: Vec<String> = handler
+        .iter()
+        .filter(|(p, f)| workspace.get(*p) != Some(*f))
+        .map(|(p, f)| format!("{p}: -p handler [{f}], --workspace [{}]", workspace.get(p).map_or("absent", |s| s)))
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "a handler-only build resolves other features than the workspace's; enable the workspace's in handler/Cargo.toml:\n{}",
+        differ.join("\n")
+    );
+}

@@ -5,9 +5,11 @@
 //! repository's `handler/` crate with the workspace's manifest (members: the handler alone) and
 //! lock file into a folder of its own, and runs the real `movies-stack serve --watch` there (it
 //! finds the handler above its working directory, as in the repository), so that editing the
-//! copy's sources is what a developer does. The copies build with `--cargo-profile dev` into one
-//! target dir shared by the tests (`<target>/serve-watch/target`, kept between runs): a rebuild
-//! after an edit takes seconds where the release profile (fat LTO) takes about a minute on 2 cores.
+//! copy's sources is what a developer does. The copies build with `--cargo-profile dev`, their
+//! binaries into `<target>/serve-watch/target` and their intermediate files into the workspace's
+//! own build dir (`CARGO_BUILD_BUILD_DIR`), whose compiled dependencies they reuse: the first build
+//! compiles the handler alone, and a rebuild after an edit takes seconds where the release profile
+//! (fat LTO) takes about a minute on 2 cores.
 //!
 //! - `an_edit_is_served_and_requests_in_flight_finish`: 200 with the handler's message; the
 //!   message edited in `handler/src/lib.rs` → "rebuilt", and the next request gets the new one; a
@@ -56,7 +58,7 @@ async fn deployed(prefix: &str, overrides: &[(&str, &str)]) -> Deployed {
 }
 
 /// `<target>/serve-watch`: the copies of the workspace (one per test, made again each run) and
-/// the target dir they build in (kept: the handler's dependencies are built once).
+/// the target dir of their binaries.
 fn watch_home() -> PathBuf {
     let bin = deployer_bin();
     let target = bin.parent().and_then(Path::parent).expect("the deployer is in <target>/debug");
@@ -133,8 +135,14 @@ impl Watching {
         args.extend(["serve", "--port", "0", "--watch", "--cargo-profile", "dev", "--access-log", "/dev/null"]);
         args.extend_from_slice(extra);
         let mut cmd = deployer.command_with_globals(&args);
-        // The copy's cargo: its own target dir; not the clippy wrapper a workspace build may set.
-        cmd.env("CARGO_TARGET_DIR", watch_home().join("target"))
+        // The copy's cargo: its binaries in a target dir of its own (the workspace's `bootstrap`,
+        // which other tests run, stays as built), its intermediate files in the workspace's build
+        // dir, where the handler's dependencies are compiled already (the handler resolves the
+        // workspace's features: `handler::the_handler_builds_with_the_workspaces_features`);
+        // not the clippy wrapper a workspace build may set.
+        let home = watch_home();
+        cmd.env("CARGO_TARGET_DIR", home.join("target"))
+            .env("CARGO_BUILD_BUILD_DIR", home.parent().expect("<target>/serve-watch has a parent"))
             .env_remove("RUSTC_WORKSPACE_WRAPPER")
             .env_remove("CLIPPY_ARGS")
             .stdout(Stdio::null())
