@@ -75,10 +75,16 @@ fn workspace_copy(name: &str) -> PathBuf {
     let manifest: String = manifest
         .lines()
         .filter(|l| !l.starts_with("movies-stack-kinds ="))
-        .map(|l| if l.starts_with("members = ") { "members = [\"handler\"]" } else { l })
+        .map(|l| if l.starts_with("members = ") { "members = [\"handler\"]".to_string() } else { l.to_string() })
+        // A version of its own: cargo names a workspace member's compiled units by its path
+        // relative to the workspace root (`handler`), the same in every copy and in the
+        // repository, and the copies share the repository's build dir: without it, one copy's
+        // build would be taken for another's.
+        .map(|l| if l == "version = \"0.1.0\"" { format!("version = \"0.1.0-{}\"", name.replace('_', "-")) } else { l })
         .collect::<Vec<_>>()
         .join("\n");
     assert!(manifest.contains("members = [\"handler\"]"), "the workspace's manifest has no `members =` line");
+    assert!(manifest.contains("version = \"0.1.0-"), "the workspace's manifest has no `version = \"0.1.0\"` line");
     std::fs::write(ws.join("Cargo.toml"), manifest).expect("write the copy's Cargo.toml");
     std::fs::copy(repo_root().join("Cargo.lock"), ws.join("Cargo.lock")).expect("copy Cargo.lock");
     // The lock file pruned to the handler's packages now, not by serve's first build (a change
