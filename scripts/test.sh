@@ -51,6 +51,16 @@ if ! ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1; then
         { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq faketime >/dev/null; } ||
         ms_die "apt-get install faketime failed"
 fi
+# tmux: the screen tests run `traces` (and `top`) in a 100x30 pseudo-terminal and read the screen.
+if ! command -v tmux >/dev/null; then
+    command -v apt-get >/dev/null || ms_die "the screen tests need tmux: install your system's tmux package"
+    ms_say "apt-get install tmux (for the screen tests)"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get install -y -qq tmux >/dev/null ||
+        { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq tmux >/dev/null; } ||
+        ms_die "apt-get install tmux failed"
+fi
 ms_use_venv
 TARGET="$(ms_target_dir)"
 BIN="$TARGET/debug/movies-stack"
