@@ -10,6 +10,7 @@
 //! - `--output json`: this stack's traces newest first with the right nesting and timings, not
 //!   the other application's; `--errors`, `--slowest 1`, `--id` select as they should; the text
 //!   form draws the bars;
+//! - `--follow`: the traces already there oldest first, then one sent after it started, none twice;
 //! - `--map`: the nodes and edges with their counts and the edges' p50 / p99;
 //! - a screenshot: `traces --id` in tmux at 100×30, the screen's text read back.
 
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use e2e::inventory::Shape;
 use e2e::{Account, Behaviour, Checks, sdk_config};
 use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 fn now() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
@@ -318,6 +320,37 @@ async fn traces_of_the_stack_come_back_nested_filtered_and_drawn() {
     );
     c.check(account.proxy.model_hits()[&Behaviour::XRayTraces] >= 8, "the model answered the summaries and the graph");
 
+    // ------------------------------------------------------------------ --follow
+    let mut child =
+        deployer.spawn(&["--output", "json", "traces", "--follow", "--since", "10m", "--poll-interval", "1"]);
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut seen: Vec<String> = Vec::new();
+    read_ids(&mut lines, &mut seen, 4, Duration::from_secs(30)).await;
+    c.eq(
+        "--follow: the traces already there, oldest first",
+        seen.clone(),
+        vec![ok.clone(), slow.clone(), refused.clone(), fault.clone()],
+    );
+    let late = trace_id(now(), 6);
+    let r = Request {
+        trace: &late,
+        t0: now(),
+        stage: &stage,
+        function: &function,
+        status: 200,
+        total: 0.050,
+        run: Some((0.040, None)),
+    };
+    let docs: Vec<String> = r.documents().iter().map(Value::to_string).collect();
+    xray.put_trace_segments().set_trace_segment_documents(Some(docs)).send().await.expect("PutTraceSegments");
+    read_ids(&mut lines, &mut seen, 5, Duration::from_secs(30)).await;
+    c.eq("--follow: the trace sent after it started", seen.get(4).cloned(), Some(late.clone()));
+    // Several more polls: nothing comes twice.
+    read_ids(&mut lines, &mut seen, usize::MAX, Duration::from_secs(3)).await;
+    c.eq("--follow: no trace twice", seen.len(), 5);
+    c.check(child.try_wait().ok().flatten().is_none(), "--follow: still following");
+    let _ = child.kill().await;
+
     // ------------------------------------------------------------------ a screenshot in tmux
     let screen = tmux_screen(deployer, &["traces", "--id", &ok], "DynamoDB PutItem").await;
     let screen_row =
@@ -339,6 +372,27 @@ async fn traces_of_the_stack_come_back_nested_filtered_and_drawn() {
     );
     c.check(screen_row("DynamoDB PutItem").ends_with("40.0 ms 200"), format!("tmux: PutItem:\n{screen}"));
     c.finish("traces");
+}
+
+/// Read JSON lines (one trace each) into `seen` (their ids) until it holds `want` or `within` has
+/// passed.
+async fn read_ids<R: tokio::io::AsyncBufRead + Unpin>(
+    lines: &mut tokio::io::Lines<R>,
+    seen: &mut Vec<String>,
+    want: usize,
+    within: Duration,
+) {
+    let deadline = Instant::now() + within;
+    while seen.len() < want && Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_millis(200), lines.next_line()).await {
+            Ok(Ok(Some(l))) => {
+                let v: Value = serde_json::from_str(&l).unwrap_or(Value::Null);
+                seen.push(v["id"].as_str().unwrap_or("not a trace line").to_string());
+            }
+            Ok(_) => return,
+            Err(_) => {}
+        }
+    }
 }
 
 /// Run the deployer with `args` in a detached tmux session of 100×30 and return the screen's
