@@ -63,22 +63,25 @@ package_inputs() {
     } | sha256sum | cut -d' ' -f1
 }
 
-# libfaketime (Debian's `faketime`): the lock test runs a deployer whose wall clock is a minute ahead.
-install_faketime() {
-    if ! ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1; then
-        command -v apt-get >/dev/null || ms_die "the lock test needs libfaketime: install your system's faketime package"
-        ms_say "apt-get install faketime (for the lock test)"
+# A Debian package a test needs, when `present` says it is missing: libfaketime (the lock test runs
+# a deployer whose wall clock is a minute ahead), tmux (the screen tests run `traces` and `top` in a
+# 100x30 pseudo-terminal and read the screen).
+install_deb() {
+    local package="$1" present="$2" why="$3"
+    if ! eval "$present" >/dev/null 2>&1; then
+        command -v apt-get >/dev/null || ms_die "$why needs $package: install your system's $package package"
+        ms_say "apt-get install $package (for $why)"
         local sudo=""
         [ "$(id -u)" -eq 0 ] || sudo="sudo"
-        $sudo apt-get install -y -qq faketime >/dev/null ||
-            { $sudo apt-get update -qq && $sudo apt-get install -y -qq faketime >/dev/null; } ||
-            ms_die "apt-get install faketime failed"
+        $sudo apt-get install -y -qq "$package" >/dev/null ||
+            { $sudo apt-get update -qq && $sudo apt-get install -y -qq "$package" >/dev/null; } ||
+            ms_die "apt-get install $package failed"
     fi
 }
 
-phase setup "scripts/setup.sh --rust; the venv, faketime and the handler's release build start in the background"
+phase setup "scripts/setup.sh --rust; the venv, faketime, tmux and the handler's release build start in the background"
 "$MS_ROOT/scripts/setup.sh" --rust
-# On a new machine the venv and faketime wait on the network and the build on the CPU, and the
+# On a new machine the venv, faketime and tmux wait on the network and the build on the CPU, and the
 # handler's release build (fat LTO, one core while it links) fits beside the workspace's build,
 # which compiles aws-sdk-ec2 alone at its end: the three run beside the build phase. The package
 # phase then runs `movies-stack package`, which finds the handler built (cargo: fresh) and zips it.
@@ -87,7 +90,8 @@ phase setup "scripts/setup.sh --rust; the venv, faketime and the handler's relea
 BACKGROUND_LOG="$(mktemp "${TMPDIR:-/tmp}/movies-stack-background.XXXXXX")"
 (
     "$MS_ROOT/scripts/setup.sh" --python
-    install_faketime
+    install_deb faketime 'ls /usr/lib/*/faketime/libfaketime.so.1' "the lock test"
+    install_deb tmux 'command -v tmux' "the screen tests"
     ms_use_venv
     if [ -s "$ARTIFACT" ] && [ "$(cat "$ARTIFACT.inputs" 2>/dev/null)" = "$(package_inputs)" ]; then
         exit 0
@@ -115,7 +119,7 @@ phase build "cargo build --workspace --bins, then cargo test --workspace --no-ru
 cargo build --workspace --bins
 cargo test --workspace --no-run
 
-phase package "movies-stack --env local package --out $ARTIFACT (after the background's venv, faketime and release build)"
+phase package "movies-stack --env local package --out $ARTIFACT (after the background's venv, faketime, tmux and release build)"
 if ! wait "$BACKGROUND"; then
     cat "$BACKGROUND_LOG" >&2
     ms_die "the background setup or the handler's release build failed (log above)"

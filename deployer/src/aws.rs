@@ -52,6 +52,8 @@ pub struct Clients {
     pub cloudtrail: aws_sdk_cloudtrail::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub wafv2: aws_sdk_wafv2::Client,
+    /// X-Ray: `traces` reads the stack's traces and service map (reads only).
+    pub xray: aws_sdk_xray::Client,
     /// Calls on the stack's resources.
     pub calls: CallCounter,
     /// DynamoDB for the stack lock only, counted apart: taking and releasing the lock is not a
@@ -199,6 +201,7 @@ impl Clients {
             cloudtrail: client!(aws_sdk_cloudtrail, &sdk, calls, retries, fence),
             cloudwatch: client!(aws_sdk_cloudwatch, &sdk, calls, retries, fence),
             wafv2: client!(aws_sdk_wafv2, &sdk, calls, retries, fence),
+            xray: client!(aws_sdk_xray, &sdk, calls, retries, fence),
             fence,
             calls,
             credentials: sdk.credentials_provider(),

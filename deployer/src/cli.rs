@@ -137,6 +137,9 @@ pub enum Command {
     History,
     /// Point the alias `live` back at an earlier version, in one call (default: the one before)
     Rollback(RollbackArgs),
+    /// The stack's recent X-Ray traces, newest first, each drawn as a waterfall (API Gateway,
+    /// Lambda, the function, its DynamoDB calls), or the service map (--map)
+    Traces(TracesArgs),
     /// Serve the deployed API locally: the real handler behind API Gateway's key, usage-plan
     /// and proxy rules, read from the stack (SIGHUP re-reads them)
     Serve(ServeArgs),
@@ -234,6 +237,49 @@ pub struct LogsArgs {
     /// With --follow: seconds between two reads
     #[arg(long, default_value_t = 2, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=60))]
     pub poll_interval: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct TracesArgs {
+    /// How far back to look: a number and a unit (s, m, h, d), e.g. 30s, 15m, 2h; X-Ray keeps
+    /// traces 30 days
+    #[arg(long, default_value = "15m", value_name = "DURATION", value_parser = parse_since)]
+    pub since: std::time::Duration,
+    /// Only traces with a fault (5XX) or an error (4XX, throttles included)
+    #[arg(long)]
+    pub errors: bool,
+    /// The N slowest traces of the window, slowest first
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub slowest: Option<u32>,
+    /// Only this trace: 1-XXXXXXXX-XXXXXXXXXXXXXXXXXXXXXXXX (8 and 24 hex digits)
+    #[arg(long, value_name = "TRACE_ID", value_parser = trace_id, conflicts_with_all = ["slowest", "errors", "follow"])]
+    pub id: Option<String>,
+    /// How many traces at most, newest first
+    #[arg(long, default_value_t = 10, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub limit: u32,
+    /// Keep reading new traces until interrupted (Ctrl-C), oldest first
+    #[arg(long, short = 'f', conflicts_with = "slowest")]
+    pub follow: bool,
+    /// With --follow: seconds between two reads
+    #[arg(long, default_value_t = 2, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=60))]
+    pub poll_interval: u64,
+    /// The service map instead (X-Ray GetServiceGraph, --since 6h at most): each node's requests,
+    /// error and fault rates, each edge's requests and p50 / p99 response time
+    #[arg(long, conflicts_with_all = ["id", "errors", "slowest", "follow", "local"])]
+    pub map: bool,
+    /// Read the traces the `movies-stack serve` of this stack running on this machine recorded,
+    /// instead of X-Ray
+    #[arg(long)]
+    pub local: bool,
+}
+
+/// An X-Ray trace id: `1-`, 8 hex digits (the request's epoch seconds), `-`, 24 hex digits.
+fn trace_id(s: &str) -> Result<String, String> {
+    if crate::resources::xray::is_trace_id(s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!("expected an X-Ray trace id like 1-5759e988-bd862e3fe1be46a994272793, found {s:?}"))
+    }
 }
 
 fn parse_since(text: &str) -> Result<std::time::Duration, String> {

@@ -74,6 +74,13 @@ fn read_commands(s: &Scope) -> Vec<Grant> {
         ),
         // `logs`.
         Grant::new("TheLogGroups", &["logs:FilterLogEvents"], groups.iter().flat_map(|g| s.log_group(g))),
+        // `traces`: X-Ray's reads support no resource-level permission (Service Authorization
+        // Reference, AWS X-Ray: no resource type for these actions).
+        Grant::new(
+            "ReadWithoutResourceScope",
+            &["xray:GetTraceSummaries", "xray:BatchGetTraces", "xray:GetServiceGraph"],
+            ["*".to_string()],
+        ),
     ]
 }
 

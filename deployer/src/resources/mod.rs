@@ -41,6 +41,7 @@ pub mod usage_plan;
 pub mod vpc;
 pub mod vpc_endpoint;
 pub mod web_acl;
+pub mod xray;
 pub mod zones;
 
 pub use crate::events::FieldChange;

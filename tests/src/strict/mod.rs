@@ -34,6 +34,8 @@
 //!     role.
 //! 17. [`Behaviour::LambdaVersions`]: an alias' routing (one other published version, weight
 //!     0-1), versions an alias holds, PublishVersion's code check, and the code storage quota.
+//! 18. [`Behaviour::XRayTraces`]: X-Ray's GetTraceSummaries (with its filter expression) and
+//!     GetServiceGraph answered from the segment documents PutTraceSegments sent ([`xray`]).
 //!
 //! Windows and rates are in [`Timings`]. Time is evaluated lazily: each request sees the state
 //! as of its arrival (ENIs are released by the first request after their window).
@@ -59,6 +61,7 @@ mod usage_plans;
 pub mod validate;
 mod versions;
 mod waf;
+mod xray;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -130,10 +133,13 @@ pub enum Behaviour {
     /// Lambda CreateAlias / UpdateAlias routing, DeleteFunction of a version an alias holds,
     /// PublishVersion's CodeSha256, and the account's code storage.
     LambdaVersions,
+    /// X-Ray GetTraceSummaries (filter expressions, real durations) and GetServiceGraph, which
+    /// moto does not serve, answered from the segment documents sent with PutTraceSegments.
+    XRayTraces,
 }
 
 impl Behaviour {
-    pub const ALL: [Behaviour; 22] = [
+    pub const ALL: [Behaviour; 23] = [
         Behaviour::Validation,
         Behaviour::TagRules,
         Behaviour::IamPropagation,
@@ -156,6 +162,7 @@ impl Behaviour {
         Behaviour::UsagePlanStages,
         Behaviour::AccessLogsAccountRole,
         Behaviour::LambdaVersions,
+        Behaviour::XRayTraces,
     ];
 
     /// A stable name for records and reports.
@@ -183,6 +190,7 @@ impl Behaviour {
             Behaviour::UsagePlanStages => "usage-plan-stages",
             Behaviour::AccessLogsAccountRole => "access-logs-account-role",
             Behaviour::LambdaVersions => "lambda-versions",
+            Behaviour::XRayTraces => "xray-traces",
         }
     }
 
@@ -324,6 +332,7 @@ struct State {
     reservations: concurrency::Reservations,
     web_acls: waf::WebAcls,
     rest_api_writes: rest_api::Writes,
+    xray: xray::Traces,
 }
 
 /// One proxy's model: its configuration, the state of the account as AWS would see it, and
@@ -460,6 +469,20 @@ impl Model {
                 Behaviour::LambdaConcurrency,
                 self.state.lock().unwrap().reservations.account_settings(limit),
             );
+        }
+        if self.on(Behaviour::XRayTraces) {
+            let answer = self.state.lock().unwrap().xray.answer(&ex);
+            match answer {
+                Some(Ok(reply)) => {
+                    self.hit(Behaviour::XRayTraces);
+                    return Verdict::Answer(Behaviour::XRayTraces, reply);
+                }
+                Some(Err(fault)) => {
+                    self.hit(Behaviour::XRayTraces);
+                    return Verdict::Refuse(Behaviour::XRayTraces, fault);
+                }
+                None => {}
+            }
         }
         match self.judge(moto, &ex).await {
             Some((b, fault)) => {
@@ -666,6 +689,7 @@ impl Model {
             st.tables.record(ex, now);
             st.reservations.record(ex);
             st.web_acls.record(ex, json.as_ref(), now);
+            st.xray.record(ex);
             let work = st.functions.record(ex, json.as_ref(), now);
             if let Some(j) = json.as_mut() {
                 if self.on(Behaviour::LambdaStates) && st.functions.rewrite(ex, j, now, &t) {

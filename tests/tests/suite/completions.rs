@@ -3,7 +3,7 @@
 
 use e2e::{Checks, Deployer, TempDir};
 
-const COMMANDS: [&str; 16] = [
+const COMMANDS: [&str; 19] = [
     "up",
     "plan",
     "status",
@@ -20,6 +20,9 @@ const COMMANDS: [&str; 16] = [
     "iam-policy",
     "completions",
     "man",
+    "history",
+    "rollback",
+    "traces",
 ];
 
 #[tokio::test]

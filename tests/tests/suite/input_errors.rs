@@ -332,6 +332,12 @@ const CASES: &[Case] = &[
     flag("down without --yes (stdin not a TTY)", &[], &["down"], &["--yes"]),
     flag("down --eni-timeout 0", &[], &["down", "--yes", "--eni-timeout", "0"], &["--eni-timeout"]),
     flag("keys --tier gold", &[], &["keys", "--tier", "gold"], &["--tier", "gold"]),
+    // `traces` (issue 22): its flags are refused before any call.
+    flag("traces --id not a trace id", &[], &["traces", "--id", "1-abc"], &["--id", "1-abc", "trace id"]),
+    flag("traces --since beyond retention", &[], &["traces", "--since", "40d"], &["--since 40d", "30 days"]),
+    flag("traces --map --since 7h", &[], &["traces", "--map", "--since", "7h"], &["--since 7h", "--map"]),
+    flag("traces --slowest 0", &[], &["traces", "--slowest", "0"], &["--slowest", "0"]),
+    flag("traces --map --errors", &[], &["traces", "--map", "--errors"], &["--map", "--errors"]),
     flag("package without --out", &[], &["package"], &["--out"]),
     Case { source: Source::NoConfig, ..flag("unknown env name", &["--env", "nosuchenv"], UP, &["nosuchenv"]) },
     flag("bad --region", &["--region", "moon-base-x"], UP, &["moon-base-x"]),
