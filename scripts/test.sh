@@ -51,6 +51,16 @@ if ! ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1; then
         { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq faketime >/dev/null; } ||
         ms_die "apt-get install faketime failed"
 fi
+# tmux: the `top` test draws the live dashboard in a tmux pane of 100x30 and reads its screen.
+if ! command -v tmux >/dev/null; then
+    command -v apt-get >/dev/null || ms_die "the top test needs tmux: install your system's tmux package"
+    ms_say "apt-get install tmux (for the top test)"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get install -y -qq tmux >/dev/null ||
+        { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq tmux >/dev/null; } ||
+        ms_die "apt-get install tmux failed"
+fi
 ms_use_venv
 TARGET="$(ms_target_dir)"
 BIN="$TARGET/debug/movies-stack"

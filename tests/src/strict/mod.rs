@@ -34,6 +34,9 @@
 //!     role.
 //! 17. [`Behaviour::LambdaVersions`]: an alias' routing (one other published version, weight
 //!     0-1), versions an alias holds, PublishVersion's code check, and the code storage quota.
+//! 18. [`Behaviour::CloudWatchMetrics`]: GetMetricData answered from the data points PutMetricData
+//!     put through the proxy (statistics and percentiles per period, which moto lacks), with its
+//!     limits ([`metrics`]).
 //!
 //! Windows and rates are in [`Timings`]. Time is evaluated lazily: each request sees the state
 //! as of its arrival (ENIs are released by the first request after their window).
@@ -47,6 +50,7 @@ mod dynamodb;
 mod ec2;
 mod iam;
 mod lambda;
+mod metrics;
 pub mod policy;
 mod quotas;
 pub mod report;
@@ -130,10 +134,13 @@ pub enum Behaviour {
     /// Lambda CreateAlias / UpdateAlias routing, DeleteFunction of a version an alias holds,
     /// PublishVersion's CodeSha256, and the account's code storage.
     LambdaVersions,
+    /// CloudWatch GetMetricData: statistics and percentiles per period of the data put through
+    /// the proxy, and the call's limits (queries, ids, statistics, periods, data points).
+    CloudWatchMetrics,
 }
 
 impl Behaviour {
-    pub const ALL: [Behaviour; 22] = [
+    pub const ALL: [Behaviour; 23] = [
         Behaviour::Validation,
         Behaviour::TagRules,
         Behaviour::IamPropagation,
@@ -156,6 +163,7 @@ impl Behaviour {
         Behaviour::UsagePlanStages,
         Behaviour::AccessLogsAccountRole,
         Behaviour::LambdaVersions,
+        Behaviour::CloudWatchMetrics,
     ];
 
     /// A stable name for records and reports.
@@ -183,6 +191,7 @@ impl Behaviour {
             Behaviour::UsagePlanStages => "usage-plan-stages",
             Behaviour::AccessLogsAccountRole => "access-logs-account-role",
             Behaviour::LambdaVersions => "lambda-versions",
+            Behaviour::CloudWatchMetrics => "cloudwatch-metrics",
         }
     }
 
@@ -324,6 +333,7 @@ struct State {
     reservations: concurrency::Reservations,
     web_acls: waf::WebAcls,
     rest_api_writes: rest_api::Writes,
+    metrics: metrics::Metrics,
 }
 
 /// One proxy's model: its configuration, the state of the account as AWS would see it, and
@@ -460,6 +470,14 @@ impl Model {
                 Behaviour::LambdaConcurrency,
                 self.state.lock().unwrap().reservations.account_settings(limit),
             );
+        }
+        if self.on(Behaviour::CloudWatchMetrics) && ex.is("monitoring", "GetMetricData") {
+            self.hit(Behaviour::CloudWatchMetrics);
+            let b = Behaviour::CloudWatchMetrics;
+            return match self.state.lock().unwrap().metrics.get_metric_data(&ex) {
+                Ok(reply) => Verdict::Answer(b, reply),
+                Err(fault) => Verdict::Refuse(b, fault),
+            };
         }
         match self.judge(moto, &ex).await {
             Some((b, fault)) => {
@@ -665,6 +683,8 @@ impl Model {
             st.fresh.record(ex, &text, now);
             st.tables.record(ex, now);
             st.reservations.record(ex);
+            let epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            st.metrics.record(ex, epoch.as_secs_f64());
             st.web_acls.record(ex, json.as_ref(), now);
             let work = st.functions.record(ex, json.as_ref(), now);
             if let Some(j) = json.as_mut() {
