@@ -336,7 +336,8 @@ fn alarms_box(frame: &mut Frame, s: &Snapshot, area: Rect) {
                     format!("{:<17}", a.state.as_str()),
                     Style::default().fg(alarm_color(a.state)).add_modifier(Modifier::BOLD),
                 ),
-                Span::raw(a.name.clone()),
+                // The stack is in the header: the alarm's own part of its name is what differs.
+                Span::raw(a.name.strip_prefix(&format!("{}-", s.stack)).unwrap_or(&a.name).to_string()),
             ]));
         }
     }
@@ -579,8 +580,8 @@ mod tests {
             "of 10 reserved",
             "not measured",
             "ALARM",
-            "movies-dev-api-5xx",
-            "OK",
+            "ALARM            api-5xx",
+            "OK               function-errors",
             "standard",
             "1,234 used today; 8,766 of 10,000 left this day",
             "Keys today (GetUsage every 60 s)",

@@ -19,9 +19,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StateValue};
-use e2e::proxy::count_by_name;
-use e2e::{Account, Aws, Behaviour, Checks, Stack};
-use serde_json::Value;
+use e2e::proxy::{count_by_name, rest_operation};
+use e2e::{Account, Aws, Behaviour, Checks, Rule, Stack};
+use serde_json::{Value, json};
 
 fn dim(name: &str, value: &str) -> Dimension {
     Dimension::builder().name(name).value(value).build()
@@ -72,6 +72,33 @@ async fn put_the_stacks_metrics(aws: &Aws, stack: &Stack) {
     put(aws, "AWS/DynamoDB", "WriteThrottleEvents", &table, t, &[1.0]).await;
 }
 
+/// moto 5.2.5 does not implement GetUsage (a 404 page): the proxy answers it for each plan as AWS
+/// documents it (as the `usage` test does), the standard key with 57 requests today.
+async fn answer_get_usage(account: &Account, stack: &Stack, standard_key: &str) {
+    let today =
+        String::from_utf8_lossy(&std::process::Command::new("date").args(["-u", "+%F"]).output().expect("date").stdout)
+            .trim()
+            .to_string();
+    let plans = account.aws.apigateway.get_usage_plans().send().await.expect("GetUsagePlans");
+    for plan in plans.items().iter().filter(|p| p.name().is_some_and(|n| n.starts_with(&stack.names.stack))) {
+        let id = plan.id().unwrap_or_default();
+        let path = format!("/usageplans/{id}/usage");
+        let name = rest_operation("apigateway", "GET", &path, "startDate=2026-01-01&endDate=2026-01-02")
+            .unwrap_or(format!("GET {path}"));
+        let values = if plan.name().is_some_and(|n| n.ends_with("Standard")) {
+            json!({ standard_key: [[57, 9943]] })
+        } else {
+            json!({})
+        };
+        let body = json!({"usagePlanId": id, "startDate": today, "endDate": today, "values": values}).to_string();
+        account.proxy.add_rule(Rule::new().service("apigateway").operation(&name).reply(
+            200,
+            "application/json",
+            &body,
+        ));
+    }
+}
+
 /// (series key, latest, total or max) as `top` must report them.
 const WANT: &[(&str, f64, &str, f64)] = &[
     ("api_requests", 5.0, "total", 5.0),
@@ -94,7 +121,9 @@ const WANT: &[(&str, f64, &str, f64)] = &[
 async fn top_reports_the_metrics_put_and_the_alarms_in_one_get_metric_data_and_draws_them_live() {
     let account = Account::start().await;
     let stack = account.stack_with("top", &[("function.reserved_concurrency", "5")]);
-    stack.deployer.up_json(&["--artifact", &stack.artifact]).await;
+    let (_, up) = stack.deployer.up_json(&["--artifact", &stack.artifact]).await;
+    let standard_key = up["outputs"]["StandardApiKeyId"].as_str().unwrap_or_default().to_string();
+    answer_get_usage(&account, &stack, &standard_key).await;
     let through_proxy = Aws::new(account.proxy.url()).await;
     put_the_stacks_metrics(&through_proxy, &stack).await;
     let alarm = format!("{}-api-5xx", stack.names.stack);
@@ -158,6 +187,19 @@ async fn top_reports_the_metrics_put_and_the_alarms_in_one_get_metric_data_and_d
         keys.iter().map(|k| (k["tier"].as_str().unwrap_or(""), k["quota_limit"].as_u64())).collect();
     c.eq("the keys and their quotas", tiers, vec![("standard", Some(10_000)), ("premium", Some(50_000))]);
     c.eq("keys read every minute", snap["keys"]["every_seconds"].as_u64(), Some(60));
+    if let [standard, premium] = keys.as_slice() {
+        c.eq("standard key", standard["id"].as_str(), Some(standard_key.as_str()));
+        c.eq(
+            "standard: used today, remaining",
+            (standard["used_today"].as_u64(), standard["remaining"].as_u64()),
+            (Some(57), Some(9943)),
+        );
+        c.eq(
+            "premium: nothing recorded",
+            (premium["used_today"].as_u64(), premium["remaining"].as_u64()),
+            (Some(0), None),
+        );
+    }
     let calls = count_by_name(&account.proxy.calls());
     println!("top --once: AWS calls {calls:?}");
     c.eq("one refresh: ONE GetMetricData", calls.get("monitoring GetMetricData").copied(), Some(1));
@@ -186,7 +228,7 @@ async fn top_reports_the_metrics_put_and_the_alarms_in_one_get_metric_data_and_d
             "of 5 reserved",
             "ALARM",
             &alarm,
-            "standard",
+            "57 used today; 9,943 of 10,000 left this day",
         ] {
             c.check(out.stdout.contains(want), format!("{what}: {want:?} in the text:\n{out}"));
         }
@@ -274,13 +316,18 @@ async fn live_in_tmux(c: &mut Checks, account: &Account, stack: &Stack, alarm: &
         "duration p99",
         "19 ms",
         "of 5 reserved",
-        "ALARM",
-        alarm,
         "Keys today (GetUsage every 60 s)",
+        "57 used today; 9,943 of 10,000 left this day",
         "q / Esc / Ctrl-C: quit",
     ] {
         c.check(refreshed.contains(want), format!("live: {want:?} on the screen"));
     }
+    // The alarm's own part of its name (the stack is in the header), in red's state.
+    let own = alarm.strip_prefix(&format!("{}-", stack.names.stack)).unwrap_or(alarm);
+    c.check(
+        refreshed.lines().any(|l| l.contains(&format!("ALARM            {own}"))),
+        format!("live: the alarm {own} in state ALARM"),
+    );
     let requests = refreshed.lines().find(|l| l.contains("requests")).unwrap_or_default();
     c.check(
         requests.chars().any(|ch| "▁▂▃▄▅▆▇█".contains(ch)),
