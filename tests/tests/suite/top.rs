@@ -213,6 +213,7 @@ async fn top_reports_the_metrics_put_and_the_alarms_in_one_get_metric_data_and_d
 
     // ------------------------------------------------------------------ text
     let once = stack.deployer.run(&["top", "--once"]).await;
+    println!("$ movies-stack top --once\n{}", once.stdout);
     c.eq("top --once: exit code", once.code, 0);
     // A stdout that is not a terminal (the test's pipe): the same snapshot, then exit.
     let piped = stack.deployer.run(&["top"]).await;
