@@ -143,6 +143,11 @@ pub enum Command {
     /// Serve the deployed API locally: the real handler behind API Gateway's key, usage-plan
     /// and proxy rules, read from the stack (SIGHUP re-reads them)
     Serve(ServeArgs),
+    /// A live dashboard of the stack: requests, 4XX/5XX, latency, the function, the table, the
+    /// alarms and each key's quota, with sparklines over the last hour (one GetMetricData and
+    /// one DescribeAlarms per refresh); q, Esc or Ctrl-C quits. `--once` (or a stdout that is
+    /// not a terminal) prints one snapshot
+    Top(TopArgs),
 }
 
 #[derive(Debug, Args)]
@@ -429,4 +434,18 @@ pub struct PackageArgs {
     /// Where to write the zip
     #[arg(long, value_name = "PATH")]
     pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// Seconds between two refreshes (each is one GetMetricData and one DescribeAlarms)
+    #[arg(long, default_value_t = 5, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(2..=300))]
+    pub interval: u64,
+    /// Print one snapshot and exit (text, or JSON with --output json, which implies it)
+    #[arg(long)]
+    pub once: bool,
+    /// Read the counters of this stack's `movies-stack serve` running on this machine instead of
+    /// CloudWatch
+    #[arg(long)]
+    pub local: bool,
 }

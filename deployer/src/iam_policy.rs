@@ -1,5 +1,5 @@
 //! The least-privilege IAM policy a user (or CI role) needs to run movies-stack on one stack:
-//! `up`, `down`, `status`, `plan`, `keys`, `unlock`, `smoke`, `usage`, `logs`, `serve`. Resources
+//! `up`, `down`, `status`, `plan`, `keys`, `unlock`, `smoke`, `usage`, `logs`, `serve`, `top`. Resources
 //! are scoped by name where AWS allows it, by the stack tag where names are generated (EC2), and
 //! `*` only where the action supports no resource (Service Authorization Reference, per service).
 //!
@@ -81,6 +81,10 @@ fn read_commands(s: &Scope) -> Vec<Grant> {
             &["xray:GetTraceSummaries", "xray:BatchGetTraces", "xray:GetServiceGraph"],
             ["*".to_string()],
         ),
+        // `top`: one GetMetricData per refresh, which supports no resource-level permission
+        // (Service Authorization Reference, Amazon CloudWatch); its DescribeAlarms and GetUsage
+        // are within the alarms' and the usage plans' own grants.
+        Grant::new("ReadWithoutResourceScope", &["cloudwatch:GetMetricData"], ["*".to_string()]),
     ]
 }
 
@@ -164,6 +168,9 @@ mod tests {
         assert!(text.contains("lambda:PutFunctionConcurrency") && text.contains("lambda:GetAccountSettings",));
         assert!(text.contains("arn:aws:wafv2:us-east-1:123456789012:regional/webacl/movies-dev-web-acl/*"));
         assert!(text.contains("arn:aws:apigateway:us-east-1::/restapis/*/stages/prod"));
+        // `top`'s GetMetricData supports only `*`: with the other reads that do.
+        let star = statements.iter().find(|st| st["Sid"] == "ReadWithoutResourceScope").unwrap();
+        assert!(star["Action"].as_array().unwrap().iter().any(|a| a == "cloudwatch:GetMetricData"), "{star}");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// The deployer's layers, bottom first: (layer, its top-level modules).
 const LAYERS: &[(&str, &[&str])] = &[
-    ("bottom", &["ids", "error", "clock", "events"]),
+    ("bottom", &["ids", "error", "clock", "events", "dashboard"]),
     ("inputs and infrastructure", &["config", "package", "pacer", "aws", "ui", "grant", "cfn", "watch", "local"]),
     ("context", &["ctx", "wait"]),
     ("resources", &["resources", "lock"]),

@@ -8,6 +8,7 @@ mod clock;
 mod commands;
 mod config;
 mod ctx;
+mod dashboard;
 mod error;
 mod events;
 mod grant;
@@ -97,6 +98,7 @@ async fn run(cli: Cli) -> Result<i32, Error> {
         Command::Rollback(args) => commands::rollback::run(&config, &settings, args, global.output, printer).await,
         Command::Logs(args) => commands::logs::run(&config, &settings, args, global.output, printer).await,
         Command::Traces(args) => commands::traces::run(&config, &settings, args, global.output, printer).await,
+        Command::Top(args) => commands::top::run(&config, &settings, args, global.output, printer).await,
         Command::Serve(args) => {
             serve::run(&config, &settings, args, ui::plain_printer(global.output, global.verbose, global.quiet)).await
         }

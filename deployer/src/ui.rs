@@ -14,6 +14,9 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use crate::events::{Event, Level, Outcome, millis};
 use crate::ids::Name;
 
+/// `movies-stack top`: its snapshot as a ratatui frame or text, and the terminal it owns.
+pub mod top;
+
 /// The format of the command's result (stdout) and of its progress (stderr).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Output {

@@ -22,6 +22,7 @@ pub mod preflight;
 pub mod rollback;
 pub mod smoke;
 pub mod status;
+pub mod top;
 pub mod traces;
 pub mod unlock;
 pub mod up;

@@ -41,6 +41,7 @@ use aws_sdk_cloudwatch::types::{AlarmType, ComparisonOperator, Dimension, Metric
 use super::{Ctx, FieldChange, Grant, Id, Kind, LiveStates, Name, Resource, Scope, compare};
 use crate::aws::AwsResultExt;
 use crate::cfn::{self, CfnResource};
+use crate::dashboard::{AlarmState, AlarmValue};
 use crate::error::{Error, Result};
 use serde_json::{Value, json};
 
@@ -283,6 +284,38 @@ pub fn live_alarm(a: &MetricAlarm) -> LiveAlarm {
         },
         state: a.state_value().map(|s| s.as_str().to_string()).unwrap_or_default(),
     }
+}
+
+/// What `top` shows of an alarm from DescribeAlarms: its name and state.
+pub fn alarm_state(a: &MetricAlarm) -> AlarmState {
+    AlarmState {
+        name: a.alarm_name().unwrap_or_default().to_string(),
+        // A state CloudWatch adds later reads as not enough data to tell.
+        state: a.state_value().and_then(|s| AlarmValue::parse(s.as_str())).unwrap_or(AlarmValue::InsufficientData),
+        reason: a.state_reason().unwrap_or_default().to_string(),
+        since: a.state_updated_timestamp().and_then(|t| u64::try_from(t.secs()).ok()),
+    }
+}
+
+/// The alarms named `names` as they are now, for each refresh of `top`: one DescribeAlarms by
+/// name (up to 100 names per call), not the sweep's shared read. One that does not exist is
+/// absent.
+pub async fn states(ctx: &Ctx, names: &[String]) -> Result<Vec<AlarmState>> {
+    let pages = ctx
+        .aws
+        .cloudwatch
+        .describe_alarms()
+        .set_alarm_names(Some(names.to_vec()))
+        .alarm_types(AlarmType::MetricAlarm)
+        .into_paginator()
+        .send()
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .await
+        .aws(SERVICE, "DescribeAlarms")?;
+    let mut found: Vec<AlarmState> = pages.iter().flat_map(|p| p.metric_alarms()).map(alarm_state).collect();
+    // In the stack's order.
+    found.sort_by_key(|a| names.iter().position(|n| *n == a.name));
+    Ok(found)
 }
 
 impl Alarm {
@@ -632,5 +665,22 @@ mod tests {
         // No TreatMissingData reported: CloudWatch's default, `missing`.
         let bare = live_alarm(&MetricAlarm::builder().statistic(Statistic::Sum).build());
         assert_eq!((bare.spec.treat_missing_data.as_str(), bare.spec.stat.to_string()), ("missing", "Sum".into()));
+    }
+
+    #[test]
+    fn top_reads_each_alarm_state_typed() {
+        use aws_sdk_cloudwatch::types::StateValue;
+        let a = MetricAlarm::builder()
+            .alarm_name("s-api-5xx")
+            .state_value(StateValue::Alarm)
+            .state_reason("Threshold Crossed")
+            .state_updated_timestamp(aws_smithy_types::DateTime::from_secs(1_700_000_000))
+            .build();
+        let s = alarm_state(&a);
+        assert_eq!(
+            (s.name.as_str(), s.state, s.reason.as_str(), s.since),
+            ("s-api-5xx", AlarmValue::Alarm, "Threshold Crossed", Some(1_700_000_000))
+        );
+        assert_eq!(alarm_state(&MetricAlarm::builder().build()).state, AlarmValue::InsufficientData);
     }
 }

@@ -29,6 +29,7 @@ pub mod function;
 pub mod function_alias;
 pub mod iam_role;
 pub mod log_group;
+pub mod metrics;
 pub mod permission;
 pub mod rest_api;
 pub mod route_table;

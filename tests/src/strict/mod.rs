@@ -36,6 +36,9 @@
 //!     0-1), versions an alias holds, PublishVersion's code check, and the code storage quota.
 //! 18. [`Behaviour::XRayTraces`]: X-Ray's GetTraceSummaries (with its filter expression) and
 //!     GetServiceGraph answered from the segment documents PutTraceSegments sent ([`xray`]).
+//! 19. [`Behaviour::CloudWatchMetrics`]: GetMetricData answered from the data points PutMetricData
+//!     put through the proxy (statistics and percentiles per period, which moto lacks), with its
+//!     limits ([`metrics`]).
 //!
 //! Windows and rates are in [`Timings`]. Time is evaluated lazily: each request sees the state
 //! as of its arrival (ENIs are released by the first request after their window).
@@ -49,6 +52,7 @@ mod dynamodb;
 mod ec2;
 mod iam;
 mod lambda;
+mod metrics;
 pub mod policy;
 mod quotas;
 pub mod report;
@@ -136,10 +140,13 @@ pub enum Behaviour {
     /// X-Ray GetTraceSummaries (filter expressions, real durations) and GetServiceGraph, which
     /// moto does not serve, answered from the segment documents sent with PutTraceSegments.
     XRayTraces,
+    /// CloudWatch GetMetricData: statistics and percentiles per period of the data put through
+    /// the proxy, and the call's limits (queries, ids, statistics, periods, data points).
+    CloudWatchMetrics,
 }
 
 impl Behaviour {
-    pub const ALL: [Behaviour; 23] = [
+    pub const ALL: [Behaviour; 24] = [
         Behaviour::Validation,
         Behaviour::TagRules,
         Behaviour::IamPropagation,
@@ -163,6 +170,7 @@ impl Behaviour {
         Behaviour::AccessLogsAccountRole,
         Behaviour::LambdaVersions,
         Behaviour::XRayTraces,
+        Behaviour::CloudWatchMetrics,
     ];
 
     /// A stable name for records and reports.
@@ -191,6 +199,7 @@ impl Behaviour {
             Behaviour::AccessLogsAccountRole => "access-logs-account-role",
             Behaviour::LambdaVersions => "lambda-versions",
             Behaviour::XRayTraces => "xray-traces",
+            Behaviour::CloudWatchMetrics => "cloudwatch-metrics",
         }
     }
 
@@ -333,6 +342,7 @@ struct State {
     web_acls: waf::WebAcls,
     rest_api_writes: rest_api::Writes,
     xray: xray::Traces,
+    metrics: metrics::Metrics,
 }
 
 /// One proxy's model: its configuration, the state of the account as AWS would see it, and
@@ -483,6 +493,14 @@ impl Model {
                 }
                 None => {}
             }
+        }
+        if self.on(Behaviour::CloudWatchMetrics) && ex.is("monitoring", "GetMetricData") {
+            self.hit(Behaviour::CloudWatchMetrics);
+            let b = Behaviour::CloudWatchMetrics;
+            return match self.state.lock().unwrap().metrics.get_metric_data(&ex) {
+                Ok(reply) => Verdict::Answer(b, reply),
+                Err(fault) => Verdict::Refuse(b, fault),
+            };
         }
         match self.judge(moto, &ex).await {
             Some((b, fault)) => {
@@ -688,6 +706,8 @@ impl Model {
             st.fresh.record(ex, &text, now);
             st.tables.record(ex, now);
             st.reservations.record(ex);
+            let epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            st.metrics.record(ex, epoch.as_secs_f64());
             st.web_acls.record(ex, json.as_ref(), now);
             st.xray.record(ex);
             let work = st.functions.record(ex, json.as_ref(), now);

@@ -3,7 +3,7 @@
 
 use e2e::{Checks, Deployer, TempDir};
 
-const COMMANDS: [&str; 19] = [
+const COMMANDS: [&str; 20] = [
     "up",
     "plan",
     "status",
@@ -23,6 +23,7 @@ const COMMANDS: [&str; 19] = [
     "history",
     "rollback",
     "traces",
+    "top",
 ];
 
 #[tokio::test]

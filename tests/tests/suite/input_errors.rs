@@ -328,6 +328,11 @@ const CASES: &[Case] = &[
         &["--artifact", "/nonexistent/handler.zip"],
     ),
     flag("plan --artifact not a zip", &[], &["plan", "--artifact", "NOTZIP"], &["--artifact", "not a zip"]),
+    // ------------------------------------------------------------ top
+    flag("top --interval 0", &[], &["top", "--interval", "0"], &["--interval", "0"]),
+    flag("top --interval 301", &[], &["top", "--interval", "301"], &["--interval", "301"]),
+    flag("top --interval not a number", &[], &["top", "--interval", "5s"], &["--interval", "5s"]),
+    flag("top --local without a serve", &[], &["top", "--local", "--once"], &["--local", "no `movies-stack serve`"]),
     flag("unknown subcommand", &[], &["deploy"], &["deploy"]),
     flag("down without --yes (stdin not a TTY)", &[], &["down"], &["--yes"]),
     flag("down --eni-timeout 0", &[], &["down", "--yes", "--eni-timeout", "0"], &["--eni-timeout"]),

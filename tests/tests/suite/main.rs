@@ -29,6 +29,7 @@ mod serve_hostile;
 mod serve_watch;
 mod smoke;
 mod strict_model;
+mod top;
 mod traces;
 mod up;
 mod usage;
