@@ -812,6 +812,41 @@ mod tests {
         assert_eq!(warm[2]["subsegments"].as_array().map(Vec::len), Some(1));
     }
 
+    /// The daemon on a real socket: what the handler sends is filed and counted; garbage is
+    /// dropped and told.
+    #[tokio::test]
+    async fn the_daemon_files_what_it_receives_and_drops_the_rest() {
+        let daemon = Daemon::bind().await.unwrap();
+        let address = daemon.address();
+        assert!(address.ip().is_loopback());
+        let (traces, stats) = (Arc::new(Traces::default()), Arc::new(Stats::default()));
+        let printer = Arc::new(crate::ui::Recorder::default());
+        let task = tokio::spawn(daemon.run(traces.clone(), stats.clone(), printer.clone()));
+        let now = epoch_seconds(SystemTime::now());
+        let segment = json!({"name": "fn", "id": "aaaaaaaaaaaaaaaa", "trace_id": TRACE, "start_time": now, "end_time": now + 0.1});
+        let mut sub = dynamodb("aaaaaaaaaaaaaaaa", now + 0.01, now + 0.02);
+        sub["throttle"] = json!(true);
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for datagram in [datagram(&segment), b"not the protocol".to_vec(), datagram(&sub)] {
+            sender.send_to(&datagram, address).unwrap();
+        }
+        let start = Instant::now();
+        while traces.local(1).traces.first().is_none_or(|t| !t.segments[0].document.contains("DynamoDB")) {
+            assert!(start.elapsed() < Duration::from_secs(5), "filed within 5 s");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        task.abort();
+        let minutes = stats.minutes(now as u64);
+        assert_eq!((minutes[0].dynamodb_calls, minutes[0].dynamodb_throttles), (1, 1));
+        let events = printer.events.lock().unwrap();
+        let dropped: Vec<&Event> =
+            events.iter().filter(|e| matches!(e, Event::Serve(ServeEvent::XRayDropped { .. }))).collect();
+        assert_eq!(dropped.len(), 1, "{events:?}");
+        let Event::Serve(ServeEvent::XRayDropped { dropped, total, reason }) = dropped[0] else { unreachable!() };
+        assert_eq!((*dropped, *total), (1, 1));
+        assert!(reason.contains("no header line"), "{reason}");
+    }
+
     #[test]
     fn dynamodb_calls_are_found_nested_too() {
         let d = dynamodb("53995c3f42cd8ad8", 1.5, 1.6);
