@@ -805,7 +805,8 @@ impl Gateway {
 impl Gateway {
     /// The request's X-Ray segments and its counts.
     fn record(&self, rules: &Rules, info: &RequestInfo, url: String, received_at: f64, latency: Duration) {
-        let spec = self.pool().spec().clone();
+        let pool = self.pool();
+        let spec = pool.spec();
         let id = xray::new_id();
         let request = xray::Request {
             trace_id: &info.trace_id,
