@@ -547,6 +547,15 @@ pub enum ServeEvent {
     ConnectionsRefused { refused: usize, open: usize },
     #[serde(rename = "serve_access_log_failed")]
     AccessLogFailed { error: String },
+    /// Where `serve` answers `GET /traces` and `GET /stats` (`traces --local`, `top --local`),
+    /// the X-Ray daemon address its function processes send segments to, and the discovery file
+    /// that tells the readers (None: it could not be written, see `discovery_error`).
+    #[serde(rename = "serve_admin")]
+    Admin { url: String, xray_daemon: String, discovery: Option<String>, discovery_error: Option<String> },
+    /// Datagrams the X-Ray daemon dropped since the last such event (`total`: since start), and
+    /// why the last one was.
+    #[serde(rename = "serve_xray_dropped")]
+    XRayDropped { dropped: usize, total: usize, reason: String },
 }
 
 impl ServeEvent {
@@ -568,7 +577,8 @@ impl ServeEvent {
             | MalformedResponse { .. }
             | AcceptFailed { .. }
             | ConnectionsRefused { .. }
-            | AccessLogFailed { .. } => Level::Warning,
+            | AccessLogFailed { .. }
+            | XRayDropped { .. } => Level::Warning,
             Stack { .. }
             | Rules { .. }
             | Function { .. }
@@ -586,7 +596,8 @@ impl ServeEvent {
             | EnvExited { .. }
             | FunctionOutput { .. }
             | Throttled { .. }
-            | QuotaExhausted { .. } => Level::Info,
+            | QuotaExhausted { .. }
+            | Admin { .. } => Level::Info,
         }
     }
 }
@@ -709,6 +720,17 @@ impl std::fmt::Display for ServeEvent {
                 write!(f, "{refused} connection(s) refused (503): {open} open, the most this process allows")
             }
             AccessLogFailed { error } => write!(f, "cannot write the access log: {error}"),
+            Admin { url, xray_daemon, discovery, discovery_error } => {
+                write!(f, "traces and counters on {url} (GET /traces, GET /stats); X-Ray daemon on udp {xray_daemon}")?;
+                match (discovery, discovery_error) {
+                    (Some(path), _) => write!(f, "; `traces --local` and `top --local` find it through {path}"),
+                    (None, Some(e)) => write!(f, "; cannot write the discovery file ({e}): `--local` will not find it"),
+                    (None, None) => Ok(()),
+                }
+            }
+            XRayDropped { dropped, total, reason } => {
+                write!(f, "X-Ray daemon: dropped {dropped} datagram(s) ({total} since start); the last: {reason}")
+            }
             FunctionOutput { .. } | Rules { .. } => Ok(()),
         }
     }

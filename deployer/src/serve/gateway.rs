@@ -48,7 +48,9 @@ use tokio::sync::Notify;
 use super::access_log::{AccessLog, render};
 use super::limits::{Limiter, Verdict};
 use super::rules::{Key, Rules};
-use super::runtime::{Outcome, Pool};
+use super::runtime::{Outcome, Pool, Ran};
+use super::stats::{Answered, Stats};
+use super::xray::{self, InvokeIds, Traces};
 use crate::events::{Event, ServeEvent};
 use crate::ui::Printer;
 
@@ -239,6 +241,22 @@ pub struct RequestInfo {
     pub latency_ms: u128,
     pub integration_latency_ms: Option<u128>,
     pub error: Option<GatewayError>,
+    /// The function's invocation, when the request got that far (its X-Ray segments).
+    pub invoked: Option<Invoked>,
+}
+
+/// A request's Lambda invocation, for its X-Ray segments and the counters.
+#[derive(Debug, Clone)]
+pub struct Invoked {
+    pub ids: InvokeIds,
+    /// Given to the pool, and its outcome or the integration timeout (seconds since the epoch).
+    pub start: f64,
+    pub end: f64,
+    pub took: Duration,
+    pub ran: Option<Ran>,
+    /// Why it failed: a function error, a crash, a timeout, no answer in time.
+    pub failure: Option<String>,
+    pub response_length: Option<usize>,
 }
 
 impl RequestInfo {
@@ -478,6 +496,14 @@ pub fn map_response(payload: &[u8]) -> Result<Mapped, String> {
     Ok(Mapped { status, headers, body })
 }
 
+/// Where the gateway records what it serves: the traces (X-Ray segments) and the counters.
+/// Neither belongs to a pool, so both survive `serve --watch`'s swaps.
+#[derive(Clone, Default)]
+pub struct Recorders {
+    pub traces: Arc<Traces>,
+    pub stats: Arc<Stats>,
+}
+
 /// The local API Gateway: rules (swapped on reload), usage, the function and the access log.
 pub struct Gateway {
     rules: RwLock<Arc<Rules>>,
@@ -492,6 +518,7 @@ pub struct Gateway {
     printer: Arc<dyn Printer>,
     in_flight: AtomicUsize,
     idle: Notify,
+    recorders: Recorders,
 }
 
 /// Counts a request as in flight while alive.
@@ -513,6 +540,7 @@ impl Gateway {
         integration_timeout: Duration,
         port: u16,
         printer: Arc<dyn Printer>,
+        recorders: Recorders,
     ) -> Gateway {
         Gateway {
             rules: RwLock::new(Arc::new(rules)),
@@ -524,7 +552,13 @@ impl Gateway {
             printer,
             in_flight: AtomicUsize::new(0),
             idle: Notify::new(),
+            recorders,
         }
+    }
+
+    /// The requests of key `key_id` in plan `plan_id` allowed on the UTC day of `epoch_secs`.
+    pub fn used_today(&self, plan_id: &str, key_id: &str, epoch_secs: i64) -> u64 {
+        self.limiter.used_today(plan_id, key_id, epoch_secs)
     }
 
     fn say(&self, event: ServeEvent) {
@@ -570,8 +604,14 @@ impl Gateway {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         let _tracked = Tracked(self);
         let received = Instant::now();
+        let received_at = xray::epoch_seconds(SystemTime::now());
         let rules = self.rules();
         let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let url = format!(
+            "http://{}{}",
+            header("host").unwrap_or_else(|| format!("127.0.0.1:{}", self.port)),
+            req.uri().path_and_query().map_or("/", |p| p.as_str())
+        );
         let epoch_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
         // A client's own trace header is kept (its Root), as API Gateway does.
         let trace_id = header("x-amzn-trace-id")
@@ -619,6 +659,10 @@ impl Gateway {
         info.status = response.status().as_u16();
         info.response_length = hyper::body::Body::size_hint(response.body()).exact().unwrap_or(0) as usize;
         info.latency_ms = received.elapsed().as_millis();
+        // A stage that does not exist has no tracing and no metrics.
+        if info.error != Some(GatewayError::UnknownStage) {
+            self.record(&rules, &info, url, received_at, received.elapsed());
+        }
         // A log that cannot be written must not fail the request; a warning says so, once per line.
         if let Err(e) = self.log.write(&render(&rules.access_log_format, |name| info.context_var(name, &rules))) {
             self.say(ServeEvent::AccessLogFailed { error: e.to_string() });
@@ -690,7 +734,9 @@ impl Gateway {
             key,
         };
         let event = proxy_event(info, rules, &request);
-        let lambda_trace = format!("Root={};Parent={:016x};Sampled=0", info.trace_id, super::random_u128() as u64);
+        let ids = InvokeIds::new();
+        let lambda_trace = ids.trace_header(&info.trace_id);
+        let invoke_start = xray::epoch_seconds(SystemTime::now());
         let started = Instant::now();
         // Under the read lock: a swap waits for the event to be in the pool (whose retirement then
         // waits for it), and no event reaches a pool swapped out.
@@ -703,10 +749,25 @@ impl Gateway {
         // Dropped with this future (the client went away), the invocation is withdrawn if it
         // still waits.
         let outcome = tokio::time::timeout(self.integration_timeout, invocation.outcome()).await;
-        info.integration_latency_ms = Some(started.elapsed().as_millis());
+        let took = started.elapsed();
+        info.integration_latency_ms = Some(took.as_millis());
+        let mut invoked = Invoked {
+            ids,
+            start: invoke_start,
+            end: xray::epoch_seconds(SystemTime::now()),
+            took,
+            ran: invocation.ran(),
+            failure: None,
+            response_length: None,
+        };
         let outcome = match outcome {
             Err(_) => {
                 let never_ran = invocation.withdraw();
+                invoked.failure = Some(format!(
+                    "no answer within the integration timeout ({} s)",
+                    self.integration_timeout.as_secs()
+                ));
+                info.invoked = Some(invoked);
                 self.say(ServeEvent::IntegrationTimeout {
                     request_id: info.request_id.clone(),
                     timeout: self.integration_timeout,
@@ -717,6 +778,11 @@ impl Gateway {
             Ok(Err(_)) => Outcome::NotRun("the execution environment ended before taking the event".into()),
             Ok(Ok(outcome)) => outcome,
         };
+        match &outcome {
+            Outcome::Response(payload) => invoked.response_length = Some(payload.len()),
+            failed => invoked.failure = failed.failure(),
+        }
+        info.invoked = Some(invoked);
         let payload = match outcome {
             Outcome::Response(payload) => payload,
             failed => {
@@ -733,6 +799,52 @@ impl Gateway {
         *response.status_mut() = mapped.status;
         *response.headers_mut() = mapped.headers;
         Ok(response)
+    }
+}
+
+impl Gateway {
+    /// The request's X-Ray segments and its counts.
+    fn record(&self, rules: &Rules, info: &RequestInfo, url: String, received_at: f64, latency: Duration) {
+        let pool = self.pool();
+        let spec = pool.spec();
+        let id = xray::new_id();
+        let request = xray::Request {
+            trace_id: &info.trace_id,
+            id: &id,
+            api_id: &rules.api_id,
+            stage: &rules.stage,
+            account_id: &rules.account_id,
+            region: &rules.region,
+            request_id: &info.request_id,
+            extended_request_id: &info.extended_request_id,
+            method: &info.method,
+            url,
+            client_ip: &info.source_ip,
+            user_agent: info.user_agent.as_deref(),
+            status: info.status,
+            content_length: info.response_length,
+            start: received_at,
+            end: xray::epoch_seconds(SystemTime::now()),
+            invoked: info.invoked.as_ref().map(|inv| xray::Invoke {
+                ids: &inv.ids,
+                function_name: &spec.name,
+                function_arn: &spec.arn,
+                start: inv.start,
+                end: inv.end,
+                ran: inv.ran.clone(),
+                failure: inv.failure.clone(),
+                response_length: inv.response_length,
+            }),
+        };
+        self.recorders.traces.record(xray::segments(&request));
+        self.recorders.stats.answered(Answered {
+            at: info.epoch_ms.div_euclid(1000),
+            status: info.status,
+            throttled: matches!(info.error, Some(GatewayError::Throttled | GatewayError::QuotaExceeded)),
+            latency_ms: latency.as_secs_f64() * 1000.0,
+            integration_ms: info.invoked.as_ref().map(|inv| inv.took.as_secs_f64() * 1000.0),
+            function_error: info.invoked.as_ref().is_some_and(|inv| inv.failure.is_some()),
+        });
     }
 }
 
@@ -966,6 +1078,7 @@ mod tests {
             Duration::from_secs(5),
             0,
             printer.clone(),
+            Recorders::default(),
         ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

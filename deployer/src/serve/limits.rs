@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use super::rules::{Plan, Quota, Throttle};
+use super::rules::{Period, Plan, Quota, Throttle};
 
 /// What the usage plan says about one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,13 +76,24 @@ impl QuotaCount {
             false
         }
     }
+
+    /// The requests counted in the period that starts at `period_start` (0 in another one).
+    pub fn used_in(&self, period_start: i64) -> u64 {
+        if self.period_start == period_start { self.used } else { 0 }
+    }
 }
 
 #[derive(Debug)]
 struct KeyState {
     bucket: Option<TokenBucket>,
     quota: QuotaCount,
+    /// The requests allowed today (UTC), whatever the plan's quota period: `serve`'s counters
+    /// (as API Gateway's GetUsage reports a key's use per day).
+    today: QuotaCount,
 }
+
+/// A day without a limit, for [`KeyState::today`].
+const TODAY: Quota = Quota { limit: u64::MAX, period: Period::Day };
 
 /// The usage of every key, shared by all connections.
 #[derive(Debug, Default)]
@@ -94,9 +105,11 @@ impl Limiter {
     /// Check and count one request of `key_id` under `plan` at `now` / `epoch_secs`.
     pub fn check(&self, plan: &Plan, key_id: &str, now: Instant, epoch_secs: i64) -> Verdict {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = state
-            .entry((plan.id.clone(), key_id.to_string()))
-            .or_insert_with(|| KeyState { bucket: None, quota: QuotaCount::default() });
+        let entry = state.entry((plan.id.clone(), key_id.to_string())).or_insert_with(|| KeyState {
+            bucket: None,
+            quota: QuotaCount::default(),
+            today: QuotaCount::default(),
+        });
         if let Some(throttle) = &plan.throttle {
             let bucket = entry.bucket.get_or_insert_with(|| TokenBucket::full(throttle, now));
             if !bucket.take(throttle, now) {
@@ -108,7 +121,16 @@ impl Limiter {
         {
             return Verdict::QuotaExceeded;
         }
+        entry.today.take(&TODAY, epoch_secs);
         Verdict::Allowed
+    }
+
+    /// The requests of `key_id` under `plan_id` allowed on the UTC day of `epoch_secs`.
+    pub fn used_today(&self, plan_id: &str, key_id: &str, epoch_secs: i64) -> u64 {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state
+            .get(&(plan_id.to_string(), key_id.to_string()))
+            .map_or(0, |k| k.today.used_in(Period::Day.start(epoch_secs)))
     }
 }
 
@@ -117,7 +139,6 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::serve::rules::Period;
 
     fn plan(throttle: Option<(f64, f64)>, quota: Option<(u64, Period)>) -> Plan {
         Plan {
@@ -166,6 +187,10 @@ mod tests {
         let t1 = t0 + Duration::from_secs(5);
         assert_eq!(l.check(&p, "k1", t1, now), Verdict::Allowed);
         assert_eq!(l.check(&p, "k1", t1, now), Verdict::QuotaExceeded);
+        // Today's use counts the allowed requests only, per key; nothing on another day.
+        assert_eq!((l.used_today("p", "k1", now), l.used_today("p", "k2", now)), (3, 1));
+        assert_eq!(l.used_today("p", "k1", now + 86_400), 0);
+        assert_eq!(l.used_today("other-plan", "k1", now), 0);
     }
 
     #[test]

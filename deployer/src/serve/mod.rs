@@ -7,19 +7,25 @@
 //!   and response, the access log ([`access_log`]);
 //! - [`runtime`]: the real `bootstrap`, run as Lambda runs it behind an embedded Runtime API;
 //! - [`server`]: connections: header-read and idle timeouts, a connection cap, accept back-off;
-//! - [`watch`]: `--watch`: the handler rebuilt on a change of its sources, and swapped in.
+//! - [`watch`]: `--watch`: the handler rebuilt on a change of its sources, and swapped in;
+//! - [`xray`]: the X-Ray daemon of the function's processes, `serve`'s own segments, the traces
+//!   kept; [`stats`]: the counters per minute; [`admin`]: the listener `traces --local` and
+//!   `top --local` read, found through the discovery file (`crate::local`).
 //!
 //! Output: access log lines on stdout (or `--access-log FILE`); everything else is a
 //! [`ServeEvent`] for the printer (stderr: our lines prefixed `serve:`, the function's `[env N]`,
 //! or JSON lines).
 
 pub mod access_log;
+pub mod admin;
 pub mod gateway;
 pub mod limits;
 pub mod rules;
 pub mod runtime;
 pub mod server;
+pub mod stats;
 pub mod watch;
+pub mod xray;
 
 use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
@@ -34,11 +40,13 @@ use crate::cli::ServeArgs;
 use crate::config::Config;
 use crate::error::{Error, Result, exit};
 use crate::events::{Event, ServeEvent};
+use crate::local;
 use crate::resources::Ctx;
 use crate::session::{CtrlC, Session};
 use crate::ui::Printer;
 use access_log::AccessLog;
-use gateway::Gateway;
+use admin::Admin;
+use gateway::{Gateway, Recorders};
 use runtime::{FunctionSpec, Pool};
 use server::{Limits, Server};
 use watch::{Builds, Rebuilds, Watcher};
@@ -82,6 +90,16 @@ pub async fn run(config: &Config, settings: &AwsSettings, args: &ServeArgs, prin
         .map_err(|e| Error::input(format!("--bind {} --port {}: cannot listen there: {e}", args.bind, args.port)))?;
     let local = listener.local_addr().map_err(|e| Error::other(format!("cannot read the listening address: {e}")))?;
     let mut server = Server::new(listener, Limits::for_this_process(), printer.clone());
+    // On loopback, ephemeral ports: nothing to choose, so nothing a flag can make busy.
+    let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| Error::other(format!("cannot listen on 127.0.0.1 for traces and counters: {e}")))?;
+    let admin_local =
+        admin_listener.local_addr().map_err(|e| Error::other(format!("cannot read the listening address: {e}")))?;
+    let daemon = xray::Daemon::bind()
+        .await
+        .map_err(|e| Error::other(format!("cannot bind a UDP socket on 127.0.0.1 for the X-Ray daemon: {e}")))?;
+    let daemon_address = daemon.address();
 
     let say = {
         let printer = printer.clone();
@@ -112,7 +130,8 @@ pub async fn run(config: &Config, settings: &AwsSettings, args: &ServeArgs, prin
             }
         }
     };
-    let spec = function_spec(&ctx, config, settings, bootstrap)?;
+    let mut spec = function_spec(&ctx, config, settings, bootstrap)?;
+    spec.variables.extend(xray_variables(daemon_address));
 
     say(ServeEvent::Stack {
         stack: rules.stack.clone(),
@@ -140,7 +159,21 @@ pub async fn run(config: &Config, settings: &AwsSettings, args: &ServeArgs, prin
         queue: pool.queue_bound(),
         body_bytes: gateway::MAX_REQUEST_BYTES,
     });
-    let gateway = Arc::new(Gateway::new(rules, pool.clone(), log, integration_timeout, local.port(), printer.clone()));
+    let recorders = Recorders::default();
+    let stack = rules.stack.clone();
+    let stage = rules.stage.clone();
+    let gateway = Arc::new(Gateway::new(
+        rules,
+        pool.clone(),
+        log,
+        integration_timeout,
+        local.port(),
+        printer.clone(),
+        recorders.clone(),
+    ));
+    let daemon_task = tokio::spawn(daemon.run(recorders.traces.clone(), recorders.stats.clone(), printer.clone()));
+    let admin = Admin { gateway: gateway.clone(), recorders, stack: stack.clone(), started: epoch_secs() };
+    let admin_task = tokio::spawn(admin.run(admin_listener, Admin::limits(limits), printer.clone()));
     let retiring: Arc<Mutex<Vec<Pool>>> = Arc::default();
     let rebuilding = watching.map(|(watcher, builds)| {
         say(ServeEvent::Watching { paths: watch::WATCHED.iter().map(|p| p.to_string()).collect() });
@@ -156,11 +189,25 @@ pub async fn run(config: &Config, settings: &AwsSettings, args: &ServeArgs, prin
         };
         tokio::spawn(rebuilds.run())
     });
-    say(ServeEvent::Listening { url });
-
     let signal_err = |e: std::io::Error| Error::other(format!("cannot install a signal handler: {e}"));
     let mut hangup = signal(SignalKind::hangup()).map_err(signal_err)?;
     let mut terminate = signal(SignalKind::terminate()).map_err(signal_err)?;
+    let admin_url = format!("http://{admin_local}");
+    let discovery = local::Discovery {
+        stack,
+        pid: std::process::id(),
+        admin: admin_url.clone(),
+        api: format!("http://{}/{stage}", reachable(local)),
+    };
+    // Removed when dropped: when `serve` stops, and on any way out of this function.
+    let written = DiscoveryFile::write(discovery);
+    say(ServeEvent::Admin {
+        url: admin_url,
+        xray_daemon: daemon_address.to_string(),
+        discovery: written.as_ref().ok().map(|f| f.path.display().to_string()),
+        discovery_error: written.as_ref().err().map(|e| e.to_string()),
+    });
+    say(ServeEvent::Listening { url });
     let reloading = Arc::new(tokio::sync::Mutex::new(()));
     loop {
         tokio::select! {
@@ -190,8 +237,62 @@ pub async fn run(config: &Config, settings: &AwsSettings, args: &ServeArgs, prin
     let mut pools = vec![gateway.pool()];
     pools.extend(retiring.lock().unwrap_or_else(|p| p.into_inner()).drain(..));
     futures::future::join_all(pools.iter().map(|p| p.shutdown(PROCESS_GRACE))).await;
+    drop(written);
+    admin_task.abort();
+    daemon_task.abort();
     say(ServeEvent::Stopped);
     Ok(exit::OK)
+}
+
+/// What Lambda sets for a function with Active tracing, pointing at `serve`'s daemon (Lambda's
+/// daemon is at 169.254.79.129:2000).
+fn xray_variables(daemon: std::net::SocketAddr) -> Vec<(String, String)> {
+    vec![
+        ("AWS_XRAY_DAEMON_ADDRESS".to_string(), daemon.to_string()),
+        ("_AWS_XRAY_DAEMON_ADDRESS".to_string(), daemon.ip().to_string()),
+        ("_AWS_XRAY_DAEMON_PORT".to_string(), daemon.port().to_string()),
+        ("AWS_XRAY_CONTEXT_MISSING".to_string(), "LOG_ERROR".to_string()),
+    ]
+}
+
+/// `addr` as a client on this machine reaches it (a wildcard bind through loopback).
+fn reachable(addr: std::net::SocketAddr) -> std::net::SocketAddr {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => (Ipv4Addr::LOCALHOST, addr.port()).into(),
+        IpAddr::V6(ip) if ip.is_unspecified() => (Ipv6Addr::LOCALHOST, addr.port()).into(),
+        _ => addr,
+    }
+}
+
+fn epoch_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// The discovery file this `serve` wrote: removed when dropped, unless another `serve` of the
+/// same stack has replaced it since.
+struct DiscoveryFile {
+    path: PathBuf,
+    pid: u32,
+}
+
+impl DiscoveryFile {
+    fn write(discovery: local::Discovery) -> std::io::Result<DiscoveryFile> {
+        let pid = discovery.pid;
+        discovery.write().map(|path| DiscoveryFile { path, pid })
+    }
+}
+
+impl Drop for DiscoveryFile {
+    fn drop(&mut self) {
+        let ours = std::fs::read_to_string(&self.path)
+            .ok()
+            .and_then(|text| serde_json::from_str::<local::Discovery>(&text).ok())
+            .is_some_and(|d| d.pid == self.pid);
+        if ours {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 /// SIGHUP: read the rules again; on failure keep serving with the old ones. One at a time.

@@ -187,6 +187,24 @@ struct Inner {
     /// The next environment's number, shared with the pool's successors ([`Pool::successor`]):
     /// `[env N]` names one process while the pools of two builds run side by side.
     numbers: Arc<AtomicU32>,
+    /// Environments handling an event now, in this pool and its predecessors and successors
+    /// (Lambda's `ConcurrentExecutions`, for `serve`'s counters).
+    busy: Arc<AtomicUsize>,
+}
+
+/// How an event ran, for its X-Ray segments (times in seconds since the epoch, to the
+/// microsecond).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ran {
+    pub env: u32,
+    /// The invocation's request id (`Lambda-Runtime-Aws-Request-Id`).
+    pub request_id: String,
+    /// The environment's initialisation, from its process's start to its first `/next`: only
+    /// on a cold start, i.e. the first event of an environment started after the event was
+    /// given to the pool (the event waited for it).
+    pub init: Option<(f64, f64)>,
+    /// When the environment took the event (its `/next` answered).
+    pub taken: f64,
 }
 
 struct Job {
@@ -197,6 +215,10 @@ struct Job {
     done: oneshot::Sender<Outcome>,
     /// [`WAITING`], then [`CLAIMED`] by an environment or [`WITHDRAWN`] by the caller, once.
     claim: Arc<AtomicU8>,
+    /// When it was given to the pool (seconds since the epoch).
+    given: f64,
+    /// Filled when an environment takes it; shared with its [`Invocation`].
+    ran: Arc<Mutex<Option<Ran>>>,
 }
 
 const WAITING: u8 = 0;
@@ -217,12 +239,24 @@ pub struct Invocation {
     ticket: u64,
     claim: Arc<AtomicU8>,
     done: oneshot::Receiver<Outcome>,
+    ran: Arc<Mutex<Option<Ran>>>,
 }
 
 impl Invocation {
-    fn new(pool: Arc<Inner>, ticket: u64, claim: Arc<AtomicU8>, done: oneshot::Receiver<Outcome>) -> Invocation {
+    fn new(
+        pool: Arc<Inner>,
+        ticket: u64,
+        claim: Arc<AtomicU8>,
+        done: oneshot::Receiver<Outcome>,
+        ran: Arc<Mutex<Option<Ran>>>,
+    ) -> Invocation {
         pool.invocations.fetch_add(1, Ordering::SeqCst);
-        Invocation { pool, ticket, claim, done }
+        Invocation { pool, ticket, claim, done, ran }
+    }
+
+    /// How the event ran: None while no environment has taken it (or never will).
+    pub fn ran(&self) -> Option<Ran> {
+        lock(&self.ran).clone()
     }
 
     /// The outcome (Err: the pool dropped the event without one).
@@ -277,6 +311,12 @@ struct State {
 struct Env {
     number: u32,
     started: Instant,
+    /// When its process was started, and when it first asked for an event (seconds since the
+    /// epoch): its initialisation, for the X-Ray segment of its first event.
+    started_at: f64,
+    ready_at: Mutex<Option<f64>>,
+    /// Whether it has taken an event yet.
+    took_one: AtomicBool,
     /// Whether it has asked for its first event (its initialisation is over). Changed under the
     /// pool's state lock.
     polled: AtomicBool,
@@ -327,16 +367,22 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Pool {
     pub fn new(spec: FunctionSpec, max: usize, printer: Arc<dyn Printer>) -> Pool {
-        Pool::numbered(spec, max, printer, Arc::new(AtomicU32::new(1)))
+        Pool::numbered(spec, max, printer, Arc::new(AtomicU32::new(1)), Arc::default())
     }
 
     /// A pool that replaces this one (the next build of `serve --watch`): its environments'
     /// numbers follow this one's.
     pub fn successor(&self, spec: FunctionSpec) -> Pool {
-        Pool::numbered(spec, self.0.max, self.0.printer.clone(), self.0.numbers.clone())
+        Pool::numbered(spec, self.0.max, self.0.printer.clone(), self.0.numbers.clone(), self.0.busy.clone())
     }
 
-    fn numbered(spec: FunctionSpec, max: usize, printer: Arc<dyn Printer>, numbers: Arc<AtomicU32>) -> Pool {
+    fn numbered(
+        spec: FunctionSpec,
+        max: usize,
+        printer: Arc<dyn Printer>,
+        numbers: Arc<AtomicU32>,
+        busy: Arc<AtomicUsize>,
+    ) -> Pool {
         let max = max.max(1);
         Pool(Arc::new(Inner {
             spec,
@@ -348,7 +394,13 @@ impl Pool {
             invocations: AtomicUsize::new(0),
             settled: Notify::new(),
             numbers,
+            busy,
         }))
+    }
+
+    /// The function its environments run.
+    pub fn spec(&self) -> &FunctionSpec {
+        &self.0.spec
     }
 
     /// The `bootstrap` its environments run.
@@ -384,6 +436,17 @@ impl Pool {
         self.0.max_queue
     }
 
+    /// Environments handling an event now, this pool's and those of the builds before and
+    /// after it.
+    pub fn busy(&self) -> usize {
+        self.0.busy.load(Ordering::SeqCst)
+    }
+
+    /// The most environments that run at once (`--concurrency`).
+    pub fn max(&self) -> usize {
+        self.0.max
+    }
+
     /// Give the function an event: to an idle environment, else into the queue, unless the queue
     /// is full. `trace_id` is the X-Ray trace header handed to the function.
     pub fn invoke(&self, payload: Bytes, trace_id: String) -> Result<Invocation, QueueFull> {
@@ -393,8 +456,10 @@ impl Pool {
             let mut st = lock(&self.0.state);
             let ticket = st.next_ticket;
             st.next_ticket += 1;
-            let invocation = Invocation::new(self.0.clone(), ticket, claim.clone(), rx);
-            let job = Job { ticket, request_id: super::request_id(), payload, trace_id, done, claim };
+            let ran: Arc<Mutex<Option<Ran>>> = Arc::default();
+            let invocation = Invocation::new(self.0.clone(), ticket, claim.clone(), rx, ran.clone());
+            let given = epoch_seconds();
+            let job = Job { ticket, request_id: super::request_id(), payload, trace_id, done, claim, given, ran };
             if st.stopping {
                 let _ = job.done.send(Outcome::NotRun("serve is stopping".into()));
                 return Ok(invocation);
@@ -484,6 +549,9 @@ impl Inner {
         let env = Arc::new(Env {
             number,
             started: Instant::now(),
+            started_at: epoch_seconds(),
+            ready_at: Mutex::new(None),
+            took_one: AtomicBool::new(false),
             polled: AtomicBool::new(false),
             dead: AtomicBool::new(false),
             returning: AtomicBool::new(false),
@@ -571,6 +639,7 @@ impl Inner {
             (initialised, init_failed, self.reserve(&mut st))
         };
         if let Some(f) = in_flight {
+            self.busy.fetch_sub(1, Ordering::SeqCst);
             f.timer.abort();
             self.say(ServeEvent::EnvCrashed { env: number, status: status.clone(), request_id: f.request_id });
             let _ = f.done.send(Outcome::Crashed { env: number, status });
@@ -599,6 +668,7 @@ impl Inner {
                 let first = !env.polled.swap(true, Ordering::SeqCst);
                 if first {
                     st.starting -= 1;
+                    *lock(&env.ready_at) = Some(epoch_seconds());
                 }
                 if env.returning.swap(false, Ordering::SeqCst) {
                     st.returning -= 1;
@@ -657,6 +727,11 @@ impl Inner {
                 pool.timed_out(&env, &id);
             })
         };
+        let taken = epoch_seconds();
+        let cold = !env.took_one.swap(true, Ordering::SeqCst) && env.started_at >= job.given;
+        let init = lock(&env.ready_at).filter(|_| cold).map(|ready| (env.started_at, ready));
+        *lock(&job.ran) = Some(Ran { env: env.number, request_id: job.request_id.clone(), init, taken });
+        self.busy.fetch_add(1, Ordering::SeqCst);
         *slot = Some(InFlight { request_id: job.request_id, done: job.done, timer });
         response
     }
@@ -686,6 +761,7 @@ impl Inner {
             if slot.as_ref().is_some_and(|f| f.request_id == request_id) { slot.take() } else { None }
         };
         if let Some(f) = f {
+            self.busy.fetch_sub(1, Ordering::SeqCst);
             let after = self.spec.timeout;
             self.say(ServeEvent::TaskTimedOut { env: env.number, request_id: request_id.to_string(), after });
             let _ = f.done.send(Outcome::TimedOut { env: env.number, after });
@@ -701,6 +777,7 @@ impl Inner {
         };
         match f {
             Some(f) => {
+                self.busy.fetch_sub(1, Ordering::SeqCst);
                 {
                     let mut st = lock(&self.state);
                     if !env.dead.load(Ordering::SeqCst) && !env.returning.swap(true, Ordering::SeqCst) {
@@ -807,6 +884,11 @@ fn forward_lines(pipe: impl AsyncRead + Unpin + Send + 'static, number: u32, pri
 
 fn epoch_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Now, in seconds since the epoch to the microsecond (X-Ray's times).
+fn epoch_seconds() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as f64 / 1e6).unwrap_or(0.0)
 }
 
 /// A function whose bootstrap is `/opt/fn/bootstrap` (which does not exist), for the other
@@ -928,6 +1010,8 @@ mod tests {
             trace_id: String::new(),
             done,
             claim: Arc::new(AtomicU8::new(WAITING)),
+            given: 0.0,
+            ran: Arc::default(),
         };
         (job, rx)
     }

@@ -26,6 +26,7 @@ mod output;
 mod security;
 mod serve;
 mod serve_hostile;
+mod serve_traces;
 mod serve_watch;
 mod smoke;
 mod strict_model;

@@ -311,6 +311,27 @@ async fn an_edit_is_served_and_requests_in_flight_finish() {
         serve.wait_line(|l| l.contains("serve: previous build stopped"), 2, Duration::from_secs(30)).await.is_some(),
         "the second build stops once its request is answered",
     );
+    // Traces and counters belong to neither pool: the swaps keep them (issue 22).
+    let admin_line = serve.wait_line(|l| l.contains("serve: traces and counters on "), 1, Duration::from_secs(1)).await;
+    let admin = admin_line.as_deref().and_then(e2e::loopback_port_in).map(|p| format!("http://127.0.0.1:{p}"));
+    let admin = admin.unwrap_or_else(|| panic!("serve names its admin listener:\n{}", serve.text()));
+    let get = |path: &'static str| {
+        let admin = admin.clone();
+        tokio::task::spawn_blocking(move || {
+            let answer = http_exchange(&admin, "GET", path, &[], None).unwrap_or_else(|e| panic!("GET {path}: {e}"));
+            serde_json::from_str::<serde_json::Value>(&answer.body).unwrap_or_default()
+        })
+    };
+    let stats = get("/stats").await.expect("request thread");
+    let minutes = stats["minutes"].as_array().cloned().unwrap_or_default();
+    let sum = |f: &str| minutes.iter().map(|m| m[f].as_u64().unwrap_or(0)).sum::<u64>();
+    c.eq("counters across both swaps: requests, invocations", (sum("requests"), sum("invocations")), (4, 4));
+    let traces = get("/traces").await.expect("request thread");
+    let ids: Vec<&str> = traces["Traces"].as_array().into_iter().flatten().filter_map(|t| t["Id"].as_str()).collect();
+    for (what, answer) in [("the first build's", &first), ("the third build's", &third)] {
+        let id = answer.header("x-amzn-trace-id").and_then(|h| h.strip_prefix("Root=")).unwrap_or_default();
+        c.check(ids.contains(&id), format!("{what} request's trace {id} kept ({ids:?})"));
+    }
     let (code, text) = serve.stop().await;
     c.eq("exit code", code, Some(0));
     c.check(!text.contains("during invocation"), "no environment ended during an invocation");
