@@ -13,8 +13,6 @@
 //! - `GET /stats`: [`ServeStats`], the request, status and latency counters per minute over the
 //!   last hour, the function's concurrency and each key's use today.
 
-#![allow(dead_code)] // Its users (serve, traces --local, top --local) land with issue 22; removed then.
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -98,6 +98,9 @@ pub fn testing_env(cmd: &mut tokio::process::Command) {
         .env("AWS_REGION", "us-east-1")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("NO_COLOR", "1")
+        // `serve`'s discovery files (one per stack: each test's are its own) stay out of the
+        // home folder; a test that reads them sets a folder of its own.
+        .env("MOVIES_STACK_STATE_DIR", std::env::temp_dir().join("mse2e-state"))
         .env("PATH", venv_path());
 }
 

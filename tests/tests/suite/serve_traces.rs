@@ -15,7 +15,10 @@
 //!   without a key is the stage's segment alone, with `error`; a burst past the Standard plan's
 //!   bucket gives 429s traced with `throttle`; `GET /stats` counts the requests, 4XX, 429s,
 //!   invocations and DynamoDB calls in the minute(s) they fell in, with latencies, and the Standard
-//!   key's use today; anything else is 404; after Ctrl-C the discovery file is gone.
+//!   key's use today; anything else is 404; the CLI's readers agree: `traces --local --id` gives
+//!   the same tree (JSON: nested, each span within its parent; text: the waterfall's bars and
+//!   labels), `traces --local --errors` the 403 and the 429s alone, and `top --local --once` the
+//!   same counts; after Ctrl-C the discovery file is gone.
 //! - `the_admin_address_is_an_event`: with `--output json`, the `serve_admin` event names the
 //!   admin listener and the X-Ray daemon; SIGTERM removes the discovery file too.
 
@@ -282,6 +285,28 @@ async fn a_request_is_traced_end_to_end_and_counted() {
         c.eq(&format!("{method} {path} on the admin listener"), admin_get(&admin, method, path).await.0, 404);
     }
 
+    // The same, through the CLI's `--local` readers (found by the discovery file).
+    check_traces_local(&mut c, &d, &id, &id403, n429).await;
+    let top = d.deployer.run(&["--output", "json", "top", "--local", "--once"]).await;
+    c.eq("top --local --once: exit", top.code, 0);
+    let snap = top.json();
+    let total = |k: &str| snap["series"][k]["total"].as_f64();
+    c.eq("top --local: source", snap["source"]["kind"].as_str(), Some("local"));
+    c.eq("top --local: requests", total("api_requests"), Some(5.0));
+    c.eq("top --local: 4XX", total("api_4xx"), Some((1 + n429) as f64));
+    c.eq("top --local: invocations", total("function_invocations"), Some((1 + burst_ok) as f64));
+    c.check(
+        snap["series"]["api_latency_p99"]["max"].as_f64().is_some_and(|v| v > 0.0),
+        format!("top --local: latency p99 {}", snap["series"]["api_latency_p99"]),
+    );
+    let top_keys = snap["keys"]["keys"].as_array().cloned().unwrap_or_default();
+    let top_standard = top_keys.iter().find(|k| k["id"] == d.standard.0.as_str()).cloned().unwrap_or_default();
+    c.eq("top --local: Standard key's use today", top_standard["used_today"].as_u64(), Some(1 + burst_ok));
+    let text = d.deployer.run(&["top", "--local", "--once"]).await;
+    c.eq("top --local --once (text): exit", text.code, 0);
+    c.check(text.stdout.contains("requests"), format!("top --local --once (text):\n{}", text.stdout));
+    println!("$ movies-stack top --local --once\n{}", text.stdout);
+
     // What docs/commands.md shows.
     println!("--- GET /traces: the 200's trace ---\n{}", serde_json::to_string_pretty(&traced).unwrap_or_default());
     for doc in &docs {
@@ -294,6 +319,76 @@ async fn a_request_is_traced_end_to_end_and_counted() {
     c.check(!path.exists(), format!("{} removed after stop", path.display()));
     c.check(!stderr.contains("X-Ray daemon: dropped"), "no datagram dropped");
     c.finish("serve: traces and counters");
+}
+
+/// `traces --local`: the 200's trace as JSON (the gateway, Lambda's and the function's segments and
+/// the DynamoDB call nested in one tree, each within its parent) and as a waterfall; `--errors`
+/// the 403 and the 429s, not the 200.
+async fn check_traces_local(c: &mut Checks, d: &Deployed, id: &str, id403: &str, n429: u64) {
+    let json = d.deployer.run(&["--output", "json", "traces", "--local", "--id", id]).await;
+    c.eq("traces --local --id: exit", json.code, 0);
+    let doc = json.json();
+    let trace = doc["traces"][0].clone();
+    c.eq("traces --local --id: the trace", trace["id"].as_str(), Some(id));
+    c.eq("traces --local: http status", trace["http_status"].as_u64(), Some(200));
+    // Depth-first, each span with its depth and its parent's (offset, duration).
+    type Visited = (usize, Value, Option<(f64, f64)>);
+    fn walk(span: &Value, depth: usize, parent: Option<(f64, f64)>, out: &mut Vec<Visited>) {
+        let own = (span["offset_ms"].as_f64().unwrap_or(-1.0), span["duration_ms"].as_f64().unwrap_or(-1.0));
+        out.push((depth, span.clone(), parent));
+        for child in span["children"].as_array().into_iter().flatten() {
+            walk(child, depth + 1, Some(own), out);
+        }
+    }
+    let mut spans = Vec::new();
+    for root in trace["segments"].as_array().into_iter().flatten() {
+        walk(root, 0, None, &mut spans);
+    }
+    let depth_of = |origin: &str| spans.iter().find(|(_, s, _)| s["origin"] == origin).map(|(d, _, _)| *d);
+    let dynamodb = spans.iter().find(|(_, s, _)| s["name"] == "DynamoDB").map(|(d, s, _)| (*d, s.clone()));
+    c.eq("traces --local: one root, the stage's", trace["segments"].as_array().map(Vec::len), Some(1));
+    c.eq("traces --local: the stage at the root", depth_of("AWS::ApiGateway::Stage"), Some(0));
+    let (stage, lambda, function) =
+        (depth_of("AWS::ApiGateway::Stage"), depth_of("AWS::Lambda"), depth_of("AWS::Lambda::Function"));
+    c.check(
+        matches!((stage, lambda, function), (Some(s), Some(l), Some(f)) if s < l && l < f),
+        format!("traces --local: stage {stage:?} above Lambda {lambda:?} above the function {function:?}"),
+    );
+    c.check(
+        dynamodb.as_ref().is_some_and(|(d, s)| Some(*d) > function && s["operation"] == "PutItem"),
+        format!("traces --local: DynamoDB PutItem below the function ({dynamodb:?})"),
+    );
+    for (_, span, parent) in &spans {
+        let (offset, duration) =
+            (span["offset_ms"].as_f64().unwrap_or(-1.0), span["duration_ms"].as_f64().unwrap_or(-1.0));
+        if let Some((p_offset, p_duration)) = parent {
+            c.check(
+                offset >= p_offset - 0.001 && offset + duration <= p_offset + p_duration + 0.001 && duration >= 0.0,
+                format!(
+                    "traces --local: {} ({offset} ms, {duration} ms) within its parent ({p_offset}, {p_duration})",
+                    span["label"]
+                ),
+            );
+        }
+    }
+    let text = d.deployer.run(&["traces", "--local", "--id", id]).await;
+    c.eq("traces --local --id (text): exit", text.code, 0);
+    for want in [id, "PutItem", "Initialization", "200"] {
+        c.check(text.stdout.contains(want), format!("the waterfall shows {want}:\n{}", text.stdout));
+    }
+    c.check(text.stdout.contains("=="), format!("the waterfall has bars:\n{}", text.stdout));
+    println!("$ movies-stack traces --local --id {id}\n{}", text.stdout);
+    let errors = d.deployer.run(&["--output", "json", "traces", "--local", "--errors"]).await;
+    c.eq("traces --local --errors: exit", errors.code, 0);
+    let ids: Vec<String> = errors.json()["traces"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["id"].as_str().map(str::to_string))
+        .collect();
+    c.check(ids.iter().any(|i| i == id403), format!("--errors lists the 403 ({ids:?})"));
+    c.check(!ids.iter().any(|i| i == id), format!("--errors leaves the 200 out ({ids:?})"));
+    c.eq("--errors: the 403 and the 429s", ids.len() as u64, 1 + n429);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
