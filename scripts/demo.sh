@@ -69,6 +69,8 @@ ms_say "movies-stack --env demo --endpoint-url $ENDPOINT up ${ARTIFACT[*]}"
 # make the progress JSON lines too).
 "${MS[@]}" up "${ARTIFACT[@]}"
 
+# serve's discovery file (where `traces --local` and `top --local` find it) beside its logs.
+export MOVIES_STACK_STATE_DIR="$MS_STATE_DIR"
 SERVE_LOG="$MS_STATE_DIR/serve-$SERVE_PORT.log"
 ACCESS_LOG="$MS_STATE_DIR/serve-$SERVE_PORT-access.log"
 : >"$ACCESS_LOG"
@@ -104,8 +106,11 @@ ms_say "1. a POST without an API key: API Gateway refuses it"
 call "-X POST $API -d '$MOVIE'" -X POST "$API" -H 'content-type: application/json' -d "$MOVIE"
 
 ms_say "2. the sample with the Standard key: the real handler writes it to DynamoDB"
+HEADERS="$MS_STATE_DIR/serve-$SERVE_PORT-request2.headers"
 call "-X POST $API -H \"x-api-key: \$STANDARD_KEY\" -d '$MOVIE'" \
-    -X POST "$API" -H "x-api-key: $STANDARD_KEY" -H 'content-type: application/json' -d "$MOVIE"
+    -X POST "$API" -H "x-api-key: $STANDARD_KEY" -H 'content-type: application/json' -d "$MOVIE" -D "$HEADERS"
+# Its X-Ray trace id, as API Gateway returns it (`X-Amzn-Trace-Id: Root=1-...`).
+TRACE_ID="$(tr -d '\r' <"$HEADERS" | sed -n 's/^[Xx]-[Aa]mzn-[Tt]race-[Ii]d: *Root=\([^;]*\).*/\1/p')"
 
 ms_say "3. the item, read back from the table in moto"
 "$MS_VENV/bin/python" - "$ENDPOINT" <<'PY'
@@ -129,6 +134,12 @@ curl -s -w '   -> HTTP %{http_code}\n' -X POST "$API" -H "x-api-key: $PREMIUM_KE
 ms_say "the access log (the stage's format), last 2 lines: $ACCESS_LOG"
 tail -n 2 "$ACCESS_LOG" | sed 's/^/  /'
 
+# serve is the X-Ray daemon of the function processes it runs and records API Gateway's and
+# Lambda's segments itself: request 2 as a waterfall, without an AWS account.
+ms_say "5. request 2's trace: movies-stack --env demo traces --local --id $TRACE_ID"
+[ -n "$TRACE_ID" ] || ms_die "request 2's answer had no X-Amzn-Trace-Id header (see $HEADERS)"
+"${MS[@]}" traces --local --id "$TRACE_ID"
+
 cat <<EOF
 
 Try it by hand$([ "$KEEP" -eq 1 ] || printf ' (scripts/demo.sh --keep keeps it serving)'):
@@ -137,6 +148,8 @@ Try it by hand$([ "$KEEP" -eq 1 ] || printf ' (scripts/demo.sh --keep keeps it s
   curl -X POST ${API}movies -H "x-api-key: \$PREMIUM_KEY" -d '{}'     # 404 from the handler
   curl -X GET  $API -H "x-api-key: \$PREMIUM_KEY"                     # 405 from the handler
   $BIN --env demo --endpoint-url $ENDPOINT status
+  MOVIES_STACK_STATE_DIR=$MS_STATE_DIR $BIN --env demo traces --local      # the last traces
+  MOVIES_STACK_STATE_DIR=$MS_STATE_DIR $BIN --env demo top --local         # live counters
 Function and serve logs: $SERVE_LOG
 EOF
 
