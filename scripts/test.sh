@@ -115,9 +115,11 @@ CLIPPY_DRIVER="$(rustup which clippy-driver 2>/dev/null || command -v clippy-dri
 [ -x "$CLIPPY_DRIVER" ] || ms_die "clippy-driver not found: rustup component add clippy"
 export RUSTC_WORKSPACE_WRAPPER="$CLIPPY_DRIVER" CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
 
-phase build "cargo build --workspace --bins, then cargo test --workspace --no-run (clippy's lints on every target, warnings are errors)"
-cargo build --workspace --bins
-cargo test --workspace --no-run
+# One cargo for the binaries and the test harnesses: the deployer's binary and its unit tests (two
+# compilations of its crate, both after aws-sdk-ec2) build side by side; `cargo test` then finds
+# every target built.
+phase build "cargo build --workspace --bins --tests (clippy's lints on every target, warnings are errors)"
+cargo build --workspace --bins --tests
 
 phase package "movies-stack --env local package --out $ARTIFACT (after the background's venv, faketime, tmux and release build)"
 if ! wait "$BACKGROUND"; then

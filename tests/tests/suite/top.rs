@@ -244,6 +244,7 @@ async fn live_in_tmux(c: &mut Checks, account: &Account, stack: &Stack, alarm: &
         std::process::Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success()),
         "the live dashboard test needs tmux: scripts/test.sh installs it (apt-get install tmux)"
     );
+    let calls_before = count_by_name(&account.proxy.calls());
     let dir = account.dir.path();
     let socket = format!("ms-top-{}", std::process::id());
     let (exit_file, stty_file) = (dir.join("top.exit"), dir.join("top.stty"));
@@ -340,6 +341,15 @@ async fn live_in_tmux(c: &mut Checks, account: &Account, stack: &Stack, alarm: &
     tokio::time::sleep(Duration::from_millis(300)).await;
     let exit = std::fs::read_to_string(&exit_file).unwrap_or_default();
     c.eq("q: exit code", exit.trim(), "0");
+    // Every refresh of the live run, the first included: one GetMetricData and one DescribeAlarms;
+    // the keys' use once (the run is shorter than the minute between two reads).
+    let calls_after = count_by_name(&account.proxy.calls());
+    let made = |name: &str| calls_after.get(name).copied().unwrap_or(0) - calls_before.get(name).copied().unwrap_or(0);
+    let (metrics, alarms) = (made("monitoring GetMetricData"), made("monitoring DescribeAlarms"));
+    println!("top live: {metrics} refreshes: {metrics} GetMetricData, {alarms} DescribeAlarms, {} GetUsage", made("apigateway GetUsage"));
+    c.check(metrics >= 2, format!("live: the first frame and a refresh, each one GetMetricData ({metrics})"));
+    c.eq("live: one DescribeAlarms per GetMetricData", alarms, metrics);
+    c.eq("live: the keys' use read once (2 keys)", made("apigateway GetUsage"), 2);
     let stty = std::fs::read_to_string(&stty_file).unwrap_or_default();
     c.check(
         stty.split_whitespace().any(|w| w == "icanon") && stty.split_whitespace().any(|w| w == "echo"),
