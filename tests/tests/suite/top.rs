@@ -346,7 +346,10 @@ async fn live_in_tmux(c: &mut Checks, account: &Account, stack: &Stack, alarm: &
     let calls_after = count_by_name(&account.proxy.calls());
     let made = |name: &str| calls_after.get(name).copied().unwrap_or(0) - calls_before.get(name).copied().unwrap_or(0);
     let (metrics, alarms) = (made("monitoring GetMetricData"), made("monitoring DescribeAlarms"));
-    println!("top live: {metrics} refreshes: {metrics} GetMetricData, {alarms} DescribeAlarms, {} GetUsage", made("apigateway GetUsage"));
+    println!(
+        "top live: {metrics} refreshes: {metrics} GetMetricData, {alarms} DescribeAlarms, {} GetUsage",
+        made("apigateway GetUsage")
+    );
     c.check(metrics >= 2, format!("live: the first frame and a refresh, each one GetMetricData ({metrics})"));
     c.eq("live: one DescribeAlarms per GetMetricData", alarms, metrics);
     c.eq("live: the keys' use read once (2 keys)", made("apigateway GetUsage"), 2);
