@@ -89,6 +89,10 @@ phase setup "scripts/setup.sh --rust; the venv, faketime, tmux and the handler's
 # itself (clippy's driver, set below for the workspace's build, turns MIR optimizations off).
 BACKGROUND_LOG="$(mktemp "${TMPDIR:-/tmp}/movies-stack-background.XXXXXX")"
 (
+    # At the lowest priority: the build's critical path (aws-sdk-ec2, then the workspace's crates)
+    # keeps its cores, and the background uses what it leaves idle (ec2 compiles alone for
+    # minutes at the end of the build).
+    renice -n 19 -p "$BASHPID" >/dev/null 2>&1 || true
     "$MS_ROOT/scripts/setup.sh" --python
     install_deb faketime 'ls /usr/lib/*/faketime/libfaketime.so.1' "the lock test"
     install_deb tmux 'command -v tmux' "the screen tests"
