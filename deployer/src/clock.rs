@@ -67,9 +67,27 @@ pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
     Ok(Duration::from_secs(secs))
 }
 
+/// The inverse of [`parse_duration`]: the largest unit that divides the duration (`90m`, `2h`).
+pub fn format_duration(d: Duration) -> String {
+    match d.as_secs() {
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_print_as_they_are_written() {
+        for text in ["30s", "90m", "2h", "7d", "61s"] {
+            assert_eq!(format_duration(parse_duration(text).unwrap()), text);
+        }
+        assert_eq!(format_duration(parse_duration("120m").unwrap()), "2h");
+    }
 
     #[test]
     fn utc_formats_unix_seconds() {

@@ -64,7 +64,7 @@ pub async fn run(
     if printed == 0 && output == Output::Human {
         ctx.info(format!(
             "no events in {group} in the last {}{}",
-            humanize(args.since),
+            crate::clock::format_duration(args.since),
             args.filter.as_deref().map(|f| format!(" matching {f:?}")).unwrap_or_default()
         ));
     }
@@ -87,16 +87,6 @@ fn missing_group(name: &str, config: &Config) -> Error {
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
-fn humanize(d: Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
-        s if s % 3600 == 0 => format!("{}h", s / 3600),
-        s if s % 60 == 0 => format!("{}m", s / 60),
-        s => format!("{s}s"),
-    }
 }
 
 /// The events already printed, by id, with their timestamps (to forget the old ones).

@@ -222,24 +222,26 @@ fn count(n: Option<i64>) -> u64 {
     n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0)
 }
 
+/// A node's or an edge's counters: `ServiceStatistics` and `EdgeStatistics` are two SDK types
+/// with the same accessors.
+macro_rules! stats_of {
+    ($s:expr) => {
+        Stats {
+            total: count($s.total_count()),
+            ok: count($s.ok_count()),
+            errors: count($s.error_statistics().and_then(|e| e.total_count())),
+            throttles: count($s.error_statistics().and_then(|e| e.throttle_count())),
+            faults: count($s.fault_statistics().and_then(|f| f.total_count())),
+        }
+    };
+}
+
 fn service_stats(s: &aws_sdk_xray::types::ServiceStatistics) -> Stats {
-    Stats {
-        total: count(s.total_count()),
-        ok: count(s.ok_count()),
-        errors: count(s.error_statistics().and_then(|e| e.total_count())),
-        throttles: count(s.error_statistics().and_then(|e| e.throttle_count())),
-        faults: count(s.fault_statistics().and_then(|f| f.total_count())),
-    }
+    stats_of!(s)
 }
 
 fn edge_stats(s: &aws_sdk_xray::types::EdgeStatistics) -> Stats {
-    Stats {
-        total: count(s.total_count()),
-        ok: count(s.ok_count()),
-        errors: count(s.error_statistics().and_then(|e| e.total_count())),
-        throttles: count(s.error_statistics().and_then(|e| e.throttle_count())),
-        faults: count(s.fault_statistics().and_then(|f| f.total_count())),
-    }
+    stats_of!(s)
 }
 
 #[cfg(test)]

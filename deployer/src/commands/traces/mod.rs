@@ -135,13 +135,13 @@ pub async fn run(
     if args.since > RETENTION {
         return Err(Error::input(format!(
             "--since {}: X-Ray keeps traces 30 days: ask for 30d at most",
-            humanize(args.since)
+            crate::clock::format_duration(args.since)
         )));
     }
     if args.map && args.since > MAX_WINDOW {
         return Err(Error::input(format!(
             "--since {}: the service map is read over 6h at most (--map --since 6h)",
-            humanize(args.since)
+            crate::clock::format_duration(args.since)
         )));
     }
     let width = terminal_width();
@@ -165,7 +165,7 @@ pub async fn run(
                 let mut lines = vec![format!(
                     "Service map of stack {}, last {} (X-Ray GetServiceGraph):",
                     config.stack,
-                    humanize(args.since)
+                    crate::clock::format_duration(args.since)
                 )];
                 lines.extend(m.lines());
                 printer.out(&lines.join("\n"));
@@ -334,7 +334,7 @@ fn nothing_found(config: &Config, args: &TracesArgs) -> String {
         "no {}traces of stack {} in the last {}{}",
         if args.errors { "failed " } else { "" },
         config.stack,
-        humanize(args.since),
+        crate::clock::format_duration(args.since),
         if args.local { " (serve, --local)" } else { "" }
     )
 }
@@ -410,16 +410,6 @@ fn terminal_width() -> usize {
     match ratatui::crossterm::terminal::size() {
         Ok((cols, _)) if cols > 0 => usize::from(cols),
         _ => DEFAULT_WIDTH,
-    }
-}
-
-fn humanize(d: Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
-        s if s % 3600 == 0 => format!("{}h", s / 3600),
-        s if s % 60 == 0 => format!("{}m", s / 60),
-        s => format!("{s}s"),
     }
 }
 
